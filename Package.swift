@@ -1,0 +1,54 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "swift-tcpip",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "TCPIPWire", targets: ["TCPIPWire"]),
+        .library(name: "TCPIP", targets: ["TCPIP"]),
+        .library(name: "TCPIPLinks", targets: ["TCPIPLinks"]),
+        .executable(name: "tcpip", targets: ["tcpip"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Packet formats: views and values for IPv4, IPv6, TCP; checksums; SequenceNumber. No I/O.
+        .target(
+            name: "TCPIPWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        // The sans-IO stack: time and randomness are parameters; no clocks, no I/O, no locks.
+        .target(
+            name: "TCPIP",
+            dependencies: ["TCPIPWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        // The only layer that touches the outside world: links, captures, fault injection.
+        .target(
+            name: "TCPIPLinks",
+            dependencies: ["TCPIP", "TCPIPWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "tcpip",
+            dependencies: [
+                "TCPIP", "TCPIPWire", "TCPIPLinks",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "TCPIPWireTests", dependencies: ["TCPIPWire"], swiftSettings: strict),
+        .testTarget(name: "TCPIPTests", dependencies: ["TCPIP", "TCPIPWire", "TCPIPLinks"], swiftSettings: strict),
+        .testTarget(name: "TCPIPLinksTests", dependencies: ["TCPIPLinks", "TCPIP", "TCPIPWire"], swiftSettings: strict),
+        .testTarget(name: "tcpipTests", dependencies: ["tcpip", "TCPIPLinks"], swiftSettings: strict),
+    ]
+)

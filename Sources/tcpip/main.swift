@@ -1,0 +1,4 @@
+import ArgumentParser
+import TCPIP
+import TCPIPLinks
+print("tcpip")
