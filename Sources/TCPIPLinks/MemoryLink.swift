@@ -1,0 +1,204 @@
+import NIOCore
+import TCPIP
+
+/// Two ends joined in one process, on virtual time: propagation delay, serialization at a bandwidth,
+/// and a drop-tail queue in front of the wire, independently in each direction.
+///
+/// A datagram sent at `t` starts serializing when the wire is free, finishes `size × 8 / bandwidth`
+/// later, and arrives one `delay` after that:
+///
+///     departure = max(t, wire free) + size × 8 / bandwidth
+///     arrival   = departure + delay
+///
+/// Delivery is in order. The ends share this object; neither holds the other, so there is no cycle.
+public final class MemoryLink {
+    /// How both directions of a pair behave.
+    public struct Configuration: Sendable {
+        /// The largest datagram carried; larger ones are dropped and counted.
+        public var mtu: Int
+        /// One-way propagation delay.
+        public var delay: TimeAmount
+        /// Serialization rate; nil means infinitely fast (no queueing at all).
+        public var bandwidthBitsPerSecond: UInt64?
+        /// Drop-tail limit on the bytes sent but not yet fully serialized, the one on the wire included.
+        public var queueLimitBytes: Int
+        /// Whether the ends advertise checksum offload. A memory link cannot damage a packet, like loopback.
+        public var checksumOffload: Bool
+
+        public init(
+            mtu: Int = 1500,
+            delay: TimeAmount = .zero,
+            bandwidthBitsPerSecond: UInt64? = nil,
+            queueLimitBytes: Int = 1 << 20,
+            checksumOffload: Bool = true
+        ) {
+            self.mtu = mtu
+            self.delay = delay
+            self.bandwidthBitsPerSecond = bandwidthBitsPerSecond
+            self.queueLimitBytes = queueLimitBytes
+            self.checksumOffload = checksumOffload
+        }
+    }
+
+    /// Which end of the pair.
+    public enum Side: Hashable, Sendable {
+        case a
+        case b
+    }
+
+    public let configuration: Configuration
+    private var fromA: Lane
+    private var fromB: Lane
+
+    private init(configuration: Configuration) {
+        precondition(configuration.mtu > 0, "MemoryLink: mtu must be positive")
+        precondition(configuration.delay >= .zero, "MemoryLink: delay must not be negative")
+        precondition(configuration.bandwidthBitsPerSecond != 0, "MemoryLink: bandwidth must be positive or nil")
+        precondition(configuration.queueLimitBytes >= 0, "MemoryLink: queue limit must not be negative")
+        self.configuration = configuration
+        self.fromA = Lane()
+        self.fromB = Lane()
+    }
+
+    /// Creates a link and returns its two ends.
+    public static func pair(_ configuration: Configuration = .init()) -> (End, End) {
+        let link = MemoryLink(configuration: configuration)
+        return (End(link: link, side: .a), End(link: link, side: .b))
+    }
+
+    /// One end of a `MemoryLink`.
+    public final class End: PacketLink {
+        public let link: MemoryLink
+        public let side: Side
+
+        fileprivate init(link: MemoryLink, side: Side) {
+            self.link = link
+            self.side = side
+        }
+
+        public var mtu: Int { link.configuration.mtu }
+
+        public var capabilities: LinkCapabilities {
+            LinkCapabilities(checksumOffload: link.configuration.checksumOffload)
+        }
+
+        public func send(_ packet: ByteBuffer, now: Instant) {
+            let configuration = link.configuration
+            link.withLane(from: side) { $0.send(packet, now: now, configuration: configuration) }
+        }
+
+        public func receive(now: Instant) -> ByteBuffer? {
+            link.withLane(from: side.peer) { $0.receive(now: now) }
+        }
+
+        public var nextArrival: Instant? {
+            link.withLane(from: side.peer) { $0.inFlight.first?.arrival }
+        }
+
+        /// What this end sent and what it received.
+        public var statistics: LinkStatistics {
+            let sent = link.withLane(from: side) { $0.statistics }
+            let received = link.withLane(from: side.peer) { $0.statistics }
+            var statistics = LinkStatistics()
+            statistics.packetsSent = sent.packetsSent
+            statistics.bytesSent = sent.bytesSent
+            statistics.droppedQueueFull = sent.droppedQueueFull
+            statistics.droppedTooBig = sent.droppedTooBig
+            statistics.packetsDelivered = received.packetsDelivered
+            statistics.bytesDelivered = received.bytesDelivered
+            return statistics
+        }
+
+        /// Bytes this end has sent that are not yet fully serialized onto the wire at `now`.
+        public func queuedBytes(now: Instant) -> Int {
+            link.withLane(from: side) { lane in
+                lane.releaseSerialized(by: now)
+                return lane.backlogBytes
+            }
+        }
+    }
+
+    private func withLane<Result>(from side: Side, _ body: (inout Lane) -> Result) -> Result {
+        switch side {
+        case .a: body(&fromA)
+        case .b: body(&fromB)
+        }
+    }
+}
+
+extension MemoryLink.Side {
+    var peer: MemoryLink.Side {
+        switch self {
+        case .a: .b
+        case .b: .a
+        }
+    }
+}
+
+/// One direction of a memory link: the wire's schedule and the datagrams on their way.
+private struct Lane {
+    /// Datagrams accepted, in arrival order (arrival times never decrease).
+    var inFlight = CircularBuffer<(packet: ByteBuffer, arrival: Instant)>(initialCapacity: 64)
+    /// Datagrams still serializing, to know the drop-tail backlog; only used with a finite bandwidth.
+    var serializing = CircularBuffer<(finish: Instant, size: Int)>(initialCapacity: 64)
+    var backlogBytes = 0
+    var wireFree = Instant(nanoseconds: .min)
+    var lastArrival = Instant(nanoseconds: .min)
+    var statistics = LinkStatistics()
+
+    mutating func send(_ packet: ByteBuffer, now: Instant, configuration: MemoryLink.Configuration) {
+        let size = packet.readableBytes
+        statistics.packetsSent &+= 1
+        statistics.bytesSent &+= UInt64(size)
+
+        guard size <= configuration.mtu else {
+            statistics.droppedTooBig &+= 1
+            return
+        }
+
+        var departure = now
+        if let bandwidth = configuration.bandwidthBitsPerSecond {
+            releaseSerialized(by: now)
+            guard backlogBytes + size <= configuration.queueLimitBytes else {
+                statistics.droppedQueueFull &+= 1
+                return
+            }
+            departure = max(now, wireFree) + Self.serializationTime(bytes: size, bitsPerSecond: bandwidth)
+            wireFree = departure
+            serializing.append((finish: departure, size: size))
+            backlogBytes += size
+        }
+
+        // A caller whose clock stepped back must not see packets overtake each other.
+        let arrival = max(departure + configuration.delay, lastArrival)
+        lastArrival = arrival
+        inFlight.append((packet: packet, arrival: arrival))
+    }
+
+    mutating func receive(now: Instant) -> ByteBuffer? {
+        guard let first = inFlight.first, first.arrival <= now else { return nil }
+        inFlight.removeFirst()
+        statistics.packetsDelivered &+= 1
+        statistics.bytesDelivered &+= UInt64(first.packet.readableBytes)
+        return first.packet
+    }
+
+    /// Forgets datagrams whose last bit has left by `now`: they no longer occupy the queue.
+    mutating func releaseSerialized(by now: Instant) {
+        while let first = serializing.first, first.finish <= now {
+            serializing.removeFirst()
+            backlogBytes -= first.size
+        }
+    }
+
+    /// `bytes × 8 / bitsPerSecond` seconds, rounded up to the nanosecond, saturating.
+    static func serializationTime(bytes: Int, bitsPerSecond: UInt64) -> TimeAmount {
+        let bits = UInt64(bytes).multipliedReportingOverflow(by: 8)
+        guard !bits.overflow else { return .nanoseconds(.max) }
+        let numerator = bits.partialValue.multipliedFullWidth(by: 1_000_000_000)
+        guard numerator.high < bitsPerSecond else { return .nanoseconds(.max) }
+        let (quotient, remainder) = bitsPerSecond.dividingFullWidth(numerator)
+        let nanoseconds = remainder == 0 ? quotient : quotient &+ 1
+        return .nanoseconds(nanoseconds >= UInt64(Int64.max) ? .max : Int64(nanoseconds))
+    }
+}
