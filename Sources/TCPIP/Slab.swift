@@ -1,0 +1,147 @@
+/// A reference to an element of a `Slab`: a slot index and the generation of the slot when it was filled.
+///
+/// When a slot is freed its generation moves on, so an old handle stops matching: a connection closed and
+/// its slot reused by a new one is never reached through the old connection's handle.
+public struct SlabHandle: Hashable, Sendable, CustomStringConvertible {
+    public let index: UInt32
+    public let generation: UInt32
+
+    @inlinable
+    init(index: UInt32, generation: UInt32) {
+        self.index = index
+        self.generation = generation
+    }
+
+    public var description: String { "\(index)#\(generation)" }
+}
+
+/// Elements stored in slots of one array and named by `SlabHandle`s.
+///
+/// This is how the stack owns its connections: one contiguous array, no class per connection, no reference
+/// counting per packet, and handles that cannot dangle. Freed slots are reused last-freed-first, so a
+/// working set of slots stays warm in cache; iteration is in slot order, so it is deterministic.
+struct Slab<Element> {
+    fileprivate struct Slot {
+        var generation: UInt32
+        var element: Element?
+        /// The next vacant slot when this one is vacant, `noSlot` at the end of the free list.
+        var nextFree: UInt32
+    }
+
+    private static var noSlot: UInt32 { .max }
+
+    private var slots: [Slot] = []
+    private var firstFree: UInt32 = Slab.noSlot
+
+    /// The number of live elements.
+    private(set) var count: Int = 0
+
+    init() {}
+
+    var isEmpty: Bool { count == 0 }
+
+    /// Stores `element` in a free slot (the most recently freed one, else a new one) and returns its handle.
+    mutating func insert(_ element: Element) -> SlabHandle {
+        count += 1
+        if firstFree != Slab.noSlot {
+            let index = Int(firstFree)
+            firstFree = slots[index].nextFree
+            slots[index].element = element
+            slots[index].nextFree = Slab.noSlot
+            return SlabHandle(index: UInt32(index), generation: slots[index].generation)
+        }
+        precondition(slots.count < Int(Slab.noSlot), "slab is full")
+        slots.append(Slot(generation: 0, element: element, nextFree: Slab.noSlot))
+        return SlabHandle(index: UInt32(slots.count - 1), generation: 0)
+    }
+
+    /// Whether `handle` names a live element.
+    func contains(_ handle: SlabHandle) -> Bool {
+        slotIndex(handle) != nil
+    }
+
+    /// The element `handle` names, or nil when the handle is stale (its element was removed).
+    subscript(handle: SlabHandle) -> Element? {
+        guard let index = slotIndex(handle) else { return nil }
+        return slots[index].element
+    }
+
+    /// Runs `body` on the element in place (no copy of the element), or returns nil for a stale handle.
+    mutating func withElement<R>(_ handle: SlabHandle, _ body: (inout Element) throws -> R) rethrows -> R? {
+        guard let index = slotIndex(handle) else { return nil }
+        return try body(&slots[index].element!)
+    }
+
+    /// Removes and returns the element, freeing its slot; nil (and no change) for a stale handle.
+    @discardableResult
+    mutating func remove(_ handle: SlabHandle) -> Element? {
+        guard let index = slotIndex(handle) else { return nil }
+        let element = slots[index].element.take()
+        // Moving the generation on now (not at reuse) makes the old handle stale at once.
+        slots[index].generation &+= 1
+        slots[index].nextFree = firstFree
+        firstFree = UInt32(index)
+        count -= 1
+        return element
+    }
+
+    /// Removes every element; outstanding handles all become stale.
+    mutating func removeAll() {
+        for index in slots.indices where slots[index].element != nil {
+            remove(SlabHandle(index: UInt32(index), generation: slots[index].generation))
+        }
+    }
+
+    /// Live handles in slot order. Allocates an array; sweeps on the hot path use
+    /// `handle(after:)` or `updateEach(_:)` instead.
+    var handles: [SlabHandle] {
+        var result: [SlabHandle] = []
+        result.reserveCapacity(count)
+        var cursor = handle(after: nil)
+        while let current = cursor {
+            result.append(current)
+            cursor = handle(after: current)
+        }
+        return result
+    }
+
+    /// The first live handle in a slot after `previous`'s slot (from the start when nil).
+    ///
+    /// A cursor that survives mutation: the loop body may remove `previous` or insert elements.
+    ///
+    ///     var cursor = slab.handle(after: nil)
+    ///     while let handle = cursor {
+    ///         slab.withElement(handle) { $0.sweepTimers(now: now) }
+    ///         cursor = slab.handle(after: handle)
+    ///     }
+    func handle(after previous: SlabHandle?) -> SlabHandle? {
+        var index = previous.map { Int($0.index) + 1 } ?? 0
+        while index < slots.count {
+            if slots[index].element != nil {
+                return SlabHandle(index: UInt32(index), generation: slots[index].generation)
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Runs `body` on every live element in place, in slot order.
+    mutating func updateEach(_ body: (SlabHandle, inout Element) throws -> Void) rethrows {
+        for index in slots.indices where slots[index].element != nil {
+            let handle = SlabHandle(index: UInt32(index), generation: slots[index].generation)
+            try body(handle, &slots[index].element!)
+        }
+    }
+
+    private func slotIndex(_ handle: SlabHandle) -> Int? {
+        let index = Int(handle.index)
+        guard index < slots.count, slots[index].generation == handle.generation, slots[index].element != nil else {
+            return nil
+        }
+        return index
+    }
+}
+
+extension Slab: Sendable where Element: Sendable {}
+
+extension Slab.Slot: Sendable where Element: Sendable {}

@@ -1,0 +1,97 @@
+import NIOCore
+
+/// The retransmission timer's duration, computed as RFC 6298 §2 says.
+///
+/// RFC names, for reading beside the RFC: `smoothedRTT` is SRTT, `rttVariance` is RTTVAR,
+/// `retransmissionTimeout` is RTO, `clockGranularity` is G; K = 4, alpha = 1/8, beta = 1/4.
+/// Times are kept in nanoseconds, so the divisions by 2, 4 and 8 lose nothing that matters.
+///
+/// Karn's rule (§3) is the caller's job: never sample a retransmitted segment, unless a timestamp
+/// echo (RFC 7323 §4) says which transmission is being acknowledged.
+struct RTTEstimator: Hashable, Sendable {
+    /// RFC 6298 §2 (2.2): K.
+    private static let k: Int64 = 4
+
+    /// RFC 6298 §2 (2.1): the RTO before any measurement.
+    let initialRTO: TimeAmount
+    /// DEVIATION(RFC 6298 §2.4): the RFC rounds RTO up to 1 second; we use 200 ms by default, as Linux
+    /// (TCP_RTO_MIN) does, because modern clocks and paths make 1 s needlessly slow to recover. Configurable.
+    let minimumRTO: TimeAmount
+    /// RFC 6298 §2 (2.5): a maximum of at least 60 seconds.
+    let maximumRTO: TimeAmount
+    /// RFC 6298 §2: G.
+    let clockGranularity: TimeAmount
+
+    /// SRTT; nil until the first measurement.
+    private(set) var smoothedRTT: TimeAmount?
+    /// RTTVAR; zero until the first measurement.
+    private(set) var rttVariance: TimeAmount = .zero
+    /// How many times the timer has been doubled since the last measurement (RFC 6298 §5 (5.5)).
+    private(set) var backoffCount: Int = 0
+
+    init(
+        initialRTO: TimeAmount = .seconds(1),
+        minimumRTO: TimeAmount = .milliseconds(200),
+        maximumRTO: TimeAmount = .seconds(60),
+        clockGranularity: TimeAmount = .milliseconds(1)
+    ) {
+        precondition(minimumRTO.nanoseconds > 0 && minimumRTO <= maximumRTO, "RTO bounds out of order")
+        precondition(initialRTO.nanoseconds > 0 && clockGranularity.nanoseconds >= 0, "RTO parameters must be positive")
+        self.initialRTO = initialRTO
+        self.minimumRTO = minimumRTO
+        self.maximumRTO = maximumRTO
+        self.clockGranularity = clockGranularity
+    }
+
+    /// RTO before backoff: RFC 6298 §2 (2.1) until the first sample, then SRTT + max(G, K*RTTVAR),
+    /// kept within the minimum (2.4) and the maximum (2.5).
+    var baseRetransmissionTimeout: TimeAmount {
+        let base: Int64
+        if let smoothedRTT {
+            base = smoothedRTT.nanoseconds + max(clockGranularity.nanoseconds, Self.k * rttVariance.nanoseconds)
+        } else {
+            base = initialRTO.nanoseconds
+        }
+        return .nanoseconds(min(max(base, minimumRTO.nanoseconds), maximumRTO.nanoseconds))
+    }
+
+    /// RTO: the base doubled once per backoff (RFC 6298 §5 (5.5)), never above the maximum (2.5).
+    var retransmissionTimeout: TimeAmount {
+        let base = baseRetransmissionTimeout.nanoseconds
+        // base << backoffCount, saturating at the maximum without overflowing.
+        guard backoffCount < 63, base <= maximumRTO.nanoseconds >> Int64(backoffCount) else { return maximumRTO }
+        return .nanoseconds(min(base << Int64(backoffCount), maximumRTO.nanoseconds))
+    }
+
+    /// Takes an RTT measurement: RFC 6298 §2 (2.2) for the first, (2.3) for later ones.
+    ///
+    /// A measurement means the path answered, so the backoff is cleared too (the RFC 6298 §5 (5.7) intent).
+    /// Samples are clamped to [0, maximumRTO]: with timestamps an RTT comes from a value the peer echoes,
+    /// and no echo may overflow the arithmetic or park the timer beyond its maximum.
+    mutating func addSample(_ rtt: TimeAmount) {
+        let sample = min(max(rtt.nanoseconds, 0), maximumRTO.nanoseconds)
+        if let smoothedRTT {
+            // RFC 6298 §2 (2.3): RTTVAR first, from the old SRTT; then SRTT. beta = 1/4, alpha = 1/8.
+            let srtt = smoothedRTT.nanoseconds
+            let deviation = abs(srtt - sample)
+            let rttvar = rttVariance.nanoseconds
+            rttVariance = .nanoseconds(rttvar - rttvar / 4 + deviation / 4)
+            self.smoothedRTT = .nanoseconds(srtt - srtt / 8 + sample / 8)
+        } else {
+            // RFC 6298 §2 (2.2): SRTT <- R, RTTVAR <- R/2.
+            smoothedRTT = .nanoseconds(sample)
+            rttVariance = .nanoseconds(sample / 2)
+        }
+        backoffCount = 0
+    }
+
+    /// RFC 6298 §5 (5.5): the retransmission timer expired; double the RTO.
+    mutating func backOff() {
+        backoffCount += 1
+    }
+
+    /// Forgets the backoff without a new measurement (e.g. new data acknowledged, RFC 6298 §5 (5.7)).
+    mutating func resetBackoff() {
+        backoffCount = 0
+    }
+}

@@ -1,0 +1,161 @@
+import NIOCore
+
+/// Bytes the application wrote and the peer has not yet acknowledged, from snd.una onward: first those
+/// sent and unacknowledged, then those not yet sent (RFC 9293 §3.10.2 SEND queues them here).
+///
+///      offset 0 = snd.una      snd.nxt - snd.una                 count
+///          |---- sent, unacknowledged ----|-------- unsent --------|
+///
+/// Large writes are kept as slices of the application's buffers (no copy in); small writes are packed
+/// into buffers of our own, so that a byte-at-a-time writer does not build a long list of tiny chunks.
+/// Building a segment copies once, from here into the packet buffer.
+struct SendBuffer {
+    /// A chunk and the stream position just past its last byte, so a lookup by offset is a binary search.
+    private struct Chunk {
+        var bytes: ByteBuffer
+        /// Position (counted from the first byte ever written) just past this chunk's last byte.
+        var end: Int
+        /// Whether `bytes` is a buffer we allocated to pack small writes into, and may append to.
+        var isPacked: Bool
+    }
+
+    /// Writes shorter than this are copied into a packed chunk instead of being kept as a slice.
+    static let packingThreshold = 512
+    /// Size of the buffers small writes are packed into.
+    static let packedChunkSize = 4096
+
+    private var chunks = CircularBuffer<Chunk>(initialCapacity: 4)
+    /// Position of offset 0 (snd.una) in the stream: bytes acknowledged so far.
+    private var acknowledgedPosition = 0
+
+    /// How many bytes the buffer accepts (SO_SNDBUF). Lowering it below `count` drops nothing; it only
+    /// makes `freeSpace` zero until enough is acknowledged.
+    var capacity: Int
+    /// Bytes held: sent-unacknowledged plus unsent.
+    private(set) var count: Int = 0
+
+    init(capacity: Int) {
+        precondition(capacity >= 0, "negative send buffer capacity")
+        self.capacity = capacity
+    }
+
+    var freeSpace: Int { max(0, capacity - count) }
+
+    var isEmpty: Bool { count == 0 }
+
+    /// Storage kept alive by the chunks (see `ByteBuffer.pinnedStorageBytes`).
+    var pinnedBytes: Int {
+        chunks.reduce(0) { $0 + $1.bytes.pinnedStorageBytes }
+    }
+
+    /// Takes as many of `bytes`' readable bytes as fit (the caller's buffer is not consumed).
+    ///
+    /// - Returns: how many bytes were taken, `min(bytes.readableBytes, freeSpace)`.
+    mutating func append(_ bytes: ByteBuffer) -> Int {
+        let length = min(bytes.readableBytes, freeSpace)
+        guard length > 0 else { return 0 }
+        let end = acknowledgedPosition + count + length
+        count += length
+        if length < Self.packingThreshold {
+            appendPacked(bytes, length: length, end: end)
+        } else {
+            let slice = bytes.getSlice(at: bytes.readerIndex, length: length)!
+            chunks.append(Chunk(bytes: slice, end: end, isPacked: false))
+        }
+        return length
+    }
+
+    private mutating func appendPacked(_ bytes: ByteBuffer, length: Int, end: Int) {
+        let source = bytes.getSlice(at: bytes.readerIndex, length: length)!
+        if let last = chunks.indices.last, chunks[last].isPacked, chunks[last].bytes.writableBytes >= length {
+            chunks.modify(last) { chunk in
+                chunk.bytes.writeImmutableBuffer(source)
+                chunk.end = end
+            }
+            return
+        }
+        var packed = ByteBufferAllocator().buffer(capacity: max(Self.packedChunkSize, length))
+        packed.writeImmutableBuffer(source)
+        chunks.append(Chunk(bytes: packed, end: end, isPacked: true))
+    }
+
+    /// Drops `count` bytes from the front: the peer acknowledged them (snd.una advanced).
+    mutating func removeFirst(_ count: Int) {
+        precondition(count >= 0 && count <= self.count, "acknowledging bytes that were never written")
+        self.count -= count
+        acknowledgedPosition += count
+        while let first = chunks.first, first.end <= acknowledgedPosition {
+            chunks.removeFirst()
+        }
+        guard !chunks.isEmpty else { return }
+        let chunkStart = chunks[chunks.startIndex].end - chunks[chunks.startIndex].bytes.readableBytes
+        let trim = acknowledgedPosition - chunkStart
+        if trim > 0 {
+            chunks.modify(chunks.startIndex) { chunk in
+                chunk.bytes.moveReaderIndex(forwardBy: trim)
+                // A packed chunk whose front is acknowledged keeps taking small writes at its back.
+            }
+        }
+    }
+
+    /// Copies `length` bytes starting `offset` bytes after snd.una into `packet` at its writer index.
+    ///
+    /// This is how segments are built: one copy, from the send buffer into the packet buffer.
+    func copyBytes(at offset: Int, length: Int, into packet: inout ByteBuffer) {
+        precondition(offset >= 0 && length >= 0 && offset + length <= count, "range outside the send buffer")
+        guard length > 0 else { return }
+        var position = acknowledgedPosition + offset
+        var remaining = length
+        var index = chunkIndex(containing: position)
+        while remaining > 0 {
+            let chunk = chunks[index]
+            let chunkStart = chunk.end - chunk.bytes.readableBytes
+            let taken = min(remaining, chunk.end - position)
+            chunk.bytes.withUnsafeReadableBytes { raw in
+                let from = position - chunkStart
+                packet.writeBytes(UnsafeRawBufferPointer(rebasing: raw[from..<(from + taken)]))
+            }
+            position += taken
+            remaining -= taken
+            index = chunks.index(after: index)
+        }
+    }
+
+    /// `length` bytes starting `offset` bytes after snd.una: a slice (no copy) when they lie in one chunk.
+    func bytes(at offset: Int, length: Int) -> ByteBuffer {
+        precondition(offset >= 0 && length >= 0 && offset + length <= count, "range outside the send buffer")
+        guard length > 0 else { return ByteBuffer() }
+        let position = acknowledgedPosition + offset
+        let chunk = chunks[chunkIndex(containing: position)]
+        if position + length <= chunk.end {
+            let chunkStart = chunk.end - chunk.bytes.readableBytes
+            return chunk.bytes.getSlice(at: chunk.bytes.readerIndex + (position - chunkStart), length: length)!
+        }
+        var result = ByteBufferAllocator().buffer(capacity: length)
+        copyBytes(at: offset, length: length, into: &result)
+        return result
+    }
+
+    /// Drops everything (the connection was aborted).
+    mutating func removeAll() {
+        acknowledgedPosition += count
+        count = 0
+        chunks.removeAll(keepingCapacity: true)
+    }
+
+    /// The chunk holding stream position `position`: the first whose end is beyond it (binary search,
+    /// O(log n) in the number of chunks, with no state to keep for sequential sends).
+    private func chunkIndex(containing position: Int) -> CircularBuffer<Chunk>.Index {
+        var low = 0
+        var high = chunks.count - 1
+        while low < high {
+            let middle = low + (high - low) / 2
+            if chunks[chunks.index(chunks.startIndex, offsetBy: middle)].end > position {
+                high = middle
+            } else {
+                low = middle + 1
+            }
+        }
+        return chunks.index(chunks.startIndex, offsetBy: low)
+    }
+}

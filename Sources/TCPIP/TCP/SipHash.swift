@@ -1,0 +1,122 @@
+/// SipHash-2-4, the keyed hash of Aumasson and Bernstein ("SipHash: a fast short-input PRF", 2012):
+/// two compression rounds per 64-bit message word, four finalization rounds, 64-bit output.
+///
+/// Used where a peer must not be able to predict or steer a hash: RFC 6528 initial sequence numbers and
+/// SYN cookies. Input is fed incrementally and buffered into 64-bit words, so hashing a 4-tuple costs a few
+/// rounds and allocates nothing. Multi-byte integers are taken in little-endian byte order, as the
+/// reference implementation reads its message.
+struct SipHash24 {
+    private var v0: UInt64
+    private var v1: UInt64
+    private var v2: UInt64
+    private var v3: UInt64
+    /// Message bytes not yet compressed, in the low `pendingCount` bytes (little-endian order).
+    private var pending: UInt64 = 0
+    private var pendingCount: Int = 0
+    /// Total message length in bytes; only its low 8 bits enter the final word.
+    private var length: UInt64 = 0
+
+    /// `key0` is the first 8 key bytes read little-endian, `key1` the last 8.
+    init(key0: UInt64, key1: UInt64) {
+        // The constants spell "somepseudorandomlygeneratedbytes".
+        v0 = key0 ^ 0x736f_6d65_7073_6575
+        v1 = key1 ^ 0x646f_7261_6e64_6f6d
+        v2 = key0 ^ 0x6c79_6765_6e65_7261
+        v3 = key1 ^ 0x7465_6462_7974_6573
+    }
+
+    mutating func combine(_ value: UInt64) {
+        combine(littleEndianBytes: value, count: 8)
+    }
+
+    mutating func combine(_ value: UInt32) {
+        combine(littleEndianBytes: UInt64(value), count: 4)
+    }
+
+    mutating func combine(_ value: UInt16) {
+        combine(littleEndianBytes: UInt64(value), count: 2)
+    }
+
+    mutating func combine(_ value: UInt8) {
+        combine(littleEndianBytes: UInt64(value), count: 1)
+    }
+
+    mutating func combine(bytes: UnsafeRawBufferPointer) {
+        var index = 0
+        // Top up a partial word byte by byte, then take whole words straight from memory.
+        while pendingCount != 0, index < bytes.count {
+            combine(littleEndianBytes: UInt64(bytes[index]), count: 1)
+            index += 1
+        }
+        while bytes.count - index >= 8 {
+            let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            compress(word)
+            length &+= 8
+            index += 8
+        }
+        while index < bytes.count {
+            combine(littleEndianBytes: UInt64(bytes[index]), count: 1)
+            index += 1
+        }
+    }
+
+    /// The 64-bit hash of everything combined.
+    consuming func finalize() -> UInt64 {
+        // The last word: the remaining bytes, with the message length (mod 256) in the top byte.
+        compress(pending | (length << 56))
+        v2 ^= 0xff
+        for _ in 0..<4 { round() }
+        return v0 ^ v1 ^ v2 ^ v3
+    }
+
+    /// Appends the low `count` bytes of `value` (least significant first) to the message.
+    @inline(__always)
+    private mutating func combine(littleEndianBytes value: UInt64, count: Int) {
+        length &+= UInt64(count)
+        let space = 8 - pendingCount
+        if count < space {
+            pending |= value << UInt64(pendingCount * 8)
+            pendingCount += count
+            return
+        }
+        // Fill the word, compress it, keep the bytes that did not fit.
+        let word = pendingCount == 0 ? value : pending | (value << UInt64(pendingCount * 8))
+        compress(word)
+        let rest = count - space
+        pending = rest == 0 ? 0 : value >> UInt64(space * 8)
+        pendingCount = rest
+    }
+
+    @inline(__always)
+    private mutating func compress(_ word: UInt64) {
+        v3 ^= word
+        round()
+        round()
+        v0 ^= word
+    }
+
+    @inline(__always)
+    private mutating func round() {
+        v0 &+= v1
+        v1 = v1.rotatedLeft(by: 13)
+        v1 ^= v0
+        v0 = v0.rotatedLeft(by: 32)
+        v2 &+= v3
+        v3 = v3.rotatedLeft(by: 16)
+        v3 ^= v2
+        v0 &+= v3
+        v3 = v3.rotatedLeft(by: 21)
+        v3 ^= v0
+        v2 &+= v1
+        v1 = v1.rotatedLeft(by: 17)
+        v1 ^= v2
+        v2 = v2.rotatedLeft(by: 32)
+    }
+}
+
+extension UInt64 {
+    @inline(__always)
+    fileprivate func rotatedLeft(by count: UInt64) -> UInt64 {
+        (self << count) | (self >> (64 - count))
+    }
+}
