@@ -15,7 +15,6 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public static let interrupted = Errno(rawValue: EINTR)
-    public static let badFileDescriptor = Errno(rawValue: EBADF)
 
     public var description: String {
         guard let message = strerror(rawValue) else { return "errno \(rawValue)" }
