@@ -1,0 +1,126 @@
+import NIOCore
+
+/// The IPv4 header of RFC 791 §3.1, as a value.
+///
+///      0                   1                   2                   3
+///      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+///     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+///     |Version|  IHL  |Type of Service|          Total Length         |
+///     |         Identification        |Flags|      Fragment Offset    |
+///     |  Time to Live |    Protocol   |         Header Checksum       |
+///     |                       Source Address                          |
+///     |                    Destination Address                        |
+///     |                    Options                    |    Padding    |
+///
+/// Options are skipped on parse and never written: we send 20-octet headers only.
+public struct IPv4Header: Hashable, Sendable {
+    public static let minimumLength = 20
+
+    /// DSCP (high six bits) and ECN (low two bits), RFC 2474 / RFC 3168.
+    public var typeOfService: UInt8
+    public var totalLength: UInt16
+    public var identification: UInt16
+    public var dontFragment: Bool
+    public var moreFragments: Bool
+    /// In units of eight octets.
+    public var fragmentOffset: UInt16
+    public var timeToLive: UInt8
+    public var protocolNumber: UInt8
+    /// As parsed; `prepend(to:)` computes its own.
+    public var headerChecksum: UInt16
+    public var source: IPv4Address
+    public var destination: IPv4Address
+    /// As parsed (20...60, options skipped); `prepend(to:)` always writes 20.
+    public var headerLength: Int
+
+    public init(
+        source: IPv4Address, destination: IPv4Address, protocolNumber: UInt8, payloadLength: Int,
+        timeToLive: UInt8 = 64, identification: UInt16 = 0, dontFragment: Bool = true, typeOfService: UInt8 = 0
+    ) {
+        self.typeOfService = typeOfService
+        self.totalLength = UInt16(truncatingIfNeeded: IPv4Header.minimumLength + payloadLength)
+        self.identification = identification
+        self.dontFragment = dontFragment
+        self.moreFragments = false
+        self.fragmentOffset = 0
+        self.timeToLive = timeToLive
+        self.protocolNumber = protocolNumber
+        self.headerChecksum = 0
+        self.source = source
+        self.destination = destination
+        self.headerLength = IPv4Header.minimumLength
+    }
+
+    /// Whether this datagram is a fragment of a larger one (RFC 791 §3.2: MF set or a nonzero offset).
+    @inlinable
+    public var isFragment: Bool { moreFragments || fragmentOffset != 0 }
+
+    /// Parses the header at `datagram`'s reader index.
+    ///
+    /// Validates the version, the IHL, the total length (a buffer longer than the total length is fine:
+    /// link padding), and the header checksum when `verifyChecksum`.
+    public static func parse(_ datagram: ByteBuffer, verifyChecksum: Bool = true) throws(WireError) -> IPv4Header {
+        let available = datagram.readableBytes
+        guard available >= minimumLength else { throw .truncated }
+        let versionAndIHL = datagram.wireUInt8(at: 0)
+        guard versionAndIHL >> 4 == 4 else { throw .unsupportedVersion }
+        let headerLength = Int(versionAndIHL & 0x0F) * 4
+        guard headerLength >= minimumLength, headerLength <= available else { throw .badHeaderLength }
+        let totalLength = datagram.wireUInt16(at: 2)
+        guard Int(totalLength) >= headerLength, Int(totalLength) <= available else { throw .badTotalLength }
+        if verifyChecksum {
+            var sum = InternetChecksum()
+            datagram.addToChecksum(&sum, offset: 0, length: headerLength)
+            guard sum.checksum == 0 else { throw .badChecksum }
+        }
+        let flagsAndOffset = datagram.wireUInt16(at: 6)
+        var header = IPv4Header(
+            source: IPv4Address(rawValue: datagram.wireUInt32(at: 12)),
+            destination: IPv4Address(rawValue: datagram.wireUInt32(at: 16)),
+            protocolNumber: datagram.wireUInt8(at: 9),
+            payloadLength: 0,
+            timeToLive: datagram.wireUInt8(at: 8),
+            identification: datagram.wireUInt16(at: 4),
+            dontFragment: flagsAndOffset & 0x4000 != 0,
+            typeOfService: datagram.wireUInt8(at: 1)
+        )
+        header.totalLength = totalLength
+        header.moreFragments = flagsAndOffset & 0x2000 != 0
+        header.fragmentOffset = flagsAndOffset & 0x1FFF
+        header.headerChecksum = datagram.wireUInt16(at: 10)
+        header.headerLength = headerLength
+        return header
+    }
+
+    /// Writes a 20-octet header into the headroom in front of `buffer`'s readable bytes and moves the reader
+    /// index back over it. The total length covers header and readable bytes; the checksum is computed.
+    ///
+    /// - Precondition: `buffer.readerIndex >= 20`, and the datagram fits in 65535 octets.
+    public func prepend(to buffer: inout ByteBuffer) {
+        let length = IPv4Header.minimumLength
+        precondition(buffer.readerIndex >= length, "no headroom for an IPv4 header")
+        let total = length + buffer.readableBytes
+        precondition(total <= Int(UInt16.max), "IPv4 datagram of \(total) octets")
+        let start = buffer.readerIndex - length
+        let flagsAndOffset = (dontFragment ? 0x4000 : 0) | (moreFragments ? 0x2000 : 0) | (fragmentOffset & 0x1FFF)
+
+        // Sum the header words directly rather than reading them back from memory.
+        let words: (UInt16, UInt16, UInt16, UInt16, UInt16) = (
+            0x4500 | UInt16(typeOfService), UInt16(total), identification, flagsAndOffset,
+            UInt16(timeToLive) << 8 | UInt16(protocolNumber)
+        )
+        var sum = InternetChecksum()
+        sum.addWords(UInt64(words.0) &+ UInt64(words.1) &+ UInt64(words.2) &+ UInt64(words.3)
+            &+ UInt64(words.4) &+ UInt64(source.rawValue) &+ UInt64(destination.rawValue))
+
+        buffer.setInteger(words.0, at: start, endianness: .big)
+        buffer.setInteger(words.1, at: start + 2, endianness: .big)
+        buffer.setInteger(words.2, at: start + 4, endianness: .big)
+        buffer.setInteger(words.3, at: start + 6, endianness: .big)
+        buffer.setInteger(words.4, at: start + 8, endianness: .big)
+        buffer.setInteger(sum.checksum, at: start + 10, endianness: .big)
+        buffer.setInteger(source.rawValue, at: start + 12, endianness: .big)
+        buffer.setInteger(destination.rawValue, at: start + 16, endianness: .big)
+        buffer.moveReaderIndex(to: start)
+    }
+}

@@ -1,0 +1,123 @@
+import NIOCore
+
+/// The TCP header of RFC 9293 §3.1, as a value.
+///
+///      0                   1                   2                   3
+///      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+///     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+///     |          Source Port          |       Destination Port        |
+///     |                        Sequence Number                        |
+///     |                    Acknowledgment Number                      |
+///     |  DOff |  Rsrvd  |W|C|R|C|S|S|Y|I|            Window           |
+///     |           Checksum            |         Urgent Pointer        |
+///     |                           [Options]                           |
+///
+/// Parsing normalises: SYN+FIN is rejected, the window scale is clamped to 14, unknown options are dropped.
+public struct TCPHeader: Hashable, Sendable {
+    public static let minimumLength = 20
+
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+    public var sequenceNumber: SequenceNumber
+    public var acknowledgmentNumber: SequenceNumber
+    public var flags: TCPFlags
+    /// The window field as sent: not yet shifted by the window scale.
+    public var window: UInt16
+    /// As parsed; `prepend(to:source:destination:computeChecksum:)` computes its own.
+    public var checksum: UInt16
+    public var urgentPointer: UInt16
+    public var options: TCPOptions
+
+    public init(
+        sourcePort: UInt16, destinationPort: UInt16, sequenceNumber: SequenceNumber,
+        acknowledgmentNumber: SequenceNumber, flags: TCPFlags, window: UInt16, options: TCPOptions = TCPOptions()
+    ) {
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+        self.sequenceNumber = sequenceNumber
+        self.acknowledgmentNumber = acknowledgmentNumber
+        self.flags = flags
+        self.window = window
+        self.checksum = 0
+        self.urgentPointer = 0
+        self.options = options
+    }
+
+    /// Octets of header this value encodes to: 20 plus the options, at most 60.
+    @inlinable
+    public var encodedLength: Int { TCPHeader.minimumLength + options.encodedLength }
+
+    /// Parses a TCP segment: `segment`'s readable bytes are exactly header and payload (`IPDatagram.payload`).
+    ///
+    /// Verifies the checksum over the pseudo-header, header and payload when `verifyChecksum`.
+    /// - Returns: the header and the payload, a slice of `segment` (no copy).
+    public static func parse(
+        _ segment: ByteBuffer, source: IPAddress, destination: IPAddress, verifyChecksum: Bool = true
+    ) throws(WireError) -> (header: TCPHeader, payload: ByteBuffer) {
+        let available = segment.readableBytes
+        guard available >= minimumLength else { throw .truncated }
+        let headerLength = Int(segment.wireUInt8(at: 12) >> 4) * 4
+        guard headerLength >= minimumLength, headerLength <= available else { throw .badDataOffset }
+        if verifyChecksum {
+            var sum = InternetChecksum()
+            sum.addPseudoHeader(
+                source: source, destination: destination, protocolNumber: IPProtocolNumber.tcp,
+                upperLayerLength: available
+            )
+            sum.add(segment)
+            guard sum.checksum == 0 else { throw .badChecksum }
+        }
+        let flags = TCPFlags(rawValue: segment.wireUInt8(at: 13))
+        // Linux drops SYN+FIN outright (tcp_rcv_state_process); no state has a use for it.
+        guard !flags.isSuperset(of: [.syn, .fin]) else { throw .invalidFlags }
+        let options = try TCPOptions.parse(segment, offset: minimumLength, length: headerLength - minimumLength)
+        var header = TCPHeader(
+            sourcePort: segment.wireUInt16(at: 0),
+            destinationPort: segment.wireUInt16(at: 2),
+            sequenceNumber: SequenceNumber(segment.wireUInt32(at: 4)),
+            acknowledgmentNumber: SequenceNumber(segment.wireUInt32(at: 8)),
+            flags: flags,
+            window: segment.wireUInt16(at: 14),
+            options: options
+        )
+        header.checksum = segment.wireUInt16(at: 16)
+        header.urgentPointer = segment.wireUInt16(at: 18)
+        guard let payload = segment.getSlice(at: segment.readerIndex + headerLength, length: available - headerLength)
+        else { throw .truncated }
+        return (header, payload)
+    }
+
+    /// Writes header and options into the headroom in front of `buffer`'s readable bytes (the payload) and
+    /// moves the reader index back over them.
+    ///
+    /// Computes the checksum over pseudo-header, header and payload when `computeChecksum`; otherwise leaves
+    /// 0 there, for links that offload checksums.
+    /// - Precondition: `buffer.readerIndex >= encodedLength`.
+    public func prepend(
+        to buffer: inout ByteBuffer, source: IPAddress, destination: IPAddress, computeChecksum: Bool = true
+    ) {
+        let length = encodedLength
+        precondition(buffer.readerIndex >= length, "no headroom for a TCP header of \(length) octets")
+        let start = buffer.readerIndex - length
+        buffer.setInteger(sourcePort, at: start, endianness: .big)
+        buffer.setInteger(destinationPort, at: start + 2, endianness: .big)
+        buffer.setInteger(sequenceNumber.rawValue, at: start + 4, endianness: .big)
+        buffer.setInteger(acknowledgmentNumber.rawValue, at: start + 8, endianness: .big)
+        buffer.setInteger(UInt16(length / 4) << 12 | UInt16(flags.rawValue), at: start + 12, endianness: .big)
+        buffer.setInteger(window, at: start + 14, endianness: .big)
+        buffer.setInteger(UInt16(0), at: start + 16, endianness: .big)
+        buffer.setInteger(urgentPointer, at: start + 18, endianness: .big)
+        let written = options.write(to: &buffer, at: start + TCPHeader.minimumLength)
+        assert(written == length - TCPHeader.minimumLength)
+        buffer.moveReaderIndex(to: start)
+        if computeChecksum {
+            var sum = InternetChecksum()
+            sum.addPseudoHeader(
+                source: source, destination: destination, protocolNumber: IPProtocolNumber.tcp,
+                upperLayerLength: buffer.readableBytes
+            )
+            sum.add(buffer)
+            buffer.setInteger(sum.checksum, at: start + 16, endianness: .big)
+        }
+    }
+}

@@ -1,0 +1,281 @@
+import NIOCore
+
+/// One SACK block of RFC 2018 §3: the received octets `start ..< end`.
+public struct SACKBlock: Hashable, Sendable, CustomStringConvertible {
+    public var start: SequenceNumber
+    public var end: SequenceNumber
+
+    @inlinable
+    public init(start: SequenceNumber, end: SequenceNumber) {
+        self.start = start
+        self.end = end
+    }
+
+    public var description: String { "{\(start):\(end)}" }
+}
+
+/// Up to four SACK blocks, stored inline: no heap allocation per segment.
+///
+/// Four is the most that fit in the 40 octets of TCP options (RFC 2018 §3).
+public struct SACKBlocks: Hashable, Sendable, RandomAccessCollection, ExpressibleByArrayLiteral {
+    public static let capacity = 4
+
+    @usableFromInline
+    var storage: (SACKBlock, SACKBlock, SACKBlock, SACKBlock)
+    @usableFromInline
+    var _count: UInt8
+
+    @inlinable
+    public init() {
+        let empty = SACKBlock(start: SequenceNumber(0), end: SequenceNumber(0))
+        storage = (empty, empty, empty, empty)
+        _count = 0
+    }
+
+    /// The first four of `elements`.
+    public init(arrayLiteral elements: SACKBlock...) {
+        self.init()
+        for block in elements { append(block) }
+    }
+
+    public typealias Index = Int
+
+    @inlinable
+    public var startIndex: Int { 0 }
+
+    @inlinable
+    public var endIndex: Int { Int(_count) }
+
+    @inlinable
+    public var isFull: Bool { _count == SACKBlocks.capacity }
+
+    @inlinable
+    public subscript(position: Int) -> SACKBlock {
+        get {
+            precondition(position >= 0 && position < Int(_count), "SACK block index out of range")
+            switch position {
+            case 0: return storage.0
+            case 1: return storage.1
+            case 2: return storage.2
+            default: return storage.3
+            }
+        }
+        set {
+            precondition(position >= 0 && position < Int(_count), "SACK block index out of range")
+            switch position {
+            case 0: storage.0 = newValue
+            case 1: storage.1 = newValue
+            case 2: storage.2 = newValue
+            default: storage.3 = newValue
+            }
+        }
+    }
+
+    /// Appends `block`; does nothing when four are stored already.
+    @inlinable
+    public mutating func append(_ block: SACKBlock) {
+        guard !isFull else { return }
+        _count += 1
+        self[Int(_count) - 1] = block
+    }
+
+    @inlinable
+    public mutating func removeAll() {
+        self = SACKBlocks()
+    }
+
+    /// Keeps only the first `count` blocks.
+    @inlinable
+    public mutating func truncate(to count: Int) {
+        let kept = prefix(Swift.max(count, 0))
+        var result = SACKBlocks()
+        for block in kept { result.append(block) }
+        self = result
+    }
+
+    @inlinable
+    public static func == (lhs: SACKBlocks, rhs: SACKBlocks) -> Bool {
+        lhs.elementsEqual(rhs)
+    }
+
+    @inlinable
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(_count)
+        for block in self { hasher.combine(block) }
+    }
+}
+
+/// The RFC 7323 §3 timestamps option: TSval and TSecr.
+public struct TCPTimestamps: Hashable, Sendable {
+    public var value: UInt32
+    public var echoReply: UInt32
+
+    @inlinable
+    public init(value: UInt32, echoReply: UInt32) {
+        self.value = value
+        self.echoReply = echoReply
+    }
+}
+
+/// The TCP options this stack understands, as a value. Unknown options are skipped when parsing.
+///
+/// Options are written in Linux's order and layout, so captures of this stack and of Linux read alike:
+///
+///     SYN:   mss, sackOK, TS, nop, wscale       (sackOK and TS share 12 octets)
+///     SYN without SACK:     mss, nop, nop, TS, nop, wscale
+///     SYN without TS:       mss, nop, nop, sackOK, nop, wscale
+///     data:  nop, nop, TS, nop, nop, sack ...
+///
+/// When everything does not fit in the 40 octets of option space, SACK blocks are dropped from the end.
+public struct TCPOptions: Hashable, Sendable {
+    public var maximumSegmentSize: UInt16?
+    /// The shift count; parsing clamps it to 14 (RFC 7323 §2.3).
+    public var windowScale: UInt8?
+    public var sackPermitted: Bool
+    public var timestamps: TCPTimestamps?
+    public var sackBlocks: SACKBlocks
+
+    /// The most octets of options a TCP header can carry (data offset 15).
+    public static let maximumLength = 40
+    /// RFC 7323 §2.3: a larger shift count is treated as 14.
+    public static let maximumWindowScale: UInt8 = 14
+
+    @inlinable
+    public init(
+        maximumSegmentSize: UInt16? = nil, windowScale: UInt8? = nil, sackPermitted: Bool = false,
+        timestamps: TCPTimestamps? = nil, sackBlocks: SACKBlocks = SACKBlocks()
+    ) {
+        self.maximumSegmentSize = maximumSegmentSize
+        self.windowScale = windowScale
+        self.sackPermitted = sackPermitted
+        self.timestamps = timestamps
+        self.sackBlocks = sackBlocks
+    }
+
+    /// Octets of options this value encodes to: a multiple of 4, at most 40.
+    @inlinable
+    public var encodedLength: Int {
+        let fixed = fixedLength
+        let blocks = sackBlocksThatFit(after: fixed)
+        return fixed + (blocks > 0 ? 4 + 8 * blocks : 0)
+    }
+
+    /// Octets of everything but SACK blocks.
+    @inlinable
+    var fixedLength: Int {
+        var length = 0
+        if maximumSegmentSize != nil { length += 4 }
+        if timestamps != nil { length += 12 }             // sackOK, if any, rides in the TS word's padding
+        else if sackPermitted { length += 4 }
+        if windowScale != nil { length += 4 }
+        return length
+    }
+
+    /// How many SACK blocks fit behind `fixedLength` octets of other options.
+    @inlinable
+    func sackBlocksThatFit(after fixedLength: Int) -> Int {
+        let room = (TCPOptions.maximumLength - fixedLength - 4) / 8
+        return max(0, min(sackBlocks.count, room))
+    }
+
+    /// The option kinds of RFC 9293 §3.2, RFC 7323 and RFC 2018.
+    enum Kind {
+        static let endOfList: UInt8 = 0
+        static let noOperation: UInt8 = 1
+        static let maximumSegmentSize: UInt8 = 2
+        static let windowScale: UInt8 = 3
+        static let sackPermitted: UInt8 = 4
+        static let sack: UInt8 = 5
+        static let timestamps: UInt8 = 8
+    }
+
+    /// Writes the options at `index`, returning the octets written (`encodedLength`).
+    func write(to buffer: inout ByteBuffer, at index: Int) -> Int {
+        var at = index
+        func word(_ value: UInt32) {
+            buffer.setInteger(value, at: at, endianness: .big)
+            at += 4
+        }
+        let nop = UInt32(Kind.noOperation)
+        if let mss = maximumSegmentSize {
+            word(UInt32(Kind.maximumSegmentSize) << 24 | 4 << 16 | UInt32(mss))
+        }
+        if let timestamps {
+            if sackPermitted {
+                word(UInt32(Kind.sackPermitted) << 24 | 2 << 16 | UInt32(Kind.timestamps) << 8 | 10)
+            } else {
+                word(nop << 24 | nop << 16 | UInt32(Kind.timestamps) << 8 | 10)
+            }
+            word(timestamps.value)
+            word(timestamps.echoReply)
+        } else if sackPermitted {
+            word(nop << 24 | nop << 16 | UInt32(Kind.sackPermitted) << 8 | 2)
+        }
+        if let windowScale {
+            word(nop << 24 | UInt32(Kind.windowScale) << 16 | 3 << 8 | UInt32(windowScale))
+        }
+        let blocks = sackBlocksThatFit(after: at - index)
+        if blocks > 0 {
+            word(nop << 24 | nop << 16 | UInt32(Kind.sack) << 8 | UInt32(2 + 8 * blocks))
+            for position in 0..<blocks {
+                word(sackBlocks[position].start.rawValue)
+                word(sackBlocks[position].end.rawValue)
+            }
+        }
+        return at - index
+    }
+
+    /// Parses the options in `length` octets at `offset` past `segment`'s reader index.
+    ///
+    /// EOL ends the list; NOP is skipped; unknown kinds are skipped by their length. A length below 2 or
+    /// running past the header, or the wrong length for a kind we know, throws `.badOptionLength`.
+    static func parse(_ segment: ByteBuffer, offset: Int, length: Int) throws(WireError) -> TCPOptions {
+        var options = TCPOptions()
+        var at = offset
+        let end = offset + length
+        while at < end {
+            let kind = segment.wireUInt8(at: at)
+            if kind == Kind.endOfList { break }
+            if kind == Kind.noOperation {
+                at += 1
+                continue
+            }
+            guard end - at >= 2 else { throw .badOptionLength }
+            let optionLength = Int(segment.wireUInt8(at: at + 1))
+            guard optionLength >= 2, optionLength <= end - at else { throw .badOptionLength }
+            switch kind {
+            case Kind.maximumSegmentSize:
+                guard optionLength == 4 else { throw .badOptionLength }
+                options.maximumSegmentSize = segment.wireUInt16(at: at + 2)
+            case Kind.windowScale:
+                guard optionLength == 3 else { throw .badOptionLength }
+                // RFC 7323 §2.3: a shift count above 14 is used as 14.
+                options.windowScale = min(segment.wireUInt8(at: at + 2), maximumWindowScale)
+            case Kind.sackPermitted:
+                guard optionLength == 2 else { throw .badOptionLength }
+                options.sackPermitted = true
+            case Kind.sack:
+                // RFC 2018 §3: 2 + 8n octets, n >= 1.
+                guard optionLength >= 10, (optionLength - 2) % 8 == 0 else { throw .badOptionLength }
+                options.sackBlocks.removeAll()
+                var blockAt = at + 2
+                while blockAt < at + optionLength {
+                    options.sackBlocks.append(SACKBlock(
+                        start: SequenceNumber(segment.wireUInt32(at: blockAt)),
+                        end: SequenceNumber(segment.wireUInt32(at: blockAt + 4))
+                    ))
+                    blockAt += 8
+                }
+            case Kind.timestamps:
+                guard optionLength == 10 else { throw .badOptionLength }
+                options.timestamps = TCPTimestamps(
+                    value: segment.wireUInt32(at: at + 2), echoReply: segment.wireUInt32(at: at + 6)
+                )
+            default:
+                break
+            }
+            at += optionLength
+        }
+        return options
+    }
+}
