@@ -1,0 +1,106 @@
+import Testing
+@testable import TCPIP
+
+@Suite struct SlabTests {
+    @Test func insertedElementsAreReachableByHandle() {
+        var slab = Slab<String>()
+        let a = slab.insert("a")
+        let b = slab.insert("b")
+        #expect(slab.count == 2)
+        #expect(slab[a] == "a")
+        #expect(slab[b] == "b")
+        #expect(a != b)
+    }
+
+    @Test func removedHandleIsStaleEvenAfterTheSlotIsReused() {
+        var slab = Slab<String>()
+        let old = slab.insert("old")
+        #expect(slab.remove(old) == "old")
+        #expect(slab[old] == nil)
+        #expect(slab.remove(old) == nil)
+        #expect(slab.count == 0)
+
+        let new = slab.insert("new")
+        #expect(new.index == old.index)
+        #expect(new.generation == old.generation &+ 1)
+        #expect(slab[old] == nil)
+        let hijacked: Void? = slab.withElement(old) { $0 = "hijacked" }
+        #expect(hijacked == nil)
+        #expect(slab[new] == "new")
+    }
+
+    @Test func freedSlotsAreReusedLastFreedFirst() {
+        var slab = Slab<Int>()
+        let handles = (0..<4).map { slab.insert($0) }
+        slab.remove(handles[1])
+        slab.remove(handles[3])
+        #expect(slab.insert(30).index == handles[3].index)
+        #expect(slab.insert(10).index == handles[1].index)
+        #expect(slab.insert(40).index == 4)
+    }
+
+    @Test func handleFromBeyondTheSlabIsStale() {
+        var slab = Slab<Int>()
+        _ = slab.insert(1)
+        #expect(slab[SlabHandle(index: 7, generation: 0)] == nil)
+        #expect(slab.remove(SlabHandle(index: 7, generation: 0)) == nil)
+    }
+
+    @Test func withElementMutatesInPlace() {
+        var slab = Slab<[Int]>()
+        let handle = slab.insert([1, 2])
+        let count = slab.withElement(handle) { array -> Int in
+            array.append(3)
+            return array.count
+        }
+        #expect(count == 3)
+        #expect(slab[handle] == [1, 2, 3])
+    }
+
+    @Test func handlesAreInSlotOrder() {
+        var slab = Slab<Int>()
+        let handles = (0..<5).map { slab.insert($0) }
+        slab.remove(handles[2])
+        #expect(slab.handles == [handles[0], handles[1], handles[3], handles[4]])
+        let reused = slab.insert(9)
+        #expect(slab.handles == [handles[0], handles[1], reused, handles[3], handles[4]])
+    }
+
+    @Test func cursorSurvivesRemovalDuringTheSweep() {
+        var slab = Slab<Int>()
+        for value in 0..<6 { _ = slab.insert(value) }
+        var visited: [Int] = []
+        var cursor = slab.handle(after: nil)
+        while let handle = cursor {
+            let value = slab[handle]!
+            visited.append(value)
+            if value.isMultiple(of: 2) { slab.remove(handle) }
+            cursor = slab.handle(after: handle)
+        }
+        #expect(visited == [0, 1, 2, 3, 4, 5])
+        #expect(slab.handles.map { slab[$0]! } == [1, 3, 5])
+        #expect(slab.count == 3)
+    }
+
+    @Test func updateEachVisitsEveryLiveElement() {
+        var slab = Slab<Int>()
+        let handles = (0..<4).map { slab.insert($0) }
+        slab.remove(handles[0])
+        var seen: [SlabHandle] = []
+        slab.updateEach { handle, value in
+            seen.append(handle)
+            value *= 10
+        }
+        #expect(seen == Array(handles.dropFirst()))
+        #expect(slab.handles.map { slab[$0]! } == [10, 20, 30])
+    }
+
+    @Test func removeAllMakesEveryHandleStale() {
+        var slab = Slab<Int>()
+        let handles = (0..<3).map { slab.insert($0) }
+        slab.removeAll()
+        #expect(slab.isEmpty)
+        #expect(handles.allSatisfy { slab[$0] == nil })
+        #expect(slab.handle(after: nil) == nil)
+    }
+}
