@@ -49,3 +49,13 @@ extension Instant: CustomStringConvertible {
         return "\(whole).\(String(repeating: "0", count: 6 - fraction.count))\(fraction)"
     }
 }
+
+extension Instant {
+    /// The earlier of two optional deadlines; nil means "none".
+    @inlinable
+    static func earliest(_ a: Instant?, _ b: Instant?) -> Instant? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return a < b ? a : b
+    }
+}

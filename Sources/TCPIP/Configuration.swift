@@ -1,0 +1,78 @@
+import NIOCore
+import TCPIPWire
+
+/// Everything a `Stack` needs to know before the first packet: who it is, how big things may get,
+/// and the seed of all its randomness.
+public struct StackConfiguration: Sendable {
+    /// The addresses this stack answers for (IPv4 and IPv6 may be mixed).
+    public var addresses: [IPAddress]
+    /// The link MTU; the MSS we announce is derived from it (RFC 9293 §3.7.1).
+    public var mtu: Int
+    /// When the link guarantees integrity (the in-memory link, loopback), checksums are neither
+    /// computed nor verified — as Linux does on `lo`.
+    public var checksumOffload: Bool
+    /// Seeds the ISN key, ephemeral ports and every other random choice: one seed, one run.
+    public var seed: UInt64
+    public var tcp: TCPConfiguration
+    /// Most connections the stack holds at once (established, closing and TIME-WAIT alike).
+    public var maximumConnections: Int
+
+    public init(
+        addresses: [IPAddress],
+        mtu: Int = 1500,
+        checksumOffload: Bool = false,
+        seed: UInt64 = 0,
+        tcp: TCPConfiguration = TCPConfiguration(),
+        maximumConnections: Int = 1 << 20
+    ) {
+        self.addresses = addresses
+        self.mtu = mtu
+        self.checksumOffload = checksumOffload
+        self.seed = seed
+        self.tcp = tcp
+        self.maximumConnections = maximumConnections
+    }
+}
+
+/// TCP's knobs. The defaults are Linux's where RFCs leave a range, and each says so.
+public struct TCPConfiguration: Sendable {
+    /// Receive buffer per connection; the advertised window is its free space (RFC 9293 §3.8.6).
+    public var receiveBufferSize: Int = 256 * 1024
+    /// Send buffer per connection: how much SEND accepts before it returns short.
+    public var sendBufferSize: Int = 256 * 1024
+    /// Window scaling (RFC 7323 §2). The shift we offer is the smallest that covers the receive buffer.
+    public var windowScaling: Bool = true
+    /// Timestamps (RFC 7323 §3): RTT measurement on every ACK and PAWS.
+    public var timestamps: Bool = true
+    /// Offer SACK-permitted (RFC 2018). Blocks are reported for out-of-order data when the peer agrees.
+    public var selectiveAcknowledgments: Bool = true
+    /// Nagle's algorithm (RFC 9293 §3.7.4); `false` is TCP_NODELAY.
+    public var nagle: Bool = true
+    /// Delayed ACK timeout (RFC 9293 §3.8.6.3 allows up to 500 ms; Linux's minimum is 40 ms).
+    public var delayedAckTimeout: TimeAmount = .milliseconds(40)
+    /// Turn delayed ACKs off entirely: every segment is acknowledged at once.
+    public var delayedAcks: Bool = true
+    /// RFC 6298 §2.1: before any RTT sample.
+    public var initialRTO: TimeAmount = .seconds(1)
+    /// DEVIATION(RFC 6298 §2.4): 200 ms like Linux rather than 1 s, so one loss does not cost a second.
+    public var minimumRTO: TimeAmount = .milliseconds(200)
+    /// RFC 6298 §2.5: "a maximum value MAY be placed on RTO provided it is at least 60 seconds".
+    public var maximumRTO: TimeAmount = .seconds(60)
+    /// Retransmissions of one segment before the connection is aborted (RFC 9293 §3.8.3 R2; Linux tcp_retries2 = 15).
+    public var maximumRetransmissions: Int = 15
+    /// Retransmissions of a SYN or SYN-ACK before giving up (RFC 9293 §3.8.3 R2 for SYNs; Linux tcp_syn_retries = 6).
+    public var maximumSYNRetransmissions: Int = 6
+    /// Maximum segment lifetime; TIME-WAIT lasts twice this (RFC 9293 §3.4.2). Linux uses 2·MSL = 60 s.
+    public var maximumSegmentLifetime: TimeAmount = .seconds(30)
+    /// Initial congestion window in segments (RFC 6928 as Linux; RFC 5681 §3.1 would give 2–4).
+    public var initialWindowSegments: Int = 10
+    /// Persist timer bounds for zero-window probes (RFC 9293 §3.8.6.1; backoff per RFC 1122 §4.2.2.17).
+    public var minimumPersistTimeout: TimeAmount = .milliseconds(200)
+    public var maximumPersistTimeout: TimeAmount = .seconds(60)
+    /// Upper bound on the storage the out-of-order queue may pin per connection.
+    public var reassemblyLimit: Int = 512 * 1024
+    /// Half-open entries a listener keeps, at most (its SYN queue).
+    public var synQueueLimit: Int = 1024
+
+    public init() {}
+}

@@ -1,0 +1,40 @@
+import NIOCore
+
+/// RFC 9293 §3.10.6 STATUS — what `ss -ti` shows for one connection.
+public struct ConnectionStatus: Hashable, Sendable {
+    public var state: TCPState
+    public var local: Endpoint
+    public var remote: Endpoint
+    /// Recv-Q: bytes received and not yet read by the application.
+    public var receiveQueue: Int
+    /// Send-Q: bytes written by the application and not yet acknowledged by the peer.
+    public var sendQueue: Int
+    public var sendUnacknowledged: UInt32
+    public var sendNext: UInt32
+    public var receiveNext: UInt32
+    /// snd.wnd: the peer's window, in bytes (scaled).
+    public var sendWindow: Int
+    /// rcv.wnd: the window we last advertised, in bytes.
+    public var receiveWindow: Int
+    public var sendWindowScale: Int
+    public var receiveWindowScale: Int
+    public var maximumSegmentSize: Int
+    public var receiveMSS: Int
+    public var smoothedRTT: TimeAmount?
+    public var rttVariance: TimeAmount
+    public var retransmissionTimeout: TimeAmount
+    public var congestionWindow: Int
+    public var slowStartThreshold: Int
+    public var congestionControl: String
+    public var inRecovery: Bool
+    public var retransmits: UInt64
+    public var timeouts: UInt64
+    public var zeroWindowProbes: UInt64
+    public var zeroWindowAdvertisements: UInt64
+    public var outOfOrderBytes: Int
+    public var timestamps: Bool
+    public var sack: Bool
+    public var bytesAcked: UInt64
+    public var bytesReceived: UInt64
+    public var error: TCPError?
+}

@@ -1,0 +1,77 @@
+/// What `netstat -s` shows: the stack's running totals. Every dropped packet lands in one counter.
+public struct StackCounters: Hashable, Sendable {
+    // IP
+    public var ipPacketsReceived: UInt64 = 0
+    public var ipPacketsSent: UInt64 = 0
+    public var ipMalformed: UInt64 = 0
+    public var ipBadChecksum: UInt64 = 0
+    public var ipFragmentsDropped: UInt64 = 0
+    public var ipNotForUs: UInt64 = 0
+    public var ipUnknownProtocol: UInt64 = 0
+
+    // TCP, RFC 9293 and friends
+    public var segmentsReceived: UInt64 = 0
+    public var segmentsSent: UInt64 = 0
+    public var segmentsRetransmitted: UInt64 = 0
+    public var badSegments: UInt64 = 0
+    public var badChecksums: UInt64 = 0
+    public var resetsReceived: UInt64 = 0
+    public var resetsSent: UInt64 = 0
+    public var activeOpens: UInt64 = 0
+    public var passiveOpens: UInt64 = 0
+    public var failedConnectionAttempts: UInt64 = 0
+    public var establishedResets: UInt64 = 0
+    public var synsReceived: UInt64 = 0
+    public var listenOverflows: UInt64 = 0
+    public var synQueueDrops: UInt64 = 0
+    public var retransmissionTimeouts: UInt64 = 0
+    public var fastRetransmits: UInt64 = 0
+    public var connectionsTimedOut: UInt64 = 0
+    public var zeroWindowProbesSent: UInt64 = 0
+    public var zeroWindowAdvertisements: UInt64 = 0
+    public var windowUpdatesSent: UInt64 = 0
+    public var delayedAcksSent: UInt64 = 0
+    public var duplicateAcksReceived: UInt64 = 0
+    public var outOfOrderSegments: UInt64 = 0
+    public var duplicateSegments: UInt64 = 0
+    public var challengeAcksSent: UInt64 = 0
+    public var pawsRejected: UInt64 = 0
+
+    // Drops by reason (each a segment that reached TCP and was discarded)
+    public var droppedOutOfWindow: UInt64 = 0
+    public var droppedUnacceptableAck: UInt64 = 0
+    public var droppedNoAckFlag: UInt64 = 0
+    public var droppedReassemblyLimit: UInt64 = 0
+    public var droppedInClosedState: UInt64 = 0
+    public var droppedResetOutOfWindow: UInt64 = 0
+
+    public init() {}
+
+    /// Every counter with a stable snake_case name, in a fixed order, for printing.
+    public var all: [(name: String, value: UInt64)] {
+        [
+            ("ip_packets_received", ipPacketsReceived), ("ip_packets_sent", ipPacketsSent),
+            ("ip_malformed", ipMalformed), ("ip_bad_checksum", ipBadChecksum),
+            ("ip_fragments_dropped", ipFragmentsDropped), ("ip_not_for_us", ipNotForUs),
+            ("ip_unknown_protocol", ipUnknownProtocol),
+            ("segments_received", segmentsReceived), ("segments_sent", segmentsSent),
+            ("segments_retransmitted", segmentsRetransmitted), ("bad_segments", badSegments),
+            ("bad_checksums", badChecksums), ("resets_received", resetsReceived), ("resets_sent", resetsSent),
+            ("active_opens", activeOpens), ("passive_opens", passiveOpens),
+            ("failed_connection_attempts", failedConnectionAttempts), ("established_resets", establishedResets),
+            ("syns_received", synsReceived), ("listen_overflows", listenOverflows),
+            ("syn_queue_drops", synQueueDrops), ("retransmission_timeouts", retransmissionTimeouts),
+            ("fast_retransmits", fastRetransmits), ("connections_timed_out", connectionsTimedOut),
+            ("zero_window_probes_sent", zeroWindowProbesSent),
+            ("zero_window_advertisements", zeroWindowAdvertisements),
+            ("window_updates_sent", windowUpdatesSent), ("delayed_acks_sent", delayedAcksSent),
+            ("duplicate_acks_received", duplicateAcksReceived), ("out_of_order_segments", outOfOrderSegments),
+            ("duplicate_segments", duplicateSegments), ("challenge_acks_sent", challengeAcksSent),
+            ("paws_rejected", pawsRejected),
+            ("dropped_out_of_window", droppedOutOfWindow), ("dropped_unacceptable_ack", droppedUnacceptableAck),
+            ("dropped_no_ack_flag", droppedNoAckFlag), ("dropped_reassembly_limit", droppedReassemblyLimit),
+            ("dropped_in_closed_state", droppedInClosedState),
+            ("dropped_reset_out_of_window", droppedResetOutOfWindow),
+        ]
+    }
+}

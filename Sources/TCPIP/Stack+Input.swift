@@ -1,0 +1,277 @@
+import NIOCore
+import TCPIPWire
+
+/// The input path: IP datagram in, demultiplexed to a connection, a half-open entry, a
+/// listener, or — finding none — the CLOSED state of RFC 9293 §3.10.7.1.
+extension Stack {
+    /// One IP datagram from the link. Malformed input is dropped and counted; it never traps.
+    public func receive(_ datagram: ByteBuffer, now: Instant) {
+        io.counters.ipPacketsReceived &+= 1
+        let verify = !configuration.checksumOffload
+        let ip: IPDatagram
+        do {
+            ip = try IPDatagram.parse(datagram, verifyChecksum: verify)
+        } catch {
+            switch error {
+            case .fragment: io.counters.ipFragmentsDropped &+= 1
+            case .badChecksum: io.counters.ipBadChecksum &+= 1
+            default: io.counters.ipMalformed &+= 1
+            }
+            return
+        }
+        guard isLocal(ip.destination) else {
+            io.counters.ipNotForUs &+= 1
+            return
+        }
+        guard ip.upperLayerProtocol == IPProtocolNumber.tcp else {
+            io.counters.ipUnknownProtocol &+= 1
+            return
+        }
+        let header: TCPHeader
+        let payload: ByteBuffer
+        do {
+            (header, payload) = try TCPHeader.parse(
+                ip.payload, source: ip.source, destination: ip.destination, verifyChecksum: verify)
+        } catch {
+            if error == .badChecksum { io.counters.badChecksums &+= 1 } else { io.counters.badSegments &+= 1 }
+            return
+        }
+        io.counters.segmentsReceived &+= 1
+        // RFC 9293 §3.9.2 / RFC 1122 §4.2.3.10: a segment from port 0, or claiming to come from
+        // one of our own addresses, is bogus.
+        guard header.sourcePort != 0, header.destinationPort != 0, !isLocal(ip.source) else {
+            io.counters.badSegments &+= 1
+            return
+        }
+        let tuple = FourTuple(
+            local: Endpoint(ip.destination, header.destinationPort),
+            remote: Endpoint(ip.source, header.sourcePort))
+        let segment = IncomingSegment(header: header, payload: payload)
+        if header.flags.contains(.syn) { io.counters.synsReceived &+= 1 }
+
+        if let handle = connectionTable[tuple] {
+            connections.withElement(handle) { connection in
+                connection.segmentArrives(segment, now: now, io: &io)
+            }
+            connectionActivity(handle, now: now)
+        } else if let handle = halfOpenTable[tuple] {
+            halfOpenSegmentArrives(handle, segment, now: now)
+        } else if let listener = listenerTable[ListenerKey(address: tuple.local.address, port: tuple.local.port)]
+            ?? listenerTable[ListenerKey(address: nil, port: tuple.local.port)]
+        {
+            listenSegmentArrives(listener, tuple: tuple, segment, now: now)
+        } else {
+            closedSegmentArrives(tuple: tuple, segment, now: now)
+        }
+    }
+
+    // MARK: RFC 9293 §3.10.7.1 — CLOSED
+
+    func closedSegmentArrives(tuple: FourTuple, _ segment: IncomingSegment, now: Instant) {
+        // "An incoming segment containing a RST is discarded."
+        if segment.flags.contains(.rst) {
+            io.counters.resetsReceived &+= 1
+            return
+        }
+        if segment.flags.contains(.ack) {
+            // <SEQ=SEG.ACK><CTL=RST>
+            sendReset(tuple: tuple, sequence: segment.ack, acknowledging: nil)
+        } else {
+            // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+            sendReset(tuple: tuple, sequence: SequenceNumber(0), acknowledging: segment.seq + segment.length)
+        }
+        io.decision("RFC 9293 §3.10.7.1", "segment for no connection: RST", connection: tuple, now: now)
+    }
+
+    func sendReset(tuple: FourTuple, sequence: SequenceNumber, acknowledging: SequenceNumber?) {
+        let header = TCPHeader(
+            sourcePort: tuple.local.port, destinationPort: tuple.remote.port,
+            sequenceNumber: sequence, acknowledgmentNumber: acknowledging ?? SequenceNumber(0),
+            flags: acknowledging == nil ? .rst : [.rst, .ack], window: 0)
+        io.transmit(header, from: tuple.local.address, to: tuple.remote.address)
+    }
+
+    // MARK: RFC 9293 §3.10.7.2 — LISTEN
+
+    func listenSegmentArrives(_ handle: SlabHandle, tuple: FourTuple, _ segment: IncomingSegment, now: Instant) {
+        // First, check for an RST: ignore it.
+        if segment.flags.contains(.rst) {
+            io.counters.resetsReceived &+= 1
+            return
+        }
+        // Second, check for an ACK: <SEQ=SEG.ACK><CTL=RST>.
+        if segment.flags.contains(.ack) {
+            sendReset(tuple: tuple, sequence: segment.ack, acknowledging: nil)
+            return
+        }
+        // Third, check for a SYN.
+        guard segment.syn else {
+            // Fourth, other text or control: drop.
+            io.counters.badSegments &+= 1
+            return
+        }
+        guard let listener = listeners[handle] else { return }
+        guard listener.synQueueCount < listener.synQueueLimit,
+              connections.count + halfOpen.count < configuration.maximumConnections
+        else {
+            io.counters.synQueueDrops &+= 1
+            io.counters.listenOverflows &+= 1
+            io.decision("RFC 4987 §3", "SYN queue full (\(listener.synQueueCount)); SYN dropped", connection: tuple, now: now)
+            return
+        }
+        let iss = initialSequenceNumbers.initialSequenceNumber(for: tuple, now: now)
+        let receiveSpace = configuration.tcp.receiveBufferSize
+        let entry = HalfOpenConnection(
+            tuple: tuple, listener: handle, iss: iss, irs: segment.seq, peerOptions: segment.header.options,
+            timestampOffset: UInt32(truncatingIfNeeded: random.next()),
+            advertisedWindow: UInt16(clamping: receiveSpace),
+            retransmitAt: now + configuration.tcp.initialRTO)
+        let entryHandle = halfOpen.insert(entry)
+        halfOpenTable[tuple] = entryHandle
+        listeners.withElement(handle) { $0.synQueueCount += 1 }
+        io.decision("RFC 9293 §3.10.7.2", "SYN in LISTEN: half-open entry, SYN-ACK with ISS \(iss)", connection: tuple, now: now)
+        sendSYNACK(for: entry, now: now)
+        scheduleHalfOpen(entryHandle, at: entry.retransmitAt)
+        // Text in a SYN is not queued: the peer sends it again after the handshake (RFC 9293 §3.10.7.2 permits).
+    }
+
+    /// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> with the options the peer offered and we support.
+    func sendSYNACK(for entry: HalfOpenConnection, now: Instant) {
+        let tcp = configuration.tcp
+        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: announcedMSS(for: entry.tuple.local.address)))
+        if tcp.windowScaling, entry.peerOptions.windowScale != nil {
+            options.windowScale = TCPConnection.windowShift(forBuffer: tcp.receiveBufferSize)
+        }
+        if tcp.selectiveAcknowledgments && entry.peerOptions.sackPermitted { options.sackPermitted = true }
+        if tcp.timestamps, let peer = entry.peerOptions.timestamps {
+            let clock = UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ entry.timestampOffset
+            options.timestamps = TCPTimestamps(value: clock, echoReply: peer.value)
+        }
+        let header = TCPHeader(
+            sourcePort: entry.tuple.local.port, destinationPort: entry.tuple.remote.port,
+            sequenceNumber: entry.iss, acknowledgmentNumber: entry.irs + 1,
+            flags: [.syn, .ack], window: entry.advertisedWindow, options: options)
+        io.transmit(header, from: entry.tuple.local.address, to: entry.tuple.remote.address)
+    }
+
+    // MARK: SYN-RECEIVED for a passive open (RFC 9293 §3.10.7.4 on a half-open entry)
+
+    func halfOpenSegmentArrives(_ handle: SlabHandle, _ segment: IncomingSegment, now: Instant) {
+        guard let entry = halfOpen[handle] else { return }
+        let rcvNxt = entry.irs + 1
+        if segment.flags.contains(.rst) {
+            io.counters.resetsReceived &+= 1
+            // RFC 5961 §3.2: exactly RCV.NXT resets; "return this connection to the LISTEN state".
+            if segment.seq == rcvNxt {
+                removeHalfOpen(handle)
+            } else {
+                io.counters.droppedResetOutOfWindow &+= 1
+            }
+            return
+        }
+        if segment.syn {
+            if segment.seq == entry.irs && !segment.flags.contains(.ack) {
+                // The peer did not hear our SYN-ACK: say it again.
+                sendSYNACK(for: entry, now: now)
+            } else {
+                io.counters.badSegments &+= 1
+            }
+            return
+        }
+        guard segment.flags.contains(.ack) else {
+            io.counters.droppedNoAckFlag &+= 1
+            return
+        }
+        guard segment.ack == entry.iss + 1 else {
+            // "If the segment acknowledgment is not acceptable, form a reset segment <SEQ=SEG.ACK><CTL=RST>."
+            io.counters.droppedUnacceptableAck &+= 1
+            sendReset(tuple: entry.tuple, sequence: segment.ack, acknowledging: nil)
+            return
+        }
+        guard var listener = listeners[entry.listener] else {
+            removeHalfOpen(handle)
+            closedSegmentArrives(tuple: entry.tuple, segment, now: now)
+            return
+        }
+        guard listener.acceptQueue.count < listener.backlog else {
+            // As Linux by default (tcp_abort_on_overflow = 0): drop the ACK and keep the half-open
+            // entry; our SYN-ACK retransmission will make the peer ACK again later.
+            io.counters.listenOverflows &+= 1
+            io.decision("RFC 9293 §3.10.7.4", "accept queue full (\(listener.backlog)); final ACK dropped",
+                        connection: entry.tuple, now: now)
+            return
+        }
+        removeHalfOpen(handle)
+        let connectionHandle = promote(entry, now: now)
+        connections.withElement(connectionHandle) { connection in
+            connection.segmentArrives(segment, now: now, io: &io)
+        }
+        if let state = connections[connectionHandle]?.state, state != .closed && state != .synReceived {
+            io.counters.passiveOpens &+= 1
+            listener.acceptQueue.append(connectionHandle)
+            if !listener.pendingEvent {
+                listener.pendingEvent = true
+                io.listenerEvents.append(entry.listener)
+            }
+            listeners.withElement(entry.listener) { $0 = listener }
+        } else {
+            connections.withElement(connectionHandle) { $0.userClosed = true }
+        }
+        connectionActivity(connectionHandle, now: now)
+    }
+
+    /// Turns a half-open entry into a full TCB in SYN-RECEIVED, as if it had been one all along.
+    private func promote(_ entry: HalfOpenConnection, now: Instant) -> SlabHandle {
+        var connection = TCPConnection(
+            tuple: entry.tuple, iss: entry.iss, state: .synReceived,
+            receiveMSS: announcedMSS(for: entry.tuple.local.address),
+            timestampOffset: entry.timestampOffset, configuration: configuration.tcp)
+        connection.listener = entry.listener
+        connection.adoptPeerOptions(entry.peerOptions, now: now)
+        connection.irs = entry.irs
+        connection.rcvNxt = entry.irs + 1
+        connection.rcvAdvertisedEdge = connection.rcvNxt + UInt32(entry.advertisedWindow)
+        connection.lastAckSent = connection.rcvNxt
+        connection.sndNxt = entry.iss + 1
+        connection.sndMax = entry.iss + 1
+        if let timestamps = entry.peerOptions.timestamps, connection.timestampsEnabled {
+            connection.tsRecent = timestamps.value
+            connection.tsRecentTime = now
+        }
+        let handle = connections.insert(connection)
+        connections.withElement(handle) { $0.handle = handle }
+        connectionTable[entry.tuple] = handle
+        return handle
+    }
+
+    func removeHalfOpen(_ handle: SlabHandle) {
+        guard let entry = halfOpen.remove(handle) else { return }
+        halfOpenTable[entry.tuple] = nil
+        listeners.withElement(entry.listener) { $0.synQueueCount -= 1 }
+    }
+
+    func scheduleHalfOpen(_ handle: SlabHandle, at deadline: Instant) {
+        halfOpen.withElement(handle) { $0.scheduledWakeup = deadline }
+        timers.schedule(.halfOpen(handle), at: deadline)
+    }
+
+    /// SYN-ACK retransmission with backoff; after the SYN retry limit the entry is forgotten.
+    func halfOpenTimerFired(_ handle: SlabHandle, entry timer: TimerHeap.Entry, now: Instant) {
+        guard let entry = halfOpen[handle], entry.scheduledWakeup == timer.deadline else { return }
+        guard entry.retransmissions < configuration.tcp.maximumSYNRetransmissions else {
+            io.decision("RFC 9293 §3.8.3", "half-open connection expired after \(entry.retransmissions) SYN-ACK retransmissions",
+                        connection: entry.tuple, now: now)
+            removeHalfOpen(handle)
+            return
+        }
+        io.counters.segmentsRetransmitted &+= 1
+        sendSYNACK(for: entry, now: now)
+        let backoff = configuration.tcp.initialRTO.nanoseconds << min(entry.retransmissions + 1, 16)
+        let next = now + .nanoseconds(min(backoff, configuration.tcp.maximumRTO.nanoseconds))
+        halfOpen.withElement(handle) {
+            $0.retransmissions += 1
+            $0.retransmitAt = next
+        }
+        scheduleHalfOpen(handle, at: next)
+    }
+}

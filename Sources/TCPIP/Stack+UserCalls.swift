@@ -1,0 +1,151 @@
+import NIOCore
+import TCPIPWire
+
+/// The user calls of RFC 9293 §3.10 as the application makes them, by handle.
+extension Stack {
+    /// §3.10.1 OPEN, passive: listen on `port` (on `address`, or every address of the stack).
+    public func listen(on port: UInt16, address: IPAddress? = nil, backlog: Int = 128) throws(TCPError) -> ListenerID {
+        guard port != 0, backlog > 0 else { throw .invalidArgument }
+        let key = ListenerKey(address: address, port: port)
+        guard listenerTable[key] == nil else { throw .addressInUse }
+        let listener = Listener(
+            address: address, port: port, backlog: backlog,
+            synQueueLimit: max(backlog, configuration.tcp.synQueueLimit))
+        let handle = listeners.insert(listener)
+        listenerTable[key] = handle
+        return ListenerID(handle: handle)
+    }
+
+    /// Stops listening. Connections already accepted are untouched; those still queued are aborted.
+    public func closeListener(_ id: ListenerID, now: Instant) {
+        guard let listener = listeners.remove(id.handle) else { return }
+        listenerTable[ListenerKey(address: listener.address, port: listener.port)] = nil
+        for handle in listener.acceptQueue {
+            abort(ConnectionID(handle: handle), now: now)
+        }
+    }
+
+    /// Takes one established connection off a listener's accept queue.
+    public func accept(_ id: ListenerID) -> ConnectionID? {
+        listeners.withElement(id.handle) { listener in
+            listener.acceptQueue.popFirst().map { ConnectionID(handle: $0) }
+        } ?? nil
+    }
+
+    /// §3.10.1 OPEN, active: sends a SYN to `remote` from an ephemeral port.
+    public func connect(to remote: Endpoint, from localAddress: IPAddress? = nil, now: Instant) throws(TCPError) -> ConnectionID {
+        guard remote.port != 0 else { throw .invalidArgument }
+        guard let local = localAddress ?? self.localAddress(matching: remote.address), isLocal(local) else {
+            throw .addressUnavailable
+        }
+        guard connections.count < configuration.maximumConnections else { throw .resourcesExhausted }
+        var tuple: FourTuple?
+        for _ in 0..<16384 {
+            let port = nextEphemeralPort
+            nextEphemeralPort = nextEphemeralPort == 65535 ? 49152 : nextEphemeralPort + 1
+            let candidate = FourTuple(local: Endpoint(local, port), remote: remote)
+            if connectionTable[candidate] == nil && halfOpenTable[candidate] == nil {
+                tuple = candidate
+                break
+            }
+        }
+        guard let tuple else { throw .addressUnavailable }
+        let iss = initialSequenceNumbers.initialSequenceNumber(for: tuple, now: now)
+        let connection = TCPConnection(
+            tuple: tuple, iss: iss, state: .synSent, receiveMSS: announcedMSS(for: local),
+            timestampOffset: UInt32(truncatingIfNeeded: random.next()), configuration: configuration.tcp)
+        let handle = connections.insert(connection)
+        connectionTable[tuple] = handle
+        io.counters.activeOpens &+= 1
+        connections.withElement(handle) { connection in
+            connection.handle = handle
+            io.decision("RFC 9293 §3.10.1", "active OPEN: SYN-SENT, ISS \(iss)", connection: tuple, now: now)
+            connection.sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)
+        }
+        connectionActivity(handle, now: now)
+        return ConnectionID(handle: handle)
+    }
+
+    /// §3.10.2 SEND. Returns how many bytes the send buffer took (0 when it is full).
+    public func send(_ id: ConnectionID, _ bytes: ByteBuffer, now: Instant) throws(TCPError) -> Int {
+        let result = connections.withElement(id.handle) { connection -> Result<Int, TCPError> in
+            do throws(TCPError) {
+                return .success(try connection.send(bytes, now: now, io: &io))
+            } catch {
+                return .failure(error)
+            }
+        }
+        guard let result else { throw .connectionDoesNotExist }
+        connectionActivity(id.handle, now: now)
+        return try result.get()
+    }
+
+    /// §3.10.3 RECEIVE: up to `maxLength` bytes, or why there are none.
+    public func read(_ id: ConnectionID, upTo maxLength: Int = .max, now: Instant) throws(TCPError) -> ReceiveResult {
+        let result = connections.withElement(id.handle) { connection -> Result<ReceiveResult, TCPError> in
+            do throws(TCPError) {
+                return .success(try connection.read(upTo: maxLength, now: now, io: &io))
+            } catch {
+                return .failure(error)
+            }
+        }
+        guard let result else { throw .connectionDoesNotExist }
+        connectionActivity(id.handle, now: now)
+        return try result.get()
+    }
+
+    /// MSG_PEEK: what `read` would return, left in place.
+    public func peek(_ id: ConnectionID, upTo maxLength: Int = .max) -> ByteBuffer? {
+        connections[id.handle]?.peek(upTo: maxLength)
+    }
+
+    /// §3.10.4 CLOSE: no more data from us; reading goes on until the peer's FIN. The handle stays
+    /// valid until the connection has fully closed.
+    public func close(_ id: ConnectionID, now: Instant) throws(TCPError) {
+        let result = connections.withElement(id.handle) { connection -> TCPError? in
+            connection.userClosed = true
+            do throws(TCPError) {
+                try connection.close(now: now, io: &io)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        guard let result else { throw .connectionDoesNotExist }
+        connectionActivity(id.handle, now: now)
+        if let result { throw result }
+    }
+
+    /// §3.10.5 ABORT: RST, and the connection is gone.
+    public func abort(_ id: ConnectionID, now: Instant) {
+        connections.withElement(id.handle) { connection in
+            connection.userClosed = true
+            connection.abort(now: now, io: &io)
+        }
+        connectionActivity(id.handle, now: now)
+    }
+
+    /// §3.10.6 STATUS, or nil for a handle that no longer names a connection.
+    public func status(_ id: ConnectionID) -> ConnectionStatus? {
+        connections[id.handle]?.status(now: .zero)
+    }
+
+    /// The state alone, cheaper than `status`.
+    public func state(_ id: ConnectionID) -> TCPState? {
+        connections[id.handle]?.state
+    }
+
+    /// TCP_NODELAY: turn Nagle's algorithm off (or on again).
+    public func setNoDelay(_ id: ConnectionID, _ noDelay: Bool, now: Instant) {
+        connections.withElement(id.handle) { connection in
+            connection.nagle = !noDelay
+            connection.output(now: now, io: &io)
+        }
+        connectionActivity(id.handle, now: now)
+    }
+
+    /// Every live connection, in slot order (deterministic).
+    public var allConnections: [ConnectionID] {
+        connections.handles.map { ConnectionID(handle: $0) }
+    }
+}

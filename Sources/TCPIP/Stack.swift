@@ -1,0 +1,147 @@
+import NIOCore
+import TCPIPWire
+
+/// A TCP/IP stack with no I/O of its own: datagrams go in through `receive`, come out through
+/// `nextPacketToSend`, and time passes only when the caller says so.
+///
+/// ```swift
+/// let stack = Stack(configuration)
+/// stack.receive(datagram, now: now)                  // one IP datagram in
+/// stack.advanceTime(to: now)                         // run timers that are due
+/// while let out = stack.nextPacketToSend() { link.send(out, now: now) }
+/// stack.nextDeadline                                 // when to call again without input
+/// ```
+///
+/// A stack has a single owner (one thread, one event loop); it takes no locks.
+public final class Stack {
+    public let configuration: StackConfiguration
+    var io: StackIO
+    var connections = Slab<TCPConnection>()
+    var connectionTable: [FourTuple: SlabHandle] = [:]
+    var listeners = Slab<Listener>()
+    var listenerTable: [ListenerKey: SlabHandle] = [:]
+    var halfOpen = Slab<HalfOpenConnection>()
+    var halfOpenTable: [FourTuple: SlabHandle] = [:]
+    var timers = TimerHeap()
+    var random: SeededGenerator
+    let initialSequenceNumbers: InitialSequenceNumberGenerator
+    var nextEphemeralPort: UInt16
+
+    struct ListenerKey: Hashable {
+        var address: IPAddress?
+        var port: UInt16
+    }
+
+    public init(_ configuration: StackConfiguration) {
+        self.configuration = configuration
+        self.io = StackIO(checksumOffload: configuration.checksumOffload)
+        var random = SeededGenerator(seed: configuration.seed)
+        self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
+        self.nextEphemeralPort = UInt16.random(in: 49152...65535, using: &random)
+        self.random = random
+    }
+
+    // MARK: The sans-IO front door
+
+    /// The next datagram to put on the link, if any.
+    public func nextPacketToSend() -> ByteBuffer? {
+        io.outgoing.popFirst()
+    }
+
+    /// Datagrams waiting to be sent.
+    public var pendingPacketCount: Int { io.outgoing.count }
+
+    /// When the stack next needs `advanceTime(to:)` even if no packet arrives.
+    public var nextDeadline: Instant? { timers.earliest }
+
+    /// Runs every timer due at `now` (RFC 9293 §3.10.8).
+    public func advanceTime(to now: Instant) {
+        while let entry = timers.popDue(now: now) {
+            switch entry.owner {
+            case .connection(let handle):
+                let live = connections.withElement(handle) { connection -> Bool in
+                    guard connection.scheduledWakeup == entry.deadline else { return false }
+                    connection.scheduledWakeup = nil
+                    connection.timersFired(now: now, io: &io)
+                    return true
+                }
+                if live == true { connectionActivity(handle, now: now) }
+            case .halfOpen(let handle):
+                halfOpenTimerFired(handle, entry: entry, now: now)
+            }
+        }
+    }
+
+    /// The next event for the application, if any.
+    public func nextEvent() -> StackEvent? {
+        if let handle = io.listenerEvents.popFirst() {
+            listeners.withElement(handle) { $0.pendingEvent = false }
+            return .acceptable(ListenerID(handle: handle))
+        }
+        while let handle = io.events.popFirst() {
+            let events = connections.withElement(handle) { connection -> ConnectionEvents in
+                defer { connection.pendingEvents = [] }
+                return connection.pendingEvents
+            }
+            if let events, !events.isEmpty { return .connection(ConnectionID(handle: handle), events) }
+        }
+        return nil
+    }
+
+    public var counters: StackCounters { io.counters }
+
+    /// Record decisions with the RFC rule behind each (see `drainTrace`). Off by default: it costs.
+    public var tracing: Bool {
+        get { io.tracing }
+        set { io.tracing = newValue }
+    }
+
+    /// Decisions recorded since the last call.
+    public func drainTrace() -> [TraceRecord] {
+        defer { io.trace.removeAll(keepingCapacity: true) }
+        return Array(io.trace)
+    }
+
+    public var connectionCount: Int { connections.count }
+    public var halfOpenCount: Int { halfOpen.count }
+
+    // MARK: Bookkeeping after a connection ran
+
+    /// Re-arms the connection's wakeup and frees its slot once it is CLOSED and let go of.
+    func connectionActivity(_ handle: SlabHandle, now: Instant) {
+        let outcome = connections.withElement(handle) { connection -> (free: Bool, schedule: Instant?) in
+            if connection.state == .closed && connection.userClosed { return (true, nil) }
+            guard let deadline = connection.nextDeadline else { return (false, nil) }
+            if let scheduled = connection.scheduledWakeup, scheduled <= deadline { return (false, nil) }
+            connection.scheduledWakeup = deadline
+            return (false, deadline)
+        }
+        guard let outcome else { return }
+        if outcome.free {
+            if let connection = connections.remove(handle) {
+                connectionTable[connection.tuple] = nil
+            }
+        } else if let deadline = outcome.schedule {
+            timers.schedule(.connection(handle), at: deadline)
+        }
+    }
+
+    func localAddress(matching family: IPAddress) -> IPAddress? {
+        configuration.addresses.first { address in
+            switch (address, family) {
+            case (.v4, .v4), (.v6, .v6): true
+            default: false
+            }
+        }
+    }
+
+    func isLocal(_ address: IPAddress) -> Bool {
+        configuration.addresses.contains(address)
+    }
+
+    /// RFC 9293 §3.7.1: the MSS we announce is the MTU less the fixed IP and TCP headers.
+    func announcedMSS(for address: IPAddress) -> Int {
+        let ipHeader = if case .v6 = address { 40 } else { 20 }
+        return max(64, configuration.mtu - ipHeader - 20)
+    }
+}

@@ -1,0 +1,85 @@
+import NIOCore
+import TCPIPWire
+
+/// What a connection may touch of the stack while it handles an event: the queue of datagrams
+/// to transmit, the counters, the event queue and the decision trace. Connections compute; the
+/// stack's caller performs the effects (drains `outgoing` onto a link).
+struct StackIO {
+    var outgoing = CircularBuffer<ByteBuffer>(initialCapacity: 64)
+    var counters = StackCounters()
+    var events = CircularBuffer<SlabHandle>(initialCapacity: 16)
+    var listenerEvents = CircularBuffer<SlabHandle>(initialCapacity: 4)
+    var checksumOffload: Bool
+    var tracing = false
+    var trace = CircularBuffer<TraceRecord>()
+    let allocator = ByteBufferAllocator()
+
+    init(checksumOffload: Bool) {
+        self.checksumOffload = checksumOffload
+    }
+
+    /// Builds one datagram around `header` and `payload` and queues it for the link.
+    mutating func transmit(_ header: TCPHeader, payload: ByteBuffer? = nil, from local: IPAddress, to remote: IPAddress) {
+        let datagram = PacketBuffer.tcpDatagram(
+            header: header, payload: payload, source: local, destination: remote,
+            computeChecksum: !checksumOffload, allocator: allocator
+        )
+        outgoing.append(datagram)
+        counters.segmentsSent &+= 1
+        counters.ipPacketsSent &+= 1
+        if header.flags.contains(.rst) { counters.resetsSent &+= 1 }
+    }
+
+    /// Records a decision and the rule behind it, when tracing is on. The message is built only then.
+    mutating func decision(
+        _ rule: StaticString, _ message: @autoclosure () -> String, connection: FourTuple?, now: Instant
+    ) {
+        guard tracing else { return }
+        trace.append(TraceRecord(time: now, connection: connection, rule: "\(rule)", message: message()))
+    }
+}
+
+/// One line of the decision trace: what the stack decided, when, and which rule made it decide so.
+public struct TraceRecord: Hashable, Sendable, CustomStringConvertible {
+    public var time: Instant
+    public var connection: FourTuple?
+    /// The rule, cited as `RFC 9293 §3.8.6.1`.
+    public var rule: String
+    public var message: String
+
+    public var description: String { "\(rule): \(message)" }
+}
+
+/// What happened to a connection since the application last looked.
+public struct ConnectionEvents: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// The handshake completed (RFC 9293 §3.10.7: ESTABLISHED).
+    public static let established = ConnectionEvents(rawValue: 1 << 0)
+    /// Data, or the end of the stream, can be read.
+    public static let readable = ConnectionEvents(rawValue: 1 << 1)
+    /// Send-buffer space opened up.
+    public static let writable = ConnectionEvents(rawValue: 1 << 2)
+    /// The connection ended, gracefully or with an error (see `status`).
+    public static let closed = ConnectionEvents(rawValue: 1 << 3)
+}
+
+/// An event for the application or runtime.
+public enum StackEvent: Hashable, Sendable {
+    case connection(ConnectionID, ConnectionEvents)
+    /// A listener has a connection waiting in its accept queue.
+    case acceptable(ListenerID)
+}
+
+/// A handle to a connection: a slot in the stack's slab and the generation that owns it.
+public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
+    let handle: SlabHandle
+    public var description: String { "c\(handle.index).\(handle.generation)" }
+}
+
+/// A handle to a listener.
+public struct ListenerID: Hashable, Sendable, CustomStringConvertible {
+    let handle: SlabHandle
+    public var description: String { "l\(handle.index).\(handle.generation)" }
+}

@@ -1,0 +1,228 @@
+import NIOCore
+import TCPIPWire
+
+/// One TCP connection: the Transmission Control Block of RFC 9293 §3.3.1, and the buffers,
+/// timers and congestion state that hang off it.
+///
+/// The sequence variables keep the RFC's names (`sndUna` is SND.UNA, and so on), so a reader can
+/// hold this file next to §3.3.1. The connection's behaviour is spread over files named after the
+/// RFC's sections: `SegmentArrives*.swift` (§3.10.7), `UserCalls.swift` (§3.10.1–6),
+/// `Timers.swift` (§3.10.8), `Output.swift` (§3.8.6, §3.7.4).
+struct TCPConnection {
+    let tuple: FourTuple
+    /// This connection's own slot, for posting events.
+    var handle: SlabHandle
+    var state: TCPState
+    /// The listener whose accept queue this connection was born into, if it came from a passive OPEN.
+    var listener: SlabHandle?
+
+    // MARK: Send sequence variables (RFC 9293 §3.3.1)
+
+    /// SND.UNA: oldest unacknowledged sequence number.
+    var sndUna: SequenceNumber
+    /// SND.NXT: next sequence number to be sent.
+    var sndNxt: SequenceNumber
+    /// SND.WND: the peer's window, scaled to octets.
+    var sndWnd: UInt32 = 0
+    /// SND.WL1 / SND.WL2: segment sequence and acknowledgment numbers of the last window update.
+    var sndWl1 = SequenceNumber(0)
+    var sndWl2 = SequenceNumber(0)
+    /// ISS: our initial send sequence number.
+    let iss: SequenceNumber
+    /// The largest window the peer has offered (RFC 9293 §3.8.6.2.1 "Max(SND.WND)"; RFC 5961 §5 MAX.SND.WND).
+    var maxSndWnd: UInt32 = 0
+    /// The highest sequence number ever sent (SND.MAX of BSD): what a valid ACK may not exceed.
+    var sndMax: SequenceNumber
+
+    // MARK: Receive sequence variables (RFC 9293 §3.3.1)
+
+    /// RCV.NXT: next sequence number expected.
+    var rcvNxt = SequenceNumber(0)
+    /// IRS: the peer's initial sequence number.
+    var irs = SequenceNumber(0)
+    /// RCV.NXT + RCV.WND as last advertised. The right edge never moves left (RFC 9293 §3.8.6, MUST-... "shrinking the window" is discouraged).
+    var rcvAdvertisedEdge = SequenceNumber(0)
+    /// RCV.WND: the window we last advertised, in octets.
+    var rcvWnd: UInt32 { rcvNxt.isBefore(rcvAdvertisedEdge) ? rcvNxt.octets(to: rcvAdvertisedEdge) : 0 }
+
+    // MARK: What the handshake negotiated
+
+    /// Largest segment the peer accepts, options excluded (min of its MSS option and our MTU's).
+    var maximumSegmentSize: Int
+    /// Our announced MSS (RFC 9293 §3.7.1).
+    let receiveMSS: Int
+    /// RFC 7323 §2.3: shift applied to the peer's window field, and to ours.
+    var sndWindowShift: UInt8 = 0
+    var rcvWindowShift: UInt8 = 0
+    /// RFC 7323 §3: both sides sent TSopt in their SYNs.
+    var timestampsEnabled = false
+    /// TS.Recent and when it was set (RFC 7323 §4.3, §5.5).
+    var tsRecent: UInt32 = 0
+    var tsRecentTime = Instant.zero
+    /// Per-connection offset added to our timestamp clock, so it says nothing about uptime.
+    var timestampOffset: UInt32
+    /// Last.ACK.sent (RFC 7323 §4.3).
+    var lastAckSent = SequenceNumber(0)
+    /// RFC 2018: both sides sent SACK-permitted.
+    var sackEnabled = false
+
+    // MARK: Buffers
+
+    var sendBuffer: SendBuffer
+    var receiveBuffer = ReceiveBuffer()
+    var reassembly = ReassemblyQueue()
+    let receiveBufferCapacity: Int
+    let reassemblyLimit: Int
+    /// The sequence number of our FIN, once CLOSE has queued it behind all data.
+    var finSequence: SequenceNumber?
+
+    // MARK: Timers (RFC 9293 §3.10.8) — each is a deadline; the stack wakes us at the earliest.
+
+    var retransmissionDeadline: Instant?
+    var persistDeadline: Instant?
+    var persistBackoff = 0
+    var delayedAckDeadline: Instant?
+    /// When the stack last scheduled a wakeup for this connection (maintained by the stack).
+    var scheduledWakeup: Instant?
+
+    // MARK: Retransmission and congestion
+
+    var rtt: RTTEstimator
+    /// The segment being timed without timestamps (RFC 6298 §3 with Karn's rule): its end and send time.
+    var rttTimedSequence: SequenceNumber?
+    var rttTimedAt = Instant.zero
+    /// Consecutive expirations of the retransmission timer without progress (RFC 9293 §3.8.3 R1/R2).
+    var consecutiveTimeouts = 0
+    var congestion: any CongestionControl
+    var duplicateAcks = 0
+    /// RFC 6582 §3.2 `recover`: the highest sequence number sent when loss recovery began.
+    var recover: SequenceNumber
+    var inFastRecovery = false
+    var lastSendTime = Instant.zero
+    var nagle: Bool
+
+    // MARK: Acknowledgment policy (RFC 9293 §3.8.6.3)
+
+    var segmentsSinceAck = 0
+    let delayedAckTimeout: TimeAmount?
+
+    // MARK: User interface
+
+    var error: TCPError?
+    /// The user has called CLOSE or ABORT: once the state is CLOSED the slot is freed.
+    var userClosed = false
+    var pendingEvents: ConnectionEvents = []
+
+    // MARK: Statistics (what `ss -ti` shows)
+
+    var retransmittedSegments: UInt64 = 0
+    var zeroWindowProbes: UInt64 = 0
+    var timeouts: UInt64 = 0
+    var bytesAcked: UInt64 = 0
+    var bytesReceived: UInt64 = 0
+    var zeroWindowAdvertisementsSent: UInt64 = 0
+    /// The last window we advertised was zero (for counting and tracing transitions).
+    var zeroWindowAnnounced = false
+
+    let configuration: TCPConfiguration
+
+    /// A TCB for an active OPEN (RFC 9293 §3.10.1) or for a passive OPEN whose SYN has arrived.
+    init(
+        tuple: FourTuple,
+        iss: SequenceNumber,
+        state: TCPState,
+        receiveMSS: Int,
+        timestampOffset: UInt32,
+        configuration: TCPConfiguration,
+        algorithm: CongestionControlAlgorithm = .newReno
+    ) {
+        self.tuple = tuple
+        self.handle = SlabHandle(index: .max, generation: 0)
+        self.state = state
+        self.iss = iss
+        self.sndUna = iss
+        self.sndNxt = iss
+        self.sndMax = iss
+        self.recover = iss
+        self.receiveMSS = receiveMSS
+        self.maximumSegmentSize = receiveMSS
+        self.timestampOffset = timestampOffset
+        self.configuration = configuration
+        self.sendBuffer = SendBuffer(capacity: configuration.sendBufferSize)
+        self.receiveBufferCapacity = configuration.receiveBufferSize
+        self.reassemblyLimit = configuration.reassemblyLimit
+        self.nagle = configuration.nagle
+        self.delayedAckTimeout = configuration.delayedAcks ? configuration.delayedAckTimeout : nil
+        self.rtt = RTTEstimator(
+            initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
+            maximumRTO: configuration.maximumRTO
+        )
+        self.congestion = algorithm.make(
+            maximumSegmentSize: receiveMSS, initialWindowSegments: configuration.initialWindowSegments
+        )
+        self.rcvWindowShift = configuration.windowScaling ? Self.windowShift(forBuffer: configuration.receiveBufferSize) : 0
+    }
+
+    /// RFC 7323 §2.3: the smallest shift that lets the window field cover the whole buffer (at most 14).
+    static func windowShift(forBuffer size: Int) -> UInt8 {
+        var shift: UInt8 = 0
+        while shift < 14 && (size >> Int(shift)) > 65535 { shift += 1 }
+        return shift
+    }
+
+    // MARK: Derived quantities
+
+    /// Eff.snd.MSS (RFC 9293 §3.7.1): payload per segment once the options every segment carries are paid for.
+    var sendMSS: Int { maximumSegmentSize - (timestampsEnabled ? 12 : 0) }
+
+    /// Octets sent and not yet acknowledged (FlightSize of RFC 5681, counting SYN and FIN).
+    var flightSize: Int { Int(sndUna.octets(to: sndNxt)) }
+
+    /// Whether our FIN has been sent (it is the last octet, so SND.NXT is past it).
+    var finSent: Bool {
+        guard let finSequence else { return false }
+        return finSequence.isBefore(sndNxt)
+    }
+
+    /// Sequence number of the first octet in the send buffer: after the SYN, before the FIN.
+    var sendBufferStart: SequenceNumber { state == .synSent || sndUna == iss ? iss + 1 : sndUna }
+
+    /// Offset into the send buffer of SND.NXT: the first octet not yet sent.
+    var sendBufferNextOffset: Int {
+        min(Int(sendBufferStart.octets(to: sndNxt)), sendBuffer.count)
+    }
+
+    /// Bytes the application wrote that were never sent.
+    var unsentBytes: Int { sendBuffer.count - sendBufferNextOffset }
+
+    /// Our timestamp clock: milliseconds (RFC 7323 §5.4 allows 1 ms to 1 s per tick).
+    func timestampClock(_ now: Instant) -> UInt32 {
+        UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ timestampOffset
+    }
+
+    /// Marks events for the application, queueing this connection once.
+    mutating func post(_ events: ConnectionEvents, io: inout StackIO) {
+        if pendingEvents.isEmpty { io.events.append(handle) }
+        pendingEvents.formUnion(events)
+    }
+
+    /// Moves to CLOSED, dropping buffers and timers, and tells the application.
+    mutating func enterClosed(error: TCPError?, io: inout StackIO, now: Instant) {
+        if let error, self.error == nil { self.error = error }
+        state = .closed
+        retransmissionDeadline = nil
+        persistDeadline = nil
+        delayedAckDeadline = nil
+        sendBuffer.removeAll()
+        reassembly.removeAll()
+        post([.closed, .readable, .writable], io: &io)
+    }
+
+    /// The earliest instant at which a timer of this connection needs attention.
+    var nextDeadline: Instant? {
+        var earliest = Instant.earliest(retransmissionDeadline, persistDeadline)
+        earliest = Instant.earliest(earliest, delayedAckDeadline)
+        if case .timeWait(let until) = state { earliest = Instant.earliest(earliest, until) }
+        return earliest
+    }
+}

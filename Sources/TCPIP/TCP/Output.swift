@@ -1,0 +1,189 @@
+import NIOCore
+import TCPIPWire
+
+/// Building and sending segments: the sender side of RFC 9293 §3.8.6 (windows, silly window
+/// avoidance), §3.7.4 (Nagle) and RFC 5681 (cwnd).
+extension TCPConnection {
+    /// The options every non-SYN segment carries: timestamps (RFC 7323 §3.2) and, while we hold
+    /// out-of-order data, SACK blocks (RFC 2018 §4).
+    func segmentOptions(now: Instant) -> TCPOptions {
+        var options = TCPOptions()
+        if timestampsEnabled {
+            options.timestamps = TCPTimestamps(value: timestampClock(now), echoReply: tsRecent)
+        }
+        if sackEnabled && !reassembly.isEmpty {
+            options.sackBlocks = reassembly.sackBlocks(limit: timestampsEnabled ? 3 : 4)
+        }
+        return options
+    }
+
+    /// Sends one segment from this connection. `payloadOffset`/`payloadLength` select bytes of the
+    /// send buffer. Every segment but the first SYN carries an ACK of everything received so far.
+    mutating func sendSegment(
+        flags: TCPFlags,
+        sequence: SequenceNumber,
+        payloadOffset: Int = 0,
+        payloadLength: Int = 0,
+        options extraOptions: TCPOptions? = nil,
+        now: Instant,
+        io: inout StackIO
+    ) {
+        let isSYN = flags.contains(.syn)
+        let options = extraOptions ?? segmentOptions(now: now)
+        let window = advertiseWindow(isSYN: isSYN, io: &io, now: now)
+        let acknowledges = flags.contains(.ack)
+        let header = TCPHeader(
+            sourcePort: tuple.local.port, destinationPort: tuple.remote.port,
+            sequenceNumber: sequence, acknowledgmentNumber: acknowledges ? rcvNxt : SequenceNumber(0),
+            flags: flags, window: window, options: options
+        )
+        let payload = payloadLength > 0 ? sendBuffer.bytes(at: payloadOffset, length: payloadLength) : nil
+        io.transmit(header, payload: payload, from: tuple.local.address, to: tuple.remote.address)
+        if acknowledges {
+            lastAckSent = rcvNxt
+            delayedAckDeadline = nil
+            segmentsSinceAck = 0
+        }
+        lastSendTime = now
+        let end = sequence + (payloadLength + (isSYN ? 1 : 0) + (flags.contains(.fin) ? 1 : 0))
+        if sndMax.isBefore(end) { sndMax = end }
+    }
+
+    /// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>: the ACK of RFC 9293 §3.10.7.4.
+    mutating func sendAck(now: Instant, io: inout StackIO) {
+        sendSegment(flags: .ack, sequence: sndNxt, now: now, io: &io)
+    }
+
+    /// The SYN (active open) or SYN-ACK (simultaneous open) with our options (RFC 9293 §3.10.1; RFC 7323; RFC 2018).
+    mutating func sendSYN(acknowledging: Bool, peerOffered: TCPOptions?, now: Instant, io: inout StackIO) {
+        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: receiveMSS))
+        let offerAll = peerOffered == nil
+        if configuration.windowScaling && (offerAll || peerOffered?.windowScale != nil) {
+            options.windowScale = rcvWindowShift
+        }
+        if configuration.selectiveAcknowledgments && (offerAll || peerOffered?.sackPermitted == true) {
+            options.sackPermitted = true
+        }
+        if configuration.timestamps && (offerAll || peerOffered?.timestamps != nil) {
+            options.timestamps = TCPTimestamps(value: timestampClock(now), echoReply: acknowledging ? tsRecent : 0)
+        }
+        sendSegment(flags: acknowledging ? [.syn, .ack] : .syn, sequence: iss, options: options, now: now, io: &io)
+        if sndNxt == iss { sndNxt = iss + 1 }
+        armRetransmissionTimer(now: now)
+    }
+
+    /// Sends what the windows and the send-side rules allow: RFC 9293 §3.8.6.2.1 (sender SWS
+    /// avoidance), §3.7.4 (Nagle), RFC 5681 (min of cwnd and the peer's window).
+    mutating func output(now: Instant, io: inout StackIO) {
+        switch state {
+        case .established, .closeWait, .finWait1, .closing, .lastAck:
+            break
+        case .closed, .listen, .synSent, .synReceived, .finWait2, .timeWait:
+            return
+        }
+        if flightSize == 0, lastSendTime.nanoseconds > 0, now - lastSendTime > rtt.retransmissionTimeout {
+            // RFC 5681 §4.1: after an idle period longer than an RTO, restart from the initial window.
+            congestion.restartAfterIdle()
+        }
+        while true {
+            let inFlight = flightSize
+            let window = Int(min(UInt32(clamping: congestion.congestionWindow), sndWnd))
+            let usable = max(0, window - inFlight)
+            let offset = sendBufferNextOffset
+            let unsent = sendBuffer.count - offset
+            let payloadRoom = maximumSegmentSize - segmentOptions(now: now).encodedLength
+            let length = min(unsent, usable, payloadRoom)
+            let finPending = finSequence != nil && !finSent
+            let carriesFIN = finPending && length == unsent
+
+            if length == 0 {
+                // Only a bare FIN is left (RFC 9293 §3.10.4): it takes no window space worth waiting for.
+                if carriesFIN {
+                    sendSegment(flags: [.fin, .ack], sequence: sndNxt, now: now, io: &io)
+                    sndNxt = sndNxt + 1
+                    armRetransmissionTimer(now: now)
+                }
+                break
+            }
+            // RFC 9293 §3.8.6.2.1: send a full segment; or all that is queued when nothing is
+            // outstanding (Nagle, §3.7.4) or Nagle is off; or at least half the largest window
+            // the peer ever offered; or anything at all when nothing is outstanding (no ACK
+            // will come to clock us out otherwise).
+            let sendNow =
+                length == sendMSS || length >= payloadRoom
+                || (length == unsent && (!nagle || inFlight == 0))
+                || (maxSndWnd > 0 && length >= Int(maxSndWnd / 2))
+                || inFlight == 0
+            guard sendNow else { break }
+
+            var flags: TCPFlags = [.ack]
+            if length == unsent { flags.insert(.psh) }
+            if carriesFIN { flags.insert(.fin) }
+            let isRetransmission = sndNxt.isBefore(sndMax)
+            sendSegment(
+                flags: flags, sequence: sndNxt, payloadOffset: offset, payloadLength: length, now: now, io: &io)
+            if isRetransmission {
+                retransmittedSegments &+= 1
+                io.counters.segmentsRetransmitted &+= 1
+            } else if rttTimedSequence == nil && !timestampsEnabled {
+                // RFC 6298 §3: time one segment per round trip (Karn: never a retransmitted one).
+                rttTimedSequence = sndNxt + length
+                rttTimedAt = now
+            }
+            sndNxt = sndNxt + (length + (carriesFIN ? 1 : 0))
+            armRetransmissionTimer(now: now)
+        }
+        updatePersistTimer(now: now, io: &io)
+    }
+
+    /// Resends the segment at SND.UNA (fast retransmit, RFC 5681 §3.2 step 3; a partial ACK,
+    /// RFC 6582 §3.2 step 5).
+    mutating func retransmitFirstUnacknowledged(now: Instant, io: inout StackIO) {
+        let payloadRoom = maximumSegmentSize - segmentOptions(now: now).encodedLength
+        let length = min(sendBuffer.count, sendMSS, payloadRoom, max(0, flightSize))
+        var flags: TCPFlags = [.ack]
+        if let finSequence, finSent, sndUna + length == finSequence { flags.insert(.fin) }
+        guard length > 0 || flags.contains(.fin) else { return }
+        sendSegment(flags: flags, sequence: sndUna, payloadOffset: 0, payloadLength: length, now: now, io: &io)
+        retransmittedSegments &+= 1
+        io.counters.segmentsRetransmitted &+= 1
+        rttTimedSequence = nil
+    }
+
+    /// RFC 6298 §5 (5.1): start the timer when data is outstanding and it isn't running.
+    mutating func armRetransmissionTimer(now: Instant) {
+        if retransmissionDeadline == nil {
+            retransmissionDeadline = now + rtt.retransmissionTimeout
+        }
+    }
+
+    /// RFC 9293 §3.8.6.1: when the peer's window is zero and we have something to send, the
+    /// persist timer makes sure we keep asking.
+    mutating func updatePersistTimer(now: Instant, io: inout StackIO) {
+        let hasSomethingToSend = unsentBytes > 0 || (finSequence != nil && !finSent)
+        if sndWnd == 0 && hasSomethingToSend && flightSize <= 1 {
+            if persistDeadline == nil {
+                let timeout = persistTimeout
+                persistDeadline = now + timeout
+                if flightSize == 0 { retransmissionDeadline = nil }
+                io.decision(
+                    "RFC 9293 §3.8.6.1", "peer window is zero; persist timer \(timeout.milliseconds) ms",
+                    connection: tuple, now: now)
+            }
+        } else if persistDeadline != nil {
+            persistDeadline = nil
+            persistBackoff = 0
+        }
+    }
+
+    /// RTO-based persist interval, backed off exponentially and bounded (RFC 1122 §4.2.2.17).
+    var persistTimeout: TimeAmount {
+        let base = max(rtt.retransmissionTimeout.nanoseconds, configuration.minimumPersistTimeout.nanoseconds)
+        let shifted = base << min(persistBackoff, 16)
+        return .nanoseconds(min(shifted, configuration.maximumPersistTimeout.nanoseconds))
+    }
+}
+
+extension TimeAmount {
+    var milliseconds: Int64 { nanoseconds / 1_000_000 }
+}

@@ -1,0 +1,60 @@
+import TCPIPWire
+
+/// The window we advertise: free receive-buffer space, scaled, never shrinking, and opened
+/// only in steps large enough to be worth a segment.
+extension TCPConnection {
+    /// Free space in the receive buffer: what the peer may send beyond RCV.NXT.
+    var receiveSpace: Int { max(0, receiveBufferCapacity - receiveBuffer.count) }
+
+    /// RFC 9293 §3.8.6.2.2 (receiver SWS avoidance, MUST-39): the right edge advances only when
+    /// it would move by at least min(RCV.BUFF / 2, MSS).
+    var windowOpeningThreshold: Int { min(receiveBufferCapacity / 2, receiveMSS) }
+
+    /// How far the right edge could move now, past what was last advertised.
+    var potentialWindowIncrease: Int {
+        let potentialEdge = rcvNxt + receiveSpace
+        let increase = rcvAdvertisedEdge.distance(to: potentialEdge)
+        return Int(max(0, increase))
+    }
+
+    /// Computes the window field for an outgoing segment and records the new right edge.
+    ///
+    /// - Returns: the 16-bit window field, already shifted (RFC 7323 §2.3). SYN segments carry
+    ///   an unscaled window (RFC 7323 §2.2).
+    mutating func advertiseWindow(isSYN: Bool, io: inout StackIO, now: Instant) -> UInt16 {
+        let shift = isSYN ? 0 : Int(rcvWindowShift)
+        let current = Int(rcvWnd)
+        var window = current
+        if potentialWindowIncrease >= windowOpeningThreshold || current == 0 && receiveSpace >= windowOpeningThreshold {
+            window = receiveSpace
+        }
+        // RFC 9293 §3.8.6 (SHLD-14): don't shrink — keep the old right edge if the new one is left of it.
+        window = max(window, current)
+        var field = (window >> shift)
+        if field << shift < current {
+            // Rounding down by the scale would move the right edge left; round up instead (RFC 7323 §2.4).
+            field += 1
+        }
+        field = min(field, 65535)
+        let advertised = UInt32(field << shift)
+        rcvAdvertisedEdge = SequenceNumber.latest(rcvAdvertisedEdge, rcvNxt + advertised)
+        if advertised == 0 {
+            if !zeroWindowAnnounced {
+                io.counters.zeroWindowAdvertisements &+= 1
+                zeroWindowAdvertisementsSent &+= 1
+                io.decision(
+                    "RFC 9293 §3.8.6", "receive buffer full (\(receiveBuffer.count) bytes unread); advertising a zero window",
+                    connection: tuple, now: now)
+            }
+            zeroWindowAnnounced = true
+        } else if advertised > 0 {
+            if zeroWindowAnnounced {
+                io.decision(
+                    "RFC 9293 §3.8.6.2.2", "window reopens to \(advertised) bytes (freed ≥ min(RCV.BUFF/2, MSS) = \(windowOpeningThreshold))",
+                    connection: tuple, now: now)
+            }
+            zeroWindowAnnounced = false
+        }
+        return UInt16(field)
+    }
+}

@@ -1,0 +1,212 @@
+import NIOCore
+import TCPIPWire
+
+/// RFC 9293 §3.10.7.4, fifth: check the ACK field — and, with it, RTT measurement (RFC 6298,
+/// RFC 7323 §4), congestion control (RFC 5681) and NewReno recovery (RFC 6582).
+extension TCPConnection {
+    /// - Returns: whether processing continues to the sixth step.
+    mutating func acknowledgmentArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) -> Bool {
+        if state == .synReceived {
+            // SYN-RECEIVED: if SND.UNA < SEG.ACK =< SND.NXT, enter ESTABLISHED.
+            guard segment.ack.isBetween(after: sndUna, atOrBefore: sndNxt) else {
+                // <SEQ=SEG.ACK><CTL=RST>
+                io.counters.droppedUnacceptableAck &+= 1
+                sendReset(sequence: segment.ack, now: now, io: &io)
+                return false
+            }
+            acknowledgeSYN(ack: segment.ack, now: now, io: &io)
+            updateSendWindow(segment, force: true)
+            state = .established
+            io.decision("RFC 9293 §3.10.7.4", "ACK of our SYN: ESTABLISHED", connection: tuple, now: now)
+            post(.established, io: &io)
+            if let echo = segment.header.options.timestamps?.echoReply, timestampsEnabled, echo != 0 {
+                rtt.addSample(.milliseconds(Int64(timestampClock(now) &- echo)))
+            }
+            // Fall through: the ACK may carry data, a FIN, or (simultaneous open) more.
+        }
+
+        // RFC 5961 §5.2: acceptable if (SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT.
+        let oldestAcceptable = sndUna - max(maxSndWnd, 1)
+        if segment.ack.isAfter(sndMax) {
+            // "If the ACK acks something not yet sent (SEG.ACK > SND.NXT), then send an ACK, drop the segment."
+            // (SND.NXT may have been pulled back by a retransmission timeout; what was sent before still counts.)
+            io.counters.droppedUnacceptableAck &+= 1
+            sendAck(now: now, io: &io)
+            return false
+        }
+        if segment.ack.isBefore(oldestAcceptable) {
+            io.counters.droppedUnacceptableAck &+= 1
+            sendChallengeAck(reason: "ACK \(segment.ack) is older than SND.UNA - MAX.SND.WND", now: now, io: &io)
+            return false
+        }
+
+        let previousWindow = sndWnd
+        if segment.ack.isAfter(sndUna) {
+            newDataAcknowledged(segment, now: now, io: &io)
+        } else if segment.ack == sndUna {
+            duplicateAckCandidate(segment, previousWindow: previousWindow, now: now, io: &io)
+        }
+
+        // RFC 9293 §3.10.7.4: update the send window if SND.UNA =< SEG.ACK =< SND.NXT and the
+        // segment is newer than the last window update (SND.WL1 < SEG.SEQ, or equal with SND.WL2 =< SEG.ACK).
+        if segment.ack.isAtOrAfter(sndUna) {
+            updateSendWindow(segment, force: false)
+        }
+        if sndWnd > 0 && previousWindow == 0 {
+            io.decision("RFC 9293 §3.8.6.1", "peer window reopened to \(sndWnd) bytes", connection: tuple, now: now)
+            persistDeadline = nil
+            persistBackoff = 0
+            if finSequence.map({ !$0.isBefore(sndNxt) }) ?? true, flightSize == 1 {
+                // Only a zero-window probe's byte is outstanding, and the peer probably dropped it:
+                // send it again with what follows instead of waiting a retransmission timeout.
+                sndNxt = sndUna
+            }
+            if flightSize > 0 { armRetransmissionTimer(now: now) }
+        }
+
+        // The state-specific parts of the fifth step.
+        let finAcknowledged = finSequence.map { $0.isBefore(sndUna) } ?? false
+        switch state {
+        case .finWait1:
+            if finAcknowledged {
+                state = .finWait2
+                io.decision("RFC 9293 §3.10.7.4", "our FIN is acknowledged: FIN-WAIT-2", connection: tuple, now: now)
+            }
+        case .closing:
+            if finAcknowledged {
+                enterTimeWait(now: now, io: &io)
+            }
+            return false
+        case .lastAck:
+            if finAcknowledged {
+                io.decision("RFC 9293 §3.10.7.4", "our FIN is acknowledged in LAST-ACK: CLOSED", connection: tuple, now: now)
+                enterClosed(error: nil, io: &io, now: now)
+                return false
+            }
+        case .timeWait:
+            // Only a retransmitted FIN can arrive here; it is acknowledged in the eighth step.
+            break
+        case .established, .finWait2, .closeWait, .synReceived:
+            break
+        case .closed, .listen, .synSent:
+            preconditionFailure("acknowledgmentArrives in \(state)")
+        }
+        return true
+    }
+
+    /// SND.UNA < SEG.ACK =< SND.NXT: "set SND.UNA <- SEG.ACK", release the acknowledged bytes,
+    /// measure, grow cwnd.
+    private mutating func newDataAcknowledged(_ segment: IncomingSegment, now: Instant, io: inout StackIO) {
+        let acked = Int(sndUna.octets(to: segment.ack))
+        let flightBefore = flightSize
+        // Bytes of the send buffer covered: the SYN and FIN take sequence space but no buffer.
+        let bufferStart = sendBufferStart
+        let dataAcked = segment.ack.isAfter(bufferStart)
+            ? min(sendBuffer.count, Int(bufferStart.octets(to: segment.ack))) : 0
+        let hadFullSendBuffer = sendBuffer.freeSpace == 0
+        if dataAcked > 0 { sendBuffer.removeFirst(dataAcked) }
+        bytesAcked &+= UInt64(dataAcked)
+        sndUna = segment.ack
+        if sndNxt.isBefore(sndUna) {
+            // An ACK for data sent before a retransmission timeout pulled SND.NXT back.
+            sndNxt = sndUna
+        }
+        duplicateAcks = 0
+        consecutiveTimeouts = 0
+
+        // RTT: RFC 7323 §4.1 with timestamps (every ACK), else RFC 6298 §3 with Karn's rule.
+        if timestampsEnabled, let echo = segment.header.options.timestamps?.echoReply, echo != 0 {
+            let milliseconds = Int64(Int32(bitPattern: timestampClock(now) &- echo))
+            if milliseconds >= 0 { rtt.addSample(.milliseconds(max(1, milliseconds))) }
+        } else if let timed = rttTimedSequence, timed.isAtOrBefore(segment.ack) {
+            rtt.addSample(now - rttTimedAt)
+            rttTimedSequence = nil
+        }
+        rtt.resetBackoff()
+
+        // Congestion control and NewReno recovery (RFC 6582 §3.2 steps 3 and 5).
+        if inFastRecovery {
+            if segment.ack.isAfter(recover) {
+                inFastRecovery = false
+                congestion.exitedRecovery(flightSize: flightSize)
+                io.decision("RFC 6582 §3.2", "full ACK: leaving fast recovery, cwnd \(congestion.congestionWindow)",
+                            connection: tuple, now: now)
+            } else {
+                congestion.partialAckDuringRecovery(bytes: acked)
+                retransmitFirstUnacknowledged(now: now, io: &io)
+                io.decision("RFC 6582 §3.2", "partial ACK: retransmitting \(sndUna)", connection: tuple, now: now)
+            }
+        } else {
+            congestion.acknowledged(bytes: acked, flightSize: flightBefore, now: now, smoothedRTT: rtt.smoothedRTT)
+        }
+
+        // RFC 6298 §5 (5.2) stop the timer when everything is acknowledged, (5.3) else restart it.
+        retransmissionDeadline = nil
+        if flightSize > 0 { armRetransmissionTimer(now: now) }
+
+        if dataAcked > 0 && (hadFullSendBuffer || sendBuffer.freeSpace > 0) && state.acceptsUserData {
+            post(.writable, io: &io)
+        }
+    }
+
+    /// RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT": outstanding data, no payload, no SYN/FIN,
+    /// SEG.ACK = SND.UNA, and the same window.
+    private mutating func duplicateAckCandidate(
+        _ segment: IncomingSegment, previousWindow: UInt32, now: Instant, io: inout StackIO
+    ) {
+        let window = UInt32(segment.header.window) << UInt32(sndWindowShift)
+        guard flightSize > 0, segment.payload.readableBytes == 0, !segment.fin,
+              window == previousWindow, window > 0, !finSentAlone
+        else {
+            return
+        }
+        duplicateAcks += 1
+        io.counters.duplicateAcksReceived &+= 1
+        if inFastRecovery {
+            // RFC 5681 §3.2 step 4: each further duplicate means a segment left the network.
+            congestion.duplicateAckDuringRecovery()
+        } else if duplicateAcks == 3 {
+            // RFC 6582 §3.2 step 2: enter only if the ACK covers more than `recover`, so one
+            // loss event is not answered twice.
+            guard segment.ack.isAfter(recover) || recover == iss else { return }
+            inFastRecovery = true
+            recover = sndNxt - 1
+            congestion.enteredRecovery(flightSize: flightSize, now: now)
+            io.counters.fastRetransmits &+= 1
+            io.decision("RFC 5681 §3.2", "third duplicate ACK: fast retransmit of \(sndUna), cwnd \(congestion.congestionWindow)",
+                        connection: tuple, now: now)
+            retransmitFirstUnacknowledged(now: now, io: &io)
+        }
+    }
+
+    /// Only our FIN is outstanding: duplicate ACKs say nothing about data loss then.
+    private var finSentAlone: Bool {
+        guard let finSequence else { return false }
+        return finSent && sndUna == finSequence
+    }
+
+    /// RFC 9293 §3.10.7.4: SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK, when the
+    /// segment is not older than the last update.
+    mutating func updateSendWindow(_ segment: IncomingSegment, force: Bool) {
+        guard force || sndWl1.isBefore(segment.seq) || (sndWl1 == segment.seq && sndWl2.isAtOrBefore(segment.ack))
+        else { return }
+        // RFC 7323 §2.2: the window in a SYN is never scaled.
+        let shift = segment.syn ? 0 : UInt32(sndWindowShift)
+        sndWnd = UInt32(segment.header.window) << shift
+        sndWl1 = segment.seq
+        sndWl2 = segment.ack
+        maxSndWnd = max(maxSndWnd, sndWnd)
+    }
+
+    /// TIME-WAIT for 2·MSL (RFC 9293 §3.10.7.4; MUST-13 allows a shorter wait only with timestamps).
+    mutating func enterTimeWait(now: Instant, io: inout StackIO) {
+        let until = now + .nanoseconds(2 * configuration.maximumSegmentLifetime.nanoseconds)
+        state = .timeWait(until: until)
+        retransmissionDeadline = nil
+        persistDeadline = nil
+        sendBuffer.removeAll()
+        io.decision("RFC 9293 §3.10.7.4", "TIME-WAIT for 2·MSL (\(2 * configuration.maximumSegmentLifetime.milliseconds) ms)",
+                    connection: tuple, now: now)
+        post(.readable, io: &io)
+    }
+}

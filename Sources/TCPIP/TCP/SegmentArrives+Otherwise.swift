@@ -1,0 +1,183 @@
+import NIOCore
+import TCPIPWire
+
+/// RFC 9293 §3.10.7.4, "Otherwise": SYN-RECEIVED and every synchronized state, step by step.
+extension TCPConnection {
+    mutating func otherwiseSegmentArrives(_ incoming: IncomingSegment, now: Instant, io: inout StackIO) {
+        var segment = incoming
+
+        // RFC 7323 §5.3 (R1–R3): PAWS comes before the sequence-number check.
+        guard passesPAWS(segment, now: now, io: &io) else { return }
+
+        // First, check sequence number.
+        guard checkSequenceNumber(&segment, now: now, io: &io) else { return }
+
+        // Second, check the RST bit.
+        if segment.flags.contains(.rst) {
+            resetArrives(segment, now: now, io: &io)
+            return
+        }
+
+        // Third: security/compartment is not implemented (RFC 9293 §3.10.7.4 permits ignoring it; RFC 9293 §3.9.1).
+
+        // Fourth, check the SYN bit (RFC 5961 §4: a SYN in a synchronized state gets a challenge ACK).
+        if segment.syn {
+            if state == .synReceived && segment.seq == irs {
+                // A retransmission of the SYN that created us: answer with the SYN-ACK again.
+                sendSYN(acknowledging: true, peerOffered: segment.header.options, now: now, io: &io)
+                return
+            }
+            sendChallengeAck(reason: "SYN in \(state.rfcName)", now: now, io: &io)
+            return
+        }
+
+        // Fifth, check the ACK field.
+        guard segment.flags.contains(.ack) else {
+            io.counters.droppedNoAckFlag &+= 1
+            return
+        }
+        guard acknowledgmentArrives(segment, now: now, io: &io) else { return }
+
+        // Sixth, check the URG bit: urgent data is delivered inline (RFC 6093 §5); nothing to do.
+
+        // Seventh and eighth: segment text, then the FIN bit.
+        processText(segment, now: now, io: &io)
+
+        // Anything the ACK or window opened up can now go out.
+        output(now: now, io: &io)
+    }
+
+    // MARK: RFC 7323 §5.3 — PAWS
+
+    private mutating func passesPAWS(_ segment: IncomingSegment, now: Instant, io: inout StackIO) -> Bool {
+        guard timestampsEnabled, let timestamps = segment.header.options.timestamps else { return true }
+        guard !segment.flags.contains(.rst) else { return true }
+        // R1: SEG.TSval < TS.Recent means an old duplicate — unless TS.Recent is more than 24 days
+        // old (§5.5), in which case it is no longer trusted.
+        let isOlder = Int32(bitPattern: timestamps.value &- tsRecent) < 0
+        if isOlder {
+            if now - tsRecentTime > .hours(24 * 24) {
+                tsRecent = timestamps.value
+                tsRecentTime = now
+                return true
+            }
+            io.counters.pawsRejected &+= 1
+            io.decision("RFC 7323 §5.3", "PAWS: TSval \(timestamps.value) older than TS.Recent \(tsRecent); segment dropped",
+                        connection: tuple, now: now)
+            sendAck(now: now, io: &io)
+            return false
+        }
+        return true
+    }
+
+    // MARK: First — check sequence number
+
+    /// The four acceptability cases of RFC 9293 §3.10.7.4, then trimming to the window.
+    private mutating func checkSequenceNumber(_ segment: inout IncomingSegment, now: Instant, io: inout StackIO) -> Bool {
+        let window = rcvWnd
+        let length = segment.length
+        let acceptable: Bool
+        switch (length == 0, window == 0) {
+        case (true, true):
+            acceptable = segment.seq == rcvNxt
+        case (true, false):
+            acceptable = segment.seq.isInWindow(start: rcvNxt, length: window)
+        case (false, true):
+            acceptable = false
+        case (false, false):
+            acceptable = segment.seq.isInWindow(start: rcvNxt, length: window)
+                || (segment.seq + (length - 1)).isInWindow(start: rcvNxt, length: window)
+        }
+        // RFC 9293 §3.10.7.4: "special allowance should be made to accept valid ACKs, URGs, and RSTs"
+        // when the window is zero — a zero-length segment at RCV.NXT was accepted above; a probe
+        // carrying data is not, and is answered below with an ACK that repeats the zero window.
+        guard acceptable else {
+            if segment.flags.contains(.rst) {
+                io.counters.droppedResetOutOfWindow &+= 1
+                return false
+            }
+            if length > 0 && segment.end.isAtOrBefore(rcvNxt) {
+                io.counters.duplicateSegments &+= 1
+            } else {
+                io.counters.droppedOutOfWindow &+= 1
+            }
+            // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+            sendAck(now: now, io: &io)
+            // The ACK field of an unacceptable segment still counts in a zero window: the peer's
+            // window updates and acknowledgments must get through (RFC 9293 §3.10.7.4).
+            if window == 0 && segment.flags.contains(.ack) && !segment.syn && !segment.flags.contains(.rst) {
+                var bare = segment
+                bare.payload = bare.payload.getSlice(at: bare.payload.readerIndex, length: 0) ?? bare.payload
+                bare.fin = false
+                _ = acknowledgmentArrives(bare, now: now, io: &io)
+                output(now: now, io: &io)
+            }
+            return false
+        }
+
+        // Trim the part before RCV.NXT ("already received") and past the right edge.
+        if segment.seq.isBefore(rcvNxt) {
+            var overlap = Int(segment.seq.octets(to: rcvNxt))
+            if segment.syn {
+                segment.syn = false
+                overlap -= 1
+                segment.seq = segment.seq + 1
+            }
+            let dataTrim = min(overlap, segment.payload.readableBytes)
+            segment.payload.moveReaderIndex(forwardBy: dataTrim)
+            segment.seq = segment.seq + dataTrim
+        }
+        let rightEdge = rcvNxt + window
+        let dataEnd = segment.seq + segment.payload.readableBytes
+        if rightEdge.isBefore(dataEnd) {
+            let keep = max(0, segment.payload.readableBytes - Int(rightEdge.octets(to: dataEnd)))
+            segment.payload = segment.payload.getSlice(at: segment.payload.readerIndex, length: keep) ?? segment.payload
+            segment.fin = false
+        }
+        // DEVIATION(RFC 9293 §3.10.7.4): a FIN just past the window's last octet is kept, as Linux
+        // does — it needs no buffer space, and dropping it would cost the peer a retransmission timeout.
+        return true
+    }
+
+    // MARK: Second — check the RST bit
+
+    private mutating func resetArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) {
+        io.counters.resetsReceived &+= 1
+        // RFC 5961 §3.2: act only on an RST whose sequence number is exactly RCV.NXT; any other
+        // in-window RST gets a challenge ACK.
+        guard segment.seq == rcvNxt else {
+            sendChallengeAck(reason: "RST at \(segment.seq) is in the window but not RCV.NXT", now: now, io: &io)
+            return
+        }
+        switch state {
+        case .synReceived:
+            // Passive opens wait in the listener and never reach here; an active (simultaneous)
+            // open is refused.
+            io.counters.failedConnectionAttempts &+= 1
+            enterClosed(error: .connectionRefused, io: &io, now: now)
+        case .established, .finWait1, .finWait2, .closeWait:
+            io.counters.establishedResets &+= 1
+            io.decision("RFC 9293 §3.10.7.4", "RST at RCV.NXT: connection reset", connection: tuple, now: now)
+            enterClosed(error: .connectionReset, io: &io, now: now)
+        case .closing, .lastAck:
+            enterClosed(error: nil, io: &io, now: now)
+        case .timeWait:
+            // RFC 1337 §3 (TIME-WAIT assassination, fix F1): ignore RST in TIME-WAIT.
+            io.decision("RFC 1337", "RST ignored in TIME-WAIT", connection: tuple, now: now)
+        case .closed, .listen, .synSent:
+            preconditionFailure("resetArrives in \(state)")
+        }
+    }
+
+    /// RFC 5961 §3.2 / §4 / §5: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, so a blind attacker learns nothing
+    /// and a genuine peer that lost state answers with a valid RST.
+    mutating func sendChallengeAck(reason: String, now: Instant, io: inout StackIO) {
+        io.counters.challengeAcksSent &+= 1
+        io.decision("RFC 5961", "challenge ACK: \(reason)", connection: tuple, now: now)
+        sendAck(now: now, io: &io)
+    }
+}
+
+extension TimeAmount {
+    static func hours(_ count: Int64) -> TimeAmount { .seconds(count * 3600) }
+}

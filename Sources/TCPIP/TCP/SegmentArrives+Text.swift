@@ -1,0 +1,110 @@
+import NIOCore
+import TCPIPWire
+
+/// RFC 9293 §3.10.7.4, seventh (process the segment text) and eighth (check the FIN bit),
+/// with the out-of-order queue and the acknowledgment policy of §3.8.6.3.
+extension TCPConnection {
+    mutating func processText(_ segment: IncomingSegment, now: Instant, io: inout StackIO) {
+        updateTimestampRecent(segment, now: now)
+        let hasText = segment.payload.readableBytes > 0
+        guard hasText || segment.fin else { return }
+
+        if state.hasReceivedFIN {
+            // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: "This should not occur since a FIN has been
+            // received from the remote side. Ignore the segment text." A retransmitted FIN is
+            // acknowledged again; in TIME-WAIT it restarts the 2·MSL timeout.
+            if segment.fin, case .timeWait = state {
+                enterTimeWait(now: now, io: &io)
+            }
+            sendAck(now: now, io: &io)
+            return
+        }
+
+        if segment.seq == rcvNxt {
+            // In order: deliver, then pull whatever the out-of-order queue now continues.
+            let filledHole = !reassembly.isEmpty
+            var finArrived = segment.fin
+            if hasText { deliver(segment.payload, io: &io) }
+            if filledHole {
+                while let (payload, fin) = reassembly.popInOrder(rcvNxt: rcvNxt) {
+                    if payload.readableBytes > 0 { deliver(payload, io: &io) }
+                    if fin { finArrived = true }
+                }
+                if reassembly.finSequence == rcvNxt {
+                    finArrived = true
+                }
+            }
+            if finArrived {
+                finArrives(now: now, io: &io)
+                return
+            }
+            // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: acknowledge at once when filling a hole; otherwise
+            // at least every second segment, and within the delayed-ACK timeout.
+            segmentsSinceAck += 1
+            if filledHole || delayedAckTimeout == nil || segmentsSinceAck >= 2 {
+                sendAck(now: now, io: &io)
+            } else if delayedAckDeadline == nil, let timeout = delayedAckTimeout {
+                delayedAckDeadline = now + timeout
+            }
+        } else {
+            // Out of order (it lies inside the window, past RCV.NXT): hold it and send an immediate
+            // duplicate ACK so the sender's fast retransmit can work (RFC 5681 §4.2).
+            io.counters.outOfOrderSegments &+= 1
+            let outcome = reassembly.insert(
+                segment.payload, at: segment.seq, fin: segment.fin, rcvNxt: rcvNxt, pinnedLimit: reassemblyLimit)
+            if outcome == .overLimit {
+                io.counters.droppedReassemblyLimit &+= 1
+                io.decision("RFC 9293 §3.10.7.4", "out-of-order queue at its memory bound; segment dropped",
+                            connection: tuple, now: now)
+            }
+            sendAck(now: now, io: &io)
+        }
+    }
+
+    /// Appends in-order bytes to the receive buffer and advances RCV.NXT.
+    private mutating func deliver(_ payload: ByteBuffer, io: inout StackIO) {
+        receiveBuffer.append(payload)
+        rcvNxt = rcvNxt + payload.readableBytes
+        bytesReceived &+= UInt64(payload.readableBytes)
+        post(.readable, io: &io)
+        if receiveBuffer.pinnedBytes > 4 * max(receiveBuffer.count, 4096) {
+            // Many small slices of large buffers: copy them into one so they stop pinning storage.
+            _ = receiveBuffer.compact()
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4, eighth: the FIN is now in order.
+    private mutating func finArrives(now: Instant, io: inout StackIO) {
+        rcvNxt = rcvNxt + 1
+        reassembly.removeAll()
+        post(.readable, io: &io)
+        switch state {
+        case .synReceived, .established:
+            state = .closeWait
+            io.decision("RFC 9293 §3.10.7.4", "FIN received: CLOSE-WAIT", connection: tuple, now: now)
+        case .finWait1:
+            if let finSequence, finSequence.isBefore(sndUna) {
+                enterTimeWait(now: now, io: &io)
+            } else {
+                state = .closing
+                io.decision("RFC 9293 §3.10.7.4", "FIN received before our FIN was acknowledged: CLOSING (simultaneous close)",
+                            connection: tuple, now: now)
+            }
+        case .finWait2:
+            enterTimeWait(now: now, io: &io)
+        case .closeWait, .closing, .lastAck, .timeWait, .closed, .listen, .synSent:
+            break
+        }
+        // "send an acknowledgment for the FIN" — at once, not delayed.
+        sendAck(now: now, io: &io)
+    }
+
+    /// RFC 7323 §4.3 (2): if SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent, TS.Recent <- SEG.TSval.
+    private mutating func updateTimestampRecent(_ segment: IncomingSegment, now: Instant) {
+        guard timestampsEnabled, let timestamps = segment.header.options.timestamps else { return }
+        if Int32(bitPattern: timestamps.value &- tsRecent) >= 0 && segment.seq.isAtOrBefore(lastAckSent) {
+            tsRecent = timestamps.value
+            tsRecentTime = now
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import NIOCore
+import TCPIPWire
+
+/// SEGMENT ARRIVES (RFC 9293 §3.10.7) for a connection that has a TCB: SYN-SENT (§3.10.7.3)
+/// and every other state (§3.10.7.4). LISTEN and CLOSED are the stack's (Listener.swift, Stack+Input.swift).
+extension TCPConnection {
+    mutating func segmentArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) {
+        switch state {
+        case .synSent:
+            synSentSegmentArrives(segment, now: now, io: &io)
+        case .synReceived, .established, .finWait1, .finWait2, .closeWait, .closing, .lastAck, .timeWait:
+            otherwiseSegmentArrives(segment, now: now, io: &io)
+        case .closed, .listen:
+            // A TCB in CLOSED is only waiting for its user to let go; the segment finds no connection.
+            io.counters.droppedInClosedState &+= 1
+        }
+    }
+
+    // MARK: RFC 9293 §3.10.7.3 — SYN-SENT
+
+    private mutating func synSentSegmentArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) {
+        // First, check the ACK bit: an ACK outside ISS < SEG.ACK =< SND.NXT is unacceptable.
+        let ackIsAcceptable = segment.ack.isBetween(after: iss, atOrBefore: sndNxt)
+        if segment.flags.contains(.ack) && !ackIsAcceptable {
+            if !segment.flags.contains(.rst) {
+                // <SEQ=SEG.ACK><CTL=RST>
+                sendReset(sequence: segment.ack, now: now, io: &io)
+            }
+            io.counters.droppedUnacceptableAck &+= 1
+            return
+        }
+        // Second, check the RST bit (RFC 5961 §3.2: in SYN-SENT only an RST acknowledging our SYN counts).
+        if segment.flags.contains(.rst) {
+            io.counters.resetsReceived &+= 1
+            if segment.flags.contains(.ack) {
+                io.decision("RFC 9293 §3.10.7.3", "RST acknowledges our SYN: connection refused", connection: tuple, now: now)
+                io.counters.failedConnectionAttempts &+= 1
+                enterClosed(error: .connectionRefused, io: &io, now: now)
+            } else {
+                io.counters.droppedResetOutOfWindow &+= 1
+            }
+            return
+        }
+        // Fourth, check the SYN bit.
+        guard segment.syn else {
+            // Fifth: neither SYN nor RST — drop.
+            io.counters.badSegments &+= 1
+            return
+        }
+        irs = segment.seq
+        rcvNxt = segment.seq + 1
+        // What our SYN advertised, unscaled (RFC 7323 §2.2).
+        rcvAdvertisedEdge = rcvNxt + UInt32(min(receiveSpace, 65535))
+        adoptPeerOptions(segment.header.options, now: now)
+        if timestampsEnabled, let timestamps = segment.header.options.timestamps {
+            tsRecent = timestamps.value
+            tsRecentTime = now
+        }
+        if segment.flags.contains(.ack) {
+            acknowledgeSYN(ack: segment.ack, now: now, io: &io)
+            if timestampsEnabled, let echo = segment.header.options.timestamps?.echoReply, echo != 0 {
+                rtt.addSample(.milliseconds(Int64(timestampClock(now) &- echo)))
+            }
+        }
+        if sndUna.isAfter(iss) {
+            // Our SYN has been acknowledged: ESTABLISHED. <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+            updateSendWindow(segment, force: true)
+            state = .established
+            io.decision("RFC 9293 §3.10.7.3", "SYN,ACK received: ESTABLISHED", connection: tuple, now: now)
+            post(.established, io: &io)
+            // Data or controls in the SYN-ACK are processed from the sixth step on.
+            var rest = segment
+            rest.seq = segment.seq + 1
+            rest.syn = false
+            if rest.payload.readableBytes > 0 || rest.fin {
+                processText(rest, now: now, io: &io)
+            }
+            sendAck(now: now, io: &io)
+            output(now: now, io: &io)
+        } else {
+            // Simultaneous open: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, enter SYN-RECEIVED.
+            state = .synReceived
+            io.decision("RFC 9293 §3.10.7.3", "SYN without ACK in SYN-SENT: simultaneous open, SYN-RECEIVED",
+                        connection: tuple, now: now)
+            sndWnd = UInt32(segment.header.window)
+            sndWl1 = segment.seq
+            sndWl2 = segment.ack
+            retransmissionDeadline = nil
+            sendSYN(acknowledging: true, peerOffered: segment.header.options, now: now, io: &io)
+        }
+    }
+
+    /// Records what the peer's SYN offered (RFC 7323 §2.2, §3.2; RFC 2018 §2; RFC 9293 §3.7.1).
+    mutating func adoptPeerOptions(_ options: TCPOptions, now: Instant) {
+        // RFC 9293 §3.7.1 (MUST-15): without an MSS option assume 536 (IPv4) / 1220 (IPv6, RFC 8200 §5).
+        let defaultMSS = if case .v6 = tuple.remote.address { 1220 } else { 536 }
+        let peerMSS = options.maximumSegmentSize.map { Int($0) } ?? defaultMSS
+        maximumSegmentSize = max(64, min(peerMSS, receiveMSS))
+        if configuration.windowScaling, let shift = options.windowScale {
+            sndWindowShift = min(shift, 14)
+        } else {
+            sndWindowShift = 0
+            rcvWindowShift = 0
+        }
+        timestampsEnabled = configuration.timestamps && options.timestamps != nil
+        sackEnabled = configuration.selectiveAcknowledgments && options.sackPermitted
+        congestion = CongestionControlAlgorithm.newReno.make(
+            maximumSegmentSize: sendMSS, initialWindowSegments: configuration.initialWindowSegments)
+    }
+
+    /// SND.UNA advances past our SYN.
+    mutating func acknowledgeSYN(ack: SequenceNumber, now: Instant, io: inout StackIO) {
+        sndUna = ack
+        retransmissionDeadline = nil
+        consecutiveTimeouts = 0
+        rtt.resetBackoff()
+    }
+
+    /// <SEQ=seq><CTL=RST>, or <SEQ=seq><ACK=ack><CTL=RST,ACK> when `acknowledging`.
+    mutating func sendReset(sequence: SequenceNumber, acknowledging: SequenceNumber? = nil, now: Instant, io: inout StackIO) {
+        let header = TCPHeader(
+            sourcePort: tuple.local.port, destinationPort: tuple.remote.port,
+            sequenceNumber: sequence, acknowledgmentNumber: acknowledging ?? SequenceNumber(0),
+            flags: acknowledging == nil ? .rst : [.rst, .ack], window: 0)
+        io.transmit(header, from: tuple.local.address, to: tuple.remote.address)
+    }
+}

@@ -1,0 +1,106 @@
+import NIOCore
+import TCPIPWire
+
+/// TIMEOUTS (RFC 9293 §3.10.8): retransmission (RFC 6298 §5), persist (§3.8.6.1), delayed ACK
+/// (§3.8.6.3) and TIME-WAIT.
+extension TCPConnection {
+    /// Runs every timer whose deadline has passed.
+    mutating func timersFired(now: Instant, io: inout StackIO) {
+        if case .timeWait(let until) = state, until <= now {
+            // "If the time-wait timeout expires on a connection, delete the TCB, enter the CLOSED state."
+            io.decision("RFC 9293 §3.10.8", "2·MSL elapsed: TIME-WAIT -> CLOSED", connection: tuple, now: now)
+            enterClosed(error: nil, io: &io, now: now)
+            return
+        }
+        if let deadline = retransmissionDeadline, deadline <= now {
+            retransmissionDeadline = nil
+            retransmissionTimeoutFired(now: now, io: &io)
+            if state == .closed { return }
+        }
+        if let deadline = persistDeadline, deadline <= now {
+            persistDeadline = nil
+            persistTimerFired(now: now, io: &io)
+        }
+        if let deadline = delayedAckDeadline, deadline <= now {
+            delayedAckDeadline = nil
+            io.counters.delayedAcksSent &+= 1
+            sendAck(now: now, io: &io)
+        }
+    }
+
+    /// RFC 6298 §5 (5.4)–(5.7), with the retry limit of RFC 9293 §3.8.3 (R2).
+    private mutating func retransmissionTimeoutFired(now: Instant, io: inout StackIO) {
+        guard flightSize > 0 else { return }
+        consecutiveTimeouts += 1
+        timeouts &+= 1
+        io.counters.retransmissionTimeouts &+= 1
+        let isHandshake = state == .synSent || state == .synReceived
+        let limit = isHandshake ? configuration.maximumSYNRetransmissions : configuration.maximumRetransmissions
+        if consecutiveTimeouts > limit {
+            io.counters.connectionsTimedOut &+= 1
+            io.decision("RFC 9293 §3.8.3", "R2 reached after \(limit) retransmissions: connection timed out",
+                        connection: tuple, now: now)
+            if state != .synSent {
+                sendReset(sequence: sndNxt, now: now, io: &io)
+            }
+            if isHandshake { io.counters.failedConnectionAttempts &+= 1 }
+            enterClosed(error: .timedOut, io: &io, now: now)
+            return
+        }
+        // (5.5) back off the timer; Karn: the sample in progress is void.
+        rtt.backOff()
+        rttTimedSequence = nil
+        io.decision("RFC 6298 §5.5", "retransmission timeout; RTO backed off to \(rtt.retransmissionTimeout.milliseconds) ms",
+                    connection: tuple, now: now)
+        switch state {
+        case .synSent:
+            retransmittedSegments &+= 1
+            io.counters.segmentsRetransmitted &+= 1
+            sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)
+        case .synReceived:
+            retransmittedSegments &+= 1
+            io.counters.segmentsRetransmitted &+= 1
+            sendSYN(acknowledging: true, peerOffered: nil, now: now, io: &io)
+        case .established, .finWait1, .closeWait, .closing, .lastAck, .finWait2:
+            // RFC 5681 §3.1: ssthresh = max(FlightSize/2, 2*SMSS), cwnd = 1 SMSS; RFC 6582 §3.2
+            // step 4: recover = the highest sequence number sent.
+            congestion.retransmissionTimeout(flightSize: flightSize, now: now)
+            inFastRecovery = false
+            duplicateAcks = 0
+            recover = sndMax - 1
+            // Go back N: everything after SND.UNA is sent again as the window allows.
+            sndNxt = sndUna
+            output(now: now, io: &io)
+            if flightSize == 0 && sndWnd == 0 {
+                // The peer's window is closed: the persist timer takes over from here.
+                updatePersistTimer(now: now, io: &io)
+            } else {
+                armRetransmissionTimer(now: now)
+            }
+        case .timeWait, .closed, .listen:
+            break
+        }
+    }
+
+    /// RFC 9293 §3.8.6.1: "The sending TCP peer must regularly transmit at least one octet of new
+    /// data (if available), or retransmit to the receiving TCP peer even if the send window is zero."
+    private mutating func persistTimerFired(now: Instant, io: inout StackIO) {
+        guard sndWnd == 0 else { return }
+        if sendBuffer.count > 0 {
+            sendSegment(flags: [.ack], sequence: sndUna, payloadOffset: 0, payloadLength: 1, now: now, io: &io)
+            if sndNxt == sndUna { sndNxt = sndUna + 1 }
+        } else if let finSequence, !finSequence.isBefore(sndNxt) || finSent {
+            sendSegment(flags: [.fin, .ack], sequence: finSequence, now: now, io: &io)
+            if sndNxt == finSequence { sndNxt = finSequence + 1 }
+        } else {
+            return
+        }
+        zeroWindowProbes &+= 1
+        io.counters.zeroWindowProbesSent &+= 1
+        persistBackoff += 1
+        let timeout = persistTimeout
+        persistDeadline = now + timeout
+        io.decision("RFC 9293 §3.8.6.1", "zero-window probe sent; persist timer backed off to \(timeout.milliseconds) ms",
+                    connection: tuple, now: now)
+    }
+}

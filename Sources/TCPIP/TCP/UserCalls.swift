@@ -1,0 +1,108 @@
+import NIOCore
+import TCPIPWire
+
+/// What `read` found.
+public enum ReceiveResult: Hashable, Sendable {
+    case data(ByteBuffer)
+    /// Nothing buffered yet; the connection is still open for reading.
+    case wouldBlock
+    /// The peer's FIN has been read past: the stream is over.
+    case endOfStream
+}
+
+/// The user calls of RFC 9293 §3.10.2–§3.10.6 on one connection. OPEN is the stack's
+/// (it chooses ports and ISNs), see `Stack.connect` and `Stack.listen`.
+extension TCPConnection {
+    /// §3.10.2 SEND: queues as much as the send buffer takes, then sends what the windows allow.
+    mutating func send(_ bytes: ByteBuffer, now: Instant, io: inout StackIO) throws(TCPError) -> Int {
+        guard state.acceptsUserData else {
+            if let error { throw error }
+            throw state == .closed ? .connectionDoesNotExist : .connectionClosing
+        }
+        let taken = sendBuffer.append(bytes)
+        if taken > 0 { output(now: now, io: &io) }
+        return taken
+    }
+
+    /// §3.10.3 RECEIVE: hands over buffered bytes and, if that opens the window far enough,
+    /// tells the peer (a window update, RFC 9293 §3.8.6.2.2).
+    mutating func read(upTo maxLength: Int, now: Instant, io: inout StackIO) throws(TCPError) -> ReceiveResult {
+        if let bytes = receiveBuffer.read(upTo: maxLength) {
+            if state.isSynchronized && !state.hasReceivedFIN && potentialWindowIncrease >= windowOpeningThreshold {
+                let wasZero = rcvWnd == 0
+                io.counters.windowUpdatesSent &+= 1
+                io.decision("RFC 9293 §3.8.6.2.2", wasZero
+                    ? "application read; window update reopens the zero window"
+                    : "application read; window update (right edge moves ≥ min(RCV.BUFF/2, MSS))",
+                    connection: tuple, now: now)
+                sendAck(now: now, io: &io)
+            }
+            return .data(bytes)
+        }
+        if state.hasReceivedFIN { return .endOfStream }
+        if state == .closed {
+            if let error { throw error }
+            return .endOfStream
+        }
+        return .wouldBlock
+    }
+
+    /// MSG_PEEK: the bytes `read` would return, left in place.
+    func peek(upTo maxLength: Int) -> ByteBuffer? {
+        receiveBuffer.peek(upTo: maxLength)
+    }
+
+    /// §3.10.4 CLOSE: "I have no more to send." Queues a FIN behind the data; reading goes on.
+    mutating func close(now: Instant, io: inout StackIO) throws(TCPError) {
+        switch state {
+        case .synSent:
+            // "Delete the TCB and return 'error: closing' responses to any queued SENDs."
+            enterClosed(error: nil, io: &io, now: now)
+        case .synReceived, .established:
+            queueFIN()
+            state = .finWait1
+            output(now: now, io: &io)
+        case .closeWait:
+            queueFIN()
+            state = .lastAck
+            output(now: now, io: &io)
+        case .finWait1, .finWait2, .closing, .lastAck, .timeWait:
+            throw .connectionClosing
+        case .closed, .listen:
+            break
+        }
+    }
+
+    private mutating func queueFIN() {
+        finSequence = sendBufferStart + sendBuffer.count
+    }
+
+    /// §3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST> in the synchronized states, then CLOSED.
+    mutating func abort(now: Instant, io: inout StackIO) {
+        switch state {
+        case .synReceived, .established, .finWait1, .finWait2, .closeWait:
+            sendReset(sequence: sndNxt, now: now, io: &io)
+        case .synSent, .closing, .lastAck, .timeWait, .closed, .listen:
+            break
+        }
+        if state != .closed { enterClosed(error: .aborted, io: &io, now: now) }
+    }
+
+    /// §3.10.6 STATUS.
+    func status(now: Instant) -> ConnectionStatus {
+        ConnectionStatus(
+            state: state, local: tuple.local, remote: tuple.remote,
+            receiveQueue: receiveBuffer.count, sendQueue: sendBuffer.count,
+            sendUnacknowledged: sndUna.rawValue, sendNext: sndNxt.rawValue, receiveNext: rcvNxt.rawValue,
+            sendWindow: Int(sndWnd), receiveWindow: Int(rcvWnd),
+            sendWindowScale: Int(sndWindowShift), receiveWindowScale: Int(rcvWindowShift),
+            maximumSegmentSize: sendMSS, receiveMSS: receiveMSS,
+            smoothedRTT: rtt.smoothedRTT, rttVariance: rtt.rttVariance, retransmissionTimeout: rtt.retransmissionTimeout,
+            congestionWindow: congestion.congestionWindow, slowStartThreshold: congestion.slowStartThreshold,
+            congestionControl: congestion.name, inRecovery: inFastRecovery,
+            retransmits: retransmittedSegments, timeouts: timeouts, zeroWindowProbes: zeroWindowProbes,
+            zeroWindowAdvertisements: zeroWindowAdvertisementsSent,
+            outOfOrderBytes: reassembly.byteCount, timestamps: timestampsEnabled, sack: sackEnabled,
+            bytesAcked: bytesAcked, bytesReceived: bytesReceived, error: error)
+    }
+}

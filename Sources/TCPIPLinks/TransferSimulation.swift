@@ -1,0 +1,313 @@
+import NIOCore
+import TCPIP
+import TCPIPWire
+
+/// Two stacks over a memory link with faults, moving data on virtual time and checking every
+/// byte: what `tcpip simulate` runs and what the simulation tests assert on.
+///
+/// The client (198.18.0.1 / 2001:db8::1) opens `connections` connections to the server
+/// (198.18.0.2 / 2001:db8::2, port 5001) and writes `bytes` on each; with `bidirectional` the
+/// server writes as many back. Each side half-closes when it has written everything and
+/// reads until the other's FIN. Every byte is compared with the deterministic pattern it was
+/// written from.
+public struct TransferSimulation {
+    public struct Configuration {
+        public var bytes: Int = 1 << 20
+        public var connections: Int = 1
+        public var bidirectional = false
+        public var faults = FaultInjector.Configuration()
+        public var delay: TimeAmount = .milliseconds(5)
+        public var bandwidthBitsPerSecond: UInt64? = nil
+        public var queueLimitBytes: Int = 1 << 20
+        public var mtu: Int = 1500
+        public var ipVersion: Int = 4
+        public var seed: UInt64 = 1
+        public var tcp = TCPConfiguration()
+        /// A run that has not finished by then has stalled: it fails instead of running forever.
+        public var timeLimit: TimeAmount = .seconds(3600)
+        public var pcap: PcapSink? = nil
+
+        public init() {}
+    }
+
+    public struct Result: Sendable {
+        public var verified: Bool
+        /// Bytes that arrived and matched, both directions, all connections.
+        public var bytesVerified: Int
+        public var bytesExpected: Int
+        public var connections: Int
+        public var virtualDuration: TimeAmount
+        public var retransmits: UInt64
+        public var clientCounters: StackCounters
+        public var serverCounters: StackCounters
+        public var faults: FaultStatistics
+        public var failures: [String]
+    }
+
+    public static let clientAddress4 = IPAddress.v4(IPv4Address(198, 18, 0, 1))
+    public static let serverAddress4 = IPAddress.v4(IPv4Address(198, 18, 0, 2))
+    public static let clientAddress6 = IPAddress("2001:db8::1")!
+    public static let serverAddress6 = IPAddress("2001:db8::2")!
+    public static let serverPort: UInt16 = 5001
+
+    /// The byte at `offset` of the stream a connection's side writes: period 251 (prime), so it
+    /// never lines up with segment or buffer sizes and a misplaced byte is always caught.
+    @inlinable
+    public static func patternByte(offset: Int, stream: Int) -> UInt8 {
+        UInt8(truncatingIfNeeded: (offset &+ stream &* 37) % 251)
+    }
+
+    public static func run(_ configuration: Configuration) -> Result {
+        Run(configuration).run()
+    }
+}
+
+/// One direction of one connection: what was written, what arrived.
+private struct Stream {
+    var written = 0
+    var received = 0
+    var sawEnd = false
+    var corrupt = false
+}
+
+private final class Run {
+    let configuration: TransferSimulation.Configuration
+    let network = VirtualNetwork()
+    let client: Stack
+    let server: Stack
+    let clientFaults: FaultInjector?
+    let serverFaults: FaultInjector?
+    /// 64 KiB plus one period of the pattern, so any write is a zero-copy slice of it.
+    let pattern: ByteBuffer
+    var failures: [String] = []
+
+    struct Pair {
+        var client: ConnectionID
+        var server: ConnectionID?
+        var index: Int
+        var up = Stream()      // client -> server
+        var down = Stream()    // server -> client
+        var clientClosed = false
+        var serverClosed = false
+    }
+    var pairs: [Pair] = []
+    var pairOfClient: [ConnectionID: Int] = [:]
+    var pairOfServer: [ConnectionID: Int] = [:]
+    var acceptOrder: [Int] = []
+
+    init(_ configuration: TransferSimulation.Configuration) {
+        self.configuration = configuration
+        let corrupting = configuration.faults.corrupt > 0
+        let (a, b) = MemoryLink.pair(
+            MemoryLink.Configuration(
+                mtu: configuration.mtu, delay: configuration.delay,
+                bandwidthBitsPerSecond: configuration.bandwidthBitsPerSecond,
+                queueLimitBytes: configuration.queueLimitBytes, checksumOffload: !corrupting))
+        let faults = configuration.faults
+        let faulty = faults.loss > 0 || faults.duplicate > 0 || faults.reorder > 0 || faults.corrupt > 0
+        var clientLink: PacketLink = a
+        var serverLink: PacketLink = b
+        if faulty {
+            let clientSide = FaultInjector(wrapping: a, configuration: faults, seed: configuration.seed &* 2 &+ 1)
+            let serverSide = FaultInjector(wrapping: b, configuration: faults, seed: configuration.seed &* 2 &+ 2)
+            clientFaults = clientSide
+            serverFaults = serverSide
+            clientLink = clientSide
+            serverLink = serverSide
+        } else {
+            clientFaults = nil
+            serverFaults = nil
+        }
+        if let sink = configuration.pcap {
+            clientLink = PcapWriter(wrapping: clientLink, sink: sink)
+        }
+        let v6 = configuration.ipVersion == 6
+        client = Stack(StackConfiguration(
+            addresses: [v6 ? TransferSimulation.clientAddress6 : TransferSimulation.clientAddress4],
+            mtu: configuration.mtu, checksumOffload: clientLink.capabilities.checksumOffload,
+            seed: configuration.seed, tcp: configuration.tcp))
+        server = Stack(StackConfiguration(
+            addresses: [v6 ? TransferSimulation.serverAddress6 : TransferSimulation.serverAddress4],
+            mtu: configuration.mtu, checksumOffload: serverLink.capabilities.checksumOffload,
+            seed: configuration.seed &+ 0x5EED, tcp: configuration.tcp))
+        network.addHost(client, link: clientLink)
+        network.addHost(server, link: serverLink)
+        var pattern = ByteBufferAllocator().buffer(capacity: 65536 + 251)
+        for offset in 0..<(65536 + 251) { pattern.writeInteger(UInt8(offset % 251)) }
+        self.pattern = pattern
+    }
+
+    /// Up to 64 KiB of stream `stream` starting at `offset`, as a slice of the pattern.
+    func chunk(offset: Int, stream: Int, length: Int) -> ByteBuffer {
+        let phase = (offset + stream * 37) % 251
+        return pattern.getSlice(at: phase, length: min(length, 65536))!
+    }
+
+    func run() -> TransferSimulation.Result {
+        let serverAddress = configuration.ipVersion == 6 ? TransferSimulation.serverAddress6 : TransferSimulation.serverAddress4
+        let listener: ListenerID
+        do {
+            listener = try server.listen(
+                on: TransferSimulation.serverPort, backlog: max(configuration.connections, 1))
+            for index in 0..<configuration.connections {
+                let id = try client.connect(
+                    to: Endpoint(serverAddress, TransferSimulation.serverPort), now: network.now)
+                pairs.append(Pair(client: id, server: nil, index: index))
+                pairOfClient[id] = index
+            }
+        } catch {
+            failures.append("setup failed: \(error)")
+            return result(verified: false)
+        }
+        let deadline = Instant.zero + configuration.timeLimit
+        while !finished {
+            network.settle()
+            handleEvents(listener: listener)
+            network.settle()
+            if finished { break }
+            guard network.now < deadline else {
+                failures.append("stalled: not finished after \(configuration.timeLimit.nanoseconds / 1_000_000_000) virtual seconds")
+                break
+            }
+            if !network.advance(notAfter: deadline) {
+                // Nothing scheduled anywhere, yet not finished: a deadlock.
+                handleEvents(listener: listener)
+                if !finished {
+                    failures.append("deadlock: no timers and no packets in flight at \(network.now)")
+                    break
+                }
+            }
+        }
+        for pair in pairs {
+            if pair.up.corrupt || pair.down.corrupt {
+                failures.append("connection \(pair.index): bytes differ from what was sent")
+            }
+        }
+        let verified = failures.isEmpty && finished
+        return result(verified: verified)
+    }
+
+    var finished: Bool {
+        pairs.allSatisfy { pair in
+            pair.up.sawEnd && pair.up.received == configuration.bytes
+                && (pair.down.sawEnd && pair.down.received == (configuration.bidirectional ? configuration.bytes : 0))
+        }
+    }
+
+    func handleEvents(listener: ListenerID) {
+        var again = true
+        while again {
+            again = false
+            while let event = server.nextEvent() {
+                again = true
+                switch event {
+                case .acceptable:
+                    while let id = server.accept(listener) {
+                        guard let status = server.status(id) else { continue }
+                        // Match the accepted connection to the client's by port.
+                        if let index = pairs.firstIndex(where: { client.status($0.client)?.local == status.remote }) {
+                            pairs[index].server = id
+                            pairOfServer[id] = index
+                            serve(index)
+                        }
+                    }
+                case .connection(let id, _):
+                    if let index = pairOfServer[id] { serve(index) }
+                }
+            }
+            while let event = client.nextEvent() {
+                again = true
+                if case .connection(let id, _) = event, let index = pairOfClient[id] { drive(index) }
+            }
+            network.settle()
+        }
+    }
+
+    /// The client side: write, half-close, read what comes back.
+    func drive(_ index: Int) {
+        var pair = pairs[index]
+        write(stack: client, id: pair.client, stream: &pair.up, streamNumber: index * 2, closed: &pair.clientClosed)
+        read(stack: client, id: pair.client, stream: &pair.down, streamNumber: index * 2 + 1, index: index)
+        pairs[index] = pair
+    }
+
+    /// The server side: read, and (bidirectional) write back; close after the peer's FIN.
+    func serve(_ index: Int) {
+        var pair = pairs[index]
+        guard let id = pair.server else { return }
+        read(stack: server, id: id, stream: &pair.up, streamNumber: index * 2, index: index)
+        if configuration.bidirectional {
+            write(stack: server, id: id, stream: &pair.down, streamNumber: index * 2 + 1, closed: &pair.serverClosed)
+        } else if !pair.serverClosed && pair.up.sawEnd {
+            pair.serverClosed = true
+            do { try server.close(id, now: network.now) } catch { failures.append("server close: \(error)") }
+        }
+        pairs[index] = pair
+    }
+
+    func write(stack: Stack, id: ConnectionID, stream: inout Stream, streamNumber: Int, closed: inout Bool) {
+        guard !closed else { return }
+        guard let state = stack.state(id), state != .synSent && state != .synReceived else { return }
+        while stream.written < configuration.bytes {
+            let piece = chunk(offset: stream.written, stream: streamNumber, length: configuration.bytes - stream.written)
+            let taken: Int
+            do { taken = try stack.send(id, piece, now: network.now) } catch {
+                failures.append("send on stream \(streamNumber): \(error)")
+                closed = true
+                return
+            }
+            stream.written += taken
+            if taken < piece.readableBytes { return }
+        }
+        closed = true
+        do { try stack.close(id, now: network.now) } catch { failures.append("close stream \(streamNumber): \(error)") }
+    }
+
+    func read(stack: Stack, id: ConnectionID, stream: inout Stream, streamNumber: Int, index: Int) {
+        while !stream.sawEnd {
+            let result: ReceiveResult
+            do { result = try stack.read(id, now: network.now) } catch {
+                failures.append("connection \(index) stream \(streamNumber): \(error) after \(stream.received) bytes")
+                stream.sawEnd = true
+                return
+            }
+            switch result {
+            case .data(let bytes):
+                let ok = bytes.withUnsafeReadableBytes { raw -> Bool in
+                    var offset = stream.received
+                    for byte in raw {
+                        if byte != TransferSimulation.patternByte(offset: offset, stream: streamNumber) { return false }
+                        offset += 1
+                    }
+                    return true
+                }
+                if !ok { stream.corrupt = true }
+                stream.received += bytes.readableBytes
+            case .endOfStream:
+                stream.sawEnd = true
+            case .wouldBlock:
+                return
+            }
+        }
+    }
+
+    func result(verified: Bool) -> TransferSimulation.Result {
+        var faults = FaultStatistics()
+        for injector in [clientFaults, serverFaults].compactMap({ $0 }) {
+            faults.received += injector.statistics.received
+            faults.dropped += injector.statistics.dropped
+            faults.duplicated += injector.statistics.duplicated
+            faults.reordered += injector.statistics.reordered
+            faults.corrupted += injector.statistics.corrupted
+        }
+        let expected = configuration.bytes * configuration.connections * (configuration.bidirectional ? 2 : 1)
+        let delivered = pairs.reduce(0) { total, pair in
+            total + (pair.up.corrupt ? 0 : pair.up.received) + (pair.down.corrupt ? 0 : pair.down.received)
+        }
+        return TransferSimulation.Result(
+            verified: verified && delivered == expected, bytesVerified: delivered, bytesExpected: expected,
+            connections: configuration.connections, virtualDuration: network.now - .zero,
+            retransmits: client.counters.segmentsRetransmitted + server.counters.segmentsRetransmitted,
+            clientCounters: client.counters, serverCounters: server.counters, faults: faults, failures: failures)
+    }
+}
