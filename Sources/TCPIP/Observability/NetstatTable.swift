@@ -1,0 +1,75 @@
+import TCPIPWire
+
+/// The connection table as `netstat -tn` prints it, in 80 columns:
+///
+///     Proto Recv-Q Send-Q Local Address           Foreign Address         State
+///     tcp     8192      0 198.18.0.2:5001         198.18.0.1:49233        ESTABLISHED
+///     tcp        0 262144 198.18.0.1:49233        198.18.0.2:5001         ESTABLISHED
+///
+/// Recv-Q is what the application has not read yet; Send-Q what it wrote that the peer has not
+/// acknowledged. States are spelled as RFC 9293 §3.3.2 spells them. IPv6 rows say `tcp6` and
+/// bracket their addresses, so the port stands apart from the address.
+public struct NetstatTable: Hashable, Sendable {
+    /// One line of the table.
+    public struct Row: Hashable, Sendable {
+        public var proto: String
+        public var receiveQueue: Int
+        public var sendQueue: Int
+        public var local: String
+        public var foreign: String
+        public var state: String
+
+        public init(proto: String, receiveQueue: Int, sendQueue: Int, local: String, foreign: String, state: String) {
+            self.proto = proto
+            self.receiveQueue = receiveQueue
+            self.sendQueue = sendQueue
+            self.local = local
+            self.foreign = foreign
+            self.state = state
+        }
+    }
+
+    public static let header = line(
+        proto: "Proto", receiveQueue: "Recv-Q", sendQueue: "Send-Q",
+        local: "Local Address", foreign: "Foreign Address", state: "State")
+
+    public var rows: [Row] = []
+
+    public init() {}
+
+    /// Adds a row for a connection.
+    public mutating func add(_ status: ConnectionStatus) {
+        rows.append(Row(
+            proto: Self.proto(status.local.address), receiveQueue: status.receiveQueue, sendQueue: status.sendQueue,
+            local: status.local.description, foreign: status.remote.description, state: status.state.rfcName))
+    }
+
+    /// Adds a row for a listening socket, as netstat shows one with `-a`.
+    public mutating func addListener(_ local: Endpoint) {
+        let foreign = if case .v6 = local.address { "[::]:*" } else { "0.0.0.0:*" }
+        rows.append(Row(
+            proto: Self.proto(local.address), receiveQueue: 0, sendQueue: 0,
+            local: local.description, foreign: foreign, state: TCPState.listen.rfcName))
+    }
+
+    /// The header, then one line per row.
+    public var lines: [String] {
+        [Self.header] + rows.map { row in
+            Self.line(
+                proto: row.proto, receiveQueue: String(row.receiveQueue), sendQueue: String(row.sendQueue),
+                local: row.local, foreign: row.foreign, state: row.state)
+        }
+    }
+
+    private static func proto(_ address: IPAddress) -> String {
+        if case .v6 = address { "tcp6" } else { "tcp" }
+    }
+
+    // 5 + 1 + 6 + 1 + 6 + 1 + 23 + 1 + 23 + 1 + 11 ("ESTABLISHED") = 79 columns.
+    private static func line(
+        proto: String, receiveQueue: String, sendQueue: String, local: String, foreign: String, state: String
+    ) -> String {
+        TextFormat.left(proto, 5) + " " + TextFormat.right(receiveQueue, 6) + " " + TextFormat.right(sendQueue, 6)
+            + " " + TextFormat.left(local, 23) + " " + TextFormat.left(foreign, 23) + " " + state
+    }
+}

@@ -1,0 +1,82 @@
+/// The stack's counters as `netstat -s` prints them: a section per protocol, one counter per line,
+/// the number first and then what it counts.
+///
+///     Ip:
+///         1043 total packets received
+///     Tcp:
+///         1 active connection openings
+///         0 segments retransmitted
+///     TcpExt:
+///         718 zero-window probes sent
+extension StackCounters {
+    /// The report's lines. With `includeZero` false, counters still at zero are left out (and a
+    /// section with nothing left is left out whole), which is what a person usually wants to see.
+    public func report(includeZero: Bool = false, indent: Int = 4) -> [String] {
+        let margin = String(repeating: " ", count: indent)
+        var lines: [String] = []
+        for section in Self.reportSections {
+            let entries = section.entries.filter { includeZero || self[keyPath: $0.counter] != 0 }
+            guard !entries.isEmpty else { continue }
+            lines.append(section.title + ":")
+            for entry in entries {
+                lines.append("\(margin)\(self[keyPath: entry.counter]) \(entry.phrase)")
+            }
+        }
+        return lines
+    }
+
+    private struct ReportSection {
+        var title: String
+        var entries: [(counter: KeyPath<StackCounters, UInt64>, phrase: String)]
+    }
+
+    private static var reportSections: [ReportSection] {
+        [
+            ReportSection(title: "Ip", entries: [
+                (\.ipPacketsReceived, "total packets received"),
+                (\.ipPacketsSent, "requests sent out"),
+                (\.ipMalformed, "malformed packets dropped"),
+                (\.ipBadChecksum, "with bad header checksum"),
+                (\.ipFragmentsDropped, "fragments dropped (no reassembly)"),
+                (\.ipNotForUs, "not addressed to us"),
+                (\.ipUnknownProtocol, "with unknown protocol"),
+            ]),
+            ReportSection(title: "Tcp", entries: [
+                (\.activeOpens, "active connection openings"),
+                (\.passiveOpens, "passive connection openings"),
+                (\.failedConnectionAttempts, "failed connection attempts"),
+                (\.establishedResets, "connection resets received in established states"),
+                (\.segmentsReceived, "segments received"),
+                (\.segmentsSent, "segments sent out"),
+                (\.segmentsRetransmitted, "segments retransmitted"),
+                (\.badSegments, "bad segments received"),
+                (\.badChecksums, "segments with bad checksum"),
+                (\.resetsReceived, "resets received"),
+                (\.resetsSent, "resets sent"),
+            ]),
+            ReportSection(title: "TcpExt", entries: [
+                (\.synsReceived, "SYNs received"),
+                (\.listenOverflows, "times the listen queue of a socket overflowed"),
+                (\.synQueueDrops, "SYNs to LISTEN sockets dropped (SYN queue full)"),
+                (\.retransmissionTimeouts, "retransmission timeouts"),
+                (\.fastRetransmits, "fast retransmits"),
+                (\.connectionsTimedOut, "connections aborted due to timeout"),
+                (\.zeroWindowProbesSent, "zero-window probes sent"),
+                (\.zeroWindowAdvertisements, "zero windows advertised"),
+                (\.windowUpdatesSent, "window updates sent"),
+                (\.delayedAcksSent, "delayed acks sent"),
+                (\.duplicateAcksReceived, "duplicate acks received"),
+                (\.outOfOrderSegments, "segments received out of order"),
+                (\.duplicateSegments, "duplicate segments received"),
+                (\.challengeAcksSent, "challenge ACKs sent (RFC 5961)"),
+                (\.pawsRejected, "segments rejected by PAWS (RFC 7323)"),
+                (\.droppedOutOfWindow, "segments dropped: outside the window"),
+                (\.droppedUnacceptableAck, "segments dropped: unacceptable ACK"),
+                (\.droppedNoAckFlag, "segments dropped: no ACK flag"),
+                (\.droppedReassemblyLimit, "segments dropped: out-of-order queue full"),
+                (\.droppedInClosedState, "segments dropped: connection closed"),
+                (\.droppedResetOutOfWindow, "resets dropped: outside the window"),
+            ]),
+        ]
+    }
+}
