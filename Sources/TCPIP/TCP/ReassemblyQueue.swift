@@ -112,13 +112,19 @@ struct ReassemblyQueue {
                 let heldStart = offset(of: segments[index].start, from: rcvNxt)
                 if heldStart >= end { break }
                 if heldStart > cursor {
-                    insertPiece(of: payload, payloadStart: payloadStart, from: cursor, to: heldStart, at: index + 1, stamp: stamp, rcvNxt: rcvNxt)
+                    insertPiece(
+                        of: payload, payloadStart: payloadStart, from: cursor, to: heldStart,
+                        at: index + 1, stamp: stamp, rcvNxt: rcvNxt
+                    )
                 }
                 cursor = max(cursor, offset(of: segments[index].end, from: rcvNxt))
                 index -= 1
             }
             if cursor < end {
-                insertPiece(of: payload, payloadStart: payloadStart, from: cursor, to: end, at: index + 1, stamp: stamp, rcvNxt: rcvNxt)
+                insertPiece(
+                    of: payload, payloadStart: payloadStart, from: cursor, to: end,
+                    at: index + 1, stamp: stamp, rcvNxt: rcvNxt
+                )
             }
         }
         pinnedBytes += addedPinned
@@ -262,13 +268,22 @@ struct ReassemblyQueue {
         stamp: UInt64,
         rcvNxt: SequenceNumber
     ) {
-        let slice = payload.getSlice(at: payload.readerIndex + (pieceStart - payloadStart), length: pieceEnd - pieceStart)!
+        let slice = payload.getSlice(
+            at: payload.readerIndex + (pieceStart - payloadStart),
+            length: pieceEnd - pieceStart
+        )!
         segments.insert(Segment(start: rcvNxt + pieceStart, payload: slice, stamp: stamp), at: index)
         byteCount += pieceEnd - pieceStart
     }
 
     /// Gives the held pieces overlapping [start, end) the stamp of the segment just received.
-    private mutating func markReceived(from start: Int, to end: Int, firstOverlap: Int, stamp: UInt64, rcvNxt: SequenceNumber) {
+    private mutating func markReceived(
+        from start: Int,
+        to end: Int,
+        firstOverlap: Int,
+        stamp: UInt64,
+        rcvNxt: SequenceNumber
+    ) {
         var index = firstOverlap - 1
         while index >= 0, offset(of: segments[index].start, from: rcvNxt) < end {
             segments[index].stamp = stamp

@@ -43,7 +43,8 @@ struct SendBuffer {
 
     var isEmpty: Bool { count == 0 }
 
-    /// Storage kept alive by the chunks (see `ByteBuffer.pinnedStorageBytes`).
+    /// Storage kept alive by the chunks (see `ByteBuffer.pinnedStorageBytes`). O(chunks): for status
+    /// and accounting, not for every segment.
     var pinnedBytes: Int {
         chunks.reduce(0) { $0 + $1.bytes.pinnedStorageBytes }
     }

@@ -42,7 +42,10 @@ private func block(_ start: Int, _ end: Int) -> SACKBlock {
 private extension ReassemblyQueue {
     mutating func insert(_ offset: Int, _ length: Int, fin: Bool = false, rcvNxt: Int = 0, tag: UInt8 = 0,
                          limit: Int = .max) -> InsertOutcome {
-        insert(payload(offset, length, tag: tag), at: base + offset, fin: fin, rcvNxt: base + rcvNxt, pinnedLimit: limit)
+        insert(
+            payload(offset, length, tag: tag), at: base + offset, fin: fin, rcvNxt: base + rcvNxt,
+            pinnedLimit: limit
+        )
     }
 
     /// Pops everything in order from `rcvNxt`, as the connection does: returns the bytes, whether a FIN
@@ -275,9 +278,9 @@ private func stream(_ offset: Int, _ length: Int) -> [UInt8] {
     /// Numbers are the RFC's (see `rfc(_:)` for the shift across the wrap).
     @Test func rfc2018Case2() {
         var queue = ReassemblyQueue()
-        for (segment, rightEdge) in zip(stride(from: 5500, through: 8500, by: 500), stride(from: 6000, through: 9000, by: 500)) {
+        for segment in stride(from: 5500, through: 8500, by: 500) {
             #expect(queue.insert(rfc(segment), 500, rcvNxt: rfc(5000)) == .queued)
-            #expect(queue.sackBlocks(limit: 3) == sack((5500, rightEdge)))
+            #expect(queue.sackBlocks(limit: 3) == sack((5500, segment + 500)))
         }
     }
 

@@ -145,8 +145,9 @@ private func address(_ buffer: ByteBuffer) -> UnsafeRawPointer? {
                 guard !model.isEmpty else { continue }
                 let offset = Int.random(in: 0..<model.count, using: &generator)
                 let length = Int.random(in: 0...min(1460, model.count - offset), using: &generator)
-                #expect(copied(buffer, at: offset, length: length) == Array(model[offset..<(offset + length)]))
-                #expect(Array(buffer.bytes(at: offset, length: length).readableBytesView) == Array(model[offset..<(offset + length)]))
+                let expected = Array(model[offset..<(offset + length)])
+                #expect(copied(buffer, at: offset, length: length) == expected)
+                #expect(Array(buffer.bytes(at: offset, length: length).readableBytesView) == expected)
             }
             #expect(buffer.count == model.count)
         }

@@ -1,4 +1,0 @@
-import ArgumentParser
-import TCPIP
-import TCPIPLinks
-print("tcpip")
