@@ -1,0 +1,69 @@
+import NIOCore
+import Testing
+import TCPIPWire
+
+@Suite struct PacketBufferTests {
+    @Test func makeLeavesHeadroom() {
+        let buffer = PacketBuffer.make(payloadCapacity: 1460)
+        #expect(buffer.readerIndex == PacketBuffer.headroom)
+        #expect(buffer.readableBytes == 0)
+        #expect(buffer.capacity >= PacketBuffer.headroom + 1460)
+        // The largest headers fit: IPv6 (40) and TCP with full options (60).
+        #expect(PacketBuffer.headroom >= IPv6Header.length + 60)
+    }
+
+    private let header = TCPHeader(
+        sourcePort: 5001, destinationPort: 41234, sequenceNumber: SequenceNumber(0xFFFF_FFFE),
+        acknowledgmentNumber: SequenceNumber(7), flags: [.psh, .ack], window: 512,
+        options: TCPOptions(timestamps: TCPTimestamps(value: 9, echoReply: 8))
+    )
+
+    @Test(arguments: [(v4Source, v4Destination), (v6Source, v6Destination)])
+    func tcpDatagramParsesBack(_ source: IPAddress, _ destination: IPAddress) throws {
+        let payload = ByteBuffer(bytes: Array(0..<200))
+        let datagram = PacketBuffer.tcpDatagram(
+            header: header, payload: payload, source: source, destination: destination, timeToLive: 33
+        )
+        let ipLength: Int
+        switch source {
+        case .v4: ipLength = 20
+        case .v6: ipLength = 40
+        }
+        #expect(datagram.readerIndex == PacketBuffer.headroom - header.encodedLength - ipLength)
+        #expect(datagram.readableBytes == ipLength + header.encodedLength + 200)
+
+        let ip = try IPDatagram.parse(datagram)
+        #expect(ip.source == source && ip.destination == destination)
+        #expect(ip.upperLayerProtocol == IPProtocolNumber.tcp)
+        switch ip.header {
+        case .v4(let v4):
+            #expect(v4.timeToLive == 33)
+            #expect(v4.dontFragment)
+        case .v6(let v6):
+            #expect(v6.hopLimit == 33)
+        }
+        var (parsed, parsedPayload) = try TCPHeader.parse(ip.payload, source: ip.source, destination: ip.destination)
+        parsed.checksum = 0
+        #expect(parsed == header)
+        #expect(parsedPayload == payload)
+    }
+
+    @Test func tcpDatagramWithoutPayload() throws {
+        let datagram = PacketBuffer.tcpDatagram(header: header, payload: nil, source: v4Source, destination: v4Destination)
+        let ip = try IPDatagram.parse(datagram)
+        let (_, payload) = try TCPHeader.parse(ip.payload, source: ip.source, destination: ip.destination)
+        #expect(payload.readableBytes == 0)
+    }
+
+    @Test func checksumOffload() throws {
+        let datagram = PacketBuffer.tcpDatagram(
+            header: header, payload: ByteBuffer(bytes: [1]), source: v4Source, destination: v4Destination,
+            computeChecksum: false
+        )
+        // The IPv4 header checksum is always computed; only TCP's is offloaded.
+        let ip = try IPDatagram.parse(datagram)
+        #expect(throws: WireError.badChecksum) {
+            try TCPHeader.parse(ip.payload, source: ip.source, destination: ip.destination)
+        }
+    }
+}
