@@ -59,7 +59,10 @@ extension TCPConnection {
             if finSequence.map({ !$0.isBefore(sndNxt) }) ?? true, flightSize == 1 {
                 // Only a zero-window probe's byte is outstanding, and the peer probably dropped it:
                 // send it again with what follows instead of waiting a retransmission timeout.
+                // The peer's ACK says it never took the byte, so resending it is not a retransmission
+                // (Linux and tshark count none for probes): SND.MAX goes back too.
                 sndNxt = sndUna
+                sndMax = sndUna
             }
             if flightSize > 0 { armRetransmissionTimer(now: now) }
         }
