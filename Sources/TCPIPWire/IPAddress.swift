@@ -73,15 +73,25 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
     /// one or more zero groups, and a trailing dotted quad in place of the last two groups.
     public init?(_ string: String) {
         var text = string.utf8[...]
-        var head: (UInt64, UInt64) = (0, 0)      // groups before "::", shifted in from the right
+        // Groups before "::" and after it, each shifted in from the right of a 128-bit pair.
+        var head: (UInt64, UInt64) = (0, 0)
+        var tail: (UInt64, UInt64) = (0, 0)
         var headCount = 0
-        var tail: (UInt64, UInt64) = (0, 0)      // groups after "::"
         var tailCount = 0
         var sawDoubleColon = false
 
-        func push(_ group: UInt16, into halves: inout (UInt64, UInt64)) {
+        func shiftIn(_ group: UInt16, to halves: inout (UInt64, UInt64)) {
             halves.0 = halves.0 << 16 | halves.1 >> 48
             halves.1 = halves.1 << 16 | UInt64(group)
+        }
+        func append(_ group: UInt16) {
+            if sawDoubleColon {
+                shiftIn(group, to: &tail)
+                tailCount += 1
+            } else {
+                shiftIn(group, to: &head)
+                headCount += 1
+            }
         }
 
         if text.starts(with: "::".utf8) {
@@ -91,14 +101,11 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
             return nil
         }
         while !text.isEmpty {
-            let count = headCount + tailCount
-            // A dotted quad may stand for the last two groups.
+            // A dotted quad may stand for the last two groups (RFC 4291 §2.2, 3.).
             var probe = text
-            if count <= 6, let quad = IPv4Address.parseDottedQuad(&probe), probe.isEmpty {
-                for group in [UInt16(quad >> 16), UInt16(truncatingIfNeeded: quad)] {
-                    if sawDoubleColon { push(group, into: &tail); tailCount += 1 } else { push(group, into: &head); headCount += 1 }
-                }
-                text = probe
+            if headCount + tailCount <= 6, let quad = IPv4Address.parseDottedQuad(&probe), probe.isEmpty {
+                append(UInt16(quad >> 16))
+                append(UInt16(truncatingIfNeeded: quad))
                 break
             }
             var value: UInt16 = 0
@@ -109,8 +116,8 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
                 digits += 1
                 text.removeFirst()
             }
-            guard digits > 0, count < 8 else { return nil }
-            if sawDoubleColon { push(value, into: &tail); tailCount += 1 } else { push(value, into: &head); headCount += 1 }
+            guard digits > 0, headCount + tailCount < 8 else { return nil }
+            append(value)
             if text.isEmpty { break }
             guard text.first == UInt8(ascii: ":") else { return nil }
             text.removeFirst()
@@ -122,19 +129,12 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
                 return nil       // a single trailing colon
             }
         }
-        let total = headCount + tailCount
-        if sawDoubleColon {
-            // "::" stands for at least one zero group (RFC 4291 §2.2, 2.).
-            guard total <= 7 else { return nil }
-        } else {
-            guard total == 8 else { return nil }
-        }
-        // Shift the head groups to the top; the tail groups are already at the bottom.
-        let shift = 8 - headCount
-        var halves = head
-        for _ in 0..<shift { push(0, into: &halves) }
-        high = halves.0 | tail.0
-        low = halves.1 | tail.1
+        // "::" stands for at least one zero group (RFC 4291 §2.2, 2.); without it there are exactly eight.
+        guard sawDoubleColon ? headCount + tailCount <= 7 : headCount == 8 else { return nil }
+        // Move the head groups to the top; the tail groups are already at the bottom.
+        for _ in headCount..<8 { shiftIn(0, to: &head) }
+        high = head.0 | tail.0
+        low = head.1 | tail.1
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {

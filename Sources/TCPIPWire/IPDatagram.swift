@@ -22,7 +22,9 @@ public struct IPDatagram: Hashable, Sendable {
     /// The most IPv6 extension headers walked before giving up; real traffic has one or two.
     public static let maximumExtensionHeaders = 8
 
-    public init(header: Header, source: IPAddress, destination: IPAddress, upperLayerProtocol: UInt8, payload: ByteBuffer) {
+    public init(
+        header: Header, source: IPAddress, destination: IPAddress, upperLayerProtocol: UInt8, payload: ByteBuffer
+    ) {
         self.header = header
         self.source = source
         self.destination = destination

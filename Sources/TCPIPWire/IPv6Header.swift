@@ -22,7 +22,9 @@ public struct IPv6Header: Hashable, Sendable {
     public var source: IPv6Address
     public var destination: IPv6Address
 
-    public init(source: IPv6Address, destination: IPv6Address, nextHeader: UInt8, payloadLength: Int, hopLimit: UInt8 = 64) {
+    public init(
+        source: IPv6Address, destination: IPv6Address, nextHeader: UInt8, payloadLength: Int, hopLimit: UInt8 = 64
+    ) {
         self.trafficClass = 0
         self.flowLabel = 0
         self.payloadLength = UInt16(truncatingIfNeeded: payloadLength)

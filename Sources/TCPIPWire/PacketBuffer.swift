@@ -13,7 +13,9 @@ public enum PacketBuffer {
     public static let headroom = 128
 
     /// An empty buffer with `headroom` free octets in front and room for `payloadCapacity` octets after.
-    public static func make(payloadCapacity: Int, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+    public static func make(
+        payloadCapacity: Int, allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: headroom + max(payloadCapacity, 0))
         buffer.moveWriterIndex(to: headroom)
         buffer.moveReaderIndex(to: headroom)

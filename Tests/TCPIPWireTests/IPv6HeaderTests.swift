@@ -33,11 +33,13 @@ import TCPIPWire
     }
 
     @Test func badVersion() {
-        #expect(throws: WireError.unsupportedVersion) { try IPv6Header.parse(rawIPv4(payload: [UInt8](repeating: 0, count: 30))) }
+        let v4 = rawIPv4(payload: [UInt8](repeating: 0, count: 30))
+        #expect(throws: WireError.unsupportedVersion) { try IPv6Header.parse(v4) }
     }
 
     @Test func payloadLengthLies() throws {
-        #expect(throws: WireError.badTotalLength) { try IPDatagram.parse(rawIPv6(nextHeader: 6, rest: [1, 2], payloadLength: 3)) }
+        let long = rawIPv6(nextHeader: 6, rest: [1, 2], payloadLength: 3)
+        #expect(throws: WireError.badTotalLength) { try IPDatagram.parse(long) }
         // Padding after the payload is trimmed.
         let padded = try IPDatagram.parse(rawIPv6(nextHeader: 6, rest: [1, 2, 3], payloadLength: 2))
         #expect(padded.payload.bytes == [1, 2])
@@ -120,9 +122,10 @@ import TCPIPWire
                 extensionHeader(next: index == count - 1 ? 6 : IPProtocolNumber.destinationOptions)
             }
         }
-        let eight = rawIPv6(nextHeader: IPProtocolNumber.destinationOptions, rest: chain(IPDatagram.maximumExtensionHeaders))
+        let limit = IPDatagram.maximumExtensionHeaders
+        let eight = rawIPv6(nextHeader: IPProtocolNumber.destinationOptions, rest: chain(limit))
         #expect(try IPDatagram.parse(eight).upperLayerProtocol == 6)
-        let nine = rawIPv6(nextHeader: IPProtocolNumber.destinationOptions, rest: chain(IPDatagram.maximumExtensionHeaders + 1))
+        let nine = rawIPv6(nextHeader: IPProtocolNumber.destinationOptions, rest: chain(limit + 1))
         #expect(throws: WireError.badExtensionHeader) { try IPDatagram.parse(nine) }
     }
 }

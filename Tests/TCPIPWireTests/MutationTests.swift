@@ -24,12 +24,17 @@ import TCPIPWire
                         acknowledgmentNumber: SequenceNumber(5), flags: [.syn, .ack], window: 100, options: options
                     )
                     let payload = ByteBuffer(bytes: [UInt8](repeating: 0x33, count: payloadLength))
-                    seeds.append(PacketBuffer.tcpDatagram(header: header, payload: payload, source: source, destination: destination))
+                    seeds.append(PacketBuffer.tcpDatagram(
+                        header: header, payload: payload, source: source, destination: destination
+                    ))
                 }
             }
         }
-        let segment = rawTCPSegment(options: [2, 4, 5, 0xB4], payload: [1, 2], source: v6Source, destination: v6Destination)
-        let chain = extensionHeader(next: IPProtocolNumber.routing) + extensionHeader(next: IPProtocolNumber.destinationOptions, units: 1)
+        let segment = rawTCPSegment(
+            options: [2, 4, 5, 0xB4], payload: [1, 2], source: v6Source, destination: v6Destination
+        )
+        let chain = extensionHeader(next: IPProtocolNumber.routing)
+            + extensionHeader(next: IPProtocolNumber.destinationOptions, units: 1)
             + extensionHeader(next: IPProtocolNumber.tcp)
         seeds.append(rawIPv6(nextHeader: IPProtocolNumber.hopByHop, rest: chain + segment.bytes))
         seeds.append(rawIPv4(options: [1, 1, 1, 0], payload: rawTCPSegment(options: [3, 3, 9]).bytes))
@@ -45,7 +50,8 @@ import TCPIPWire
             switch Int.random(in: 0..<10, using: &random) {
             case 0:
                 // Pure noise, with a plausible version nibble half the time.
-                bytes = (0..<Int.random(in: 0...100, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                let length = Int.random(in: 0...100, using: &random)
+                bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
                 if !bytes.isEmpty && Bool.random(using: &random) {
                     bytes[0] = (Bool.random(using: &random) ? 0x40 : 0x60) | (bytes[0] & 0x0F)
                 }

@@ -49,7 +49,9 @@ import TCPIPWire
     }
 
     @Test func tcpDatagramWithoutPayload() throws {
-        let datagram = PacketBuffer.tcpDatagram(header: header, payload: nil, source: v4Source, destination: v4Destination)
+        let datagram = PacketBuffer.tcpDatagram(
+            header: header, payload: nil, source: v4Source, destination: v4Destination
+        )
         let ip = try IPDatagram.parse(datagram)
         let (_, payload) = try TCPHeader.parse(ip.payload, source: ip.source, destination: ip.destination)
         #expect(payload.readableBytes == 0)

@@ -41,7 +41,8 @@ import TCPIPWire
             acknowledgmentNumber: SequenceNumber(0x0506_0708), flags: [.psh, .ack], window: 0x9ABC
         )
         header.urgentPointer = 0xDEF0
-        let bytes = emit(header, payload: [], source: v4Source, destination: v4Destination, computeChecksum: false).bytes
+        let segment = emit(header, payload: [], source: v4Source, destination: v4Destination, computeChecksum: false)
+        let bytes = segment.bytes
         #expect(bytes == [0x12, 0x34, 0x56, 0x78, 1, 2, 3, 4, 5, 6, 7, 8, 0x50, 0x18, 0x9A, 0xBC, 0, 0, 0xDE, 0xF0])
     }
 
@@ -60,7 +61,9 @@ import TCPIPWire
     }
 
     @Test func checksumOffloadLeavesZero() throws {
-        let segment = emit(synAck, payload: [1, 2, 3], source: v4Source, destination: v4Destination, computeChecksum: false)
+        let segment = emit(
+            synAck, payload: [1, 2, 3], source: v4Source, destination: v4Destination, computeChecksum: false
+        )
         #expect(segment.getInteger(at: segment.readerIndex + 16, as: UInt16.self) == 0)
         #expect(throws: WireError.badChecksum) {
             try TCPHeader.parse(segment, source: v4Source, destination: v4Destination)
@@ -71,7 +74,9 @@ import TCPIPWire
 
     @Test func badChecksum() {
         let segment = rawTCPSegment(payload: [1, 2, 3], correctChecksum: false)
-        #expect(throws: WireError.badChecksum) { try TCPHeader.parse(segment, source: v4Source, destination: v4Destination) }
+        #expect(throws: WireError.badChecksum) {
+            try TCPHeader.parse(segment, source: v4Source, destination: v4Destination)
+        }
         // The right bytes with the wrong pseudo-header: another destination.
         let good = rawTCPSegment(payload: [1, 2, 3])
         #expect(throws: WireError.badChecksum) {
@@ -80,7 +85,9 @@ import TCPIPWire
         // A flipped bit in the payload.
         var flipped = good
         flipped.setInteger(UInt8(3 ^ 0x40), at: flipped.writerIndex - 1)
-        #expect(throws: WireError.badChecksum) { try TCPHeader.parse(flipped, source: v4Source, destination: v4Destination) }
+        #expect(throws: WireError.badChecksum) {
+            try TCPHeader.parse(flipped, source: v4Source, destination: v4Destination)
+        }
     }
 
     @Test func truncated() {
@@ -152,8 +159,8 @@ import TCPIPWire
             options: TCPOptions(maximumSegmentSize: 1460, windowScale: 7, sackPermitted: true,
                                 timestamps: TCPTimestamps(value: 1, echoReply: 0))
         )
-        #expect(synAck.description
-            == "Flags [S.], seq 100, ack 200, win 65535, options [mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7], length 0")
+        #expect(synAck.description == "Flags [S.], seq 100, ack 200, win 65535, "
+            + "options [mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7], length 0")
         synAck.options = TCPOptions(maximumSegmentSize: 1460, windowScale: 0, sackPermitted: true)
         #expect(synAck.description
             == "Flags [S.], seq 100, ack 200, win 65535, options [mss 1460,nop,nop,sackOK,nop,wscale 0], length 0")
@@ -186,8 +193,8 @@ import TCPIPWire
             acknowledgmentNumber: SequenceNumber(1001), flags: .ack, window: 512,
             options: TCPOptions(timestamps: TCPTimestamps(value: 5, echoReply: 4), sackBlocks: sackBlocks)
         )
-        #expect(sack.description(payloadLength: 0, acknowledgmentBase: 1000)
-            == "Flags [.], ack 1, win 512, options [nop,nop,TS val 5 ecr 4,nop,nop,sack 2 {1001:2001}{3001:4001}], length 0")
+        #expect(sack.description(payloadLength: 0, acknowledgmentBase: 1000) == "Flags [.], ack 1, win 512, "
+            + "options [nop,nop,TS val 5 ecr 4,nop,nop,sack 2 {1001:2001}{3001:4001}], length 0")
 
         var urgent = pureAck
         urgent.flags = [.urg, .ack]

@@ -12,8 +12,8 @@ import TCPIPWire
     /// The option bytes `options` encode to, read back from an emitted header.
     private func encoded(_ options: TCPOptions) -> [UInt8] {
         let header = TCPHeader(
-            sourcePort: 1, destinationPort: 2, sequenceNumber: SequenceNumber(0), acknowledgmentNumber: SequenceNumber(0),
-            flags: .ack, window: 0, options: options
+            sourcePort: 1, destinationPort: 2, sequenceNumber: SequenceNumber(0),
+            acknowledgmentNumber: SequenceNumber(0), flags: .ack, window: 0, options: options
         )
         var buffer = PacketBuffer.make(payloadCapacity: 0)
         header.prepend(to: &buffer, source: v4Source, destination: v4Destination)
@@ -26,12 +26,14 @@ import TCPIPWire
     @Test func synLayout() {
         let options = TCPOptions(maximumSegmentSize: 1460, windowScale: 7, sackPermitted: true, timestamps: timestamps)
         #expect(options.encodedLength == 20)
-        #expect(encoded(options) == [2, 4, 0x05, 0xB4, 4, 2, 8, 10] + be32(0x0102_0304) + be32(0x0A0B_0C0D) + [1, 3, 3, 7])
+        #expect(encoded(options) == [2, 4, 0x05, 0xB4, 4, 2, 8, 10]
+            + be32(0x0102_0304) + be32(0x0A0B_0C0D) + [1, 3, 3, 7])
     }
 
     @Test func synWithoutSACK() {
         let options = TCPOptions(maximumSegmentSize: 1460, windowScale: 7, timestamps: timestamps)
-        #expect(encoded(options) == [2, 4, 0x05, 0xB4, 1, 1, 8, 10] + be32(0x0102_0304) + be32(0x0A0B_0C0D) + [1, 3, 3, 7])
+        #expect(encoded(options) == [2, 4, 0x05, 0xB4, 1, 1, 8, 10]
+            + be32(0x0102_0304) + be32(0x0A0B_0C0D) + [1, 3, 3, 7])
     }
 
     @Test func synWithoutTimestamps() {
@@ -63,7 +65,9 @@ import TCPIPWire
         #expect(withTimestamps.encodedLength == 40)
         let parsed = try parse(encoded(withTimestamps))
         #expect(Array(parsed.sackBlocks) == Array(four.prefix(3)))
-        let syn = TCPOptions(maximumSegmentSize: 1460, windowScale: 7, sackPermitted: true, timestamps: timestamps, sackBlocks: four)
+        let syn = TCPOptions(
+            maximumSegmentSize: 1460, windowScale: 7, sackPermitted: true, timestamps: timestamps, sackBlocks: four
+        )
         #expect(syn.encodedLength == 40)
         #expect(Array(try parse(encoded(syn)).sackBlocks) == Array(four.prefix(2)))
     }
@@ -122,7 +126,8 @@ import TCPIPWire
     }
 
     private func parse(_ options: [UInt8]) throws(WireError) -> TCPOptions {
-        try TCPHeader.parse(rawTCPSegment(options: options), source: v4Source, destination: v4Destination).header.options
+        let segment = rawTCPSegment(options: options)
+        return try TCPHeader.parse(segment, source: v4Source, destination: v4Destination).header.options
     }
 
     /// RFC 7323 §2.3: a shift count above 14 is used as 14.

@@ -75,7 +75,8 @@ func rawIPv4(
 ) -> ByteBuffer {
     let headerWords = ihl ?? (20 + options.count) / 4
     let total = totalLength ?? 20 + options.count + payload.count
-    var header = [version << 4 | UInt8(headerWords & 0x0F), 0] + be16(UInt16(total)) + be16(0x1C46) + be16(flagsAndOffset)
+    var header = [version << 4 | UInt8(headerWords & 0x0F), 0] + be16(UInt16(total))
+    header += be16(0x1C46) + be16(flagsAndOffset)
     header += [64, protocolNumber] + be16(0) + [198, 18, 0, 1] + [198, 18, 0, 2] + options
     let checksum = referenceChecksum(header)
     header[10] = UInt8(checksum >> 8)
