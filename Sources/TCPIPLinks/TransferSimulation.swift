@@ -167,6 +167,7 @@ private final class Run {
             if finished { break }
             guard network.now < deadline else {
                 failures.append("stalled: not finished after \(configuration.timeLimit.nanoseconds / 1_000_000_000) virtual seconds")
+                describeUnfinished()
                 break
             }
             if !network.advance(notAfter: deadline) {
@@ -288,6 +289,23 @@ private final class Run {
             case .wouldBlock:
                 return
             }
+        }
+    }
+
+    /// Says where each unfinished connection stands, so a stall can be read from the failure list.
+    func describeUnfinished() {
+        for pair in pairs where !(pair.up.sawEnd && pair.down.sawEnd) {
+            func describe(_ stack: Stack, _ id: ConnectionID?) -> String {
+                guard let id, let status = stack.status(id) else { return "gone" }
+                return "\(status.state) snd.una=\(status.sendUnacknowledged) snd.nxt=\(status.sendNext) "
+                    + "rcv.nxt=\(status.receiveNext) snd.wnd=\(status.sendWindow) rcv.wnd=\(status.receiveWindow) "
+                    + "sendq=\(status.sendQueue) recvq=\(status.receiveQueue) rto=\(status.retransmissionTimeout.nanoseconds / 1_000_000)ms"
+            }
+            failures.append(
+                "connection \(pair.index): up \(pair.up.received)/\(pair.up.written) end=\(pair.up.sawEnd), "
+                    + "down \(pair.down.received)/\(pair.down.written) end=\(pair.down.sawEnd); "
+                    + "client [\(describe(client, pair.client))] server [\(describe(server, pair.server))]")
+            if failures.count > 12 { return }
         }
     }
 

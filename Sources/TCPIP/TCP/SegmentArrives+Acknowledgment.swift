@@ -76,10 +76,12 @@ extension TCPConnection {
                 io.decision("RFC 9293 §3.10.7.4", "our FIN is acknowledged: FIN-WAIT-2", connection: tuple, now: now)
             }
         case .closing:
+            // "If the ACK acknowledges our FIN, then enter the TIME-WAIT state; otherwise, ignore the
+            // segment" — its text, that is: data queued before our FIN may still need sending.
             if finAcknowledged {
                 enterTimeWait(now: now, io: &io)
+                return false
             }
-            return false
         case .lastAck:
             if finAcknowledged {
                 io.decision("RFC 9293 §3.10.7.4", "our FIN is acknowledged in LAST-ACK: CLOSED", connection: tuple, now: now)

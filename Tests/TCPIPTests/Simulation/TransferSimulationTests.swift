@@ -4,12 +4,41 @@ import TCPIPLinks
 import Testing
 
 @Suite struct TransferSimulationTests {
-    @Test func cleanTransferIPv4() {
+    static func simulate(
+        bytes: Int = 200_000, connections: Int = 1, bidirectional: Bool = false,
+        loss: Double = 0, duplicate: Double = 0, reorder: Double = 0, corrupt: Double = 0,
+        ip: Int = 4, seed: UInt64 = 1, mtu: Int = 1500
+    ) -> TransferSimulation.Result {
         var configuration = TransferSimulation.Configuration()
-        configuration.bytes = 200_000
-        let result = TransferSimulation.run(configuration)
+        configuration.bytes = bytes
+        configuration.connections = connections
+        configuration.bidirectional = bidirectional
+        configuration.faults = FaultInjector.Configuration(loss: loss, duplicate: duplicate, reorder: reorder, corrupt: corrupt)
+        configuration.ipVersion = ip
+        configuration.seed = seed
+        configuration.mtu = mtu
+        configuration.timeLimit = .seconds(600)
+        return TransferSimulation.run(configuration)
+    }
+
+    @Test func cleanTransferIPv4() {
+        let result = Self.simulate()
         #expect(result.failures == [])
         #expect(result.verified)
         #expect(result.retransmits == 0)
+    }
+
+    @Test(arguments: [4, 6])
+    func faultyTransfer(ip: Int) {
+        let result = Self.simulate(bytes: 500_000, loss: 0.05, duplicate: 0.02, reorder: 0.05, corrupt: 0.01, ip: ip, seed: 7)
+        #expect(result.failures == [])
+        #expect(result.verified)
+        #expect(result.retransmits > 0)
+    }
+
+    @Test func manyConnectionsBidirectional() {
+        let result = Self.simulate(bytes: 20_000, connections: 50, bidirectional: true, loss: 0.02, reorder: 0.02, seed: 3)
+        #expect(result.failures == [])
+        #expect(result.verified)
     }
 }
