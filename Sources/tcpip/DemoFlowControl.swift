@@ -1,0 +1,119 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ArgumentParser
+import NIOCore
+import TCPIP
+import TCPIPLinks
+
+/// `tcpip demo flow-control`: the "TCP overflow" experiment, narrated.
+struct DemoFlowControl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flow-control",
+        abstract: "A fast writer, a slow reader: watch the receive window shrink to zero and reopen.",
+        discussion: """
+            A client writes --bytes as fast as its stack accepts them; the server reads --read-size bytes \
+            every --read-interval-ms. The output shows tcpdump-style segments around every change that \
+            matters, the stacks' decisions with the RFC rule behind each, netstat tables at intervals, and a \
+            summary. The last line is machine-readable:
+              verified=true bytes=<N> zero_window_advertisements=<N> zero_window_probes=<N>
+            The same options always print the same output.
+            """)
+
+    @Option(help: "Bytes the client sends.")
+    var bytes: Int = FlowControlDemo.Options().bytes
+    @Option(name: .customLong("read-size"), help: "Bytes the server's application reads at a time.")
+    var readSize: Int = FlowControlDemo.Options().readSize
+    @Option(name: .customLong("read-interval-ms"), help: "Milliseconds between the server's reads.")
+    var readIntervalMilliseconds: Int = Int(FlowControlDemo.Options().readInterval.nanoseconds / 1_000_000)
+    @Option(name: .customLong("recv-buffer"), help: "The server's receive buffer, in bytes (the most it can advertise).")
+    var receiveBuffer: Int = FlowControlDemo.Options().receiveBuffer
+    @Option(name: .customLong("send-buffer"), help: "The client's send buffer, in bytes (the most Send-Q can hold).")
+    var sendBuffer: Int = FlowControlDemo.Options().sendBuffer
+    @Option(help: "Link MTU in bytes.")
+    var mtu: Int = FlowControlDemo.Options().mtu
+    @Option(help: "IP version: 4 or 6.")
+    var ip: Int = 4
+    @Option(help: "Write every datagram, as seen at the client, to this pcap file.")
+    var pcap: String?
+    @Flag(help: "Print every segment and every decision, and the counters at the end.")
+    var verbose = false
+    @Flag(name: .customLong("real-time"), help: "Pace virtual time by the wall clock, to watch it live.")
+    var realTime = false
+
+    func validate() throws {
+        guard bytes >= 0 else { throw ValidationError("--bytes must be >= 0") }
+        guard readSize >= 1 else { throw ValidationError("--read-size must be >= 1") }
+        guard readIntervalMilliseconds >= 1 else { throw ValidationError("--read-interval-ms must be >= 1") }
+        guard receiveBuffer >= 1, sendBuffer >= 1 else {
+            throw ValidationError("--recv-buffer and --send-buffer must be >= 1")
+        }
+        guard (576...65535).contains(mtu) else { throw ValidationError("--mtu must be between 576 and 65535") }
+        guard ip == 4 || ip == 6 else { throw ValidationError("--ip must be 4 or 6") }
+        if ip == 6 && mtu < 1280 { throw ValidationError("IPv6 needs --mtu of at least 1280 (RFC 8200 §5)") }
+    }
+
+    var options: FlowControlDemo.Options {
+        var options = FlowControlDemo.Options()
+        options.bytes = bytes
+        options.readSize = readSize
+        options.readInterval = .milliseconds(Int64(readIntervalMilliseconds))
+        options.receiveBuffer = receiveBuffer
+        options.sendBuffer = sendBuffer
+        options.mtu = mtu
+        options.ipVersion = ip
+        options.verbose = verbose
+        return options
+    }
+
+    func run() throws {
+        var sink: PcapFileSink?
+        if let pcap {
+            do {
+                sink = try PcapFileSink(path: pcap)
+            } catch {
+                throw ValidationError("cannot write \(pcap): \(error)")
+            }
+        }
+        let pacer = realTime ? WallClockPacer() : nil
+        let outcome = FlowControlDemo.run(options, pcap: sink, pace: pacer.map { pacer in { pacer.wait(until: $0) } }) {
+            print($0)
+        }
+        if let sink, let pcap {
+            do {
+                try sink.close()
+            } catch {
+                print("error: writing \(pcap) failed: \(error)")
+                throw ExitCode.failure
+            }
+        }
+        if !outcome.verified { throw ExitCode.failure }
+    }
+}
+
+/// Holds the program back until the wall clock has caught up with virtual time (`--real-time`).
+/// The CLI may read a clock; the stack never does.
+final class WallClockPacer {
+    private let clock = ContinuousClock()
+    private let start: ContinuousClock.Instant
+
+    init() {
+        start = clock.now
+    }
+
+    func wait(until instant: Instant) {
+        let due = start + .nanoseconds(instant.nanoseconds)
+        let remaining = clock.now.duration(to: due)
+        guard remaining > .zero else { return }
+        let (seconds, attoseconds) = remaining.components
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        var left = timespec()
+        while nanosleep(&request, &left) != 0 && errno == EINTR {
+            request = left
+        }
+    }
+}
