@@ -87,7 +87,7 @@ extension FlowControlRun {
                 note("probe", "-- zero-window probe: the client's persist timer fired; it sends one byte to "
                     + "ask whether the window is still shut")
             } else {
-                note("data", "-- the client sends as much as the server's window and its congestion window allow")
+                note("data", "-- the client sends what the server's window and its congestion window allow")
             }
         }
         if show { emit(line) }
