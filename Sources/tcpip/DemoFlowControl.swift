@@ -76,7 +76,8 @@ struct DemoFlowControl: ParsableCommand {
             do {
                 sink = try PcapFileSink(path: pcap)
             } catch {
-                throw ValidationError("cannot write \(pcap): \(error)")
+                Self.printError("cannot write \(pcap): \(error)")
+                throw ExitCode.failure
             }
         }
         let pacer = realTime ? WallClockPacer() : nil
@@ -87,11 +88,17 @@ struct DemoFlowControl: ParsableCommand {
             do {
                 try sink.close()
             } catch {
-                print("error: writing \(pcap) failed: \(error)")
+                Self.printError("writing \(pcap) failed: \(error)")
                 throw ExitCode.failure
             }
         }
         if !outcome.verified { throw ExitCode.failure }
+    }
+
+    /// `error: <message>` on standard error, where a failure belongs (stdout may be a pipe).
+    static func printError(_ message: String) {
+        var text = "error: \(message)\n"
+        text.withUTF8 { bytes in _ = write(STDERR_FILENO, bytes.baseAddress, bytes.count) }
     }
 }
 
