@@ -1,0 +1,38 @@
+import ArgumentParser
+import Testing
+@testable import tcpip
+
+/// The command line reaches the demo with the options the issue names, and rejects nonsense early.
+@Suite struct CommandLineTests {
+    @Test func defaultsAreTheDemosDefaults() throws {
+        let command = try DemoFlowControl.parse([])
+        #expect(command.options == FlowControlDemo.Options())
+    }
+
+    @Test func everyOptionArrives() throws {
+        let command = try DemoFlowControl.parse([
+            "--bytes", "5000", "--read-size", "10", "--read-interval-ms", "7", "--recv-buffer", "4096",
+            "--send-buffer", "2048", "--mtu", "1280", "--ip", "6", "--verbose",
+        ])
+        var expected = FlowControlDemo.Options()
+        expected.bytes = 5000
+        expected.readSize = 10
+        expected.readInterval = .milliseconds(7)
+        expected.receiveBuffer = 4096
+        expected.sendBuffer = 2048
+        expected.mtu = 1280
+        expected.ipVersion = 6
+        expected.verbose = true
+        #expect(command.options == expected)
+    }
+
+    @Test(arguments: [["--ip", "5"], ["--read-size", "0"], ["--mtu", "100"], ["--ip", "6", "--mtu", "1000"]])
+    func nonsenseIsRejected(arguments: [String]) {
+        #expect(throws: (any Error).self) { try DemoFlowControl.parse(arguments) }
+    }
+
+    @Test func demoWithoutASubcommandRunsFlowControl() throws {
+        let command = try TCPIPCommand.parseAsRoot(["demo", "--bytes", "1"])
+        #expect((command as? DemoFlowControl)?.bytes == 1)
+    }
+}
