@@ -50,8 +50,12 @@ extension TCPConnection {
     }
 
     /// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>: the ACK of RFC 9293 §3.10.7.4.
+    ///
+    /// After a retransmission timeout pulls SND.NXT back, a bare ACK carries the highest sequence
+    /// number sent instead (as BSD does): the peer's RCV.NXT may already be past SND.NXT, and a
+    /// zero-length segment below RCV.NXT fails its acceptability test — the ACK would be lost.
     mutating func sendAck(now: Instant, io: inout StackIO) {
-        sendSegment(flags: .ack, sequence: sndNxt, now: now, io: &io)
+        sendSegment(flags: .ack, sequence: sndMax, now: now, io: &io)
     }
 
     /// The SYN (active open) or SYN-ACK (simultaneous open) with our options (RFC 9293 §3.10.1; RFC 7323; RFC 2018).
