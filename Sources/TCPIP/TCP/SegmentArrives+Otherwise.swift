@@ -101,6 +101,11 @@ extension TCPConnection {
             } else {
                 io.counters.droppedOutOfWindow &+= 1
             }
+            // RFC 9293 §3.10.7.4, eighth, TIME-WAIT: a retransmission of the remote FIN is
+            // acknowledged and "restart[s] the 2 MSL timeout" — but, being old, it fails this check.
+            if case .timeWait = state, segment.fin, segment.end == rcvNxt {
+                enterTimeWait(now: now, io: &io)
+            }
             // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
             sendAck(now: now, io: &io)
             // The ACK field of an unacceptable segment still counts in a zero window: the peer's
