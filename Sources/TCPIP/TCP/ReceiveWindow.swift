@@ -10,9 +10,14 @@ extension TCPConnection {
     /// it would move by at least min(RCV.BUFF / 2, MSS).
     var windowOpeningThreshold: Int { min(receiveBufferCapacity / 2, receiveMSS) }
 
-    /// How far the right edge could move now, past what was last advertised.
+    /// The largest window the 16-bit field can carry with our shift (RFC 7323 §2.3).
+    var maximumAdvertisableWindow: Int { 65535 << Int(rcvWindowShift) }
+
+    /// How far the right edge could move now, past what was last advertised. Space the window
+    /// field cannot announce doesn't count: without scaling, a buffer over 64 KiB would otherwise
+    /// make every read send an update that repeats the same window.
     var potentialWindowIncrease: Int {
-        let potentialEdge = rcvNxt + receiveSpace
+        let potentialEdge = rcvNxt + min(receiveSpace, maximumAdvertisableWindow)
         let increase = rcvAdvertisedEdge.distance(to: potentialEdge)
         return Int(max(0, increase))
     }
