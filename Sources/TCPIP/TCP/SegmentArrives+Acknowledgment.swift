@@ -127,7 +127,8 @@ extension TCPConnection {
             rtt.addSample(now - rttTimedAt)
             rttTimedSequence = nil
         }
-        rtt.resetBackoff()
+        // Karn (RFC 6298 §3, §5): the backed-off RTO stays until a new measurement (which clears
+        // the backoff in `addSample`); the ACK of a retransmission alone must not collapse it.
 
         // Congestion control and NewReno recovery (RFC 6582 §3.2 steps 3 and 5).
         if inFastRecovery {
