@@ -1,0 +1,87 @@
+import NIOCore
+import TCPIP
+import Testing
+
+/// RFC 9293 §3.10.8 and RFC 6298: the retransmission timer, its backoff and Karn's rule, the
+/// retry limit (§3.8.3 R2).
+@Suite struct TimeoutTests {
+    /// RFC 6298 §2.1: RTO is 1 s before any measurement; (5.5) it doubles on every expiry; and
+    /// by Karn's rule (§3) the ACK of a retransmitted segment gives no sample, so the backed-off
+    /// RTO stays until a fresh segment is measured (§5, "collapsing" RTO after a new measurement).
+    @Test func retransmissionBackoffAndKarn() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(1000)
+        try t.expect("+0 > P. 1:1001(1000) ack 1")
+        try t.expect("+1 > P. 1:1001(1000) ack 1")
+        try t.expect("+2 > P. 1:1001(1000) ack 1")
+        try t.expect("+4 > P. 1:1001(1000) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 1001 win 65535")
+        #expect(t.status?.smoothedRTT == nil)
+        #expect(t.status?.retransmissionTimeout == .seconds(8))
+        try t.app.send(1000)
+        try t.expect("+0 > P. 1001:2001(1000) ack 1")
+        try t.expect("+8 > P. 1001:2001(1000) ack 1")
+        // This ACK is for a retransmission too: still no sample.
+        try t.inject("+.1 < . 1:1(0) ack 2001 win 65535")
+        try t.app.send(1000)
+        try t.expect("+0 > P. 2001:3001(1000) ack 1")
+        // A segment sent once and acknowledged is measured: 100 ms, RTO = SRTT + 4·RTTVAR = 300 ms.
+        try t.inject("+.1 < . 1:1(0) ack 3001 win 65535")
+        #expect(t.status?.smoothedRTT == .milliseconds(100))
+        #expect(t.status?.retransmissionTimeout == .milliseconds(300))
+        #expect(t.counters.retransmissionTimeouts == 4)
+    }
+
+    /// RFC 6298 §2.2: the first measurement sets SRTT = R, RTTVAR = R/2, RTO = SRTT + 4·RTTVAR.
+    @Test func firstMeasurementSetsTheTimer() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(1000)
+        try t.expect("+0 > P. 1:1001(1000) ack 1")
+        try t.inject("+.05 < . 1:1(0) ack 1001 win 65535")
+        #expect(t.status?.retransmissionTimeout == .milliseconds(200))   // 50 + 4·25 = 150, floored at 200 ms
+        try t.app.send(1000)
+        try t.expect("+0 > P. 1001:2001(1000) ack 1")
+        try t.expect("+.2 > P. 1001:2001(1000) ack 1")
+    }
+
+    /// RFC 9293 §3.8.3 R2: after the retry limit the connection is aborted with an RST and the
+    /// user hears "connection timed out".
+    @Test func retryLimitClosesWithTimeout() throws {
+        var t = try TCPTester(.established) { $0.tcp.maximumRetransmissions = 3 }
+        try t.app.send(100)
+        try t.expect("+0 > P. 1:101(100) ack 1")
+        try t.expect("+1 > P. 1:101(100) ack 1")
+        try t.expect("+2 > P. 1:101(100) ack 1")
+        try t.expect("+4 > P. 1:101(100) ack 1")
+        try t.expect("+8 > R 101:101(0)")
+        try t.expectNothing(for: .seconds(60))
+        #expect(t.state == .closed)
+        #expect(t.status?.error == .timedOut)
+        #expect(throws: TCPError.timedOut) { try t.app.read() }
+        #expect(t.counters.connectionsTimedOut == 1)
+    }
+
+    /// Our FIN is retransmitted like data until acknowledged.
+    @Test func finIsRetransmitted() throws {
+        var t = try TCPTester(.finWait1)
+        try t.expect("+0 > F. 1:1(0) ack 1")
+        try t.expect("+1 > F. 1:1(0) ack 1")
+        try t.expect("+2 > F. 1:1(0) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 2 win 65535")
+        try t.expectNothing(for: .seconds(10))
+        #expect(t.state == .finWait2)
+    }
+
+    /// The delayed-ACK timer (RFC 9293 §3.8.6.3): 40 ms after a lone segment, and never when an
+    /// ACK went out in between.
+    @Test func delayedAckTimer() throws {
+        var t = try TCPTester(.established) { $0.tcp.delayedAckTimeout = .milliseconds(100) }
+        try t.inject("+0 < P. 1:101(100) ack 1 win 65535")
+        try t.expect("+.1 > . 1:1(0) ack 101")
+        try t.inject("+.5 < P. 101:201(100) ack 1 win 65535")
+        try t.app.send(10)   // the data carries the ACK, and the timer has nothing left to do
+        try t.expect("+0 > P. 1:11(10) ack 201")
+        try t.inject("+.05 < . 201:201(0) ack 11 win 65535")
+        try t.expectNothing(for: .seconds(1))
+    }
+}
