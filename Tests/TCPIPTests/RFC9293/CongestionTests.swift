@@ -1,0 +1,92 @@
+import NIOCore
+import TCPIP
+import Testing
+
+/// RFC 5681 congestion control with the NewReno modification (RFC 6582).
+@Suite struct CongestionTests {
+    /// The initial window is ten segments (RFC 6928, as Linux); slow start then grows cwnd by one
+    /// SMSS per ACK (RFC 5681 §3.1).
+    @Test func initialWindowAndSlowStart() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(20_000)
+        for segment in 0..<10 {
+            let start = 1 + 1460 * segment
+            try t.expect("+0 > . \(start):\(start + 1460)(1460) ack 1")
+        }
+        try t.expectNothing()
+        #expect(t.status?.congestionWindow == 14_600)
+        try t.inject("+.1 < . 1:1(0) ack 2921 win 65535")
+        #expect(t.status?.congestionWindow == 16_060)
+        try t.expect("+0 > . 14601:16061(1460) ack 1")
+        try t.expect("+0 > . 16061:17521(1460) ack 1")
+        try t.expect("+0 > . 17521:18981(1460) ack 1")
+        try t.expectNothing()
+    }
+
+    /// Three duplicate ACKs trigger fast retransmit (RFC 5681 §3.2): ssthresh = FlightSize/2,
+    /// cwnd = ssthresh + 3·SMSS. A partial ACK retransmits the next hole at once and stays in
+    /// recovery (RFC 6582 §3.2 step 5); the ACK past `recover` ends it.
+    @Test func fastRetransmitAndNewRenoPartialAck() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(8760)
+        for segment in 0..<6 {
+            let start = 1 + 1460 * segment
+            try t.expect("+0 > \(segment == 5 ? "P." : ".") \(start):\(start + 1460)(1460) ack 1")
+        }
+        // Segments 2 and 4 (1461 and 4381) are lost.
+        try t.inject("+.1 < . 1:1(0) ack 1461 win 65535")
+        try t.inject("+0 < . 1:1(0) ack 1461 win 65535")
+        try t.inject("+0 < . 1:1(0) ack 1461 win 65535")
+        try t.expectNothing()
+        try t.inject("+0 < . 1:1(0) ack 1461 win 65535")
+        try t.expect("+0 > . 1461:2921(1460) ack 1")
+        #expect(t.status?.inRecovery == true)
+        #expect(t.status?.slowStartThreshold == 3650)
+        #expect(t.status?.congestionWindow == 3650 + 3 * 1460)
+        #expect(t.counters.fastRetransmits == 1)
+        // Partial ACK: up to the second hole.
+        try t.inject("+.1 < . 1:1(0) ack 4381 win 65535")
+        try t.expect("+0 > . 4381:5841(1460) ack 1")
+        #expect(t.status?.inRecovery == true)
+        // Full ACK: everything sent before recovery began.
+        try t.inject("+.1 < . 1:1(0) ack 8761 win 65535")
+        try t.expectNothing()
+        #expect(t.status?.inRecovery == false)
+        // RFC 6582 §3.2 step 3 (1): cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS) = min(3650, 0 + 2920).
+        #expect(t.status?.congestionWindow == 2920)
+    }
+
+    /// Duplicate ACKs that change the window, or carry data, are not duplicates (RFC 5681 §2).
+    @Test func windowUpdatesAreNotDuplicateAcks() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(5840)
+        for segment in 0..<4 {
+            let start = 1 + 1460 * segment
+            try t.expect("+0 > \(segment == 3 ? "P." : ".") \(start):\(start + 1460)(1460) ack 1")
+        }
+        try t.inject("+.1 < . 1:1(0) ack 1461 win 65535")
+        try t.inject("+0 < . 1:1(0) ack 1461 win 60000")
+        try t.inject("+0 < . 1:1(0) ack 1461 win 50000")
+        try t.inject("+0 < P. 1:101(100) ack 1461 win 50000")
+        try t.inject("+0 < . 101:101(0) ack 1461 win 40000")
+        try t.expect("+.04 > . 5841:5841(0) ack 101")
+        #expect(t.counters.fastRetransmits == 0)
+    }
+
+    /// A retransmission timeout collapses cwnd to one segment (RFC 5681 §3.1, equation 4): only
+    /// the first segment goes again, and slow start resumes from the ACKs.
+    @Test func timeoutCollapsesTheWindow() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(4380)
+        try t.expect("+0 > . 1:1461(1460) ack 1")
+        try t.expect("+0 > . 1461:2921(1460) ack 1")
+        try t.expect("+0 > P. 2921:4381(1460) ack 1")
+        try t.expect("+1 > . 1:1461(1460) ack 1")
+        try t.expectNothing()
+        #expect(t.status?.congestionWindow == 1460)
+        #expect(t.status?.slowStartThreshold == 2920)
+        try t.inject("+.1 < . 1:1(0) ack 1461 win 65535")
+        try t.expect("+0 > . 1461:2921(1460) ack 1")
+        try t.expect("+0 > P. 2921:4381(1460) ack 1")
+    }
+}
