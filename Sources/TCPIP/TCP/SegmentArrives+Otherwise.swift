@@ -5,6 +5,14 @@ import TCPIPWire
 extension TCPConnection {
     mutating func otherwiseSegmentArrives(_ incoming: IncomingSegment, now: Instant, io: inout StackIO) {
         var segment = incoming
+        if state == .synReceived, segment.syn, segment.flags.contains(.ack), segment.seq == irs {
+            // RFC 9293 Figure 8, line 6 (simultaneous open): the peer's SYN-ACK repeats the SYN we
+            // hold and acknowledges ours, and enters ESTABLISHED. The first check would call it old
+            // and only ACK it, and a peer with nothing to send (Linux) would leave us waiting for
+            // our SYN-ACK's retransmission; so, as Linux does, drop the SYN and take the ACK.
+            segment.syn = false
+            segment.seq = segment.seq + 1
+        }
 
         // RFC 7323 §5.3 (R1–R3): PAWS comes before the sequence-number check.
         guard passesPAWS(segment, now: now, io: &io) else { return }
