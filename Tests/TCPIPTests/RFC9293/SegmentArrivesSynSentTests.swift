@@ -95,6 +95,25 @@ import Testing
         #expect(t.state == .established)
     }
 
+    /// Simultaneous open as RFC 9293 Figure 8 draws it: each side answers the other's SYN with a
+    /// SYN-ACK, and the peer's SYN-ACK (SEG.SEQ = IRS, acknowledging our SYN) completes ours.
+    @Test func simultaneousOpenCompletedBySynAck() throws {
+        var t = try TCPTester(.synReceivedSimultaneous)
+        try t.inject("+.05 < S. 0:0(0) ack 1 win 65535 <mss 1460>")
+        try t.expectNothing()   // both SYNs are acknowledged already: nothing to say
+        #expect(t.state == .established)
+        try t.app.send(100)
+        try t.expect("+0 > P. 1:101(100) ack 1")
+    }
+
+    /// The same SYN-ACK acknowledging something we never sent gets <SEQ=SEG.ACK><CTL=RST>.
+    @Test func simultaneousOpenSynAckWithBadAck() throws {
+        var t = try TCPTester(.synReceivedSimultaneous)
+        try t.inject("+.05 < S. 0:0(0) ack 5 win 65535 <mss 1460>")
+        try t.expect("+0 > R 5:5(0)")
+        #expect(t.state == .synReceived)
+    }
+
     /// The SYN is retransmitted after the initial RTO of 1 s and then at doubling intervals
     /// (RFC 6298 §2.1, §5.5); after the SYN retry limit the open fails with a timeout.
     @Test func synRetransmissionsThenTimeout() throws {
