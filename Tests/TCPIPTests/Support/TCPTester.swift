@@ -25,6 +25,8 @@ import Testing
 ///
 /// Data is a fixed pattern of the relative sequence number (`payload(from:count:)`), both ways: the
 /// tester verifies every payload octet the stack sends, and tests compare what the application reads.
+///
+/// The stack is a reference: copies of a tester share it, so a test keeps exactly one.
 struct TCPTester {
     /// The state to start in, reached through real segments and user calls from CLOSED.
     ///
