@@ -177,9 +177,21 @@ struct TCPTester {
         if connection == nil, let listener { connection = stack.accept(listener) }
     }
 
-    /// The datagram an inbound line describes, for a test that wants to damage it first.
-    func datagram(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> ByteBuffer {
-        datagram(for: try parse(text, .inbound, sourceLocation))
+    /// The datagram an inbound line describes, for a test that wants to damage it first or send
+    /// it from another port of the peer (a second connection, a SYN flood).
+    func datagram(
+        _ text: String, fromPort port: UInt16 = TCPTester.remotePort, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> ByteBuffer {
+        datagram(for: try parse(text, .inbound, sourceLocation), fromPort: port)
+    }
+
+    /// Consumes everything the stack has sent, for tests that flood it and only count the answers.
+    mutating func takeOutput() -> [String] {
+        collectOutput()
+        defer { unexpected.removeAll() }
+        return unexpected.map { _, datagram in
+            (try? decode(datagram, #_sourceLocation)).map { describe($0.header, payload: $0.payload) } ?? "undecodable"
+        }
     }
 
     /// Consumes the next segment the stack sent and checks it against the line: flags, sequence
@@ -265,7 +277,7 @@ extension TCPTester {
     private mutating func collectOutput() {
         while let datagram = stack.nextPacketToSend() {
             if let (header, _) = try? decode(datagram, #_sourceLocation) {
-                if header.flags.contains(.syn), iss == nil {
+                if header.flags.contains(.syn), iss == nil, header.destinationPort == Self.remotePort {
                     iss = header.sequenceNumber
                     localPort = header.sourcePort
                 }
@@ -302,7 +314,7 @@ extension TCPTester {
         }
     }
 
-    private func datagram(for line: ScriptLine) -> ByteBuffer {
+    private func datagram(for line: ScriptLine, fromPort port: UInt16 = TCPTester.remotePort) -> ByteBuffer {
         let ackBase = iss ?? SequenceNumber(0)
         var options = TCPOptions()
         if let written = line.options {
@@ -318,7 +330,7 @@ extension TCPTester {
             }
         }
         let header = TCPHeader(
-            sourcePort: Self.remotePort, destinationPort: localPort,
+            sourcePort: port, destinationPort: localPort,
             sequenceNumber: peerISN + line.sequence,
             acknowledgmentNumber: line.acknowledgment.map { ackBase + $0 } ?? SequenceNumber(0),
             flags: line.flags, window: line.window ?? 65535, options: options)
@@ -390,6 +402,7 @@ extension TCPTester {
             options.append("sack \(blocks.joined(separator: " "))")
         }
         if !options.isEmpty { text += " <\(options.joined(separator: ","))>" }
+        if header.destinationPort != Self.remotePort { text += " (to port \(header.destinationPort))" }
         return text
     }
 }
