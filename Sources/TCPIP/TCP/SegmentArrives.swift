@@ -108,6 +108,17 @@ extension TCPConnection {
             maximumSegmentSize: sendMSS, initialWindowSegments: configuration.initialWindowSegments)
     }
 
+    /// What the peer's SYN offered, as far as it shapes our SYN-ACK — rebuilt from what was agreed,
+    /// for retransmitting the SYN-ACK of a simultaneous open. Scaling agreed with both shifts 0 is
+    /// left out: it means the same as none.
+    var agreedPeerOptions: TCPOptions {
+        var options = TCPOptions()
+        if sndWindowShift != 0 || rcvWindowShift != 0 { options.windowScale = sndWindowShift }
+        options.sackPermitted = sackEnabled
+        if timestampsEnabled { options.timestamps = TCPTimestamps(value: tsRecent, echoReply: 0) }
+        return options
+    }
+
     /// SND.UNA advances past our SYN.
     mutating func acknowledgeSYN(ack: SequenceNumber, now: Instant, io: inout StackIO) {
         sndUna = ack

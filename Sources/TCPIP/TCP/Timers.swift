@@ -60,7 +60,8 @@ extension TCPConnection {
         case .synReceived:
             retransmittedSegments &+= 1
             io.counters.segmentsRetransmitted &+= 1
-            sendSYN(acknowledging: true, peerOffered: nil, now: now, io: &io)
+            // RFC 7323 §2.2, §3.2 and RFC 2018 §2: a SYN-ACK carries only options the SYN offered.
+            sendSYN(acknowledging: true, peerOffered: agreedPeerOptions, now: now, io: &io)
         case .established, .finWait1, .closeWait, .closing, .lastAck, .finWait2:
             // RFC 5681 §3.1: ssthresh = max(FlightSize/2, 2*SMSS), cwnd = 1 SMSS; RFC 6582 §3.2
             // step 4: recover = the highest sequence number sent.
