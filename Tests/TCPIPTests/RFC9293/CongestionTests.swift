@@ -89,4 +89,22 @@ import Testing
         try t.expect("+0 > . 1461:2921(1460) ack 1")
         try t.expect("+0 > P. 2921:4381(1460) ack 1")
     }
+
+    /// RFC 6582 §4.1: duplicate ACKs for data sent before a timeout (at or below `recover`) do
+    /// not start another fast retransmit.
+    @Test func duplicateAcksAfterTimeoutDoNotFastRetransmit() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(5840)
+        for segment in 0..<4 {
+            let start = 1 + 1460 * segment
+            try t.expect("+0 > \(segment == 3 ? "P." : ".") \(start):\(start + 1460)(1460) ack 1")
+        }
+        try t.expect("+1 > . 1:1461(1460) ack 1")
+        try t.inject("+.01 < . 1:1(0) ack 1461 win 65535")
+        try t.expect("+0 > . 1461:2921(1460) ack 1")   // slow start from cwnd 1: two segments
+        try t.expect("+0 > . 2921:4381(1460) ack 1")
+        for _ in 0..<3 { try t.inject("+0 < . 1:1(0) ack 1461 win 65535") }
+        try t.expectNothing()
+        #expect(t.counters.fastRetransmits == 0)
+    }
 }

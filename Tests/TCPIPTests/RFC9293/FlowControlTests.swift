@@ -157,4 +157,21 @@ import Testing
         try t.app.send(600)
         try t.expect("+0 > . 1:537(536) ack 1")
     }
+
+    /// The peer shrinks its window to zero with data in flight (RFC 9293 §3.8.6.2.1 allows it, and
+    /// asks senders to cope): the retransmission timer expires, finds no window, and hands over to
+    /// the persist timer, which probes with backoff until the window reopens.
+    @Test func windowShrunkToZeroWithDataInFlight() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(2920)
+        try t.expect("+0 > . 1:1461(1460) ack 1")
+        try t.expect("+0 > P. 1461:2921(1460) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 1461 win 0")   // RTT 100 ms: RTO 300 ms
+        // RTO at +0.3 s (backed off to 600 ms); the persist timer takes over from there.
+        try t.expect("+.9 > . 1461:1462(1) ack 1")
+        try t.expect("+1.2 > . 1461:1462(1) ack 1")
+        try t.expect("+2.4 > . 1461:1462(1) ack 1")
+        try t.inject("+.01 < . 1:1(0) ack 1461 win 65535")
+        try t.expect("+0 > P. 1461:2921(1460) ack 1")
+    }
 }

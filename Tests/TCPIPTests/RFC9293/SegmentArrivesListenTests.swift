@@ -87,6 +87,24 @@ import Testing
         #expect(t.counters.passiveOpens == 1)
     }
 
+    /// The ACK completing the handshake may carry data: it is delivered as in ESTABLISHED.
+    @Test func finalAckCarryingData() throws {
+        var t = try TCPTester(.synReceived)
+        try t.inject("+0 < P. 1:101(100) ack 1 win 65535")
+        try t.expect("+.04 > . 1:1(0) ack 101")
+        #expect(t.state == .established)
+        #expect(try t.app.read() == .data(TCPTester.payload(from: 1, count: 100)))
+    }
+
+    /// ... or a FIN: ESTABLISHED, then at once CLOSE-WAIT.
+    @Test func finalAckCarryingFin() throws {
+        var t = try TCPTester(.synReceived)
+        try t.inject("+0 < F. 1:1(0) ack 1 win 65535")
+        try t.expect("+0 > . 1:1(0) ack 2")
+        #expect(t.state == .closeWait)
+        #expect(try t.app.read() == .endOfStream)
+    }
+
     /// "If the segment acknowledgment is not acceptable, form a reset segment <SEQ=SEG.ACK><CTL=RST>."
     @Test func badAckInSynReceivedGetsReset() throws {
         var t = try TCPTester(.synReceived)

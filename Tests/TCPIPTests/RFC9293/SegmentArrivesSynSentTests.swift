@@ -114,6 +114,19 @@ import Testing
         #expect(t.state == .synReceived)
     }
 
+    /// The SYN-ACK of a simultaneous open is retransmitted with the options of the first one —
+    /// only those the peer's SYN offered (RFC 7323 §2.2, §3.2; RFC 2018 §2).
+    @Test func simultaneousOpenSynAckRetransmission() throws {
+        var t = try TCPTester(.synReceivedSimultaneous)
+        try t.expect("+1 > S. 0:0(0) ack 1 <mss 1460>")
+        try t.expect("+2 > S. 0:0(0) ack 1 <mss 1460>")
+        try t.inject("+.1 < . 1:1(0) ack 1 win 65535")
+        #expect(t.state == .established)
+
+        var scaled = try TCPTester(.synReceivedSimultaneous, peer: .init(windowScale: 2, timestampValue: 50))
+        try scaled.expect("+1 > S. 0:0(0) ack 1 <mss 1460,nop,nop,TS val * ecr 50,nop,wscale 3>")
+    }
+
     /// The SYN is retransmitted after the initial RTO of 1 s and then at doubling intervals
     /// (RFC 6298 §2.1, §5.5); after the SYN retry limit the open fails with a timeout.
     @Test func synRetransmissionsThenTimeout() throws {

@@ -34,6 +34,18 @@ import Testing
         #expect(t.state == .closed)
     }
 
+    /// CLOSE in SYN-RECEIVED: "If no SENDs have been issued and there is no pending data to send,
+    /// then form a FIN segment and send it, and enter FIN-WAIT-1 state."
+    @Test func closeInSynReceived() throws {
+        var t = try TCPTester(.synReceivedSimultaneous)
+        try t.app.close()
+        try t.expect("+0 > F. 1:1(0) ack 1")
+        #expect(t.state == .finWait1)
+        try t.inject("+.01 < . 1:1(0) ack 2 win 65535")
+        try t.expectNothing()
+        #expect(t.state == .finWait2)
+    }
+
     /// The FIN queues behind data still held back (here by Nagle) and leaves with its last segment.
     @Test func finFollowsQueuedData() throws {
         var t = try TCPTester(.established)
