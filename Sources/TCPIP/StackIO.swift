@@ -30,6 +30,23 @@ struct StackIO {
         if header.flags.contains(.rst) { counters.resetsSent &+= 1 }
     }
 
+    /// Builds one datagram whose payload is `length` bytes of `sendBuffer` from `offset`, copied once.
+    mutating func transmit(
+        _ header: TCPHeader, from sendBuffer: SendBuffer, offset: Int, length: Int,
+        local: IPAddress, remote: IPAddress
+    ) {
+        let datagram = PacketBuffer.tcpDatagram(
+            header: header, payloadLength: length, source: local, destination: remote,
+            computeChecksum: !checksumOffload, allocator: allocator
+        ) { packet in
+            sendBuffer.copyBytes(at: offset, length: length, into: &packet)
+        }
+        outgoing.append(datagram)
+        counters.segmentsSent &+= 1
+        counters.ipPacketsSent &+= 1
+        if header.flags.contains(.rst) { counters.resetsSent &+= 1 }
+    }
+
     /// Records a decision and the rule behind it, when tracing is on. The message is built only then.
     mutating func decision(
         _ rule: StaticString, _ message: @autoclosure () -> String, connection: FourTuple?, now: Instant

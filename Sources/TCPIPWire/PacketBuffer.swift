@@ -30,10 +30,24 @@ public enum PacketBuffer {
         header: TCPHeader, payload: ByteBuffer?, source: IPAddress, destination: IPAddress,
         computeChecksum: Bool = true, timeToLive: UInt8 = 64, allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> ByteBuffer {
-        var buffer = make(payloadCapacity: payload?.readableBytes ?? 0, allocator: allocator)
-        if let payload {
-            buffer.writeImmutableBuffer(payload)
+        tcpDatagram(
+            header: header, payloadLength: payload?.readableBytes ?? 0, source: source, destination: destination,
+            computeChecksum: computeChecksum, timeToLive: timeToLive, allocator: allocator
+        ) { buffer in
+            if let payload { buffer.writeImmutableBuffer(payload) }
         }
+    }
+
+    /// One IP datagram carrying a TCP segment whose payload `writePayload` writes (exactly
+    /// `payloadLength` octets) straight into the packet buffer — the send path's single copy.
+    @inlinable
+    public static func tcpDatagram(
+        header: TCPHeader, payloadLength: Int, source: IPAddress, destination: IPAddress,
+        computeChecksum: Bool = true, timeToLive: UInt8 = 64, allocator: ByteBufferAllocator = ByteBufferAllocator(),
+        writePayload: (inout ByteBuffer) -> Void
+    ) -> ByteBuffer {
+        var buffer = make(payloadCapacity: payloadLength, allocator: allocator)
+        writePayload(&buffer)
         header.prepend(to: &buffer, source: source, destination: destination, computeChecksum: computeChecksum)
         switch (source, destination) {
         case (.v4(let source), .v4(let destination)):

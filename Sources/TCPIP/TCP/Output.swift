@@ -37,8 +37,9 @@ extension TCPConnection {
             sequenceNumber: sequence, acknowledgmentNumber: acknowledges ? rcvNxt : SequenceNumber(0),
             flags: flags, window: window, options: options
         )
-        let payload = payloadLength > 0 ? sendBuffer.bytes(at: payloadOffset, length: payloadLength) : nil
-        io.transmit(header, payload: payload, from: tuple.local.address, to: tuple.remote.address)
+        io.transmit(
+            header, from: sendBuffer, offset: payloadOffset, length: payloadLength,
+            local: tuple.local.address, remote: tuple.remote.address)
         if acknowledges {
             lastAckSent = rcvNxt
             delayedAckDeadline = nil
@@ -111,8 +112,10 @@ extension TCPConnection {
             }
             // RFC 9293 §3.8.6.2.1: send a full segment; or all that is queued when nothing is
             // outstanding (Nagle, §3.7.4) or Nagle is off; or at least half the largest window
-            // the peer ever offered; or anything at all when nothing is outstanding (no ACK
-            // will come to clock us out otherwise).
+            // the peer ever offered.
+            // DEVIATION(RFC 9293 §3.8.6.2.1): with nothing outstanding we send whatever the window
+            // allows rather than wait for the override timeout, as Linux does: no ACK would come
+            // to clock us out, and receivers avoid silly windows themselves (§3.8.6.2.2).
             let sendNow =
                 length == sendMSS || length >= payloadRoom
                 || (length == unsent && (!nagle || inFlight == 0))

@@ -31,10 +31,11 @@ import Testing
         let (a, b) = MemoryLink.pair(.init(delay: .milliseconds(2), bandwidthBitsPerSecond: 20_000_000, queueLimitBytes: 256 * 1024, checksumOffload: false))
         var tcp = TCPConfiguration()
         tcp.synQueueLimit = 256
+        let tap = RecordingLink(wrapping: a)
         let client = Stack(StackConfiguration(addresses: [Self.client4, Self.client6], checksumOffload: false, seed: 11, tcp: tcp))
         let server = Stack(StackConfiguration(addresses: [Self.server4, Self.server6], checksumOffload: false, seed: 12, tcp: tcp))
         let network = VirtualNetwork()
-        network.addHost(client, link: a)
+        network.addHost(client, link: tap)
         network.addHost(server, link: b)
         let listener = try server.listen(on: 5001, backlog: 64)
 
@@ -43,7 +44,12 @@ import Testing
             let remote = Endpoint(index % 2 == 0 ? Self.server4 : Self.server6, 5001)
             transfers.append(Transfer(client: try client.connect(to: remote, now: network.now)))
         }
-        var captured: [ByteBuffer] = []
+        var pattern = ByteBufferAllocator().buffer(capacity: 65536 + 251)
+        for offset in 0..<(65536 + 251) { pattern.writeInteger(UInt8(offset % 251)) }
+        /// `length` (at most 64 KiB) bytes of stream `stream` from `offset`, as a slice of the pattern.
+        func expected(offset: Int, stream: Int, length: Int) -> ByteBuffer {
+            pattern.getSlice(at: (offset + stream * 37) % 251, length: min(length, 65536))!
+        }
         var random = SeededGenerator(seed: 2026)
 
         func pump() {
@@ -60,11 +66,8 @@ import Testing
                 var transfer = transfers[index]
                 // Client writes the pattern; server reads and checks it.
                 while transfer.written < bytesPerConnection, client.state(transfer.client) == .established {
-                    var chunk = ByteBufferAllocator().buffer(capacity: 4096)
-                    let length = min(4096, bytesPerConnection - transfer.written)
-                    for offset in transfer.written..<(transfer.written + length) {
-                        chunk.writeInteger(TransferSimulation.patternByte(offset: offset, stream: index))
-                    }
+                    let length = min(65536, bytesPerConnection - transfer.written)
+                    let chunk = expected(offset: transfer.written, stream: index, length: length)
                     let taken = (try? client.send(transfer.client, chunk, now: network.now)) ?? 0
                     transfer.written += taken
                     if taken < length { break }
@@ -74,13 +77,10 @@ import Testing
                 }
                 if let id = transfer.server {
                     readLoop: while true {
-                        switch (try? server.read(id, now: network.now)) ?? .endOfStream {
+                        switch (try? server.read(id, upTo: 65536, now: network.now)) ?? .endOfStream {
                         case .data(let bytes):
-                            bytes.withUnsafeReadableBytes { raw in
-                                for (i, byte) in raw.enumerated()
-                                where byte != TransferSimulation.patternByte(offset: transfer.received + i, stream: index) {
-                                    transfer.mismatch = true
-                                }
+                            if bytes != expected(offset: transfer.received, stream: index, length: bytes.readableBytes) {
+                                transfer.mismatch = true
                             }
                             transfer.received += bytes.readableBytes
                         case .endOfStream:
@@ -110,19 +110,9 @@ import Testing
         for transfer in transfers {
             #expect(client.state(transfer.client) == .established)
         }
-        // Real traffic to mutate: segments the client would send, captured from a fresh exchange.
-        for transfer in transfers {
-            if let status = client.status(transfer.client) {
-                let header = TCPHeader(
-                    sourcePort: status.local.port, destinationPort: status.remote.port,
-                    sequenceNumber: SequenceNumber(status.sendNext), acknowledgmentNumber: SequenceNumber(status.receiveNext),
-                    flags: [.ack, .psh], window: 1000,
-                    options: TCPOptions(timestamps: TCPTimestamps(value: 1, echoReply: 2)))
-                captured.append(PacketBuffer.tcpDatagram(
-                    header: header, payload: ByteBuffer(repeating: 0x41, count: 100),
-                    source: status.local.address, destination: status.remote.address))
-            }
-        }
+        // Real traffic to mutate: datagrams the client really sent.
+        let captured = tap.recorded
+        #expect(captured.count > 10)
 
         var hostile = HostileDatagrams(
             servers: [Self.server4, Self.server6], clients: [Self.client4, Self.client6], captured: captured)
@@ -163,6 +153,25 @@ import Testing
         let counters = server.counters
         #expect(counters.ipPacketsReceived > UInt64(total / 2))
         #expect(counters.ipMalformed + counters.badSegments + counters.badChecksums + counters.ipBadChecksum > 0)
+    }
+}
+
+/// Passes everything through, keeping every 10th datagram sent (up to 200) to mutate later.
+final class RecordingLink: PacketLink {
+    let inner: PacketLink
+    private(set) var recorded: [ByteBuffer] = []
+    private var sent = 0
+
+    init(wrapping inner: PacketLink) { self.inner = inner }
+
+    var mtu: Int { inner.mtu }
+    var capabilities: LinkCapabilities { inner.capabilities }
+    var nextArrival: Instant? { inner.nextArrival }
+    func receive(now: Instant) -> ByteBuffer? { inner.receive(now: now) }
+    func send(_ packet: ByteBuffer, now: Instant) {
+        sent += 1
+        if sent % 10 == 0 && recorded.count < 200 { recorded.append(packet) }
+        inner.send(packet, now: now)
     }
 }
 
