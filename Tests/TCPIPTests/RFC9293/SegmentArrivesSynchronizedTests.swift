@@ -201,4 +201,37 @@ import Testing
         #expect(t.status?.sendWindow == 7000)
         try t.expectNothing()
     }
+
+    /// RCV.WND = 0: "special allowance should be made to accept valid ACKs" — a probe carrying an
+    /// ACK of our data is refused, but its acknowledgment is taken.
+    @Test func zeroWindowStillTakesAcks() throws {
+        var t = try TCPTester(.established) { $0.tcp.receiveBufferSize = 2000 }
+        try t.inject("+0 < . 1:1001(1000) ack 1 win 65535")
+        try t.inject("+0 < . 1001:2001(1000) ack 1 win 65535")
+        try t.expect("+0 > . 1:1(0) ack 2001 win 0")
+        try t.app.send(100)
+        try t.expect("+0 > P. 1:101(100) ack 2001 win 0")
+        try t.inject("+.1 < . 2001:2002(1) ack 101 win 65535")
+        try t.expect("+0 > . 101:101(0) ack 2001 win 0")
+        #expect(t.status?.sendQueue == 0)
+        // ... and an RST at RCV.NXT still resets.
+        try t.inject("+0 < R 2001:2001(0) win 0")
+        #expect(t.state == .closed)
+    }
+
+    /// SYN-RECEIVED of a simultaneous open: an unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>.
+    @Test func badAckInSimultaneousSynReceived() throws {
+        var t = try TCPTester(.synReceivedSimultaneous)
+        try t.inject("+0 < . 1:1(0) ack 5 win 65535")
+        try t.expect("+0 > R 5:5(0)")
+        #expect(t.state == .synReceived)
+    }
+
+    /// URG: urgent data is delivered inline with the rest (RFC 6093 §5); the flag changes nothing.
+    @Test func urgentDataIsInline() throws {
+        var t = try TCPTester(.established)
+        try t.inject("+0 < PU. 1:101(100) ack 1 win 65535")
+        try t.expect("+.04 > . 1:1(0) ack 101")
+        #expect(try t.app.read() == .data(TCPTester.payload(from: 1, count: 100)))
+    }
 }

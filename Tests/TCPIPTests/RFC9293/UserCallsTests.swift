@@ -132,4 +132,19 @@ import Testing
         #expect(status.sendNext == status.sendUnacknowledged)
         #expect(status.receiveNext == 0xFFFF_FF01)
     }
+
+    /// IPv6 end to end with real checksums (no offload): the pseudo-header is right both ways,
+    /// and the MSS leaves room for the 40-octet header.
+    @Test func transferOverIPv6WithChecksums() throws {
+        var t = try TCPTester(.establishedActive, peer: .init(maximumSegmentSize: 1440, ipv6: true)) {
+            $0.checksumOffload = false
+        }
+        try t.app.send(3000)
+        try t.expect("+0 > . 1:1441(1440) ack 1")
+        try t.expect("+0 > . 1441:2881(1440) ack 1")
+        try t.inject("+.05 < P. 1:501(500) ack 2881 win 65535")
+        try t.expect("+0 > P. 2881:3001(120) ack 501")   // Nagle's tail goes, carrying the ACK
+        #expect(try t.app.read() == .data(TCPTester.payload(from: 1, count: 500)))
+        #expect(t.counters.badChecksums == 0)
+    }
 }
