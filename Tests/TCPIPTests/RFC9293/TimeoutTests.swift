@@ -84,4 +84,57 @@ import Testing
         try t.inject("+.05 < . 201:201(0) ack 11 win 65535")
         try t.expectNothing(for: .seconds(1))
     }
+
+    /// RFC 6298 §5 (5.3): an ACK of new data restarts the timer, so the remaining segment times
+    /// out one RTO after that ACK, not after it was sent.
+    @Test func ackRestartsTheTimer() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(2920)
+        try t.expect("+0 > . 1:1461(1460) ack 1")
+        try t.expect("+0 > P. 1461:2921(1460) ack 1")
+        // 500 ms sample: SRTT 500, RTTVAR 250, RTO 1.5 s from now.
+        try t.inject("+.5 < . 1:1(0) ack 1461 win 65535")
+        try t.expect("+1.5 > P. 1461:2921(1460) ack 1")
+    }
+
+    /// RFC 6298 §2 (2.5): the backed-off RTO stops at the maximum (60 s).
+    @Test func backoffStopsAtTheMaximum() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(100)
+        try t.expect("+0 > P. 1:101(100) ack 1")
+        for interval in [1, 2, 4, 8, 16, 32, 60, 60] {
+            try t.expect("+\(interval) > P. 1:101(100) ack 1")
+        }
+        #expect(t.status?.retransmissionTimeout == .seconds(60))
+    }
+
+    /// After a timeout, everything after SND.UNA is sent again as the ACKs reopen cwnd (go-back-N
+    /// in slow start, RFC 5681 §3.1), each counted as a retransmission.
+    @Test func goBackNAfterTimeout() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(5840)
+        for segment in 0..<4 {
+            let start = 1 + 1460 * segment
+            try t.expect("+0 > \(segment == 3 ? "P." : ".") \(start):\(start + 1460)(1460) ack 1")
+        }
+        try t.expect("+1 > . 1:1461(1460) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 1461 win 65535")
+        try t.expect("+0 > . 1461:2921(1460) ack 1")
+        try t.expect("+0 > . 2921:4381(1460) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 4381 win 65535")
+        try t.expect("+0 > P. 4381:5841(1460) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 5841 win 65535")
+        try t.expectNothing(for: .seconds(5))
+        #expect(t.status?.retransmits == 4)
+    }
+
+    /// The retry limit applies in FIN-WAIT-1 too: an unanswered FIN ends in an RST and CLOSED.
+    @Test func unansweredFinTimesOut() throws {
+        var t = try TCPTester(.finWait1) { $0.tcp.maximumRetransmissions = 2 }
+        try t.expect("+0 > F. 1:1(0) ack 1")
+        try t.expect("+1 > F. 1:1(0) ack 1")
+        try t.expect("+2 > F. 1:1(0) ack 1")
+        try t.expect("+4 > R 2:2(0)")
+        #expect(t.state == .closed)
+    }
 }
