@@ -86,8 +86,9 @@ extension TCPConnection {
         case .closed, .listen, .synSent, .synReceived, .finWait2, .timeWait:
             return
         }
-        if flightSize == 0, lastSendTime.nanoseconds > 0, now - lastSendTime > rtt.retransmissionTimeout {
+        if flightSize == 0, now - lastSendTime > rtt.retransmissionTimeout {
             // RFC 5681 §4.1: after an idle period longer than an RTO, restart from the initial window.
+            // (No "never sent" sentinel: time zero is a valid instant, and min(IW, cwnd) is harmless.)
             congestion.restartAfterIdle()
         }
         while true {
