@@ -107,4 +107,44 @@ import Testing
         try t.expectNothing()
         #expect(t.counters.fastRetransmits == 0)
     }
+
+    /// RFC 5681 §4.1: after an idle period longer than an RTO, cwnd restarts from the initial
+    /// window (min(IW, cwnd)).
+    @Test func restartAfterIdle() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(14_600)
+        for segment in 0..<10 {
+            let start = 1 + 1460 * segment
+            try t.expect("+0 > \(segment == 9 ? "P." : ".") \(start):\(start + 1460)(1460) ack 1")
+        }
+        try t.inject("+.1 < . 1:1(0) ack 14601 win 65535")
+        #expect(t.status?.congestionWindow == 16_060)
+        t.advance(by: .seconds(5))
+        try t.app.send(20_000)
+        for segment in 0..<10 {
+            let start = 14_601 + 1460 * segment
+            try t.expect("+0 > . \(start):\(start + 1460)(1460) ack 1")
+        }
+        try t.expectNothing()
+        #expect(t.status?.congestionWindow == 14_600)
+    }
+
+    /// Congestion avoidance (RFC 5681 §3.1): above ssthresh cwnd grows by one SMSS per window of
+    /// data acknowledged, counted in bytes.
+    @Test func congestionAvoidanceGrowsByOneSegmentPerWindow() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(4380)
+        try t.expect("+0 > . 1:1461(1460) ack 1")
+        try t.expect("+0 > . 1461:2921(1460) ack 1")
+        try t.expect("+0 > P. 2921:4381(1460) ack 1")
+        try t.expect("+1 > . 1:1461(1460) ack 1")    // timeout: ssthresh 2920, cwnd 1460
+        try t.inject("+.1 < . 1:1(0) ack 1461 win 65535")
+        #expect(t.status?.congestionWindow == 2920)   // slow start up to ssthresh
+        try t.expect("+0 > . 1461:2921(1460) ack 1")
+        try t.expect("+0 > P. 2921:4381(1460) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 2921 win 65535")
+        #expect(t.status?.congestionWindow == 2920)   // 1460 of 2920 counted
+        try t.inject("+0 < . 1:1(0) ack 4381 win 65535")
+        #expect(t.status?.congestionWindow == 4380)   // a full window acknowledged: + 1 SMSS
+    }
 }
