@@ -45,7 +45,8 @@ extension TCPConnection {
             delayedAckDeadline = nil
             segmentsSinceAck = 0
         }
-        lastSendTime = now
+        // RFC 5681 §4.1 measures idleness from the last *data* sent: bare ACKs don't count.
+        if payloadLength > 0 { lastSendTime = now }
         let end = sequence + (payloadLength + (isSYN ? 1 : 0) + (flags.contains(.fin) ? 1 : 0))
         if sndMax.isBefore(end) { sndMax = end }
     }
