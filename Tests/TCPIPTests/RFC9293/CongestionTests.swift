@@ -129,6 +129,31 @@ import Testing
         #expect(t.status?.congestionWindow == 14_600)
     }
 
+    /// "Has not sent data in an interval exceeding the retransmission timeout": the ACKs we kept
+    /// sending for the peer's data don't count as activity.
+    @Test func restartAfterIdleDespiteSendingAcks() throws {
+        var t = try TCPTester(.established)
+        try t.app.send(14_600)
+        for segment in 0..<10 {
+            let start = 1 + 1460 * segment
+            try t.expect("+0 > \(segment == 9 ? "P." : ".") \(start):\(start + 1460)(1460) ack 1")
+        }
+        try t.inject("+.1 < . 1:1(0) ack 14601 win 65535")
+        // The peer's data every 200 ms, under the 300 ms RTO: our ACKs are never idle that long.
+        for round in 0..<5 {
+            let start = 1 + 200 * round
+            try t.inject("+.2 < P. \(start):\(start + 100)(100) ack 14601 win 65535")
+            try t.inject("+0 < P. \(start + 100):\(start + 200)(100) ack 14601 win 65535")
+            try t.expect("+0 > . 14601:14601(0) ack \(start + 200)")
+        }
+        try t.app.send(20_000)
+        for segment in 0..<10 {
+            let start = 14_601 + 1460 * segment
+            try t.expect("+0 > . \(start):\(start + 1460)(1460) ack 1001")
+        }
+        try t.expectNothing()
+    }
+
     /// Congestion avoidance (RFC 5681 §3.1): above ssthresh cwnd grows by one SMSS per window of
     /// data acknowledged, counted in bytes.
     @Test func congestionAvoidanceGrowsByOneSegmentPerWindow() throws {
