@@ -188,7 +188,7 @@ extension Stack {
             sendReset(tuple: entry.tuple, sequence: segment.ack, acknowledging: nil)
             return
         }
-        guard var listener = listeners[entry.listener] else {
+        guard let listener = listeners[entry.listener] else {
             removeHalfOpen(handle)
             closedSegmentArrives(tuple: entry.tuple, segment, now: now)
             return
@@ -208,12 +208,14 @@ extension Stack {
         }
         if let state = connections[connectionHandle]?.state, state != .closed && state != .synReceived {
             io.counters.passiveOpens &+= 1
-            listener.acceptQueue.append(connectionHandle)
-            if !listener.pendingEvent {
-                listener.pendingEvent = true
-                io.listenerEvents.append(entry.listener)
+            // In place: `listener` is a copy from before `removeHalfOpen` changed the SYN queue count.
+            listeners.withElement(entry.listener) { listener in
+                listener.acceptQueue.append(connectionHandle)
+                if !listener.pendingEvent {
+                    listener.pendingEvent = true
+                    io.listenerEvents.append(entry.listener)
+                }
             }
-            listeners.withElement(entry.listener) { $0 = listener }
         } else {
             connections.withElement(connectionHandle) { $0.userClosed = true }
         }
