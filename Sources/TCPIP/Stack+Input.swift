@@ -206,7 +206,19 @@ extension Stack {
         connections.withElement(connectionHandle) { connection in
             connection.segmentArrives(segment, now: now, io: &io)
         }
-        if let state = connections[connectionHandle]?.state, state != .closed && state != .synReceived {
+        let state = connections[connectionHandle]?.state
+        if state == .synReceived {
+            // The segment failed a check before the ACK's (the sequence number, PAWS) and was
+            // answered with an ACK: the handshake is not complete. Back to the half-open entry —
+            // a TCB left in SYN-RECEIVED here would never reach the accept queue.
+            if let connection = connections.remove(connectionHandle) { connectionTable[connection.tuple] = nil }
+            let entryHandle = halfOpen.insert(entry)
+            halfOpenTable[entry.tuple] = entryHandle
+            listeners.withElement(entry.listener) { $0.synQueueCount += 1 }
+            scheduleHalfOpen(entryHandle, at: entry.retransmitAt)
+            return
+        }
+        if let state, state != .closed {
             io.counters.passiveOpens &+= 1
             // In place: `listener` is a copy from before `removeHalfOpen` changed the SYN queue count.
             listeners.withElement(entry.listener) { listener in
