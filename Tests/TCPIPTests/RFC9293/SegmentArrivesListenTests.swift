@@ -152,4 +152,48 @@ import Testing
         try t.inject("+0 < . 1:1(0) ack 1 win 65535")
         try t.expect("+0 > R 1:1(0)")
     }
+
+    /// An unacceptable segment in SYN-RECEIVED is answered <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and
+    /// dropped (RFC 9293 §3.10.7.4, first) — even one whose ACK would complete the handshake; the
+    /// half-open connection waits for a proper ACK and is then handed to the application.
+    @Test func outOfWindowFinalAckIsAnsweredAndDropped() throws {
+        var t = try TCPTester(.synReceived)
+        try t.inject("+0 < . 70000:70000(0) ack 1 win 65535")
+        try t.expect("+0 > . 1:1(0) ack 1")
+        #expect(t.state == .synReceived)
+        #expect(t.stack.connectionCount == 0)
+        try t.inject("+.01 < . 1:1(0) ack 1 win 65535")
+        try t.expectNothing()
+        #expect(t.connection != nil)
+        #expect(t.state == .established)
+    }
+
+    /// The same for a final ACK that fails PAWS (RFC 7323 §5.3): its TSval is older than the SYN's.
+    @Test func finalAckFailingPAWSIsAnsweredAndDropped() throws {
+        var t = try TCPTester(.synReceived, peer: .init(timestampValue: 1000))
+        try t.inject("+0 < . 1:1(0) ack 1 win 65535 <nop,nop,TS val 999 ecr *>")
+        try t.expect("+0 > . 1:1(0) ack 1 <nop,nop,TS val * ecr 1000>")
+        #expect(t.stack.connectionCount == 0)
+        try t.inject("+0 < . 1:1(0) ack 1 win 65535 <nop,nop,TS val 1001 ecr *>")
+        #expect(t.connection != nil)
+        #expect(t.state == .established)
+    }
+
+    /// Every completed handshake frees its place in the SYN queue: a listener keeps accepting
+    /// long after it has completed more handshakes than its SYN queue holds.
+    @Test func completedHandshakesFreeTheirSynQueueSlots() throws {
+        var t = try TCPTester(.closed) { $0.tcp.synQueueLimit = 2 }
+        let listener = try t.stack.listen(on: TCPTester.listenPort, backlog: 2)
+        var accepted = 0
+        for port in 7000..<7010 as Range<UInt16> {
+            t.inject(datagram: try t.datagram("+0 < S 0:0(0) win 65535 <mss 1460>", fromPort: port))
+            let synAck = try #require(t.takeSegments().first, "no SYN-ACK for port \(port)")
+            let ack = synAck.sequenceNumber.rawValue &+ 1   // absolute: the tester has no ISS of its own here
+            t.inject(datagram: try t.datagram("+0 < . 1:1(0) ack \(ack) win 65535", fromPort: port))
+            #expect(t.takeSegments().isEmpty)
+            if t.stack.accept(listener) != nil { accepted += 1 }
+        }
+        #expect(accepted == 10)
+        #expect(t.counters.synQueueDrops == 0)
+    }
 }

@@ -185,6 +185,14 @@ struct TCPTester {
         datagram(for: try parse(text, .inbound, sourceLocation), fromPort: port)
     }
 
+    /// Consumes everything the stack has sent, as parsed headers (absolute numbers), for tests
+    /// that run connections of their own from other ports.
+    mutating func takeSegments() -> [TCPHeader] {
+        collectOutput()
+        defer { unexpected.removeAll() }
+        return unexpected.compactMap { try? decode($0.datagram, #_sourceLocation).header }
+    }
+
     /// Consumes everything the stack has sent, for tests that flood it and only count the answers.
     mutating func takeOutput() -> [String] {
         collectOutput()
