@@ -196,4 +196,28 @@ import Testing
         #expect(accepted == 10)
         #expect(t.counters.synQueueDrops == 0)
     }
+
+    /// A full accept queue drops the final ACK and keeps the half-open entry (as Linux with
+    /// tcp_abort_on_overflow = 0); the SYN-ACK retransmission brings the ACK again once there is room.
+    @Test func fullAcceptQueueDropsTheFinalAck() throws {
+        var t = try TCPTester(.closed)
+        let listener = try t.stack.listen(on: TCPTester.listenPort, backlog: 1)
+        var acks: [UInt16: UInt32] = [:]
+        for port in [7000, 7001] as [UInt16] {
+            t.inject(datagram: try t.datagram("+0 < S 0:0(0) win 65535 <mss 1460>", fromPort: port))
+            acks[port] = try #require(t.takeSegments().first).sequenceNumber.rawValue &+ 1
+            t.inject(datagram: try t.datagram("+0 < . 1:1(0) ack \(acks[port]!) win 65535", fromPort: port))
+        }
+        #expect(t.takeSegments().isEmpty)
+        #expect(t.counters.listenOverflows == 1)
+        #expect(t.stack.halfOpenCount == 1)
+        #expect(t.stack.accept(listener) != nil)
+        #expect(t.stack.accept(listener) == nil)
+        t.advance(by: .seconds(1))
+        let retransmitted = t.takeSegments()
+        #expect(retransmitted.count == 1 && retransmitted.first?.destinationPort == 7001)
+        t.inject(datagram: try t.datagram("+0 < . 1:1(0) ack \(acks[7001]!) win 65535", fromPort: 7001))
+        #expect(t.stack.accept(listener) != nil)
+        #expect(t.stack.halfOpenCount == 0)
+    }
 }
