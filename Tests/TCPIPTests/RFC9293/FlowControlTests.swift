@@ -151,11 +151,15 @@ import Testing
         try t.expect("+0 > P. 1073:1201(128) ack 1")
     }
 
-    /// Without an MSS option the default is 536 over IPv4 (RFC 9293 §3.7.1, MUST-15).
+    /// Without an MSS option the default is 536 over IPv4 (RFC 9293 §3.7.1, MUST-15) and 1220
+    /// over IPv6 (RFC 8200 §5's minimum MTU less 60 octets of headers).
     @Test func defaultMSSWithoutTheOption() throws {
         var t = try TCPTester(.established, peer: .init(maximumSegmentSize: nil))
         try t.app.send(600)
         try t.expect("+0 > . 1:537(536) ack 1")
+        var v6 = try TCPTester(.established, peer: .init(maximumSegmentSize: nil, ipv6: true))
+        try v6.app.send(1300)
+        try v6.expect("+0 > . 1:1221(1220) ack 1")
     }
 
     /// The peer shrinks its window to zero with data in flight (RFC 9293 §3.8.6.2.1 allows it, and
