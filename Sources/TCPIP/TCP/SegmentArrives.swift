@@ -11,8 +11,15 @@ extension TCPConnection {
         case .synReceived, .established, .finWait1, .finWait2, .closeWait, .closing, .lastAck, .timeWait:
             otherwiseSegmentArrives(segment, now: now, io: &io)
         case .closed, .listen:
-            // A TCB in CLOSED is only waiting for its user to let go; the segment finds no connection.
+            // A TCB in CLOSED is only waiting for its user to let go: to the peer the connection does
+            // not exist, and RFC 9293 §3.10.7.1 answers as for one that never did.
             io.counters.droppedInClosedState &+= 1
+            if segment.flags.contains(.rst) { return }
+            if segment.flags.contains(.ack) {
+                sendReset(sequence: segment.ack, now: now, io: &io)
+            } else {
+                sendReset(sequence: SequenceNumber(0), acknowledging: segment.seq + segment.length, now: now, io: &io)
+            }
         }
     }
 
