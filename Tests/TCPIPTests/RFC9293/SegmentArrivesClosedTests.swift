@@ -56,4 +56,23 @@ import Testing
         try t.expect("+0 > S. 0:0(0) ack 1 <mss 1460>")
         #expect(t.counters.badChecksums == 1)
     }
+
+    /// A connection that ended (timed out, refused, reset) but whose handle the application still
+    /// holds is CLOSED too: a late segment gets the RST of §3.10.7.1, not silence.
+    @Test func lateSegmentsForAnEndedConnectionGetReset() throws {
+        var t = try TCPTester(.synSent) { $0.tcp.maximumSYNRetransmissions = 1 }
+        try t.expect("+0 > S 0:0(0)")
+        try t.expect("+1 > S 0:0(0)")
+        try t.expectNothing(for: .seconds(2))
+        #expect(t.state == .closed)
+        try t.inject("+1 < S. 0:0(0) ack 1 win 65535 <mss 1460>")
+        try t.expect("+0 > R 1:1(0)")
+
+        var reset = try TCPTester(.established)
+        try reset.inject("+0 < R 1:1(0) win 0")
+        try reset.inject("+.2 < P. 1:101(100) ack 1 win 65535")
+        try reset.expect("+0 > R 1:1(0)")
+        try reset.inject("+0 < R. 1:1(0) ack 1 win 0")
+        try reset.expectNothing()
+    }
 }
