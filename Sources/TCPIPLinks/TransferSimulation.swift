@@ -6,12 +6,13 @@ import TCPIPWire
 /// byte: what `tcpip simulate` runs and what the simulation tests assert on.
 ///
 /// The client (198.18.0.1 / 2001:db8::1) opens `connections` connections to the server
-/// (198.18.0.2 / 2001:db8::2, port 5001) and writes `bytes` on each; with `bidirectional` the
-/// server writes as many back. Each side half-closes when it has written everything and
+/// (198.18.0.2 / 2001:db8::2, port 5001) and writes `bytes` in all, shared evenly among them;
+/// with `bidirectional` the servers write as many back. Each side half-closes when it has written everything and
 /// reads until the other's FIN. Every byte is compared with the deterministic pattern it was
 /// written from.
 public struct TransferSimulation {
     public struct Configuration {
+        /// Bytes the client writes in all (and, with `bidirectional`, the server), split evenly over the connections.
         public var bytes: Int = 1 << 20
         public var connections: Int = 1
         public var bidirectional = false
@@ -190,9 +191,14 @@ private final class Run {
 
     var finished: Bool {
         pairs.allSatisfy { pair in
-            pair.up.sawEnd && pair.up.received == configuration.bytes
-                && (pair.down.sawEnd && pair.down.received == (configuration.bidirectional ? configuration.bytes : 0))
+            pair.up.sawEnd && pair.up.received == share(pair.index)
+                && (pair.down.sawEnd && pair.down.received == (configuration.bidirectional ? share(pair.index) : 0))
         }
+    }
+
+    /// Connection `index`'s part of the total.
+    func share(_ index: Int) -> Int {
+        configuration.bytes / configuration.connections + (index < configuration.bytes % configuration.connections ? 1 : 0)
     }
 
     func handleEvents(listener: ListenerID) {
@@ -249,8 +255,9 @@ private final class Run {
     func write(stack: Stack, id: ConnectionID, stream: inout Stream, streamNumber: Int, closed: inout Bool) {
         guard !closed else { return }
         guard let state = stack.state(id), state != .synSent && state != .synReceived else { return }
-        while stream.written < configuration.bytes {
-            let piece = chunk(offset: stream.written, stream: streamNumber, length: configuration.bytes - stream.written)
+        let total = share(streamNumber / 2)
+        while stream.written < total {
+            let piece = chunk(offset: stream.written, stream: streamNumber, length: total - stream.written)
             let taken: Int
             do { taken = try stack.send(id, piece, now: network.now) } catch {
                 failures.append("send on stream \(streamNumber): \(error)")
@@ -318,7 +325,7 @@ private final class Run {
             faults.reordered += injector.statistics.reordered
             faults.corrupted += injector.statistics.corrupted
         }
-        let expected = configuration.bytes * configuration.connections * (configuration.bidirectional ? 2 : 1)
+        let expected = configuration.bytes * (configuration.bidirectional ? 2 : 1)
         let delivered = pairs.reduce(0) { total, pair in
             total + (pair.up.corrupt ? 0 : pair.up.received) + (pair.down.corrupt ? 0 : pair.down.received)
         }

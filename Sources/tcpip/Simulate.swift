@@ -13,7 +13,7 @@ struct Simulate: ParsableCommand {
               verified=true bytes=<N> connections=<N> virtual_seconds=<T> retransmits=<R>
             """)
 
-    @Option(help: "Bytes each connection sends (each way with --bidirectional).")
+    @Option(help: "Bytes to send in all, shared evenly over the connections (each way with --bidirectional).")
     var bytes: Int = 1_000_000
     @Option(help: "Parallel connections.")
     var connections: Int = 1
@@ -77,7 +77,7 @@ struct Simulate: ParsableCommand {
             configuration.pcap = sink
         }
 
-        print("simulate: \(connections) connection(s), \(bytes) bytes each\(bidirectional ? " each way" : ""), IPv\(ip), MTU \(mtu)")
+        print("simulate: \(bytes) bytes over \(connections) connection(s)\(bidirectional ? ", each way" : ""), IPv\(ip), MTU \(mtu)")
         print("  link: delay \(delayMilliseconds) ms, \(bandwidthMegabits > 0 ? "\(bandwidthMegabits) Mbit/s" : "unlimited rate"), "
             + "loss \(loss), duplicate \(duplicate), reorder \(reorder), corrupt \(corrupt), seed \(seed)")
         let result = TransferSimulation.run(configuration)

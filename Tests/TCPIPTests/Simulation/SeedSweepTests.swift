@@ -20,7 +20,7 @@ import Testing
             corrupt: seed % 7 < 3 ? 0.01 : 0)
         configuration.connections = seed % 10 == 0 ? 6 : 1
         configuration.bidirectional = seed % 3 == 1
-        configuration.bytes = 8_000 + Int(seed % 11) * 1_700
+        configuration.bytes = (8_000 + Int(seed % 11) * 1_700) * configuration.connections
         configuration.delay = .milliseconds(Int64(1 + seed % 20))
         configuration.timeLimit = .seconds(900)
         return configuration

@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func manyConnectionsBidirectional() {
-        let result = Self.simulate(bytes: 20_000, connections: 50, bidirectional: true, loss: 0.02, reorder: 0.02, seed: 3)
+        let result = Self.simulate(bytes: 1_000_000, connections: 50, bidirectional: true, loss: 0.02, reorder: 0.02, seed: 3)
         #expect(result.failures == [])
         #expect(result.verified)
     }
