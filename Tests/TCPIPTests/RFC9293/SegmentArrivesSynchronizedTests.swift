@@ -155,6 +155,15 @@ import Testing
 
     // MARK: Fifth — the ACK field
 
+    /// "If the ACK bit is off, drop the segment and return" — its text is not taken.
+    @Test func segmentWithoutAckIsDropped() throws {
+        var t = try TCPTester(.established)
+        try t.inject("+0 < P 1:101(100) win 65535")
+        try t.expectNothing(for: .seconds(1))
+        #expect(try t.app.read() == .wouldBlock)
+        #expect(t.counters.droppedNoAckFlag == 1)
+    }
+
     /// "If the ACK acks something not yet sent (SEG.ACK > SND.NXT), then send an ACK, drop the
     /// segment, and return" — its text too.
     @Test func ackOfUnsentDataGetsAckAndIsDropped() throws {
