@@ -20,6 +20,11 @@ extension Stack {
     public func closeListener(_ id: ListenerID, now: Instant) {
         guard let listener = listeners.remove(id.handle) else { return }
         listenerTable[ListenerKey(address: listener.address, port: listener.port)] = nil
+        // Its half-open connections go with it, as Linux drops its request sockets: no more SYN-ACKs
+        // for a port that no longer listens, and a late final ACK finds a closed port (§3.10.7.1).
+        for entryHandle in halfOpen.handles where halfOpen[entryHandle]?.listener == id.handle {
+            if let entry = halfOpen.remove(entryHandle) { halfOpenTable[entry.tuple] = nil }
+        }
         for handle in listener.acceptQueue {
             abort(ConnectionID(handle: handle), now: now)
         }
