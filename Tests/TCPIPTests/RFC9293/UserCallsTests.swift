@@ -147,4 +147,16 @@ import Testing
         #expect(try t.app.read() == .data(TCPTester.payload(from: 1, count: 500)))
         #expect(t.counters.badChecksums == 0)
     }
+
+    /// Closing a listener (§3.10.4 CLOSE in LISTEN) takes its half-open connections with it: no
+    /// more SYN-ACKs, and the late final ACK finds a closed port.
+    @Test func closingAListenerDropsItsHalfOpenConnections() throws {
+        var t = try TCPTester(.synReceived)
+        t.stack.closeListener(try #require(t.listener), now: .zero)
+        t.listener = nil
+        try t.expectNothing(for: .seconds(10))
+        #expect(t.stack.halfOpenCount == 0)
+        try t.inject("+0 < . 1:1(0) ack 1 win 65535")
+        try t.expect("+0 > R 1:1(0)")
+    }
 }
