@@ -46,7 +46,7 @@ import Testing
         #expect(try t.app.read() == .data(TCPTester.payload(from: 1, count: 100)))
     }
 
-    /// PAWS never drops an RST (RFC 7323 §5.3 R1 applies to RSTs only through the sequence check).
+    /// PAWS does not apply to an RST (RFC 7323 §5.3 R1: "... and the RST bit is off").
     @Test func pawsLetsResetThrough() throws {
         var t = try TCPTester(.established, peer: Self.peer)
         try t.inject("+0 < R 1:1(0) win 0 <nop,nop,TS val 5 ecr 0>")

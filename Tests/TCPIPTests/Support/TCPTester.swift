@@ -26,6 +26,8 @@ import Testing
 /// Data is a fixed pattern of the relative sequence number (`payload(from:count:)`), both ways: the
 /// tester verifies every payload octet the stack sends, and tests compare what the application reads.
 ///
+/// `run` takes several lines at once; `datagram(_:fromPort:)`, `inject(datagram:)` and
+/// `takeSegments()` let a test damage segments or run connections from other ports of the peer.
 /// The stack is a reference: copies of a tester share it, so a test keeps exactly one.
 struct TCPTester {
     /// The state to start in, reached through real segments and user calls from CLOSED.
@@ -234,6 +236,21 @@ struct TCPTester {
         }
         if let mismatch = mismatch(line, header, payload) {
             throw failure("expected `\(text)`, got `\(seen)` at \(format(time)): \(mismatch)", sourceLocation)
+        }
+    }
+
+    /// Runs several script lines, `<` injected and `>` expected, as packetdrill would; blank lines
+    /// and `//` comments are skipped. A failure names the script line.
+    mutating func run(_ script: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for (number, raw) in script.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let text = String(raw.split(separator: "//", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+            let words = text.split(separator: " ")
+            guard words.count >= 2 else { continue }
+            do {
+                if words[1] == "<" { try inject(text, sourceLocation: sourceLocation) } else { try expect(text, sourceLocation: sourceLocation) }
+            } catch let failure as Failure {
+                throw Failure(description: "\(failure.description) (script line \(number + 1))")
+            }
         }
     }
 

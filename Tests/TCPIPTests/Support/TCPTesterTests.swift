@@ -80,4 +80,19 @@ import Testing
             }
         }
     }
+
+    @Test func runsAScript() throws {
+        var t = try TCPTester(.established)
+        try t.run("""
+            // The peer sends two segments; the second forces our ACK.
+            +0 < . 1:1001(1000) ack 1 win 65535
+            +0 < P. 1001:2001(1000) ack 1 win 65535
+            +0 > . 1:1(0) ack 2001
+
+            +.1 < F. 2001:2001(0) ack 1 win 65535
+            +0 > . 1:1(0) ack 2002
+            """)
+        #expect(t.state == .closeWait)
+        #expect(throws: TCPTester.Failure.self) { try t.run("+0 > . 1:1(0) ack 2002") }
+    }
 }
