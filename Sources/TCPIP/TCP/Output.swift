@@ -123,6 +123,9 @@ extension TCPConnection {
                 || (length == unsent && (!nagle || inFlight == 0))
                 || (maxSndWnd > 0 && length >= Int(maxSndWnd / 2))
                 || inFlight == 0
+                // RFC 9293 §3.9.1.4: "Close also implies push function" — no more data can come to
+                // fill the segment, so the tail goes with the FIN at once (Linux exempts the FIN from Nagle).
+                || carriesFIN
             guard sendNow else { break }
 
             var flags: TCPFlags = [.ack]
