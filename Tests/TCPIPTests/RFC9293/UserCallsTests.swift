@@ -46,18 +46,29 @@ import Testing
         #expect(t.state == .finWait2)
     }
 
-    /// The FIN queues behind data still held back (here by Nagle) and leaves with its last segment.
+    /// The FIN queues behind data Nagle was holding back and leaves with it at once: after CLOSE
+    /// nothing can come to fill the segment (as Linux, which exempts the final FIN from Nagle).
     @Test func finFollowsQueuedData() throws {
         var t = try TCPTester(.established)
         try t.app.send(100)
         try t.expect("+0 > P. 1:101(100) ack 1")
         try t.app.send(100)
-        try t.app.close()
         try t.expectNothing()
-        try t.inject("+.05 < . 1:1(0) ack 101 win 65535")
+        try t.app.close()
         try t.expect("+0 > FP. 101:201(100) ack 1")
         try t.inject("+.05 < . 1:1(0) ack 202 win 65535")
         #expect(t.state == .finWait2)
+    }
+
+    /// The FIN still waits behind data the peer's window has no room for.
+    @Test func finWaitsForTheWindow() throws {
+        var t = try TCPTester(.established, peer: .init(window: 1000))
+        try t.app.send(1500)
+        try t.expect("+0 > . 1:1001(1000) ack 1")
+        try t.app.close()
+        try t.expectNothing()
+        try t.inject("+.05 < . 1:1(0) ack 1001 win 1000")
+        try t.expect("+0 > FP. 1001:1501(500) ack 1")
     }
 
     /// §3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST>, queued data discarded, the connection gone.
