@@ -94,6 +94,8 @@ private final class Run {
     var pairs: [Pair] = []
     var pairOfClient: [ConnectionID: Int] = [:]
     var pairOfServer: [ConnectionID: Int] = [:]
+    /// Each pair's 4-tuple as the client sees it: how an accepted connection finds its pair.
+    var pairOfClientTuple: [FourTuple: Int] = [:]
     var acceptOrder: [Int] = []
 
     init(_ configuration: TransferSimulation.Configuration) {
@@ -146,15 +148,24 @@ private final class Run {
 
     func run() -> TransferSimulation.Result {
         let serverAddress = configuration.ipVersion == 6 ? TransferSimulation.serverAddress6 : TransferSimulation.serverAddress4
-        let listener: ListenerID
+        // One client address has 16,384 ephemeral ports per server port: past that, spread the
+        // connections over more server ports.
+        let perPort = 16_000
+        let ports = (configuration.connections + perPort - 1) / perPort
+        var listeners: [ListenerID] = []
         do {
-            listener = try server.listen(
-                on: TransferSimulation.serverPort, backlog: max(configuration.connections, 1))
+            for port in 0..<ports {
+                listeners.append(try server.listen(
+                    on: TransferSimulation.serverPort + UInt16(port), backlog: min(max(configuration.connections, 1), perPort)))
+            }
             for index in 0..<configuration.connections {
-                let id = try client.connect(
-                    to: Endpoint(serverAddress, TransferSimulation.serverPort), now: network.now)
+                let port = TransferSimulation.serverPort + UInt16(index / perPort)
+                let id = try client.connect(to: Endpoint(serverAddress, port), now: network.now)
                 pairs.append(Pair(client: id, server: nil, index: index))
                 pairOfClient[id] = index
+                if let status = client.status(id) {
+                    pairOfClientTuple[FourTuple(local: status.local, remote: status.remote)] = index
+                }
             }
         } catch {
             failures.append("setup failed: \(error)")
@@ -163,7 +174,7 @@ private final class Run {
         let deadline = Instant.zero + configuration.timeLimit
         while !finished {
             network.settle()
-            handleEvents(listener: listener)
+            handleEvents(listeners: listeners)
             network.settle()
             if finished { break }
             guard network.now < deadline else {
@@ -173,7 +184,7 @@ private final class Run {
             }
             if !network.advance(notAfter: deadline) {
                 // Nothing scheduled anywhere, yet not finished: a deadlock.
-                handleEvents(listener: listener)
+                handleEvents(listeners: listeners)
                 if !finished {
                     failures.append("deadlock: no timers and no packets in flight at \(network.now)")
                     break
@@ -201,18 +212,18 @@ private final class Run {
         configuration.bytes / configuration.connections + (index < configuration.bytes % configuration.connections ? 1 : 0)
     }
 
-    func handleEvents(listener: ListenerID) {
+    func handleEvents(listeners: [ListenerID]) {
         var again = true
         while again {
             again = false
             while let event = server.nextEvent() {
                 again = true
                 switch event {
-                case .acceptable:
+                case .acceptable(let listener):
                     while let id = server.accept(listener) {
                         guard let status = server.status(id) else { continue }
                         // Match the accepted connection to the client's by port.
-                        if let index = pairs.firstIndex(where: { client.status($0.client)?.local == status.remote }) {
+                        if let index = pairOfClientTuple[FourTuple(local: status.remote, remote: status.local)] {
                             pairs[index].server = id
                             pairOfServer[id] = index
                             serve(index)
