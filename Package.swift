@@ -37,10 +37,16 @@ let package = Package(
             dependencies: ["TCPIP", "TCPIPWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
+        // packetdrill scripts: parser and a runner that plays the remote peer against a Stack.
+        .target(
+            name: "TCPIPScript",
+            dependencies: ["TCPIP", "TCPIPWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tcpip",
             dependencies: [
-                "TCPIP", "TCPIPWire", "TCPIPLinks",
+                "TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPScript",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -49,6 +55,7 @@ let package = Package(
         .testTarget(name: "TCPIPWireTests", dependencies: ["TCPIPWire"], swiftSettings: strict),
         .testTarget(name: "TCPIPTests", dependencies: ["TCPIP", "TCPIPWire", "TCPIPLinks"], swiftSettings: strict),
         .testTarget(name: "TCPIPLinksTests", dependencies: ["TCPIPLinks", "TCPIP", "TCPIPWire"], swiftSettings: strict),
+        .testTarget(name: "TCPIPScriptTests", dependencies: ["TCPIPScript", "TCPIP", "TCPIPWire"], swiftSettings: strict),
         .testTarget(name: "tcpipTests", dependencies: ["tcpip", "TCPIPLinks"], swiftSettings: strict),
     ]
 )

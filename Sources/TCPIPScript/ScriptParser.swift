@@ -1,0 +1,487 @@
+import TCPIPWire
+
+/// Parses packetdrill's script language into a `Script`, or fails with the line and column of the
+/// first thing it cannot read.
+///
+/// Packet lines end at the end of their line; system calls may span lines (a multi-line `poll`).
+public enum ScriptParser {
+    /// - Parameter defines: names for `#ifdef` (the FreeBSD suite's `#ifdef STANDARD` / `#ifdef FreeBSD`
+    ///   branches, which packetdrill reads through the C preprocessor). `STANDARD` by default: the
+    ///   RFC's behaviour rather than one platform's.
+    public static func parse(_ text: String, defines: Set<String> = ["STANDARD"]) throws(ScriptSyntaxError) -> Script {
+        var parser = Parser(tokens: try ScriptLexer.tokens(try preprocess(text, defines: defines)))
+        return try parser.script()
+    }
+
+    /// Keeps the lines of the branches `defines` selects; directive and dropped lines become blank,
+    /// so line numbers stay those of the file.
+    static func preprocess(_ text: String, defines: Set<String>) throws(ScriptSyntaxError) -> String {
+        guard text.contains("#") else { return text }
+        var output: [Substring] = []
+        var stack: [(active: Bool, taken: Bool)] = []
+        var active: Bool { stack.allSatisfy(\.active) }
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let words = line.split(separator: " ", omittingEmptySubsequences: true)
+            // Only these directives: a `#` line inside a Python block or shell command is text.
+            guard let directive = words.first, ["#ifdef", "#ifndef", "#else", "#endif"].contains(directive) else {
+                output.append(active ? line : "")
+                continue
+            }
+            let name = words.count > 1 ? String(words[1]) : ""
+            switch directive {
+            case "#ifdef": stack.append((defines.contains(name), defines.contains(name)))
+            case "#ifndef": stack.append((!defines.contains(name), !defines.contains(name)))
+            case "#else":
+                guard let top = stack.popLast() else {
+                    throw ScriptSyntaxError(position: .init(line: number + 1, column: 1), message: "#else without #ifdef")
+                }
+                stack.append((!top.taken, true))
+            case "#endif":
+                guard stack.popLast() != nil else {
+                    throw ScriptSyntaxError(position: .init(line: number + 1, column: 1), message: "#endif without #ifdef")
+                }
+            default: break
+            }
+            output.append("")
+        }
+        guard stack.isEmpty else { throw ScriptSyntaxError(position: .init(line: output.count, column: 1), message: "#ifdef without #endif") }
+        return output.joined(separator: "\n")
+    }
+}
+
+private struct Parser {
+    let tokens: [ScriptToken]
+    var index = 0
+
+    init(tokens: [ScriptToken]) {
+        self.tokens = tokens
+    }
+
+    var current: ScriptToken? { index < tokens.count ? tokens[index] : nil }
+    var endPosition: SourcePosition { tokens.last.map { SourcePosition(line: $0.position.line + 1, column: 1) } ?? .init(line: 1, column: 1) }
+
+    func error(_ message: String, at token: ScriptToken? = nil) -> ScriptSyntaxError {
+        let token = token ?? current
+        return ScriptSyntaxError(position: token?.position ?? endPosition, message: message + (token.map { ", found \(describe($0))" } ?? ", found end of script"))
+    }
+
+    func describe(_ token: ScriptToken) -> String {
+        switch token.kind {
+        case .number(let text): "`\(text)`"
+        case .word(let text): "`\(text)`"
+        case .string(let text): "\"\(text)\""
+        case .ellipsis: "`...`"
+        case .backquoted: "a backquoted command"
+        case .python: "a %{ python }% block"
+        case .option(let text): "`--\(text)`"
+        case .punctuation(let character): "`\(character)`"
+        }
+    }
+
+    mutating func take() -> ScriptToken? {
+        defer { index += 1 }
+        return current
+    }
+
+    mutating func accept(_ character: Character) -> Bool {
+        if current?.isPunctuation(character) == true {
+            index += 1
+            return true
+        }
+        return false
+    }
+
+    mutating func expect(_ character: Character, _ context: String) throws(ScriptSyntaxError) {
+        guard accept(character) else { throw error("expected `\(character)` \(context)") }
+    }
+
+    mutating func acceptWord(_ word: String) -> Bool {
+        if current?.kind == .word(word) {
+            index += 1
+            return true
+        }
+        return false
+    }
+
+    // MARK: Script
+
+    mutating func script() throws(ScriptSyntaxError) -> Script {
+        var script = Script(options: [], initCommand: nil, events: [], cleanupCommand: nil)
+        while case .option(let text)? = current?.kind {
+            index += 1
+            if let equals = text.firstIndex(of: "=") {
+                script.options.append((String(text[..<equals]), String(text[text.index(after: equals)...])))
+            } else {
+                script.options.append((text, ""))
+            }
+        }
+        if case .backquoted(let command)? = current?.kind {
+            script.initCommand = command
+            index += 1
+        }
+        while let token = current {
+            if case .backquoted(let command) = token.kind, index == tokens.count - 1, !script.events.isEmpty {
+                script.cleanupCommand = command
+                index += 1
+                break
+            }
+            script.events.append(try event())
+        }
+        guard !script.events.isEmpty else { throw error("a script needs at least one event") }
+        return script
+    }
+
+    mutating func event() throws(ScriptSyntaxError) -> ScriptEvent {
+        guard let first = current else { throw error("expected an event") }
+        let timing = try timing()
+        guard let token = current else { throw error("expected a packet, system call, command or python block after the time") }
+        let action: ScriptAction
+        switch token.kind {
+        case .punctuation("<"), .punctuation(">"):
+            action = .packet(try packet())
+        case .backquoted(let command):
+            index += 1
+            action = .shell(command)
+        case .python(let code):
+            index += 1
+            action = .python(code)
+        case .word:
+            action = .systemCall(try systemCall())
+        default:
+            throw error("expected `<`, `>`, a system call, a backquoted command or %{ python }%")
+        }
+        switch (timing, action) {
+        case (.range, .packet(let packet)) where packet.direction == .outbound, (.any, .packet(let packet)) where packet.direction == .outbound:
+            break
+        case (.range, _), (.any, _):
+            throw ScriptSyntaxError(position: first.position, message: "time ranges and `*` are allowed on outbound packets only")
+        case (.blocking, .systemCall):
+            break
+        case (.blocking, _):
+            throw ScriptSyntaxError(position: first.position, message: "`start...end` is allowed on system calls only")
+        default:
+            break
+        }
+        return ScriptEvent(position: first.position, timing: timing, action: action)
+    }
+
+    // MARK: Time
+
+    mutating func timing() throws(ScriptSyntaxError) -> ScriptTiming {
+        if accept("*") { return .any }
+        let start = try time()
+        if current?.kind == .ellipsis {
+            index += 1
+            let end = try time(allowSign: false)
+            return .blocking(start: start, end: ScriptTime(relative: start.relative, microseconds: end.microseconds))
+        }
+        if accept("~") {
+            let end = try time()
+            guard end.relative == start.relative else { throw error("both ends of a time range must be absolute or both relative") }
+            return .range(start, end)
+        }
+        return .at(start)
+    }
+
+    mutating func time(allowSign: Bool = true) throws(ScriptSyntaxError) -> ScriptTime {
+        let relative = allowSign && accept("+")
+        guard case .number(let text)? = current?.kind else { throw error("expected a time in seconds") }
+        guard let microseconds = Self.microseconds(text) else { throw error("cannot read the time") }
+        index += 1
+        return ScriptTime(relative: relative, microseconds: microseconds)
+    }
+
+    static func microseconds(_ text: String) -> Int64? {
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let wholeText = parts.first else { return nil }
+        let whole = wholeText.isEmpty ? 0 : Int64(wholeText)
+        guard let whole else { return nil }
+        var fraction: Int64 = 0
+        if parts.count == 2 {
+            let digits = String(parts[1].prefix(6))
+            guard digits.allSatisfy(\.isASCIIDigit) else { return nil }
+            fraction = (Int64(digits) ?? 0) * Int64(pow10(6 - digits.count))
+        }
+        return whole * 1_000_000 + fraction
+    }
+
+    static func pow10(_ exponent: Int) -> Int {
+        (0..<exponent).reduce(1) { value, _ in value * 10 }
+    }
+
+    // MARK: Packets
+
+    mutating func packet() throws(ScriptSyntaxError) -> ScriptPacket {
+        let directionToken = take()!
+        let direction: ScriptPacket.Direction = directionToken.isPunctuation("<") ? .inbound : .outbound
+        let line = directionToken.position.line
+        func onLine(_ parser: Parser) -> Bool { parser.current.map { $0.position.line == line } ?? false }
+
+        var packet = ScriptPacket(
+            direction: direction, ipInformation: [], flags: [], start: 0, end: 0, length: 0,
+            acknowledgment: nil, window: nil, urgentPointer: nil, options: .none, other: nil)
+
+        // IP information: `[ect0]`, `(tos 0x10)`.
+        while onLine(self), current!.isPunctuation("[") || current!.isPunctuation("(") {
+            let close: Character = current!.isPunctuation("[") ? "]" : ")"
+            index += 1
+            var words: [String] = []
+            while onLine(self), !current!.isPunctuation(close) { words.append(tokenText(take()!)) }
+            try expect(close, "to close the IP information")
+            packet.ipInformation.append(words.joined(separator: " "))
+        }
+        if case .word(let word)? = current?.kind, ["udp", "icmp", "ipv4", "ipv6", "gre", "mpls", "encap"].contains(word) {
+            var words: [String] = []
+            while onLine(self) { words.append(tokenText(take()!)) }
+            packet.other = words.joined(separator: " ")
+            return packet
+        }
+        packet.flags = try flags(onLine: line)
+        guard onLine(self) else { throw error("expected `start:end(length)`") }
+        let start = try unsignedNumber("sequence start", UInt32.self)
+        try expect(":", "between the start and end sequence numbers")
+        let end = try unsignedNumber("sequence end", UInt32.self)
+        try expect("(", "before the payload length")
+        let length = try unsignedNumber("payload length", UInt32.self)
+        try expect(")", "after the payload length")
+        guard end &- start == length else {
+            throw ScriptSyntaxError(position: directionToken.position, message: "inconsistent sequence: \(start):\(end)(\(length)) — end must be start + length")
+        }
+        packet.start = start
+        packet.end = end
+        packet.length = Int(length)
+
+        while onLine(self) {
+            if acceptWord("ack") {
+                packet.acknowledgment = try unsignedNumber("acknowledgment number", UInt32.self)
+            } else if acceptWord("win") {
+                packet.window = try unsignedNumber("window", UInt16.self)
+            } else if acceptWord("urg") {
+                packet.urgentPointer = try unsignedNumber("urgent pointer", UInt16.self)
+            } else if current!.isPunctuation("<") {
+                packet.options = try optionList(direction: direction)
+            } else {
+                throw error("expected `ack`, `win`, `urg` or `<options>`")
+            }
+        }
+        if direction == .inbound && packet.window == nil {
+            throw ScriptSyntaxError(position: directionToken.position, message: "inbound packets need `win`")
+        }
+        return packet
+    }
+
+    mutating func flags(onLine line: Int) throws(ScriptSyntaxError) -> TCPFlags {
+        if accept("-") { return [] }
+        var text = ""
+        // `S.`, `F.`, `.`, `SEW`: a word and dots, with nothing between them.
+        while let token = current, token.position.line == line {
+            if case .word(let word) = token.kind, word.allSatisfy({ "SFRPUEWA".contains($0) }) {
+                text += word
+            } else if token.isPunctuation(".") {
+                text += "."
+            } else {
+                break
+            }
+            index += 1
+        }
+        guard !text.isEmpty else { throw error("expected TCP flags (S F R P . U E W, or - for none)") }
+        var flags: TCPFlags = []
+        for character in text {
+            switch character {
+            case "S": flags.insert(.syn)
+            case "F": flags.insert(.fin)
+            case "R": flags.insert(.rst)
+            case "P": flags.insert(.psh)
+            case ".": flags.insert(.ack)
+            case "U": flags.insert(.urg)
+            case "E": flags.insert(.ece)
+            case "W": flags.insert(.cwr)
+            default: break // `A` (AccECN's AE bit) is not modelled by the stack.
+            }
+        }
+        return flags
+    }
+
+    mutating func optionList(direction: ScriptPacket.Direction) throws(ScriptSyntaxError) -> ScriptPacket.OptionList {
+        let open = take()!
+        if current?.kind == .ellipsis {
+            index += 1
+            try expect(">", "after `<...`")
+            guard direction == .outbound else {
+                throw ScriptSyntaxError(position: open.position, message: "`<...>` is allowed on outbound packets only")
+            }
+            return .unchecked
+        }
+        var options: [ScriptOption] = []
+        if accept(">") { return .list(options) }
+        repeat {
+            options.append(try option())
+        } while accept(",")
+        try expect(">", "to close the option list")
+        return .list(options)
+    }
+
+    mutating func option() throws(ScriptSyntaxError) -> ScriptOption {
+        guard case .word(let name)? = current?.kind else { throw error("expected a TCP option") }
+        index += 1
+        switch name {
+        case "nop": return .nop
+        case "eol": return .eol
+        case "sackOK": return .sackPermitted
+        case "mss": return .mss(try unsignedNumber("MSS", UInt16.self))
+        case "wscale": return .windowScale(try unsignedNumber("window scale", UInt8.self))
+        case "sack":
+            var blocks: [(UInt32, UInt32)] = []
+            while case .number? = current?.kind {
+                let left = try unsignedNumber("SACK block start", UInt32.self)
+                try expect(":", "in a SACK block")
+                blocks.append((left, try unsignedNumber("SACK block end", UInt32.self)))
+            }
+            return .sack(blocks)
+        case "TS":
+            guard acceptWord("val") else { throw error("expected `val` after `TS`") }
+            let value = try unsignedNumber("TS val", UInt32.self)
+            guard acceptWord("ecr") else { throw error("expected `ecr` after the TS value") }
+            return .timestamp(value: value, echo: try unsignedNumber("TS ecr", UInt32.self))
+        default:
+            // md5, FO, FOEXP, ECN, mptcp, experimental options: kept as text.
+            // Hex cookies and keys lex as a number and a word (`0001…0a0b…`): glue adjacent tokens.
+            var text = name
+            var previous = tokens[index - 1]
+            while let token = current, !token.isPunctuation(","), !token.isPunctuation(">") {
+                let adjacent = token.position.line == previous.position.line
+                    && token.position.column == previous.position.column + tokenText(previous).count
+                text += (adjacent ? "" : " ") + tokenText(token)
+                previous = token
+                index += 1
+            }
+            return .other(text)
+        }
+    }
+
+    mutating func unsignedNumber<T: FixedWidthInteger & UnsignedInteger>(_ what: String, _ type: T.Type) throws(ScriptSyntaxError) -> T {
+        guard let token = current, case .number(let text) = token.kind, let value = Self.integer(text), value >= 0,
+            let narrowed = T(exactly: value)
+        else { throw error("expected \(what) (an integer that fits \(T.bitWidth) bits)") }
+        index += 1
+        return narrowed
+    }
+
+    static func integer(_ text: String) -> Int64? {
+        if text.hasPrefix("0x") || text.hasPrefix("0X") { return Int64(text.dropFirst(2), radix: 16) }
+        return Int64(text)
+    }
+
+    func tokenText(_ token: ScriptToken) -> String {
+        switch token.kind {
+        case .number(let text), .word(let text): text
+        case .string(let text): "\"\(text)\""
+        case .ellipsis: "..."
+        case .backquoted(let text): "`\(text)`"
+        case .python(let text): "%{\(text)}%"
+        case .option(let text): "--\(text)"
+        case .punctuation(let character): String(character)
+        }
+    }
+
+    // MARK: System calls
+
+    mutating func systemCall() throws(ScriptSyntaxError) -> ScriptSystemCall {
+        guard case .word(let name)? = current?.kind else { throw error("expected a system call") }
+        index += 1
+        try expect("(", "after the system call's name")
+        let arguments = try expressions(until: ")")
+        try expect("=", "before the system call's result")
+        let negative = accept("-")
+        guard let token = current, case .number(let text) = token.kind, let magnitude = Self.integer(text) else {
+            throw error("expected the system call's integer result")
+        }
+        index += 1
+        let resultLine = token.position.line
+        var call = ScriptSystemCall(name: name, arguments: arguments, result: negative ? -magnitude : magnitude, errno: nil, note: nil)
+        if let next = current, next.position.line == resultLine, case .word(let errno) = next.kind {
+            call.errno = errno
+            index += 1
+        }
+        if let next = current, next.position.line == resultLine, next.isPunctuation("(") {
+            index += 1
+            var depth = 1
+            var words: [String] = []
+            while let token = current, token.position.line == resultLine {
+                index += 1
+                if token.isPunctuation("(") { depth += 1 }
+                if token.isPunctuation(")") {
+                    depth -= 1
+                    if depth == 0 { break }
+                }
+                words.append(tokenText(token))
+            }
+            guard depth == 0 else { throw error("unclosed `(` in the note after the result") }
+            call.note = words.joined(separator: " ")
+        }
+        return call
+    }
+
+    mutating func expressions(until close: Character) throws(ScriptSyntaxError) -> [ScriptExpression] {
+        var items: [ScriptExpression] = []
+        if accept(close) { return items }
+        repeat {
+            items.append(try expression())
+        } while accept(",")
+        try expect(close, "to close the list")
+        return items
+    }
+
+    mutating func expression() throws(ScriptSyntaxError) -> ScriptExpression {
+        var value = try primary()
+        while accept("|") {
+            value = .bitwiseOr(value, try primary())
+        }
+        return value
+    }
+
+    mutating func primary() throws(ScriptSyntaxError) -> ScriptExpression {
+        guard let token = current else { throw error("expected an argument") }
+        switch token.kind {
+        case .number(let text):
+            index += 1
+            guard let value = Self.integer(text) else { throw error("expected an integer", at: token) }
+            return .integer(value)
+        case .punctuation("-"):
+            index += 1
+            guard case .number(let text)? = current?.kind, let value = Self.integer(text) else { throw error("expected an integer after `-`") }
+            index += 1
+            return .integer(-value)
+        case .word(let name):
+            index += 1
+            if accept("(") { return .call(name, try expressions(until: ")")) }
+            return .symbol(name)
+        case .string(let text):
+            index += 1
+            return .string(text)
+        case .ellipsis:
+            index += 1
+            return .ellipsis
+        case .punctuation("["):
+            index += 1
+            return .list(try expressions(until: "]"))
+        case .punctuation("{"):
+            index += 1
+            var fields: [ScriptField] = []
+            if !accept("}") {
+                repeat {
+                    let first = try expression()
+                    if accept("=") {
+                        fields.append(ScriptField(name: first, value: try expression()))
+                    } else {
+                        fields.append(ScriptField(name: nil, value: first))
+                    }
+                } while accept(",")
+                try expect("}", "to close the structure")
+            }
+            return .structure(fields)
+        default:
+            throw error("expected an argument")
+        }
+    }
+}

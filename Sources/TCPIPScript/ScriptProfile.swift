@@ -1,0 +1,105 @@
+import NIOCore
+import TCPIP
+
+/// The platform constants a corpus script assumes, so that the stack can be configured to meet
+/// them. A profile changes constants and how options are compared, never protocol logic.
+public struct ScriptProfile: Sendable, Hashable {
+    public enum Name: String, Sendable, CaseIterable {
+        case linux, freebsd
+    }
+
+    /// How the options of an outbound packet are compared with the script's list.
+    public enum OptionComparison: Sendable, Hashable {
+        /// Kind by kind in wire order, NOP and EOL included — packetdrill's rule.
+        case exact
+        /// As a set of kinds with their values; NOP and EOL ignored. For scripts written for a
+        /// platform whose option order differs from ours (ours is Linux's).
+        case unordered
+    }
+
+    public var name: Name
+    /// Initial congestion window in segments (Linux: 10, RFC 6928).
+    public var initialWindowSegments: Int
+    public var minimumRTO: TimeAmount
+    public var delayedAckTimeout: TimeAmount
+    /// The window-scale shift the platform announces; our stack derives it from the receive
+    /// buffer (RFC 7323 §2.3), so the profile's buffer is chosen to give this shift.
+    public var windowScale: UInt8
+    /// Receive buffer per connection. Linux announces the shift of tcp_rmem's maximum (15 MiB → 8).
+    public var receiveBufferSize: Int
+    public var sendBufferSize: Int
+    /// What `getsockopt(SO_RCVBUF)` reports for a value set: Linux doubles it.
+    public var reportedBufferSize: @Sendable (Int) -> Int
+    /// What `getsockopt(SO_RCVBUF / SO_SNDBUF)` reports before the script sets them.
+    public var defaultReportedReceiveBuffer: Int
+    public var defaultReportedSendBuffer: Int
+    public var optionComparison: OptionComparison
+    /// The SYN option layout the platform sends, for documentation and error messages.
+    public var synOptionOrder: String
+    public var mtu: Int
+
+    public static func == (lhs: ScriptProfile, rhs: ScriptProfile) -> Bool { lhs.name == rhs.name }
+    public func hash(into hasher: inout Hasher) { hasher.combine(name) }
+
+    /// `gtests/net/common/defaults.sh` and the kernel defaults the google and kernel scripts rely on.
+    public static let linux = ScriptProfile(
+        name: .linux, initialWindowSegments: 10, minimumRTO: .milliseconds(200), delayedAckTimeout: .milliseconds(40),
+        windowScale: 8, receiveBufferSize: 15_728_640, sendBufferSize: 4_194_304,
+        reportedBufferSize: { $0 * 2 }, defaultReportedReceiveBuffer: 540_000, defaultReportedSendBuffer: 262_144,
+        optionComparison: .exact,
+        synOptionOrder: "<mss 1460,sackOK,TS val V ecr 0,nop,wscale 8>", mtu: 1500)
+
+    /// freebsd-net/tcp-testsuite: `win 65535`, wscale 6, its own option order, SO_RCVBUF 65536 → 65700.
+    public static let freebsd = ScriptProfile(
+        name: .freebsd, initialWindowSegments: 10, minimumRTO: .milliseconds(30), delayedAckTimeout: .milliseconds(40),
+        windowScale: 6, receiveBufferSize: 65535 << 6, sendBufferSize: 65535 << 5,
+        reportedBufferSize: { ($0 + 1459) / 1460 * 1460 }, defaultReportedReceiveBuffer: 65536,
+        defaultReportedSendBuffer: 32768, optionComparison: .unordered,
+        synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", mtu: 1500)
+
+    public static func named(_ name: Name) -> ScriptProfile {
+        switch name {
+        case .linux: .linux
+        case .freebsd: .freebsd
+        }
+    }
+
+    /// The profile a script was written for, judged from its path and text: FreeBSD's suite sets
+    /// sysctls with `sysctl -w` and lives in `freebsd-tcp-testsuite`; everything else is Linux.
+    public static func guess(path: String, text: String) -> ScriptProfile {
+        if path.contains("freebsd") || text.contains("sysctl -w net.inet") || text.contains("sysctl net.inet") { return .freebsd }
+        return .linux
+    }
+
+    /// The stack's configuration under this profile.
+    public func tcpConfiguration() -> TCPConfiguration {
+        var tcp = TCPConfiguration()
+        tcp.initialWindowSegments = initialWindowSegments
+        tcp.minimumRTO = minimumRTO
+        tcp.delayedAckTimeout = delayedAckTimeout
+        tcp.receiveBufferSize = receiveBufferSize
+        tcp.sendBufferSize = sendBufferSize
+        return tcp
+    }
+}
+
+/// Parses and runs one script file's text: what `tcpip script` and the corpus test do per file.
+public enum ScriptFileRun {
+    /// - Parameters:
+    ///   - path: used to pick the profile when `profile` is nil ("auto").
+    ///   - configure: lets the caller trace the run before it starts.
+    public static func run(
+        path: String, text: String, profile: ScriptProfile?, seed: UInt64 = 1, tracing: Bool = false
+    ) -> (runner: ScriptRunner?, outcome: ScriptOutcome) {
+        let script: Script
+        do {
+            script = try ScriptParser.parse(text)
+        } catch {
+            let failure = ScriptFailure(line: error.position.line, message: "syntax error at \(error)", recent: [])
+            return (nil, ScriptOutcome(verdict: .failed(failure), exchanged: [], decisions: []))
+        }
+        let runner = ScriptRunner(script: script, profile: profile ?? .guess(path: path, text: text), seed: seed)
+        runner.tracing = tracing
+        return (runner, runner.run())
+    }
+}

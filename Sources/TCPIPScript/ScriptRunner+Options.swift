@@ -1,0 +1,158 @@
+import TCPIP
+
+/// Socket options, poll, and the state assertions of shell and Python lines.
+extension ScriptRunner {
+    func setOption(_ arguments: [ScriptExpression]) throws -> CallResult {
+        let fd = try descriptor(arguments)
+        let option = arguments[safe: 2]?.description ?? ""
+        switch option {
+        case "SO_REUSEADDR", "SO_REUSEPORT":
+            return .value(0)
+        case "SO_RCVBUF", "SO_SNDBUF":
+            guard stackStorage == nil else {
+                // The stack's buffer sizes are per stack, fixed when it is made (TCPConfiguration).
+                throw ScriptSkip(reason: "\(option) after the first connection: the Stack has no per-connection buffer sizes")
+            }
+            let size = Int(try pointee(arguments, 3))
+            if option == "SO_RCVBUF" {
+                sockets[fd]!.receiveBuffer = size
+                configuration.tcp.receiveBufferSize = size
+            } else {
+                sockets[fd]!.sendBuffer = size
+                configuration.tcp.sendBufferSize = size
+            }
+            return .value(0)
+        case "TCP_NODELAY":
+            let on = try pointee(arguments, 3) != 0
+            sockets[fd]!.noDelay = on
+            if let connection = sockets[fd]!.connection { stack.setNoDelay(connection, on, now: now) }
+            collect()
+            return .value(0)
+        case "SO_LINGER":
+            guard case .structure(let fields)? = arguments[safe: 3] else { throw ScriptSkip(reason: "SO_LINGER without a struct") }
+            let values = fields.compactMap { ScriptSymbols.evaluate($0.value) }
+            sockets[fd]!.lingerZero = values.count == 2 && values[0] != 0 && values[1] == 0
+            if values.count == 2 && values[0] != 0 && values[1] != 0 {
+                throw ScriptSkip(reason: "SO_LINGER with a timeout: the Stack's CLOSE has no linger time")
+            }
+            return .value(0)
+        default:
+            throw ScriptSkip(reason: "setsockopt \(option) is not supported by the runner or the stack")
+        }
+    }
+
+    func getOption(_ arguments: [ScriptExpression]) throws -> CallResult {
+        let fd = try descriptor(arguments)
+        let socket = sockets[fd]!
+        let option = arguments[safe: 2]?.description ?? ""
+        let actual: Int64
+        switch option {
+        case "SO_ERROR":
+            if let connection = socket.connection, let error = stack.status(connection)?.error, !socket.reportedError {
+                sockets[fd]!.reportedError = true
+                actual = ScriptSymbols.value(errno(error)) ?? -1
+            } else if let connection = socket.connection, stack.state(connection) == nil, !socket.reportedError {
+                sockets[fd]!.reportedError = true
+                actual = ScriptSymbols.value("ECONNREFUSED")!
+            } else {
+                actual = 0
+            }
+        case "SO_RCVBUF":
+            actual = Int64(socket.receiveBuffer.map(profile.reportedBufferSize) ?? profile.defaultReportedReceiveBuffer)
+        case "SO_SNDBUF":
+            actual = Int64(socket.sendBuffer.map(profile.reportedBufferSize) ?? profile.defaultReportedSendBuffer)
+        case "TCP_NODELAY":
+            actual = socket.noDelay ? 1 : 0
+        case "TCP_MAXSEG":
+            guard let connection = socket.connection, let status = stack.status(connection) else {
+                throw ScriptSkip(reason: "TCP_MAXSEG before a connection exists")
+            }
+            actual = Int64(status.maximumSegmentSize - (status.timestamps ? 12 : 0))
+        default:
+            throw ScriptSkip(reason: "getsockopt \(option) is not supported by the runner or the stack")
+        }
+        let expected = try pointee(arguments, 3)
+        if actual != expected {
+            throw failure("getsockopt(\(option)) reports \(actual)", expected: "[\(expected)]", actual: "[\(actual)]")
+        }
+        return .value(0)
+    }
+
+    /// `poll([{fd=N, events=E, revents=R}], 1, timeout) = k`: which of E hold now.
+    func poll(_ arguments: [ScriptExpression], blocking: Bool) throws -> CallResult {
+        guard case .list(let entries)? = arguments.first else { throw ScriptSkip(reason: "poll without a pollfd list") }
+        var ready = 0
+        var mismatches: [String] = []
+        for entry in entries {
+            guard case .structure(let fields) = entry else { throw ScriptSkip(reason: "poll entry `\(entry)`") }
+            func field(_ name: String) -> Int64? {
+                fields.first(where: { $0.name == .symbol(name) }).flatMap { ScriptSymbols.evaluate($0.value) }
+            }
+            guard let fd = field("fd"), let socket = sockets[Int(fd)] else { throw failure("poll on a descriptor that is not open") }
+            let events = field("events") ?? 0
+            let revents = self.revents(socket) & (events | 0x8 | 0x10)
+            if revents != 0 { ready += 1 }
+            if let expected = field("revents"), expected != revents {
+                mismatches.append("fd \(fd): revents \(revents) instead of \(expected)")
+            }
+        }
+        let timeout = try integer(arguments, 2, default: 0)
+        if ready == 0 && (blocking || timeout != 0) && (mismatches.isEmpty == false) { return .wouldBlock }
+        if !mismatches.isEmpty { throw failure("poll: " + mismatches.joined(separator: "; ")) }
+        return .value(Int64(ready))
+    }
+
+    private func revents(_ socket: ScriptSocket) -> Int64 {
+        if let listener = socket.listener {
+            // Readable when the accept queue has a connection; checked without taking it.
+            _ = listener
+            return 0
+        }
+        guard let connection = socket.connection else { return 0x10 }
+        guard let status = stack.status(connection) else { return 0x10 | 0x1 }
+        var events: Int64 = 0
+        if status.error != nil { events |= 0x8 | 0x10 | 0x1 }
+        if status.receiveQueue > 0 { events |= 0x1 }
+        if case .closeWait = status.state { events |= 0x1 | 0x2000 }
+        if case .lastAck = status.state { events |= 0x1 | 0x2000 }
+        if case .closing = status.state { events |= 0x1 | 0x2000 }
+        if case .timeWait = status.state { events |= 0x1 | 0x2000 | 0x10 }
+        if status.state.isSynchronized && !socket.writeShut && status.sendQueue < configuration.tcp.sendBufferSize {
+            switch status.state {
+            case .established, .closeWait: events |= 0x4
+            default: break
+            }
+        }
+        return events
+    }
+
+    // MARK: Shell and Python
+
+    /// Shell commands are skipped (sysctls, tc, ethtool); a FreeBSD `sockstat` state check would
+    /// need the socket's state, which the runner has, but its output format is not modelled.
+    func shell(_ command: String) throws {}
+
+    /// `assert tcpi_state == TCPI_X` becomes a query of the connection's state; any other Python is skipped.
+    func python(_ code: String) throws {
+        for statement in code.split(whereSeparator: { $0 == "\n" || $0 == ";" }) {
+            let words = statement.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
+            guard words.count >= 4, words[0] == "assert", words[1] == "tcpi_state", words[2] == "==" else { continue }
+            guard let expected = ScriptSymbols.tcpiStates[words[3]] else { continue }
+            let actual = stateOfSocketUnderTest()
+            if actual != expected {
+                throw failure("tcpi_state is \(actual)", expected: words[3], actual: actual)
+            }
+        }
+    }
+
+    /// The state of the most recent connection, or LISTEN / CLOSED.
+    private func stateOfSocketUnderTest() -> String {
+        let sorted = sockets.sorted { $0.key > $1.key }
+        for (_, socket) in sorted {
+            if let connection = socket.connection { return stack.state(connection)?.description ?? "CLOSED" }
+        }
+        if let stack = stackStorage, stack.halfOpenCount > 0 { return "SYN-RECEIVED" }
+        if sorted.contains(where: { $0.value.listener != nil }) { return "LISTEN" }
+        return "CLOSED"
+    }
+}

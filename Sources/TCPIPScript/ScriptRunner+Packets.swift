@@ -1,0 +1,289 @@
+import NIOCore
+import TCPIP
+import TCPIPWire
+
+/// Packet lines: building what the peer injects, matching what the stack sends (`run_packet.c`).
+extension ScriptRunner {
+    // MARK: Inbound
+
+    /// Builds the segment a `<` line describes, in live numbers, and hands it to the stack.
+    ///
+    /// The peer's sequence numbers are the script's (its ISN is the SYN's `start`); `ack` and SACK
+    /// blocks count from our ISS; `TS ecr` is mapped to the live TS val the script saw under that name.
+    func inject(_ packet: ScriptPacket) throws {
+        let ourBase = iss ?? 0
+        var options = TCPOptions()
+        if case .list(let list) = packet.options {
+            for option in list {
+                switch option {
+                case .nop, .eol: break
+                case .mss(let value): options.maximumSegmentSize = value
+                case .windowScale(let value): options.windowScale = value
+                case .sackPermitted: options.sackPermitted = true
+                case .sack(let blocks):
+                    for (left, right) in blocks.prefix(SACKBlocks.capacity) {
+                        options.sackBlocks.append(SACKBlock(start: SequenceNumber(ourBase &+ left), end: SequenceNumber(ourBase &+ right)))
+                    }
+                case .timestamp(let value, let echo):
+                    options.timestamps = TCPTimestamps(value: value, echoReply: liveTimestamp(forScript: echo))
+                case .other(let text):
+                    throw ScriptSkip(reason: "inbound option `\(text)` is not supported by the runner")
+                }
+            }
+        }
+        if packet.urgentPointer != nil || packet.flags.contains(.urg) {
+            // The stack has no urgent-data API; injecting URG would test nothing it claims.
+            throw ScriptSkip(reason: "urgent data (URG) is not supported by the stack")
+        }
+        let header = TCPHeader(
+            sourcePort: remotePort, destinationPort: localPort,
+            sequenceNumber: SequenceNumber(packet.start),
+            acknowledgmentNumber: SequenceNumber(packet.acknowledgment.map { ourBase &+ $0 } ?? 0),
+            flags: packet.flags, window: packet.window ?? 0, options: options)
+        var payload: ByteBuffer?
+        if packet.length > 0 {
+            var buffer = ByteBufferAllocator().buffer(capacity: packet.length)
+            buffer.writeRepeatingByte(0, count: packet.length)
+            payload = buffer
+        }
+        let datagram = PacketBuffer.tcpDatagram(header: header, payload: payload, source: remoteAddress, destination: localAddress)
+        exchanged.append("\(format(now)) < \(describe(header, payloadLength: packet.length, outbound: false))")
+        capture.append((now, datagram))
+        stack.receive(datagram, now: now)
+        collect()
+        try completePending()
+    }
+
+    /// The live TS val the stack sent where the script wrote `script`.
+    func liveTimestamp(forScript script: UInt32) -> UInt32 {
+        if script == 0 { return 0 }
+        if let live = liveTimestamps[script] { return live }
+        if let timestampOffset { return script &+ timestampOffset }
+        return script
+    }
+
+    // MARK: Outbound
+
+    /// Takes the stack's next segment(s) for a `>` line and compares them; returns when the packet
+    /// was sent (the base for the next relative time).
+    func expect(_ packet: ScriptPacket, timing: ScriptTiming) throws -> Instant {
+        let (earliest, latest): (Instant?, Instant?) = switch timing {
+        case .at(let time): (instant(time), instant(time))
+        case .range(let start, let end): (instant(start), instant(end))
+        case .any: (nil, nil)
+        case .blocking: (nil, nil)
+        }
+        let tolerance = tolerance(for: latest ?? now)
+        // packetdrill waits up to the expected time plus 2 s for a packet.
+        let giveUp = (latest ?? now + .seconds(3600)) + tolerance + .seconds(2)
+        guard let (time, header, payloadLength) = try nextOutbound(until: giveUp, length: packet.length) else {
+            throw failure("timed out waiting for a packet", expected: lineText(packet), actual: "nothing by \(format(giveUp))")
+        }
+        let actualText = describe(header, payloadLength: payloadLength, outbound: true)
+        if let earliest, let latest, time < earliest - tolerance || time > latest + tolerance {
+            let when = earliest == latest ? format(earliest) : "\(format(earliest))~\(format(latest))"
+            throw failure(
+                "packet sent at \(format(time)), expected at \(when) (tolerance \(tolerance.nanoseconds / 1000) µs)",
+                expected: lineText(packet), actual: actualText)
+        }
+        if let mismatch = mismatch(packet, header, payloadLength: payloadLength) {
+            throw failure("bad outbound packet: \(mismatch)", expected: lineText(packet), actual: actualText)
+        }
+        return time
+    }
+
+    /// The next outbound segment, merging consecutive segments whose payloads add up to `length`
+    /// (packetdrill's aggregation of TSO bursts: seq from the first, flags and options from the last).
+    func nextOutbound(until giveUp: Instant, length: Int) throws -> (Instant, TCPHeader, Int)? {
+        var merged: (Instant, TCPHeader, Int)?
+        while true {
+            guard let (time, datagram) = try takeOutbound(until: giveUp) else { return merged }
+            guard let (header, payload) = decode(datagram) else {
+                throw failure("the stack sent a datagram that does not parse as IP/TCP")
+            }
+            try checkPayloadIsZero(payload)
+            if var (firstTime, first, total) = merged {
+                guard header.sequenceNumber == first.sequenceNumber + UInt32(total) else {
+                    outbound.insert((time, datagram), at: 0)
+                    return merged
+                }
+                total += payload.readableBytes
+                var combined = header
+                combined.sequenceNumber = first.sequenceNumber
+                first = combined
+                merged = (firstTime, first, total)
+                firstTime = time
+            } else {
+                merged = (time, header, payload.readableBytes)
+            }
+            let total = merged!.2
+            if total >= length || payload.readableBytes == 0 || header.flags.contains(.fin) || header.flags.contains(.syn) {
+                return merged
+            }
+        }
+    }
+
+    private func takeOutbound(until giveUp: Instant) throws -> (Instant, ByteBuffer)? {
+        collect()
+        while outbound.isEmpty {
+            guard let deadline = stackStorage?.nextDeadline, deadline <= giveUp else { return nil }
+            try advance(to: deadline)
+        }
+        return outbound.removeFirst()
+    }
+
+    private func checkPayloadIsZero(_ payload: ByteBuffer) throws {
+        if payload.readableBytesView.contains(where: { $0 != 0 }) {
+            throw failure("the stack sent payload octets the application did not write (scripts write zeros)")
+        }
+    }
+
+    /// What differs between a `>` line and the segment sent, or nil.
+    func mismatch(_ packet: ScriptPacket, _ header: TCPHeader, payloadLength: Int) -> String? {
+        let ourBase = iss ?? 0
+        if header.flags != packet.flags { return "flags \(Self.flagText(header.flags)) instead of \(Self.flagText(packet.flags))" }
+        let sequence = header.sequenceNumber.rawValue &- ourBase
+        if sequence != packet.start { return "sequence number \(sequence) instead of \(packet.start)" }
+        if payloadLength != packet.length { return "payload length \(payloadLength) instead of \(packet.length)" }
+        let acknowledgment = header.acknowledgmentNumber.rawValue
+        if let expected = packet.acknowledgment {
+            if acknowledgment != expected { return "ack \(acknowledgment) instead of \(expected)" }
+        } else if !header.flags.contains(.ack), acknowledgment != 0 {
+            return "ack field \(acknowledgment) on a segment without ACK (expected 0)"
+        }
+        if let window = packet.window, header.window != window { return "window \(header.window) instead of \(window)" }
+        if let urgent = packet.urgentPointer, header.urgentPointer != urgent { return "urgent pointer \(header.urgentPointer) instead of \(urgent)" }
+        return optionsMismatch(packet.options, header.options)
+    }
+
+    private func optionsMismatch(_ written: ScriptPacket.OptionList, _ actual: TCPOptions) -> String? {
+        let ourBase = iss ?? 0
+        let sent = Self.wireOrder(actual)
+        var expected: [ScriptOption]
+        switch written {
+        case .unchecked:
+            recordTimestamp(written: nil, actual: actual)
+            return nil
+        case .none: expected = []
+        case .list(let list): expected = list
+        }
+        // Map the stack's values into script space before comparing: SACK blocks count from the
+        // peer's ISN (zero here), TS val through the offset the first TS val fixed.
+        var writtenTS: UInt32?
+        let checkTSval = script.option("tcp_ts_tick_usecs") != nil
+        for (index, option) in expected.enumerated() {
+            if case .timestamp(let value, _) = option { writtenTS = value; expected[index] = .timestamp(value: value, echo: 0) }
+        }
+        recordTimestamp(written: writtenTS, actual: actual)
+        let normalisedSent: [ScriptOption] = sent.map { option in
+            switch option {
+            case .timestamp(let value, _):
+                let mapped = value &- (timestampOffset ?? 0)
+                let tsValue = checkTSval ? mapped : (writtenTS ?? mapped)
+                return .timestamp(value: tsValue, echo: 0)
+            case .sack(let blocks): return .sack(blocks.map { ($0.0, $0.1) })
+            default: return option
+            }
+        }
+        _ = ourBase
+        let matches: Bool
+        switch profile.optionComparison {
+        case .exact: matches = normalisedSent == expected
+        case .unordered:
+            let strip: ([ScriptOption]) -> [ScriptOption] = { $0.filter { $0 != .nop && $0 != .eol } }
+            let a = strip(normalisedSent), b = strip(expected)
+            matches = a.count == b.count && a.allSatisfy { option in b.contains(option) }
+        }
+        if matches { return nil }
+        return "options <\(Self.optionText(normalisedSent))> instead of <\(Self.optionText(expected))>"
+    }
+
+    /// Fixes the TS offset from the first outbound TS val, and remembers script→live values for `ecr`.
+    private func recordTimestamp(written: UInt32?, actual: TCPOptions) {
+        guard let live = actual.timestamps?.value else { return }
+        if let written {
+            if timestampOffset == nil { timestampOffset = live &- written }
+            liveTimestamps[written] = live
+        }
+    }
+
+    /// The options as the stack wrote them, in its wire order (`TCPOptions.write`): Linux's layout.
+    static func wireOrder(_ options: TCPOptions) -> [ScriptOption] {
+        var list: [ScriptOption] = []
+        if let mss = options.maximumSegmentSize { list.append(.mss(mss)) }
+        if let timestamps = options.timestamps {
+            list += options.sackPermitted ? [.sackPermitted] : [.nop, .nop]
+            list.append(.timestamp(value: timestamps.value, echo: timestamps.echoReply))
+        } else if options.sackPermitted {
+            list += [.nop, .nop, .sackPermitted]
+        }
+        if let shift = options.windowScale { list += [.nop, .windowScale(shift)] }
+        if !options.sackBlocks.isEmpty {
+            list += [.nop, .nop, .sack(options.sackBlocks.map { ($0.start.rawValue, $0.end.rawValue) })]
+        }
+        return list
+    }
+
+    // MARK: Notation
+
+    static func flagText(_ flags: TCPFlags) -> String {
+        var text = ""
+        if flags.contains(.syn) { text += "S" }
+        if flags.contains(.fin) { text += "F" }
+        if flags.contains(.rst) { text += "R" }
+        if flags.contains(.psh) { text += "P" }
+        if flags.contains(.urg) { text += "U" }
+        if flags.contains(.ece) { text += "E" }
+        if flags.contains(.cwr) { text += "W" }
+        if flags.contains(.ack) { text += "." }
+        return text.isEmpty ? "-" : text
+    }
+
+    static func optionText(_ options: [ScriptOption]) -> String {
+        options.map { option in
+            switch option {
+            case .nop: "nop"
+            case .eol: "eol"
+            case .mss(let value): "mss \(value)"
+            case .windowScale(let value): "wscale \(value)"
+            case .sackPermitted: "sackOK"
+            case .sack(let blocks): "sack " + blocks.map { "\($0.0):\($0.1)" }.joined(separator: " ")
+            case .timestamp(let value, let echo): "TS val \(value) ecr \(echo)"
+            case .other(let text): text
+            }
+        }.joined(separator: ",")
+    }
+
+    /// A live segment in the script's notation and numbering.
+    func describe(_ header: TCPHeader, payloadLength: Int, outbound: Bool) -> String {
+        let ourBase = iss ?? 0
+        let start = outbound ? header.sequenceNumber.rawValue &- ourBase : header.sequenceNumber.rawValue
+        var text = "\(Self.flagText(header.flags)) \(start):\(start &+ UInt32(payloadLength))(\(payloadLength))"
+        if header.flags.contains(.ack) {
+            let ack = outbound ? header.acknowledgmentNumber.rawValue : header.acknowledgmentNumber.rawValue &- ourBase
+            text += " ack \(ack)"
+        }
+        text += " win \(header.window)"
+        var options = Self.wireOrder(header.options)
+        if outbound {
+            options = options.map { option in
+                if case .timestamp(let value, let echo) = option { return .timestamp(value: value &- (timestampOffset ?? 0), echo: echo) }
+                return option
+            }
+        }
+        if !options.isEmpty { text += " <\(Self.optionText(options))>" }
+        return text
+    }
+
+    func lineText(_ packet: ScriptPacket) -> String {
+        var text = "\(packet.direction == .inbound ? "<" : ">") \(Self.flagText(packet.flags)) \(packet.start):\(packet.end)(\(packet.length))"
+        if let ack = packet.acknowledgment { text += " ack \(ack)" }
+        if let window = packet.window { text += " win \(window)" }
+        switch packet.options {
+        case .none: break
+        case .unchecked: text += " <...>"
+        case .list(let list): text += " <\(Self.optionText(list))>"
+        }
+        return text
+    }
+}

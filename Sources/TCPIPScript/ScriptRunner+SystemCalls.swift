@@ -1,0 +1,343 @@
+import NIOCore
+import TCPIP
+import TCPIPWire
+
+/// A socket of the script's file-descriptor table.
+struct ScriptSocket {
+    var nonBlocking = false
+    var listener: ListenerID?
+    var connection: ConnectionID?
+    var readShut = false
+    var writeShut = false
+    var lingerZero = false
+    var noDelay = false
+    var receiveBuffer: Int?
+    var sendBuffer: Int?
+    var connecting = false
+    /// An error reported once by SO_ERROR or the next call, as sockets do.
+    var reportedError = false
+}
+
+/// A blocking system call still waiting for the stack (packetdrill runs them on a second thread).
+struct PendingCall {
+    var call: ScriptSystemCall
+    var line: Int
+    var end: Instant?
+    var started: Instant
+    /// Bytes a blocking write has queued so far.
+    var written: Int64 = 0
+}
+
+/// What a system call did: returned a value, failed with an errno name, or would block.
+enum CallResult: Equatable {
+    case value(Int64)
+    case error(String)
+    case wouldBlock
+}
+
+/// System-call lines: the socket API mapped onto the stack's user calls (RFC 9293 §3.10).
+extension ScriptRunner {
+    func start(_ call: ScriptSystemCall, line: Int, blockingUntil end: Instant?) throws {
+        if let pending {
+            throw failure("\(call.name)() while the blocking \(pending.call.name)() of line \(pending.line) has not returned")
+        }
+        var state = PendingCall(call: call, line: line, end: end, started: now)
+        let result = try attempt(&state)
+        if result == .wouldBlock {
+            pending = state
+            return
+        }
+        try check(result, of: state)
+    }
+
+    /// Retries the pending blocking call; checks its result and return time once it completes.
+    func completePending() throws {
+        guard var state = pending else { return }
+        let result = try attempt(&state)
+        if result == .wouldBlock {
+            pending = state
+            return
+        }
+        pending = nil
+        try check(result, of: state)
+    }
+
+    /// Fails when a blocking call is still waiting past its END plus tolerance.
+    func checkPendingDeadline(before time: Instant) throws {
+        guard let state = pending, let end = state.end else { return }
+        let limit = end + tolerance(for: end)
+        if time > limit {
+            try completePending()
+            if pending != nil {
+                throw failure("blocking \(state.call.name)() had not returned by \(format(end))", line: state.line)
+            }
+        }
+    }
+
+    private func check(_ result: CallResult, of state: PendingCall) throws {
+        let call = state.call
+        let line = state.line
+        if let end = state.end {
+            let tolerance = tolerance(for: end)
+            if now < end - tolerance || now > end + tolerance {
+                throw failure("\(call.name)() returned at \(format(now)), expected at \(format(end))", line: line)
+            }
+        }
+        let expected = call.errno.map { "\(call.result) \($0)" } ?? "\(call.result)"
+        switch result {
+        case .value(let value):
+            let matches = (call.name == "socket" || call.name == "accept") ? (value >= 0) == (call.result >= 0) : value == call.result
+            if !matches || call.errno != nil && call.result < 0 {
+                throw failure("\(call.name)() returned \(value)", line: line, expected: expected, actual: "\(value)")
+            }
+        case .error(let errno):
+            if call.result != -1 || (call.errno != nil && call.errno != errno) {
+                throw failure("\(call.name)() failed with \(errno)", line: line, expected: expected, actual: "-1 \(errno)")
+            }
+        case .wouldBlock:
+            preconditionFailure("a blocking call is not checked")
+        }
+    }
+
+    // MARK: The calls
+
+    func attempt(_ state: inout PendingCall) throws -> CallResult {
+        let call = state.call
+        let arguments = call.arguments
+        let blocking = state.end != nil
+        switch call.name {
+        case "socket":
+            let type = try integer(arguments, 1)
+            let fd = Int(call.result >= 0 ? call.result : Int64((sockets.keys.max() ?? 2) + 1))
+            var socket = ScriptSocket()
+            socket.nonBlocking = type & ScriptSymbols.value("SOCK_NONBLOCK")! != 0
+            sockets[fd] = socket
+            return .value(Int64(fd))
+        case "bind":
+            _ = try socket(arguments)
+            return .value(0)
+        case "listen":
+            let fd = try descriptor(arguments)
+            let backlog = try integer(arguments, 1)
+            let listener = try stack.listen(on: 8080, backlog: Int(max(1, backlog)))
+            sockets[fd]!.listener = listener
+            return .value(0)
+        case "accept", "accept4":
+            let fd = try descriptor(arguments)
+            guard let listener = sockets[fd]!.listener else { return .error("EINVAL") }
+            guard let connection = stack.accept(listener) else {
+                return sockets[fd]!.nonBlocking && !blocking ? .error("EAGAIN") : .wouldBlock
+            }
+            var child = ScriptSocket()
+            child.noDelay = sockets[fd]!.noDelay
+            if child.noDelay { stack.setNoDelay(connection, true, now: now) }
+            child.connection = connection
+            let childFD = Int(call.result >= 0 ? call.result : Int64((sockets.keys.max() ?? 2) + 1))
+            sockets[childFD] = child
+            return .value(Int64(childFD))
+        case "connect":
+            return try connect(&state)
+        case "read", "readv", "recv", "recvfrom", "recvmsg":
+            return try read(call, blocking: blocking)
+        case "write", "writev", "send", "sendto", "sendmsg":
+            return try write(&state)
+        case "close":
+            let fd = try descriptor(arguments)
+            let socket = sockets.removeValue(forKey: fd)!
+            if let listener = socket.listener { stack.closeListener(listener, now: now) }
+            if let connection = socket.connection {
+                if socket.lingerZero {
+                    stack.abort(connection, now: now)
+                } else if !socket.writeShut {
+                    try? stack.close(connection, now: now)
+                }
+            }
+            collect()
+            return .value(0)
+        case "shutdown":
+            let fd = try descriptor(arguments)
+            let how = try integer(arguments, 1)
+            guard let connection = sockets[fd]!.connection else { return .error("ENOTCONN") }
+            if how == 0 || how == 2 { sockets[fd]!.readShut = true }
+            if (how == 1 || how == 2) && !sockets[fd]!.writeShut {
+                sockets[fd]!.writeShut = true
+                try? stack.close(connection, now: now)
+                collect()
+            }
+            return .value(0)
+        case "fcntl":
+            let fd = try descriptor(arguments)
+            let command = try integer(arguments, 1)
+            if command == ScriptSymbols.value("F_GETFL") {
+                return .value(2 | (sockets[fd]!.nonBlocking ? 0x800 : 0))
+            }
+            if command == ScriptSymbols.value("F_SETFL") {
+                sockets[fd]!.nonBlocking = try integer(arguments, 2) & 0x800 != 0
+                return .value(0)
+            }
+            throw ScriptSkip(reason: "fcntl command \(arguments[1])")
+        case "ioctl":
+            let fd = try descriptor(arguments)
+            guard case .symbol(let request) = arguments[safe: 1], request == "SIOCINQ" || request == "FIONREAD" else {
+                throw ScriptSkip(reason: "ioctl \(arguments[safe: 1].map(\.description) ?? "")")
+            }
+            let queued = sockets[fd]!.connection.flatMap { stack.status($0)?.receiveQueue } ?? 0
+            let expected = try pointee(arguments, 2)
+            if Int64(queued) != expected {
+                throw failure("ioctl(\(request)) reports \(queued) bytes", expected: "[\(expected)]", actual: "[\(queued)]")
+            }
+            return .value(0)
+        case "setsockopt":
+            return try setOption(arguments)
+        case "getsockopt":
+            return try getOption(arguments)
+        case "poll":
+            return try poll(arguments, blocking: blocking)
+        default:
+            throw ScriptSkip(reason: "system call \(call.name)() is not supported by the runner")
+        }
+    }
+
+    private func connect(_ state: inout PendingCall) throws -> CallResult {
+        let fd = try descriptor(state.call.arguments)
+        var socket = sockets[fd]!
+        if let connection = socket.connection {
+            let status = stack.status(connection)
+            switch status?.state {
+            case .synSent?, .synReceived?:
+                return socket.nonBlocking && state.end == nil ? .error("EALREADY") : .wouldBlock
+            case nil, .closed?:
+                return .error(errno(status?.error ?? .connectionRefused))
+            default:
+                if socket.connecting {
+                    sockets[fd]!.connecting = false
+                    return state.end != nil || !socket.nonBlocking ? .value(0) : .error("EISCONN")
+                }
+                return .error("EISCONN")
+            }
+        }
+        remotePort = 8080
+        if let receive = socket.receiveBuffer { configuration.tcp.receiveBufferSize = receive }
+        if let send = socket.sendBuffer { configuration.tcp.sendBufferSize = send }
+        let connection = try stack.connect(to: Endpoint(remoteAddress, 8080), now: now)
+        if socket.noDelay { stack.setNoDelay(connection, true, now: now) }
+        collect()
+        socket.connection = connection
+        socket.connecting = true
+        sockets[fd] = socket
+        if socket.nonBlocking && state.end == nil { return .error("EINPROGRESS") }
+        return .wouldBlock
+    }
+
+    private func read(_ call: ScriptSystemCall, blocking: Bool) throws -> CallResult {
+        let fd = try descriptor(call.arguments)
+        let socket = sockets[fd]!
+        guard let connection = socket.connection else { return .error("ENOTCONN") }
+        let count = Int(try integer(call.arguments, 2, default: 65536))
+        let flags = call.name == "recv" || call.name == "recvfrom" ? try integer(call.arguments, 3, default: 0) : 0
+        let nonBlocking = socket.nonBlocking || flags & 0x40 != 0
+        if socket.readShut { return .value(0) }
+        if flags & 2 != 0 {
+            if let bytes = stack.peek(connection, upTo: count) { return .value(Int64(bytes.readableBytes)) }
+        } else {
+            do {
+                switch try stack.read(connection, upTo: count, now: now) {
+                case .data(let bytes):
+                    collect()
+                    return .value(Int64(bytes.readableBytes))
+                case .endOfStream: return .value(0)
+                case .wouldBlock: break
+                }
+            } catch {
+                return try connectionError(fd, error)
+            }
+        }
+        if let error = stack.status(connection)?.error { return try connectionError(fd, error) }
+        if stack.state(connection) == nil { return .error("ENOTCONN") }
+        return nonBlocking && !blocking ? .error("EAGAIN") : .wouldBlock
+    }
+
+    private func write(_ state: inout PendingCall) throws -> CallResult {
+        let call = state.call
+        let fd = try descriptor(call.arguments)
+        let socket = sockets[fd]!
+        guard let connection = socket.connection else { return .error("ENOTCONN") }
+        if socket.writeShut { return .error("EPIPE") }
+        let count = try integer(call.arguments, 2, default: 0)
+        if let status = stack.status(connection), status.state == .synSent || status.state == .synReceived {
+            return socket.nonBlocking && state.end == nil ? .error("EAGAIN") : .wouldBlock
+        }
+        var bytes = ByteBufferAllocator().buffer(capacity: Int(count - state.written))
+        bytes.writeRepeatingByte(0, count: Int(count - state.written))
+        do {
+            let taken = try stack.send(connection, bytes, now: now)
+            collect()
+            state.written += Int64(taken)
+        } catch {
+            if state.written > 0 { return .value(state.written) }
+            return try connectionError(fd, error)
+        }
+        if state.written == count { return .value(count) }
+        if socket.nonBlocking && state.end == nil {
+            return state.written > 0 ? .value(state.written) : .error("EAGAIN")
+        }
+        return .wouldBlock
+    }
+
+    private func connectionError(_ fd: Int, _ error: TCPError) throws -> CallResult {
+        if sockets[fd]!.reportedError { return .error(error == .connectionClosing ? "EPIPE" : "ENOTCONN") }
+        sockets[fd]!.reportedError = true
+        return .error(errno(error))
+    }
+
+    func errno(_ error: TCPError) -> String {
+        switch error {
+        case .connectionReset: "ECONNRESET"
+        case .connectionRefused: "ECONNREFUSED"
+        case .timedOut: "ETIMEDOUT"
+        case .aborted: "ECONNABORTED"
+        case .connectionClosing: "EPIPE"
+        case .connectionDoesNotExist: "ENOTCONN"
+        case .addressInUse: "EADDRINUSE"
+        case .addressUnavailable: "EADDRNOTAVAIL"
+        case .resourcesExhausted: "ENOBUFS"
+        case .invalidArgument: "EINVAL"
+        }
+    }
+
+    // MARK: Arguments
+
+    func descriptor(_ arguments: [ScriptExpression]) throws -> Int {
+        let fd = Int(try integer(arguments, 0))
+        guard sockets[fd] != nil else { throw failure("file descriptor \(fd) is not open") }
+        return fd
+    }
+
+    private func socket(_ arguments: [ScriptExpression]) throws -> ScriptSocket {
+        sockets[try descriptor(arguments)]!
+    }
+
+    func integer(_ arguments: [ScriptExpression], _ index: Int, default value: Int64? = nil) throws -> Int64 {
+        guard let argument = arguments[safe: index] else {
+            if let value { return value }
+            throw failure("missing argument \(index + 1)")
+        }
+        if argument == .ellipsis, let value { return value }
+        guard let result = ScriptSymbols.evaluate(argument) else {
+            throw ScriptSkip(reason: "argument `\(argument)` is not a known integer or symbol")
+        }
+        return result
+    }
+
+    /// `[N]`: an integer passed by pointer.
+    func pointee(_ arguments: [ScriptExpression], _ index: Int) throws -> Int64 {
+        if case .list(let items)? = arguments[safe: index], let first = items.first, let value = ScriptSymbols.evaluate(first) {
+            return value
+        }
+        return try integer(arguments, index)
+    }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
