@@ -28,12 +28,18 @@ public struct ScriptProfile: Sendable, Hashable {
     /// Receive buffer per connection. Linux announces the shift of tcp_rmem's maximum (15 MiB → 8).
     public var receiveBufferSize: Int
     public var sendBufferSize: Int
-    /// What `getsockopt(SO_RCVBUF)` reports for a value set: Linux doubles it.
-    public var reportedBufferSize: @Sendable (Int) -> Int
+    /// What `getsockopt(SO_RCVBUF / SO_SNDBUF)` reports for a size (set by the script or not), once
+    /// the connection has this MSS (nil before): Linux doubles what was set; FreeBSD rounds up to
+    /// a multiple of the MSS when the connection is established (65536 → 65700).
+    public var reportedBufferSize: @Sendable (_ size: Int, _ set: Bool, _ mss: Int?) -> Int
     /// What `getsockopt(SO_RCVBUF / SO_SNDBUF)` reports before the script sets them.
     public var defaultReportedReceiveBuffer: Int
     public var defaultReportedSendBuffer: Int
     public var optionComparison: OptionComparison
+    /// Whether PSH is compared. RFC 9293 §3.9.1.2 leaves where PSH goes to the sender (and a
+    /// receiver must not depend on it); Linux marks the end of every TSO burst, which a stack
+    /// sending MSS-sized segments from one buffer does not reproduce, so the Linux profile ignores it.
+    public var checksPush: Bool
     /// The SYN option layout the platform sends, for documentation and error messages.
     public var synOptionOrder: String
     public var mtu: Int
@@ -45,16 +51,16 @@ public struct ScriptProfile: Sendable, Hashable {
     public static let linux = ScriptProfile(
         name: .linux, initialWindowSegments: 10, minimumRTO: .milliseconds(200), delayedAckTimeout: .milliseconds(40),
         windowScale: 8, receiveBufferSize: 15_728_640, sendBufferSize: 4_194_304,
-        reportedBufferSize: { $0 * 2 }, defaultReportedReceiveBuffer: 540_000, defaultReportedSendBuffer: 262_144,
-        optionComparison: .exact,
+        reportedBufferSize: { size, set, _ in set ? size * 2 : size }, defaultReportedReceiveBuffer: 540_000, defaultReportedSendBuffer: 262_144,
+        optionComparison: .exact, checksPush: false,
         synOptionOrder: "<mss 1460,sackOK,TS val V ecr 0,nop,wscale 8>", mtu: 1500)
 
     /// freebsd-net/tcp-testsuite: `win 65535`, wscale 6, its own option order, SO_RCVBUF 65536 → 65700.
     public static let freebsd = ScriptProfile(
         name: .freebsd, initialWindowSegments: 10, minimumRTO: .milliseconds(30), delayedAckTimeout: .milliseconds(40),
         windowScale: 6, receiveBufferSize: 65535 << 6, sendBufferSize: 65535 << 5,
-        reportedBufferSize: { ($0 + 1459) / 1460 * 1460 }, defaultReportedReceiveBuffer: 65536,
-        defaultReportedSendBuffer: 32768, optionComparison: .unordered,
+        reportedBufferSize: { size, _, mss in mss.map { (size + $0 - 1) / $0 * $0 } ?? size }, defaultReportedReceiveBuffer: 65536,
+        defaultReportedSendBuffer: 32768, optionComparison: .unordered, checksPush: true,
         synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", mtu: 1500)
 
     public static func named(_ name: Name) -> ScriptProfile {
@@ -87,7 +93,7 @@ public struct ScriptProfile: Sendable, Hashable {
 public enum ScriptFileRun {
     /// - Parameters:
     ///   - path: used to pick the profile when `profile` is nil ("auto").
-    ///   - configure: lets the caller trace the run before it starts.
+    ///   - tracing: record the stack's decisions (`--trace`).
     public static func run(
         path: String, text: String, profile: ScriptProfile?, seed: UInt64 = 1, tracing: Bool = false
     ) -> (runner: ScriptRunner?, outcome: ScriptOutcome) {

@@ -8,6 +8,11 @@ extension ScriptRunner {
         switch option {
         case "SO_REUSEADDR", "SO_REUSEPORT":
             return .value(0)
+        case "SO_SNDBUF" where stackStorage != nil:
+            let size = Int(try pointee(arguments, 3))
+            sockets[fd]!.sendBuffer = size
+            if let connection = sockets[fd]!.connection { stack.setSendBufferSize(connection, profile.reportedBufferSize(size, true, nil), now: now) }
+            return .value(0)
         case "SO_RCVBUF", "SO_SNDBUF":
             guard stackStorage == nil else {
                 // The stack's buffer sizes are per stack, fixed when it is made (TCPConfiguration).
@@ -19,7 +24,7 @@ extension ScriptRunner {
                 configuration.tcp.receiveBufferSize = size
             } else {
                 sockets[fd]!.sendBuffer = size
-                configuration.tcp.sendBufferSize = size
+                configuration.tcp.sendBufferSize = profile.reportedBufferSize(size, true, nil)
             }
             return .value(0)
         case "TCP_NODELAY":
@@ -51,16 +56,20 @@ extension ScriptRunner {
             if let connection = socket.connection, let error = stack.status(connection)?.error, !socket.reportedError {
                 sockets[fd]!.reportedError = true
                 actual = ScriptSymbols.value(errno(error)) ?? -1
+            } else if let error = socket.lostError, !socket.reportedError {
+                sockets[fd]!.reportedError = true
+                actual = ScriptSymbols.value(errno(error)) ?? -1
             } else if let connection = socket.connection, stack.state(connection) == nil, !socket.reportedError {
                 sockets[fd]!.reportedError = true
                 actual = ScriptSymbols.value("ECONNREFUSED")!
             } else {
                 actual = 0
             }
-        case "SO_RCVBUF":
-            actual = Int64(socket.receiveBuffer.map(profile.reportedBufferSize) ?? profile.defaultReportedReceiveBuffer)
-        case "SO_SNDBUF":
-            actual = Int64(socket.sendBuffer.map(profile.reportedBufferSize) ?? profile.defaultReportedSendBuffer)
+        case "SO_RCVBUF", "SO_SNDBUF":
+            let set = option == "SO_RCVBUF" ? socket.receiveBuffer : socket.sendBuffer
+            let size = set ?? (option == "SO_RCVBUF" ? profile.defaultReportedReceiveBuffer : profile.defaultReportedSendBuffer)
+            let mss = socket.connection.flatMap { stack.status($0) }.flatMap { $0.state.isSynchronized ? $0.maximumSegmentSize : nil }
+            actual = Int64(profile.reportedBufferSize(size, set != nil, mss))
         case "TCP_NODELAY":
             actual = socket.noDelay ? 1 : 0
         case "TCP_MAXSEG":
@@ -151,6 +160,8 @@ extension ScriptRunner {
         for (_, socket) in sorted {
             if let connection = socket.connection { return stack.state(connection)?.description ?? "CLOSED" }
         }
+        // After close(), packetdrill still reports the connection the script last used.
+        if let lastConnection { return stack.state(lastConnection)?.description ?? "CLOSED" }
         if let stack = stackStorage, stack.halfOpenCount > 0 { return "SYN-RECEIVED" }
         if sorted.contains(where: { $0.value.listener != nil }) { return "LISTEN" }
         return "CLOSED"

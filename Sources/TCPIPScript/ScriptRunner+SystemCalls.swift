@@ -16,6 +16,8 @@ struct ScriptSocket {
     var connecting = false
     /// An error reported once by SO_ERROR or the next call, as sockets do.
     var reportedError = false
+    /// The error of a connection the stack already freed (see `inject`).
+    var lostError: TCPError?
 }
 
 /// A blocking system call still waiting for the stack (packetdrill runs them on a second thread).
@@ -128,10 +130,16 @@ extension ScriptRunner {
             guard let connection = stack.accept(listener) else {
                 return sockets[fd]!.nonBlocking && !blocking ? .error("EAGAIN") : .wouldBlock
             }
+            // The child inherits the listener's options, as sockets do.
             var child = ScriptSocket()
             child.noDelay = sockets[fd]!.noDelay
+            child.receiveBuffer = sockets[fd]!.receiveBuffer
+            child.sendBuffer = sockets[fd]!.sendBuffer
+            child.lingerZero = sockets[fd]!.lingerZero
             if child.noDelay { stack.setNoDelay(connection, true, now: now) }
+            if let size = child.sendBuffer { stack.setSendBufferSize(connection, profile.reportedBufferSize(size, true, nil), now: now) }
             child.connection = connection
+            lastConnection = connection
             let childFD = Int(call.result >= 0 ? call.result : Int64((sockets.keys.max() ?? 2) + 1))
             sockets[childFD] = child
             return .value(Int64(childFD))
@@ -223,6 +231,7 @@ extension ScriptRunner {
         if socket.noDelay { stack.setNoDelay(connection, true, now: now) }
         collect()
         socket.connection = connection
+        lastConnection = connection
         socket.connecting = true
         sockets[fd] = socket
         if socket.nonBlocking && state.end == nil { return .error("EINPROGRESS") }

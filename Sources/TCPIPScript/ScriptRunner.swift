@@ -46,6 +46,8 @@ public final class ScriptRunner {
     var currentLine = 0
 
     var sockets: [Int: ScriptSocket] = [:]
+    /// The connection most recently opened or accepted, for state queries after its fd is closed.
+    var lastConnection: ConnectionID?
     var pending: PendingCall?
     let toleranceMicroseconds: Int64
     let tolerancePercent: Double
