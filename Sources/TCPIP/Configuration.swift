@@ -73,6 +73,23 @@ public struct TCPConfiguration: Sendable {
     public var reassemblyLimit: Int = 512 * 1024
     /// Half-open entries a listener keeps, at most (its SYN queue).
     public var synQueueLimit: Int = 1024
+    /// SYN cookies (RFC 4987 §3.6): by default only while a listener's SYN queue is full, as Linux.
+    public var synCookies: SYNCookieMode = .whenSYNQueueFull
+    /// What a final ACK meets when the accept queue is full (Linux's tcp_abort_on_overflow).
+    public var acceptQueueOverflow: AcceptQueueOverflow = .dropAck
+    /// RFC 5961 §7: challenge ACKs the whole stack sends per second, at most; nil for no limit.
+    /// Each second's budget is drawn at random between half and one and a half times this, so the
+    /// count cannot serve as a side channel (CVE-2016-5696, as Linux since 4.7).
+    public var challengeAckLimit: Int? = 1000
 
     public init() {}
+}
+
+/// What a listener does with the ACK completing a handshake when its accept queue is full.
+public enum AcceptQueueOverflow: String, Hashable, Sendable {
+    /// Drop the ACK and keep the half-open entry; the SYN-ACK retransmission asks again later
+    /// (Linux's default, tcp_abort_on_overflow = 0).
+    case dropAck = "drop"
+    /// Answer with an RST and forget the connection (tcp_abort_on_overflow = 1).
+    case reset
 }

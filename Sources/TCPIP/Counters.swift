@@ -35,6 +35,13 @@ public struct StackCounters: Hashable, Sendable {
     public var outOfOrderSegments: UInt64 = 0
     public var duplicateSegments: UInt64 = 0
     public var challengeAcksSent: UInt64 = 0
+    /// Challenge ACKs not sent because of the RFC 5961 §7 rate limit.
+    public var challengeAcksSuppressed: UInt64 = 0
+    /// SYN cookies (RFC 4987 §3.6): SYN-ACKs sent with a cookie, final ACKs whose cookie was valid,
+    /// and ACKs checked as cookies that were not.
+    public var synCookiesSent: UInt64 = 0
+    public var synCookiesValidated: UInt64 = 0
+    public var synCookiesFailed: UInt64 = 0
     public var pawsRejected: UInt64 = 0
 
     // Drops by reason (each a segment that reached TCP and was discarded)
@@ -67,6 +74,9 @@ public struct StackCounters: Hashable, Sendable {
             ("window_updates_sent", windowUpdatesSent), ("delayed_acks_sent", delayedAcksSent),
             ("duplicate_acks_received", duplicateAcksReceived), ("out_of_order_segments", outOfOrderSegments),
             ("duplicate_segments", duplicateSegments), ("challenge_acks_sent", challengeAcksSent),
+            ("challenge_acks_suppressed", challengeAcksSuppressed),
+            ("syn_cookies_sent", synCookiesSent), ("syn_cookies_validated", synCookiesValidated),
+            ("syn_cookies_failed", synCookiesFailed),
             ("paws_rejected", pawsRejected),
             ("dropped_out_of_window", droppedOutOfWindow), ("dropped_unacceptable_ack", droppedUnacceptableAck),
             ("dropped_no_ack_flag", droppedNoAckFlag), ("dropped_reassembly_limit", droppedReassemblyLimit),

@@ -99,8 +99,9 @@ extension Stack {
             io.counters.resetsReceived &+= 1
             return
         }
-        // Second, check for an ACK: <SEQ=SEG.ACK><CTL=RST>.
+        // Second, check for an ACK: <SEQ=SEG.ACK><CTL=RST> — unless it returns a SYN cookie (RFC 4987 §3.6).
         if segment.flags.contains(.ack) {
+            if !segment.syn, synCookieAckArrives(handle, tuple: tuple, segment, now: now) { return }
             sendReset(tuple: tuple, sequence: segment.ack, acknowledging: nil)
             return
         }
@@ -111,9 +112,19 @@ extension Stack {
             return
         }
         guard let listener = listeners[handle] else { return }
-        guard listener.synQueueCount < listener.synQueueLimit,
-              connections.count + halfOpen.count < configuration.maximumConnections
-        else {
+        let queueFull = listener.synQueueCount >= listener.synQueueLimit
+            || connections.count + halfOpen.count >= configuration.maximumConnections
+        switch configuration.tcp.synCookies {
+        case .always:
+            sendSYNCookie(tuple: tuple, segment, now: now)
+            return
+        case .whenSYNQueueFull where queueFull:
+            sendSYNCookie(tuple: tuple, segment, now: now)
+            return
+        case .whenSYNQueueFull, .off:
+            break
+        }
+        guard !queueFull else {
             io.counters.synQueueDrops &+= 1
             io.counters.listenOverflows &+= 1
             io.decision("RFC 4987 §3", "SYN queue full (\(listener.synQueueCount)); SYN dropped", connection: tuple, now: now)
@@ -197,6 +208,13 @@ extension Stack {
             // As Linux by default (tcp_abort_on_overflow = 0): drop the ACK and keep the half-open
             // entry; our SYN-ACK retransmission will make the peer ACK again later.
             io.counters.listenOverflows &+= 1
+            if configuration.tcp.acceptQueueOverflow == .reset {
+                removeHalfOpen(handle)
+                sendReset(tuple: entry.tuple, sequence: segment.ack, acknowledging: nil)
+                io.decision("RFC 9293 §3.10.7.4", "accept queue full (\(listener.backlog)); connection reset",
+                            connection: entry.tuple, now: now)
+                return
+            }
             io.decision("RFC 9293 §3.10.7.4", "accept queue full (\(listener.backlog)); final ACK dropped",
                         connection: entry.tuple, now: now)
             return
@@ -235,7 +253,7 @@ extension Stack {
     }
 
     /// Turns a half-open entry into a full TCB in SYN-RECEIVED, as if it had been one all along.
-    private func promote(_ entry: HalfOpenConnection, now: Instant) -> SlabHandle {
+    func promote(_ entry: HalfOpenConnection, now: Instant) -> SlabHandle {
         var connection = TCPConnection(
             tuple: entry.tuple, iss: entry.iss, state: .synReceived,
             receiveMSS: announcedMSS(for: entry.tuple.local.address),

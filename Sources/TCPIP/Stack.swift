@@ -25,6 +25,7 @@ public final class Stack {
     var timers = TimerHeap()
     var random: SeededGenerator
     let initialSequenceNumbers: InitialSequenceNumberGenerator
+    var synCookies: SYNCookies
     var nextEphemeralPort: UInt16
 
     struct ListenerKey: Hashable {
@@ -35,6 +36,11 @@ public final class Stack {
     public init(_ configuration: StackConfiguration) {
         self.configuration = configuration
         self.io = StackIO(checksumOffload: configuration.checksumOffload)
+        // Streams of their own from the same seed, so they leave the other draws as they were.
+        self.synCookies = SYNCookies(generator: SeededGenerator(seed: configuration.seed ^ 0x5359_4E43_4F4F_4B49))
+        self.io.challengeAcks = ChallengeAckLimiter(
+            limit: configuration.tcp.challengeAckLimit,
+            generator: SeededGenerator(seed: configuration.seed ^ 0x5246_4335_3936_3137))
         var random = SeededGenerator(seed: configuration.seed)
         self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
         self.nextEphemeralPort = UInt16.random(in: 49152...65535, using: &random)

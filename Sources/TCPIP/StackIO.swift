@@ -11,6 +11,7 @@ struct StackIO {
     var listenerEvents = CircularBuffer<SlabHandle>(initialCapacity: 4)
     var checksumOffload: Bool
     var tracing = false
+    var challengeAcks = ChallengeAckLimiter(limit: nil, generator: SeededGenerator(seed: 0))
     var trace = CircularBuffer<TraceRecord>()
     let allocator = ByteBufferAllocator()
 

@@ -185,6 +185,11 @@ extension TCPConnection {
     /// RFC 5961 §3.2 / §4 / §5: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, so a blind attacker learns nothing
     /// and a genuine peer that lost state answers with a valid RST.
     mutating func sendChallengeAck(reason: String, now: Instant, io: inout StackIO) {
+        guard io.challengeAcks.allow(now: now) else {
+            io.counters.challengeAcksSuppressed &+= 1
+            io.decision("RFC 5961 §7", "challenge ACK rate limit reached: \(reason), no ACK", connection: tuple, now: now)
+            return
+        }
         io.counters.challengeAcksSent &+= 1
         io.decision("RFC 5961", "challenge ACK: \(reason)", connection: tuple, now: now)
         sendAck(now: now, io: &io)
