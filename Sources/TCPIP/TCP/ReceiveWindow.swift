@@ -30,7 +30,13 @@ extension TCPConnection {
         let shift = isSYN ? 0 : Int(rcvWindowShift)
         let current = Int(rcvWnd)
         var window = current
-        if potentialWindowIncrease >= windowOpeningThreshold || current == 0 && receiveSpace >= windowOpeningThreshold {
+        // RFC 9293 §3.8.6.2.2: RCV.WND becomes RCV.BUFF − RCV.USER once that exceeds it by
+        // min(Fr·RCV.BUFF, Eff.snd.MSS). Measured on the free space itself: when the field caps the
+        // window (a buffer beyond 64 KiB without scaling), a FIN or a small segment moves the right
+        // edge by a few octets, and the ACK must not leave the window short by them for good.
+        let belowFreeSpace = receiveSpace - current >= windowOpeningThreshold && current < maximumAdvertisableWindow
+        if potentialWindowIncrease >= windowOpeningThreshold || belowFreeSpace
+            || current == 0 && receiveSpace >= windowOpeningThreshold {
             window = receiveSpace
         }
         // RFC 9293 §3.8.6 (SHLD-14): don't shrink — keep the old right edge if the new one is left of it.

@@ -138,7 +138,17 @@ import Testing
         try t.inject("+0 < P. 1:1001(1000) ack 1 win 100")
         #expect(t.status?.sendWindow == 100)
         #expect(t.status?.receiveWindowScale == 0)
-        try t.expect("+.04 > . 1:1(0) ack 1001 win 64535")
+        // 256 KiB of buffer is far more than the field carries: the window stays at the cap
+        // (RFC 9293 §3.8.6.2.2: RCV.BUFF − RCV.USER − RCV.WND is well over an MSS).
+        try t.expect("+.04 > . 1:1(0) ack 1001 win 65535")
+    }
+
+    /// RFC 9293 §3.8.6.2.2 with a buffer beyond what an unscaled field carries: the octet a FIN
+    /// takes does not leave the window one short (FreeBSD's suite checks `win 65535` after the FIN).
+    @Test func finDoesNotShrinkACappedWindow() throws {
+        var t = try TCPTester(.established)
+        try t.inject("+0 < F. 1:1(0) ack 1 win 100")
+        try t.expect("+0 > . 1:1(0) ack 2 win 65535")
     }
 
     /// RFC 9293 §3.7.1: segments never exceed the MSS the peer announced.
