@@ -26,6 +26,9 @@ struct Slab<Element> {
         var element: Element?
         /// The next vacant slot when this one is vacant, `noSlot` at the end of the free list.
         var nextFree: UInt32
+        /// Whether `element` is set. Lookups test this flag rather than compare the optional element
+        /// with nil, which can copy a whole TCB out of its slot.
+        var isOccupied: Bool
     }
 
     private static var noSlot: UInt32 { .max }
@@ -40,6 +43,12 @@ struct Slab<Element> {
 
     var isEmpty: Bool { count == 0 }
 
+    /// Bytes of the slot array as allocated (its capacity, not its count): what the slab itself costs.
+    var storageBytes: Int { slots.capacity * MemoryLayout<Slot>.stride }
+
+    /// Bytes one slot takes, element included.
+    static var slotStride: Int { MemoryLayout<Slot>.stride }
+
     /// Stores `element` in a free slot (the most recently freed one, else a new one) and returns its handle.
     mutating func insert(_ element: Element) -> SlabHandle {
         count += 1
@@ -47,11 +56,12 @@ struct Slab<Element> {
             let index = Int(firstFree)
             firstFree = slots[index].nextFree
             slots[index].element = element
+            slots[index].isOccupied = true
             slots[index].nextFree = Slab.noSlot
             return SlabHandle(index: UInt32(index), generation: slots[index].generation)
         }
         precondition(slots.count < Int(Slab.noSlot), "slab is full")
-        slots.append(Slot(generation: 0, element: element, nextFree: Slab.noSlot))
+        slots.append(Slot(generation: 0, element: element, nextFree: Slab.noSlot, isOccupied: true))
         return SlabHandle(index: UInt32(slots.count - 1), generation: 0)
     }
 
@@ -77,6 +87,7 @@ struct Slab<Element> {
     mutating func remove(_ handle: SlabHandle) -> Element? {
         guard let index = slotIndex(handle) else { return nil }
         let element = slots[index].element.take()
+        slots[index].isOccupied = false
         // Moving the generation on now (not at reuse) makes the old handle stale at once.
         slots[index].generation &+= 1
         slots[index].nextFree = firstFree
@@ -87,7 +98,7 @@ struct Slab<Element> {
 
     /// Removes every element; outstanding handles all become stale.
     mutating func removeAll() {
-        for index in slots.indices where slots[index].element != nil {
+        for index in slots.indices where slots[index].isOccupied {
             remove(SlabHandle(index: UInt32(index), generation: slots[index].generation))
         }
     }
@@ -117,7 +128,7 @@ struct Slab<Element> {
     func handle(after previous: SlabHandle?) -> SlabHandle? {
         var index = previous.map { Int($0.index) + 1 } ?? 0
         while index < slots.count {
-            if slots[index].element != nil {
+            if slots[index].isOccupied {
                 return SlabHandle(index: UInt32(index), generation: slots[index].generation)
             }
             index += 1
@@ -127,7 +138,7 @@ struct Slab<Element> {
 
     /// Runs `body` on every live element in place, in slot order.
     mutating func updateEach(_ body: (SlabHandle, inout Element) throws -> Void) rethrows {
-        for index in slots.indices where slots[index].element != nil {
+        for index in slots.indices where slots[index].isOccupied {
             let handle = SlabHandle(index: UInt32(index), generation: slots[index].generation)
             try body(handle, &slots[index].element!)
         }
@@ -135,7 +146,7 @@ struct Slab<Element> {
 
     private func slotIndex(_ handle: SlabHandle) -> Int? {
         let index = Int(handle.index)
-        guard index < slots.count, slots[index].generation == handle.generation, slots[index].element != nil else {
+        guard index < slots.count, slots[index].generation == handle.generation, slots[index].isOccupied else {
             return nil
         }
         return index
