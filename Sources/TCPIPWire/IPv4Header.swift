@@ -62,32 +62,40 @@ public struct IPv4Header: Hashable, Sendable {
     public static func parse(_ datagram: ByteBuffer, verifyChecksum: Bool = true) throws(WireError) -> IPv4Header {
         let available = datagram.readableBytes
         guard available >= minimumLength else { throw .truncated }
-        let versionAndIHL = datagram.wireUInt8(at: 0)
+        // The fixed fields through one pointer: one access to the buffer instead of one per field.
+        let fixed = datagram.withWireReader { reader in
+            (versionAndIHL: reader.wireUInt8(at: 0), typeOfService: reader.wireUInt8(at: 1),
+             totalLength: reader.wireUInt16(at: 2), identification: reader.wireUInt16(at: 4),
+             flagsAndOffset: reader.wireUInt16(at: 6), timeToLive: reader.wireUInt8(at: 8),
+             protocolNumber: reader.wireUInt8(at: 9), checksum: reader.wireUInt16(at: 10),
+             source: reader.wireUInt32(at: 12), destination: reader.wireUInt32(at: 16))
+        }
+        let versionAndIHL = fixed.versionAndIHL
         guard versionAndIHL >> 4 == 4 else { throw .unsupportedVersion }
         let headerLength = Int(versionAndIHL & 0x0F) * 4
         guard headerLength >= minimumLength, headerLength <= available else { throw .badHeaderLength }
-        let totalLength = datagram.wireUInt16(at: 2)
+        let totalLength = fixed.totalLength
         guard Int(totalLength) >= headerLength, Int(totalLength) <= available else { throw .badTotalLength }
         if verifyChecksum {
             var sum = InternetChecksum()
             datagram.addToChecksum(&sum, offset: 0, length: headerLength)
             guard sum.checksum == 0 else { throw .badChecksum }
         }
-        let flagsAndOffset = datagram.wireUInt16(at: 6)
+        let flagsAndOffset = fixed.flagsAndOffset
         var header = IPv4Header(
-            source: IPv4Address(rawValue: datagram.wireUInt32(at: 12)),
-            destination: IPv4Address(rawValue: datagram.wireUInt32(at: 16)),
-            protocolNumber: datagram.wireUInt8(at: 9),
+            source: IPv4Address(rawValue: fixed.source),
+            destination: IPv4Address(rawValue: fixed.destination),
+            protocolNumber: fixed.protocolNumber,
             payloadLength: 0,
-            timeToLive: datagram.wireUInt8(at: 8),
-            identification: datagram.wireUInt16(at: 4),
+            timeToLive: fixed.timeToLive,
+            identification: fixed.identification,
             dontFragment: flagsAndOffset & 0x4000 != 0,
-            typeOfService: datagram.wireUInt8(at: 1)
+            typeOfService: fixed.typeOfService
         )
         header.totalLength = totalLength
         header.moreFragments = flagsAndOffset & 0x2000 != 0
         header.fragmentOffset = flagsAndOffset & 0x1FFF
-        header.headerChecksum = datagram.wireUInt16(at: 10)
+        header.headerChecksum = fixed.checksum
         header.headerLength = headerLength
         return header
     }
@@ -101,7 +109,6 @@ public struct IPv4Header: Hashable, Sendable {
         precondition(buffer.readerIndex >= length, "no headroom for an IPv4 header")
         let total = length + buffer.readableBytes
         precondition(total <= Int(UInt16.max), "IPv4 datagram of \(total) octets")
-        let start = buffer.readerIndex - length
         let flagsAndOffset = (dontFragment ? 0x4000 : 0) | (moreFragments ? 0x2000 : 0) | (fragmentOffset & 0x1FFF)
 
         // Sum the header words directly rather than reading them back from memory.
@@ -113,14 +120,16 @@ public struct IPv4Header: Hashable, Sendable {
         sum.addWords(UInt64(words.0) &+ UInt64(words.1) &+ UInt64(words.2) &+ UInt64(words.3)
             &+ UInt64(words.4) &+ UInt64(source.rawValue) &+ UInt64(destination.rawValue))
 
-        buffer.setInteger(words.0, at: start, endianness: .big)
-        buffer.setInteger(words.1, at: start + 2, endianness: .big)
-        buffer.setInteger(words.2, at: start + 4, endianness: .big)
-        buffer.setInteger(words.3, at: start + 6, endianness: .big)
-        buffer.setInteger(words.4, at: start + 8, endianness: .big)
-        buffer.setInteger(sum.checksum, at: start + 10, endianness: .big)
-        buffer.setInteger(source.rawValue, at: start + 12, endianness: .big)
-        buffer.setInteger(destination.rawValue, at: start + 16, endianness: .big)
-        buffer.moveReaderIndex(to: start)
+        let checksum = sum.checksum
+        buffer.prependWire(length: length) { header in
+            header.store(words.0, at: 0)
+            header.store(words.1, at: 2)
+            header.store(words.2, at: 4)
+            header.store(words.3, at: 6)
+            header.store(words.4, at: 8)
+            header.store(checksum, at: 10)
+            header.store(source.rawValue, at: 12)
+            header.store(destination.rawValue, at: 16)
+        }
     }
 }

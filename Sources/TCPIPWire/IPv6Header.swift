@@ -64,16 +64,16 @@ public struct IPv6Header: Hashable, Sendable {
         precondition(buffer.readerIndex >= IPv6Header.length, "no headroom for an IPv6 header")
         let payload = buffer.readableBytes
         precondition(payload <= Int(UInt16.max), "IPv6 payload of \(payload) octets")
-        let start = buffer.readerIndex - IPv6Header.length
         let first = 6 << 28 | UInt32(trafficClass) << 20 | flowLabel & 0x000F_FFFF
-        buffer.setInteger(first, at: start, endianness: .big)
-        buffer.setInteger(UInt16(payload), at: start + 4, endianness: .big)
-        buffer.setInteger(nextHeader, at: start + 6)
-        buffer.setInteger(hopLimit, at: start + 7)
-        buffer.setInteger(source.high, at: start + 8, endianness: .big)
-        buffer.setInteger(source.low, at: start + 16, endianness: .big)
-        buffer.setInteger(destination.high, at: start + 24, endianness: .big)
-        buffer.setInteger(destination.low, at: start + 32, endianness: .big)
-        buffer.moveReaderIndex(to: start)
+        buffer.prependWire(length: IPv6Header.length) { header in
+            header.store(first, at: 0)
+            header.store(UInt16(payload), at: 4)
+            header.store(nextHeader, at: 6)
+            header.store(hopLimit, at: 7)
+            header.store(source.high, at: 8)
+            header.store(source.low, at: 16)
+            header.store(destination.high, at: 24)
+            header.store(destination.low, at: 32)
+        }
     }
 }

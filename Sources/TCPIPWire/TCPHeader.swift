@@ -56,7 +56,14 @@ public struct TCPHeader: Hashable, Sendable {
     ) throws(WireError) -> (header: TCPHeader, payload: ByteBuffer) {
         let available = segment.readableBytes
         guard available >= minimumLength else { throw .truncated }
-        let headerLength = Int(segment.wireUInt8(at: 12) >> 4) * 4
+        // The fixed fields through one pointer: one access to the buffer instead of one per field.
+        let fixed = segment.withWireReader { reader in
+            (sourcePort: reader.wireUInt16(at: 0), destinationPort: reader.wireUInt16(at: 2),
+             sequence: reader.wireUInt32(at: 4), acknowledgment: reader.wireUInt32(at: 8),
+             offset: reader.wireUInt8(at: 12), flags: reader.wireUInt8(at: 13), window: reader.wireUInt16(at: 14),
+             checksum: reader.wireUInt16(at: 16), urgentPointer: reader.wireUInt16(at: 18))
+        }
+        let headerLength = Int(fixed.offset >> 4) * 4
         guard headerLength >= minimumLength, headerLength <= available else { throw .badDataOffset }
         if verifyChecksum {
             var sum = InternetChecksum()
@@ -67,21 +74,21 @@ public struct TCPHeader: Hashable, Sendable {
             sum.add(segment)
             guard sum.checksum == 0 else { throw .badChecksum }
         }
-        let flags = TCPFlags(rawValue: segment.wireUInt8(at: 13))
+        let flags = TCPFlags(rawValue: fixed.flags)
         // Linux drops SYN+FIN outright (tcp_rcv_state_process); no state has a use for it.
         guard !flags.isSuperset(of: [.syn, .fin]) else { throw .invalidFlags }
         let options = try TCPOptions.parse(segment, offset: minimumLength, length: headerLength - minimumLength)
         var header = TCPHeader(
-            sourcePort: segment.wireUInt16(at: 0),
-            destinationPort: segment.wireUInt16(at: 2),
-            sequenceNumber: SequenceNumber(segment.wireUInt32(at: 4)),
-            acknowledgmentNumber: SequenceNumber(segment.wireUInt32(at: 8)),
+            sourcePort: fixed.sourcePort,
+            destinationPort: fixed.destinationPort,
+            sequenceNumber: SequenceNumber(fixed.sequence),
+            acknowledgmentNumber: SequenceNumber(fixed.acknowledgment),
             flags: flags,
-            window: segment.wireUInt16(at: 14),
+            window: fixed.window,
             options: options
         )
-        header.checksum = segment.wireUInt16(at: 16)
-        header.urgentPointer = segment.wireUInt16(at: 18)
+        header.checksum = fixed.checksum
+        header.urgentPointer = fixed.urgentPointer
         guard let payload = segment.getSlice(at: segment.readerIndex + headerLength, length: available - headerLength)
         else { throw .truncated }
         return (header, payload)
@@ -99,17 +106,18 @@ public struct TCPHeader: Hashable, Sendable {
         let length = encodedLength
         precondition(buffer.readerIndex >= length, "no headroom for a TCP header of \(length) octets")
         let start = buffer.readerIndex - length
-        buffer.setInteger(sourcePort, at: start, endianness: .big)
-        buffer.setInteger(destinationPort, at: start + 2, endianness: .big)
-        buffer.setInteger(sequenceNumber.rawValue, at: start + 4, endianness: .big)
-        buffer.setInteger(acknowledgmentNumber.rawValue, at: start + 8, endianness: .big)
-        buffer.setInteger(UInt16(length / 4) << 12 | UInt16(flags.rawValue), at: start + 12, endianness: .big)
-        buffer.setInteger(window, at: start + 14, endianness: .big)
-        buffer.setInteger(UInt16(0), at: start + 16, endianness: .big)
-        buffer.setInteger(urgentPointer, at: start + 18, endianness: .big)
-        let written = options.write(to: &buffer, at: start + TCPHeader.minimumLength)
-        assert(written == length - TCPHeader.minimumLength)
-        buffer.moveReaderIndex(to: start)
+        buffer.prependWire(length: length) { header in
+            header.store(sourcePort, at: 0)
+            header.store(destinationPort, at: 2)
+            header.store(sequenceNumber.rawValue, at: 4)
+            header.store(acknowledgmentNumber.rawValue, at: 8)
+            header.store(UInt16(length / 4) << 12 | UInt16(flags.rawValue), at: 12)
+            header.store(window, at: 14)
+            header.store(UInt16(0), at: 16)
+            header.store(urgentPointer, at: 18)
+            let written = options.write(to: header, at: TCPHeader.minimumLength)
+            assert(written == length - TCPHeader.minimumLength)
+        }
         if computeChecksum {
             var sum = InternetChecksum()
             sum.addPseudoHeader(

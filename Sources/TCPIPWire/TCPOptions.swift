@@ -190,10 +190,10 @@ public struct TCPOptions: Hashable, Sendable {
     }
 
     /// Writes the options at `index`, returning the octets written (`encodedLength`).
-    func write(to buffer: inout ByteBuffer, at index: Int) -> Int {
+    func write(to header: WireWriter, at index: Int) -> Int {
         var at = index
         func word(_ value: UInt32) {
-            buffer.setInteger(value, at: at, endianness: .big)
+            header.store(value, at: at)
             at += 4
         }
         let nop = UInt32(Kind.noOperation)
@@ -230,6 +230,13 @@ public struct TCPOptions: Hashable, Sendable {
     /// EOL ends the list; NOP is skipped; unknown kinds are skipped by their length. A length below 2 or
     /// running past the header, or the wrong length for a kind we know, throws `.badOptionLength`.
     static func parse(_ segment: ByteBuffer, offset: Int, length: Int) throws(WireError) -> TCPOptions {
+        guard length > 0 else { return TCPOptions() }
+        return try segment.withWireReader { reader in
+            Result { () throws(WireError) in try parse(reader, offset: offset, length: length) }
+        }.get()
+    }
+
+    private static func parse(_ segment: WireReader, offset: Int, length: Int) throws(WireError) -> TCPOptions {
         var options = TCPOptions()
         var at = offset
         let end = offset + length
