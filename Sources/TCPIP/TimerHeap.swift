@@ -24,6 +24,8 @@ struct TimerHeap {
     var isEmpty: Bool { entries.isEmpty }
     var count: Int { entries.count }
     var earliest: Instant? { entries.first?.deadline }
+    /// Bytes of the entry array as allocated.
+    var storageBytes: Int { entries.capacity * MemoryLayout<Entry>.stride }
 
     mutating func schedule(_ owner: Owner, at deadline: Instant) {
         insertions &+= 1

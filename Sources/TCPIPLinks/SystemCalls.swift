@@ -40,6 +40,26 @@ enum SystemCall {
         }
     }
 
+    /// The size of a memory page, in bytes.
+    static var pageSize: Int { Int(sysconf(Int32(_SC_PAGESIZE))) }
+
+    /// Reads up to `capacity` bytes from the start of a (small) file, such as one under /proc.
+    static func readSmallFile(_ path: String, capacity: Int = 4096) throws(Errno) -> [UInt8] {
+        let descriptor = try openFile(path, flags: O_RDONLY, mode: 0)
+        defer { try? closeFile(descriptor) }
+        var bytes = [UInt8](repeating: 0, count: capacity)
+        var count = 0
+        while count < capacity {
+            let remaining = capacity - count
+            let got = try retryingOnInterrupt {
+                bytes.withUnsafeMutableBytes { buffer in read(descriptor, buffer.baseAddress! + count, remaining) }
+            }
+            if got == 0 { break }
+            count += got
+        }
+        return Array(bytes[..<count])
+    }
+
     static func closeFile(_ descriptor: Int32) throws(Errno) {
         // POSIX leaves the descriptor's state unspecified after EINTR from close; Linux has already
         // released it, so retrying could close a descriptor someone else just opened. Don't retry.

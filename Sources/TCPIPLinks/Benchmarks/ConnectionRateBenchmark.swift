@@ -1,0 +1,82 @@
+import NIOCore
+import TCPIP
+import TCPIPWire
+
+/// Connections per second between two stacks in one process, on the wall clock, with the cycle of the
+/// peers' `pipe-connrate` (`../shared/peers/README.md`): the client connects; the server accepts and closes
+/// at once (its FIN goes first, so TIME-WAIT stays on the server); the client reads the end of the stream
+/// and closes. A cycle counts when the client has closed. One thread drives both sides (threads = 1).
+///
+/// The server keeps every 4-tuple in TIME-WAIT for 2·MSL, as Linux does. So that no 4-tuple is reused while
+/// its TIME-WAIT lasts (this stack does not yet reopen a TIME-WAIT connection on a new SYN, RFC 6191), the
+/// client spreads its connections over several addresses, 16,384 ephemeral ports each.
+public enum ConnectionRateBenchmark {
+    public struct Result: Sendable {
+        public var connections: Int
+        public var seconds: Double
+        /// Connections the server still held at the end (TIME-WAIT).
+        public var serverConnectionsLeft: Int
+        public var connectionsPerSecond: Double { seconds > 0 ? Double(connections) / seconds : 0 }
+    }
+
+    public static func run(
+        seconds: Double, clientAddresses: Int = 256, tcp: TCPConfiguration = TCPConfiguration(),
+        clock: WallClock = WallClock()
+    ) throws(TCPError) -> Result {
+        try run(clientAddresses: clientAddresses, tcp: tcp, clock: clock) { _, now, start in
+            WallClock.seconds(from: start, to: now) < seconds
+        }
+    }
+
+    /// Exactly `count` cycles, for tests.
+    public static func run(count: Int, clientAddresses: Int = 4, tcp: TCPConfiguration = TCPConfiguration()) throws(TCPError) -> Result {
+        try run(clientAddresses: clientAddresses, tcp: tcp, clock: WallClock()) { done, _, _ in done < count }
+    }
+
+    static func run(
+        clientAddresses: Int, tcp: TCPConfiguration, clock: WallClock,
+        keepGoing: (_ done: Int, _ now: Instant, _ start: Instant) -> Bool
+    ) throws(TCPError) -> Result {
+        let pair = BenchmarkPair(mtu: 1500, clientAddressCount: clientAddresses, tcp: tcp)
+        let port: UInt16 = 5002
+        let listener = try pair.server.listen(on: port, backlog: 1024)
+        let remote = Endpoint(pair.serverAddress, port)
+        let portsPerAddress = 16384
+        let start = clock.now()
+        var now = start
+        var done = 0
+        while keepGoing(done, now, start) {
+            let local = pair.clientAddresses[(done / portsPerAddress) % pair.clientAddresses.count]
+            let id = try pair.client.connect(to: remote, from: local, now: now)
+            var clientClosed = false
+            while !clientClosed {
+                pair.settle(now: now)
+                // The server: accept and close at once.
+                while let accepted = pair.server.accept(listener) {
+                    try? pair.server.close(accepted, now: now)
+                }
+                pair.settle(now: now)
+                // The client: read to the end of the stream, then close.
+                let result: ReceiveResult? = try? pair.client.read(id, now: now)
+                switch result {
+                case .endOfStream?, nil:
+                    try? pair.client.close(id, now: now)
+                    clientClosed = true
+                case .data?, .wouldBlock?:
+                    if pair.client.state(id) == .closed { throw .connectionRefused }
+                    now = clock.now()
+                }
+            }
+            pair.settle(now: now)
+            // Events are not used here; drop them so their queue does not grow.
+            while pair.client.nextEvent() != nil {}
+            while pair.server.nextEvent() != nil {}
+            done += 1
+            now = clock.now()
+        }
+        pair.settle(now: now)
+        return Result(
+            connections: done, seconds: WallClock.seconds(from: start, to: now),
+            serverConnectionsLeft: pair.server.connectionCount)
+    }
+}
