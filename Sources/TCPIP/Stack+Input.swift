@@ -283,14 +283,14 @@ extension Stack {
     }
 
     func scheduleHalfOpen(_ handle: SlabHandle, at deadline: Instant) {
-        halfOpen.withElement(handle) { $0.scheduledWakeup = deadline }
+        halfOpen.withElement(handle) { $0.retransmitAt = deadline }
         timers.schedule(.halfOpen(handle), at: deadline)
     }
 
     /// SYN-ACK retransmission with backoff; after the SYN retry limit the entry is forgotten.
     func halfOpenTimerFired(_ handle: SlabHandle, entry timer: TimerHeap.Entry, now: Instant) {
-        guard let entry = halfOpen[handle], entry.scheduledWakeup == timer.deadline else { return }
-        guard entry.retransmissions < configuration.tcp.maximumSYNRetransmissions else {
+        guard let entry = halfOpen[handle], entry.retransmitAt == timer.deadline else { return }
+        guard Int(entry.retransmissions) < min(configuration.tcp.maximumSYNRetransmissions, Int(UInt16.max)) else {
             io.decision("RFC 9293 §3.8.3", "half-open connection expired after \(entry.retransmissions) SYN-ACK retransmissions",
                         connection: entry.tuple, now: now)
             removeHalfOpen(handle)
@@ -298,7 +298,7 @@ extension Stack {
         }
         io.counters.segmentsRetransmitted &+= 1
         sendSYNACK(for: entry, now: now)
-        let backoff = configuration.tcp.initialRTO.nanoseconds << min(entry.retransmissions + 1, 16)
+        let backoff = configuration.tcp.initialRTO.nanoseconds << min(Int(entry.retransmissions) + 1, 16)
         let next = now + .nanoseconds(min(backoff, configuration.tcp.maximumRTO.nanoseconds))
         halfOpen.withElement(handle) {
             $0.retransmissions += 1

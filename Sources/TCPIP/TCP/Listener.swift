@@ -17,19 +17,67 @@ struct Listener {
 }
 
 /// A connection in SYN-RECEIVED reached through a passive OPEN, kept small until its handshake
-/// completes: no buffers, no congestion state — a few dozen bytes of what the SYN said and what
-/// we answered. This is what lets a SYN flood cost little (RFC 4987 §3.2 "SYN cache").
+/// completes: no buffers, no congestion state — 88 bytes of what the SYN said and what we
+/// answered. This is what lets a SYN flood cost little (RFC 4987 §3.2 "SYN cache").
 struct HalfOpenConnection {
     let tuple: FourTuple
     let listener: SlabHandle
+    /// When the next SYN-ACK retransmission is due; the timer entry with this deadline is the live one.
+    var retransmitAt: Instant
     let iss: SequenceNumber
     let irs: SequenceNumber
-    /// What the peer's SYN offered: MSS, window scale, SACK-permitted, its timestamp.
-    let peerOptions: TCPOptions
     let timestampOffset: UInt32
+    /// What the peer's SYN offered: MSS, window scale, SACK-permitted, its timestamp.
+    private let peer: SYNOptions
     /// The window we advertised in our SYN-ACK.
     let advertisedWindow: UInt16
-    var retransmissions = 0
-    var retransmitAt: Instant
-    var scheduledWakeup: Instant?
+    var retransmissions: UInt16 = 0
+
+    init(
+        tuple: FourTuple, listener: SlabHandle, iss: SequenceNumber, irs: SequenceNumber, peerOptions: TCPOptions,
+        timestampOffset: UInt32, advertisedWindow: UInt16, retransmitAt: Instant
+    ) {
+        self.tuple = tuple
+        self.listener = listener
+        self.iss = iss
+        self.irs = irs
+        self.peer = SYNOptions(peerOptions)
+        self.timestampOffset = timestampOffset
+        self.advertisedWindow = advertisedWindow
+        self.retransmitAt = retransmitAt
+    }
+
+    var peerOptions: TCPOptions { peer.options }
+}
+
+/// The options of a SYN that matter once it has been answered, packed into 8 bytes where
+/// `TCPOptions` takes 56 (it has room for SACK blocks, which a SYN never carries).
+private struct SYNOptions {
+    private let timestampValue: UInt32
+    private let maximumSegmentSize: UInt16
+    private let windowScale: UInt8
+    private let present: UInt8
+
+    private static let hasMSS: UInt8 = 1 << 0
+    private static let hasWindowScale: UInt8 = 1 << 1
+    private static let sackPermitted: UInt8 = 1 << 2
+    private static let hasTimestamps: UInt8 = 1 << 3
+
+    init(_ options: TCPOptions) {
+        timestampValue = options.timestamps?.value ?? 0
+        maximumSegmentSize = options.maximumSegmentSize ?? 0
+        windowScale = options.windowScale ?? 0
+        present = (options.maximumSegmentSize != nil ? Self.hasMSS : 0)
+            | (options.windowScale != nil ? Self.hasWindowScale : 0)
+            | (options.sackPermitted ? Self.sackPermitted : 0)
+            | (options.timestamps != nil ? Self.hasTimestamps : 0)
+    }
+
+    var options: TCPOptions {
+        TCPOptions(
+            maximumSegmentSize: present & Self.hasMSS != 0 ? maximumSegmentSize : nil,
+            windowScale: present & Self.hasWindowScale != 0 ? windowScale : nil,
+            sackPermitted: present & Self.sackPermitted != 0,
+            timestamps: present & Self.hasTimestamps != 0 ? TCPTimestamps(value: timestampValue, echoReply: 0) : nil)
+    }
 }
