@@ -71,7 +71,7 @@ public struct TCPConfiguration: Sendable {
     public var maximumPersistTimeout: TimeAmount = .seconds(60)
     /// Upper bound on the storage the out-of-order queue may pin per connection.
     public var reassemblyLimit: Int = 512 * 1024
-    /// Half-open entries a listener keeps, at most (its SYN queue).
+    /// Half-open entries a listener keeps (its SYN queue): the larger of this and the listener's backlog.
     public var synQueueLimit: Int = 1024
     /// SYN cookies (RFC 4987 §3.6): by default only while a listener's SYN queue is full, as Linux.
     public var synCookies: SYNCookieMode = .whenSYNQueueFull

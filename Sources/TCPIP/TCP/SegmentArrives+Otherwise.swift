@@ -58,6 +58,9 @@ extension TCPConnection {
     // MARK: RFC 7323 §5.3 — PAWS
 
     private mutating func passesPAWS(_ segment: IncomingSegment, now: Instant, io: inout StackIO) -> Bool {
+        // DEVIATION(RFC 7323 §3.2): a non-RST segment without TSopt on a connection that negotiated
+        // timestamps is accepted, not dropped (the RFC's SHOULD), as Linux and FreeBSD do — middleboxes
+        // strip options, and dropping would stall the connection for nothing PAWS could catch.
         guard timestampsEnabled, let timestamps = segment.header.options.timestamps else { return true }
         guard !segment.flags.contains(.rst) else { return true }
         // R1: SEG.TSval < TS.Recent means an old duplicate — unless TS.Recent is more than 24 days
