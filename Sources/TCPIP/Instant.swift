@@ -53,7 +53,7 @@ extension Instant: CustomStringConvertible {
 extension Instant {
     /// The earlier of two optional deadlines; nil means "none".
     @inlinable
-    static func earliest(_ a: Instant?, _ b: Instant?) -> Instant? {
+    public static func earliest(_ a: Instant?, _ b: Instant?) -> Instant? {
         guard let a else { return b }
         guard let b else { return a }
         return a < b ? a : b

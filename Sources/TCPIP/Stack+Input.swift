@@ -84,11 +84,7 @@ extension Stack {
     }
 
     func sendReset(tuple: FourTuple, sequence: SequenceNumber, acknowledging: SequenceNumber?) {
-        let header = TCPHeader(
-            sourcePort: tuple.local.port, destinationPort: tuple.remote.port,
-            sequenceNumber: sequence, acknowledgmentNumber: acknowledging ?? SequenceNumber(0),
-            flags: acknowledging == nil ? .rst : [.rst, .ack], window: 0)
-        io.transmit(header, from: tuple.local.address, to: tuple.remote.address)
+        io.transmitReset(for: tuple, sequence: sequence, acknowledging: acknowledging)
     }
 
     // MARK: RFC 9293 §3.10.7.2 — LISTEN

@@ -25,10 +25,7 @@ struct StackIO {
             header: header, payload: payload, source: local, destination: remote,
             computeChecksum: !checksumOffload, allocator: allocator
         )
-        outgoing.append(datagram)
-        counters.segmentsSent &+= 1
-        counters.ipPacketsSent &+= 1
-        if header.flags.contains(.rst) { counters.resetsSent &+= 1 }
+        enqueue(datagram, carrying: header)
     }
 
     /// Builds one datagram whose payload is `length` bytes of `sendBuffer` from `offset`, copied once.
@@ -42,6 +39,21 @@ struct StackIO {
         ) { packet in
             sendBuffer.copyBytes(at: offset, length: length, into: &packet)
         }
+        enqueue(datagram, carrying: header)
+    }
+
+    /// <SEQ=sequence><CTL=RST>, or <SEQ=sequence><ACK=acknowledging><CTL=RST,ACK> when an ACK is
+    /// given (RFC 9293 §3.5.2) — from a connection or for a segment that found none.
+    mutating func transmitReset(for tuple: FourTuple, sequence: SequenceNumber, acknowledging: SequenceNumber?) {
+        let header = TCPHeader(
+            sourcePort: tuple.local.port, destinationPort: tuple.remote.port,
+            sequenceNumber: sequence, acknowledgmentNumber: acknowledging ?? SequenceNumber(0),
+            flags: acknowledging == nil ? .rst : [.rst, .ack], window: 0)
+        transmit(header, from: tuple.local.address, to: tuple.remote.address)
+    }
+
+    /// Queues a finished datagram for the link and counts it.
+    private mutating func enqueue(_ datagram: ByteBuffer, carrying header: TCPHeader) {
         outgoing.append(datagram)
         counters.segmentsSent &+= 1
         counters.ipPacketsSent &+= 1

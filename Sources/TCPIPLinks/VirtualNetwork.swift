@@ -54,10 +54,7 @@ public final class VirtualNetwork {
     public var nextEventTime: Instant? {
         var earliest: Instant? = nil
         for host in hosts {
-            for candidate in [host.stack.nextDeadline, host.link.nextArrival] {
-                guard let candidate else { continue }
-                if earliest.map({ candidate < $0 }) ?? true { earliest = candidate }
-            }
+            earliest = Instant.earliest(earliest, Instant.earliest(host.stack.nextDeadline, host.link.nextArrival))
         }
         return earliest.map { max($0, now) }
     }

@@ -136,10 +136,6 @@ extension TCPConnection {
 
     /// <SEQ=seq><CTL=RST>, or <SEQ=seq><ACK=ack><CTL=RST,ACK> when `acknowledging`.
     mutating func sendReset(sequence: SequenceNumber, acknowledging: SequenceNumber? = nil, now: Instant, io: inout StackIO) {
-        let header = TCPHeader(
-            sourcePort: tuple.local.port, destinationPort: tuple.remote.port,
-            sequenceNumber: sequence, acknowledgmentNumber: acknowledging ?? SequenceNumber(0),
-            flags: acknowledging == nil ? .rst : [.rst, .ack], window: 0)
-        io.transmit(header, from: tuple.local.address, to: tuple.remote.address)
+        io.transmitReset(for: tuple, sequence: sequence, acknowledging: acknowledging)
     }
 }
