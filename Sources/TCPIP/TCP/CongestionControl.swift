@@ -30,10 +30,12 @@ public protocol CongestionControl: Sendable {
 /// Which algorithm a connection uses.
 public enum CongestionControlAlgorithm: String, Sendable, CaseIterable {
     case newReno = "reno"
+    case cubic = "cubic"
 
     func make(maximumSegmentSize: Int, initialWindowSegments: Int) -> any CongestionControl {
         switch self {
         case .newReno: NewReno(maximumSegmentSize: maximumSegmentSize, initialWindowSegments: initialWindowSegments)
+        case .cubic: Cubic(maximumSegmentSize: maximumSegmentSize, initialWindowSegments: initialWindowSegments)
         }
     }
 }

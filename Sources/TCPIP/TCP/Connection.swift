@@ -133,8 +133,7 @@ struct TCPConnection {
         state: TCPState,
         receiveMSS: Int,
         timestampOffset: UInt32,
-        configuration: TCPConfiguration,
-        algorithm: CongestionControlAlgorithm = .newReno
+        configuration: TCPConfiguration
     ) {
         self.tuple = tuple
         self.handle = SlabHandle(index: .max, generation: 0)
@@ -157,7 +156,7 @@ struct TCPConnection {
             initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
             maximumRTO: configuration.maximumRTO
         )
-        self.congestion = algorithm.make(
+        self.congestion = configuration.congestionControl.make(
             maximumSegmentSize: receiveMSS, initialWindowSegments: configuration.initialWindowSegments
         )
         self.rcvWindowShift = configuration.windowScaling ? Self.windowShift(forBuffer: configuration.receiveBufferSize) : 0

@@ -1,0 +1,220 @@
+import NIOCore
+
+/// CUBIC congestion control (RFC 9438).
+///
+/// Window growth in congestion avoidance is a cubic function of the time since the last
+/// congestion event, centred on W_max, the window where that event happened (§4.2): concave
+/// while approaching W_max, a plateau around it, convex beyond it. A Reno-friendly estimate
+/// W_est (§4.3) keeps CUBIC at least as aggressive as Reno on short-RTT paths. After a
+/// congestion event the window shrinks to β_cubic = 0.7 of what it was (§4.6), with fast
+/// convergence (§4.7) releasing bandwidth to newer flows.
+///
+/// The algorithm works in segments, as the RFC does; cwnd and ssthresh are kept in bytes for
+/// the connection. Time is whatever `Instant` the connection passes: the stack reads no clock.
+public struct Cubic: Sendable {
+    /// RFC 9438 §5: C = 0.4 (segments per second cubed).
+    public static let c = 0.4
+    /// RFC 9438 §4.6: β_cubic = 0.7.
+    public static let beta = 0.7
+    /// RFC 9438 §4.3: α_cubic = 3·(1 − β_cubic)/(1 + β_cubic), Reno's average rate for β_cubic.
+    public static let alpha = 3 * (1 - beta) / (1 + beta)
+
+    public private(set) var congestionWindow: Int
+    public private(set) var slowStartThreshold: Int = .max
+
+    private let mss: Int
+    private let initialWindow: Int
+    /// The state a congestion event changes: kept whole so a spurious event can be undone (§4.9).
+    private(set) var epoch = Epoch()
+    private var undo: (epoch: Epoch, cwnd: Int, ssthresh: Int)?
+
+    struct Epoch: Sendable {
+        /// W_max: the window, in segments, just before the last reduction (after fast convergence).
+        var windowMax: Double = 0
+        /// W_max before the last reduction, for fast convergence (§4.7: W_lastmax).
+        var lastWindowMax: Double = 0
+        /// When the current congestion-avoidance stage began (t = 0); nil until its first ACK.
+        var start: Instant?
+        /// K: when W_cubic(t) reaches W_max again, in seconds after `start`.
+        var k: Double = 0
+        /// W_est: the Reno-friendly estimate, in segments (§4.3).
+        var renoEstimate: Double = 0
+        /// cwnd_prior: the window just before the last reduction, in segments (§4.3's switch to α = 1).
+        var windowPrior: Double = 0
+        /// When the last acknowledgment was handled, to skip time the sender spent application-limited.
+        var lastAcknowledgment: Instant?
+    }
+
+    public init(maximumSegmentSize: Int, initialWindowSegments: Int) {
+        mss = max(1, maximumSegmentSize)
+        initialWindow = mss * max(1, initialWindowSegments)
+        congestionWindow = initialWindow
+    }
+
+    private var windowSegments: Double { Double(congestionWindow) / Double(mss) }
+
+    /// W_cubic(t) = C·(t − K)³ + W_max (RFC 9438 §4.2, equation 1), in segments.
+    func cubicWindow(secondsSinceEpoch t: Double) -> Double {
+        let offset = t - epoch.k
+        return Cubic.c * offset * offset * offset + epoch.windowMax
+    }
+
+    /// Bytes newly acknowledged outside of recovery.
+    ///
+    /// - Parameters:
+    ///   - flightSize: bytes outstanding before this acknowledgment.
+    ///   - smoothedRTT: SRTT, for the target W_cubic(t + RTT); nil before the first sample.
+    public mutating func acknowledged(bytes: Int, flightSize: Int, now: Instant, smoothedRTT: TimeAmount?) {
+        guard bytes > 0 else { return }
+        defer { epoch.lastAcknowledgment = now }
+        // RFC 9438 §5.8: no growth while the application, not cwnd, limits the flow (as Linux's
+        // tcp_is_cwnd_limited: in slow start, half the window in flight is enough); and the time
+        // spent so does not count towards t, or the window would jump when the sender resumes.
+        let inSlowStart = congestionWindow < slowStartThreshold
+        let cwndLimited = inSlowStart ? flightSize * 2 >= congestionWindow : flightSize + 3 * mss >= congestionWindow
+        guard cwndLimited else {
+            if let start = epoch.start, let last = epoch.lastAcknowledgment, now > last {
+                epoch.start = start + (now - last)
+            }
+            return
+        }
+        if inSlowStart {
+            // RFC 9438 §4.10: slow start as RFC 5681 §3.1 (cwnd += min(N, SMSS) per ACK), up to ssthresh.
+            congestionWindow = min(congestionWindow + min(bytes, mss), slowStartThreshold)
+            return
+        }
+        avoid(bytes: bytes, now: now, rtt: smoothedRTT)
+    }
+
+    /// RFC 9438 §4.2–§4.5: congestion avoidance.
+    private mutating func avoid(bytes: Int, now: Instant, rtt: TimeAmount?) {
+        let cwnd = windowSegments
+        if epoch.start == nil {
+            // The first ACK of a congestion-avoidance stage starts the epoch (§4.2: t = 0).
+            epoch.start = now
+            if epoch.windowMax <= cwnd {
+                // No congestion event yet, or the window already passed W_max (after an RTO
+                // or an undo): the plateau is here and growth is convex from now on.
+                epoch.k = 0
+                epoch.windowMax = cwnd
+            } else {
+                // K = ∛((W_max − cwnd_epoch)/C) (§4.2, equation 2).
+                epoch.k = Cubic.cubeRoot((epoch.windowMax - cwnd) / Cubic.c)
+            }
+            epoch.renoEstimate = cwnd
+        }
+        let start = epoch.start ?? now
+        let segmentsAcked = Double(bytes) / Double(mss)
+        let rttSeconds = Double((rtt ?? .milliseconds(100)).nanoseconds) / 1e9
+        let t = Double((now - start).nanoseconds) / 1e9
+
+        // §4.3: W_est grows by α_cubic segments per window acknowledged; α becomes 1 once
+        // W_est reaches cwnd_prior, where Reno would have been before the reduction.
+        let alpha = epoch.renoEstimate >= epoch.windowPrior ? 1.0 : Cubic.alpha
+        epoch.renoEstimate += alpha * segmentsAcked / cwnd
+
+        let next: Double
+        if cubicWindow(secondsSinceEpoch: t) < epoch.renoEstimate {
+            // §4.3: the Reno-friendly region: cwnd = W_est.
+            next = epoch.renoEstimate
+        } else {
+            // §4.4/§4.5: target = W_cubic(t + RTT), kept within [cwnd, 1.5·cwnd]; cwnd grows
+            // by (target − cwnd)/cwnd per segment acknowledged.
+            let target = min(max(cubicWindow(secondsSinceEpoch: t + rttSeconds), cwnd), 1.5 * cwnd)
+            next = cwnd + (target - cwnd) / cwnd * segmentsAcked
+        }
+        // Whole bytes; never below what we had, never a jump of more than the bytes acknowledged (§4.4's
+        // bound of 1.5·cwnd per RTT spread over the ACKs of that RTT).
+        let grown = Int((next * Double(mss)).rounded(.down))
+        congestionWindow = max(congestionWindow, min(grown, congestionWindow + bytes))
+    }
+
+    /// A congestion event (fast retransmit or a RACK-detected loss) at `now`: RFC 9438 §4.6/§4.7.
+    public mutating func congestionEvent(flightSize: Int, now: Instant) {
+        undo = (epoch, congestionWindow, slowStartThreshold)
+        let cwnd = windowSegments
+        // §4.7 fast convergence: a flow whose W_max keeps shrinking releases bandwidth.
+        if cwnd < epoch.lastWindowMax {
+            epoch.windowMax = cwnd * (1 + Cubic.beta) / 2
+        } else {
+            epoch.windowMax = cwnd
+        }
+        epoch.lastWindowMax = cwnd
+        epoch.windowPrior = cwnd
+        epoch.start = nil
+        // §4.6: ssthresh = cwnd·β_cubic, at least 2 segments (RFC 5681 §3.2's floor).
+        slowStartThreshold = max(Int((Double(congestionWindow) * Cubic.beta).rounded(.down)), 2 * mss)
+    }
+
+    /// §4.6: the window after the reduction, once recovery ends.
+    public mutating func recoveryEnded() {
+        congestionWindow = max(slowStartThreshold, 2 * mss)
+        epoch.start = nil
+    }
+
+    /// §4.8: a retransmission timeout: the reduction of §4.6, then cwnd = 1 SMSS and slow start.
+    public mutating func timeout(flightSize: Int, now: Instant) {
+        congestionEvent(flightSize: flightSize, now: now)
+        congestionWindow = mss
+    }
+
+    /// §4.9: the last congestion event was spurious: go back to the state before it.
+    public mutating func undoLastCongestionEvent() {
+        guard let saved = undo else { return }
+        epoch = saved.epoch
+        congestionWindow = max(congestionWindow, saved.cwnd)
+        slowStartThreshold = saved.ssthresh
+        undo = nil
+    }
+
+    /// RFC 5681 §4.1 restart window after idle; a new epoch begins with the next growth.
+    public mutating func idleRestart() {
+        congestionWindow = min(initialWindow, congestionWindow)
+        epoch.start = nil
+    }
+
+    /// ∛x for x ≥ 0, by Newton's method (TCPIP imports no libm).
+    static func cubeRoot(_ x: Double) -> Double {
+        guard x > 0 else { return 0 }
+        var y = x > 1 ? x / 3 : 1
+        for _ in 0..<100 {
+            let next = y - (y * y * y - x) / (3 * y * y)
+            if abs(next - y) <= 1e-12 * max(1, next) { return next }
+            y = next
+        }
+        return y
+    }
+}
+
+extension Cubic: CongestionControl {
+    public var name: String { "cubic" }
+
+    public mutating func enteredRecovery(flightSize: Int, now: Instant) {
+        congestionEvent(flightSize: flightSize, now: now)
+        // RFC 5681 §3.2 step 3 with CUBIC's ssthresh: cwnd = ssthresh + 3·SMSS while the
+        // connection drives recovery by inflation (NewReno-style recovery without SACK).
+        congestionWindow = slowStartThreshold + 3 * mss
+    }
+
+    public mutating func duplicateAckDuringRecovery() {
+        congestionWindow += mss
+    }
+
+    public mutating func partialAckDuringRecovery(bytes: Int) {
+        congestionWindow = max(mss, congestionWindow - bytes)
+        if bytes >= mss { congestionWindow += mss }
+    }
+
+    public mutating func exitedRecovery(flightSize: Int) {
+        recoveryEnded()
+        congestionWindow = min(slowStartThreshold, max(flightSize, mss) + mss)
+    }
+
+    public mutating func retransmissionTimeout(flightSize: Int, now: Instant) {
+        timeout(flightSize: flightSize, now: now)
+    }
+
+    public mutating func restartAfterIdle() {
+        idleRestart()
+    }
+}
