@@ -64,8 +64,8 @@ public struct TCPConfiguration: Sendable {
     public var maximumSYNRetransmissions: Int = 6
     /// Maximum segment lifetime; TIME-WAIT lasts twice this (RFC 9293 §3.4.2). Linux uses 2·MSL = 60 s.
     public var maximumSegmentLifetime: TimeAmount = .seconds(30)
-    /// The congestion-control algorithm of new connections (RFC 9438 CUBIC, or RFC 5681/6582 NewReno).
-    public var congestionControl: CongestionControlAlgorithm = .newReno
+    /// The congestion-control algorithm of new connections: RFC 9438 CUBIC by default (as Linux), or RFC 5681/6582 NewReno.
+    public var congestionControl: CongestionControlAlgorithm = .cubic
     /// Initial congestion window in segments (RFC 6928 as Linux; RFC 5681 §3.1 would give 2–4).
     public var initialWindowSegments: Int = 10
     /// Persist timer bounds for zero-window probes (RFC 9293 §3.8.6.1; backoff per RFC 1122 §4.2.2.17).

@@ -26,6 +26,9 @@ public struct TransferSimulation {
         public var tcp = TCPConfiguration()
         /// A run that has not finished by then has stalled: it fails instead of running forever.
         public var timeLimit: TimeAmount = .seconds(3600)
+        /// Timed mode: the clients write without end and the run stops after this much virtual
+        /// time; `bytes` is ignored and the result reports what each connection delivered.
+        public var duration: TimeAmount? = nil
         public var pcap: PcapSink? = nil
 
         public init() {}
@@ -43,6 +46,9 @@ public struct TransferSimulation {
         public var serverCounters: StackCounters
         public var faults: FaultStatistics
         public var failures: [String]
+        /// Per connection, client to server: bytes verified at the end, and at three quarters of the
+        /// run (timed mode), so a flow that stopped moving late in the run shows.
+        public var delivered: [(total: Int, atThreeQuarters: Int)]
     }
 
     public static let clientAddress4 = IPAddress.v4(IPv4Address(198, 18, 0, 1))
@@ -171,18 +177,24 @@ private final class Run {
             failures.append("setup failed: \(error)")
             return result(verified: false)
         }
-        let deadline = Instant.zero + configuration.timeLimit
+        let deadline = Instant.zero + (configuration.duration ?? configuration.timeLimit)
+        let checkpoint = configuration.duration.map { Instant.zero + .nanoseconds($0.nanoseconds / 4 * 3) }
         while !finished {
+            if let checkpoint, network.now >= checkpoint, deliveredAtCheckpoint == nil {
+                deliveredAtCheckpoint = pairs.map { $0.up.received }
+            }
             network.settle()
             handleEvents(listeners: listeners)
             network.settle()
             if finished { break }
             guard network.now < deadline else {
+                if configuration.duration != nil { break }
                 failures.append("stalled: not finished after \(configuration.timeLimit.nanoseconds / 1_000_000_000) virtual seconds")
                 describeUnfinished()
                 break
             }
-            if !network.advance(notAfter: deadline) {
+            let next = checkpoint.map { deliveredAtCheckpoint == nil && network.now < $0 ? $0 : deadline } ?? deadline
+            if !network.advance(notAfter: next) {
                 // Nothing scheduled anywhere, yet not finished: a deadlock.
                 handleEvents(listeners: listeners)
                 if !finished {
@@ -196,9 +208,11 @@ private final class Run {
                 failures.append("connection \(pair.index): bytes differ from what was sent")
             }
         }
-        let verified = failures.isEmpty && finished
+        let verified = failures.isEmpty && (finished || configuration.duration != nil)
         return result(verified: verified)
     }
+
+    var deliveredAtCheckpoint: [Int]?
 
     var finished: Bool {
         pairs.allSatisfy { pair in
@@ -209,7 +223,8 @@ private final class Run {
 
     /// Connection `index`'s part of the total.
     func share(_ index: Int) -> Int {
-        configuration.bytes / configuration.connections + (index < configuration.bytes % configuration.connections ? 1 : 0)
+        if configuration.duration != nil { return .max }
+        return configuration.bytes / configuration.connections + (index < configuration.bytes % configuration.connections ? 1 : 0)
     }
 
     func handleEvents(listeners: [ListenerID]) {
@@ -336,7 +351,8 @@ private final class Run {
             faults.reordered += injector.statistics.reordered
             faults.corrupted += injector.statistics.corrupted
         }
-        let expected = configuration.bytes * (configuration.bidirectional ? 2 : 1)
+        let timed = configuration.duration != nil
+        let expected = timed ? pairs.reduce(0) { $0 + $1.up.received + $1.down.received } : configuration.bytes * (configuration.bidirectional ? 2 : 1)
         let delivered = pairs.reduce(0) { total, pair in
             total + (pair.up.corrupt ? 0 : pair.up.received) + (pair.down.corrupt ? 0 : pair.down.received)
         }
@@ -344,6 +360,9 @@ private final class Run {
             verified: verified && delivered == expected, bytesVerified: delivered, bytesExpected: expected,
             connections: configuration.connections, virtualDuration: network.now - .zero,
             retransmits: client.counters.segmentsRetransmitted + server.counters.segmentsRetransmitted,
-            clientCounters: client.counters, serverCounters: server.counters, faults: faults, failures: failures)
+            clientCounters: client.counters, serverCounters: server.counters, faults: faults, failures: failures,
+            delivered: pairs.enumerated().map { index, pair in
+                (pair.up.corrupt ? 0 : pair.up.received, deliveredAtCheckpoint?[index] ?? pair.up.received)
+            })
     }
 }

@@ -43,6 +43,12 @@ struct Simulate: ParsableCommand {
     var pcap: String?
     @Option(name: .customLong("time-limit"), help: "Give up after this many virtual seconds.")
     var timeLimit: Int = 3600
+    @Option(name: .customLong("congestion-control"), help: "cubic or reno (NewReno).")
+    var congestionControl: String = TCPConfiguration().congestionControl.rawValue
+    @Flag(help: """
+        Run the table of paths instead: RTT 10/50/200 ms × random loss 0/0.1/1/5 % × 1 and 4 flows through         a drop-tail bottleneck, printing goodput, retransmissions and Jain's fairness per cell.
+        """)
+    var matrix = false
 
     func validate() throws {
         guard bytes >= 0, connections >= 1 else { throw ValidationError("--bytes must be >= 0 and --connections >= 1") }
@@ -51,10 +57,17 @@ struct Simulate: ParsableCommand {
         }
         guard ip == 4 || ip == 6 else { throw ValidationError("--ip must be 4 or 6") }
         guard mtu >= (ip == 6 ? 1280 : 576), mtu <= 65535 else { throw ValidationError("--mtu out of range") }
+        guard CongestionControlAlgorithm(rawValue: congestionControl) != nil else {
+            throw ValidationError("--congestion-control must be one of: "
+                + CongestionControlAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))
+        }
     }
 
     func run() throws {
+        let algorithm = CongestionControlAlgorithm(rawValue: congestionControl) ?? .cubic
+        if matrix { return try runMatrix(algorithm) }
         var configuration = TransferSimulation.Configuration()
+        configuration.tcp.congestionControl = algorithm
         configuration.bytes = bytes
         configuration.connections = connections
         configuration.bidirectional = bidirectional
@@ -102,6 +115,20 @@ struct Simulate: ParsableCommand {
         print("verified=\(result.verified) bytes=\(result.bytesVerified) connections=\(result.connections) "
             + "virtual_seconds=\(formatted(seconds)) retransmits=\(result.retransmits)")
         if !result.verified { throw ExitCode(1) }
+    }
+
+    /// `--matrix`: every cell in table order; exits 1 if a cell failed to verify or a flow stalled.
+    private func runMatrix(_ algorithm: CongestionControlAlgorithm) throws {
+        var matrix = SimulationMatrix()
+        matrix.tcp.congestionControl = algorithm
+        print(matrix.header)
+        var healthy = true
+        for index in 0..<matrix.cellCount {
+            let cell = matrix.run(cell: index)
+            print(SimulationMatrix.render(cell))
+            if !cell.verified || cell.stalledFlows > 0 { healthy = false }
+        }
+        if !healthy { throw ExitCode(1) }
     }
 
     private func formatted(_ value: Double) -> String {

@@ -1,0 +1,132 @@
+import NIOCore
+import TCPIP
+
+/// `tcpip simulate --matrix`: congestion control and loss recovery across a grid of paths.
+///
+/// Every cell runs on virtual time with a fixed seed: one flow, then four competing flows, through
+/// a drop-tail bottleneck of fixed rate and queue, for each round-trip time and random loss rate.
+/// Same code, same table: the committed table is compared with a fresh run by a test, so a change
+/// in behaviour is reviewed as a diff of numbers.
+public struct SimulationMatrix: Sendable {
+    public var roundTripTimes: [TimeAmount] = [.milliseconds(10), .milliseconds(50), .milliseconds(200)]
+    /// Probability that a datagram is lost, each way.
+    public var lossRates: [Double] = [0, 0.001, 0.01, 0.05]
+    public var flowCounts: [Int] = [1, 4]
+    public var bottleneckBitsPerSecond: UInt64 = 10_000_000
+    /// The bottleneck's drop-tail queue: one bandwidth-delay product at 50 ms.
+    public var queueBytes: Int = 62_500
+    public var duration: TimeAmount = .seconds(20)
+    public var mtu: Int = 1500
+    public var tcp: TCPConfiguration = {
+        var tcp = TCPConfiguration()
+        // Windows large enough for the longest path (10 Mbit/s · 200 ms = 250 kB, plus the queue):
+        // the table measures congestion control, not buffer sizing.
+        tcp.receiveBufferSize = 1 << 20
+        tcp.sendBufferSize = 1 << 20
+        tcp.reassemblyLimit = 2 << 20
+        return tcp
+    }()
+
+    public init() {}
+
+    public struct Cell: Sendable, Equatable {
+        public var roundTripMilliseconds: Int
+        public var lossPercent: Double
+        public var flows: Int
+        /// Goodput of all flows together, Mbit/s: bytes delivered in order to the receiving application.
+        public var goodputMegabits: Double
+        public var retransmissions: UInt64
+        public var timeouts: UInt64
+        /// Jain's fairness index over the flows' goodputs: 1 is perfectly fair, 1/n is one flow taking all.
+        public var fairness: Double
+        /// Flows that delivered nothing in the last quarter of the run.
+        public var stalledFlows: Int
+        /// The Mathis et al. bound for one flow, MSS/RTT · √(3/2)/√p, Mbit/s; nil without loss.
+        public var mathisMegabits: Double?
+        public var verified: Bool
+    }
+
+    public var cellCount: Int { roundTripTimes.count * lossRates.count * flowCounts.count }
+
+    /// The configuration of cell `index`, in table order (RTT, then loss, then flows).
+    public func cellParameters(_ index: Int) -> (rtt: TimeAmount, loss: Double, flows: Int, seed: UInt64) {
+        let flowsIndex = index % flowCounts.count
+        let lossIndex = (index / flowCounts.count) % lossRates.count
+        let rttIndex = index / (flowCounts.count * lossRates.count)
+        return (roundTripTimes[rttIndex], lossRates[lossIndex], flowCounts[flowsIndex], UInt64(index + 1) &* 7919)
+    }
+
+    /// Runs cell `index`. Cells are independent: callers may run them in parallel.
+    public func run(cell index: Int) -> Cell {
+        let (rtt, loss, flows, seed) = cellParameters(index)
+        var configuration = TransferSimulation.Configuration()
+        configuration.connections = flows
+        configuration.duration = duration
+        configuration.delay = .nanoseconds(rtt.nanoseconds / 2)
+        configuration.bandwidthBitsPerSecond = bottleneckBitsPerSecond
+        configuration.queueLimitBytes = queueBytes
+        configuration.mtu = mtu
+        configuration.faults = FaultInjector.Configuration(loss: loss)
+        configuration.seed = seed
+        configuration.tcp = tcp
+        let result = TransferSimulation.run(configuration)
+
+        let seconds = Double(duration.nanoseconds) / 1e9
+        let goodputs = result.delivered.map { Double($0.total) * 8 / seconds / 1e6 }
+        let total = goodputs.reduce(0, +)
+        let squares = goodputs.reduce(0) { $0 + $1 * $1 }
+        let fairness = squares > 0 ? total * total / (Double(goodputs.count) * squares) : 0
+        let stalled = result.delivered.filter { $0.total == $0.atThreeQuarters }.count
+        let mss = Double(mtu - 40 - 12)  // IPv4 and TCP headers with the timestamp option
+        let mathis = loss > 0
+            ? mss * 8 / (Double(rtt.nanoseconds) / 1e9) * 1.224744871391589 / loss.squareRoot() / 1e6 : nil
+        return Cell(
+            roundTripMilliseconds: Int(rtt.nanoseconds / 1_000_000), lossPercent: loss * 100, flows: flows,
+            goodputMegabits: total, retransmissions: result.retransmits,
+            timeouts: result.clientCounters.retransmissionTimeouts + result.serverCounters.retransmissionTimeouts,
+            fairness: fairness, stalledFlows: stalled, mathisMegabits: mathis, verified: result.verified)
+    }
+
+    /// The header of the table; `render` adds one line per cell.
+    public var header: String {
+        "matrix: \(cellCount) cells, \(bottleneckBitsPerSecond / 1_000_000) Mbit/s drop-tail bottleneck with a "
+            + "\(queueBytes)-byte queue, \(duration.nanoseconds / 1_000_000_000) virtual s per cell, "
+            + "random loss each way, \(tcp.congestionControl.rawValue), MTU \(mtu), fixed seeds\n"
+            + "rtt_ms  loss_%  flows  goodput_mbit  mathis_mbit  retrans  timeouts  fairness  stalled  verified"
+    }
+
+    public static func render(_ cell: Cell) -> String {
+        func column(_ text: String, _ width: Int) -> String {
+            text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+        }
+        return column("\(cell.roundTripMilliseconds)", 8) + column(fixed(cell.lossPercent, 1), 8)
+            + column("\(cell.flows)", 7) + column(fixed(cell.goodputMegabits, 3), 14)
+            + column(cell.mathisMegabits.map { fixed($0, 3) } ?? "-", 13)
+            + column("\(cell.retransmissions)", 9) + column("\(cell.timeouts)", 10)
+            + column(fixed(cell.fairness, 3), 10) + column("\(cell.stalledFlows)", 9) + "\(cell.verified)"
+    }
+
+    /// Parses a line `render` wrote; nil for the header or anything else.
+    public static func parse(_ line: Substring) -> Cell? {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count == 10, let rtt = Int(fields[0]), let loss = Double(fields[1]), let flows = Int(fields[2]),
+            let goodput = Double(fields[3]), let retransmissions = UInt64(fields[5]), let timeouts = UInt64(fields[6]),
+            let fairness = Double(fields[7]), let stalled = Int(fields[8])
+        else { return nil }
+        return Cell(
+            roundTripMilliseconds: rtt, lossPercent: loss, flows: flows, goodputMegabits: goodput,
+            retransmissions: retransmissions, timeouts: timeouts, fairness: fairness, stalledFlows: stalled,
+            mathisMegabits: Double(fields[4]), verified: fields[9] == "true")
+    }
+
+    /// `value` with `digits` decimals, without Foundation.
+    static func fixed(_ value: Double, _ digits: Int) -> String {
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let scaled = Int((value * scale).rounded())
+        guard digits > 0 else { return "\(scaled)" }
+        let whole = scaled / Int(scale)
+        let fraction = String(scaled % Int(scale))
+        return "\(whole).\(String(repeating: "0", count: digits - fraction.count))\(fraction)"
+    }
+}
