@@ -52,6 +52,9 @@ public struct TCPConfiguration: Sendable {
     public var delayedAckTimeout: TimeAmount = .milliseconds(40)
     /// Turn delayed ACKs off entirely: every segment is acknowledged at once.
     public var delayedAcks: Bool = true
+    /// Data segments acknowledged at once at the start of a connection, before delayed ACKs begin
+    /// (Linux's quick-ACK mode, TCP_MAX_QUICKACKS = 16); 0 delays from the first segment.
+    public var quickAcks: Int = 16
     /// RFC 6298 §2.1: before any RTT sample.
     public var initialRTO: TimeAmount = .seconds(1)
     /// DEVIATION(RFC 6298 §2.4): 200 ms like Linux rather than 1 s, so one loss does not cost a second.

@@ -31,6 +31,8 @@ public struct StackCounters: Hashable, Sendable {
     public var zeroWindowAdvertisements: UInt64 = 0
     public var windowUpdatesSent: UInt64 = 0
     public var delayedAcksSent: UInt64 = 0
+    /// RSTs sent because the application closed with unread data, or data arrived after it had (RFC 1122 §4.2.2.13).
+    public var resetsOnCloseWithUnreadData: UInt64 = 0
     public var duplicateAcksReceived: UInt64 = 0
     public var outOfOrderSegments: UInt64 = 0
     public var duplicateSegments: UInt64 = 0
@@ -72,6 +74,7 @@ public struct StackCounters: Hashable, Sendable {
             ("zero_window_probes_sent", zeroWindowProbesSent),
             ("zero_window_advertisements", zeroWindowAdvertisements),
             ("window_updates_sent", windowUpdatesSent), ("delayed_acks_sent", delayedAcksSent),
+            ("resets_on_close_with_unread_data", resetsOnCloseWithUnreadData),
             ("duplicate_acks_received", duplicateAcksReceived), ("out_of_order_segments", outOfOrderSegments),
             ("duplicate_segments", duplicateSegments), ("challenge_acks_sent", challengeAcksSent),
             ("challenge_acks_suppressed", challengeAcksSuppressed),

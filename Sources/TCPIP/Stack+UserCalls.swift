@@ -121,6 +121,26 @@ extension Stack {
         if let result { throw result }
     }
 
+    /// The application is done with the connection in both directions, as a socket's `close()`:
+    /// it will read no more. RFC 1122 §4.2.2.13: a CLOSE "while received data is still pending"
+    /// SHOULD send an RST to show that data was lost (RFC 2525 §2.17) — so unread data means
+    /// ABORT; otherwise this is CLOSE, and text that arrives later is answered with an RST.
+    public func release(_ id: ConnectionID, now: Instant) {
+        let found = connections.withElement(id.handle) { connection -> (unread: Int, tuple: FourTuple) in
+            connection.released = true
+            return (connection.receiveBuffer.count, connection.tuple)
+        }
+        guard let found else { return }
+        if found.unread > 0 {
+            io.counters.resetsOnCloseWithUnreadData &+= 1
+            io.decision("RFC 1122 §4.2.2.13", "closed with \(found.unread) bytes unread: RST shows the data was lost",
+                        connection: found.tuple, now: now)
+            abort(id, now: now)
+        } else {
+            try? close(id, now: now)
+        }
+    }
+
     /// §3.10.5 ABORT: RST, and the connection is gone.
     public func abort(_ id: ConnectionID, now: Instant) {
         connections.withElement(id.handle) { connection in

@@ -156,8 +156,9 @@ extension ScriptRunner {
             if let connection = socket.connection {
                 if socket.lingerZero {
                     stack.abort(connection, now: now)
-                } else if !socket.writeShut {
-                    try? stack.close(connection, now: now)
+                } else {
+                    // close(2) releases the socket: unread data means RST (RFC 1122 §4.2.2.13).
+                    stack.release(connection, now: now)
                 }
             }
             collect()

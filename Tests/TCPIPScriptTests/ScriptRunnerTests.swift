@@ -108,7 +108,7 @@ import Testing
             +0 < . 1:1(0) ack 1 win 257
             +0 accept(3, ..., ...) = 4
             +0 < P. 1:101(100) ack 1 win 257
-            +0 > . 1:1(0) ack 101
+            +.1 > . 1:1(0) ack 101
             """)
         let failure = try #require(failureOf(outcome))
         #expect(failure.line == 9)

@@ -65,6 +65,7 @@ extension StackCounters {
                 (\.zeroWindowAdvertisements, "zero windows advertised"),
                 (\.windowUpdatesSent, "window updates sent"),
                 (\.delayedAcksSent, "delayed acks sent"),
+                (\.resetsOnCloseWithUnreadData, "resets sent: closed with unread data (RFC 1122 §4.2.2.13)"),
                 (\.duplicateAcksReceived, "duplicate acks received"),
                 (\.outOfOrderSegments, "segments received out of order"),
                 (\.duplicateSegments, "duplicate segments received"),

@@ -104,6 +104,10 @@ struct TCPConnection {
     // MARK: Acknowledgment policy (RFC 9293 §3.8.6.3)
 
     var segmentsSinceAck = 0
+    /// Octets taken in order since the last ACK we sent.
+    var bytesSinceAck = 0
+    /// Segments still to be acknowledged at once at the start of the connection (quick-ACK).
+    var quickAcksLeft = 0
     let delayedAckTimeout: TimeAmount?
 
     // MARK: User interface
@@ -111,6 +115,8 @@ struct TCPConnection {
     var error: TCPError?
     /// The user has called CLOSE or ABORT: once the state is CLOSED the slot is freed.
     var userClosed = false
+    /// The application closed its end in both directions (`Stack.release`): it reads no more.
+    var released = false
     var pendingEvents: ConnectionEvents = []
 
     // MARK: Statistics (what `ss -ti` shows)

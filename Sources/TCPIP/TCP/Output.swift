@@ -44,6 +44,7 @@ extension TCPConnection {
             lastAckSent = rcvNxt
             delayedAckDeadline = nil
             segmentsSinceAck = 0
+            bytesSinceAck = 0
         }
         // RFC 5681 §4.1 measures idleness from the last *data* sent: bare ACKs don't count.
         if payloadLength > 0 { lastSendTime = now }

@@ -20,6 +20,16 @@ extension TCPConnection {
             return
         }
 
+        if released && hasText {
+            // RFC 1122 §4.2.2.13: "if new data is received after CLOSE is called, its TCP SHOULD
+            // send a RST to show that data was lost" — the application released the connection
+            // and will never read it.
+            io.counters.resetsOnCloseWithUnreadData &+= 1
+            io.decision("RFC 1122 §4.2.2.13", "text arrived after the application closed: RST", connection: tuple, now: now)
+            abort(now: now, io: &io)
+            return
+        }
+
         if segment.seq == rcvNxt {
             // In order: deliver, then pull whatever the out-of-order queue now continues.
             let filledHole = !reassembly.isEmpty
@@ -39,9 +49,24 @@ extension TCPConnection {
                 return
             }
             // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: acknowledge at once when filling a hole; otherwise
-            // at least every second segment, and within the delayed-ACK timeout.
+            // at least every second segment — or every second full-sized segment's worth of octets,
+            // so one large (coalesced) segment counts as the segments it carries — and within the
+            // delayed-ACK timeout. The first segments of a connection are acknowledged at once
+            // (quick-ACK, as Linux): the peer's slow start is clocked by our ACKs, and RFC 9293
+            // §3.8.6.3 allows an ACK at any time.
             segmentsSinceAck += 1
-            if filledHole || delayedAckTimeout == nil || segmentsSinceAck >= 2 {
+            let length = segment.payload.readableBytes
+            if bytesReceived == UInt64(length) && length > 0 {
+                // The first data of the connection: up to 16 quick ACKs, fewer if the window holds
+                // fewer than two segments per ACK (Linux: min(rcv_wnd / (2·rcv_mss), 16)).
+                quickAcksLeft = min(configuration.quickAcks, receiveBufferCapacity / (2 * max(sendMSS, 1)))
+            }
+            bytesSinceAck += length
+            // A full-sized segment from this peer: min(its MSS, ours) less the options we both send.
+            let fullSized = max(sendMSS, 1)
+            let quick = quickAcksLeft > 0 && length > 0
+            if quick { quickAcksLeft -= 1 }
+            if filledHole || delayedAckTimeout == nil || segmentsSinceAck >= 2 || bytesSinceAck >= 2 * fullSized || quick {
                 sendAck(now: now, io: &io)
             } else if delayedAckDeadline == nil, let timeout = delayedAckTimeout {
                 delayedAckDeadline = now + timeout

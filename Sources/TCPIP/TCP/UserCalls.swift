@@ -26,9 +26,16 @@ extension TCPConnection {
 
     /// §3.10.3 RECEIVE: hands over buffered bytes and, if that opens the window far enough,
     /// tells the peer (a window update, RFC 9293 §3.8.6.2.2).
+    ///
+    /// A segment of its own is worth it only when the peer may be held back: when the window it
+    /// knows is at most half of what we could offer now (as Linux's tcp_cleanup_rbuf). Otherwise the
+    /// larger window rides on the next ACK.
     mutating func read(upTo maxLength: Int, now: Instant, io: inout StackIO) throws(TCPError) -> ReceiveResult {
         if let bytes = receiveBuffer.read(upTo: maxLength) {
-            if state.isSynchronized && !state.hasReceivedFIN && potentialWindowIncrease >= windowOpeningThreshold {
+            let windowPeerKnows = max(0, Int(rcvNxt.distance(to: rcvAdvertisedEdge)))
+            let worthASegment = min(receiveSpace, maximumAdvertisableWindow) >= 2 * windowPeerKnows
+            if state.isSynchronized && !state.hasReceivedFIN && worthASegment
+                && potentialWindowIncrease >= windowOpeningThreshold {
                 let wasZero = rcvWnd == 0
                 io.counters.windowUpdatesSent &+= 1
                 io.decision("RFC 9293 §3.8.6.2.2", wasZero
@@ -81,7 +88,14 @@ extension TCPConnection {
     mutating func abort(now: Instant, io: inout StackIO) {
         switch state {
         case .synReceived, .established, .finWait1, .finWait2, .closeWait:
-            sendReset(sequence: sndNxt, now: now, io: &io)
+            // RFC 7323 §3.2: TSopt "SHOULD be sent in an <RST> segment".
+            // DEVIATION(RFC 9293 §3.10.5): the ACK bit is set, with RCV.NXT, as Linux and FreeBSD
+            // do; the peer validates an RST by its sequence number alone (RFC 5961 §3.2).
+            var options = TCPOptions()
+            if timestampsEnabled {
+                options.timestamps = TCPTimestamps(value: timestampClock(now), echoReply: tsRecent)
+            }
+            sendSegment(flags: [.rst, .ack], sequence: sndNxt, options: options, now: now, io: &io)
         case .synSent, .closing, .lastAck, .timeWait, .closed, .listen:
             break
         }

@@ -220,12 +220,65 @@ struct HostileDatagrams {
             buffer.moveWriterIndex(to: buffer.readerIndex + keep)
         default:
             // Overwrite a few bytes anywhere, header included.
+            let original = buffer
             for _ in 0..<(1 + random.next() % 4) {
                 let at = buffer.readerIndex + Int(random.next() % UInt64(buffer.readableBytes))
                 buffer.setInteger(UInt8(truncatingIfNeeded: random.next()), at: at)
             }
+            if buffer != original && Self.checksumsHold(buffer) {
+                // One change in 65,536 slips past the 16-bit Internet checksum: that datagram is
+                // no longer noise but a forged segment, which no receiver can tell from a real one
+                // (RFC 1071's limit, not the stack's). Send noise instead.
+                return noise(using: &random)
+            }
         }
         return buffer
+    }
+
+    /// Whether an IPv4 datagram's header checksum and its TCP checksum both verify (IPv6: TCP's).
+    static func checksumsHold(_ datagram: ByteBuffer) -> Bool {
+        guard let first = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self) else { return false }
+        let base = datagram.readerIndex
+        var tcp = InternetChecksum()
+        let source: IPAddress
+        let destination: IPAddress
+        let start: Int
+        let length: Int
+        if first >> 4 == 4 {
+            let headerLength = Int(first & 0x0F) * 4
+            guard headerLength >= 20, let total = datagram.getInteger(at: base + 2, as: UInt16.self),
+                  Int(total) <= datagram.readableBytes, Int(total) >= headerLength,
+                  let header = datagram.getSlice(at: base, length: headerLength),
+                  let s = datagram.getInteger(at: base + 12, as: UInt32.self),
+                  let d = datagram.getInteger(at: base + 16, as: UInt32.self) else { return false }
+            var ip = InternetChecksum()
+            ip.add(header)
+            guard ip.checksum == 0 else { return false }
+            source = .v4(IPv4Address(rawValue: s))
+            destination = .v4(IPv4Address(rawValue: d))
+            start = base + headerLength
+            length = Int(total) - headerLength
+        } else if first >> 4 == 6 {
+            guard let payloadLength = datagram.getInteger(at: base + 4, as: UInt16.self),
+                  40 + Int(payloadLength) <= datagram.readableBytes,
+                  let s = datagram.getSlice(at: base + 8, length: 16), let d = datagram.getSlice(at: base + 24, length: 16)
+            else { return false }
+            func address(_ bytes: ByteBuffer) -> IPAddress {
+                .v6(IPv6Address(high: bytes.getInteger(at: bytes.readerIndex, as: UInt64.self)!,
+                                low: bytes.getInteger(at: bytes.readerIndex + 8, as: UInt64.self)!))
+            }
+            source = address(s)
+            destination = address(d)
+            start = base + 40
+            length = Int(payloadLength)
+        } else {
+            return false
+        }
+        guard let segment = datagram.getSlice(at: start, length: length) else { return false }
+        tcp.addPseudoHeader(source: source, destination: destination, protocolNumber: IPProtocolNumber.tcp,
+                            upperLayerLength: length)
+        tcp.add(segment)
+        return tcp.checksum == 0
     }
 
     private func malformedOptions(using random: inout SeededGenerator) -> ByteBuffer {

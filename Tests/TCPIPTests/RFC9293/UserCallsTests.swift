@@ -71,13 +71,14 @@ import Testing
         try t.expect("+0 > FP. 1001:1501(500) ack 1")
     }
 
-    /// §3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST>, queued data discarded, the connection gone.
+    /// §3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST> (with the ACK bit, as Linux and FreeBSD), queued
+    /// data discarded, the connection gone.
     @Test func abortSendsReset() throws {
         var t = try TCPTester(.established)
         try t.app.send(1000)
         try t.expect("+0 > P. 1:1001(1000) ack 1")
         try t.app.abort()
-        try t.expect("+0 > R 1001:1001(0)")
+        try t.expect("+0 > R. 1001:1001(0) ack 1")
         try t.expectNothing(for: .seconds(5))
         #expect(t.state == .closed)
         try t.inject("+0 < . 1:1(0) ack 1001 win 65535")

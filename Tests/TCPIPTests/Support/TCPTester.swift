@@ -113,6 +113,9 @@ struct TCPTester {
         remoteAddress = peer.ipv6 ? .v6(IPv6Address("2001:db8::2")!) : .v4(IPv4Address(198, 18, 0, 2))
         peerISN = SequenceNumber(peer.initialSequenceNumber)
         var configuration = StackConfiguration(addresses: [localAddress], checksumOffload: true, seed: 9293)
+        // The RFC 9293 §3.8.6.3 tests pin the delayed-ACK rules from the first segment; quick-ACK
+        // mode at connection start is tested on its own (AcknowledgmentPolicyTests).
+        configuration.tcp.quickAcks = 0
         configure(&configuration)
         stack = Stack(configuration)
         try reach(fixture)
@@ -465,6 +468,7 @@ extension TCPTester {
 
         func close() throws { try stack.close(try handle(), now: now) }
         func abort() throws { stack.abort(try handle(), now: now) }
+        func release() throws { stack.release(try handle(), now: now) }
         func setNoDelay(_ noDelay: Bool) throws { stack.setNoDelay(try handle(), noDelay, now: now) }
     }
 }
