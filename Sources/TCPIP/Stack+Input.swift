@@ -112,10 +112,10 @@ extension Stack {
             || connections.count + halfOpen.count >= configuration.maximumConnections
         switch configuration.tcp.synCookies {
         case .always:
-            sendSYNCookie(tuple: tuple, segment, now: now)
+            sendSYNCookie(tuple: tuple, segment, listener: handle, now: now)
             return
         case .whenSYNQueueFull where queueFull:
-            sendSYNCookie(tuple: tuple, segment, now: now)
+            sendSYNCookie(tuple: tuple, segment, listener: handle, now: now)
             return
         case .whenSYNQueueFull, .off:
             break
@@ -145,7 +145,7 @@ extension Stack {
     /// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> with the options the peer offered and we support.
     func sendSYNACK(for entry: HalfOpenConnection, now: Instant) {
         let tcp = configuration.tcp
-        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: announcedMSS(for: entry.tuple.local.address)))
+        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: announcedMSS(for: entry.tuple.local.address, listener: entry.listener)))
         if tcp.windowScaling, entry.peerOptions.windowScale != nil {
             options.windowScale = TCPConnection.windowShift(forBuffer: tcp.receiveBufferSize)
         }
@@ -252,7 +252,7 @@ extension Stack {
     func promote(_ entry: HalfOpenConnection, now: Instant) -> SlabHandle {
         var connection = TCPConnection(
             tuple: entry.tuple, iss: entry.iss, state: .synReceived,
-            receiveMSS: announcedMSS(for: entry.tuple.local.address),
+            receiveMSS: announcedMSS(for: entry.tuple.local.address, listener: entry.listener),
             timestampOffset: entry.timestampOffset, configuration: configuration.tcp)
         connection.listener = entry.listener
         connection.adoptPeerOptions(entry.peerOptions, now: now)

@@ -5,12 +5,12 @@ import TCPIPWire
 /// state kept, and the final ACK that brings the state back.
 extension Stack {
     /// <SEQ=cookie><ACK=SEG.SEQ+1><CTL=SYN,ACK>, remembering nothing.
-    func sendSYNCookie(tuple: FourTuple, _ segment: IncomingSegment, now: Instant) {
+    func sendSYNCookie(tuple: FourTuple, _ segment: IncomingSegment, listener: SlabHandle, now: Instant) {
         let tcp = configuration.tcp
         let peer = segment.header.options
         let iss = synCookies.initialSequenceNumber(
             for: tuple, peerISN: segment.seq, peerMSS: peer.maximumSegmentSize, now: now)
-        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: announcedMSS(for: tuple.local.address)))
+        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: announcedMSS(for: tuple.local.address, listener: listener)))
         // Window scale and SACK-permitted survive only in the timestamp; without one, offer neither.
         if tcp.timestamps, let timestamps = peer.timestamps {
             let peerShift = tcp.windowScaling ? peer.windowScale : nil

@@ -9,4 +9,21 @@ extension Stack {
         }
         connectionActivity(id.handle, now: now)
     }
+
+    /// TCP_MAXSEG's range, as Linux: at least 88 octets (TCP_MIN_MSS), at most what the field holds.
+    static let userMSSRange = 88...65535
+
+    /// TCP_MAXSEG on a listener: the MSS its SYN-ACKs announce from now on, when smaller than the
+    /// link's, and so the most its connections send (RFC 9293 §3.7.1: Eff.snd.MSS ≤ what we announce
+    /// is not required, but a VPN clamping its tunnel wants both directions small).
+    public func setMaximumSegmentSize(_ id: ListenerID, _ size: Int) throws(TCPError) {
+        guard Self.userMSSRange.contains(size) else { throw .invalidArgument }
+        guard listeners[id.handle] != nil else { throw .connectionDoesNotExist }
+        listeners.withElement(id.handle) { $0.maximumSegmentSize = size }
+    }
+
+    /// TCP_MAXSEG as `getsockopt` reports it: the MSS in use once synchronized (Eff.snd.MSS less options).
+    public func maximumSegmentSize(_ id: ConnectionID) -> Int? {
+        connections[id.handle].map { $0.sendMSS }
+    }
 }

@@ -38,8 +38,14 @@ extension Stack {
     }
 
     /// §3.10.1 OPEN, active: sends a SYN to `remote` from an ephemeral port.
-    public func connect(to remote: Endpoint, from localAddress: IPAddress? = nil, now: Instant) throws(TCPError) -> ConnectionID {
+    ///
+    /// - Parameter maximumSegmentSize: the MSS to announce instead of the link's, when smaller
+    ///   (TCP_MAXSEG; a VPN clamping segments to its tunnel's MTU). It bounds what we send too.
+    public func connect(
+        to remote: Endpoint, from localAddress: IPAddress? = nil, maximumSegmentSize: Int? = nil, now: Instant
+    ) throws(TCPError) -> ConnectionID {
         guard remote.port != 0 else { throw .invalidArgument }
+        if let maximumSegmentSize, !Self.userMSSRange.contains(maximumSegmentSize) { throw .invalidArgument }
         guard let local = localAddress ?? self.localAddress(matching: remote.address), isLocal(local) else {
             throw .addressUnavailable
         }
@@ -57,7 +63,7 @@ extension Stack {
         guard let tuple else { throw .addressUnavailable }
         let iss = initialSequenceNumbers.initialSequenceNumber(for: tuple, now: now)
         let connection = TCPConnection(
-            tuple: tuple, iss: iss, state: .synSent, receiveMSS: announcedMSS(for: local),
+            tuple: tuple, iss: iss, state: .synSent, receiveMSS: announcedMSS(for: local, clampedTo: maximumSegmentSize),
             timestampOffset: UInt32(truncatingIfNeeded: random.next()), configuration: configuration.tcp)
         let handle = connections.insert(connection)
         connectionTable[tuple] = handle

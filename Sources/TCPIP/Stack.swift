@@ -146,8 +146,13 @@ public final class Stack {
     }
 
     /// RFC 9293 §3.7.1: the MSS we announce is the MTU less the fixed IP and TCP headers.
-    func announcedMSS(for address: IPAddress) -> Int {
+    func announcedMSS(for address: IPAddress, clampedTo userMSS: Int? = nil) -> Int {
         let ipHeader = if case .v6 = address { 40 } else { 20 }
-        return max(64, configuration.mtu - ipHeader - 20)
+        return min(max(64, configuration.mtu - ipHeader - 20), userMSS ?? .max)
+    }
+
+    /// What a listener's connections announce: the link's MSS, or less if the application said so.
+    func announcedMSS(for address: IPAddress, listener: SlabHandle) -> Int {
+        announcedMSS(for: address, clampedTo: listeners[listener]?.maximumSegmentSize)
     }
 }

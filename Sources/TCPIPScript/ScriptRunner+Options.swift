@@ -8,6 +8,10 @@ extension ScriptRunner {
         switch option {
         case "SO_REUSEADDR", "SO_REUSEPORT":
             return .value(0)
+        case "IP_MTU_DISCOVER", "IP_TOS":
+            // The stack keeps no per-socket route, DF or TOS: these change nothing it does, and the
+            // runner compares neither field (docs/CONFORMANCE.md, runner choices).
+            return .value(0)
         case "SO_SNDBUF" where stackStorage != nil:
             let size = Int(try pointee(arguments, 3))
             sockets[fd]!.sendBuffer = size
@@ -32,6 +36,16 @@ extension ScriptRunner {
             sockets[fd]!.noDelay = on
             if let connection = sockets[fd]!.connection { stack.setNoDelay(connection, on, now: now) }
             collect()
+            return .value(0)
+        case "TCP_MAXSEG":
+            let size = Int(try pointee(arguments, 3))
+            guard sockets[fd]!.connection == nil else {
+                throw ScriptSkip(reason: "TCP_MAXSEG on a connected socket: the Stack sets the MSS at OPEN")
+            }
+            sockets[fd]!.maximumSegmentSize = size
+            if let listener = sockets[fd]!.listener {
+                do { try stack.setMaximumSegmentSize(listener, size) } catch { return .error("EINVAL") }
+            }
             return .value(0)
         case "SO_LINGER":
             guard case .structure(let fields)? = arguments[safe: 3] else { throw ScriptSkip(reason: "SO_LINGER without a struct") }
@@ -73,10 +87,14 @@ extension ScriptRunner {
         case "TCP_NODELAY":
             actual = socket.noDelay ? 1 : 0
         case "TCP_MAXSEG":
-            guard let connection = socket.connection, let status = stack.status(connection) else {
-                throw ScriptSkip(reason: "TCP_MAXSEG before a connection exists")
+            if let connection = socket.connection, let status = stack.status(connection), status.state.isSynchronized {
+                // ConnectionStatus.maximumSegmentSize is already Eff.snd.MSS less the options.
+                actual = Int64(status.maximumSegmentSize)
+            } else if let size = socket.maximumSegmentSize {
+                actual = Int64(size)
+            } else {
+                throw ScriptSkip(reason: "TCP_MAXSEG before a connection exists, unset")
             }
-            actual = Int64(status.maximumSegmentSize - (status.timestamps ? 12 : 0))
         default:
             throw ScriptSkip(reason: "getsockopt \(option) is not supported by the runner or the stack")
         }

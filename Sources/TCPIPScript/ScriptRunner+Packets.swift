@@ -31,15 +31,14 @@ extension ScriptRunner {
                 }
             }
         }
-        if packet.urgentPointer != nil || packet.flags.contains(.urg) {
-            // The stack has no urgent-data API; injecting URG would test nothing it claims.
-            throw ScriptSkip(reason: "urgent data (URG) is not supported by the stack")
-        }
-        let header = TCPHeader(
+        // URG is injected as written: the stack delivers urgent data inline, in sequence (RFC 6093 §5),
+        // and has no out-of-band API, so a script reading urgent data with MSG_OOB is skipped there.
+        var header = TCPHeader(
             sourcePort: remotePort, destinationPort: localPort,
             sequenceNumber: SequenceNumber(packet.start),
             acknowledgmentNumber: SequenceNumber(packet.acknowledgment.map { ourBase &+ $0 } ?? 0),
             flags: packet.flags, window: packet.window ?? 0, options: options)
+        header.urgentPointer = packet.urgentPointer ?? 0
         var payload: ByteBuffer?
         if packet.length > 0 {
             var buffer = ByteBufferAllocator().buffer(capacity: packet.length)

@@ -11,6 +11,8 @@ struct ScriptSocket {
     var writeShut = false
     var lingerZero = false
     var noDelay = false
+    /// TCP_MAXSEG set before connect or on a listener.
+    var maximumSegmentSize: Int?
     var receiveBuffer: Int?
     var sendBuffer: Int?
     var connecting = false
@@ -123,6 +125,7 @@ extension ScriptRunner {
             let backlog = try integer(arguments, 1)
             let listener = try stack.listen(on: 8080, backlog: Int(max(1, backlog)))
             sockets[fd]!.listener = listener
+            if let size = sockets[fd]!.maximumSegmentSize { try stack.setMaximumSegmentSize(listener, size) }
             return .value(0)
         case "accept", "accept4":
             let fd = try descriptor(arguments)
@@ -133,6 +136,7 @@ extension ScriptRunner {
             // The child inherits the listener's options, as sockets do.
             var child = ScriptSocket()
             child.noDelay = sockets[fd]!.noDelay
+            child.maximumSegmentSize = sockets[fd]!.maximumSegmentSize
             child.receiveBuffer = sockets[fd]!.receiveBuffer
             child.sendBuffer = sockets[fd]!.sendBuffer
             child.lingerZero = sockets[fd]!.lingerZero
@@ -228,7 +232,8 @@ extension ScriptRunner {
         remotePort = 8080
         if let receive = socket.receiveBuffer { configuration.tcp.receiveBufferSize = receive }
         if let send = socket.sendBuffer { configuration.tcp.sendBufferSize = send }
-        let connection = try stack.connect(to: Endpoint(remoteAddress, 8080), now: now)
+        let connection = try stack.connect(
+            to: Endpoint(remoteAddress, 8080), maximumSegmentSize: sockets[fd]!.maximumSegmentSize, now: now)
         if socket.noDelay { stack.setNoDelay(connection, true, now: now) }
         collect()
         socket.connection = connection
@@ -246,6 +251,7 @@ extension ScriptRunner {
         let count = Int(try integer(call.arguments, 2, default: 65536))
         let flags = call.name == "recv" || call.name == "recvfrom" ? try integer(call.arguments, 3, default: 0) : 0
         let nonBlocking = socket.nonBlocking || flags & 0x40 != 0
+        if flags & 1 != 0 { throw ScriptSkip(reason: "MSG_OOB: the stack delivers urgent data inline (RFC 6093 §5) and has no out-of-band read") }
         if socket.readShut { return .value(0) }
         if flags & 2 != 0 {
             if let bytes = stack.peek(connection, upTo: count) { return .value(Int64(bytes.readableBytes)) }

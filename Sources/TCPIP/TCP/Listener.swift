@@ -14,6 +14,8 @@ struct Listener {
     var synQueueCount = 0
     let synQueueLimit: Int
     var pendingEvent = false
+    /// The MSS the application set (TCP_MAXSEG): announced in SYN-ACKs, and the most we send.
+    var maximumSegmentSize: Int?
 }
 
 /// A connection in SYN-RECEIVED reached through a passive OPEN, kept small until its handshake
