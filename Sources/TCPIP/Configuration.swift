@@ -86,8 +86,30 @@ public struct TCPConfiguration: Sendable {
     /// Each second's budget is drawn at random between half and one and a half times this, so the
     /// count cannot serve as a side channel (CVE-2016-5696, as Linux since 4.7).
     public var challengeAckLimit: Int? = 1000
+    /// Keep-alives for new connections (SO_KEEPALIVE); RFC 1122 §4.2.3.6: "MUST default to off".
+    public var keepalive: Keepalive? = nil
+    /// RFC 5482 user timeout (TCP_USER_TIMEOUT): how long sent data may stay unacknowledged before
+    /// the connection is aborted, instead of counting retransmissions (R2); nil for the count alone.
+    public var userTimeout: TimeAmount? = nil
 
     public init() {}
+}
+
+/// Keep-alive probing of an idle connection (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6).
+public struct Keepalive: Sendable, Hashable {
+    /// Idle time before the first probe; RFC 1122 §4.2.3.6: "MUST be configurable and MUST default
+    /// to no less than two hours" (Linux TCP_KEEPIDLE, tcp_keepalive_time).
+    public var idle: TimeAmount
+    /// Time between unanswered probes (TCP_KEEPINTVL; Linux 75 s).
+    public var interval: TimeAmount
+    /// Unanswered probes before the connection is aborted (TCP_KEEPCNT; Linux 9).
+    public var probes: Int
+
+    public init(idle: TimeAmount = .seconds(7200), interval: TimeAmount = .seconds(75), probes: Int = 9) {
+        self.idle = idle
+        self.interval = interval
+        self.probes = probes
+    }
 }
 
 /// What a listener does with the ACK completing a handshake when its accept queue is full.

@@ -33,6 +33,9 @@ public struct StackCounters: Hashable, Sendable {
     public var delayedAcksSent: UInt64 = 0
     /// RSTs sent because the application closed with unread data, or data arrived after it had (RFC 1122 §4.2.2.13).
     public var resetsOnCloseWithUnreadData: UInt64 = 0
+    public var keepaliveProbesSent: UInt64 = 0
+    /// Connections aborted because keep-alive probes went unanswered.
+    public var keepaliveTimeouts: UInt64 = 0
     public var duplicateAcksReceived: UInt64 = 0
     public var outOfOrderSegments: UInt64 = 0
     public var duplicateSegments: UInt64 = 0
@@ -75,6 +78,7 @@ public struct StackCounters: Hashable, Sendable {
             ("zero_window_advertisements", zeroWindowAdvertisements),
             ("window_updates_sent", windowUpdatesSent), ("delayed_acks_sent", delayedAcksSent),
             ("resets_on_close_with_unread_data", resetsOnCloseWithUnreadData),
+            ("keepalive_probes_sent", keepaliveProbesSent), ("keepalive_timeouts", keepaliveTimeouts),
             ("duplicate_acks_received", duplicateAcksReceived), ("out_of_order_segments", outOfOrderSegments),
             ("duplicate_segments", duplicateSegments), ("challenge_acks_sent", challengeAcksSent),
             ("challenge_acks_suppressed", challengeAcksSuppressed),

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Per-connection socket options beyond TCP_NODELAY (`Stack.setNoDelay`), for runtimes and the
 /// packetdrill runner that map `setsockopt` onto the stack.
 extension Stack {
@@ -7,6 +9,23 @@ extension Stack {
         connections.withElement(id.handle) { connection in
             connection.sendBuffer.capacity = max(0, size)
         }
+        connectionActivity(id.handle, now: now)
+    }
+
+    /// SO_KEEPALIVE with TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT: keep-alives on this connection,
+    /// or none (RFC 1122 §4.2.3.6).
+    public func setKeepalive(_ id: ConnectionID, _ keepalive: Keepalive?, now: Instant) {
+        connections.withElement(id.handle) { connection in
+            connection.keepalive = keepalive
+            connection.keepaliveProbesSent = 0
+            connection.lastHeardFrom = now
+        }
+        connectionActivity(id.handle, now: now)
+    }
+
+    /// TCP_USER_TIMEOUT (RFC 5482): how long sent data may stay unacknowledged; nil for R2's count.
+    public func setUserTimeout(_ id: ConnectionID, _ timeout: TimeAmount?, now: Instant) {
+        connections.withElement(id.handle) { $0.userTimeout = timeout }
         connectionActivity(id.handle, now: now)
     }
 

@@ -1,4 +1,5 @@
 import TCPIP
+import NIOCore
 
 /// Socket options, poll, and the state assertions of shell and Python lines.
 extension ScriptRunner {
@@ -47,6 +48,18 @@ extension ScriptRunner {
                 do { try stack.setMaximumSegmentSize(listener, size) } catch { return .error("EINVAL") }
             }
             return .value(0)
+        case "SO_KEEPALIVE", "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_USER_TIMEOUT":
+            let value = try pointee(arguments, 3)
+            switch option {
+            case "SO_KEEPALIVE": sockets[fd]!.keepaliveOn = value != 0
+            case "TCP_KEEPIDLE": sockets[fd]!.keepalive.idle = .seconds(value)
+            case "TCP_KEEPINTVL": sockets[fd]!.keepalive.interval = .seconds(value)
+            case "TCP_KEEPCNT": sockets[fd]!.keepalive.probes = Int(value)
+            default: sockets[fd]!.userTimeout = value
+            }
+            if let connection = sockets[fd]!.connection { applyKeepalive(sockets[fd]!, connection) }
+            collect()
+            return .value(0)
         case "SO_LINGER":
             guard case .structure(let fields)? = arguments[safe: 3] else { throw ScriptSkip(reason: "SO_LINGER without a struct") }
             let values = fields.compactMap { ScriptSymbols.evaluate($0.value) }
@@ -58,6 +71,13 @@ extension ScriptRunner {
         default:
             throw ScriptSkip(reason: "setsockopt \(option) is not supported by the runner or the stack")
         }
+    }
+
+    /// SO_KEEPALIVE and TCP_KEEP* map to `Stack.setKeepalive`, TCP_USER_TIMEOUT (milliseconds) to
+    /// `Stack.setUserTimeout`.
+    func applyKeepalive(_ socket: ScriptSocket, _ connection: ConnectionID) {
+        stack.setKeepalive(connection, socket.keepaliveOn ? socket.keepalive : nil, now: now)
+        stack.setUserTimeout(connection, socket.userTimeout.map { .milliseconds($0) }, now: now)
     }
 
     func getOption(_ arguments: [ScriptExpression]) throws -> CallResult {

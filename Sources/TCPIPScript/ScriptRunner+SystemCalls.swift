@@ -13,6 +13,10 @@ struct ScriptSocket {
     var noDelay = false
     /// TCP_MAXSEG set before connect or on a listener.
     var maximumSegmentSize: Int?
+    /// SO_KEEPALIVE and its TCP_KEEP* parameters (Linux defaults until set).
+    var keepaliveOn = false
+    var keepalive = Keepalive()
+    var userTimeout: Int64?
     var receiveBuffer: Int?
     var sendBuffer: Int?
     var connecting = false
@@ -137,12 +141,16 @@ extension ScriptRunner {
             var child = ScriptSocket()
             child.noDelay = sockets[fd]!.noDelay
             child.maximumSegmentSize = sockets[fd]!.maximumSegmentSize
+            child.keepaliveOn = sockets[fd]!.keepaliveOn
+            child.keepalive = sockets[fd]!.keepalive
+            child.userTimeout = sockets[fd]!.userTimeout
             child.receiveBuffer = sockets[fd]!.receiveBuffer
             child.sendBuffer = sockets[fd]!.sendBuffer
             child.lingerZero = sockets[fd]!.lingerZero
             if child.noDelay { stack.setNoDelay(connection, true, now: now) }
             if let size = child.sendBuffer { stack.setSendBufferSize(connection, profile.reportedBufferSize(size, true, nil), now: now) }
             child.connection = connection
+            applyKeepalive(child, connection)
             lastConnection = connection
             let childFD = Int(call.result >= 0 ? call.result : Int64((sockets.keys.max() ?? 2) + 1))
             sockets[childFD] = child
@@ -237,6 +245,7 @@ extension ScriptRunner {
         if socket.noDelay { stack.setNoDelay(connection, true, now: now) }
         collect()
         socket.connection = connection
+        applyKeepalive(socket, connection)
         lastConnection = connection
         socket.connecting = true
         sockets[fd] = socket

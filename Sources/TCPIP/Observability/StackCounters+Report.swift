@@ -66,6 +66,8 @@ extension StackCounters {
                 (\.windowUpdatesSent, "window updates sent"),
                 (\.delayedAcksSent, "delayed acks sent"),
                 (\.resetsOnCloseWithUnreadData, "resets sent: closed with unread data (RFC 1122 §4.2.2.13)"),
+                (\.keepaliveProbesSent, "keep-alive probes sent"),
+                (\.keepaliveTimeouts, "connections aborted after unanswered keep-alives"),
                 (\.duplicateAcksReceived, "duplicate acks received"),
                 (\.outOfOrderSegments, "segments received out of order"),
                 (\.duplicateSegments, "duplicate segments received"),

@@ -101,6 +101,17 @@ struct TCPConnection {
     var lastSendTime = Instant.zero
     var nagle: Bool
 
+    // MARK: Keep-alive (RFC 1122 §4.2.3.6) and user timeout (RFC 5482)
+
+    var keepalive: Keepalive?
+    var keepaliveProbesSent = 0
+    /// When a segment last arrived from the peer, or the last keep-alive probe left.
+    var lastHeardFrom = Instant.zero
+    var lastKeepaliveProbe = Instant.zero
+    var userTimeout: TimeAmount?
+    /// When the current run of retransmission timeouts began: when the head segment was last sent.
+    var timeoutsStartedAt: Instant?
+
     // MARK: Acknowledgment policy (RFC 9293 §3.8.6.3)
 
     var segmentsSinceAck = 0
@@ -157,6 +168,8 @@ struct TCPConnection {
         self.receiveBufferCapacity = configuration.receiveBufferSize
         self.reassemblyLimit = configuration.reassemblyLimit
         self.nagle = configuration.nagle
+        self.keepalive = configuration.keepalive
+        self.userTimeout = configuration.userTimeout
         self.delayedAckTimeout = configuration.delayedAcks ? configuration.delayedAckTimeout : nil
         self.rtt = RTTEstimator(
             initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
@@ -227,6 +240,7 @@ struct TCPConnection {
     var nextDeadline: Instant? {
         var earliest = Instant.earliest(retransmissionDeadline, persistDeadline)
         earliest = Instant.earliest(earliest, delayedAckDeadline)
+        earliest = Instant.earliest(earliest, keepaliveDeadline)
         if case .timeWait(let until) = state { earliest = Instant.earliest(earliest, until) }
         return earliest
     }

@@ -5,6 +5,11 @@ import TCPIPWire
 /// and every other state (§3.10.7.4). LISTEN and CLOSED are the stack's (Listener.swift, Stack+Input.swift).
 extension TCPConnection {
     mutating func segmentArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) {
+        if keepalive != nil {
+            // RFC 1122 §4.2.3.6: probes only when nothing has been heard for the interval.
+            lastHeardFrom = now
+            keepaliveProbesSent = 0
+        }
         switch state {
         case .synSent:
             synSentSegmentArrives(segment, now: now, io: &io)

@@ -26,6 +26,39 @@ extension TCPConnection {
             io.counters.delayedAcksSent &+= 1
             sendAck(now: now, io: &io)
         }
+        if let deadline = keepaliveDeadline, deadline <= now {
+            keepaliveTimerFired(now: now, io: &io)
+        }
+    }
+
+    /// When the next keep-alive probe is due: idle time after the peer was last heard from, then
+    /// the probe interval — only in ESTABLISHED or CLOSE-WAIT with nothing outstanding (otherwise the
+    /// retransmission and persist timers are already asking the peer).
+    var keepaliveDeadline: Instant? {
+        guard let keepalive, state == .established || state == .closeWait, flightSize == 0, sendBuffer.count == 0
+        else { return nil }
+        return keepaliveProbesSent == 0 ? lastHeardFrom + keepalive.idle : lastKeepaliveProbe + keepalive.interval
+    }
+
+    /// RFC 1122 §4.2.3.6: a keep-alive is <SEQ=SND.NXT-1> with no data, which the peer must answer
+    /// with an ACK; after `probes` unanswered ones the connection is dead.
+    private mutating func keepaliveTimerFired(now: Instant, io: inout StackIO) {
+        guard let keepalive else { return }
+        if keepaliveProbesSent >= keepalive.probes {
+            io.counters.keepaliveTimeouts &+= 1
+            io.counters.connectionsTimedOut &+= 1
+            io.decision("RFC 1122 §4.2.3.6", "\(keepaliveProbesSent) keep-alives unanswered: connection timed out",
+                        connection: tuple, now: now)
+            sendAbortReset(now: now, io: &io)
+            enterClosed(error: .timedOut, io: &io, now: now)
+            return
+        }
+        keepaliveProbesSent += 1
+        lastKeepaliveProbe = now
+        io.counters.keepaliveProbesSent &+= 1
+        io.decision("RFC 1122 §4.2.3.6", "idle: keep-alive probe \(keepaliveProbesSent) of \(keepalive.probes)",
+                    connection: tuple, now: now)
+        sendSegment(flags: .ack, sequence: sndNxt - 1, now: now, io: &io)
     }
 
     /// RFC 6298 §5 (5.4)–(5.7), with the retry limit of RFC 9293 §3.8.3 (R2).
@@ -36,7 +69,20 @@ extension TCPConnection {
         io.counters.retransmissionTimeouts &+= 1
         let isHandshake = state == .synSent || state == .synReceived
         let limit = isHandshake ? configuration.maximumSYNRetransmissions : configuration.maximumRetransmissions
-        if consecutiveTimeouts > limit {
+        if consecutiveTimeouts == 1 {
+            // The head segment was last sent one RTO ago: RFC 5482's clock starts there.
+            timeoutsStartedAt = now + .nanoseconds(-rtt.retransmissionTimeout.nanoseconds)
+        }
+        if !isHandshake, let userTimeout, let started = timeoutsStartedAt, now - started >= userTimeout {
+            // RFC 5482 §2: the user timeout replaces R2's count (checked at each timeout).
+            io.counters.connectionsTimedOut &+= 1
+            io.decision("RFC 5482", "data unacknowledged for the user timeout (\(userTimeout.nanoseconds / 1_000_000) ms): connection timed out",
+                        connection: tuple, now: now)
+            sendAbortReset(now: now, io: &io)
+            enterClosed(error: .timedOut, io: &io, now: now)
+            return
+        }
+        if consecutiveTimeouts > limit && (userTimeout == nil || isHandshake) {
             io.counters.connectionsTimedOut &+= 1
             io.decision("RFC 9293 §3.8.3", "R2 reached after \(limit) retransmissions: connection timed out",
                         connection: tuple, now: now)

@@ -88,18 +88,23 @@ extension TCPConnection {
     mutating func abort(now: Instant, io: inout StackIO) {
         switch state {
         case .synReceived, .established, .finWait1, .finWait2, .closeWait:
-            // RFC 7323 §3.2: TSopt "SHOULD be sent in an <RST> segment".
-            // DEVIATION(RFC 9293 §3.10.5): the ACK bit is set, with RCV.NXT, as Linux and FreeBSD
-            // do; the peer validates an RST by its sequence number alone (RFC 5961 §3.2).
-            var options = TCPOptions()
-            if timestampsEnabled {
-                options.timestamps = TCPTimestamps(value: timestampClock(now), echoReply: tsRecent)
-            }
-            sendSegment(flags: [.rst, .ack], sequence: sndNxt, options: options, now: now, io: &io)
+            sendAbortReset(now: now, io: &io)
         case .synSent, .closing, .lastAck, .timeWait, .closed, .listen:
             break
         }
         if state != .closed { enterClosed(error: .aborted, io: &io, now: now) }
+    }
+
+    /// The RST of §3.10.5 ABORT, <SEQ=SND.NXT><CTL=RST>, also sent when a timeout gives up.
+    /// RFC 7323 §3.2: TSopt "SHOULD be sent in an <RST> segment".
+    /// DEVIATION(RFC 9293 §3.10.5): the ACK bit is set, with RCV.NXT, as Linux and FreeBSD do; the
+    /// peer validates an RST by its sequence number alone (RFC 5961 §3.2).
+    mutating func sendAbortReset(now: Instant, io: inout StackIO) {
+        var options = TCPOptions()
+        if timestampsEnabled {
+            options.timestamps = TCPTimestamps(value: timestampClock(now), echoReply: tsRecent)
+        }
+        sendSegment(flags: [.rst, .ack], sequence: sndNxt, options: options, now: now, io: &io)
     }
 
     /// §3.10.6 STATUS.
