@@ -20,6 +20,11 @@ extension TCPConnection {
             return
         }
 
+        if sackEnabled, pendingDuplicateSACK == nil, hasText, !reassembly.isEmpty {
+            // RFC 2883 §4 (1): octets we already hold out of order arrived again.
+            pendingDuplicateSACK = reassembly.firstHeldRange(
+                overlapping: segment.seq, to: segment.seq + segment.payload.readableBytes, rcvNxt: rcvNxt)
+        }
         if segment.seq == rcvNxt {
             // In order: deliver, then pull whatever the out-of-order queue now continues.
             let filledHole = !reassembly.isEmpty
@@ -41,7 +46,7 @@ extension TCPConnection {
             // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: acknowledge at once when filling a hole; otherwise
             // at least every second segment, and within the delayed-ACK timeout.
             segmentsSinceAck += 1
-            if filledHole || delayedAckTimeout == nil || segmentsSinceAck >= 2 {
+            if filledHole || delayedAckTimeout == nil || segmentsSinceAck >= 2 || pendingDuplicateSACK != nil {
                 sendAck(now: now, io: &io)
             } else if delayedAckDeadline == nil, let timeout = delayedAckTimeout {
                 delayedAckDeadline = now + timeout

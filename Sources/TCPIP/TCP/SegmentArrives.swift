@@ -111,7 +111,7 @@ extension TCPConnection {
         }
         timestampsEnabled = configuration.timestamps && options.timestamps != nil
         sackEnabled = configuration.selectiveAcknowledgments && options.sackPermitted
-        congestion = CongestionControlAlgorithm.newReno.make(
+        congestion = configuration.congestionControl.make(
             maximumSegmentSize: sendMSS, initialWindowSegments: configuration.initialWindowSegments)
     }
 
