@@ -236,6 +236,11 @@ struct Scoreboard {
     /// segment is lost, and every other one sent at least `rtt + reorderingWindow` ago (pass nil to mark
     /// every one not SACKed, as without RACK). Earlier retransmissions count as lost again.
     mutating func markLostOnTimeout(now: Instant, rackWindow: TimeAmount?) {
+        if !isEmpty, segments[head].flags.contains(.sacked) {
+            // SND.UNA's own segment SACKed but never cumulatively acknowledged: the receiver reneged
+            // (RFC 2018 §8). Forget every SACK, as Linux does, so that everything can be resent.
+            forgetSACKs()
+        }
         var index = head
         while index < segments.count {
             let segment = segments[index]
@@ -313,6 +318,20 @@ struct Scoreboard {
         }
         lostBytes = 0
         retransmittedBytes = 0
+    }
+
+    /// Clears every SACK mark (reneging, RFC 2018 §8).
+    private mutating func forgetSACKs() {
+        var index = head
+        while index < segments.count {
+            if segments[index].flags.contains(.sacked) {
+                segments[index].flags.subtract([.sacked, .lost, .retransmitted])
+            }
+            index += 1
+        }
+        sackedBytes = 0
+        sackedSegments = 0
+        highestSacked = nil
     }
 
     /// Forgets entries at or after `sequence` (SND.MAX moved back: a zero-window probe's byte was refused).
