@@ -50,9 +50,14 @@ extension TCPConnection {
         var rack = self.rack
         let echo = transmissionEcho(segment)
         let minimumRTT = rtt.minimumRTT
-        let lowest = SequenceNumber.latest(sndUna, segment.ack)
+        let lowestOffset = max(0, Int(sndUna.distance(to: segment.ack)))
+        let outstanding = Int(sndUna.octets(to: sndMax))
+        var clipped = SACKBlocks()
         for (position, block) in blocks.enumerated() {
-            guard block.start.isBefore(block.end) else {
+            // Offsets from SND.UNA (each within ±2^31, so the arithmetic is exact).
+            let startOffset = Int(sndUna.distance(to: block.start))
+            let endOffset = Int(sndUna.distance(to: block.end))
+            guard startOffset < endOffset else {
                 io.counters.sackBlocksInvalid &+= 1
                 continue
             }
@@ -70,13 +75,26 @@ extension TCPConnection {
                 }
             }
             // Clip to what is outstanding; a block entirely outside it says nothing (RFC 2018 §8 / RFC 6675 §4).
-            let start = block.start.isBefore(lowest) ? lowest : block.start
-            let end = block.end.isAfter(sndMax) ? sndMax : block.end
-            guard start.isBefore(end) else {
+            let start = max(startOffset, lowestOffset)
+            let end = min(endOffset, outstanding)
+            guard start < end else {
                 io.counters.sackBlocksInvalid &+= 1
                 continue
             }
-            outcome.newlySacked += scoreboard.sack(SACKBlock(start: start, end: end)) { delivered in
+            // Kept in ascending order (the option lists the most recent first), so that RACK sees the
+            // newly SACKed segments "in ascending order of Segment.end_seq" (RFC 8985 §6.2 step 3) and
+            // does not take a lower block for reordering.
+            var index = clipped.count
+            clipped.append(SACKBlock(start: sndUna + start, end: sndUna + end))
+            while index > 0, sndUna.distance(to: clipped[index - 1].start) > Int32(start) {
+                let lower = clipped[index - 1]
+                clipped[index - 1] = clipped[index]
+                clipped[index] = lower
+                index -= 1
+            }
+        }
+        for block in clipped {
+            outcome.newlySacked += scoreboard.sack(block) { delivered in
                 rack.delivered(delivered, now: now, minimumRTT: minimumRTT, acknowledgesRetransmission: echo.acknowledgesLatest(delivered))
             }
         }
@@ -99,10 +117,18 @@ extension TCPConnection {
     /// retransmissions it reports (RFC 2883 §4.1).
     private mutating func duplicateSACKArrives(_ block: SACKBlock, now: Instant, io: inout StackIO) {
         rack.dsackReceived(sndUna: sndUna, sndNxt: sndMax)
+        // DEVIATION(RFC 8985 §6.2 step 4): a D-SACK also counts as reordering seen, as Linux treats
+        // it. Otherwise, with three segments SACKed, reo_wnd stays zero whatever the D-SACKs say, and
+        // the multiplier they raise never applies: a path whose ACKs (and so SACK blocks) are lost keeps
+        // retransmitting what arrived.
+        rack.noteReordering()
         if let end = lossProbe.end, lossProbe.isRetransmission, block.end == end {
             lossProbe.end = nil
         }
-        guard var episode, episode.retransmissions > 0, block.start.isBefore(episode.highWater) else { return }
+        guard var episode, episode.retransmissions > 0,
+              block.start.isAtOrAfter(episode.lowWater), block.end.isAtOrBefore(episode.highWater),
+              block.start.isBefore(block.end)
+        else { return }
         episode.duplicateRetransmissions += 1
         self.episode = episode
         if episode.duplicateRetransmissions >= episode.retransmissions {
@@ -235,7 +261,7 @@ extension TCPConnection {
     mutating func beginEpisode(_ kind: CongestionEvent.Kind, now: Instant) {
         let starts = episode == nil || episode?.closesAt != nil
         if starts {
-            episode = RecoveryEpisode(highWater: sndMax, kind: kind)
+            episode = RecoveryEpisode(lowWater: sndUna, highWater: sndMax, kind: kind)
         }
         congestion.congestionEvent(CongestionEvent(kind: kind, flightSize: flightSize, now: now, startsEpisode: starts))
     }
@@ -277,7 +303,14 @@ extension TCPConnection {
             }
             self.episode = episode
         }
-        armRetransmissionTimer(now: now)
+        if start == sndUna {
+            // As Linux does: the timer restarts when the segment at SND.UNA is sent again. Left running
+            // from the last ACK it would expire one RTO after that ACK — barely after one RTT when RTTVAR
+            // is small — before the retransmission's ACK can return: a spurious timeout per recovery.
+            retransmissionDeadline = now + rtt.retransmissionTimeout
+        } else {
+            armRetransmissionTimer(now: now)
+        }
         return true
     }
 

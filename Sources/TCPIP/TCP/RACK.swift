@@ -12,6 +12,9 @@ struct RecentAcknowledgment: Hashable, Sendable {
     private(set) var rtt = TimeAmount.zero
     /// RACK.fack: the highest sequence number selectively or cumulatively acknowledged.
     private(set) var forwardAcknowledged: SequenceNumber?
+    /// RACK.fack as it was before the ACK being processed: the ACK's own SACK blocks lie above its
+    /// cumulative acknowledgment, which must not make what it acknowledges look reordered.
+    private var forwardAcknowledgedBeforeAck: SequenceNumber?
     /// RACK.reordering_seen.
     private(set) var reorderingSeen = false
     /// RACK.reo_wnd_mult, RACK.reo_wnd_persist and RACK.dsack_round (§6.2 step 4).
@@ -30,9 +33,11 @@ struct RecentAcknowledgment: Hashable, Sendable {
     ) {
         let sampleRTT = now - segment.sentAt
         // Step 3: original data delivered below RACK.fack was reordered.
-        if let fack = forwardAcknowledged, segment.end.isBefore(fack) {
-            if !segment.flags.contains(.everRetransmitted) { reorderingSeen = true }
-        } else {
+        if let fack = forwardAcknowledgedBeforeAck, segment.end.isBefore(fack),
+           !segment.flags.contains(.everRetransmitted) {
+            reorderingSeen = true
+        }
+        if forwardAcknowledged.map({ segment.end.isAfter($0) }) ?? true {
             forwardAcknowledged = segment.end
         }
         // Step 2: skip samples that may belong to an earlier transmission.
@@ -46,6 +51,11 @@ struct RecentAcknowledgment: Hashable, Sendable {
         }
         sentAt = segment.sentAt
         end = segment.end
+    }
+
+    /// An ACK arrives: its segments are compared with RACK.fack as it stands now (§6.2 step 3).
+    mutating func acknowledgmentArrives() {
+        forwardAcknowledgedBeforeAck = forwardAcknowledged
     }
 
     /// Reordering reported by other means (a D-SACK for data never retransmitted, an undone episode).
@@ -111,7 +121,9 @@ struct RecoveryEpisode: Hashable, Sendable {
     var firstRetransmissionTSval: UInt32?
     /// The Eifel check runs once, on the first ACK acknowledging the retransmitted segment.
     var eifelChecked = false
-    /// SND.MAX when the episode began: D-SACKs below it may concern its retransmissions.
+    /// SND.UNA and SND.MAX when the episode began: only D-SACKs between them can concern its
+    /// retransmissions (others, even a peer's inventions, are not counted towards an undo).
+    var lowWater: SequenceNumber
     var highWater: SequenceNumber
     /// The episode closes when SND.UNA passes this (set when recovery ends): no more evidence can come.
     var closesAt: SequenceNumber?

@@ -44,6 +44,7 @@ extension TCPConnection {
         let previousUna = sndUna
         let flightBefore = flightSize
         let duplicateAcksBefore = duplicateAcks
+        rack.acknowledgmentArrives()
         // RFC 6675 §4 Update(): the SACK blocks first, so that what the cumulative ACK then covers is
         // known to have been SACKed before (RFC 6937 DeliveredData).
         let sack = sackEnabled && state != .synReceived
