@@ -93,6 +93,9 @@ struct TCPConnection {
     var rttTimedAt = Instant.zero
     /// Consecutive expirations of the retransmission timer without progress (RFC 9293 §3.8.3 R1/R2).
     var consecutiveTimeouts = 0
+    /// Which algorithm sizes cwnd: the stack's (`TCPConfiguration.congestionControl`) unless the
+    /// connection was given its own.
+    let congestionAlgorithm: CongestionControlAlgorithm
     var congestion: any CongestionControl
     var duplicateAcks = 0
     /// RFC 6582 §3.2 `recover` (RFC 6675 RecoveryPoint): the highest sequence number sent when loss
@@ -183,7 +186,8 @@ struct TCPConnection {
             initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
             maximumRTO: configuration.maximumRTO
         )
-        self.congestion = (algorithm ?? configuration.congestionControl).make(
+        self.congestionAlgorithm = algorithm ?? configuration.congestionControl
+        self.congestion = congestionAlgorithm.make(
             maximumSegmentSize: receiveMSS, initialWindowSegments: configuration.initialWindowSegments
         )
         self.rcvWindowShift = configuration.windowScaling ? Self.windowShift(forBuffer: configuration.receiveBufferSize) : 0

@@ -159,3 +159,33 @@ private let sackPeer = TCPTester.Peer(sackPermitted: true)
         try t.expect("+0 > P. 14481:14601(120) ack 1")
     }
 }
+
+/// Undo by D-SACK (RFC 2883 §4.1), for a path that reorders without timestamps to tell.
+@Suite struct DSACKUndoTests {
+    /// Three SACKed segments start recovery and the first is retransmitted; then the original turns up
+    /// (it was only late) and the receiver reports the retransmission in a D-SACK block. Every
+    /// retransmission of the episode was a duplicate: recovery is undone, cwnd and ssthresh come back,
+    /// and the path is known to reorder.
+    @Test func everyRetransmissionDSACKedUndoesTheEpisode() throws {
+        var t = try TCPTester(.established, peer: TCPTester.Peer(sackPermitted: true))
+        try t.app.send(5 * 1460)
+        for segment in 0..<5 {
+            let start = 1 + 1460 * segment
+            try t.expect("+0 > \(segment == 4 ? "P." : ".") \(start):\(start + 1460)(1460) ack 1")
+        }
+        let cwndBefore = try #require(t.status?.congestionWindow)
+        try t.inject("+.1 < . 1:1(0) ack 1 win 65535 <sack 1461:2921>")
+        try t.inject("+0 < . 1:1(0) ack 1 win 65535 <sack 1461:4381>")
+        try t.inject("+0 < . 1:1(0) ack 1 win 65535 <sack 1461:5841>")
+        try t.expect("+0 > . 1:1461(1460) ack 1")
+        #expect(t.status?.inRecovery == true)
+        // The late original fills the hole; the retransmission then arrives as a duplicate.
+        try t.inject("+.01 < . 1:1(0) ack 7301 win 65535")
+        try t.inject("+.09 < . 1:1(0) ack 7301 win 65535 <sack 1:1461>")
+        #expect(t.status?.spuriousRetransmissionsUndone == 1)
+        #expect(t.status?.dsacksReceived == 1)
+        #expect(t.status?.reorderingSeen == true)
+        #expect((t.status?.congestionWindow ?? 0) >= cwndBefore)
+        #expect((t.status?.slowStartThreshold ?? 0) > 1 << 30)
+    }
+}
