@@ -46,6 +46,9 @@ public struct TCPConfiguration: Sendable {
     public var timestamps: Bool = true
     /// Offer SACK-permitted (RFC 2018). Blocks are reported for out-of-order data when the peer agrees.
     public var selectiveAcknowledgments: Bool = true
+    /// RACK-TLP (RFC 8985): time-based loss detection and tail loss probes, where SACK is negotiated.
+    /// Off, SACK connections detect loss with RFC 6675's DupThresh rule.
+    public var recentAcknowledgment: Bool = true
     /// Nagle's algorithm (RFC 9293 §3.7.4); `false` is TCP_NODELAY.
     public var nagle: Bool = true
     /// Delayed ACK timeout (RFC 9293 §3.8.6.3 allows up to 500 ms; Linux's minimum is 40 ms).

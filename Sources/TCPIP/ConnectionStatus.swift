@@ -27,6 +27,24 @@ public struct ConnectionStatus: Hashable, Sendable {
     public var slowStartThreshold: Int
     public var congestionControl: String
     public var inRecovery: Bool
+    /// SACKed octets above snd.una and the segments holding them (RFC 6675 scoreboard).
+    public var sackedBytes: Int
+    public var sackedSegments: Int
+    /// Octets judged lost (RFC 6675 IsLost, RACK, RTO) and not SACKed since.
+    public var lostBytes: Int
+    /// Of those, octets retransmitted and still in flight.
+    public var retransmittedBytes: Int
+    /// RFC 6675 pipe: what the sender thinks is in the network.
+    public var pipe: Int
+    /// RFC 8985 RACK.reordering_seen: the path delivered out of order (or an episode proved spurious).
+    public var reorderingSeen: Bool
+    /// RACK-TLP in use on this connection (SACK negotiated and enabled).
+    public var rack: Bool
+    /// Fast recoveries entered, tail loss probes sent, episodes undone as spurious, D-SACKs received.
+    public var fastRecoveries: UInt64
+    public var tailLossProbes: UInt64
+    public var spuriousRetransmissionsUndone: UInt64
+    public var dsacksReceived: UInt64
     public var retransmits: UInt64
     public var timeouts: UInt64
     public var zeroWindowProbes: UInt64

@@ -48,6 +48,16 @@ public struct StackCounters: Hashable, Sendable {
     public var synCookiesValidated: UInt64 = 0
     public var synCookiesFailed: UInt64 = 0
     public var pawsRejected: UInt64 = 0
+    /// SACK (RFC 2018, RFC 2883): blocks received, of which D-SACKs, blocks ignored as outside what
+    /// is outstanding, and D-SACK blocks we sent.
+    public var sackBlocksReceived: UInt64 = 0
+    public var dsackBlocksReceived: UInt64 = 0
+    public var sackBlocksInvalid: UInt64 = 0
+    public var dsackBlocksSent: UInt64 = 0
+    /// RFC 8985 §7 loss probes sent.
+    public var tailLossProbes: UInt64 = 0
+    /// Loss episodes found spurious and undone (RFC 3522 timestamps, RFC 2883 D-SACK).
+    public var spuriousRetransmissionsUndone: UInt64 = 0
 
     // Drops by reason (each a segment that reached TCP and was discarded)
     public var droppedOutOfWindow: UInt64 = 0
@@ -85,6 +95,9 @@ public struct StackCounters: Hashable, Sendable {
             ("syn_cookies_sent", synCookiesSent), ("syn_cookies_validated", synCookiesValidated),
             ("syn_cookies_failed", synCookiesFailed),
             ("paws_rejected", pawsRejected),
+            ("sack_blocks_received", sackBlocksReceived), ("dsack_blocks_received", dsackBlocksReceived),
+            ("sack_blocks_invalid", sackBlocksInvalid), ("dsack_blocks_sent", dsackBlocksSent),
+            ("tail_loss_probes", tailLossProbes), ("spurious_retransmissions_undone", spuriousRetransmissionsUndone),
             ("dropped_out_of_window", droppedOutOfWindow), ("dropped_unacceptable_ack", droppedUnacceptableAck),
             ("dropped_no_ack_flag", droppedNoAckFlag), ("dropped_reassembly_limit", droppedReassemblyLimit),
             ("dropped_in_closed_state", droppedInClosedState),

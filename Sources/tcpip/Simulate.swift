@@ -43,6 +43,8 @@ struct Simulate: ParsableCommand {
     var pcap: String?
     @Option(name: .customLong("time-limit"), help: "Give up after this many virtual seconds.")
     var timeLimit: Int = 3600
+    @Option(name: .customLong("buffer-bytes"), help: "Send and receive buffer of every connection (default: the stack's, 256 KiB).")
+    var bufferBytes: Int?
     @Option(name: .customLong("congestion-control"), help: "cubic or reno (NewReno).")
     var congestionControl: String = TCPConfiguration().congestionControl.rawValue
     @Flag(help: """
@@ -68,6 +70,11 @@ struct Simulate: ParsableCommand {
         if matrix { return try runMatrix(algorithm) }
         var configuration = TransferSimulation.Configuration()
         configuration.tcp.congestionControl = algorithm
+        if let bufferBytes {
+            configuration.tcp.sendBufferSize = bufferBytes
+            configuration.tcp.receiveBufferSize = bufferBytes
+            configuration.tcp.reassemblyLimit = 2 * bufferBytes
+        }
         configuration.bytes = bytes
         configuration.connections = connections
         configuration.bidirectional = bidirectional

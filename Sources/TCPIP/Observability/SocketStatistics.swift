@@ -47,6 +47,13 @@ public struct SocketStatistics: Hashable, Sendable {
         fields.append("snd_wnd:\(status.sendWindow)")
         fields.append("rcv_wnd:\(status.receiveWindow)")
         if status.outOfOrderBytes > 0 { fields.append("ooo_bytes:\(status.outOfOrderBytes)") }
+        // Loss-recovery fields appear once there is something to say, as ss's sacked:/lost:/reord_seen:.
+        if status.sackedSegments > 0 { fields.append("sacked:\(status.sackedSegments)") }
+        if status.lostBytes > 0 { fields.append("lost:\(status.lostBytes / mss)") }
+        if status.reorderingSeen { fields.append("reord_seen") }
+        if status.tailLossProbes > 0 { fields.append("tlp:\(status.tailLossProbes)") }
+        if status.dsacksReceived > 0 { fields.append("dsack_dups:\(status.dsacksReceived)") }
+        if status.spuriousRetransmissionsUndone > 0 { fields.append("undo:\(status.spuriousRetransmissionsUndone)") }
         fields.append("zero_window_probes:\(status.zeroWindowProbes)")
         fields.append("zero_window_adverts:\(status.zeroWindowAdvertisements)")
         if let error = status.error { fields.append("error:\(error)") }

@@ -1,30 +1,100 @@
 import NIOCore
 
-/// The algorithm that sizes cwnd. Loss *detection* (duplicate ACKs, timeouts, NewReno's
-/// `recover`) lives in the connection; the algorithm only answers "how big may the window
-/// be now". NewReno is here; CUBIC, and later BBR, implement the same protocol.
+/// The algorithm that sizes cwnd: NewReno here, CUBIC and later BBR behind the same protocol.
+///
+/// Division of labour. *Loss detection* and *loss recovery* belong to the connection: duplicate ACKs,
+/// the SACK scoreboard and RFC 6675, RACK-TLP (RFC 8985), NewReno's `recover` (RFC 6582), and the
+/// spurious-retransmission checks. The algorithm answers two questions only: how big may cwnd be while
+/// no recovery is under way, and what ssthresh should be after a congestion event.
+///
+/// The contract, event by event (the connection calls nothing else, and in this order):
+///
+///     established ──acknowledged(_:)──▶ grow cwnd (slow start / avoidance / CUBIC's curve)
+///          │
+///          ├─ loss detected ─▶ congestionEvent(.loss)   ─▶ ssthresh set; cwnd is *not used* until
+///          │                                                recoveryEnded: PRR (RFC 6937) in the
+///          │                                                connection paces sending meanwhile
+///          │                                  recoveryEnded(now:) ─▶ cwnd = ssthresh (RFC 6937 §3.1)
+///          ├─ RTO ──────────▶ congestionEvent(.retransmissionTimeout) ─▶ ssthresh set, cwnd = loss
+///          │                                                window (1 SMSS, RFC 5681 §3.1); growth
+///          │                                                resumes through `acknowledged(_:)`
+///          ├─ spurious ─────▶ undo(now:)  ─▶ back to the state saved by the last event that started
+///          │                                  an episode (RFC 3522 / RFC 4015 response)
+///          └─ idle > RTO ───▶ restartAfterIdle(now:) (RFC 5681 §4.1)
+///
+/// - `acknowledged(_:)` comes only outside recovery, once per ACK that advances SND.UNA.
+/// - A `CongestionEvent` with `startsEpisode` saves the algorithm's state (cwnd, ssthresh and whatever
+///   else it keeps, such as CUBIC's W_max and epoch) for `undo`; events inside an episode that is still
+///   open (an RTO during fast recovery) pass `startsEpisode == false` and must keep the saved state.
+/// - `undo(now:)` is called at most once per episode, possibly after `recoveryEnded`; it must restore
+///   ssthresh and cwnd to no less than the saved values, and the algorithm's own saved state.
+/// - Values are bytes; the algorithm must never report a cwnd below one SMSS.
 public protocol CongestionControl: Sendable {
-    /// cwnd, in bytes.
+    /// cwnd, in bytes. Outside recovery it bounds what may be in flight (RFC 5681 §2).
     var congestionWindow: Int { get }
-    /// ssthresh, in bytes.
+    /// ssthresh, in bytes: during recovery, PRR's target (RFC 6937 §3).
     var slowStartThreshold: Int { get }
     /// The algorithm's name as `ss -i` prints it.
     var name: String { get }
 
     /// New data was cumulatively acknowledged outside of loss recovery.
-    mutating func acknowledged(bytes: Int, flightSize: Int, now: Instant, smoothedRTT: TimeAmount?)
-    /// Three duplicate ACKs (or SACK evidence) started fast recovery.
-    mutating func enteredRecovery(flightSize: Int, now: Instant)
-    /// Another duplicate ACK arrived during recovery: a segment has left the network.
-    mutating func duplicateAckDuringRecovery()
-    /// A partial ACK during recovery acknowledged `bytes`.
-    mutating func partialAckDuringRecovery(bytes: Int)
-    /// The ACK covering `recover` arrived: recovery is over.
-    mutating func exitedRecovery(flightSize: Int)
-    /// The retransmission timer expired.
-    mutating func retransmissionTimeout(flightSize: Int, now: Instant)
+    mutating func acknowledged(_ sample: AcknowledgmentSample)
+    /// Loss was detected, or a retransmission timeout fired: choose ssthresh (and, for a timeout, cwnd).
+    mutating func congestionEvent(_ event: CongestionEvent)
+    /// Fast recovery is over (the ACK beyond `recover` arrived): leave with cwnd = ssthresh.
+    mutating func recoveryEnded(now: Instant)
+    /// The episode's retransmissions were spurious: restore the state saved when it began.
+    mutating func undo(now: Instant)
     /// The connection sat idle for longer than an RTO (RFC 5681 §4.1: restart from the initial window).
-    mutating func restartAfterIdle()
+    mutating func restartAfterIdle(now: Instant)
+}
+
+/// What one ACK outside recovery tells the algorithm.
+public struct AcknowledgmentSample: Sendable {
+    /// Octets newly acknowledged by this ACK (cumulative and selective).
+    public var bytesAcknowledged: Int
+    /// FlightSize before the ACK (RFC 5681 §2).
+    public var flightSize: Int
+    public var now: Instant
+    /// SRTT (RFC 6298), nil before the first measurement.
+    public var smoothedRTT: TimeAmount?
+    /// The smallest RTT seen (RFC 8985 §6.2 step 1), nil before the first measurement.
+    public var minimumRTT: TimeAmount?
+
+    public init(
+        bytesAcknowledged: Int, flightSize: Int, now: Instant, smoothedRTT: TimeAmount?, minimumRTT: TimeAmount?
+    ) {
+        self.bytesAcknowledged = bytesAcknowledged
+        self.flightSize = flightSize
+        self.now = now
+        self.smoothedRTT = smoothedRTT
+        self.minimumRTT = minimumRTT
+    }
+}
+
+/// A congestion signal the connection has decided on.
+public struct CongestionEvent: Sendable {
+    public enum Kind: Sendable, Hashable {
+        /// Loss detected by duplicate ACKs, SACK (RFC 6675), RACK or a tail loss probe (RFC 8985):
+        /// fast recovery follows.
+        case loss
+        /// The retransmission timer expired (RFC 6298 §5).
+        case retransmissionTimeout
+    }
+
+    public var kind: Kind
+    /// FlightSize when the event was detected (RFC 5681 §3.1 equation 4).
+    public var flightSize: Int
+    public var now: Instant
+    /// This event opens a new episode: save the state `undo(now:)` will restore.
+    public var startsEpisode: Bool
+
+    public init(kind: Kind, flightSize: Int, now: Instant, startsEpisode: Bool) {
+        self.kind = kind
+        self.flightSize = flightSize
+        self.now = now
+        self.startsEpisode = startsEpisode
+    }
 }
 
 /// Which algorithm a connection uses.
@@ -40,8 +110,8 @@ public enum CongestionControlAlgorithm: String, Sendable, CaseIterable {
     }
 }
 
-/// RFC 5681 slow start and congestion avoidance, with the NewReno modification of fast
-/// recovery (RFC 6582).
+/// RFC 5681 slow start and congestion avoidance. NewReno's loss recovery (RFC 6582) lives in the
+/// connection; this is the window arithmetic around it.
 public struct NewReno: CongestionControl {
     public private(set) var congestionWindow: Int
     public private(set) var slowStartThreshold: Int = .max
@@ -50,6 +120,8 @@ public struct NewReno: CongestionControl {
     private let initialWindow: Int
     /// Bytes acknowledged since cwnd last grew in congestion avoidance (RFC 5681 §3.1, byte counting).
     private var bytesAckedInAvoidance = 0
+    /// cwnd and ssthresh before the episode's first congestion event, for `undo`.
+    private var saved: (congestionWindow: Int, slowStartThreshold: Int)?
 
     public init(maximumSegmentSize: Int, initialWindowSegments: Int) {
         mss = max(1, maximumSegmentSize)
@@ -57,13 +129,13 @@ public struct NewReno: CongestionControl {
         congestionWindow = initialWindow
     }
 
-    public mutating func acknowledged(bytes: Int, flightSize: Int, now: Instant, smoothedRTT: TimeAmount?) {
+    public mutating func acknowledged(_ sample: AcknowledgmentSample) {
         if congestionWindow < slowStartThreshold {
             // RFC 5681 §3.1 (equation 2): cwnd += min(N, SMSS) per ACK during slow start.
-            congestionWindow += min(bytes, mss)
+            congestionWindow += min(sample.bytesAcknowledged, mss)
         } else {
             // RFC 5681 §3.1: in congestion avoidance, one SMSS per RTT, counted in bytes acknowledged.
-            bytesAckedInAvoidance += bytes
+            bytesAckedInAvoidance += sample.bytesAcknowledged
             if bytesAckedInAvoidance >= congestionWindow {
                 bytesAckedInAvoidance -= congestionWindow
                 congestionWindow += mss
@@ -71,40 +143,37 @@ public struct NewReno: CongestionControl {
         }
     }
 
-    public mutating func enteredRecovery(flightSize: Int, now: Instant) {
-        // RFC 5681 §3.2 step 2 (equation 4): ssthresh = max(FlightSize / 2, 2*SMSS).
-        slowStartThreshold = max(flightSize / 2, 2 * mss)
-        // RFC 6582 §3.2 step 2 / RFC 5681 §3.2 step 3: cwnd = ssthresh + 3*SMSS.
-        congestionWindow = slowStartThreshold + 3 * mss
+    public mutating func congestionEvent(_ event: CongestionEvent) {
+        if event.startsEpisode || saved == nil {
+            saved = (congestionWindow, slowStartThreshold)
+        }
+        // RFC 5681 §3.1 (equation 4) and §3.2 step 2: ssthresh = max(FlightSize / 2, 2*SMSS).
+        slowStartThreshold = max(event.flightSize / 2, 2 * mss)
         bytesAckedInAvoidance = 0
+        switch event.kind {
+        case .loss:
+            // During recovery PRR paces sending; cwnd is set when recovery ends.
+            break
+        case .retransmissionTimeout:
+            // RFC 5681 §3.1: the loss window, cwnd = 1 SMSS.
+            congestionWindow = mss
+        }
     }
 
-    public mutating func duplicateAckDuringRecovery() {
-        // RFC 5681 §3.2 step 4: inflate by one SMSS for each additional duplicate ACK.
-        congestionWindow += mss
+    public mutating func recoveryEnded(now: Instant) {
+        // RFC 6937 §3.1 (and RFC 6675 §5 through ssthresh): leave recovery with cwnd = ssthresh.
+        congestionWindow = max(mss, slowStartThreshold)
     }
 
-    public mutating func partialAckDuringRecovery(bytes: Int) {
-        // RFC 6582 §3.2 step 5: deflate by the amount acknowledged, add back one SMSS if
-        // that was at least one SMSS.
-        congestionWindow = max(mss, congestionWindow - bytes)
-        if bytes >= mss { congestionWindow += mss }
+    public mutating func undo(now: Instant) {
+        // RFC 4015 §3.2's response, as Linux's tcp_undo_cwnd: never less than before the event.
+        guard let saved else { return }
+        congestionWindow = max(congestionWindow, saved.congestionWindow)
+        slowStartThreshold = max(slowStartThreshold, saved.slowStartThreshold)
+        self.saved = nil
     }
 
-    public mutating func exitedRecovery(flightSize: Int) {
-        // RFC 6582 §3.2 step 3, option (1) with the guard against a burst:
-        // cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS).
-        congestionWindow = min(slowStartThreshold, max(flightSize, mss) + mss)
-    }
-
-    public mutating func retransmissionTimeout(flightSize: Int, now: Instant) {
-        // RFC 5681 §3.1 (equation 4) and the loss window: cwnd = 1 SMSS.
-        slowStartThreshold = max(flightSize / 2, 2 * mss)
-        congestionWindow = mss
-        bytesAckedInAvoidance = 0
-    }
-
-    public mutating func restartAfterIdle() {
+    public mutating func restartAfterIdle(now: Instant) {
         // RFC 5681 §4.1: restart window = min(IW, cwnd).
         congestionWindow = min(initialWindow, congestionWindow)
     }

@@ -93,11 +93,34 @@ struct TCPConnection {
     var rttTimedAt = Instant.zero
     /// Consecutive expirations of the retransmission timer without progress (RFC 9293 §3.8.3 R1/R2).
     var consecutiveTimeouts = 0
+    /// Which algorithm sizes cwnd: the stack's (`TCPConfiguration.congestionControl`) unless the
+    /// connection was given its own.
+    let congestionAlgorithm: CongestionControlAlgorithm
     var congestion: any CongestionControl
     var duplicateAcks = 0
-    /// RFC 6582 §3.2 `recover`: the highest sequence number sent when loss recovery began.
+    /// RFC 6582 §3.2 `recover` (RFC 6675 RecoveryPoint): the highest sequence number sent when loss
+    /// recovery began.
     var recover: SequenceNumber
     var inFastRecovery = false
+    /// A retransmission timeout fired and SND.UNA has not yet passed `recover` (RFC 6675 §5.1).
+    var inTimeoutRecovery = false
+
+    // MARK: Loss detection and recovery (LossRecovery.swift)
+
+    /// What is in flight, SACKed and lost (RFC 6675 §3; RFC 8985 §6.1).
+    var scoreboard = Scoreboard()
+    /// RFC 8985 RACK state.
+    var rack = RecentAcknowledgment()
+    /// RFC 8985 §7 TLP state, with the PTO deadline.
+    var lossProbe = TailLossProbe()
+    /// The RACK reordering timer (RFC 8985 §6.2 step 5).
+    var reorderingDeadline: Instant?
+    /// RFC 6937 state while in fast recovery.
+    var prr: ProportionalRateReduction?
+    /// The loss episode under way or just ended, for undoing it if it proves spurious.
+    var episode: RecoveryEpisode?
+    /// RFC 2883: the D-SACK block the next ACK reports first.
+    var pendingDuplicateSACK: SACKBlock?
     var lastSendTime = Instant.zero
     var nagle: Bool
 
@@ -138,6 +161,12 @@ struct TCPConnection {
     var bytesAcked: UInt64 = 0
     var bytesReceived: UInt64 = 0
     var zeroWindowAdvertisementsSent: UInt64 = 0
+    var fastRecoveries: UInt64 = 0
+    var tailLossProbes: UInt64 = 0
+    var spuriousEpisodesUndone: UInt64 = 0
+    var dsacksReceived: UInt64 = 0
+    /// ACKs (or timer expirations) on which RACK marked segments lost.
+    var lostSegmentsDetected: UInt64 = 0
     /// The last window we advertised was zero (for counting and tracing transitions).
     var zeroWindowAnnounced = false
 
@@ -150,7 +179,8 @@ struct TCPConnection {
         state: TCPState,
         receiveMSS: Int,
         timestampOffset: UInt32,
-        configuration: TCPConfiguration
+        configuration: TCPConfiguration,
+        algorithm: CongestionControlAlgorithm? = nil
     ) {
         self.tuple = tuple
         self.handle = SlabHandle(index: .max, generation: 0)
@@ -175,7 +205,8 @@ struct TCPConnection {
             initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
             maximumRTO: configuration.maximumRTO
         )
-        self.congestion = configuration.congestionControl.make(
+        self.congestionAlgorithm = algorithm ?? configuration.congestionControl
+        self.congestion = congestionAlgorithm.make(
             maximumSegmentSize: receiveMSS, initialWindowSegments: configuration.initialWindowSegments
         )
         self.rcvWindowShift = configuration.windowScaling ? Self.windowShift(forBuffer: configuration.receiveBufferSize) : 0
@@ -233,6 +264,9 @@ struct TCPConnection {
         delayedAckDeadline = nil
         sendBuffer.removeAll()
         reassembly.removeAll()
+        scoreboard.removeAll()
+        reorderingDeadline = nil
+        lossProbe.deadline = nil
         post([.closed, .readable, .writable], io: &io)
     }
 
@@ -241,6 +275,8 @@ struct TCPConnection {
         var earliest = Instant.earliest(retransmissionDeadline, persistDeadline)
         earliest = Instant.earliest(earliest, delayedAckDeadline)
         earliest = Instant.earliest(earliest, keepaliveDeadline)
+        earliest = Instant.earliest(earliest, reorderingDeadline)
+        earliest = Instant.earliest(earliest, lossProbe.deadline)
         if case .timeWait(let until) = state { earliest = Instant.earliest(earliest, until) }
         return earliest
     }

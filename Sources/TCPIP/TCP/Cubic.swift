@@ -130,8 +130,9 @@ public struct Cubic: Sendable {
     }
 
     /// A congestion event (fast retransmit or a RACK-detected loss) at `now`: RFC 9438 §4.6/§4.7.
-    public mutating func congestionEvent(flightSize: Int, now: Instant) {
-        undo = (epoch, congestionWindow, slowStartThreshold)
+    /// An event inside an episode still open (`startsEpisode` false) keeps the state `undo` restores.
+    public mutating func congestionEvent(flightSize: Int, now: Instant, startsEpisode: Bool = true) {
+        if startsEpisode || undo == nil { undo = (epoch, congestionWindow, slowStartThreshold) }
         let cwnd = windowSegments
         // §4.7 fast convergence: a flow whose W_max keeps shrinking releases bandwidth.
         if cwnd < epoch.lastWindowMax {
@@ -142,8 +143,8 @@ public struct Cubic: Sendable {
         epoch.lastWindowMax = cwnd
         epoch.windowPrior = cwnd
         epoch.start = nil
-        // §4.6: ssthresh = cwnd·β_cubic, at least 2 segments (RFC 5681 §3.2's floor).
-        slowStartThreshold = max(Int((Double(congestionWindow) * Cubic.beta).rounded(.down)), 2 * mss)
+        // §4.6 (Figure 5): ssthresh = flight_size·β_cubic, at least 2 segments.
+        slowStartThreshold = max(Int((Double(flightSize) * Cubic.beta).rounded(.down)), 2 * mss)
     }
 
     /// §4.6: the window after the reduction, once recovery ends.
@@ -153,8 +154,8 @@ public struct Cubic: Sendable {
     }
 
     /// §4.8: a retransmission timeout: the reduction of §4.6, then cwnd = 1 SMSS and slow start.
-    public mutating func timeout(flightSize: Int, now: Instant) {
-        congestionEvent(flightSize: flightSize, now: now)
+    public mutating func timeout(flightSize: Int, now: Instant, startsEpisode: Bool = true) {
+        congestionEvent(flightSize: flightSize, now: now, startsEpisode: startsEpisode)
         congestionWindow = mss
     }
 
@@ -189,32 +190,31 @@ public struct Cubic: Sendable {
 extension Cubic: CongestionControl {
     public var name: String { "cubic" }
 
-    public mutating func enteredRecovery(flightSize: Int, now: Instant) {
-        congestionEvent(flightSize: flightSize, now: now)
-        // RFC 5681 §3.2 step 3 with CUBIC's ssthresh: cwnd = ssthresh + 3·SMSS while the
-        // connection drives recovery by inflation (NewReno-style recovery without SACK).
-        congestionWindow = slowStartThreshold + 3 * mss
+    public mutating func acknowledged(_ sample: AcknowledgmentSample) {
+        acknowledged(
+            bytes: sample.bytesAcknowledged, flightSize: sample.flightSize, now: sample.now,
+            smoothedRTT: sample.smoothedRTT)
     }
 
-    public mutating func duplicateAckDuringRecovery() {
-        congestionWindow += mss
+    public mutating func congestionEvent(_ event: CongestionEvent) {
+        switch event.kind {
+        case .loss:
+            // §4.6: ssthresh and W_max at once; PRR (RFC 6937) in the connection paces recovery.
+            congestionEvent(flightSize: event.flightSize, now: event.now, startsEpisode: event.startsEpisode)
+        case .retransmissionTimeout:
+            timeout(flightSize: event.flightSize, now: event.now, startsEpisode: event.startsEpisode)
+        }
     }
 
-    public mutating func partialAckDuringRecovery(bytes: Int) {
-        congestionWindow = max(mss, congestionWindow - bytes)
-        if bytes >= mss { congestionWindow += mss }
-    }
-
-    public mutating func exitedRecovery(flightSize: Int) {
+    public mutating func recoveryEnded(now: Instant) {
         recoveryEnded()
-        congestionWindow = min(slowStartThreshold, max(flightSize, mss) + mss)
     }
 
-    public mutating func retransmissionTimeout(flightSize: Int, now: Instant) {
-        timeout(flightSize: flightSize, now: now)
+    public mutating func undo(now: Instant) {
+        undoLastCongestionEvent()
     }
 
-    public mutating func restartAfterIdle() {
+    public mutating func restartAfterIdle(now: Instant) {
         idleRestart()
     }
 }

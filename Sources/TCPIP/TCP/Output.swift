@@ -11,8 +11,19 @@ extension TCPConnection {
         if timestampsEnabled {
             options.timestamps = TCPTimestamps(value: timestampClock(now), echoReply: tsRecent)
         }
-        if sackEnabled && !reassembly.isEmpty {
-            options.sackBlocks = reassembly.sackBlocks(limit: timestampsEnabled ? 3 : 4)
+        if sackEnabled {
+            let limit = timestampsEnabled ? 3 : 4
+            if let duplicate = pendingDuplicateSACK {
+                // RFC 2883 §4: the D-SACK block first, then the usual blocks (RFC 2883 §4 (2)).
+                options.sackBlocks.append(duplicate)
+                if !reassembly.isEmpty {
+                    for block in reassembly.sackBlocks(limit: limit - 1) where block != duplicate {
+                        options.sackBlocks.append(block)
+                    }
+                }
+            } else if !reassembly.isEmpty {
+                options.sackBlocks = reassembly.sackBlocks(limit: limit)
+            }
         }
         return options
     }
@@ -46,9 +57,19 @@ extension TCPConnection {
             segmentsSinceAck = 0
             bytesSinceAck = 0
         }
+        if extraOptions == nil, pendingDuplicateSACK != nil {
+            // Reported once (RFC 2883 §4 (1)).
+            pendingDuplicateSACK = nil
+            io.counters.dsackBlocksSent &+= 1
+        }
         // RFC 5681 §4.1 measures idleness from the last *data* sent: bare ACKs don't count.
         if payloadLength > 0 { lastSendTime = now }
         let end = sequence + (payloadLength + (isSYN ? 1 : 0) + (flags.contains(.fin) ? 1 : 0))
+        if !isSYN && sequence.isBefore(end) {
+            // RFC 8985 §6.1: every (re)transmission is recorded with its time; RFC 6937: prr_out.
+            scoreboard.recordSent(from: sequence, to: end, now: now)
+            prr?.sent(Int(sequence.octets(to: end)))
+        }
         if sndMax.isBefore(end) { sndMax = end }
     }
 
@@ -80,8 +101,11 @@ extension TCPConnection {
     }
 
     /// Sends what the windows and the send-side rules allow: RFC 9293 §3.8.6.2.1 (sender SWS
-    /// avoidance), §3.7.4 (Nagle), RFC 5681 (min of cwnd and the peer's window).
-    mutating func output(now: Instant, io: inout StackIO) {
+    /// avoidance), §3.7.4 (Nagle), RFC 5681 (cwnd), RFC 6675 §5 (C.1)–(C.5) (lost segments first, then
+    /// new data, while cwnd − pipe allows) and, in fast recovery, RFC 6937 (PRR's sndcnt instead).
+    ///
+    /// - Parameter probe: an RFC 8985 §7.3 loss probe: one segment of new data whatever cwnd says.
+    mutating func output(now: Instant, io: inout StackIO, probe: Bool = false) {
         switch state {
         case .established, .closeWait, .finWait1, .closing, .lastAck:
             break
@@ -91,15 +115,34 @@ extension TCPConnection {
         if flightSize == 0, now - lastSendTime > rtt.retransmissionTimeout {
             // RFC 5681 §4.1: after an idle period longer than an RTO, restart from the initial window.
             // (No "never sent" sentinel: time zero is a valid instant, and min(IW, cwnd) is harmless.)
-            congestion.restartAfterIdle()
+            congestion.restartAfterIdle(now: now)
         }
+        var sentNewData = false
         while true {
-            let inFlight = flightSize
-            let window = Int(min(UInt32(clamping: congestion.congestionWindow), sndWnd))
-            let usable = max(0, window - inFlight)
+            let inFlight = pipe
+            var room = inFastRecovery
+                ? prr?.sendQuota ?? 0
+                : max(0, congestion.congestionWindow - inFlight)
+            let payloadRoom = maximumSegmentSize - segmentOptions(now: now).encodedLength
+
+            // RFC 6675 §5 (C.1), NextSeg rule (1): what is lost goes first.
+            if !probe, scoreboard.hasLostToRetransmit {
+                if let next = scoreboard.nextLostSegment(maximumLength: max(1, payloadRoom)) {
+                    let length = Int(next.start.octets(to: next.end))
+                    // (C.5) "cwnd - pipe >= 1 SMSS"; a shorter lost segment needs only its length. With
+                    // nothing in flight one segment always goes, so recovery cannot stall.
+                    guard length <= room || (inFlight == 0 && (room > 0 || !inFastRecovery)) else { break }
+                    guard sendRange(from: next.start, to: next.end, now: now, io: &io) else { break }
+                    continue
+                }
+            }
+
+            // NextSeg rule (2): new data, within the peer's window too.
+            if probe { room = max(room, payloadRoom) }
+            let windowRoom = max(0, Int(sndWnd) - flightSize)
+            let usable = min(room, windowRoom)
             let offset = sendBufferNextOffset
             let unsent = sendBuffer.count - offset
-            let payloadRoom = maximumSegmentSize - segmentOptions(now: now).encodedLength
             let length = min(unsent, usable, payloadRoom)
             let finPending = finSequence != nil && !finSent
             let carriesFIN = finPending && length == unsent
@@ -110,9 +153,13 @@ extension TCPConnection {
                     sendSegment(flags: [.fin, .ack], sequence: sndNxt, now: now, io: &io)
                     sndNxt = sndNxt + 1
                     armRetransmissionTimer(now: now)
+                    sentNewData = true
                 }
                 break
             }
+            // During recovery only full segments (or the tail of the data) go, so PRR's byte
+            // allowance does not turn into a string of small segments.
+            if inFastRecovery && length < min(unsent, payloadRoom) { break }
             // RFC 9293 §3.8.6.2.1: send a full segment; or all that is queued when nothing is
             // outstanding (Nagle, §3.7.4) or Nagle is off; or at least half the largest window
             // the peer ever offered.
@@ -121,12 +168,13 @@ extension TCPConnection {
             // to clock us out, and receivers avoid silly windows themselves (§3.8.6.2.2).
             let sendNow =
                 length == sendMSS || length >= payloadRoom
-                || (length == unsent && (!nagle || inFlight == 0))
+                || (length == unsent && (!nagle || flightSize == 0))
                 || (maxSndWnd > 0 && length >= Int(maxSndWnd / 2))
-                || inFlight == 0
+                || flightSize == 0
                 // RFC 9293 §3.9.1.4: "Close also implies push function" — no more data can come to
                 // fill the segment, so the tail goes with the FIN at once (Linux exempts the FIN from Nagle).
                 || carriesFIN
+                || probe
             guard sendNow else { break }
 
             var flags: TCPFlags = [.ack]
@@ -145,22 +193,12 @@ extension TCPConnection {
             }
             sndNxt = sndNxt + (length + (carriesFIN ? 1 : 0))
             armRetransmissionTimer(now: now)
+            sentNewData = true
+            if probe { break }
         }
+        // RFC 8985 §7.2: (re)start the PTO after sending new data (not for the probe itself).
+        if sentNewData && !probe { scheduleLossProbe(now: now) }
         updatePersistTimer(now: now, io: &io)
-    }
-
-    /// Resends the segment at SND.UNA (fast retransmit, RFC 5681 §3.2 step 3; a partial ACK,
-    /// RFC 6582 §3.2 step 5).
-    mutating func retransmitFirstUnacknowledged(now: Instant, io: inout StackIO) {
-        let payloadRoom = maximumSegmentSize - segmentOptions(now: now).encodedLength
-        let length = min(sendBuffer.count, sendMSS, payloadRoom, max(0, flightSize))
-        var flags: TCPFlags = [.ack]
-        if let finSequence, finSent, sndUna + length == finSequence { flags.insert(.fin) }
-        guard length > 0 || flags.contains(.fin) else { return }
-        sendSegment(flags: flags, sequence: sndUna, payloadOffset: 0, payloadLength: length, now: now, io: &io)
-        retransmittedSegments &+= 1
-        io.counters.segmentsRetransmitted &+= 1
-        rttTimedSequence = nil
     }
 
     /// RFC 6298 §5 (5.1): start the timer when data is outstanding and it isn't running.

@@ -26,6 +26,10 @@ struct RTTEstimator: Hashable, Sendable {
     private(set) var smoothedRTT: TimeAmount?
     /// RTTVAR; zero until the first measurement.
     private(set) var rttVariance: TimeAmount = .zero
+    /// The smallest sample so far (RFC 8985 §6.2 step 1 RACK.min_RTT).
+    /// DEVIATION(RFC 8985 §6.2 step 1): a global minimum, not the windowed filter the RFC recommends;
+    /// a path that gets longer keeps its old, smaller minimum (RACK's window is then smaller than ideal).
+    private(set) var minimumRTT: TimeAmount?
     /// How many times the timer has been doubled since the last measurement (RFC 6298 §5 (5.5)).
     private(set) var backoffCount: Int = 0
 
@@ -70,6 +74,7 @@ struct RTTEstimator: Hashable, Sendable {
     /// and no echo may overflow the arithmetic or park the timer beyond its maximum.
     mutating func addSample(_ rtt: TimeAmount) {
         let sample = min(max(rtt.nanoseconds, 0), maximumRTO.nanoseconds)
+        if minimumRTT.map({ sample < $0.nanoseconds }) ?? true { minimumRTT = .nanoseconds(sample) }
         if let smoothedRTT {
             // RFC 6298 §2 (2.3): RTTVAR first, from the old SRTT; then SRTT. beta = 1/4, alpha = 1/8.
             let srtt = smoothedRTT.nanoseconds

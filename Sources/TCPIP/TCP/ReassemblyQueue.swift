@@ -180,6 +180,32 @@ struct ReassemblyQueue {
         return blocks
     }
 
+    /// The first held range overlapping `start ..< end`, clipped to it (RFC 2883 §4: the D-SACK block
+    /// for a segment that repeats data held out of order). Adjacent held pieces count as one range.
+    func firstHeldRange(
+        overlapping start: SequenceNumber, to end: SequenceNumber, rcvNxt: SequenceNumber
+    ) -> SACKBlock? {
+        let low = offset(of: start, from: rcvNxt)
+        let high = offset(of: end, from: rcvNxt)
+        var index = segments.count - 1
+        while index >= 0 {
+            let pieceStart = offset(of: segments[index].start, from: rcvNxt)
+            var pieceEnd = offset(of: segments[index].end, from: rcvNxt)
+            if pieceStart >= high { return nil }
+            if pieceEnd > low {
+                let first = max(pieceStart, low)
+                index -= 1
+                while index >= 0, offset(of: segments[index].start, from: rcvNxt) == pieceEnd, pieceEnd < high {
+                    pieceEnd = offset(of: segments[index].end, from: rcvNxt)
+                    index -= 1
+                }
+                return SACKBlock(start: rcvNxt + first, end: rcvNxt + min(pieceEnd, high))
+            }
+            index -= 1
+        }
+        return nil
+    }
+
     /// Drops everything held, FIN included.
     mutating func removeAll() {
         segments.removeAll(keepingCapacity: true)

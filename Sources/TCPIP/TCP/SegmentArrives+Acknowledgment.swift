@@ -2,7 +2,7 @@ import NIOCore
 import TCPIPWire
 
 /// RFC 9293 §3.10.7.4, fifth: check the ACK field — and, with it, RTT measurement (RFC 6298,
-/// RFC 7323 §4), congestion control (RFC 5681) and NewReno recovery (RFC 6582).
+/// RFC 7323 §4) and the SACK scoreboard; loss recovery follows in LossRecovery.swift.
 extension TCPConnection {
     /// - Returns: whether processing continues to the sixth step.
     mutating func acknowledgmentArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) -> Bool {
@@ -41,10 +41,26 @@ extension TCPConnection {
         }
 
         let previousWindow = sndWnd
+        let previousUna = sndUna
+        let flightBefore = flightSize
+        let duplicateAcksBefore = duplicateAcks
+        rack.acknowledgmentArrives()
+        // RFC 6675 §4 Update(): the SACK blocks first, so that what the cumulative ACK then covers is
+        // known to have been SACKed before (RFC 6937 DeliveredData).
+        let sack = sackEnabled && state != .synReceived
+            ? sackOptionArrives(segment, now: now, io: &io) : SACKOutcome()
+        var previouslySacked = 0
+        var isDuplicate = false
         if segment.ack.isAfter(sndUna) {
-            newDataAcknowledged(segment, now: now, io: &io)
+            previouslySacked = newDataAcknowledged(segment, now: now, io: &io)
         } else if segment.ack == sndUna {
-            duplicateAckCandidate(segment, previousWindow: previousWindow, now: now, io: &io)
+            isDuplicate = duplicateAckCandidate(segment, previousWindow: previousWindow, now: now, io: &io)
+        }
+        if state.sendsData {
+            recoveryOnAcknowledgment(
+                segment, acknowledged: Int(previousUna.octets(to: sndUna)), previouslySacked: previouslySacked,
+                sack: sack, isDuplicate: isDuplicate, duplicateAcksBefore: duplicateAcksBefore,
+                flightBefore: flightBefore, now: now, io: &io)
         }
 
         // RFC 9293 §3.10.7.4: update the send window if SND.UNA =< SEG.ACK =< SND.NXT and the
@@ -63,6 +79,7 @@ extension TCPConnection {
                 // (Linux and tshark count none for probes): SND.MAX goes back too.
                 sndNxt = sndUna
                 sndMax = sndUna
+                scoreboard.removeAll(from: sndUna)
             }
             if flightSize > 0 { armRetransmissionTimer(now: now) }
         }
@@ -99,11 +116,9 @@ extension TCPConnection {
         return true
     }
 
-    /// SND.UNA < SEG.ACK =< SND.NXT: "set SND.UNA <- SEG.ACK", release the acknowledged bytes,
-    /// measure, grow cwnd.
-    private mutating func newDataAcknowledged(_ segment: IncomingSegment, now: Instant, io: inout StackIO) {
-        let acked = Int(sndUna.octets(to: segment.ack))
-        let flightBefore = flightSize
+    /// SND.UNA < SEG.ACK =< SND.NXT: "set SND.UNA <- SEG.ACK", release the acknowledged bytes, measure.
+    /// - Returns: octets of what was acknowledged that had been SACKed before.
+    private mutating func newDataAcknowledged(_ segment: IncomingSegment, now: Instant, io: inout StackIO) -> Int {
         // Bytes of the send buffer covered: the SYN and FIN take sequence space but no buffer.
         let bufferStart = sendBufferStart
         let dataAcked = segment.ack.isAfter(bufferStart)
@@ -119,70 +134,54 @@ extension TCPConnection {
         duplicateAcks = 0
         consecutiveTimeouts = 0
 
+        // RFC 8985 §6.2 steps 2–3 for what the cumulative ACK delivers.
+        var rack = self.rack
+        let echo = transmissionEcho(segment)
+        let minimumRTT = rtt.minimumRTT
+        let previouslySacked = scoreboard.acknowledge(upTo: sndUna) { delivered in
+            rack.delivered(delivered, now: now, minimumRTT: minimumRTT, acknowledgesRetransmission: echo.acknowledgesLatest(delivered))
+        }
+        self.rack = rack
+
         // RTT: RFC 7323 §4.1 with timestamps (every ACK), else RFC 6298 §3 with Karn's rule.
         if timestampsEnabled, let echo = segment.header.options.timestamps?.echoReply, echo != 0 {
             let milliseconds = Int64(Int32(bitPattern: timestampClock(now) &- echo))
-            if milliseconds >= 0 { rtt.addSample(.milliseconds(max(1, milliseconds))) }
+            if milliseconds >= 0 {
+                rtt.addSample(.milliseconds(max(1, milliseconds)))
+                lossProbe.rttSampledSinceProbe = true
+            }
         } else if let timed = rttTimedSequence, timed.isAtOrBefore(segment.ack) {
             rtt.addSample(now - rttTimedAt)
             rttTimedSequence = nil
+            lossProbe.rttSampledSinceProbe = true
         }
         // Karn (RFC 6298 §3, §5): the backed-off RTO stays until a new measurement (which clears
         // the backoff in `addSample`); the ACK of a retransmission alone must not collapse it.
 
-        // Congestion control and NewReno recovery (RFC 6582 §3.2 steps 3 and 5).
-        if inFastRecovery {
-            if segment.ack.isAfter(recover) {
-                inFastRecovery = false
-                congestion.exitedRecovery(flightSize: flightSize)
-                io.decision("RFC 6582 §3.2", "full ACK: leaving fast recovery, cwnd \(congestion.congestionWindow)",
-                            connection: tuple, now: now)
-            } else {
-                congestion.partialAckDuringRecovery(bytes: acked)
-                retransmitFirstUnacknowledged(now: now, io: &io)
-                io.decision("RFC 6582 §3.2", "partial ACK: retransmitting \(sndUna)", connection: tuple, now: now)
-            }
-        } else {
-            congestion.acknowledged(bytes: acked, flightSize: flightBefore, now: now, smoothedRTT: rtt.smoothedRTT)
-        }
-
         // RFC 6298 §5 (5.2) stop the timer when everything is acknowledged, (5.3) else restart it.
         retransmissionDeadline = nil
-        if flightSize > 0 { armRetransmissionTimer(now: now) }
+        if flightSize > 0 { armRetransmissionTimer(now: now) } else { lossProbe.deadline = nil }
 
         if dataAcked > 0 && (hadFullSendBuffer || sendBuffer.freeSpace > 0) && state.acceptsUserData {
             post(.writable, io: &io)
         }
+        return previouslySacked
     }
 
     /// RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT": outstanding data, no payload, no SYN/FIN,
-    /// SEG.ACK = SND.UNA, and the same window.
+    /// SEG.ACK = SND.UNA, and the same window. Counts it; `recoveryOnAcknowledgment` acts on the count.
     private mutating func duplicateAckCandidate(
         _ segment: IncomingSegment, previousWindow: UInt32, now: Instant, io: inout StackIO
-    ) {
+    ) -> Bool {
         let window = UInt32(segment.header.window) << UInt32(sndWindowShift)
         guard flightSize > 0, segment.payload.readableBytes == 0, !segment.fin,
               window == previousWindow, window > 0, !finSentAlone
         else {
-            return
+            return false
         }
         duplicateAcks += 1
         io.counters.duplicateAcksReceived &+= 1
-        if inFastRecovery {
-            // RFC 5681 §3.2 step 4: each further duplicate means a segment left the network.
-            congestion.duplicateAckDuringRecovery()
-        } else if duplicateAcks == 3 {
-            // RFC 6582 §3.2 step 2: enter only if the ACK covers more than `recover`, so one
-            // loss event is not answered twice.
-            guard segment.ack.isAfter(recover) || recover == iss else { return }
-            inFastRecovery = true
-            recover = sndNxt - 1
-            congestion.enteredRecovery(flightSize: flightSize, now: now)
-            io.counters.fastRetransmits &+= 1
-            io.decision("RFC 5681 §3.2", "third duplicate ACK: fast retransmit of \(sndUna), cwnd \(congestion.congestionWindow)",
-                        connection: tuple, now: now)
-            retransmitFirstUnacknowledged(now: now, io: &io)
-        }
+        return true
     }
 
     /// Only our FIN is outstanding: duplicate ACKs say nothing about data loss then.
@@ -210,6 +209,9 @@ extension TCPConnection {
         state = .timeWait(until: until)
         retransmissionDeadline = nil
         persistDeadline = nil
+        reorderingDeadline = nil
+        lossProbe.deadline = nil
+        scoreboard.removeAll()
         sendBuffer.removeAll()
         io.decision("RFC 9293 §3.10.7.4", "TIME-WAIT for 2·MSL (\(2 * configuration.maximumSegmentLifetime.milliseconds) ms)",
                     connection: tuple, now: now)

@@ -109,6 +109,11 @@ extension TCPConnection {
             }
             if length > 0 && segment.end.isAtOrBefore(rcvNxt) {
                 io.counters.duplicateSegments &+= 1
+                // RFC 2883 §4 (1): report the duplicate in a D-SACK block.
+                let payloadLength = segment.payload.readableBytes
+                if sackEnabled, payloadLength > 0, !segment.syn {
+                    pendingDuplicateSACK = SACKBlock(start: segment.seq, end: segment.seq + payloadLength)
+                }
             } else {
                 io.counters.droppedOutOfWindow &+= 1
             }
@@ -140,6 +145,10 @@ extension TCPConnection {
                 segment.seq = segment.seq + 1
             }
             let dataTrim = min(overlap, segment.payload.readableBytes)
+            if sackEnabled, dataTrim > 0 {
+                // RFC 2883 §4 (1): the part already received is reported in a D-SACK block.
+                pendingDuplicateSACK = SACKBlock(start: segment.seq, end: segment.seq + dataTrim)
+            }
             segment.payload.moveReaderIndex(forwardBy: dataTrim)
             segment.seq = segment.seq + dataTrim
         }

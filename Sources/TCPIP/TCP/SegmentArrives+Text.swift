@@ -30,6 +30,11 @@ extension TCPConnection {
             return
         }
 
+        if sackEnabled, pendingDuplicateSACK == nil, hasText, !reassembly.isEmpty {
+            // RFC 2883 §4 (1): octets we already hold out of order arrived again.
+            pendingDuplicateSACK = reassembly.firstHeldRange(
+                overlapping: segment.seq, to: segment.seq + segment.payload.readableBytes, rcvNxt: rcvNxt)
+        }
         if segment.seq == rcvNxt {
             // In order: deliver, then pull whatever the out-of-order queue now continues.
             let filledHole = !reassembly.isEmpty
@@ -66,7 +71,8 @@ extension TCPConnection {
             let fullSized = max(sendMSS, 1)
             let quick = quickAcksLeft > 0 && length > 0
             if quick { quickAcksLeft -= 1 }
-            if filledHole || delayedAckTimeout == nil || segmentsSinceAck >= 2 || bytesSinceAck >= 2 * fullSized || quick {
+            if filledHole || delayedAckTimeout == nil || segmentsSinceAck >= 2 || bytesSinceAck >= 2 * fullSized || quick
+                || pendingDuplicateSACK != nil {
                 sendAck(now: now, io: &io)
             } else if delayedAckDeadline == nil, let timeout = delayedAckTimeout {
                 delayedAckDeadline = now + timeout

@@ -116,7 +116,7 @@ extension TCPConnection {
         }
         timestampsEnabled = configuration.timestamps && options.timestamps != nil
         sackEnabled = configuration.selectiveAcknowledgments && options.sackPermitted
-        congestion = configuration.congestionControl.make(
+        congestion = congestionAlgorithm.make(
             maximumSegmentSize: sendMSS, initialWindowSegments: configuration.initialWindowSegments)
     }
 

@@ -12,6 +12,16 @@ extension TCPConnection {
             enterClosed(error: nil, io: &io, now: now)
             return
         }
+        if let deadline = reorderingDeadline, deadline <= now {
+            reorderingDeadline = nil
+            reorderingTimerFired(now: now, io: &io)
+        }
+        // RFC 8985 §7.2: a PTO due at the same time as the RTO goes first ("schedules a TLP to be sent
+        // at that RTO time"), and re-arms the RTO.
+        if let deadline = lossProbe.deadline, deadline <= now {
+            lossProbe.deadline = nil
+            lossProbeFired(now: now, io: &io)
+        }
         if let deadline = retransmissionDeadline, deadline <= now {
             retransmissionDeadline = nil
             retransmissionTimeoutFired(now: now, io: &io)
@@ -111,12 +121,29 @@ extension TCPConnection {
         case .established, .finWait1, .closeWait, .closing, .lastAck, .finWait2:
             // RFC 5681 §3.1: ssthresh = max(FlightSize/2, 2*SMSS), cwnd = 1 SMSS; RFC 6582 §3.2
             // step 4: recover = the highest sequence number sent.
-            congestion.retransmissionTimeout(flightSize: flightSize, now: now)
+            beginEpisode(.retransmissionTimeout, now: now)
             inFastRecovery = false
+            prr = nil
+            inTimeoutRecovery = true
             duplicateAcks = 0
             recover = sndMax - 1
-            // Go back N: everything after SND.UNA is sent again as the window allows.
-            sndNxt = sndUna
+            reorderingDeadline = nil
+            lossProbe = TailLossProbe(rttSampledSinceProbe: lossProbe.rttSampledSinceProbe)
+            if sndWnd == 0 {
+                // The peer's window is closed: go back to SND.UNA and let the persist timer probe.
+                sndNxt = sndUna
+                scoreboard.removeAll(from: sndUna)
+            } else {
+                // RFC 6675 §5.1 and RFC 8985 §6.3: what is not SACKed is lost (with RACK: the first
+                // segment, and those sent longer than RACK.rtt + reo_wnd ago), and goes again in order
+                // as cwnd allows — SACKed segments are not resent.
+                let rackWindow: TimeAmount? = rackEnabled && rack.sentAt != nil
+                    ? rack.rtt + rack.reorderingWindow(
+                        inRecovery: true, sackedSegments: scoreboard.sackedSegments,
+                        minimumRTT: rtt.minimumRTT ?? rack.rtt, smoothedRTT: rtt.smoothedRTT)
+                    : nil
+                scoreboard.markLostOnTimeout(now: now, rackWindow: rackWindow)
+            }
             output(now: now, io: &io)
             if flightSize == 0 && sndWnd == 0 {
                 // The peer's window is closed: the persist timer takes over from here.

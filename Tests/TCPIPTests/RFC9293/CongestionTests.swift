@@ -28,8 +28,8 @@ import Testing
         try t.expectNothing()
     }
 
-    /// Three duplicate ACKs trigger fast retransmit (RFC 5681 §3.2): ssthresh = FlightSize/2,
-    /// cwnd = ssthresh + 3·SMSS. A partial ACK retransmits the next hole at once and stays in
+    /// Three duplicate ACKs trigger fast retransmit (RFC 5681 §3.2): ssthresh = FlightSize/2, and PRR
+    /// (RFC 6937) paces what follows. A partial ACK retransmits the next hole at once and stays in
     /// recovery (RFC 6582 §3.2 step 5); the ACK past `recover` ends it.
     @Test func fastRetransmitAndNewRenoPartialAck() throws {
         var t = try TCPTester(.established, configure: Self.newReno)
@@ -47,7 +47,10 @@ import Testing
         try t.expect("+0 > . 1461:2921(1460) ack 1")
         #expect(t.status?.inRecovery == true)
         #expect(t.status?.slowStartThreshold == 3650)
-        #expect(t.status?.congestionWindow == 3650 + 3 * 1460)
+        // RFC 6937 §3: cwnd = pipe + sndcnt. pipe = 7300 in flight − 1460 lost − 3 × 1460 that the duplicate
+        // ACKs say left the network + 1460 retransmitted = 2920; PRR-SSRB allowed min(3650 − 1460, 2920) =
+        // 2190 on the third duplicate ACK, of which the fast retransmit took 1460.
+        #expect(t.status?.congestionWindow == 2920 + 730)
         #expect(t.counters.fastRetransmits == 1)
         // Partial ACK: up to the second hole.
         try t.inject("+.1 < . 1:1(0) ack 4381 win 65535")
@@ -57,8 +60,8 @@ import Testing
         try t.inject("+.1 < . 1:1(0) ack 8761 win 65535")
         try t.expectNothing()
         #expect(t.status?.inRecovery == false)
-        // RFC 6582 §3.2 step 3 (1): cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS) = min(3650, 0 + 2920).
-        #expect(t.status?.congestionWindow == 2920)
+        // RFC 6937 §3.1: recovery ends with cwnd = ssthresh.
+        #expect(t.status?.congestionWindow == 3650)
     }
 
     /// Duplicate ACKs that change the window, or carry data, are not duplicates (RFC 5681 §2).
