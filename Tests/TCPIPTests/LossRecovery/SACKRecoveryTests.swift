@@ -6,13 +6,14 @@ private let sackPeer = TCPTester.Peer(sackPermitted: true)
 
 /// SACK-based loss recovery through a real stack: RFC 6675 with PRR (RFC 6937), RACK-TLP (RFC 8985),
 /// D-SACK (RFC 2883) and the undo of spurious retransmissions (RFC 3522).
+/// These tests check NewReno's arithmetic (RFC 5681); they pin it whatever the stack's default.
+private func newReno(_ configuration: inout StackConfiguration) { configuration.tcp.congestionControl = .newReno }
+
 @Suite struct SACKRecoveryTests {
     /// Fourteen segments to send: ten go, the first ACK gives an RTT sample (100 ms), two more go.
     /// Segments 2 (1461) and 4 (4381) are lost.
-    /// RFC 6675 §5 step 4.2 halves: ssthresh = max(FlightSize/2, 2·SMSS), as NewReno does (CUBIC's 0.7
-    /// is RFC 9438's own), so these transcriptions run with NewReno.
     private func twelveSegmentsWithTwoLost() throws -> TCPTester {
-        var t = try TCPTester(.established, peer: sackPeer) { $0.tcp.congestionControl = .newReno }
+        var t = try TCPTester(.established, peer: sackPeer, configure: newReno)
         try t.app.send(14 * 1460)
         for segment in 0..<10 {
             let start = 1 + 1460 * segment
@@ -95,7 +96,7 @@ private let sackPeer = TCPTester.Peer(sackPermitted: true)
     /// RFC 8985 §7.2–7.3: with the tail of a flight unacknowledged, a loss probe goes 2·SRTT after the
     /// last send — the highest segment again when there is no new data — and the RTO is re-armed.
     @Test func tailLossProbeAfterTwoSmoothedRTTs() throws {
-        var t = try TCPTester(.established, peer: sackPeer)
+        var t = try TCPTester(.established, peer: sackPeer, configure: newReno)
         try t.app.send(1460)
         try t.expect("+0 > P. 1:1461(1460) ack 1")
         try t.inject("+.1 < . 1:1(0) ack 1461 win 65535")
@@ -117,7 +118,7 @@ private let sackPeer = TCPTester.Peer(sackPermitted: true)
     /// RFC 2883 §4: a segment received twice is reported in a D-SACK block, first, then the usual
     /// SACK blocks (RFC 2883 §5's examples); reported once.
     @Test func duplicateSegmentsAreReportedInDSACKBlocks() throws {
-        var t = try TCPTester(.established, peer: sackPeer)
+        var t = try TCPTester(.established, peer: sackPeer, configure: newReno)
         try t.inject("+0 < . 1:1001(1000) ack 1 win 65535")
         try t.inject("+0 < . 2001:3001(1000) ack 1 win 65535")
         try t.expect("+0 > . 1:1(0) ack 1001 <nop,nop,sack 2001:3001>")
@@ -138,7 +139,7 @@ private let sackPeer = TCPTester.Peer(sackPermitted: true)
     /// original arrived (reordering) and the retransmission was spurious: the congestion state comes back
     /// (RFC 4015's response) and recovery ends.
     @Test func eifelUndoesASpuriousFastRetransmit() throws {
-        var t = try TCPTester(.established, peer: TCPTester.Peer(timestampValue: 1000))
+        var t = try TCPTester(.established, peer: TCPTester.Peer(timestampValue: 1000), configure: newReno)
         try t.app.send(14_600)
         for segment in 0..<10 {
             let start = 1 + 1448 * segment
@@ -169,7 +170,7 @@ private let sackPeer = TCPTester.Peer(sackPermitted: true)
     /// retransmission of the episode was a duplicate: recovery is undone, cwnd and ssthresh come back,
     /// and the path is known to reorder.
     @Test func everyRetransmissionDSACKedUndoesTheEpisode() throws {
-        var t = try TCPTester(.established, peer: TCPTester.Peer(sackPermitted: true))
+        var t = try TCPTester(.established, peer: TCPTester.Peer(sackPermitted: true), configure: newReno)
         try t.app.send(5 * 1460)
         for segment in 0..<5 {
             let start = 1 + 1460 * segment

@@ -3,16 +3,14 @@ import TCPIP
 import Testing
 
 /// RFC 5681 congestion control with the NewReno modification (RFC 6582).
-/// These tests pin NewReno's arithmetic; CUBIC, the default, has its own in CubicTests.
-@Suite struct CongestionTests {
-    static func newReno(_ configuration: inout StackConfiguration) {
-        configuration.tcp.congestionControl = .newReno
-    }
+/// These tests check NewReno's arithmetic (RFC 5681); they pin it whatever the stack's default.
+private func newReno(_ configuration: inout StackConfiguration) { configuration.tcp.congestionControl = .newReno }
 
+@Suite struct CongestionTests {
     /// The initial window is ten segments (RFC 6928, as Linux); slow start then grows cwnd by one
     /// SMSS per ACK (RFC 5681 §3.1).
     @Test func initialWindowAndSlowStart() throws {
-        var t = try TCPTester(.established, configure: Self.newReno)
+        var t = try TCPTester(.established, configure: newReno)
         try t.app.send(20_000)
         for segment in 0..<10 {
             let start = 1 + 1460 * segment
@@ -32,7 +30,7 @@ import Testing
     /// (RFC 6937) paces what follows. A partial ACK retransmits the next hole at once and stays in
     /// recovery (RFC 6582 §3.2 step 5); the ACK past `recover` ends it.
     @Test func fastRetransmitAndNewRenoPartialAck() throws {
-        var t = try TCPTester(.established, configure: Self.newReno)
+        var t = try TCPTester(.established, configure: newReno)
         try t.app.send(8760)
         for segment in 0..<6 {
             let start = 1 + 1460 * segment
@@ -66,7 +64,7 @@ import Testing
 
     /// Duplicate ACKs that change the window, or carry data, are not duplicates (RFC 5681 §2).
     @Test func windowUpdatesAreNotDuplicateAcks() throws {
-        var t = try TCPTester(.established, configure: Self.newReno)
+        var t = try TCPTester(.established, configure: newReno)
         try t.app.send(5840)
         for segment in 0..<4 {
             let start = 1 + 1460 * segment
@@ -84,7 +82,7 @@ import Testing
     /// A retransmission timeout collapses cwnd to one segment (RFC 5681 §3.1, equation 4): only
     /// the first segment goes again, and slow start resumes from the ACKs.
     @Test func timeoutCollapsesTheWindow() throws {
-        var t = try TCPTester(.established, configure: Self.newReno)
+        var t = try TCPTester(.established, configure: newReno)
         try t.app.send(4380)
         try t.expect("+0 > . 1:1461(1460) ack 1")
         try t.expect("+0 > . 1461:2921(1460) ack 1")
@@ -101,7 +99,7 @@ import Testing
     /// RFC 6582 §4.1: duplicate ACKs for data sent before a timeout (at or below `recover`) do
     /// not start another fast retransmit.
     @Test func duplicateAcksAfterTimeoutDoNotFastRetransmit() throws {
-        var t = try TCPTester(.established, configure: Self.newReno)
+        var t = try TCPTester(.established, configure: newReno)
         try t.app.send(5840)
         for segment in 0..<4 {
             let start = 1 + 1460 * segment
@@ -119,7 +117,7 @@ import Testing
     /// RFC 5681 §4.1: after an idle period longer than an RTO, cwnd restarts from the initial
     /// window (min(IW, cwnd)).
     @Test func restartAfterIdle() throws {
-        var t = try TCPTester(.established, configure: Self.newReno)
+        var t = try TCPTester(.established, configure: newReno)
         try t.app.send(14_600)
         for segment in 0..<10 {
             let start = 1 + 1460 * segment
@@ -140,7 +138,7 @@ import Testing
     /// "Has not sent data in an interval exceeding the retransmission timeout": the ACKs we kept
     /// sending for the peer's data don't count as activity.
     @Test func restartAfterIdleDespiteSendingAcks() throws {
-        var t = try TCPTester(.established, configure: Self.newReno)
+        var t = try TCPTester(.established, configure: newReno)
         try t.app.send(14_600)
         for segment in 0..<10 {
             let start = 1 + 1460 * segment
@@ -165,7 +163,7 @@ import Testing
     /// Congestion avoidance (RFC 5681 §3.1): above ssthresh cwnd grows by one SMSS per window of
     /// data acknowledged, counted in bytes.
     @Test func congestionAvoidanceGrowsByOneSegmentPerWindow() throws {
-        var t = try TCPTester(.established, configure: Self.newReno)
+        var t = try TCPTester(.established, configure: newReno)
         try t.app.send(4380)
         try t.expect("+0 > . 1:1461(1460) ack 1")
         try t.expect("+0 > . 1461:2921(1460) ack 1")
