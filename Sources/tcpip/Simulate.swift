@@ -111,6 +111,10 @@ struct Simulate: ParsableCommand {
         print("  segments: client sent \(client.segmentsSent), server sent \(server.segmentsSent); "
             + "retransmitted \(result.retransmits) (\(client.retransmissionTimeouts + server.retransmissionTimeouts) timeouts, "
             + "\(client.fastRetransmits + server.fastRetransmits) fast)")
+        print("  loss recovery: \(client.sackBlocksReceived + server.sackBlocksReceived) SACK blocks, "
+            + "\(client.dsackBlocksReceived + server.dsackBlocksReceived) D-SACK blocks received, "
+            + "\(client.tailLossProbes + server.tailLossProbes) tail loss probes, "
+            + "\(client.spuriousRetransmissionsUndone + server.spuriousRetransmissionsUndone) episodes undone as spurious")
         print("  dropped by the stacks: \(client.badChecksums + server.badChecksums + client.ipBadChecksum + server.ipBadChecksum) bad checksums, "
             + "\(client.ipMalformed + server.ipMalformed + client.badSegments + server.badSegments) malformed")
         if seconds > 0 {

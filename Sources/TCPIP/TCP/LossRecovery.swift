@@ -300,6 +300,7 @@ extension TCPConnection {
             episode.retransmissions += 1
             if episode.firstRetransmissionTSval == nil, timestampsEnabled {
                 episode.firstRetransmissionTSval = timestampClock(now)
+                episode.firstRetransmissionEnd = start + max(length, 1)
             }
             self.episode = episode
         }
@@ -422,6 +423,10 @@ extension TCPConnection {
     /// older than the retransmission's, so the original arrived and the retransmission was spurious.
     private mutating func checkForSpuriousRetransmission(_ segment: IncomingSegment, now: Instant, io: inout StackIO) {
         guard var episode, !episode.eifelChecked, let retransmitted = episode.firstRetransmissionTSval else { return }
+        // Only the ACK that acknowledges the retransmitted segment says which copy arrived: an earlier
+        // one (an older hole filled by the last episode's retransmission) echoes an older TSval and
+        // would make a real loss look spurious.
+        if let end = episode.firstRetransmissionEnd, segment.ack.isBefore(end) { return }
         episode.eifelChecked = true
         self.episode = episode
         guard let echo = segment.header.options.timestamps?.echoReply, echo != 0 else { return }
@@ -446,6 +451,9 @@ extension TCPConnection {
             rtt.resetBackoff()
         }
         rack.noteReordering()
+        // The undone episode no longer bounds the next one (RFC 6582's `recover`): a real loss found
+        // after the undo must get its own congestion response, not retransmissions at the restored cwnd.
+        recover = iss
         self.episode = nil
         spuriousEpisodesUndone &+= 1
         io.counters.spuriousRetransmissionsUndone &+= 1

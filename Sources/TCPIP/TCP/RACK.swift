@@ -119,6 +119,8 @@ struct RecoveryEpisode: Hashable, Sendable {
     var duplicateRetransmissions = 0
     /// RFC 3522 §2: the TSval of the episode's first retransmission.
     var firstRetransmissionTSval: UInt32?
+    /// Where the first retransmitted segment ends: only an ACK at or past it acknowledges it.
+    var firstRetransmissionEnd: SequenceNumber?
     /// The Eifel check runs once, on the first ACK acknowledging the retransmitted segment.
     var eifelChecked = false
     /// SND.UNA and SND.MAX when the episode began: only D-SACKs between them can concern its
