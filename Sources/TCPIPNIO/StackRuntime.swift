@@ -45,6 +45,8 @@ public final class StackRuntime: @unchecked Sendable {
     private var timerDeadline: Instant?
     private var watcher: Channel?
     private var stopped = false
+    private var impairer: Impairer?
+    private var impairmentTimer: Scheduled<Void>?
 
     private init(stack: Stack, device: TUNDevice, eventLoop: EventLoop) {
         self.stack = stack
@@ -123,7 +125,35 @@ public final class StackRuntime: @unchecked Sendable {
     private func deliver(_ packet: ByteBuffer) {
         let now = Self.now()
         packetObserver?(packet, now, .inbound)
-        stack.receive(packet, now: now)
+        if impairer != nil {
+            for copy in impairer!.admit(packet, inbound: true, now: now) { stack.receive(copy, now: now) }
+            armImpairmentTimer()
+        } else {
+            stack.receive(packet, now: now)
+        }
+    }
+
+    /// Impairs every datagram crossing the device from now on (see `Impairment`); nil for none.
+    public func impair(_ model: Impairment?) {
+        eventLoop.preconditionInEventLoop()
+        impairer = model.map(Impairer.init)
+    }
+
+    private func armImpairmentTimer() {
+        guard impairmentTimer == nil, let release = impairer?.held.first?.release else { return }
+        impairmentTimer = eventLoop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, release.nanoseconds)))) { [self] in
+            impairmentTimer = nil
+            let now = Self.now()
+            for (packet, inbound) in impairer?.due(now: now) ?? [] {
+                if inbound {
+                    stack.receive(packet, now: now)
+                } else {
+                    do { try device.write(packet) } catch { stop(error: error); return }
+                }
+            }
+            armImpairmentTimer()
+            pump()
+        }
     }
 
     /// Runs timers that are due, hands events to channels and datagrams to the device, until nothing
@@ -167,12 +197,17 @@ public final class StackRuntime: @unchecked Sendable {
         while let packet = stack.nextPacketToSend() {
             packetObserver?(packet, now, .outbound)
             do {
-                try device.write(packet)
+                if impairer == nil {
+                    try device.write(packet)
+                } else {
+                    for copy in impairer!.admit(packet, inbound: false, now: now) { try device.write(copy) }
+                }
             } catch {
                 stop(error: error)
                 return
             }
         }
+        if impairer != nil { armImpairmentTimer() }
     }
 
     private func dispatch(_ event: StackEvent, now: Instant) {
@@ -223,6 +258,8 @@ public final class StackRuntime: @unchecked Sendable {
         stopped = true
         timer?.cancel()
         timer = nil
+        impairmentTimer?.cancel()
+        impairmentTimer = nil
         let failure = error ?? ChannelError.eof
         for channel in Array(channels.values) { channel.runtimeStopped(failure) }
         channels.removeAll()

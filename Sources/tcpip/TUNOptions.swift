@@ -21,10 +21,15 @@ struct TUNOptions: ParsableArguments {
     var pcap: String?
     @Flag(help: "Print every segment in tcpdump's notation, and each decision with the RFC rule behind it.")
     var trace = false
+    @Option(help: ArgumentHelp(
+        "Impair both directions at the device, as netem would: loss=5%,reorder=10%,duplicate=1%,corrupt=0.1%,delay=10ms",
+        discussion: "For kernels without sch_netem; with netem, prefer `tc qdisc add dev tun0 root netem …` on the kernel side."))
+    var impair: String?
 
     func validate() throws {
         guard !addresses.isEmpty else { throw ValidationError("give at least one --address") }
         _ = try parsedAddresses()
+        if let impair, Impairment(parsing: impair) == nil { throw ValidationError("cannot parse --impair \(impair)") }
     }
 
     func parsedAddresses() throws -> [IPAddress] {
@@ -48,6 +53,9 @@ struct TUNOptions: ParsableArguments {
         let recorder: PcapRecorder? = try pcap.map { PcapRecorder(sink: try PcapFileSink(path: $0)) }
         let runtime = try StackRuntime.start(stack: stack, device: device, on: group.next()).wait()
         let trace = self.trace
+        if let impairment = impair.flatMap(Impairment.init(parsing:)) {
+            try runtime.eventLoop.submit { runtime.impair(impairment) }.wait()
+        }
         if recorder != nil || trace {
             try runtime.eventLoop.submit {
                 var formatter = SegmentFormatter()

@@ -105,6 +105,37 @@ struct KernelInteropTests {
         #expect(kernelProbes > 0, "the capture shows no zero-window probe from the kernel")
     }
 
+    /// 4. Both directions on a bad path — loss 5%, reordering 10%, duplication 1%, corruption 0.1%,
+    /// delay 10 ms: an echo (data each way at once) and a download from our HTTP server, verified.
+    /// With `sch_netem` in the kernel the kernel side impairs its egress with `tc netem`; this kernel
+    /// may lack it, and then the runtime impairs both directions at the device with the same model.
+    @Test func transfersSurviveLossReorderingDuplicationAndCorruption() throws {
+        try Interop.check()
+        let scratch = try Interop.scratchDirectory("netem")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let blob = scratch.appendingPathComponent("blob")
+        try makeRandomFile(blob, size: 3_000_000)
+        let namespace = try Namespace("netem")
+        defer { namespace.delete() }
+        let model = "loss=5%,reorder=10%,duplicate=1%,corrupt=0.1%,delay=10ms"
+        let netem = try namespace.run([
+            "tc", "qdisc", "add", "dev", "tun0", "root", "netem",
+            "delay", "10ms", "loss", "5%", "reorder", "10%", "duplicate", "1%", "corrupt", "0.1%",
+        ])
+        let impairment = netem.status == 0 ? [] : ["--impair", model]
+        let serveLog = scratch.appendingPathComponent("serve.log")
+        _ = try namespace.startStack(
+            Self.stackArguments("serve", ["--echo", "7", "--http", "80", "--root", scratch.path, "--status-interval", "0"] + impairment),
+            log: serveLog)
+        let echo = scratch.appendingPathComponent("echo.py")
+        try KernelPeers.echoClient.write(to: echo, atomically: true, encoding: .utf8)
+        let echoed = try namespace.check(["python3", echo.path, Self.stack4, "7", "2000000"], timeout: 240)
+        #expect(echoed.contains("echo verified 2000000"), "\(echoed)")
+        let output = scratch.appendingPathComponent("got")
+        try namespace.check(["curl", "-sS", "--fail", "--max-time", "200", "-o", output.path, "http://198.18.0.2/blob"], timeout: 240)
+        #expect(try sha256(output.path) == sha256(blob.path), "the download differs from the file")
+    }
+
     /// 5. A thousand short connections from the kernel, a refusal from a closed port, and ten seconds
     /// of streaming into our sink without a stall.
     @Test func shortConnectionsRefusalAndSteadyStream() throws {
