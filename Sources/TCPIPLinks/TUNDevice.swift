@@ -131,6 +131,20 @@ public final class TUNDevice: PacketLink {
         self.descriptor = descriptor
     }
 
+    /// Adopts a descriptor that already carries one IP datagram per read(2) and write(2): a TUN
+    /// descriptor opened elsewhere, or one end of an AF_UNIX SOCK_SEQPACKET pair (tests join two
+    /// stacks that way without root). It is made non-blocking and closed with this object.
+    public init(adopting descriptor: Int32, name: String, mtu: Int) throws(TUNError) {
+        do {
+            try SystemCall.setNonBlocking(descriptor)
+        } catch {
+            throw .io(error)
+        }
+        self.descriptor = descriptor
+        self.name = name
+        self.mtu = mtu
+    }
+
     deinit {
         close()
     }
@@ -164,6 +178,9 @@ public final class TUNDevice: PacketLink {
                 if error == .wouldBlock { return nil }
                 throw fail(error)
             }
+            // A TUN descriptor never reads 0; a datagram socket does once its peer has gone. Either
+            // way nothing more will come, and reading on would spin.
+            guard count > 0 else { throw fail(Errno(rawValue: EBADFD)) }
             buffer.moveWriterIndex(forwardBy: count)
             if admit(buffer) { return buffer }
         }

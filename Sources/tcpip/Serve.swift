@@ -54,7 +54,7 @@ struct Serve: ParsableCommand {
         if let discard {
             listeners.append(try DiscardHandler.bind(
                 runtime: runtime, port: discard, readSize: readSize,
-                interval: readIntervalMs.map { .milliseconds(Int64($0)) }).wait())
+                interval: readIntervalMs.map { .milliseconds(Int64($0)) }, report: true).wait())
         }
         if let http {
             let root = self.root
@@ -73,7 +73,7 @@ struct Serve: ParsableCommand {
         if statusInterval > 0 {
             ConnectionTable.printEvery(.seconds(Int64(statusInterval)), runtime: runtime)
         }
-        running.waitForStop()
+        try running.waitForStop()
     }
 }
 
@@ -107,18 +107,26 @@ final class EchoHandler: ChannelInboundHandler {
 }
 
 /// RFC 863: everything read is dropped; closes at the end of the stream. Optionally a slow reader.
+///
+/// With `report`, each connection's end prints `discarded=<bytes> fnv1a64=<hex> from=<peer>`, a
+/// digest of what arrived, so a test can check every byte without keeping them.
 final class DiscardHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     let interval: TimeAmount?
+    let report: Bool
     private var reader: RepeatedTask?
     private(set) var received = 0
+    private var digest: UInt64 = 0xcbf2_9ce4_8422_2325
 
-    init(interval: TimeAmount?) {
+    init(interval: TimeAmount?, report: Bool) {
         self.interval = interval
+        self.report = report
     }
 
-    static func bind(runtime: StackRuntime, port: UInt16, readSize: Int?, interval: TimeAmount?) -> EventLoopFuture<TCPListener> {
+    static func bind(
+        runtime: StackRuntime, port: UInt16, readSize: Int?, interval: TimeAmount?, report: Bool = false
+    ) -> EventLoopFuture<TCPListener> {
         var bootstrap = TCPIPServerBootstrap(runtime: runtime)
         if let readSize {
             bootstrap = bootstrap.childChannelOption(TCPChannelOptions.maximumReadSize, value: readSize)
@@ -130,7 +138,7 @@ final class DiscardHandler: ChannelInboundHandler {
         }
         return bootstrap.childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(DiscardHandler(interval: interval))
+                try channel.pipeline.syncOperations.addHandler(DiscardHandler(interval: interval, report: report))
             }
         }.bind(port: port)
     }
@@ -146,12 +154,23 @@ final class DiscardHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        received += unwrapInboundIn(data).readableBytes
+        let bytes = unwrapInboundIn(data)
+        received += bytes.readableBytes
+        guard report else { return }
+        var digest = self.digest
+        for byte in bytes.readableBytesView {
+            digest = (digest ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        self.digest = digest
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         reader?.cancel()
         reader = nil
+        if report {
+            let peer = context.channel.remoteAddress.map { "\($0)" } ?? "?"
+            announce("discarded=\(received) fnv1a64=\(String(digest, radix: 16)) from=\(peer)")
+        }
         context.fireChannelInactive()
     }
 

@@ -20,7 +20,7 @@ struct Sink: ParsableCommand {
         let running = try device.start()
         _ = try DiscardHandler.bind(runtime: running.runtime, port: port, readSize: nil, interval: nil).wait()
         announce("READY")
-        running.waitForStop()
+        try running.waitForStop()
     }
 }
 #endif

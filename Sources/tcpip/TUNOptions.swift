@@ -81,16 +81,19 @@ struct RunningStack {
     let recorder: PcapRecorder?
     let device: String
 
-    /// Blocks until the runtime stops (SIGINT, SIGTERM or the device going away).
-    func waitForStop() {
+    /// Blocks until the runtime stops: SIGINT or SIGTERM (returns), or the device going away (throws).
+    func waitForStop() throws {
         let source = SignalStop(runtime: runtime)
         defer { withExtendedLifetime(source) {} }
+        var failure: Error?
         do {
             try runtime.closeFuture.wait()
         } catch {
             printError("tcpip: \(error)")
+            failure = error
         }
         finish()
+        if failure != nil { throw ExitCode.failure }
     }
 
     /// Stops the runtime, flushes the capture and shuts the loop down.

@@ -161,6 +161,24 @@ struct KernelInteropTests {
         #expect((slowest ?? 0) > 0, "a second passed with nothing sent: \(streamed)")
     }
 
+    /// Bad input from the outside: the TUN interface deleted under a running server. The server
+    /// stops with an error and a non-zero status within seconds — no crash, no spinning.
+    @Test func deviceThatDisappearsStopsTheServerCleanly() throws {
+        try Interop.check()
+        let scratch = try Interop.scratchDirectory("gone")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let namespace = try Namespace("gone")
+        defer { namespace.delete() }
+        let log = scratch.appendingPathComponent("serve.log")
+        let server = try namespace.startStack(Self.stackArguments("serve", ["--echo", "7", "--status-interval", "0"]), log: log)
+        try namespace.check(["ip", "link", "del", "tun0"])
+        Namespace.wait(server, timeout: 10)
+        #expect(!server.isRunning, "the server kept running without its device")
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(server.terminationReason == .exit && server.terminationStatus == 1, "expected a clean failure exit: \(text)")
+        #expect(text.contains("TUN device is gone"), "\(text)")
+    }
+
     // MARK: Helpers
 
     func waitForListener(_ namespace: Namespace, port: Int) throws {
