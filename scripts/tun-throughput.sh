@@ -12,8 +12,7 @@ source "$PEERS/lib.sh"
 build_netstackbench
 build_lwipsink
 build_tcpbench
-for ((round = 0; round < ${ROUNDS:-1}; round++)); do
-  MTU=1500 tun_sink_test gvisor_tun_mtu1500_kernel_to_netstack "$BUILD/netstackbench" tun-sink tun0 198.18.0.2 5001
-  MTU=1500 tun_sink_test lwip_tun_mtu1500_kernel_to_lwip "$BUILD/lwipsink" tun0 198.18.0.2 5001
-  MTU=1500 tun_sink_test swift_tun_mtu1500_kernel_to_swift "$TCPIP" sink --tun tun0 --address 198.18.0.2 --port 5001
-done
+# One round per run: lib.sh names each namespace after the test and the shell's pid.
+MTU=1500 tun_sink_test gvisor_tun_mtu1500_kernel_to_netstack "$BUILD/netstackbench" tun-sink tun0 198.18.0.2 5001
+MTU=1500 tun_sink_test lwip_tun_mtu1500_kernel_to_lwip "$BUILD/lwipsink" tun0 198.18.0.2 5001
+MTU=1500 tun_sink_test swift_tun_mtu1500_kernel_to_swift "$TCPIP" sink --tun tun0 --address 198.18.0.2 --port 5001

@@ -19,6 +19,9 @@ import TCPIPWire
 public final class StackRuntime: @unchecked Sendable {
     /// Datagrams read from the device per turn of the loop before other work gets a chance.
     public static let readBatch = 256
+    /// Datagrams between two pumps while draining the device. Measured with the peers kit's sender at
+    /// MTU 1500: pumping only after 256 gave 1.2–1.4 Gbit/s, every 32 gave 1.6–2.2, every 4 gave 1.3.
+    static let pumpEvery = 32
 
     public let eventLoop: EventLoop
     /// Touch only on `eventLoop`.
@@ -108,6 +111,9 @@ public final class StackRuntime: @unchecked Sendable {
             while count < Self.readBatch, let packet = try device.read() {
                 deliver(packet)
                 count += 1
+                // Let the application read and the ACKs and window updates go out every few
+                // datagrams, so the sender is not kept waiting for the whole batch.
+                if count % Self.pumpEvery == 0 { pump() }
             }
         } catch {
             stop(error: error)
