@@ -157,11 +157,13 @@ final class DiscardHandler: ChannelInboundHandler {
         let bytes = unwrapInboundIn(data)
         received += bytes.readableBytes
         guard report else { return }
-        var digest = self.digest
-        for byte in bytes.readableBytesView {
-            digest = (digest ^ UInt64(byte)) &* 0x100_0000_01b3
+        self.digest = bytes.withUnsafeReadableBytes { raw in
+            var digest = self.digest
+            for byte in raw {
+                digest = (digest ^ UInt64(byte)) &* 0x100_0000_01b3
+            }
+            return digest
         }
-        self.digest = digest
     }
 
     func channelInactive(context: ChannelHandlerContext) {
