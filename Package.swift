@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "TCPIPWire", targets: ["TCPIPWire"]),
         .library(name: "TCPIP", targets: ["TCPIP"]),
         .library(name: "TCPIPLinks", targets: ["TCPIPLinks"]),
+        .library(name: "TCPIPNIO", targets: ["TCPIPNIO"]),
         .executable(name: "tcpip", targets: ["tcpip"]),
     ],
     dependencies: [
@@ -43,11 +44,24 @@ let package = Package(
             dependencies: ["TCPIP", "TCPIPWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
+        // The runtime: a Stack on a SwiftNIO EventLoop with its TUN link; TCP connections as NIO Channels.
+        .target(
+            name: "TCPIPNIO",
+            dependencies: [
+                "TCPIP", "TCPIPWire", "TCPIPLinks",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tcpip",
             dependencies: [
-                "TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPScript",
+                "TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPScript", "TCPIPNIO",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -57,5 +71,16 @@ let package = Package(
         .testTarget(name: "TCPIPLinksTests", dependencies: ["TCPIPLinks", "TCPIP", "TCPIPWire"], swiftSettings: strict),
         .testTarget(name: "TCPIPScriptTests", dependencies: ["TCPIPScript", "TCPIP", "TCPIPWire"], swiftSettings: strict),
         .testTarget(name: "tcpipTests", dependencies: ["tcpip", "TCPIPLinks"], swiftSettings: strict),
+        .testTarget(
+            name: "TCPIPNIOTests",
+            dependencies: [
+                "TCPIPNIO", "TCPIP", "TCPIPWire", "TCPIPLinks",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+        // Kernel interop over TUN in network namespaces; runs the built `tcpip` binary (needs root).
+        .testTarget(name: "InteropTests", dependencies: ["tcpip"], swiftSettings: strict),
     ]
 )

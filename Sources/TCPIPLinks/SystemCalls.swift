@@ -15,6 +15,11 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public static let interrupted = Errno(rawValue: EINTR)
+    public static let wouldBlock = Errno(rawValue: EAGAIN)
+    public static let noDevice = Errno(rawValue: ENODEV)
+    public static let badFileDescriptorState = Errno(rawValue: EBADFD)
+    public static let messageTooLong = Errno(rawValue: EMSGSIZE)
+    public static let noBufferSpace = Errno(rawValue: ENOBUFS)
 
     public var description: String {
         guard let message = strerror(rawValue) else { return "errno \(rawValue)" }
@@ -64,6 +69,38 @@ enum SystemCall {
         // POSIX leaves the descriptor's state unspecified after EINTR from close; Linux has already
         // released it, so retrying could close a descriptor someone else just opened. Don't retry.
         guard close(descriptor) == 0 else { throw Errno(rawValue: errno) }
+    }
+
+    /// One read(2) into `buffer`; EAGAIN is thrown like any other error (the caller decides).
+    static func readOnce(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        try retryingOnInterrupt { read(descriptor, buffer.baseAddress, buffer.count) }
+    }
+
+    /// One write(2) of `bytes`; a short write is returned, not continued (a TUN write is one packet).
+    static func writeOnce(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) throws(Errno) -> Int {
+        try retryingOnInterrupt { write(descriptor, bytes.baseAddress, bytes.count) }
+    }
+
+    /// ioctl(2) with a pointer argument, such as a `struct ifreq`.
+    static func ioControl(_ descriptor: Int32, _ request: UInt, _ argument: inout [UInt8]) throws(Errno) {
+        try argument.withUnsafeMutableBytes { bytes in
+            Result { () throws(Errno) in
+                _ = try retryingOnInterrupt { Int(ioctl(descriptor, request, bytes.baseAddress!)) }
+            }
+        }.get()
+    }
+
+    static func openSocket(domain: Int32, type: Int32) throws(Errno) -> Int32 {
+        Int32(truncatingIfNeeded: try retryingOnInterrupt { Int(socket(domain, type, 0)) })
+    }
+
+    static func duplicate(_ descriptor: Int32) throws(Errno) -> Int32 {
+        Int32(truncatingIfNeeded: try retryingOnInterrupt { Int(fcntl(descriptor, F_DUPFD_CLOEXEC, 0)) })
+    }
+
+    static func setNonBlocking(_ descriptor: Int32) throws(Errno) {
+        let flags = try retryingOnInterrupt { Int(fcntl(descriptor, F_GETFL)) }
+        _ = try retryingOnInterrupt { Int(fcntl(descriptor, F_SETFL, Int32(flags) | O_NONBLOCK)) }
     }
 
     private static func retryingOnInterrupt(_ call: () -> Int) throws(Errno) -> Int {

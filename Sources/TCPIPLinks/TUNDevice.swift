@@ -1,0 +1,288 @@
+#if os(Linux)
+import Glibc
+import NIOCore
+import TCPIP
+
+/// Why a TUN device could not be opened or used.
+public enum TUNError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// `/dev/net/tun` could not be opened (no such device node, or no permission: needs CAP_NET_ADMIN).
+    case open(Errno)
+    /// TUNSETIFF refused the interface: a device of another kind has the name, or it belongs to
+    /// another user, or the flags do not match a persistent device.
+    case attach(name: String, Errno)
+    /// Interface names are at most 15 bytes (IFNAMSIZ less the terminator).
+    case nameTooLong(String)
+    /// The MTU could not be read or set.
+    case mtu(Errno)
+    /// The interface was deleted or its descriptor is no longer usable (EBADFD, EIO, ENODEV).
+    case deviceGone(Errno)
+    /// Some other failure of read(2) or write(2).
+    case io(Errno)
+    /// An option this build does not implement yet.
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case .open(let errno): "cannot open /dev/net/tun: \(errno)"
+        case .attach(let name, let errno): "cannot attach TUN interface \(name): \(errno)"
+        case .nameTooLong(let name): "interface name too long (at most 15 bytes): \(name)"
+        case .mtu(let errno): "cannot read or set the MTU: \(errno)"
+        case .deviceGone(let errno): "the TUN device is gone: \(errno)"
+        case .io(let errno): "TUN I/O failed: \(errno)"
+        case .unsupported(let what): "not supported yet: \(what)"
+        }
+    }
+}
+
+/// A Linux TUN interface opened with `IFF_TUN | IFF_NO_PI`: each read(2) returns one IP datagram
+/// and each write(2) injects one, with no Ethernet header and no packet-information prefix.
+///
+/// The descriptor is non-blocking: `receive` returns nil when nothing is queued, and `send` drops
+/// (and counts) a datagram the kernel cannot take rather than waiting. Every system call goes
+/// through `SystemCall`, so failures arrive as `Errno` and then as `TUNError`.
+///
+/// Not thread-safe: one owner, as the stack it feeds.
+public final class TUNDevice: PacketLink {
+    /// How to open the device.
+    public struct Options: Hashable, Sendable {
+        /// IFF_MULTI_QUEUE: open one queue of a multi-queue device, so that several descriptors
+        /// (one per core, each with its own stack) share the interface and the kernel hashes flows
+        /// to them. The interface must have been created multi-queue as well.
+        public var multiQueue: Bool
+        /// IFF_VNET_HDR: a virtio-net header in front of each datagram, for checksum and segmentation
+        /// offloads (TUNSETOFFLOAD). Reserved: opening with it throws `unsupported` for now.
+        public var virtioNetHeader: Bool
+        /// Set the interface MTU to this before use; nil keeps the interface's own.
+        public var mtu: Int?
+
+        public init(multiQueue: Bool = false, virtioNetHeader: Bool = false, mtu: Int? = nil) {
+            self.multiQueue = multiQueue
+            self.virtioNetHeader = virtioNetHeader
+            self.mtu = mtu
+        }
+    }
+
+    /// Counters beyond `LinkStatistics`: what was read but not handed to the stack.
+    public struct DropCounters: Hashable, Sendable {
+        /// Read datagrams whose first nibble is neither 4 nor 6 (IFF_NO_PI gives no protocol field).
+        public var notIP: UInt64 = 0
+        /// Reads that filled the whole buffer: the datagram may have been cut, so it is dropped.
+        public var truncated: UInt64 = 0
+        /// Writes that failed for a reason other than a full queue or a missing device.
+        public var writeErrors: UInt64 = 0
+        public init() {}
+    }
+
+    // linux/if_tun.h and linux/sockios.h
+    static let tunSetInterface: UInt = 0x4004_54ca  // TUNSETIFF = _IOW('T', 202, int)
+    static let flagTUN: Int16 = 0x0001  // IFF_TUN
+    static let flagNoPacketInformation: Int16 = 0x1000  // IFF_NO_PI
+    static let flagMultiQueue: Int16 = 0x0100  // IFF_MULTI_QUEUE
+    static let getMTU: UInt = 0x8921  // SIOCGIFMTU
+    static let setMTU: UInt = 0x8922  // SIOCSIFMTU
+    static let interfaceRequestSize = 40  // sizeof(struct ifreq)
+    static let interfaceNameSize = 16  // IFNAMSIZ
+
+    /// The interface name the kernel gave (the one asked for, or `tunN` for a pattern).
+    public let name: String
+    public let mtu: Int
+    public let capabilities = LinkCapabilities(checksumOffload: false)
+    public var nextArrival: Instant? { nil }
+    public private(set) var statistics = LinkStatistics()
+    public private(set) var drops = DropCounters()
+    /// The first error that made the device unusable; once set, `send` drops and `receive` returns nil.
+    public private(set) var failure: TUNError?
+    /// The open descriptor, for an event loop to watch for readability. Owned by this object.
+    public private(set) var descriptor: Int32
+    private let allocator = ByteBufferAllocator()
+
+    /// Opens `/dev/net/tun` and attaches to the interface `name`, creating it if it does not exist
+    /// (a created interface disappears when the descriptor is closed).
+    public init(name: String, options: Options = Options()) throws(TUNError) {
+        guard !options.virtioNetHeader else { throw .unsupported("IFF_VNET_HDR offloads") }
+        guard name.utf8.count < Self.interfaceNameSize else { throw .nameTooLong(name) }
+        let descriptor: Int32
+        do {
+            descriptor = try SystemCall.openFile("/dev/net/tun", flags: O_RDWR | O_NONBLOCK | O_CLOEXEC, mode: 0)
+        } catch {
+            throw .open(error)
+        }
+        var flags = Self.flagTUN | Self.flagNoPacketInformation
+        if options.multiQueue { flags |= Self.flagMultiQueue }
+        var request = Self.interfaceRequest(name: name)
+        request.withUnsafeMutableBytes { $0.storeBytes(of: flags, toByteOffset: Self.interfaceNameSize, as: Int16.self) }
+        do {
+            try SystemCall.ioControl(descriptor, Self.tunSetInterface, &request)
+        } catch {
+            try? SystemCall.closeFile(descriptor)
+            throw .attach(name: name, error)
+        }
+        let attached = request.withUnsafeBytes { bytes in
+            String(decoding: bytes.prefix(Self.interfaceNameSize).prefix { $0 != 0 }, as: UTF8.self)
+        }
+        do {
+            if let mtu = options.mtu { try Self.setMTU(mtu, of: attached) }
+            self.mtu = try Self.mtu(of: attached)
+        } catch {
+            try? SystemCall.closeFile(descriptor)
+            throw .mtu(error)
+        }
+        self.name = attached
+        self.descriptor = descriptor
+    }
+
+    /// Adopts a descriptor that already carries one IP datagram per read(2) and write(2): a TUN
+    /// descriptor opened elsewhere, or one end of an AF_UNIX SOCK_SEQPACKET pair (tests join two
+    /// stacks that way without root). It is made non-blocking and closed with this object.
+    public init(adopting descriptor: Int32, name: String, mtu: Int) throws(TUNError) {
+        do {
+            try SystemCall.setNonBlocking(descriptor)
+        } catch {
+            throw .io(error)
+        }
+        self.descriptor = descriptor
+        self.name = name
+        self.mtu = mtu
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Closes the descriptor. Further sends drop, receives return nil.
+    public func close() {
+        guard descriptor >= 0 else { return }
+        try? SystemCall.closeFile(descriptor)
+        descriptor = -1
+        if failure == nil { failure = .deviceGone(Errno(rawValue: EBADF)) }
+    }
+
+    // MARK: Datagrams
+
+    /// Reads one datagram, or returns nil when none is queued (EAGAIN).
+    ///
+    /// Datagrams that are not IP, or that filled the whole buffer (so may have been cut), are dropped
+    /// and counted, and the next one is read instead.
+    /// - Throws: `TUNError.deviceGone` when the interface was deleted; later calls return nil.
+    public func read() throws(TUNError) -> ByteBuffer? {
+        while true {
+            guard failure == nil else { return nil }
+            // One byte more than the MTU, so that a datagram larger than the MTU shows as a full buffer.
+            var buffer = allocator.buffer(capacity: mtu + 1)
+            let count: Int
+            do {
+                count = try buffer.withUnsafeMutableWritableBytes { bytes in
+                    Result { () throws(Errno) in try SystemCall.readOnce(descriptor, into: bytes) }
+                }.get()
+            } catch {
+                if error == .wouldBlock { return nil }
+                throw fail(error)
+            }
+            // A TUN descriptor never reads 0; a datagram socket does once its peer has gone. Either
+            // way nothing more will come, and reading on would spin.
+            guard count > 0 else { throw fail(Errno(rawValue: EBADFD)) }
+            buffer.moveWriterIndex(forwardBy: count)
+            if admit(buffer) { return buffer }
+        }
+    }
+
+    /// Checks and counts a datagram read from this device by someone else (an event loop that owns
+    /// a duplicate of the descriptor): false for one to drop, which is counted.
+    public func admit(_ packet: ByteBuffer) -> Bool {
+        guard packet.readableBytes <= mtu else {
+            drops.truncated &+= 1
+            return false
+        }
+        guard let first = packet.getInteger(at: packet.readerIndex, as: UInt8.self), first >> 4 == 4 || first >> 4 == 6 else {
+            drops.notIP &+= 1
+            return false
+        }
+        statistics.packetsDelivered &+= 1
+        statistics.bytesDelivered &+= UInt64(packet.readableBytes)
+        return true
+    }
+
+    /// Writes one datagram. A datagram larger than the MTU, or one the kernel's queue has no room
+    /// for, is dropped and counted; a vanished device throws.
+    public func write(_ packet: ByteBuffer) throws(TUNError) {
+        guard failure == nil else {
+            statistics.droppedQueueFull &+= 1
+            return
+        }
+        statistics.packetsSent &+= 1
+        statistics.bytesSent &+= UInt64(packet.readableBytes)
+        guard packet.readableBytes <= mtu else {
+            statistics.droppedTooBig &+= 1
+            return
+        }
+        do {
+            _ = try packet.withUnsafeReadableBytes { bytes in
+                Result { () throws(Errno) in try SystemCall.writeOnce(descriptor, bytes) }
+            }.get()
+        } catch {
+            switch error {
+            case .wouldBlock, .noBufferSpace:
+                statistics.droppedQueueFull &+= 1
+            case .badFileDescriptorState, .noDevice, Errno(rawValue: EIO), Errno(rawValue: EBADF):
+                throw fail(error)
+            default:
+                drops.writeErrors &+= 1
+            }
+        }
+    }
+
+    private func fail(_ error: Errno) -> TUNError {
+        let failure: TUNError = switch error {
+        case .badFileDescriptorState, .noDevice, Errno(rawValue: EIO), Errno(rawValue: EBADF): .deviceGone(error)
+        default: .io(error)
+        }
+        if self.failure == nil { self.failure = failure }
+        return failure
+    }
+
+    // MARK: PacketLink
+
+    /// Writes `packet`; a failure is kept in `failure` (a link's send cannot throw).
+    public func send(_ packet: ByteBuffer, now: Instant) {
+        try? write(packet)
+    }
+
+    public func receive(now: Instant) -> ByteBuffer? {
+        try? read()
+    }
+
+    // MARK: Interface requests
+
+    private static func interfaceRequest(name: String) -> [UInt8] {
+        var request = [UInt8](repeating: 0, count: interfaceRequestSize)
+        for (index, byte) in name.utf8.prefix(interfaceNameSize - 1).enumerated() { request[index] = byte }
+        return request
+    }
+
+    /// SIOCGIFMTU on a throwaway datagram socket (the ioctl needs a socket, not the TUN descriptor).
+    static func mtu(of name: String) throws(Errno) -> Int {
+        let socket = try SystemCall.openSocket(domain: AF_INET, type: Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+        defer { try? SystemCall.closeFile(socket) }
+        var request = interfaceRequest(name: name)
+        try SystemCall.ioControl(socket, getMTU, &request)
+        return Int(request.withUnsafeBytes { $0.load(fromByteOffset: interfaceNameSize, as: Int32.self) })
+    }
+
+    static func setMTU(_ mtu: Int, of name: String) throws(Errno) {
+        let socket = try SystemCall.openSocket(domain: AF_INET, type: Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+        defer { try? SystemCall.closeFile(socket) }
+        var request = interfaceRequest(name: name)
+        request.withUnsafeMutableBytes { $0.storeBytes(of: Int32(mtu), toByteOffset: interfaceNameSize, as: Int32.self) }
+        try SystemCall.ioControl(socket, setMTU, &request)
+    }
+
+    /// A second descriptor on the same open file (for an event loop that wants to own one).
+    public func duplicateDescriptor() throws(TUNError) -> Int32 {
+        do {
+            return try SystemCall.duplicate(descriptor)
+        } catch {
+            throw .io(error)
+        }
+    }
+}
+#endif

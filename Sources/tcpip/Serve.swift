@@ -1,0 +1,202 @@
+#if os(Linux)
+import ArgumentParser
+import NIOCore
+import NIOHTTP1
+import TCPIP
+import TCPIPLinks
+import TCPIPNIO
+
+/// `tcpip serve`: echo, discard and HTTP servers on a TUN device, on our TCP.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve echo, discard and HTTP on a TUN device, over this stack's TCP.",
+        discussion: """
+            Prints READY once every server listens, then the connection table every --status-interval \
+            seconds. The HTTP server is NIOHTTP1, unchanged, on our TCP channels. --read-size and \
+            --read-interval-ms make the discard server a slow reader: its receive window closes.
+            """)
+
+    @OptionGroup var device: TUNOptions
+    @Option(help: "Echo server port (RFC 862).")
+    var echo: UInt16?
+    @Option(help: "Discard server port (RFC 863).")
+    var discard: UInt16?
+    @Option(help: "Discard server: bytes per read (default: whatever is there).")
+    var readSize: Int?
+    @Option(help: "Discard server: milliseconds between reads (default: read as fast as data comes).")
+    var readIntervalMs: Int?
+    @Option(help: "HTTP/1.1 server port; serves the files under --root.")
+    var http: UInt16?
+    @Option(help: "Directory the HTTP server serves.")
+    var root: String = "."
+    @Option(help: "Seconds between connection tables; 0 for none.")
+    var statusInterval: Int = 5
+
+    func validate() throws {
+        guard echo != nil || discard != nil || http != nil else {
+            throw ValidationError("give at least one of --echo, --discard, --http")
+        }
+        if let readSize, readSize <= 0 { throw ValidationError("--read-size must be positive") }
+        if let readIntervalMs, readIntervalMs <= 0 { throw ValidationError("--read-interval-ms must be positive") }
+    }
+
+    func run() throws {
+        let running = try device.start()
+        let runtime = running.runtime
+        var listeners: [TCPListener] = []
+        if let echo {
+            listeners.append(try TCPIPServerBootstrap(runtime: runtime)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
+                }
+                .bind(port: echo).wait())
+        }
+        if let discard {
+            listeners.append(try DiscardHandler.bind(
+                runtime: runtime, port: discard, readSize: readSize,
+                interval: readIntervalMs.map { .milliseconds(Int64($0)) }, report: true).wait())
+        }
+        if let http {
+            let root = self.root
+            listeners.append(try TCPIPServerBootstrap(runtime: runtime)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        try channel.pipeline.syncOperations.addHandler(HTTPFileHandler(root: root))
+                    }
+                }
+                .bind(port: http).wait())
+        }
+        let ports = listeners.map { String($0.port) }.joined(separator: ",")
+        announce("listening on \(device.addresses.joined(separator: " ")) port \(ports) via \(device.tun) (MTU \(try running.onLoop { runtime.device.mtu }))")
+        announce("READY")
+        if statusInterval > 0 {
+            ConnectionTable.printEvery(.seconds(Int64(statusInterval)), runtime: runtime)
+        }
+        try running.waitForStop()
+    }
+}
+
+/// RFC 862: everything read is written back.
+final class EchoHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.write(data, promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        // Back-pressure: stop reading while the peer is not taking what we echo.
+        if !context.channel.isWritable {
+            context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// RFC 863: everything read is dropped; closes at the end of the stream. Optionally a slow reader.
+///
+/// With `report`, each connection's end prints `discarded=<bytes> fnv1a64=<hex> from=<peer>`, a
+/// digest of what arrived, so a test can check every byte without keeping them.
+final class DiscardHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    let interval: TimeAmount?
+    let report: Bool
+    private var reader: RepeatedTask?
+    private(set) var received = 0
+    private var digest: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    init(interval: TimeAmount?, report: Bool) {
+        self.interval = interval
+        self.report = report
+    }
+
+    static func bind(
+        runtime: StackRuntime, port: UInt16, readSize: Int?, interval: TimeAmount?, report: Bool = false
+    ) -> EventLoopFuture<TCPListener> {
+        var bootstrap = TCPIPServerBootstrap(runtime: runtime)
+        if let readSize {
+            bootstrap = bootstrap.childChannelOption(TCPChannelOptions.maximumReadSize, value: readSize)
+        }
+        if interval != nil {
+            bootstrap = bootstrap
+                .childChannelOption(.autoRead, value: false)
+                .childChannelOption(.maxMessagesPerRead, value: 1)
+        }
+        return bootstrap.childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(DiscardHandler(interval: interval, report: report))
+            }
+        }.bind(port: port)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let interval {
+            let channel = context.channel
+            reader = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                channel.read()
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        received += bytes.readableBytes
+        guard report else { return }
+        self.digest = bytes.withUnsafeReadableBytes { raw in
+            var digest = self.digest
+            for byte in raw {
+                digest = (digest ^ UInt64(byte)) &* 0x100_0000_01b3
+            }
+            return digest
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        reader?.cancel()
+        reader = nil
+        if report {
+            let peer = context.channel.remoteAddress.map { "\($0)" } ?? "?"
+            announce("discarded=\(received) fnv1a64=\(String(digest, radix: 16)) from=\(peer)")
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// The ss-style table of a runtime's connections.
+enum ConnectionTable {
+    static func lines(_ runtime: StackRuntime) -> [String] {
+        var table = NetstatTable()
+        for connection in runtime.stack.allConnections {
+            if let status = runtime.stack.status(connection) { table.add(status) }
+        }
+        return table.lines
+    }
+
+    static func printEvery(_ interval: TimeAmount, runtime: StackRuntime) {
+        runtime.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let lines = lines(runtime)
+            guard lines.count > 1 else { return }
+            announce(lines.joined(separator: "\n"))
+        }
+    }
+}
+#endif

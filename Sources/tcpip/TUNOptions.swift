@@ -1,0 +1,139 @@
+#if os(Linux)
+import ArgumentParser
+import Dispatch
+import Glibc
+import NIOCore
+import NIOPosix
+import TCPIP
+import TCPIPLinks
+import TCPIPNIO
+import TCPIPWire
+
+/// What every command on a TUN device takes: the device, our addresses, a capture and a trace.
+struct TUNOptions: ParsableArguments {
+    @Option(help: "The TUN interface to attach to (created if missing; configure its kernel side with `ip`).")
+    var tun: String
+    @Option(
+        name: .customLong("address"),
+        help: "Our address, with or without a prefix length (198.18.0.2/24, 2001:db8::2/64); repeat for more.")
+    var addresses: [String] = []
+    @Option(help: "Write every datagram crossing the device to this pcap file (raw IP).")
+    var pcap: String?
+    @Flag(help: "Print every segment in tcpdump's notation, and each decision with the RFC rule behind it.")
+    var trace = false
+    @Option(help: ArgumentHelp(
+        "Impair both directions at the device, as netem would: loss=5%,reorder=10%,duplicate=1%,corrupt=0.1%,delay=10ms",
+        discussion: "For kernels without sch_netem; with netem, prefer `tc qdisc add dev tun0 root netem …` on the kernel side."))
+    var impair: String?
+
+    func validate() throws {
+        guard !addresses.isEmpty else { throw ValidationError("give at least one --address") }
+        _ = try parsedAddresses()
+        if let impair, Impairment(parsing: impair) == nil { throw ValidationError("cannot parse --impair \(impair)") }
+    }
+
+    func parsedAddresses() throws -> [IPAddress] {
+        try addresses.map { text in
+            let bare = text.split(separator: "/", maxSplits: 1).first.map(String.init) ?? text
+            guard let address = IPAddress(bare) else { throw ValidationError("not an IP address: \(text)") }
+            return address
+        }
+    }
+
+    /// Opens the device, starts a stack on one event loop, and wires the capture and the trace.
+    func start(configure: (inout StackConfiguration) -> Void = { _ in }) throws -> RunningStack {
+        let device = try TUNDevice(name: tun)
+        var configuration = StackConfiguration(
+            addresses: try parsedAddresses(), mtu: device.mtu,
+            seed: UInt64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds))
+        configure(&configuration)
+        let stack = Stack(configuration)
+        stack.tracing = trace
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let recorder: PcapRecorder? = try pcap.map { PcapRecorder(sink: try PcapFileSink(path: $0)) }
+        let runtime = try StackRuntime.start(stack: stack, device: device, on: group.next()).wait()
+        let trace = self.trace
+        if let impairment = impair.flatMap(Impairment.init(parsing:)) {
+            try runtime.eventLoop.submit { runtime.impair(impairment) }.wait()
+        }
+        if recorder != nil || trace {
+            try runtime.eventLoop.submit {
+                var formatter = SegmentFormatter()
+                runtime.packetObserver = { packet, now, _ in
+                    recorder?.record(packet, at: now)
+                    if trace { announce(formatter.format(packet, at: now)) }
+                }
+                if trace {
+                    runtime.traceObserver = { records in
+                        for record in records { announce("  \(record.rule): \(record.message)") }
+                    }
+                }
+            }.wait()
+        }
+        return RunningStack(group: group, runtime: runtime, recorder: recorder, device: tun)
+    }
+}
+
+/// A started runtime and what must be closed with it.
+struct RunningStack {
+    let group: MultiThreadedEventLoopGroup
+    let runtime: StackRuntime
+    let recorder: PcapRecorder?
+    let device: String
+
+    /// Blocks until the runtime stops: SIGINT or SIGTERM (returns), or the device going away (throws).
+    func waitForStop() throws {
+        let source = SignalStop(runtime: runtime)
+        defer { withExtendedLifetime(source) {} }
+        var failure: Error?
+        do {
+            try runtime.closeFuture.wait()
+        } catch {
+            printError("tcpip: \(error)")
+            failure = error
+        }
+        finish()
+        if failure != nil { throw ExitCode.failure }
+    }
+
+    /// Stops the runtime, flushes the capture and shuts the loop down.
+    func finish() {
+        runtime.stop()
+        _ = try? runtime.closeFuture.wait()
+        try? runtime.eventLoop.submit { recorder?.flush() }.wait()
+        try? group.syncShutdownGracefully()
+    }
+
+    /// Runs `body` on the loop and waits for its result.
+    func onLoop<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
+        try runtime.eventLoop.submit(body).wait()
+    }
+}
+
+/// Stops the runtime on SIGINT or SIGTERM, so captures are flushed and the device released.
+final class SignalStop: @unchecked Sendable {
+    private let sources: [DispatchSourceSignal]
+
+    init(runtime: StackRuntime) {
+        sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { runtime.stop() }
+            source.resume()
+            return source
+        }
+    }
+}
+
+func printError(_ message: String) {
+    let line = message + "\n"
+    _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+}
+
+/// Prints a line and flushes, so a parent waiting for `READY` on a pipe sees it at once.
+func announce(_ line: String) {
+    // Unbuffered, so a parent waiting for `READY` on a pipe sees it at once.
+    let text = line + "\n"
+    _ = text.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
+}
+#endif

@@ -1,0 +1,103 @@
+import Foundation
+
+/// The kernel-side programs of the interop tests, in Python 3 (standard library only).
+enum KernelPeers {
+    /// FNV-1a 64 of the data, as `tcpip serve --discard` reports it.
+    static let fnv = """
+        def fnv1a64(data):
+            h = 0xcbf29ce484222325
+            for b in data:
+                h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+            return format(h, 'x')
+        """
+
+    /// `sendall`s N random bytes to HOST:PORT, shuts down, waits for the server's close, prints the digest.
+    static let slowReaderClient = """
+        import os, socket, sys
+        \(fnv)
+        host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+        data = os.urandom(size)
+        print('fnv1a64=' + fnv1a64(data), flush=True)
+        s = socket.create_connection((host, port), timeout=120)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(1) == b''
+        s.close()
+        print('sent', size, flush=True)
+        """
+
+    /// Sends N random bytes to an echo server while reading the echo; checks they are the same.
+    static let echoClient = """
+        import os, socket, sys, threading
+        host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+        data = os.urandom(size)
+        s = socket.create_connection((host, port), timeout=120)
+        def send():
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        sender = threading.Thread(target=send)
+        sender.start()
+        got = bytearray()
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        sender.join()
+        if bytes(got) != data:
+            sys.exit(f'echo differs: got {len(got)} bytes of {size}')
+        print('echo verified', size, flush=True)
+        """
+
+    /// N short connections in parallel batches, each a small echo; then a connect to a closed port.
+    static let shortConnections = """
+        import socket, sys
+        from concurrent.futures import ThreadPoolExecutor
+        host, port, count, batch, closed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        def one(i):
+            message = f'hello {i}\\n'.encode() * 4
+            with socket.create_connection((host, port), timeout=30) as s:
+                s.sendall(message)
+                s.shutdown(socket.SHUT_WR)
+                got = b''
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            return got == message
+        ok = 0
+        with ThreadPoolExecutor(max_workers=batch) as pool:
+            for start in range(0, count, batch):
+                ok += sum(pool.map(one, range(start, min(start + batch, count))))
+        print(f'short connections ok={ok} of {count}', flush=True)
+        try:
+            socket.create_connection((host, closed), timeout=10)
+            print('closed port: connected?!', flush=True)
+        except ConnectionRefusedError:
+            print('closed port: refused', flush=True)
+        except Exception as e:
+            print(f'closed port: {type(e).__name__} {e}', flush=True)
+        """
+
+    /// Streams to a sink for N seconds, recording the bytes handed to the kernel each second; then
+    /// shuts down and waits for the sink to close.
+    static let timedStream = """
+        import socket, sys, time
+        host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+        s = socket.create_connection((host, port), timeout=30)
+        s.setblocking(True)
+        chunk = b'x' * 131072
+        start = time.monotonic()
+        per_second = [0] * int(seconds)
+        while True:
+            now = time.monotonic() - start
+            if now >= seconds:
+                break
+            per_second[int(now)] += s.send(chunk)
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(1) == b''
+        total = sum(per_second)
+        print(f'streamed total={total} slowest_second={min(per_second)} seconds={time.monotonic() - start:.2f}', flush=True)
+        """
+}

@@ -1,0 +1,79 @@
+import Glibc
+import NIOCore
+import NIOPosix
+import TCPIP
+import TCPIPLinks
+import TCPIPNIO
+import TCPIPWire
+
+/// Two runtimes, each a stack on its own event loop, joined by an AF_UNIX SOCK_SEQPACKET pair that
+/// carries one datagram per read and write as a TUN descriptor does — no root, no devices.
+/// 198.18.0.1 is the client side, 198.18.0.2 the server side.
+final class RuntimePair: Sendable {
+    static let clientAddress = IPAddress.v4(IPv4Address(198, 18, 0, 1))
+    static let serverAddress = IPAddress.v4(IPv4Address(198, 18, 0, 2))
+
+    let group: MultiThreadedEventLoopGroup
+    let client: StackRuntime
+    let server: StackRuntime
+
+    init(mtu: Int = 1500, configure: (inout TCPConfiguration) -> Void = { _ in }) async throws {
+        var descriptors: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &descriptors) == 0 else {
+            throw IOError(errnoCode: errno, reason: "socketpair")
+        }
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        var tcp = TCPConfiguration()
+        configure(&tcp)
+        let loops = Array(group.makeIterator())
+        client = try await StackRuntime.start(
+            stack: Stack(StackConfiguration(addresses: [Self.clientAddress], mtu: mtu, seed: 1, tcp: tcp)),
+            device: try TUNDevice(adopting: descriptors[0], name: "pair0", mtu: mtu), on: loops[0]).get()
+        server = try await StackRuntime.start(
+            stack: Stack(StackConfiguration(addresses: [Self.serverAddress], mtu: mtu, seed: 2, tcp: tcp)),
+            device: try TUNDevice(adopting: descriptors[1], name: "pair1", mtu: mtu), on: loops[1]).get()
+    }
+
+    func shutdown() async throws {
+        client.stop()
+        server.stop()
+        _ = try? await client.closeFuture.get()
+        _ = try? await server.closeFuture.get()
+        try await group.shutdownGracefully()
+    }
+}
+
+/// RFC 862 echo, for tests.
+final class TestEchoHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.write(data, promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+}
+
+/// Deterministic bytes: the same `count` for the same seed.
+func pattern(_ count: Int, seed: UInt64 = 7) -> ByteBuffer {
+    var generator = SeededGenerator(seed: seed)
+    var buffer = ByteBufferAllocator().buffer(capacity: count)
+    while buffer.readableBytes < count {
+        buffer.writeInteger(generator.next(), as: UInt64.self)
+    }
+    return buffer.getSlice(at: 0, length: count)!
+}
+
+/// Polls `condition` on the runtime's loop until it holds or `seconds` pass.
+func eventually(
+    on runtime: StackRuntime, within seconds: Int64 = 20, _ condition: @escaping @Sendable () -> Bool
+) async throws -> Bool {
+    let deadline = NIODeadline.now() + .seconds(seconds)
+    while NIODeadline.now() < deadline {
+        if try await runtime.eventLoop.submit(condition).get() { return true }
+        try await Task.sleep(nanoseconds: 20_000_000)
+    }
+    return false
+}
