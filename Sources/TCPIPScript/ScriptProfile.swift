@@ -22,6 +22,9 @@ public struct ScriptProfile: Sendable, Hashable {
     public var initialWindowSegments: Int
     public var minimumRTO: TimeAmount
     public var delayedAckTimeout: TimeAmount
+    /// Segments acknowledged at once at the start of a connection (Linux: TCP_MAX_QUICKACKS = 16;
+    /// FreeBSD has no quick-ACK mode: 0).
+    public var quickAcks: Int = 16
     /// The window-scale shift the platform announces; our stack derives it from the receive
     /// buffer (RFC 7323 §2.3), so the profile's buffer is chosen to give this shift.
     public var windowScale: UInt8
@@ -58,7 +61,7 @@ public struct ScriptProfile: Sendable, Hashable {
     /// freebsd-net/tcp-testsuite: `win 65535`, wscale 6, its own option order, SO_RCVBUF 65536 → 65700.
     public static let freebsd = ScriptProfile(
         name: .freebsd, initialWindowSegments: 10, minimumRTO: .milliseconds(30), delayedAckTimeout: .milliseconds(40),
-        windowScale: 6, receiveBufferSize: 65535 << 6, sendBufferSize: 65535 << 5,
+        quickAcks: 0, windowScale: 6, receiveBufferSize: 65535 << 6, sendBufferSize: 65535 << 5,
         reportedBufferSize: { size, _, mss in mss.map { (size + $0 - 1) / $0 * $0 } ?? size }, defaultReportedReceiveBuffer: 65536,
         defaultReportedSendBuffer: 32768, optionComparison: .unordered, checksPush: true,
         synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", mtu: 1500)
@@ -83,6 +86,7 @@ public struct ScriptProfile: Sendable, Hashable {
         tcp.initialWindowSegments = initialWindowSegments
         tcp.minimumRTO = minimumRTO
         tcp.delayedAckTimeout = delayedAckTimeout
+        tcp.quickAcks = quickAcks
         tcp.receiveBufferSize = receiveBufferSize
         tcp.sendBufferSize = sendBufferSize
         return tcp
