@@ -50,10 +50,22 @@ extension Stack {
         if header.flags.contains(.syn) { io.counters.synsReceived &+= 1 }
 
         if let handle = connectionTable[tuple] {
-            connections.withElement(handle) { connection in
+            var segment = segment
+            if configuration.memoryBudget != nil {
+                if segment.payload.readableBytes > 0, !makeRoom(for: segment.payload.pinnedStorageBytes) {
+                    // At the budget with no out-of-order data left to prune: the text goes, the
+                    // control stays (its ACK may be what frees our send buffer). The peer retransmits.
+                    io.counters.droppedMemoryBudget &+= 1
+                    segment.payload = ByteBuffer()
+                    segment.fin = false
+                    segment.header.flags.remove(.fin)
+                }
+            }
+            withConnection(handle) { connection in
                 connection.segmentArrives(segment, now: now, io: &io)
             }
             connectionActivity(handle, now: now)
+            enforceBudget()
         } else if let handle = halfOpenTable[tuple] {
             halfOpenSegmentArrives(handle, segment, now: now)
         } else if let listener = listenerTable[ListenerKey(address: tuple.local.address, port: tuple.local.port)]
@@ -108,6 +120,10 @@ extension Stack {
             return
         }
         guard let listener = listeners[handle] else { return }
+        guard admitsNewConnection() else {
+            refuseForMemory(tuple: tuple, segment, now: now)
+            return
+        }
         let queueFull = listener.synQueueCount >= listener.synQueueLimit
             || connections.count + halfOpen.count >= configuration.maximumConnections
         switch configuration.tcp.synCookies {
@@ -217,7 +233,7 @@ extension Stack {
         }
         removeHalfOpen(handle)
         let connectionHandle = promote(entry, now: now)
-        connections.withElement(connectionHandle) { connection in
+        withConnection(connectionHandle) { connection in
             connection.segmentArrives(segment, now: now, io: &io)
         }
         let state = connections[connectionHandle]?.state
@@ -225,7 +241,7 @@ extension Stack {
             // The segment failed a check before the ACK's (the sequence number, PAWS) and was
             // answered with an ACK: the handshake is not complete. Back to the half-open entry —
             // a TCB left in SYN-RECEIVED here would never reach the accept queue.
-            if let connection = connections.remove(connectionHandle) { connectionTable[connection.tuple] = nil }
+            removeConnection(connectionHandle)
             let entryHandle = halfOpen.insert(entry)
             halfOpenTable[entry.tuple] = entryHandle
             listeners.withElement(entry.listener) { $0.synQueueCount += 1 }

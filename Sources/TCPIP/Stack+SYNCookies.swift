@@ -60,6 +60,10 @@ extension Stack {
         }
         io.counters.synCookiesValidated &+= 1
         guard let listener = listeners[listenerHandle] else { return false }
+        guard admitsNewConnection() else {
+            refuseForMemory(tuple: tuple, segment, now: now)
+            return true
+        }
         guard listener.acceptQueue.count < listener.backlog else {
             io.counters.listenOverflows &+= 1
             if configuration.tcp.acceptQueueOverflow == .reset {
@@ -80,14 +84,14 @@ extension Stack {
                         + (decoded.options.sackPermitted ? ", SACK" : ""),
                     connection: tuple, now: now)
         let connectionHandle = promote(entry, now: now)
-        connections.withElement(connectionHandle) { connection in
+        withConnection(connectionHandle) { connection in
             connection.segmentArrives(segment, now: now, io: &io)
         }
         switch connections[connectionHandle]?.state {
         case .synReceived?, .closed?, nil:
             // The ACK failed a later check (PAWS, the window): there is no half-open entry to go
             // back to, so the connection goes; the peer's next segment brings the cookie again.
-            if let connection = connections.remove(connectionHandle) { connectionTable[connection.tuple] = nil }
+            removeConnection(connectionHandle)
             return true
         default:
             break

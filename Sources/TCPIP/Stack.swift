@@ -27,6 +27,8 @@ public final class Stack {
     let initialSequenceNumbers: InitialSequenceNumberGenerator
     var synCookies: SYNCookies
     var nextEphemeralPort: UInt16
+    /// Running totals of the storage connections' queues pin (Stack+Memory.swift keeps them).
+    var pinned = PinnedTotals()
 
     struct ListenerKey: Hashable {
         var address: IPAddress?
@@ -65,7 +67,7 @@ public final class Stack {
         while let entry = timers.popDue(now: now) {
             switch entry.owner {
             case .connection(let handle):
-                let live = connections.withElement(handle) { connection -> Bool in
+                let live = withConnection(handle) { connection -> Bool in
                     guard connection.scheduledWakeup == entry.deadline else { return false }
                     connection.scheduledWakeup = nil
                     connection.timersFired(now: now, io: &io)
@@ -124,9 +126,7 @@ public final class Stack {
         }
         guard let outcome else { return }
         if outcome.free {
-            if let connection = connections.remove(handle) {
-                connectionTable[connection.tuple] = nil
-            }
+            removeConnection(handle)
         } else if let deadline = outcome.schedule {
             timers.schedule(.connection(handle), at: deadline)
         }

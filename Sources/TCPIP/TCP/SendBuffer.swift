@@ -43,11 +43,9 @@ struct SendBuffer {
 
     var isEmpty: Bool { count == 0 }
 
-    /// Storage kept alive by the chunks (see `ByteBuffer.pinnedStorageBytes`). O(chunks): for status
-    /// and accounting, not for every segment.
-    var pinnedBytes: Int {
-        chunks.reduce(0) { $0 + $1.bytes.pinnedStorageBytes }
-    }
+    /// Storage kept alive by the chunks (see `ByteBuffer.pinnedStorageBytes`), kept up to date so the
+    /// stack's memory budget can read it on every segment.
+    private(set) var pinnedBytes: Int = 0
 
     /// Takes as many of `bytes`' readable bytes as fit (the caller's buffer is not consumed).
     ///
@@ -61,6 +59,7 @@ struct SendBuffer {
             appendPacked(bytes, length: length, end: end)
         } else {
             let slice = bytes.getSlice(at: bytes.readerIndex, length: length)!
+            pinnedBytes += slice.pinnedStorageBytes
             chunks.append(Chunk(bytes: slice, end: end, isPacked: false))
         }
         return length
@@ -77,6 +76,7 @@ struct SendBuffer {
         }
         var packed = ByteBufferAllocator().buffer(capacity: max(Self.packedChunkSize, length))
         packed.writeImmutableBuffer(source)
+        pinnedBytes += packed.pinnedStorageBytes
         chunks.append(Chunk(bytes: packed, end: end, isPacked: true))
     }
 
@@ -86,6 +86,7 @@ struct SendBuffer {
         self.count -= count
         acknowledgedPosition += count
         while let first = chunks.first, first.end <= acknowledgedPosition {
+            pinnedBytes -= first.bytes.pinnedStorageBytes
             chunks.removeFirst()
         }
         guard !chunks.isEmpty else { return }
@@ -141,6 +142,7 @@ struct SendBuffer {
     mutating func removeAll() {
         acknowledgedPosition += count
         count = 0
+        pinnedBytes = 0
         chunks.removeAll(keepingCapacity: true)
     }
 
