@@ -68,10 +68,10 @@ public enum StackFuzzing {
             targets = []
             exchange()
             for (index, id) in clientConnections.enumerated() {
-                _ = try? client.send(id, StackFuzzing.pattern(count: 3000 * (index + 1)), now: now)
+                _ = try? client.send(id, StackFuzzing.pattern(count: 1000 * (index + 1)), now: now)
             }
             for (index, id) in serverConnections.enumerated() where index % 2 == 1 {
-                _ = try? server.send(id, StackFuzzing.pattern(count: 20_000), now: now)
+                _ = try? server.send(id, StackFuzzing.pattern(count: 8000), now: now)
             }
             exchange()
             now = now + .milliseconds(50)
@@ -201,12 +201,16 @@ public enum StackFuzzing {
         return "\(ip.source).\(header.sourcePort) > \(ip.destination).\(header.destinationPort): \(header) len \(payload.readableBytes)"
     }
 
-    /// `count` octets of a fixed pattern.
+    /// `count` octets (at most 64 KiB) of a fixed pattern: a slice of one buffer made once.
     static func pattern(count: Int) -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(capacity: count)
-        for index in 0..<count { buffer.writeInteger(UInt8(truncatingIfNeeded: index % 251)) }
-        return buffer
+        patternBuffer.getSlice(at: 0, length: min(max(count, 0), patternBuffer.readableBytes))!
     }
+
+    private static let patternBuffer: ByteBuffer = {
+        var buffer = ByteBufferAllocator().buffer(capacity: 65536)
+        for index in 0..<65536 { buffer.writeInteger(UInt8(truncatingIfNeeded: index % 251)) }
+        return buffer
+    }()
 
     /// Reads events' fields from the input, big-endian; nil once it runs out.
     struct Reader {
