@@ -59,19 +59,20 @@ extension Stack {
             return false
         }
         io.counters.synCookiesValidated &+= 1
-        guard let listener = listeners[listenerHandle] else { return false }
+        guard let accept = listeners.withElement(listenerHandle, { (count: $0.acceptQueue.count, backlog: $0.backlog) })
+        else { return false }
         guard admitsNewConnection() else {
             refuseForMemory(tuple: tuple, segment, now: now)
             return true
         }
-        guard listener.acceptQueue.count < listener.backlog else {
+        guard accept.count < accept.backlog else {
             io.counters.listenOverflows &+= 1
             if configuration.tcp.acceptQueueOverflow == .reset {
                 sendReset(tuple: tuple, sequence: segment.ack, acknowledging: nil)
             }
             // Otherwise dropped: the peer's next segment (its data, at the same SEG.SEQ) brings the
             // cookie again.
-            io.decision("RFC 4987 §3.6", "valid SYN cookie but accept queue full (\(listener.backlog))",
+            io.decision("RFC 4987 §3.6", "valid SYN cookie but accept queue full (\(accept.backlog))",
                         connection: tuple, now: now)
             return true
         }
