@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Fuzz/run.sh TARGET SECONDS — build the libFuzzer targets (once; SwiftPM rebuilds only what changed)
-# and run fuzz-TARGET for SECONDS on its committed seed corpus, Corpus/TARGET.
+# Fuzz/run.sh TARGET SECONDS — build the libFuzzer targets (SwiftPM rebuilds only what changed) and
+# run fuzz-TARGET for SECONDS on its committed seed corpus, Corpus/TARGET.
 #
 # New interesting inputs go to .build/corpus/TARGET (not committed); a crash, leak or timeout stops
 # the run with a non-zero status and leaves the input in .build/crashes/TARGET/. Turn it into a
 # regression test (Tests/TCPIPTests/Hardening/FuzzRegressionTests.swift) before fixing it.
-# The last line is `fuzz target=TARGET executions=N seconds=S`.
+# The last line is `fuzz target=TARGET executions=N seconds=S status=S`.
+# FUZZ_SKIP_BUILD=1 runs what is built (run-all.sh builds once for all targets).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,10 +16,12 @@ seconds=${2:-60}
 
 # -sanitize=fuzzer: coverage instrumentation and libFuzzer itself (each target's @main hands over to
 # LLVMFuzzerRunDriver). Release, so a minute is worth many executions; ASan in the Swift code (ours
-# and NIO's) catches what bounds checks do not. lld: gold fails on the duplicate main of libFuzzer and
-# SwiftPM's entry point rename; lld resolves it to the latter.
+# and NIO's) catches what bounds checks do not. lld: gold fails on the duplicate main of libFuzzer
+# and SwiftPM's entry point rename; lld resolves it to the latter.
 flags=(-c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld)
-swift build "${flags[@]}" --product "fuzz-$target" >&2
+if [[ ${FUZZ_SKIP_BUILD:-0} != 1 ]]; then
+    swift build "${flags[@]}" --product "fuzz-$target" >&2
+fi
 bin=$(swift build "${flags[@]}" --show-bin-path)
 
 mkdir -p ".build/corpus/$target" ".build/crashes/$target"
