@@ -24,7 +24,8 @@ extension Stack {
         var buffers = 0
         for handle in connections.handles {
             guard let connection = connections[handle] else { continue }
-            buffers += connection.sendBuffer.pinnedBytes + connection.receiveBuffer.pinnedBytes
+            // Recounted chunk by chunk, so comparing this with `memoryInUse` checks the running totals.
+            buffers += connection.sendBuffer.recountedPinnedBytes + connection.receiveBuffer.pinnedBytes
                 + connection.reassembly.pinnedBytes
         }
         let tableEntry = MemoryLayout<FourTuple>.stride + MemoryLayout<SlabHandle>.stride

@@ -47,6 +47,12 @@ struct SendBuffer {
     /// stack's memory budget can read it on every segment.
     private(set) var pinnedBytes: Int = 0
 
+    /// `pinnedBytes` counted chunk by chunk, O(chunks): for reports, and for tests and fuzzers
+    /// to check the running count against.
+    var recountedPinnedBytes: Int {
+        chunks.reduce(0) { $0 + $1.bytes.pinnedStorageBytes }
+    }
+
     /// Takes as many of `bytes`' readable bytes as fit (the caller's buffer is not consumed).
     ///
     /// - Returns: how many bytes were taken, `min(bytes.readableBytes, freeSpace)`.
@@ -68,9 +74,12 @@ struct SendBuffer {
     private mutating func appendPacked(_ bytes: ByteBuffer, length: Int, end: Int) {
         let source = bytes.getSlice(at: bytes.readerIndex, length: length)!
         if let last = chunks.indices.last, chunks[last].isPacked, chunks[last].bytes.writableBytes >= length {
-            chunks.modify(last) { chunk in
+            // The write may copy the storage (a retransmitted slice still shares it): count the change.
+            pinnedBytes += chunks.modify(last) { chunk -> Int in
+                let before = chunk.bytes.pinnedStorageBytes
                 chunk.bytes.writeImmutableBuffer(source)
                 chunk.end = end
+                return chunk.bytes.pinnedStorageBytes - before
             }
             return
         }

@@ -263,3 +263,27 @@ import Testing
         #expect(outcome == .overLimit)
     }
 }
+
+/// The send buffer's running count of pinned storage, which the budget reads on every segment,
+/// agrees with a chunk-by-chunk recount through writes, retransmission slices that share a packed
+/// chunk (so the next small write copies it), acknowledgments and an abort.
+@Suite struct SendBufferAccountingTests {
+    @Test func runningCountMatchesRecount() {
+        var buffer = SendBuffer(capacity: 1 << 20)
+        var held: [ByteBuffer] = []
+        var random = SeededGenerator(seed: 9)
+        for step in 0..<2000 {
+            let size = step % 7 == 0 ? Int.random(in: 512...9000, using: &random) : Int.random(in: 1...300, using: &random)
+            _ = buffer.append(ReassemblyCompactionTests.piece(0, size, capacity: size))
+            if step % 5 == 0, buffer.count > 10 {
+                held.append(buffer.bytes(at: buffer.count - 10, length: 10))  // a retransmission in flight
+            }
+            if step % 3 == 0 { buffer.removeFirst(min(buffer.count, Int.random(in: 0...400, using: &random))) }
+            if held.count > 8 { held.removeFirst(4) }
+            #expect(buffer.pinnedBytes == buffer.recountedPinnedBytes, "step \(step)")
+        }
+        buffer.removeAll()
+        #expect(buffer.pinnedBytes == 0)
+        #expect(buffer.recountedPinnedBytes == 0)
+    }
+}
