@@ -16,6 +16,13 @@ public struct StackConfiguration: Sendable {
     public var tcp: TCPConfiguration
     /// Most connections the stack holds at once (established, closing and TIME-WAIT alike).
     public var maximumConnections: Int
+    /// Most bytes the stack may pin (`Stack.memoryInUse`: connection slots, half-open entries, send,
+    /// receive and out-of-order storage); nil for no limit. At the limit, out-of-order data is pruned
+    /// first, then new connections are refused (`memoryBudgetRefusal`), then arriving data is dropped
+    /// (its ACK still processed) until the applications read or the peers acknowledge.
+    public var memoryBudget: Int? = nil
+    /// What a new connection meets at the memory budget: an RST, or silence.
+    public var memoryBudgetRefusal: MemoryBudgetRefusal = .reset
 
     public init(
         addresses: [IPAddress],

@@ -42,6 +42,9 @@ public struct StackCounters: Hashable, Sendable {
     public var challengeAcksSent: UInt64 = 0
     /// Challenge ACKs not sent because of the RFC 5961 §7 rate limit.
     public var challengeAcksSuppressed: UInt64 = 0
+    /// ACKs not sent in reply to bare ACKs that failed the sequence or ACK check (RFC 5961 §7 limit),
+    /// which keeps two desynchronised ends from answering each other without end.
+    public var invalidAckRepliesSuppressed: UInt64 = 0
     /// SYN cookies (RFC 4987 §3.6): SYN-ACKs sent with a cookie, final ACKs whose cookie was valid,
     /// and ACKs checked as cookies that were not.
     public var synCookiesSent: UInt64 = 0
@@ -58,6 +61,11 @@ public struct StackCounters: Hashable, Sendable {
     public var tailLossProbes: UInt64 = 0
     /// Loss episodes found spurious and undone (RFC 3522 timestamps, RFC 2883 D-SACK).
     public var spuriousRetransmissionsUndone: UInt64 = 0
+    /// The memory budget (`StackConfiguration.memoryBudget`): new connections refused, out-of-order
+    /// queues pruned, and segments whose data was dropped for want of room (their ACK still processed).
+    public var memoryBudgetRefusals: UInt64 = 0
+    public var memoryBudgetOutOfOrderPrunes: UInt64 = 0
+    public var droppedMemoryBudget: UInt64 = 0
 
     // Drops by reason (each a segment that reached TCP and was discarded)
     public var droppedOutOfWindow: UInt64 = 0
@@ -92,12 +100,16 @@ public struct StackCounters: Hashable, Sendable {
             ("duplicate_acks_received", duplicateAcksReceived), ("out_of_order_segments", outOfOrderSegments),
             ("duplicate_segments", duplicateSegments), ("challenge_acks_sent", challengeAcksSent),
             ("challenge_acks_suppressed", challengeAcksSuppressed),
+            ("invalid_ack_replies_suppressed", invalidAckRepliesSuppressed),
             ("syn_cookies_sent", synCookiesSent), ("syn_cookies_validated", synCookiesValidated),
             ("syn_cookies_failed", synCookiesFailed),
             ("paws_rejected", pawsRejected),
             ("sack_blocks_received", sackBlocksReceived), ("dsack_blocks_received", dsackBlocksReceived),
             ("sack_blocks_invalid", sackBlocksInvalid), ("dsack_blocks_sent", dsackBlocksSent),
             ("tail_loss_probes", tailLossProbes), ("spurious_retransmissions_undone", spuriousRetransmissionsUndone),
+            ("memory_budget_refusals", memoryBudgetRefusals),
+            ("memory_budget_out_of_order_prunes", memoryBudgetOutOfOrderPrunes),
+            ("dropped_memory_budget", droppedMemoryBudget),
             ("dropped_out_of_window", droppedOutOfWindow), ("dropped_unacceptable_ack", droppedUnacceptableAck),
             ("dropped_no_ack_flag", droppedNoAckFlag), ("dropped_reassembly_limit", droppedReassemblyLimit),
             ("dropped_in_closed_state", droppedInClosedState),

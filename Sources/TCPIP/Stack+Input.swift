@@ -50,19 +50,46 @@ extension Stack {
         if header.flags.contains(.syn) { io.counters.synsReceived &+= 1 }
 
         if let handle = connectionTable[tuple] {
-            connections.withElement(handle) { connection in
+            var segment = segment
+            if configuration.memoryBudget != nil {
+                if segment.payload.readableBytes > 0, !makeRoom(for: segment.payload.pinnedStorageBytes) {
+                    // At the budget with no out-of-order data left to prune: the text goes, the
+                    // control stays (its ACK may be what frees our send buffer). The peer retransmits.
+                    io.counters.droppedMemoryBudget &+= 1
+                    segment.payload = ByteBuffer()
+                    segment.fin = false
+                    segment.header.flags.remove(.fin)
+                }
+            }
+            withConnection(handle) { connection in
                 connection.segmentArrives(segment, now: now, io: &io)
             }
             connectionActivity(handle, now: now)
+            enforceBudget()
         } else if let handle = halfOpenTable[tuple] {
             halfOpenSegmentArrives(handle, segment, now: now)
-        } else if let listener = listenerTable[ListenerKey(address: tuple.local.address, port: tuple.local.port)]
-            ?? listenerTable[ListenerKey(address: nil, port: tuple.local.port)]
-        {
+        } else if let listener = listener(for: tuple.local) {
             listenSegmentArrives(listener, tuple: tuple, segment, now: now)
         } else {
             closedSegmentArrives(tuple: tuple, segment, now: now)
         }
+    }
+
+    /// The listener for a segment to `local`: one bound to its address, else one bound to every
+    /// address. A stack has a few listeners, and scanning them costs less than two hashed lookups
+    /// (a quarter of the demultiplexing time of a SYN flood under perf); with many, it hashes.
+    @inline(__always)
+    func listener(for local: Endpoint) -> SlabHandle? {
+        guard listenerTable.count <= 8 else {
+            return listenerTable[ListenerKey(address: local.address, port: local.port)]
+                ?? listenerTable[ListenerKey(address: nil, port: local.port)]
+        }
+        var wildcard: SlabHandle?
+        for (key, handle) in listenerTable where key.port == local.port {
+            if key.address == local.address { return handle }
+            if key.address == nil { wildcard = handle }
+        }
+        return wildcard
     }
 
     // MARK: RFC 9293 §3.10.7.1 — CLOSED
@@ -107,23 +134,27 @@ extension Stack {
             io.counters.badSegments &+= 1
             return
         }
-        guard let listener = listeners[handle] else { return }
-        let queueFull = listener.synQueueCount >= listener.synQueueLimit
+        guard admitsNewConnection() else {
+            refuseForMemory(tuple: tuple, segment, now: now)
+            return
+        }
+        if configuration.tcp.synCookies == .always {
+            sendSYNCookie(tuple: tuple, segment, listener: handle, now: now)
+            return
+        }
+        // Only the queue's fill is read: a copy of the listener would retain its accept queue.
+        guard let synQueue = listeners.withElement(handle, { (count: $0.synQueueCount, limit: $0.synQueueLimit) })
+        else { return }
+        let queueFull = synQueue.count >= synQueue.limit
             || connections.count + halfOpen.count >= configuration.maximumConnections
-        switch configuration.tcp.synCookies {
-        case .always:
+        if queueFull && configuration.tcp.synCookies == .whenSYNQueueFull {
             sendSYNCookie(tuple: tuple, segment, listener: handle, now: now)
             return
-        case .whenSYNQueueFull where queueFull:
-            sendSYNCookie(tuple: tuple, segment, listener: handle, now: now)
-            return
-        case .whenSYNQueueFull, .off:
-            break
         }
         guard !queueFull else {
             io.counters.synQueueDrops &+= 1
             io.counters.listenOverflows &+= 1
-            io.decision("RFC 4987 §3", "SYN queue full (\(listener.synQueueCount)); SYN dropped", connection: tuple, now: now)
+            io.decision("RFC 4987 §3", "SYN queue full (\(synQueue.count)); SYN dropped", connection: tuple, now: now)
             return
         }
         let iss = initialSequenceNumbers.initialSequenceNumber(for: tuple, now: now)
@@ -217,7 +248,7 @@ extension Stack {
         }
         removeHalfOpen(handle)
         let connectionHandle = promote(entry, now: now)
-        connections.withElement(connectionHandle) { connection in
+        withConnection(connectionHandle) { connection in
             connection.segmentArrives(segment, now: now, io: &io)
         }
         let state = connections[connectionHandle]?.state
@@ -225,7 +256,7 @@ extension Stack {
             // The segment failed a check before the ACK's (the sequence number, PAWS) and was
             // answered with an ACK: the handshake is not complete. Back to the half-open entry —
             // a TCB left in SYN-RECEIVED here would never reach the accept queue.
-            if let connection = connections.remove(connectionHandle) { connectionTable[connection.tuple] = nil }
+            removeConnection(connectionHandle)
             let entryHandle = halfOpen.insert(entry)
             halfOpenTable[entry.tuple] = entryHandle
             listeners.withElement(entry.listener) { $0.synQueueCount += 1 }

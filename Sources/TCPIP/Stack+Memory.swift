@@ -24,7 +24,8 @@ extension Stack {
         var buffers = 0
         for handle in connections.handles {
             guard let connection = connections[handle] else { continue }
-            buffers += connection.sendBuffer.pinnedBytes + connection.receiveBuffer.pinnedBytes
+            // Recounted chunk by chunk, so comparing this with `memoryInUse` checks the running totals.
+            buffers += connection.sendBuffer.recountedPinnedBytes + connection.receiveBuffer.pinnedBytes
                 + connection.reassembly.pinnedBytes
         }
         let tableEntry = MemoryLayout<FourTuple>.stride + MemoryLayout<SlabHandle>.stride
@@ -37,5 +38,121 @@ extension Stack {
             timers: timers.storageBytes,
             buffers: buffers,
             bytesPerSlot: Slab<TCPConnection>.slotStride)
+    }
+}
+
+/// The storage all connections' queues pin, kept current by `withConnection` and `removeConnection`
+/// so that the memory budget costs O(1) per segment.
+struct PinnedTotals {
+    /// Send, receive and out-of-order queues together.
+    var buffers = 0
+    /// Out-of-order queues alone: what pressure prunes first.
+    var outOfOrder = 0
+}
+
+/// What a stack at its memory budget does with a new connection (`StackConfiguration.memoryBudget`).
+public enum MemoryBudgetRefusal: String, Hashable, Sendable {
+    /// Answer the SYN (or the ACK returning a SYN cookie) with an RST: the client fails at once.
+    case reset
+    /// Drop it: the client retries its SYN with backoff, and gets in once memory is free again.
+    case silence
+}
+
+extension TCPConnection {
+    /// Storage this connection's send, receive and out-of-order queues pin.
+    var pinnedBytes: Int { sendBuffer.pinnedBytes + receiveBuffer.pinnedBytes + reassembly.pinnedBytes }
+}
+
+// MARK: - The stack-wide memory budget
+
+extension Stack {
+    /// Bytes the stack pins by its own accounting: connection slots, half-open entries, and the
+    /// storage of every send, receive and out-of-order queue. O(1). This is what
+    /// `StackConfiguration.memoryBudget` bounds (its tables and timer heap grow with the counts
+    /// and are left out, as Linux's tcp_mem leaves out its hash tables).
+    public var memoryInUse: Int {
+        pinned.buffers + connections.count * Self.connectionEntryBytes + halfOpen.count * Self.halfOpenEntryBytes
+    }
+
+    /// Runs `body` on a connection and keeps the pinned totals in step with what it did to the queues.
+    @inline(__always)
+    func withConnection<R>(_ handle: SlabHandle, _ body: (inout TCPConnection) -> R) -> R? {
+        connections.withElement(handle) { connection in
+            let buffers = connection.pinnedBytes
+            let outOfOrder = connection.reassembly.pinnedBytes
+            let result = body(&connection)
+            pinned.buffers += connection.pinnedBytes - buffers
+            pinned.outOfOrder += connection.reassembly.pinnedBytes - outOfOrder
+            return result
+        }
+    }
+
+    /// Frees a connection's slot and table entry, and what its queues pinned.
+    @discardableResult
+    func removeConnection(_ handle: SlabHandle) -> TCPConnection? {
+        guard let connection = connections.remove(handle) else { return nil }
+        connectionTable[connection.tuple] = nil
+        pinned.buffers -= connection.pinnedBytes
+        pinned.outOfOrder -= connection.reassembly.pinnedBytes
+        return connection
+    }
+
+    /// Whether the budget has room for one more connection. The last eighth of the budget is kept
+    /// for the connections already open (Linux's tcp_mem "pressure" below its hard limit): at the
+    /// limit they can still take in data while new ones are turned away.
+    func admitsNewConnection() -> Bool {
+        guard let budget = configuration.memoryBudget else { return true }
+        return memoryInUse + Self.connectionEntryBytes <= budget - budget / 8
+    }
+
+    /// Turns a new connection away at the budget, as configured: RST or silence, counted either way.
+    func refuseForMemory(tuple: FourTuple, _ segment: IncomingSegment, now: Instant) {
+        io.counters.memoryBudgetRefusals &+= 1
+        io.decision("memory budget", "\(memoryInUse) of \(configuration.memoryBudget ?? 0) bytes in use: new connection refused"
+                        + (configuration.memoryBudgetRefusal == .reset ? " with RST" : ""),
+                    connection: tuple, now: now)
+        guard configuration.memoryBudgetRefusal == .reset else { return }
+        if segment.flags.contains(.ack) {
+            sendReset(tuple: tuple, sequence: segment.ack, acknowledging: nil)
+        } else {
+            sendReset(tuple: tuple, sequence: SequenceNumber(0), acknowledging: segment.seq + segment.length)
+        }
+    }
+
+    /// Makes room for `bytes` more under the budget, pruning out-of-order queues if it must.
+    /// - Returns: false when even that leaves no room: the caller must not queue them.
+    func makeRoom(for bytes: Int) -> Bool {
+        guard let budget = configuration.memoryBudget else { return true }
+        if memoryInUse + bytes <= budget { return true }
+        pruneOutOfOrder(toFree: memoryInUse + bytes - budget)
+        return memoryInUse + bytes <= budget
+    }
+
+    /// Brings the stack back under its budget after a segment, pruning out-of-order data.
+    func enforceBudget() {
+        guard let budget = configuration.memoryBudget, memoryInUse > budget else { return }
+        pruneOutOfOrder(toFree: memoryInUse - budget)
+    }
+
+    /// Drops out-of-order data, whole queues at a time, until `bytes` are freed or none is left —
+    /// the first thing to go under memory pressure, as in Linux's tcp_prune_ofo_queue: the peers
+    /// still hold that data and send it again. RFC 2018 §8 lets a receiver discard data it has SACKed.
+    func pruneOutOfOrder(toFree bytes: Int) {
+        guard pinned.outOfOrder > 0 else { return }
+        var freed = 0
+        var cursor = connections.handle(after: nil)
+        while let handle = cursor, freed < bytes, pinned.outOfOrder > 0 {
+            cursor = connections.handle(after: handle)
+            let released = withConnection(handle) { connection -> Int in
+                let before = connection.reassembly.pinnedBytes
+                guard before > 0 else { return 0 }
+                connection.reassembly.prune(toPinnedBytes: 0)
+                return before - connection.reassembly.pinnedBytes
+            } ?? 0
+            if released > 0 {
+                freed += released
+                io.counters.memoryBudgetOutOfOrderPrunes &+= 1
+            }
+        }
     }
 }

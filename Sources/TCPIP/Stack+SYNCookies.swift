@@ -59,15 +59,20 @@ extension Stack {
             return false
         }
         io.counters.synCookiesValidated &+= 1
-        guard let listener = listeners[listenerHandle] else { return false }
-        guard listener.acceptQueue.count < listener.backlog else {
+        guard let accept = listeners.withElement(listenerHandle, { (count: $0.acceptQueue.count, backlog: $0.backlog) })
+        else { return false }
+        guard admitsNewConnection() else {
+            refuseForMemory(tuple: tuple, segment, now: now)
+            return true
+        }
+        guard accept.count < accept.backlog else {
             io.counters.listenOverflows &+= 1
             if configuration.tcp.acceptQueueOverflow == .reset {
                 sendReset(tuple: tuple, sequence: segment.ack, acknowledging: nil)
             }
             // Otherwise dropped: the peer's next segment (its data, at the same SEG.SEQ) brings the
             // cookie again.
-            io.decision("RFC 4987 §3.6", "valid SYN cookie but accept queue full (\(listener.backlog))",
+            io.decision("RFC 4987 §3.6", "valid SYN cookie but accept queue full (\(accept.backlog))",
                         connection: tuple, now: now)
             return true
         }
@@ -80,14 +85,14 @@ extension Stack {
                         + (decoded.options.sackPermitted ? ", SACK" : ""),
                     connection: tuple, now: now)
         let connectionHandle = promote(entry, now: now)
-        connections.withElement(connectionHandle) { connection in
+        withConnection(connectionHandle) { connection in
             connection.segmentArrives(segment, now: now, io: &io)
         }
         switch connections[connectionHandle]?.state {
         case .synReceived?, .closed?, nil:
             // The ACK failed a later check (PAWS, the window): there is no half-open entry to go
             // back to, so the connection goes; the peer's next segment brings the cookie again.
-            if let connection = connections.remove(connectionHandle) { connectionTable[connection.tuple] = nil }
+            removeConnection(connectionHandle)
             return true
         default:
             break

@@ -6,7 +6,7 @@ extension Stack {
     /// SO_SNDBUF: how much SEND may queue on this connection from now on. Data already queued stays;
     /// SEND takes nothing more until the queue drains below the new size.
     public func setSendBufferSize(_ id: ConnectionID, _ size: Int, now: Instant) {
-        connections.withElement(id.handle) { connection in
+        withConnection(id.handle) { connection in
             connection.sendBuffer.capacity = max(0, size)
         }
         connectionActivity(id.handle, now: now)

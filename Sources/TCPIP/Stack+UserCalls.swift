@@ -50,6 +50,10 @@ extension Stack {
             throw .addressUnavailable
         }
         guard connections.count < configuration.maximumConnections else { throw .resourcesExhausted }
+        guard admitsNewConnection() else {
+            io.counters.memoryBudgetRefusals &+= 1
+            throw .resourcesExhausted
+        }
         var tuple: FourTuple?
         for _ in 0..<16384 {
             let port = nextEphemeralPort
@@ -68,7 +72,7 @@ extension Stack {
         let handle = connections.insert(connection)
         connectionTable[tuple] = handle
         io.counters.activeOpens &+= 1
-        connections.withElement(handle) { connection in
+        withConnection(handle) { connection in
             connection.handle = handle
             io.decision("RFC 9293 §3.10.1", "active OPEN: SYN-SENT, ISS \(iss)", connection: tuple, now: now)
             connection.sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)
@@ -79,7 +83,13 @@ extension Stack {
 
     /// §3.10.2 SEND. Returns how many bytes the send buffer took (0 when it is full).
     public func send(_ id: ConnectionID, _ bytes: ByteBuffer, now: Instant) throws(TCPError) -> Int {
-        let result = connections.withElement(id.handle) { connection -> Result<Int, TCPError> in
+        var bytes = bytes
+        if configuration.memoryBudget != nil, bytes.readableBytes > 0,
+           !makeRoom(for: min(bytes.readableBytes, configuration.tcp.sendBufferSize)) {
+            // At the memory budget SEND takes nothing, as a full send buffer would.
+            bytes = ByteBuffer()
+        }
+        let result = withConnection(id.handle) { connection -> Result<Int, TCPError> in
             do throws(TCPError) {
                 return .success(try connection.send(bytes, now: now, io: &io))
             } catch {
@@ -93,7 +103,7 @@ extension Stack {
 
     /// §3.10.3 RECEIVE: up to `maxLength` bytes, or why there are none.
     public func read(_ id: ConnectionID, upTo maxLength: Int = .max, now: Instant) throws(TCPError) -> ReceiveResult {
-        let result = connections.withElement(id.handle) { connection -> Result<ReceiveResult, TCPError> in
+        let result = withConnection(id.handle) { connection -> Result<ReceiveResult, TCPError> in
             do throws(TCPError) {
                 return .success(try connection.read(upTo: maxLength, now: now, io: &io))
             } catch {
@@ -113,7 +123,7 @@ extension Stack {
     /// §3.10.4 CLOSE: no more data from us; reading goes on until the peer's FIN. The handle stays
     /// valid until the connection has fully closed.
     public func close(_ id: ConnectionID, now: Instant) throws(TCPError) {
-        let result = connections.withElement(id.handle) { connection -> TCPError? in
+        let result = withConnection(id.handle) { connection -> TCPError? in
             connection.userClosed = true
             do throws(TCPError) {
                 try connection.close(now: now, io: &io)
@@ -149,7 +159,7 @@ extension Stack {
 
     /// §3.10.5 ABORT: RST, and the connection is gone.
     public func abort(_ id: ConnectionID, now: Instant) {
-        connections.withElement(id.handle) { connection in
+        withConnection(id.handle) { connection in
             connection.userClosed = true
             connection.abort(now: now, io: &io)
         }
@@ -168,7 +178,7 @@ extension Stack {
 
     /// TCP_NODELAY: turn Nagle's algorithm off (or on again).
     public func setNoDelay(_ id: ConnectionID, _ noDelay: Bool, now: Instant) {
-        connections.withElement(id.handle) { connection in
+        withConnection(id.handle) { connection in
             connection.nagle = !noDelay
             connection.output(now: now, io: &io)
         }

@@ -47,6 +47,7 @@ public final class StackRuntime: @unchecked Sendable {
     private var timer: Scheduled<Void>?
     private var timerDeadline: Instant?
     private var watcher: Channel?
+    private var receivedInBatch = 0
     private var stopped = false
     private var impairer: Impairer?
     private var impairmentTimer: Scheduled<Void>?
@@ -78,6 +79,9 @@ public final class StackRuntime: @unchecked Sendable {
         }
         return NIOPipeBootstrap(group: eventLoop)
             .channelOption(.autoRead, value: true)
+            // NIO reads the device, up to a batch per wakeup; the runtime never reads it behind NIO's
+            // back (a read NIO was told would succeed and finds empty trips its own invariant).
+            .channelOption(.maxMessagesPerRead, value: UInt(Self.readBatch))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: device.mtu + 1))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -100,32 +104,19 @@ public final class StackRuntime: @unchecked Sendable {
     // MARK: The loop
 
     /// One datagram from the watcher's own read, then a batch straight from the device.
-    func received(_ first: ByteBuffer) {
-        if device.admit(first) { deliver(first) }
-        drainDevice()
+    /// One datagram NIO read from the device.
+    func received(_ packet: ByteBuffer) {
+        if device.admit(packet) { deliver(packet) }
+        receivedInBatch += 1
+        // Let the application read and the ACKs and window updates go out every few datagrams,
+        // so the sender is not kept waiting for the whole batch.
+        if receivedInBatch % Self.pumpEvery == 0 { pump() }
     }
 
-    private func drainDevice() {
-        var count = 0
-        do {
-            while count < Self.readBatch, let packet = try device.read() {
-                deliver(packet)
-                count += 1
-                // Let the application read and the ACKs and window updates go out every few
-                // datagrams, so the sender is not kept waiting for the whole batch.
-                if count % Self.pumpEvery == 0 { pump() }
-            }
-        } catch {
-            stop(error: error)
-            return
-        }
-        if count == Self.readBatch {
-            // More may be queued; come back after whatever else the loop has to do.
-            eventLoop.execute {
-                self.drainDevice()
-                self.pump()
-            }
-        }
+    /// NIO's read loop for this wakeup is over.
+    func batchEnded() {
+        receivedInBatch = 0
+        pump()
     }
 
     private func deliver(_ packet: ByteBuffer) {
@@ -292,7 +283,7 @@ private final class DeviceWatcher: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        runtime.pump()
+        runtime.batchEnded()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -12,7 +12,7 @@ struct Bench: ParsableCommand {
             checksum offload, like Linux loopback. Each figure prints one line:
               metric=<name> value=<number> unit=<unit> threads=1 [key=value ...]
             """,
-        subcommands: [BenchBulk.self, BenchConnectionRate.self, BenchMemory.self])
+        subcommands: [BenchBulk.self, BenchConnectionRate.self, BenchMemory.self, BenchSYNFlood.self])
 }
 
 /// Formats a figure with three decimals (no Foundation).

@@ -35,6 +35,7 @@ struct InitialSequenceNumberGenerator: Sendable {
 
 extension SipHash24 {
     /// Feeds an address, tagged with its family so that no IPv4 address hashes like an IPv6 one.
+    @inline(__always)
     mutating func combine(_ address: IPAddress) {
         switch address {
         case .v4(let v4):

@@ -92,11 +92,11 @@ struct ReassemblyQueue {
         let pieceCount = gapCount(from: start, to: end, firstOverlap: firstOverlap, rcvNxt: rcvNxt)
         let addedPinned = pieceCount * payload.pinnedStorageBytes
         if pieceCount > 0 {
-            guard pinnedBytes + addedPinned <= pinnedLimit,
-                segments.count + pieceCount <= Self.maximumSegmentCount
-            else {
-                return .overLimit
+            var fits: Bool {
+                pinnedBytes + addedPinned <= pinnedLimit && segments.count + pieceCount <= Self.maximumSegmentCount
             }
+            // Over a limit only because small pieces pin big buffers: copy them out first.
+            guard fits || (compact() && fits) else { return .overLimit }
         }
 
         let stamp = nextStamp
@@ -131,6 +131,9 @@ struct ReassemblyQueue {
 
         if isNewFIN {
             finSequence = rcvNxt + payloadEnd
+        }
+        if pinnedBytes > Self.compactionSlack, pinnedBytes > Self.compactionRatio * byteCount {
+            compact()
         }
         return pieceCount > 0 || isNewFIN ? .queued : .duplicate
     }
@@ -204,6 +207,54 @@ struct ReassemblyQueue {
             index -= 1
         }
         return nil
+    }
+
+    /// The queue compacts when it pins more than this many times the bytes it holds …
+    static let compactionRatio = 4
+    /// … and more than this in all: a few full-sized segments are not worth copying.
+    static let compactionSlack = 64 * 1024
+
+    /// Copies the held pieces into right-sized buffers of our own, one per contiguous run, so they
+    /// stop pinning the (much larger) buffers they arrived in — Linux's tcp_collapse_ofo_queue.
+    /// A peer's one-byte segments each arrive in a link-sized buffer; held as slices, a thousand of
+    /// them pin megabytes. Runs keep their most recent stamp, as `forEachRange` reports them.
+    ///
+    /// - Returns: whether it freed anything.
+    @discardableResult
+    mutating func compact() -> Bool {
+        guard !segments.isEmpty else { return false }
+        var compacted: [Segment] = []
+        var compactedPinned = 0
+        // Pieces are in descending order: a run is a stretch where each piece starts where the next
+        // (lower) one ends. Walk from the lowest up so each run is copied in sequence order.
+        var index = segments.count - 1
+        var runs: [(start: SequenceNumber, payload: ByteBuffer, stamp: UInt64)] = []
+        while index >= 0 {
+            let start = segments[index].start
+            var length = segments[index].payload.readableBytes
+            var stamp = segments[index].stamp
+            var last = index
+            while last > 0, segments[last - 1].start == segments[last].end {
+                last -= 1
+                length += segments[last].payload.readableBytes
+                stamp = max(stamp, segments[last].stamp)
+            }
+            var payload = ByteBufferAllocator().buffer(capacity: length)
+            for piece in stride(from: index, through: last, by: -1) {
+                payload.writeImmutableBuffer(segments[piece].payload)
+            }
+            compactedPinned += payload.pinnedStorageBytes
+            runs.append((start, payload, stamp))
+            index = last - 1
+        }
+        guard compactedPinned < pinnedBytes else { return false }
+        compacted.reserveCapacity(runs.count)
+        for run in runs.reversed() {
+            compacted.append(Segment(start: run.start, payload: run.payload, stamp: run.stamp))
+        }
+        segments = compacted
+        pinnedBytes = compactedPinned
+        return true
     }
 
     /// Drops everything held, FIN included.

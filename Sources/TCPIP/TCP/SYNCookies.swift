@@ -218,6 +218,7 @@ struct SYNCookies {
 }
 
 extension SipHash24 {
+    @inline(__always)
     mutating func combine(_ tuple: FourTuple) {
         combine(tuple.local.address)
         combine(tuple.local.port)

@@ -31,7 +31,11 @@ extension TCPConnection {
             // "If the ACK acks something not yet sent (SEG.ACK > SND.NXT), then send an ACK, drop the segment."
             // (SND.NXT may have been pulled back by a retransmission timeout; what was sent before still counts.)
             io.counters.droppedUnacceptableAck &+= 1
-            sendAck(now: now, io: &io)
+            if segment.length == 0 {
+                sendAckToInvalidAck(reason: "ACK \(segment.ack) beyond SND.NXT", now: now, io: &io)
+            } else {
+                sendAck(now: now, io: &io)
+            }
             return false
         }
         if segment.ack.isBefore(oldestAcceptable) {

@@ -122,8 +122,12 @@ extension TCPConnection {
             if case .timeWait = state, segment.fin, segment.end == rcvNxt {
                 enterTimeWait(now: now, io: &io)
             }
-            // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
-            sendAck(now: now, io: &io)
+            // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> — rate-limited when it answers a bare ACK.
+            if length == 0 {
+                sendAckToInvalidAck(reason: "ACK out of window (SEG.SEQ \(segment.seq), RCV.NXT \(rcvNxt))", now: now, io: &io)
+            } else {
+                sendAck(now: now, io: &io)
+            }
             // The ACK field of an unacceptable segment still counts in a zero window: the peer's
             // window updates and acknowledgments must get through (RFC 9293 §3.10.7.4).
             if window == 0 && segment.flags.contains(.ack) && !segment.syn && !segment.flags.contains(.rst) {
@@ -204,6 +208,23 @@ extension TCPConnection {
         }
         io.counters.challengeAcksSent &+= 1
         io.decision("RFC 5961", "challenge ACK: \(reason)", connection: tuple, now: now)
+        sendAck(now: now, io: &io)
+    }
+}
+
+extension TCPConnection {
+    /// The ACK that answers a bare ACK failing the sequence or acknowledgment check, sent within the
+    /// RFC 5961 §7 limit. Two ends that disagree about the sequence space (one lost state, or a blind
+    /// attacker desynchronised them) would otherwise answer each other's ACKs without end — the ACK
+    /// exchange RFC 5961 §10 warns of, which the fuzzer found between two of our stacks. Linux does
+    /// the same (tcp_oow_rate_limited). Segments with data, SYN or FIN are always answered: their
+    /// sender needs the ACK to know they were not taken.
+    mutating func sendAckToInvalidAck(reason: String, now: Instant, io: inout StackIO) {
+        guard io.challengeAcks.allow(now: now) else {
+            io.counters.invalidAckRepliesSuppressed &+= 1
+            io.decision("RFC 5961 §7", "ACK rate limit reached: \(reason), no ACK", connection: tuple, now: now)
+            return
+        }
         sendAck(now: now, io: &io)
     }
 }

@@ -43,9 +43,13 @@ struct SendBuffer {
 
     var isEmpty: Bool { count == 0 }
 
-    /// Storage kept alive by the chunks (see `ByteBuffer.pinnedStorageBytes`). O(chunks): for status
-    /// and accounting, not for every segment.
-    var pinnedBytes: Int {
+    /// Storage kept alive by the chunks (see `ByteBuffer.pinnedStorageBytes`), kept up to date so the
+    /// stack's memory budget can read it on every segment.
+    private(set) var pinnedBytes: Int = 0
+
+    /// `pinnedBytes` counted chunk by chunk, O(chunks): for reports, and for tests and fuzzers
+    /// to check the running count against.
+    var recountedPinnedBytes: Int {
         chunks.reduce(0) { $0 + $1.bytes.pinnedStorageBytes }
     }
 
@@ -61,6 +65,7 @@ struct SendBuffer {
             appendPacked(bytes, length: length, end: end)
         } else {
             let slice = bytes.getSlice(at: bytes.readerIndex, length: length)!
+            pinnedBytes += slice.pinnedStorageBytes
             chunks.append(Chunk(bytes: slice, end: end, isPacked: false))
         }
         return length
@@ -69,14 +74,18 @@ struct SendBuffer {
     private mutating func appendPacked(_ bytes: ByteBuffer, length: Int, end: Int) {
         let source = bytes.getSlice(at: bytes.readerIndex, length: length)!
         if let last = chunks.indices.last, chunks[last].isPacked, chunks[last].bytes.writableBytes >= length {
-            chunks.modify(last) { chunk in
+            // The write may copy the storage (a retransmitted slice still shares it): count the change.
+            pinnedBytes += chunks.modify(last) { chunk -> Int in
+                let before = chunk.bytes.pinnedStorageBytes
                 chunk.bytes.writeImmutableBuffer(source)
                 chunk.end = end
+                return chunk.bytes.pinnedStorageBytes - before
             }
             return
         }
         var packed = ByteBufferAllocator().buffer(capacity: max(Self.packedChunkSize, length))
         packed.writeImmutableBuffer(source)
+        pinnedBytes += packed.pinnedStorageBytes
         chunks.append(Chunk(bytes: packed, end: end, isPacked: true))
     }
 
@@ -86,6 +95,7 @@ struct SendBuffer {
         self.count -= count
         acknowledgedPosition += count
         while let first = chunks.first, first.end <= acknowledgedPosition {
+            pinnedBytes -= first.bytes.pinnedStorageBytes
             chunks.removeFirst()
         }
         guard !chunks.isEmpty else { return }
@@ -141,6 +151,7 @@ struct SendBuffer {
     mutating func removeAll() {
         acknowledgedPosition += count
         count = 0
+        pinnedBytes = 0
         chunks.removeAll(keepingCapacity: true)
     }
 

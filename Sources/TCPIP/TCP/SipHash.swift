@@ -17,6 +17,7 @@ struct SipHash24 {
     private var length: UInt64 = 0
 
     /// `key0` is the first 8 key bytes read little-endian, `key1` the last 8.
+    @inline(__always)
     init(key0: UInt64, key1: UInt64) {
         // The constants spell "somepseudorandomlygeneratedbytes".
         v0 = key0 ^ 0x736f_6d65_7073_6575
@@ -25,18 +26,22 @@ struct SipHash24 {
         v3 = key1 ^ 0x7465_6462_7974_6573
     }
 
+    @inline(__always)
     mutating func combine(_ value: UInt64) {
         combine(littleEndianBytes: value, count: 8)
     }
 
+    @inline(__always)
     mutating func combine(_ value: UInt32) {
         combine(littleEndianBytes: UInt64(value), count: 4)
     }
 
+    @inline(__always)
     mutating func combine(_ value: UInt16) {
         combine(littleEndianBytes: UInt64(value), count: 2)
     }
 
+    @inline(__always)
     mutating func combine(_ value: UInt8) {
         combine(littleEndianBytes: UInt64(value), count: 1)
     }
@@ -61,6 +66,7 @@ struct SipHash24 {
     }
 
     /// The 64-bit hash of everything combined.
+    @inline(__always)
     consuming func finalize() -> UInt64 {
         // The last word: the remaining bytes, with the message length (mod 256) in the top byte.
         compress(pending | (length << 56))

@@ -14,6 +14,8 @@ import Testing
         var established = 0
         var peakHalfOpen = 0
         var server: StackCounters
+        /// The most the server's own accounting showed in use at any point (`Stack.memoryInUse`).
+        var peakMemory = 0
     }
 
     /// `spoofed` SYNs at 100,000 a second; a legitimate connect every `spoofed / legitimate` of them, the first once the SYN queue is full.
@@ -27,6 +29,7 @@ import Testing
         var random = SeededGenerator(seed: 3)
         var clients: [ConnectionID] = []
         var peakHalfOpen = 0
+        var peakMemory = 0
         var accepted = 0
         var now = Instant.zero
         let allocator = ByteBufferAllocator()
@@ -71,10 +74,11 @@ import Testing
             client.advanceTime(to: now)
             exchange()
             peakHalfOpen = max(peakHalfOpen, server.halfOpenCount)
+            peakMemory = max(peakMemory, server.memoryInUse)
         }
         let established = clients.filter { client.state($0) == .established }.count
         #expect(accepted == established)
-        return Outcome(established: established, peakHalfOpen: peakHalfOpen, server: server.counters)
+        return Outcome(established: established, peakHalfOpen: peakHalfOpen, server: server.counters, peakMemory: peakMemory)
     }
 
     @Test func withCookiesEveryLegitimateClientGetsIn() throws {
@@ -84,6 +88,20 @@ import Testing
         #expect(outcome.server.synCookiesValidated == 40)
         #expect(outcome.server.synCookiesSent >= 40_000 - 64)
         #expect(outcome.server.synCookiesFailed == 0)
+    }
+
+    /// Issue 4: a million spoofed SYNs (ten virtual seconds) against cookies on overflow. The SYN
+    /// queue stays at its bound, so the server's memory never exceeds 64 half-open entries and the
+    /// legitimate connections; every one of the 100 legitimate clients gets in.
+    @Test func millionSpoofedSYNsWithCookies() throws {
+        let outcome = try Self.flood(.whenSYNQueueFull, spoofed: 1_000_000, legitimate: 100)
+        #expect(outcome.established == 100)
+        #expect(outcome.peakHalfOpen <= 64)
+        #expect(outcome.server.synCookiesSent >= 1_000_000 - 64)
+        #expect(outcome.server.synCookiesValidated == 100)
+        // 64 half-open entries and 100 idle connections, with room for their handful of buffers.
+        let bound = 64 * Stack.halfOpenEntryBytes + 100 * Stack.connectionEntryBytes + 100 * 4096
+        #expect(outcome.peakMemory <= bound, "peak \(outcome.peakMemory) bytes, bound \(bound)")
     }
 
     @Test func alwaysKeepsNoHalfOpenStateAtAll() throws {
