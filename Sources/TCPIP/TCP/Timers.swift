@@ -56,11 +56,7 @@ extension TCPConnection {
         guard let keepalive else { return }
         if keepaliveProbesSent >= keepalive.probes {
             io.counters.keepaliveTimeouts &+= 1
-            io.counters.connectionsTimedOut &+= 1
-            io.decision("RFC 1122 §4.2.3.6", "\(keepaliveProbesSent) keep-alives unanswered: connection timed out",
-                        connection: tuple, now: now)
-            sendAbortReset(now: now, io: &io)
-            enterClosed(error: .timedOut, io: &io, now: now)
+            timedOut(rule: "RFC 1122 §4.2.3.6", "\(keepaliveProbesSent) keep-alives unanswered", now: now, io: &io)
             return
         }
         keepaliveProbesSent += 1
@@ -69,6 +65,14 @@ extension TCPConnection {
         io.decision("RFC 1122 §4.2.3.6", "idle: keep-alive probe \(keepaliveProbesSent) of \(keepalive.probes)",
                     connection: tuple, now: now)
         sendSegment(flags: .ack, sequence: sndNxt - 1, now: now, io: &io)
+    }
+
+    /// A timer gave up on the peer: RST (with TSopt, as ABORT's), CLOSED, and ETIMEDOUT for the user.
+    private mutating func timedOut(rule: StaticString, _ why: String, now: Instant, io: inout StackIO) {
+        io.counters.connectionsTimedOut &+= 1
+        io.decision(rule, "\(why): connection timed out", connection: tuple, now: now)
+        sendAbortReset(now: now, io: &io)
+        enterClosed(error: .timedOut, io: &io, now: now)
     }
 
     /// RFC 6298 §5 (5.4)–(5.7), with the retry limit of RFC 9293 §3.8.3 (R2).
@@ -85,11 +89,8 @@ extension TCPConnection {
         }
         if !isHandshake, let userTimeout, let started = timeoutsStartedAt, now - started >= userTimeout {
             // RFC 5482 §2: the user timeout replaces R2's count (checked at each timeout).
-            io.counters.connectionsTimedOut &+= 1
-            io.decision("RFC 5482", "data unacknowledged for the user timeout (\(userTimeout.nanoseconds / 1_000_000) ms): connection timed out",
-                        connection: tuple, now: now)
-            sendAbortReset(now: now, io: &io)
-            enterClosed(error: .timedOut, io: &io, now: now)
+            timedOut(rule: "RFC 5482", "data unacknowledged for the user timeout (\(userTimeout.nanoseconds / 1_000_000) ms)",
+                     now: now, io: &io)
             return
         }
         if consecutiveTimeouts > limit && (userTimeout == nil || isHandshake) {
