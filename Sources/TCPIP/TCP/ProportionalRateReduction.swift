@@ -31,6 +31,12 @@ struct ProportionalRateReduction: Hashable, Sendable {
             let (product, overflow) = delivered.multipliedReportingOverflow(by: slowStartThreshold)
             let target = overflow ? Int.max : (product + recoverFS - 1) / recoverFS
             sendCount = target - out
+        } else if deliveredData <= 0 {
+            // An ACK that reports nothing delivered clocks nothing out (as Linux's tcp_cwnd_reduction).
+            // Read literally, SSRB's "+ MSS" lets every such ACK send a segment: two desynchronised
+            // stacks — one rejecting the other's data by PAWS, answering each segment with a duplicate
+            // ACK — would then trade segments for ACKs without end, at one instant (found by fuzzing).
+            sendCount = 0
         } else {
             // PRR-SSRB: limit = MAX(prr_delivered - prr_out, DeliveredData) + MSS; sndcnt = MIN(ssthresh - pipe, limit).
             let limit = max(delivered - out, deliveredData) + mss

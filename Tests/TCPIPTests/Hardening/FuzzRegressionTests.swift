@@ -47,6 +47,15 @@ import Testing
         }
     }
 
+    /// Found by the stack target in CI: a forged timestamp left the server's TS.Recent ahead of the
+    /// client's clock, so PAWS dropped every client segment and answered it with a duplicate ACK, and
+    /// PRR's slow-start bound let each of those ACKs — delivering nothing — send another segment:
+    /// an endless exchange at one instant. An ACK that delivers nothing now sends nothing in recovery.
+    @Test func duplicateAcksThatDeliverNothingClockNothingOut() throws {
+        let file = Self.corpus.appendingPathComponent("stack/regression-prr-dupack-loop")
+        Self.replay("stack", Array(try Data(contentsOf: file)))
+    }
+
     /// Found by the stack target on its first seed: the client's recorded segments replayed into the
     /// server leave the two disagreeing about both sequence spaces, and each answered the other's
     /// bare ACK (SEG.ACK beyond SND.NXT, or SEG.SEQ outside the window) with an ACK of its own — an
