@@ -96,9 +96,9 @@ public struct SimulationMatrix: Sendable {
     }
 
     public static func render(_ cell: Cell) -> String {
-        func column(_ text: String, _ width: Int) -> String {
-            text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
-        }
+        // A column is at least one space wider than its text, so the line always splits back.
+        func column(_ text: String, _ width: Int) -> String { TextFormat.left(text, width - 1) + " " }
+        func fixed(_ value: Double, _ digits: Int) -> String { TextFormat.fixed(value, digits: digits) }
         return column("\(cell.roundTripMilliseconds)", 8) + column(fixed(cell.lossPercent, 1), 8)
             + column("\(cell.flows)", 7) + column(fixed(cell.goodputMegabits, 3), 14)
             + column(cell.mathisMegabits.map { fixed($0, 3) } ?? "-", 13)
@@ -117,16 +117,5 @@ public struct SimulationMatrix: Sendable {
             roundTripMilliseconds: rtt, lossPercent: loss, flows: flows, goodputMegabits: goodput,
             retransmissions: retransmissions, timeouts: timeouts, fairness: fairness, stalledFlows: stalled,
             mathisMegabits: Double(fields[4]), verified: fields[9] == "true")
-    }
-
-    /// `value` with `digits` decimals, without Foundation.
-    static func fixed(_ value: Double, _ digits: Int) -> String {
-        var scale = 1.0
-        for _ in 0..<digits { scale *= 10 }
-        let scaled = Int((value * scale).rounded())
-        guard digits > 0 else { return "\(scaled)" }
-        let whole = scaled / Int(scale)
-        let fraction = String(scaled % Int(scale))
-        return "\(whole).\(String(repeating: "0", count: digits - fraction.count))\(fraction)"
     }
 }

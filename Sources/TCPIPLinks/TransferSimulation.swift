@@ -103,6 +103,8 @@ private final class Run {
     /// Each pair's 4-tuple as the client sees it: how an accepted connection finds its pair.
     var pairOfClientTuple: [FourTuple: Int] = [:]
     var acceptOrder: [Int] = []
+    /// Each pair's client-to-server bytes at three quarters of a timed run.
+    var deliveredAtCheckpoint: [Int]?
 
     init(_ configuration: TransferSimulation.Configuration) {
         self.configuration = configuration
@@ -211,8 +213,6 @@ private final class Run {
         let verified = failures.isEmpty && (finished || configuration.duration != nil)
         return result(verified: verified)
     }
-
-    var deliveredAtCheckpoint: [Int]?
 
     var finished: Bool {
         pairs.allSatisfy { pair in

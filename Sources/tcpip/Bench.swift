@@ -15,17 +15,9 @@ struct Bench: ParsableCommand {
         subcommands: [BenchBulk.self, BenchConnectionRate.self, BenchMemory.self, BenchSYNFlood.self])
 }
 
-/// Formats a figure with three decimals (no Foundation).
+/// A figure with `decimals` decimals (three unless told), as the peers' scripts print them.
 func benchFormatted(_ value: Double, decimals: Int = 3) -> String {
-    var scale = 1.0
-    for _ in 0..<decimals { scale *= 10 }
-    let scaled = Int((value * scale).rounded())
-    guard decimals > 0 else { return String(scaled) }
-    let sign = scaled < 0 ? "-" : ""
-    let magnitude = abs(scaled)
-    let whole = magnitude / Int(scale)
-    let fraction = String(magnitude % Int(scale))
-    return "\(sign)\(whole).\(String(repeating: "0", count: decimals - fraction.count))\(fraction)"
+    TextFormat.fixed(value, digits: decimals)
 }
 
 struct BenchBulk: ParsableCommand {

@@ -143,8 +143,6 @@ struct Simulate: ParsableCommand {
     }
 
     private func formatted(_ value: Double) -> String {
-        let thousandths = Int((value * 1000).rounded())
-        let fraction = String(thousandths % 1000)
-        return "\(thousandths / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+        TextFormat.fixed(value, digits: 3)
     }
 }

@@ -40,6 +40,12 @@ public enum TextFormat {
         return text
     }
 
+    /// `value` with exactly `digits` decimals, rounded half away from zero: `fixed(2.0456, digits: 3)`
+    /// is `"2.046"` (figures of benchmarks and simulations).
+    public static func fixed(_ value: Double, digits: Int) -> String {
+        fixed(Int64((value * Double(power10(digits))).rounded()), scale: digits, digits: digits)
+    }
+
     /// Milliseconds with `digits` decimals, as `ss` prints rtt and rto: `"10.125"`.
     public static func milliseconds(_ amount: TimeAmount, digits: Int = 3) -> String {
         fixed(amount.nanoseconds, scale: 6, digits: digits)
