@@ -5,9 +5,14 @@ import TCPIPWire
 /// listener, or — finding none — the CLOSED state of RFC 9293 §3.10.7.1.
 extension Stack {
     /// One IP datagram from the link. Malformed input is dropped and counted; it never traps.
-    public func receive(_ datagram: ByteBuffer, now: Instant) {
+    ///
+    /// `checksumVerified`: the link vouches for this datagram's checksums (it checked them, or it
+    /// is a loopback that never let the bytes onto a wire — a TUN device's partial checksums from
+    /// the kernel's own TCP), so they are not checked again. `StackConfiguration.checksumOffload`
+    /// says the same for every datagram.
+    public func receive(_ datagram: ByteBuffer, now: Instant, checksumVerified: Bool = false) {
         io.counters.ipPacketsReceived &+= 1
-        let verify = !configuration.checksumOffload
+        let verify = !configuration.checksumOffload && !checksumVerified
         let ip: IPDatagram
         do {
             ip = try IPDatagram.parse(datagram, verifyChecksum: verify)

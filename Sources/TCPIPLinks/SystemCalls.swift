@@ -98,6 +98,49 @@ enum SystemCall {
         Int32(truncatingIfNeeded: try retryingOnInterrupt { Int(fcntl(descriptor, F_DUPFD_CLOEXEC, 0)) })
     }
 
+    /// ioctl(2) whose argument is a value rather than a pointer (TUNSETOFFLOAD takes its flags so).
+    static func ioControl(_ descriptor: Int32, _ request: UInt, value: UInt) throws(Errno) {
+        _ = try retryingOnInterrupt { Int(ioctl(descriptor, request, CInt(truncatingIfNeeded: value))) }
+    }
+
+    /// writev(2) of two pieces as one datagram (a TUN write is one packet; a short write is returned).
+    static func writeOnce(_ descriptor: Int32, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(Errno) -> Int {
+        var vectors = (
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: first.baseAddress), iov_len: first.count),
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: second.baseAddress), iov_len: second.count))
+        return try withUnsafeMutableBytes(of: &vectors) { raw in
+            Result { () throws(Errno) in
+                try retryingOnInterrupt {
+                    writev(descriptor, raw.baseAddress!.assumingMemoryBound(to: iovec.self), 2)
+                }
+            }
+        }.get()
+    }
+
+    /// A non-blocking, close-on-exec pipe: (read end, write end).
+    static func makePipe() throws(Errno) -> (read: Int32, write: Int32) {
+        var ends: [Int32] = [-1, -1]
+        _ = try retryingOnInterrupt { Int(pipe(&ends)) }
+        for end in ends {
+            do {
+                try setNonBlocking(end)
+                _ = try retryingOnInterrupt { Int(fcntl(end, F_SETFD, FD_CLOEXEC)) }
+            } catch {
+                for end in ends { try? closeFile(end) }
+                throw error
+            }
+        }
+        return (ends[0], ends[1])
+    }
+
+    /// poll(2) on `descriptors` for `events` each, blocking until one is ready; returns the
+    /// `revents` of each, in order.
+    static func poll(_ descriptors: [Int32], events: Int16) throws(Errno) -> [Int16] {
+        var entries = descriptors.map { pollfd(fd: $0, events: events, revents: 0) }
+        _ = try retryingOnInterrupt { Int(pollDescriptors(&entries)) }
+        return entries.map(\.revents)
+    }
+
     static func setNonBlocking(_ descriptor: Int32) throws(Errno) {
         let flags = try retryingOnInterrupt { Int(fcntl(descriptor, F_GETFL)) }
         _ = try retryingOnInterrupt { Int(fcntl(descriptor, F_SETFL, Int32(flags) | O_NONBLOCK)) }
@@ -111,4 +154,9 @@ enum SystemCall {
             if error != .interrupted { throw error }
         }
     }
+}
+
+/// poll(2) with no timeout, outside `SystemCall` whose own `poll` would shadow it.
+private func pollDescriptors(_ entries: inout [pollfd]) -> Int32 {
+    poll(&entries, nfds_t(entries.count), -1)
 }

@@ -49,8 +49,11 @@ public final class TUNDevice: PacketLink {
         /// (one per core, each with its own stack) share the interface and the kernel hashes flows
         /// to them. The interface must have been created multi-queue as well.
         public var multiQueue: Bool
-        /// IFF_VNET_HDR: a virtio-net header in front of each datagram, for checksum and segmentation
-        /// offloads (TUNSETOFFLOAD). Reserved: opening with it throws `unsupported` for now.
+        /// IFF_VNET_HDR with TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6): a virtio-net
+        /// header in front of each datagram, and the kernel offloads to us as to a NIC. It leaves
+        /// checksums of what it sends partial (nothing to verify: it never crossed a wire) and sends
+        /// TCP in super-packets of up to 64 KiB instead of MTU-sized segments, so one read(2) carries
+        /// up to ~44 segments' worth. Datagrams we write carry a header saying "whole packet".
         public var virtioNetHeader: Bool
         /// Set the interface MTU to this before use; nil keeps the interface's own.
         public var mtu: Int?
@@ -70,6 +73,9 @@ public final class TUNDevice: PacketLink {
         public var truncated: UInt64 = 0
         /// Writes that failed for a reason other than a full queue or a missing device.
         public var writeErrors: UInt64 = 0
+        /// Datagrams whose virtio-net header was short, asked for a segmentation we did not offer,
+        /// or placed the checksum outside the datagram.
+        public var badVirtioNetHeader: UInt64 = 0
         public init() {}
     }
 
@@ -78,6 +84,14 @@ public final class TUNDevice: PacketLink {
     static let flagTUN: Int16 = 0x0001  // IFF_TUN
     static let flagNoPacketInformation: Int16 = 0x1000  // IFF_NO_PI
     static let flagMultiQueue: Int16 = 0x0100  // IFF_MULTI_QUEUE
+    static let flagVirtioNetHeader: Int16 = 0x4000  // IFF_VNET_HDR
+    static let tunSetOffload: UInt = 0x4004_54d0  // TUNSETOFFLOAD = _IOW('T', 208, unsigned int)
+    static let offloadChecksum: UInt = 0x01  // TUN_F_CSUM
+    static let offloadTSO4: UInt = 0x02  // TUN_F_TSO4
+    static let offloadTSO6: UInt = 0x04  // TUN_F_TSO6
+    /// The largest datagram IPv4's total length or IPv6's payload length can describe (a GSO
+    /// super-packet is at most this).
+    static let largestDatagram = 65535 + 40
     static let getMTU: UInt = 0x8921  // SIOCGIFMTU
     static let setMTU: UInt = 0x8922  // SIOCSIFMTU
     static let interfaceRequestSize = 40  // sizeof(struct ifreq)
@@ -86,6 +100,8 @@ public final class TUNDevice: PacketLink {
     /// The interface name the kernel gave (the one asked for, or `tunN` for a pattern).
     public let name: String
     public let mtu: Int
+    /// Whether each datagram read or written carries a virtio-net header (`Options.virtioNetHeader`).
+    public let virtioNetHeader: Bool
     public let capabilities = LinkCapabilities(checksumOffload: false)
     public var nextArrival: Instant? { nil }
     public private(set) var statistics = LinkStatistics()
@@ -95,11 +111,13 @@ public final class TUNDevice: PacketLink {
     /// The open descriptor, for an event loop to watch for readability. Owned by this object.
     public private(set) var descriptor: Int32
     private let allocator = ByteBufferAllocator()
+    /// Where a datagram with a virtio-net header is read before its packet is copied out at its own
+    /// size (a 64 KiB buffer per 1500-byte datagram would pin 40 times the memory it holds).
+    private var scratch: [UInt8] = []
 
     /// Opens `/dev/net/tun` and attaches to the interface `name`, creating it if it does not exist
     /// (a created interface disappears when the descriptor is closed).
     public init(name: String, options: Options = Options()) throws(TUNError) {
-        guard !options.virtioNetHeader else { throw .unsupported("IFF_VNET_HDR offloads") }
         guard name.utf8.count < Self.interfaceNameSize else { throw .nameTooLong(name) }
         let descriptor: Int32
         do {
@@ -109,6 +127,7 @@ public final class TUNDevice: PacketLink {
         }
         var flags = Self.flagTUN | Self.flagNoPacketInformation
         if options.multiQueue { flags |= Self.flagMultiQueue }
+        if options.virtioNetHeader { flags |= Self.flagVirtioNetHeader }
         var request = Self.interfaceRequest(name: name)
         request.withUnsafeMutableBytes { $0.storeBytes(of: flags, toByteOffset: Self.interfaceNameSize, as: Int16.self) }
         do {
@@ -116,6 +135,15 @@ public final class TUNDevice: PacketLink {
         } catch {
             try? SystemCall.closeFile(descriptor)
             throw .attach(name: name, error)
+        }
+        if options.virtioNetHeader {
+            do {
+                try SystemCall.ioControl(
+                    descriptor, Self.tunSetOffload, value: Self.offloadChecksum | Self.offloadTSO4 | Self.offloadTSO6)
+            } catch {
+                try? SystemCall.closeFile(descriptor)
+                throw .attach(name: name, error)
+            }
         }
         let attached = request.withUnsafeBytes { bytes in
             String(decoding: bytes.prefix(Self.interfaceNameSize).prefix { $0 != 0 }, as: UTF8.self)
@@ -129,12 +157,15 @@ public final class TUNDevice: PacketLink {
         }
         self.name = attached
         self.descriptor = descriptor
+        self.virtioNetHeader = options.virtioNetHeader
     }
 
     /// Adopts a descriptor that already carries one IP datagram per read(2) and write(2): a TUN
     /// descriptor opened elsewhere, or one end of an AF_UNIX SOCK_SEQPACKET pair (tests join two
     /// stacks that way without root). It is made non-blocking and closed with this object.
-    public init(adopting descriptor: Int32, name: String, mtu: Int) throws(TUNError) {
+    /// `virtioNetHeader`: each datagram carries a virtio-net header, as on a TUN descriptor opened
+    /// with IFF_VNET_HDR (the kernel side of a socket pair must then write them).
+    public init(adopting descriptor: Int32, name: String, mtu: Int, virtioNetHeader: Bool = false) throws(TUNError) {
         do {
             try SystemCall.setNonBlocking(descriptor)
         } catch {
@@ -143,6 +174,7 @@ public final class TUNDevice: PacketLink {
         self.descriptor = descriptor
         self.name = name
         self.mtu = mtu
+        self.virtioNetHeader = virtioNetHeader
     }
 
     deinit {
@@ -162,34 +194,71 @@ public final class TUNDevice: PacketLink {
     /// Reads one datagram, or returns nil when none is queued (EAGAIN).
     ///
     /// Datagrams that are not IP, or that filled the whole buffer (so may have been cut), are dropped
-    /// and counted, and the next one is read instead.
+    /// and counted, and the next one is read instead. With a virtio-net header, a partial checksum
+    /// is completed here, so the datagram is as it would be on a wire.
     /// - Throws: `TUNError.deviceGone` when the interface was deleted; later calls return nil.
     public func read() throws(TUNError) -> ByteBuffer? {
         while true {
             guard failure == nil else { return nil }
-            // One byte more than the MTU, so that a datagram larger than the MTU shows as a full buffer.
-            var buffer = allocator.buffer(capacity: mtu + 1)
-            let count: Int
+            let read: TUNDatagram?
             do {
-                count = try buffer.withUnsafeMutableWritableBytes { bytes in
-                    Result { () throws(Errno) in try SystemCall.readOnce(descriptor, into: bytes) }
-                }.get()
+                read = try Self.readDatagram(
+                    from: descriptor, mtu: mtu, virtioNetHeader: virtioNetHeader, scratch: &scratch, allocator: allocator)
             } catch {
                 if error == .wouldBlock { return nil }
                 throw fail(error)
             }
-            // A TUN descriptor never reads 0; a datagram socket does once its peer has gone. Either
-            // way nothing more will come, and reading on would spin.
-            guard count > 0 else { throw fail(Errno(rawValue: EBADFD)) }
-            buffer.moveWriterIndex(forwardBy: count)
-            if admit(buffer) { return buffer }
+            guard var datagram = read else {
+                drops.badVirtioNetHeader &+= 1
+                continue
+            }
+            datagram.completeChecksum()
+            if admit(datagram) { return datagram.packet }
         }
     }
 
-    /// Checks and counts a datagram read from this device by someone else (an event loop that owns
-    /// a duplicate of the descriptor): false for one to drop, which is counted.
-    public func admit(_ packet: ByteBuffer) -> Bool {
-        guard packet.readableBytes <= mtu else {
+    /// One read(2) from `descriptor`: the datagram, or nil for one whose virtio-net header makes it
+    /// one to drop. Throws EAGAIN (`.wouldBlock`) when nothing is queued, and EBADFD for a read of 0
+    /// (a TUN descriptor never reads 0; a datagram socket does once its peer has gone — either way
+    /// nothing more will come, and reading on would spin).
+    static func readDatagram(
+        from descriptor: Int32, mtu: Int, virtioNetHeader: Bool, scratch: inout [UInt8], allocator: ByteBufferAllocator
+    ) throws(Errno) -> TUNDatagram? {
+        guard virtioNetHeader else {
+            // One byte more than the MTU, so that a datagram larger than the MTU shows as a full buffer.
+            var buffer = allocator.buffer(capacity: mtu + 1)
+            let count = try buffer.withUnsafeMutableWritableBytes { bytes in
+                Result { () throws(Errno) in try SystemCall.readOnce(descriptor, into: bytes) }
+            }.get()
+            guard count > 0 else { throw Errno(rawValue: EBADFD) }
+            buffer.moveWriterIndex(forwardBy: count)
+            return TUNDatagram(packet: buffer)
+        }
+        let capacity = VirtioNetHeader.size + largestDatagram + 1
+        if scratch.count < capacity { scratch = [UInt8](repeating: 0, count: capacity) }
+        return try scratch.withUnsafeMutableBytes { bytes in
+            Result { () throws(Errno) -> TUNDatagram? in
+                let count = try SystemCall.readOnce(descriptor, into: UnsafeMutableRawBufferPointer(rebasing: bytes[..<capacity]))
+                guard count > 0 else { throw Errno(rawValue: EBADFD) }
+                guard count >= VirtioNetHeader.size else { return nil }
+                let length = count - VirtioNetHeader.size
+                guard let (checksum, segmentSize) = VirtioNetHeader(UnsafeRawBufferPointer(bytes)).describe(length: length) else {
+                    return nil
+                }
+                var packet = allocator.buffer(capacity: length)
+                packet.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[VirtioNetHeader.size..<count]))
+                return TUNDatagram(packet: packet, checksum: checksum, segmentSize: segmentSize)
+            }
+        }.get()
+    }
+
+    /// Checks and counts a datagram read from this device by someone else (a reader thread with a
+    /// duplicate of the descriptor): false for one to drop, which is counted.
+    public func admit(_ datagram: TUNDatagram) -> Bool {
+        let packet = datagram.packet
+        // A datagram that filled the read buffer may have been cut. A super-packet may exceed the
+        // MTU; nothing may exceed what an IP length field can say.
+        guard packet.readableBytes <= (datagram.segmentSize == nil ? mtu : Self.largestDatagram - 1) else {
             drops.truncated &+= 1
             return false
         }
@@ -200,6 +269,11 @@ public final class TUNDevice: PacketLink {
         statistics.packetsDelivered &+= 1
         statistics.bytesDelivered &+= UInt64(packet.readableBytes)
         return true
+    }
+
+    /// Counts datagrams a `TUNReceiver` dropped for their virtio-net header.
+    public func countDropped(badVirtioNetHeaders count: Int) {
+        drops.badVirtioNetHeader &+= UInt64(count)
     }
 
     /// Writes one datagram. A datagram larger than the MTU, or one the kernel's queue has no room
@@ -217,7 +291,12 @@ public final class TUNDevice: PacketLink {
         }
         do {
             _ = try packet.withUnsafeReadableBytes { bytes in
-                Result { () throws(Errno) in try SystemCall.writeOnce(descriptor, bytes) }
+                Result { () throws(Errno) in
+                    guard virtioNetHeader else { return try SystemCall.writeOnce(descriptor, bytes) }
+                    return try Self.plainHeader.withUnsafeBytes { header in
+                        Result { () throws(Errno) in try SystemCall.writeOnce(descriptor, header, bytes) }
+                    }.get()
+                }
             }.get()
         } catch {
             switch error {
@@ -231,13 +310,22 @@ public final class TUNDevice: PacketLink {
         }
     }
 
+    /// The virtio-net header of every datagram we write: flags 0 (our checksums are complete), no
+    /// segmentation.
+    private static let plainHeader = [UInt8](repeating: 0, count: VirtioNetHeader.size)
+
     private func fail(_ error: Errno) -> TUNError {
-        let failure: TUNError = switch error {
+        let failure = Self.classify(error)
+        if self.failure == nil { self.failure = failure }
+        return failure
+    }
+
+    /// The errors after which the device is unusable, as `deviceGone`; the rest as `io`.
+    static func classify(_ error: Errno) -> TUNError {
+        switch error {
         case .badFileDescriptorState, .noDevice, Errno(rawValue: EIO), Errno(rawValue: EBADF): .deviceGone(error)
         default: .io(error)
         }
-        if self.failure == nil { self.failure = failure }
-        return failure
     }
 
     // MARK: PacketLink

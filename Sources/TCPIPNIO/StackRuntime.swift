@@ -1,4 +1,5 @@
 #if os(Linux)
+import Dispatch
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -8,14 +9,18 @@ import TCPIPWire
 
 /// A `Stack` on one SwiftNIO `EventLoop`, with its TUN device: the driver loop of DESIGN.md.
 ///
-///     TUN readable ──▶ read a batch ──▶ stack.receive ─┐
-///     timer (nextDeadline) ──▶ stack.advanceTime ──────┼─▶ pump: events ▶ channels, packets ▶ TUN
-///     channel write/flush/read/close ──────────────────┘
+///     reader thread: poll ▶ read a batch ──▶ stack.receive ─┐
+///     timer (nextDeadline) ──▶ stack.advanceTime ───────────┼─▶ pump: events ▶ channels, packets ▶ TUN
+///     channel write/flush/read/close ───────────────────────┘
 ///
-/// The loop watches the TUN descriptor through a NIO pipe channel that owns a duplicate of it; that
-/// channel's read wakes the runtime, which then drains the device itself (NIO's stream reader stops
-/// after every short read, one datagram per wakeup). Everything that touches the stack happens on
-/// `eventLoop`; the stack itself is not thread-safe.
+/// A thread of the runtime's own reads the device (`DeviceReader`) and hands batches of datagrams
+/// to the loop, at most two batches ahead of it; everything that touches the stack, and every
+/// write to the device, happens on `eventLoop` (the stack is not thread-safe).
+///
+/// Why not a NIO channel on the descriptor: NIO takes an error condition on a descriptor for the
+/// end of its input and then requires a read to return data or end-of-file; TUN signals an error
+/// (POLLERR) while its interface is being deleted and a read then returns EAGAIN, which NIO treats
+/// as a broken invariant and traps on. A device that disappears must stop the runtime cleanly.
 public final class StackRuntime: @unchecked Sendable {
     /// Datagrams read from the device per turn of the loop before other work gets a chance.
     public static let readBatch = 256
@@ -46,8 +51,7 @@ public final class StackRuntime: @unchecked Sendable {
     private var pumpAgain = false
     private var timer: Scheduled<Void>?
     private var timerDeadline: Instant?
-    private var watcher: Channel?
-    private var receivedInBatch = 0
+    private var reader: DeviceReader?
     private var stopped = false
     private var impairer: Impairer?
     private var impairmentTimer: Scheduled<Void>?
@@ -71,62 +75,52 @@ public final class StackRuntime: @unchecked Sendable {
         stack: Stack, device: TUNDevice, on eventLoop: EventLoop
     ) -> EventLoopFuture<StackRuntime> {
         let runtime = StackRuntime(stack: stack, device: device, eventLoop: eventLoop)
-        let watched: Int32
+        let receiver: TUNReceiver
         do {
-            watched = try device.duplicateDescriptor()
+            receiver = try TUNReceiver(device)
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        return NIOPipeBootstrap(group: eventLoop)
-            .channelOption(.autoRead, value: true)
-            // NIO reads the device, up to a batch per wakeup; the runtime never reads it behind NIO's
-            // back (a read NIO was told would succeed and finds empty trips its own invariant).
-            .channelOption(.maxMessagesPerRead, value: UInt(Self.readBatch))
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: device.mtu + 1))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(DeviceWatcher(runtime: runtime))
-                }
-            }
-            .takingOwnershipOfDescriptor(input: watched)
-            .map { channel in
-                runtime.watcher = channel
-                runtime.pump()
-                return runtime
-            }
+        return eventLoop.submit {
+            let reader = DeviceReader(receiver: receiver, runtime: runtime)
+            runtime.reader = reader
+            reader.start()
+            runtime.pump()
+            return runtime
+        }
     }
 
-    /// Stops the runtime: aborts nothing, closes the device watcher, completes `closeFuture`.
+    /// Stops the runtime: aborts nothing, stops the reader thread, completes `closeFuture`.
     public func stop() {
         eventLoop.execute { self.stop(error: nil) }
     }
 
     // MARK: The loop
 
-    /// One datagram from the watcher's own read, then a batch straight from the device.
-    /// One datagram NIO read from the device.
-    func received(_ packet: ByteBuffer) {
-        if device.admit(packet) { deliver(packet) }
-        receivedInBatch += 1
-        // Let the application read and the ACKs and window updates go out every few datagrams,
-        // so the sender is not kept waiting for the whole batch.
-        if receivedInBatch % Self.pumpEvery == 0 { pump() }
-    }
-
-    /// NIO's read loop for this wakeup is over.
-    func batchEnded() {
-        receivedInBatch = 0
+    /// A batch the reader thread read from the device.
+    func received(_ batch: TUNReceiver.Batch) {
+        guard !stopped else { return }
+        if batch.badVirtioNetHeaders > 0 { device.countDropped(badVirtioNetHeaders: batch.badVirtioNetHeaders) }
+        for (index, datagram) in batch.datagrams.enumerated() {
+            if device.admit(datagram) { deliver(datagram) }
+            // Let the application read and the ACKs and window updates go out every few datagrams,
+            // so the sender is not kept waiting for the whole batch.
+            if (index + 1) % Self.pumpEvery == 0 { pump() }
+        }
         pump()
     }
 
-    private func deliver(_ packet: ByteBuffer) {
+    private func deliver(_ datagram: TUNDatagram) {
         let now = Self.now()
-        packetObserver?(packet, now, .inbound)
+        packetObserver?(datagram.packet, now, .inbound)
         if impairer != nil {
-            for copy in impairer!.admit(packet, inbound: true, now: now) { stack.receive(copy, now: now) }
+            // Impairment may corrupt bytes, which the stack must then catch: give it checksums to check.
+            var datagram = datagram
+            datagram.completeChecksum()
+            for copy in impairer!.admit(datagram.packet, inbound: true, now: now) { stack.receive(copy, now: now) }
             armImpairmentTimer()
         } else {
-            stack.receive(packet, now: now)
+            stack.receive(datagram.packet, now: now, checksumVerified: datagram.checksumTrusted)
         }
     }
 
@@ -257,41 +251,81 @@ public final class StackRuntime: @unchecked Sendable {
         timer = nil
         impairmentTimer?.cancel()
         impairmentTimer = nil
-        let failure = error ?? ChannelError.eof
-        for channel in Array(channels.values) { channel.runtimeStopped(failure) }
+        for channel in Array(channels.values) { channel.runtimeStopped(error) }
         channels.removeAll()
         for listener in listeners.values { listener.runtimeStopped() }
         listeners.removeAll()
-        watcher?.close(promise: nil)
-        watcher = nil
+        reader?.stop()
+        reader = nil
         device.close()
         if let error { closePromise.fail(error) } else { closePromise.succeed(()) }
     }
 }
 
-/// Wakes the runtime when the TUN descriptor is readable.
-private final class DeviceWatcher: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    let runtime: StackRuntime
+/// The runtime's reading thread: waits for the device, reads a batch, hands it to the loop.
+///
+/// At most `permits` batches wait on the loop at once, so a loop that falls behind slows the
+/// reader rather than letting datagrams pile up in memory; the kernel's queue (500 datagrams by
+/// default) then fills and the kernel drops, as it would for a slow NIC.
+private final class DeviceReader: @unchecked Sendable {
+    static let permits = 2
 
-    init(runtime: StackRuntime) {
+    private let receiver: TUNReceiver
+    private let runtime: StackRuntime
+    private let pool = NIOThreadPool(numberOfThreads: 1)
+    private let credit = DispatchSemaphore(value: DeviceReader.permits)
+    /// `stopping` and whether the receiver is closed, so `stop` never wakes a closed receiver.
+    private let state = NIOLockedValueBox((stopping: false, closed: false))
+
+    init(receiver: TUNReceiver, runtime: StackRuntime) {
+        self.receiver = receiver
         self.runtime = runtime
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        runtime.received(unwrapInboundIn(data))
+    func start() {
+        pool.start()
+        pool.submit { [self] _ in
+            run()
+            state.withLockedValue { state in
+                state.closed = true
+                receiver.close()
+            }
+            pool.shutdownGracefully { _ in }
+        }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        runtime.batchEnded()
+    /// Any thread: the thread exits at its next wait.
+    func stop() {
+        state.withLockedValue { state in
+            state.stopping = true
+            if !state.closed { receiver.wake() }
+        }
+        credit.signal()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        runtime.stop(error: TUNError.deviceGone(Errno(rawValue: (error as? IOError)?.errnoCode ?? 5)))
-    }
+    private var stopping: Bool { state.withLockedValue { $0.stopping } }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        runtime.stop(error: TUNError.deviceGone(Errno(rawValue: 5)))
+    private func run() {
+        let loop = runtime.eventLoop
+        while true {
+            credit.wait()
+            if stopping { return }
+            do {
+                guard try receiver.wait(), !stopping else { return }
+                let batch = try receiver.read(upTo: StackRuntime.readBatch)
+                if batch.datagrams.isEmpty, batch.badVirtioNetHeaders == 0 {
+                    credit.signal()
+                    continue
+                }
+                loop.execute { [self] in
+                    runtime.received(batch)
+                    credit.signal()
+                }
+            } catch {
+                loop.execute { [runtime] in runtime.stop(error: error) }
+                return
+            }
+        }
     }
 }
 

@@ -432,15 +432,19 @@ final class TCPConnectionChannel: Channel, ChannelCore, @unchecked Sendable {
         if error == nil { try? runtime.stack.close(connection, now: now) } else { runtime.stack.abort(connection, now: now) }
     }
 
-    func runtimeStopped(_ error: Error) {
-        failAllWrites(error)
+    /// The runtime under this channel stopped: because of `error` (its device failed), or because
+    /// it was told to (nil), in which case the channel just closes — NIO reserves `errorCaught` for
+    /// errors, and an orderly stop is not one.
+    func runtimeStopped(_ error: Error?) {
+        let failure = error ?? ChannelError.ioOnClosedChannel
+        failAllWrites(failure)
         if lifecycle == .connecting {
             let promise = connectPromise
             connectPromise = nil
-            promise?.fail(error)
+            promise?.fail(failure)
         }
         if lifecycle == .active || lifecycle == .connecting {
-            pipeline.fireErrorCaught(error)
+            if let error { pipeline.fireErrorCaught(error) }
             becomeClosed(promise: nil)
         }
         lifecycle = .closed

@@ -21,9 +21,22 @@ struct TUNOptions: ParsableArguments {
     var pcap: String?
     @Flag(help: "Print every segment in tcpdump's notation, and each decision with the RFC rule behind it.")
     var trace = false
+    @Flag(
+        inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "Open the device with IFF_VNET_HDR and offer the kernel checksum and TCP segmentation offload.",
+            discussion: """
+                The kernel then hands over TCP in super-packets of up to 64 KiB with checksums left \
+                partial, as to a NIC with TSO, instead of one read per 1500-byte segment.
+                """))
+    var offload = true
     @Option(help: ArgumentHelp(
         "Impair both directions at the device, as netem would: loss=5%,reorder=10%,duplicate=1%,corrupt=0.1%,delay=10ms",
-        discussion: "For kernels without sch_netem; with netem, prefer `tc qdisc add dev tun0 root netem …` on the kernel side."))
+        discussion: """
+            For kernels without sch_netem; with netem, prefer `tc qdisc add dev tun0 root netem …` on the kernel \
+            side. With offload a TSO super-packet is one datagram here (as for netem on a TSO device); add \
+            --no-offload to impair wire-sized segments.
+            """))
     var impair: String?
 
     func validate() throws {
@@ -42,7 +55,7 @@ struct TUNOptions: ParsableArguments {
 
     /// Opens the device, starts a stack on one event loop, and wires the capture and the trace.
     func start(configure: (inout StackConfiguration) -> Void = { _ in }) throws -> RunningStack {
-        let device = try TUNDevice(name: tun)
+        let device = try TUNDevice(name: tun, options: TUNDevice.Options(virtioNetHeader: offload))
         var configuration = StackConfiguration(
             addresses: try parsedAddresses(), mtu: device.mtu,
             seed: UInt64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds))

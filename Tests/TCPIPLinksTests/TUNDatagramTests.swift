@@ -1,0 +1,110 @@
+#if os(Linux)
+import Glibc
+import NIOCore
+import TCPIP
+import TCPIPLinks
+import Testing
+
+/// The virtio-net header path of `TUNDevice` (IFF_VNET_HDR), over a SOCK_SEQPACKET pair standing in
+/// for /dev/net/tun: the test writes what the kernel would, the device reads it.
+struct TUNDatagramTests {
+    /// The 10 bytes of struct virtio_net_hdr, little-endian.
+    static func header(
+        flags: UInt8 = 0, gsoType: UInt8 = 0, headerLength: UInt16 = 0, segmentSize: UInt16 = 0,
+        checksumStart: UInt16 = 0, checksumOffset: UInt16 = 0
+    ) -> [UInt8] {
+        func le(_ value: UInt16) -> [UInt8] { [UInt8(value & 0xFF), UInt8(value >> 8)] }
+        return [flags, gsoType] + le(headerLength) + le(segmentSize) + le(checksumStart) + le(checksumOffset)
+    }
+
+    /// A device reading one end of a fresh pair, and the other end for the test to write on.
+    static func pair() throws -> (TUNDevice, Int32) {
+        var descriptors: [Int32] = [0, 0]
+        let made = socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &descriptors)
+        try #require(made == 0)
+        return (try TUNDevice(adopting: descriptors[0], name: "vnet0", mtu: 1500, virtioNetHeader: true), descriptors[1])
+    }
+
+    static func send(_ bytes: [UInt8], on descriptor: Int32) {
+        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    }
+
+    /// The TCP checksum field left as the kernel leaves it for offload: the pseudo-header sum only.
+    static func partial(_ packet: ByteBuffer) -> [UInt8] {
+        var bytes = Array(packet.readableBytesView)
+        let tcpLength = bytes.count - 20
+        let pseudo = Array(bytes[12..<20]) + [0, 6, UInt8(tcpLength >> 8), UInt8(tcpLength & 0xFF)]
+        // The one's-complement sum of the pseudo-header, not complemented (CHECKSUM_PARTIAL).
+        let sum = ~TestDatagram.internetChecksum(pseudo)
+        bytes[36] = UInt8(sum >> 8)
+        bytes[37] = UInt8(sum & 0xFF)
+        return bytes
+    }
+
+    /// A datagram with NEEDS_CSUM reads back with its checksum completed, byte for byte the datagram
+    /// as it would have been on a wire.
+    @Test func partialChecksumIsCompletedOnRead() throws {
+        let (device, kernel) = try Self.pair()
+        defer { close(kernel) }
+        let original = TestDatagram.ipv4TCP(flags: 0x18, payload: Array(0..<200).map { UInt8($0 & 0xFF) })
+        let partial = Self.partial(original)
+        #expect(partial != Array(original.readableBytesView))
+        Self.send(Self.header(flags: 1, checksumStart: 20, checksumOffset: 16) + partial, on: kernel)
+        let read = try #require(try device.read())
+        #expect(Array(read.readableBytesView) == Array(original.readableBytesView))
+        #expect(device.statistics.packetsDelivered == 1)
+    }
+
+    /// `TUNDatagram` keeps what the header said until asked to complete the checksum.
+    @Test func completeChecksumFillsThePartialSum() {
+        let original = TestDatagram.ipv4TCP(flags: 0x18, payload: [1, 2, 3])
+        var datagram = TUNDatagram(
+            packet: ByteBuffer(bytes: Self.partial(original)), checksum: .partial(start: 20, offset: 16))
+        #expect(datagram.checksumTrusted)
+        datagram.completeChecksum()
+        #expect(datagram.checksum == .unverified)
+        #expect(datagram.packet == original)
+    }
+
+    /// A TSO super-packet may be larger than the MTU; a plain datagram may not.
+    @Test func superPacketsMayExceedTheMTU() throws {
+        let (device, kernel) = try Self.pair()
+        defer { close(kernel) }
+        let big = TestDatagram.ipv4TCP(flags: 0x10, payload: [UInt8](repeating: 7, count: 20_000))
+        Self.send(Self.header(gsoType: 1, headerLength: 40, segmentSize: 1460) + Array(big.readableBytesView), on: kernel)
+        Self.send(Self.header() + Array(big.readableBytesView), on: kernel)
+        let read = try #require(try device.read())
+        #expect(read == big)
+        #expect(try device.read() == nil)
+        #expect(device.drops.truncated == 1)
+    }
+
+    /// A header asking for a segmentation we did not offer (UDP), a checksum field outside the
+    /// datagram, or a datagram shorter than the header: dropped and counted, the next one read.
+    @Test func headersWeCannotHonourAreDroppedAndCounted() throws {
+        let (device, kernel) = try Self.pair()
+        defer { close(kernel) }
+        let packet = Array(TestDatagram.ipv4TCP(flags: 0x10).readableBytesView)
+        Self.send(Self.header(gsoType: 3, segmentSize: 1400) + packet, on: kernel)
+        Self.send(Self.header(flags: 1, checksumStart: 30, checksumOffset: 16) + packet, on: kernel)
+        Self.send([0, 0, 0], on: kernel)
+        Self.send(Self.header() + packet, on: kernel)
+        let read = try #require(try device.read())
+        #expect(Array(read.readableBytesView) == packet)
+        #expect(device.drops.badVirtioNetHeader == 3)
+    }
+
+    /// What the device writes carries a header saying "a whole packet, checksums done".
+    @Test func writesCarryAPlainHeader() throws {
+        let (device, kernel) = try Self.pair()
+        defer { close(kernel) }
+        let packet = TestDatagram.ipv4TCP(flags: 0x12)
+        try device.write(packet)
+        var bytes = [UInt8](repeating: 0xFF, count: 2000)
+        let count = bytes.withUnsafeMutableBytes { read(kernel, $0.baseAddress, $0.count) }
+        #expect(count == 10 + packet.readableBytes)
+        #expect(Array(bytes[0..<10]) == [UInt8](repeating: 0, count: 10))
+        #expect(Array(bytes[10..<count]) == Array(packet.readableBytesView))
+    }
+}
+#endif
