@@ -29,6 +29,8 @@ public struct StackCounters: Hashable, Sendable {
     public var connectionsTimedOut: UInt64 = 0
     public var zeroWindowProbesSent: UInt64 = 0
     public var zeroWindowAdvertisements: UInt64 = 0
+    /// Segments sent into a small window because the RFC 9293 §3.8.6.2.1 override timeout expired.
+    public var sillyWindowOverrides: UInt64 = 0
     public var windowUpdatesSent: UInt64 = 0
     public var delayedAcksSent: UInt64 = 0
     /// RSTs sent because the application closed with unread data, or data arrived after it had (RFC 1122 §4.2.2.13).
@@ -94,6 +96,7 @@ public struct StackCounters: Hashable, Sendable {
             ("fast_retransmits", fastRetransmits), ("connections_timed_out", connectionsTimedOut),
             ("zero_window_probes_sent", zeroWindowProbesSent),
             ("zero_window_advertisements", zeroWindowAdvertisements),
+            ("silly_window_overrides", sillyWindowOverrides),
             ("window_updates_sent", windowUpdatesSent), ("delayed_acks_sent", delayedAcksSent),
             ("resets_on_close_with_unread_data", resetsOnCloseWithUnreadData),
             ("keepalive_probes_sent", keepaliveProbesSent), ("keepalive_timeouts", keepaliveTimeouts),

@@ -104,8 +104,11 @@ extension TCPConnection {
     /// avoidance), §3.7.4 (Nagle), RFC 5681 (cwnd), RFC 6675 §5 (C.1)–(C.5) (lost segments first, then
     /// new data, while cwnd − pipe allows) and, in fast recovery, RFC 6937 (PRR's sndcnt instead).
     ///
-    /// - Parameter probe: an RFC 8985 §7.3 loss probe: one segment of new data whatever cwnd says.
-    mutating func output(now: Instant, io: inout StackIO, probe: Bool = false) {
+    /// - Parameters:
+    ///   - probe: an RFC 8985 §7.3 loss probe: one segment of new data whatever cwnd says.
+    ///   - overrideSWS: the RFC 9293 §3.8.6.2.1 override timeout expired: send what the window
+    ///     allows even though it is less than the rule's thresholds.
+    mutating func output(now: Instant, io: inout StackIO, probe: Bool = false, overrideSWS: Bool = false) {
         switch state {
         case .established, .closeWait, .finWait1, .closing, .lastAck:
             break
@@ -160,17 +163,16 @@ extension TCPConnection {
             // During recovery only full segments (or the tail of the data) go, so PRR's byte
             // allowance does not turn into a string of small segments.
             if inFastRecovery && length < min(unsent, payloadRoom) { break }
-            // RFC 9293 §3.8.6.2.1: send a full segment; or all that is queued when nothing is
-            // outstanding (Nagle, §3.7.4) or Nagle is off; or at least half the largest window
-            // the peer ever offered.
-            // DEVIATION(RFC 9293 §3.8.6.2.1): with nothing outstanding we send whatever the window
-            // allows rather than wait for the override timeout, as Linux does: no ACK would come
-            // to clock us out, and receivers avoid silly windows themselves (§3.8.6.2.2).
+            // RFC 9293 §3.8.6.2.1 (RFC 1122 §4.2.3.4), sender SWS avoidance: send (1) a full
+            // segment; or (2) all that is queued when nothing is outstanding (Nagle, §3.7.4) or
+            // Nagle is off; or (3) at least Fs·Max(SND.WND) with Fs = 1/2. Otherwise wait: for an
+            // ACK if data is outstanding, else for the override timeout (`updatePersistTimer`),
+            // on whose expiry the window's worth goes (4).
             let sendNow =
                 length == sendMSS || length >= payloadRoom
                 || (length == unsent && (!nagle || flightSize == 0))
                 || (maxSndWnd > 0 && length >= Int(maxSndWnd / 2))
-                || flightSize == 0
+                || overrideSWS
                 // RFC 9293 §3.9.1.4: "Close also implies push function" — no more data can come to
                 // fill the segment, so the tail goes with the FIN at once (Linux exempts the FIN from Nagle).
                 || carriesFIN
@@ -194,7 +196,7 @@ extension TCPConnection {
             sndNxt = sndNxt + (length + (carriesFIN ? 1 : 0))
             armRetransmissionTimer(now: now)
             sentNewData = true
-            if probe { break }
+            if probe || overrideSWS { break }
         }
         // RFC 8985 §7.2: (re)start the PTO after sending new data (not for the probe itself).
         if sentNewData && !probe { scheduleLossProbe(now: now) }
@@ -210,6 +212,11 @@ extension TCPConnection {
 
     /// RFC 9293 §3.8.6.1: when the peer's window is zero and we have something to send, the
     /// persist timer makes sure we keep asking.
+    ///
+    /// The same deadline serves as the override timer of sender SWS avoidance (§3.8.6.2.1: "It may
+    /// be convenient to combine this timer with the timer used to probe zero windows"): when the
+    /// window is open but too small for the rule to send and nothing is outstanding, no ACK will
+    /// come to clock the data out, so after the override timeout the window's worth goes anyway.
     mutating func updatePersistTimer(now: Instant, io: inout StackIO) {
         let hasSomethingToSend = unsentBytes > 0 || (finSequence != nil && !finSent)
         if sndWnd == 0 && hasSomethingToSend && flightSize <= 1 {
@@ -221,10 +228,26 @@ extension TCPConnection {
                     "RFC 9293 §3.8.6.1", "peer window is zero; persist timer \(timeout.milliseconds) ms",
                     connection: tuple, now: now)
             }
+        } else if sndWnd > 0 && unsentBytes > 0 && flightSize == 0 && state.sendsData {
+            // `output` had the window and declined: the SWS rule is waiting (with nothing in flight
+            // neither cwnd nor Nagle holds data back).
+            if persistDeadline == nil {
+                let timeout = overrideTimeout
+                persistDeadline = now + timeout
+                io.decision(
+                    "RFC 9293 §3.8.6.2.1", "window of \(sndWnd) octets too small to send into; override timer \(timeout.milliseconds) ms",
+                    connection: tuple, now: now)
+            }
         } else if persistDeadline != nil {
             persistDeadline = nil
             persistBackoff = 0
         }
+    }
+
+    /// RFC 9293 §3.8.6.2.1: "The timeout should be in the range 0.1 - 1.0 seconds": the persist
+    /// interval (RTO-based, at least `minimumPersistTimeout`), at most one second.
+    var overrideTimeout: TimeAmount {
+        .nanoseconds(min(persistTimeout.nanoseconds, TimeAmount.seconds(1).nanoseconds))
     }
 
     /// RTO-based persist interval, backed off exponentially and bounded (RFC 1122 §4.2.2.17).

@@ -160,7 +160,16 @@ extension TCPConnection {
     /// RFC 9293 §3.8.6.1: "The sending TCP peer must regularly transmit at least one octet of new
     /// data (if available), or retransmit to the receiving TCP peer even if the send window is zero."
     private mutating func persistTimerFired(now: Instant, io: inout StackIO) {
-        guard sndWnd == 0 else { return }
+        if sndWnd > 0 {
+            // RFC 9293 §3.8.6.2.1: the override timeout of sender SWS avoidance expired with the
+            // window still too small for the rule: send what it allows.
+            guard flightSize == 0, unsentBytes > 0 else { return }
+            io.counters.sillyWindowOverrides &+= 1
+            io.decision("RFC 9293 §3.8.6.2.1", "override timeout: sending into a window of \(sndWnd) octets",
+                        connection: tuple, now: now)
+            output(now: now, io: &io, overrideSWS: true)
+            return
+        }
         if sendBuffer.count > 0 {
             sendSegment(flags: [.ack], sequence: sndUna, payloadOffset: 0, payloadLength: 1, now: now, io: &io)
             if sndNxt == sndUna { sndNxt = sndUna + 1 }
