@@ -101,6 +101,12 @@ public struct TCPConfiguration: Sendable {
     /// RFC 5482 user timeout (TCP_USER_TIMEOUT): how long sent data may stay unacknowledged before
     /// the connection is aborted, instead of counting retransmissions (R2); nil for the count alone.
     public var userTimeout: TimeAmount? = nil
+    /// Explicit Congestion Notification (RFC 3168). The default accepts ECN when the peer's SYN asks
+    /// for it but does not ask on active opens — Linux's and FreeBSD's default (tcp_ecn = 2,
+    /// net.inet.tcp.ecn.enable = 2): a peer that sends an ECN-setup SYN has shown it handles ECN, and
+    /// answering costs nothing, while asking from our side meets the middleboxes of RFC 3168 §6.1.1.1
+    /// that drop or mangle ECN-setup SYNs, so requesting stays a choice of the application's.
+    public var explicitCongestionNotification: ExplicitCongestionNotification = .acceptWhenRequested
 
     public init() {}
 }
@@ -129,4 +135,14 @@ public enum AcceptQueueOverflow: String, Hashable, Sendable {
     case dropAck = "drop"
     /// Answer with an RST and forget the connection (tcp_abort_on_overflow = 1).
     case reset
+}
+
+/// Whether a connection may use ECN (RFC 3168 §6.1.1), as Linux's tcp_ecn sysctl.
+public enum ExplicitCongestionNotification: String, Hashable, Sendable, CaseIterable {
+    /// Never: SYNs and SYN-ACKs carry neither ECE nor CWR (tcp_ecn = 0).
+    case off
+    /// Answer an ECN-setup SYN with an ECN-setup SYN-ACK; active opens do not ask (tcp_ecn = 2).
+    case acceptWhenRequested = "accept"
+    /// Also send an ECN-setup SYN on active opens (tcp_ecn = 1).
+    case request
 }

@@ -177,7 +177,12 @@ extension ScriptRunner {
 
     /// Shell commands are skipped (sysctls, tc, ethtool); a FreeBSD `sockstat` state check would
     /// need the socket's state, which the runner has, but its output format is not modelled.
-    func shell(_ command: String) throws {}
+    /// Shell lines are skipped, except sysctls that map onto the configuration (`applySysctls`) while
+    /// the stack is not yet made (FreeBSD's suite sets them at the start of each script).
+    func shell(_ command: String) throws {
+        guard stackStorage == nil else { return }
+        Self.applySysctls(command, to: &configuration.tcp)
+    }
 
     /// `assert tcpi_state == TCPI_X` becomes a query of the connection's state; any other Python is skipped.
     func python(_ code: String) throws {

@@ -65,6 +65,8 @@ struct TCPConnection {
     var lastAckSent = SequenceNumber(0)
     /// RFC 2018: both sides sent SACK-permitted.
     var sackEnabled = false
+    /// RFC 3168: ECN negotiation and the echo state of both directions (ExplicitCongestion.swift).
+    var ecn = ECNState()
 
     // MARK: Buffers
 

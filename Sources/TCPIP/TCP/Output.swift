@@ -30,16 +30,37 @@ extension TCPConnection {
 
     /// Sends one segment from this connection. `payloadOffset`/`payloadLength` select bytes of the
     /// send buffer. Every segment but the first SYN carries an ACK of everything received so far.
+    ///
+    /// - Parameter newData: the payload is new data, not a retransmission or a window probe: on an
+    ///   ECN connection it goes as ECT(0) (RFC 3168 §6.1.2; §6.1.5 and §6.1.6 forbid ECT on the others,
+    ///   §6.1.4 on pure ACKs).
     mutating func sendSegment(
         flags: TCPFlags,
         sequence: SequenceNumber,
         payloadOffset: Int = 0,
         payloadLength: Int = 0,
         options extraOptions: TCPOptions? = nil,
+        newData: Bool = false,
         now: Instant,
         io: inout StackIO
     ) {
+        var flags = flags
         let isSYN = flags.contains(.syn)
+        if ecn.enabled && !isSYN && !flags.contains(.rst) {
+            // RFC 3168 §6.1.3: every ACK echoes CE until CWR arrives; the bits are ours to set on
+            // all other segments ("MUST correctly set/clear the CWR TCP bit on all subsequent packets").
+            flags.remove([.ece, .cwr])
+            if ecn.echoing && flags.contains(.ack) { flags.insert(.ece) }
+            if newData && payloadLength > 0 && ecn.congestionWindowReducedPending {
+                // §6.1.2: CWR "only on the first new data packet" after the reduction, never on a
+                // retransmission.
+                flags.insert(.cwr)
+                ecn.congestionWindowReducedPending = false
+                ecn.congestionWindowReducedSent &+= 1
+                io.counters.congestionWindowReducedSent &+= 1
+            }
+        }
+        let codepoint: ECNCodepoint = ecn.enabled && newData && payloadLength > 0 ? .ect0 : .notECT
         let options = extraOptions ?? segmentOptions(now: now)
         let window = advertiseWindow(isSYN: isSYN, io: &io, now: now)
         let acknowledges = flags.contains(.ack)
@@ -50,7 +71,7 @@ extension TCPConnection {
         )
         io.transmit(
             header, from: sendBuffer, offset: payloadOffset, length: payloadLength,
-            local: tuple.local.address, remote: tuple.remote.address)
+            local: tuple.local.address, remote: tuple.remote.address, ecn: codepoint)
         if acknowledges {
             lastAckSent = rcvNxt
             delayedAckDeadline = nil
@@ -95,7 +116,20 @@ extension TCPConnection {
         if configuration.timestamps && (offerAll || peerOffered?.timestamps != nil) {
             options.timestamps = TCPTimestamps(value: timestampClock(now), echoReply: acknowledging ? tsRecent : 0)
         }
-        sendSegment(flags: acknowledging ? [.syn, .ack] : .syn, sequence: iss, options: options, now: now, io: &io)
+        var flags: TCPFlags = acknowledging ? [.syn, .ack] : .syn
+        if acknowledging {
+            // RFC 3168 §6.1.1: an ECN-setup SYN-ACK (ECE, not CWR) only in answer to an ECN-setup SYN.
+            if ecn.enabled { flags.insert(.ece) }
+        } else if configuration.explicitCongestionNotification == .request && sndNxt == iss {
+            // RFC 3168 §6.1.1: the first SYN is an ECN-setup SYN. A retransmission goes without
+            // ECE and CWR (§6.1.1.1: a middlebox may be dropping ECN-setup SYNs; Linux does the
+            // same), and having sent a non-ECN-setup SYN we may not use ECN on this connection.
+            flags.formUnion([.ece, .cwr])
+            ecn.setupSent = true
+        } else {
+            ecn.setupSent = false
+        }
+        sendSegment(flags: flags, sequence: iss, options: options, now: now, io: &io)
         if sndNxt == iss { sndNxt = iss + 1 }
         armRetransmissionTimer(now: now)
     }
@@ -184,7 +218,8 @@ extension TCPConnection {
             if carriesFIN { flags.insert(.fin) }
             let isRetransmission = sndNxt.isBefore(sndMax)
             sendSegment(
-                flags: flags, sequence: sndNxt, payloadOffset: offset, payloadLength: length, now: now, io: &io)
+                flags: flags, sequence: sndNxt, payloadOffset: offset, payloadLength: length,
+                newData: !isRetransmission, now: now, io: &io)
             if isRetransmission {
                 retransmittedSegments &+= 1
                 io.counters.segmentsRetransmitted &+= 1
