@@ -73,8 +73,15 @@ public struct TCPConfiguration: Sendable {
     public var maximumRTO: TimeAmount = .seconds(60)
     /// Retransmissions of one segment before the connection is aborted (RFC 9293 §3.8.3 R2; Linux tcp_retries2 = 15).
     public var maximumRetransmissions: Int = 15
-    /// Retransmissions of a SYN or SYN-ACK before giving up (RFC 9293 §3.8.3 R2 for SYNs; Linux tcp_syn_retries = 6).
+    /// Retransmissions of a SYN or SYN-ACK before giving up (RFC 9293 §3.8.3 R2 for SYNs; Linux
+    /// tcp_syn_retries = 6, FreeBSD TCP_MAXRXTSHIFT = 12). Per connection: `Stack.setSYNRetransmissions`
+    /// (TCP_SYNCNT).
     public var maximumSYNRetransmissions: Int = 6
+    /// How long an active OPEN may take to reach ESTABLISHED before it fails with ETIMEDOUT, whatever
+    /// the SYN retransmission count (FreeBSD's TCP_KEEPINIT, 75 s by default there; RFC 9293 §3.8.3
+    /// lets R2 for a SYN be a time). nil: the count alone, as Linux. Per connection:
+    /// `Stack.setConnectionTimeout`.
+    public var connectionTimeout: TimeAmount? = nil
     /// Maximum segment lifetime; TIME-WAIT lasts twice this (RFC 9293 §3.4.2). Linux uses 2·MSL = 60 s.
     public var maximumSegmentLifetime: TimeAmount = .seconds(30)
     /// The congestion-control algorithm of new connections: RFC 9438 CUBIC by default (as Linux), or RFC 5681/6582 NewReno.

@@ -72,7 +72,9 @@ public final class ScriptRunner {
     }
 
     /// The sysctls of a shell line that map onto the stack's configuration: ECN (Linux
-    /// `net.ipv4.tcp_ecn`, FreeBSD `net.inet.tcp.ecn.enable`: 0 off, 1 request, 2 accept when asked).
+    /// `net.ipv4.tcp_ecn`, FreeBSD `net.inet.tcp.ecn.enable`: 0 off, 1 request, 2 accept when asked),
+    /// the SYN retry count (Linux `net.ipv4.tcp_syn_retries`) and FreeBSD's connection-establishment
+    /// timeout (`net.inet.tcp.keepinit`, milliseconds).
     static func applySysctls(_ command: String, to tcp: inout TCPConfiguration) {
         for word in command.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "`" }) {
             let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
@@ -84,6 +86,10 @@ public final class ScriptRunner {
                 case 1: tcp.explicitCongestionNotification = .request
                 default: tcp.explicitCongestionNotification = .acceptWhenRequested
                 }
+            case "net.ipv4.tcp_syn_retries" where value > 0:
+                tcp.maximumSYNRetransmissions = value
+            case "net.inet.tcp.keepinit" where value > 0:
+                tcp.connectionTimeout = .milliseconds(Int64(value))
             default:
                 continue
             }

@@ -12,6 +12,10 @@ extension TCPConnection {
             enterClosed(error: nil, io: &io, now: now)
             return
         }
+        if let deadline = establishmentDeadline, deadline <= now {
+            connectionTimeoutFired(now: now, io: &io)
+            return
+        }
         if let deadline = reorderingDeadline, deadline <= now {
             reorderingDeadline = nil
             reorderingTimerFired(now: now, io: &io)
@@ -39,6 +43,24 @@ extension TCPConnection {
         if let deadline = keepaliveDeadline, deadline <= now {
             keepaliveTimerFired(now: now, io: &io)
         }
+    }
+
+    /// When an active OPEN still in SYN-SENT (or SYN-RECEIVED, simultaneous open) runs out of time.
+    var establishmentDeadline: Instant? {
+        guard let connectionTimeout, state == .synSent || state == .synReceived else { return nil }
+        return openedAt + connectionTimeout
+    }
+
+    /// TCP_KEEPINIT expired before the handshake completed: the OPEN fails with ETIMEDOUT (RFC 9293
+    /// §3.8.3 R2, as a time). From SYN-SENT nothing is sent (the peer holds no state of ours, as
+    /// for R2 below); from SYN-RECEIVED an RST tells the peer, as FreeBSD's tcp_drop.
+    private mutating func connectionTimeoutFired(now: Instant, io: inout StackIO) {
+        io.counters.connectionsTimedOut &+= 1
+        io.counters.failedConnectionAttempts &+= 1
+        io.decision("RFC 9293 §3.8.3", "connection not established within \(connectionTimeout?.milliseconds ?? 0) ms: timed out",
+                    connection: tuple, now: now)
+        if state == .synReceived { sendReset(sequence: sndNxt, now: now, io: &io) }
+        enterClosed(error: .timedOut, io: &io, now: now)
     }
 
     /// When the next keep-alive probe is due: idle time after the peer was last heard from, then
@@ -82,7 +104,7 @@ extension TCPConnection {
         timeouts &+= 1
         io.counters.retransmissionTimeouts &+= 1
         let isHandshake = state == .synSent || state == .synReceived
-        let limit = isHandshake ? configuration.maximumSYNRetransmissions : configuration.maximumRetransmissions
+        let limit = isHandshake ? synRetransmissionLimit : configuration.maximumRetransmissions
         if consecutiveTimeouts == 1 {
             // The head segment was last sent one RTO ago: RFC 5482's clock starts there.
             timeoutsStartedAt = now + .nanoseconds(-rtt.retransmissionTimeout.nanoseconds)
