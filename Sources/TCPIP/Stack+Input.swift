@@ -215,6 +215,13 @@ extension Stack {
         if segment.syn {
             if segment.seq == entry.irs && !segment.flags.contains(.ack) {
                 // The peer did not hear our SYN-ACK: say it again.
+                var entry = entry
+                if entry.explicitCongestion && !ECNState.isSetupSYN(segment.flags) {
+                    // RFC 3168 §6.1.1: "If a host has received at least one non-ECN-setup SYN ...
+                    // then it SHOULD NOT set ECT on data packets."
+                    entry.withdrawExplicitCongestion()
+                    halfOpen.withElement(handle) { $0.withdrawExplicitCongestion() }
+                }
                 sendSYNACK(for: entry, now: now)
             } else {
                 io.counters.badSegments &+= 1

@@ -30,7 +30,7 @@ struct HalfOpenConnection {
     let irs: SequenceNumber
     let timestampOffset: UInt32
     /// What the peer's SYN offered: MSS, window scale, SACK-permitted, its timestamp.
-    private let peer: SYNOptions
+    private var peer: SYNOptions
     /// The window we advertised in our SYN-ACK.
     let advertisedWindow: UInt16
     var retransmissions: UInt16 = 0
@@ -54,6 +54,12 @@ struct HalfOpenConnection {
     var peerOptions: TCPOptions { peer.options }
     /// RFC 3168 §6.1.1: the peer's SYN was ECN-setup and we answer with an ECN-setup SYN-ACK.
     var explicitCongestion: Bool { peer.isExplicitCongestionAgreed }
+
+    /// RFC 3168 §6.1.1: the peer sent a non-ECN-setup SYN after all (its retransmission, §6.1.1.1),
+    /// so ECN is off: our SYN-ACKs say so from now on, and the connection will not use it.
+    mutating func withdrawExplicitCongestion() {
+        peer = SYNOptions(peer.options, explicitCongestion: false)
+    }
 }
 
 /// The options of a SYN that matter once it has been answered, packed into 8 bytes where

@@ -204,6 +204,32 @@ import Testing
         #expect(pair.client.status(id)?.ecn == false)
     }
 
+    @Test func aPlainSYNRetransmissionWithdrawsTheAgreement() throws {
+        // The client's ECN-setup SYN reaches the server, the SYN-ACK is lost, and the client's
+        // retransmission is a plain SYN (§6.1.1.1): the server answers without ECE and neither uses ECN.
+        let pair = try Pair(client: .request, server: .acceptWhenRequested)
+        var synAcksDropped = 0
+        let id = try pair.client.connect(to: Endpoint(Self.serverAddress, Self.port), now: pair.now)
+        // Drop the first SYN-ACK by taking it off the server's queue.
+        while let syn = pair.client.nextPacketToSend() {
+            _ = pair.record(syn, fromClient: true)
+            pair.server.receive(syn, now: pair.now)
+        }
+        while let synAck = pair.server.nextPacketToSend() {
+            _ = pair.record(synAck, fromClient: false)
+            synAcksDropped += 1
+        }
+        #expect(synAcksDropped == 1)
+        pair.advance(by: .seconds(2))
+        let synAcks = pair.seen.filter { !$0.fromClient && $0.flags.contains(.syn) }
+        #expect(synAcks.first?.flags == [.syn, .ack, .ece])
+        #expect(synAcks.last?.flags == [.syn, .ack])
+        let server = try #require(pair.accepted.last)
+        #expect(pair.client.state(id) == .established)
+        #expect(pair.client.status(id)?.ecn == false)
+        #expect(pair.server.status(server)?.ecn == false)
+    }
+
     // MARK: §6.1.2 / §6.1.3 the signal
 
     @Test func congestionExperiencedIsEchoedUntilCongestionWindowReduced() throws {
