@@ -73,8 +73,15 @@ public struct TCPConfiguration: Sendable {
     public var maximumRTO: TimeAmount = .seconds(60)
     /// Retransmissions of one segment before the connection is aborted (RFC 9293 §3.8.3 R2; Linux tcp_retries2 = 15).
     public var maximumRetransmissions: Int = 15
-    /// Retransmissions of a SYN or SYN-ACK before giving up (RFC 9293 §3.8.3 R2 for SYNs; Linux tcp_syn_retries = 6).
+    /// Retransmissions of a SYN or SYN-ACK before giving up (RFC 9293 §3.8.3 R2 for SYNs; Linux
+    /// tcp_syn_retries = 6, FreeBSD TCP_MAXRXTSHIFT = 12). Per connection: `Stack.setSYNRetransmissions`
+    /// (TCP_SYNCNT).
     public var maximumSYNRetransmissions: Int = 6
+    /// How long an active OPEN may take to reach ESTABLISHED before it fails with ETIMEDOUT, whatever
+    /// the SYN retransmission count (FreeBSD's TCP_KEEPINIT, 75 s by default there; RFC 9293 §3.8.3
+    /// lets R2 for a SYN be a time). nil: the count alone, as Linux. Per connection:
+    /// `Stack.setConnectionTimeout`.
+    public var connectionTimeout: TimeAmount? = nil
     /// Maximum segment lifetime; TIME-WAIT lasts twice this (RFC 9293 §3.4.2). Linux uses 2·MSL = 60 s.
     public var maximumSegmentLifetime: TimeAmount = .seconds(30)
     /// The congestion-control algorithm of new connections: RFC 9438 CUBIC by default (as Linux), or RFC 5681/6582 NewReno.
@@ -101,6 +108,12 @@ public struct TCPConfiguration: Sendable {
     /// RFC 5482 user timeout (TCP_USER_TIMEOUT): how long sent data may stay unacknowledged before
     /// the connection is aborted, instead of counting retransmissions (R2); nil for the count alone.
     public var userTimeout: TimeAmount? = nil
+    /// Explicit Congestion Notification (RFC 3168). The default accepts ECN when the peer's SYN asks
+    /// for it but does not ask on active opens — Linux's and FreeBSD's default (tcp_ecn = 2,
+    /// net.inet.tcp.ecn.enable = 2): a peer that sends an ECN-setup SYN has shown it handles ECN, and
+    /// answering costs nothing, while asking from our side meets the middleboxes of RFC 3168 §6.1.1.1
+    /// that drop or mangle ECN-setup SYNs, so requesting stays a choice of the application's.
+    public var explicitCongestionNotification: ExplicitCongestionNotification = .acceptWhenRequested
 
     public init() {}
 }
@@ -129,4 +142,14 @@ public enum AcceptQueueOverflow: String, Hashable, Sendable {
     case dropAck = "drop"
     /// Answer with an RST and forget the connection (tcp_abort_on_overflow = 1).
     case reset
+}
+
+/// Whether a connection may use ECN (RFC 3168 §6.1.1), as Linux's tcp_ecn sysctl.
+public enum ExplicitCongestionNotification: String, Hashable, Sendable, CaseIterable {
+    /// Never: SYNs and SYN-ACKs carry neither ECE nor CWR (tcp_ecn = 0).
+    case off
+    /// Answer an ECN-setup SYN with an ECN-setup SYN-ACK; active opens do not ask (tcp_ecn = 2).
+    case acceptWhenRequested = "accept"
+    /// Also send an ECN-setup SYN on active opens (tcp_ecn = 1).
+    case request
 }

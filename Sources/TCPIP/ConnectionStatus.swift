@@ -55,4 +55,11 @@ public struct ConnectionStatus: Hashable, Sendable {
     public var bytesAcked: UInt64
     public var bytesReceived: UInt64
     public var error: TCPError?
+    /// ECN (RFC 3168) negotiated; CE-marked segments received, ECE ACKs received, cwnd reductions
+    /// they caused (at most one per window, §6.1.2), and segments sent with CWR.
+    public var ecn: Bool = false
+    public var congestionExperiencedReceived: UInt64 = 0
+    public var ecnEchoesReceived: UInt64 = 0
+    public var ecnWindowReductions: UInt64 = 0
+    public var congestionWindowReducedSent: UInt64 = 0
 }

@@ -29,6 +29,15 @@ public struct StackCounters: Hashable, Sendable {
     public var connectionsTimedOut: UInt64 = 0
     public var zeroWindowProbesSent: UInt64 = 0
     public var zeroWindowAdvertisements: UInt64 = 0
+    /// Segments sent into a small window because the RFC 9293 §3.8.6.2.1 override timeout expired.
+    public var sillyWindowOverrides: UInt64 = 0
+    /// ECN (RFC 3168): connections that negotiated it, data segments received with CE marked (§6.1.3),
+    /// ACKs received with ECE (§6.1.2), of which those that reduced cwnd, and segments sent with CWR.
+    public var ecnConnections: UInt64 = 0
+    public var congestionExperiencedReceived: UInt64 = 0
+    public var ecnEchoesReceived: UInt64 = 0
+    public var ecnWindowReductions: UInt64 = 0
+    public var congestionWindowReducedSent: UInt64 = 0
     public var windowUpdatesSent: UInt64 = 0
     public var delayedAcksSent: UInt64 = 0
     /// RSTs sent because the application closed with unread data, or data arrived after it had (RFC 1122 §4.2.2.13).
@@ -94,6 +103,10 @@ public struct StackCounters: Hashable, Sendable {
             ("fast_retransmits", fastRetransmits), ("connections_timed_out", connectionsTimedOut),
             ("zero_window_probes_sent", zeroWindowProbesSent),
             ("zero_window_advertisements", zeroWindowAdvertisements),
+            ("silly_window_overrides", sillyWindowOverrides),
+            ("ecn_connections", ecnConnections), ("ecn_ce_received", congestionExperiencedReceived),
+            ("ecn_ece_received", ecnEchoesReceived), ("ecn_window_reductions", ecnWindowReductions),
+            ("ecn_cwr_sent", congestionWindowReducedSent),
             ("window_updates_sent", windowUpdatesSent), ("delayed_acks_sent", delayedAcksSent),
             ("resets_on_close_with_unread_data", resetsOnCloseWithUnreadData),
             ("keepalive_probes_sent", keepaliveProbesSent), ("keepalive_timeouts", keepaliveTimeouts),

@@ -51,7 +51,7 @@ extension Stack {
         let tuple = FourTuple(
             local: Endpoint(ip.destination, header.destinationPort),
             remote: Endpoint(ip.source, header.sourcePort))
-        let segment = IncomingSegment(header: header, payload: payload)
+        let segment = IncomingSegment(header: header, payload: payload, ecn: ip.ecn)
         if header.flags.contains(.syn) { io.counters.synsReceived &+= 1 }
 
         if let handle = connectionTable[tuple] {
@@ -168,7 +168,11 @@ extension Stack {
             tuple: tuple, listener: handle, iss: iss, irs: segment.seq, peerOptions: segment.header.options,
             timestampOffset: UInt32(truncatingIfNeeded: random.next()),
             advertisedWindow: UInt16(clamping: receiveSpace),
-            retransmitAt: now + configuration.tcp.initialRTO)
+            retransmitAt: now + configuration.tcp.initialRTO,
+            // RFC 3168 §6.1.1: "If a host has received an ECN-setup SYN packet, then it MAY send an
+            // ECN-setup SYN-ACK packet."
+            explicitCongestion: configuration.tcp.explicitCongestionNotification != .off
+                && ECNState.isSetupSYN(segment.flags))
         let entryHandle = halfOpen.insert(entry)
         halfOpenTable[tuple] = entryHandle
         listeners.withElement(handle) { $0.synQueueCount += 1 }
@@ -193,7 +197,8 @@ extension Stack {
         let header = TCPHeader(
             sourcePort: entry.tuple.local.port, destinationPort: entry.tuple.remote.port,
             sequenceNumber: entry.iss, acknowledgmentNumber: entry.irs + 1,
-            flags: [.syn, .ack], window: entry.advertisedWindow, options: options)
+            flags: entry.explicitCongestion ? [.syn, .ack, .ece] : [.syn, .ack],
+            window: entry.advertisedWindow, options: options)
         io.transmit(header, from: entry.tuple.local.address, to: entry.tuple.remote.address)
     }
 
@@ -215,6 +220,13 @@ extension Stack {
         if segment.syn {
             if segment.seq == entry.irs && !segment.flags.contains(.ack) {
                 // The peer did not hear our SYN-ACK: say it again.
+                var entry = entry
+                if entry.explicitCongestion && !ECNState.isSetupSYN(segment.flags) {
+                    // RFC 3168 §6.1.1: "If a host has received at least one non-ECN-setup SYN ...
+                    // then it SHOULD NOT set ECT on data packets."
+                    entry.withdrawExplicitCongestion()
+                    halfOpen.withElement(handle) { $0.withdrawExplicitCongestion() }
+                }
                 sendSYNACK(for: entry, now: now)
             } else {
                 io.counters.badSegments &+= 1
@@ -292,6 +304,11 @@ extension Stack {
             timestampOffset: entry.timestampOffset, configuration: configuration.tcp)
         connection.listener = entry.listener
         connection.adoptPeerOptions(entry.peerOptions, now: now)
+        if entry.explicitCongestion {
+            // RFC 3168 §6.1.1: an ECN-setup SYN met our ECN-setup SYN-ACK.
+            connection.ecn.setupSent = true
+            connection.negotiateECN(peerAgreed: true, now: now, io: &io)
+        }
         connection.irs = entry.irs
         connection.rcvNxt = entry.irs + 1
         connection.rcvAdvertisedEdge = connection.rcvNxt + UInt32(entry.advertisedWindow)

@@ -11,21 +11,25 @@ extension Stack {
         let iss = synCookies.initialSequenceNumber(
             for: tuple, peerISN: segment.seq, peerMSS: peer.maximumSegmentSize, now: now)
         var options = TCPOptions(maximumSegmentSize: UInt16(clamping: announcedMSS(for: tuple.local.address, listener: listener)))
-        // Window scale and SACK-permitted survive only in the timestamp; without one, offer neither.
+        var flags: TCPFlags = [.syn, .ack]
+        // Window scale, SACK-permitted and ECN survive only in the timestamp; without one, offer none.
         if tcp.timestamps, let timestamps = peer.timestamps {
             let peerShift = tcp.windowScaling ? peer.windowScale : nil
             if peerShift != nil { options.windowScale = TCPConnection.windowShift(forBuffer: tcp.receiveBufferSize) }
             let sack = tcp.selectiveAcknowledgments && peer.sackPermitted
             options.sackPermitted = sack
+            // RFC 3168 §6.1.1: an ECN-setup SYN may get an ECN-setup SYN-ACK.
+            let ecn = tcp.explicitCongestionNotification != .off && ECNState.isSetupSYN(segment.flags)
+            if ecn { flags.insert(.ece) }
             let clock = UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ synCookies.timestampOffset(for: tuple)
             options.timestamps = TCPTimestamps(
-                value: SYNCookies.timestampValue(clock: clock, peerWindowScale: peerShift, sackPermitted: sack, ecn: false),
+                value: SYNCookies.timestampValue(clock: clock, peerWindowScale: peerShift, sackPermitted: sack, ecn: ecn),
                 echoReply: timestamps.value)
         }
         let header = TCPHeader(
             sourcePort: tuple.local.port, destinationPort: tuple.remote.port,
             sequenceNumber: iss, acknowledgmentNumber: segment.seq + 1,
-            flags: [.syn, .ack], window: UInt16(clamping: tcp.receiveBufferSize), options: options)
+            flags: flags, window: UInt16(clamping: tcp.receiveBufferSize), options: options)
         io.counters.synCookiesSent &+= 1
         io.decision("RFC 4987 §3.6", "SYN answered with a SYN cookie (ISS \(iss)); no state kept",
                     connection: tuple, now: now)
@@ -79,7 +83,8 @@ extension Stack {
         let entry = HalfOpenConnection(
             tuple: tuple, listener: listenerHandle, iss: decoded.iss, irs: decoded.irs,
             peerOptions: decoded.options, timestampOffset: synCookies.timestampOffset(for: tuple),
-            advertisedWindow: UInt16(clamping: configuration.tcp.receiveBufferSize), retransmitAt: now)
+            advertisedWindow: UInt16(clamping: configuration.tcp.receiveBufferSize), retransmitAt: now,
+            explicitCongestion: decoded.ecn)
         io.decision("RFC 4987 §3.6", "valid SYN cookie: connection created, MSS \(decoded.options.maximumSegmentSize ?? 0)"
                         + (decoded.options.windowScale.map { ", wscale \($0)" } ?? "")
                         + (decoded.options.sackPermitted ? ", SACK" : ""),

@@ -29,6 +29,23 @@ extension Stack {
         connectionActivity(id.handle, now: now)
     }
 
+    /// TCP_KEEPINIT (FreeBSD): how long this connection's OPEN may take before it fails with
+    /// ETIMEDOUT, counted from its first SYN; nil for the SYN retransmission count alone. Has no
+    /// effect once the connection is established.
+    public func setConnectionTimeout(_ id: ConnectionID, _ timeout: TimeAmount?, now: Instant) {
+        connections.withElement(id.handle) { $0.connectionTimeout = timeout }
+        connectionActivity(id.handle, now: now)
+    }
+
+    /// TCP_SYNCNT (Linux): SYN retransmissions before this connection's OPEN fails with ETIMEDOUT
+    /// (RFC 9293 §3.8.3 R2); Linux accepts 1 to 127.
+    public func setSYNRetransmissions(_ id: ConnectionID, _ count: Int, now: Instant) throws(TCPError) {
+        guard (1...127).contains(count) else { throw .invalidArgument }
+        guard connections[id.handle] != nil else { throw .connectionDoesNotExist }
+        connections.withElement(id.handle) { $0.synRetransmissionLimit = count }
+        connectionActivity(id.handle, now: now)
+    }
+
     /// TCP_MAXSEG's range, as Linux: at least 88 octets (TCP_MIN_MSS), at most what the field holds.
     static let userMSSRange = 88...65535
 

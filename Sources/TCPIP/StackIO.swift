@@ -28,14 +28,15 @@ struct StackIO {
         enqueue(datagram, carrying: header)
     }
 
-    /// Builds one datagram whose payload is `length` bytes of `sendBuffer` from `offset`, copied once.
+    /// Builds one datagram whose payload is `length` bytes of `sendBuffer` from `offset`, copied once,
+    /// with `ecn` in the IP header (RFC 3168 §5).
     mutating func transmit(
         _ header: TCPHeader, from sendBuffer: SendBuffer, offset: Int, length: Int,
-        local: IPAddress, remote: IPAddress
+        local: IPAddress, remote: IPAddress, ecn: ECNCodepoint = .notECT
     ) {
         let datagram = PacketBuffer.tcpDatagram(
             header: header, payloadLength: length, source: local, destination: remote,
-            computeChecksum: !checksumOffload, allocator: allocator
+            computeChecksum: !checksumOffload, ecn: ecn, allocator: allocator
         ) { packet in
             sendBuffer.copyBytes(at: offset, length: length, into: &packet)
         }

@@ -1,5 +1,6 @@
 import NIOCore
 import TCPIP
+import TCPIPWire
 
 /// Loss, duplication, reordering and single-bit corruption, seeded, applied to what an end receives.
 ///
@@ -22,19 +23,24 @@ public final class FaultInjector: PacketLink {
         public var reorderDelay: TimeAmount
         /// Probability one random bit is flipped.
         public var corrupt: Double
+        /// Act as an ECN router (RFC 3168 §5): a datagram chosen for loss that is ECN-capable (ECT(0)
+        /// or ECT(1)) is delivered marked CE instead of dropped; Not-ECT datagrams are still dropped.
+        public var markInsteadOfDrop: Bool
 
         public init(
             loss: Double = 0,
             duplicate: Double = 0,
             reorder: Double = 0,
             reorderDelay: TimeAmount = .milliseconds(5),
-            corrupt: Double = 0
+            corrupt: Double = 0,
+            markInsteadOfDrop: Bool = false
         ) {
             self.loss = loss
             self.duplicate = duplicate
             self.reorder = reorder
             self.reorderDelay = reorderDelay
             self.corrupt = corrupt
+            self.markInsteadOfDrop = markInsteadOfDrop
         }
     }
 
@@ -117,11 +123,14 @@ public final class FaultInjector: PacketLink {
     /// Decides the fate of one datagram; returns it if it is to be delivered now.
     private func applyFaults(to packet: ByteBuffer, arrival: Instant, now: Instant) -> ByteBuffer? {
         statistics.received &+= 1
-        if chance(configuration.loss) {
-            statistics.dropped &+= 1
-            return nil
-        }
         var packet = packet
+        if chance(configuration.loss) {
+            guard configuration.markInsteadOfDrop, Self.markCongestionExperienced(&packet) else {
+                statistics.dropped &+= 1
+                return nil
+            }
+            statistics.marked &+= 1
+        }
         if chance(configuration.corrupt), packet.readableBytes > 0 {
             flipRandomBit(in: &packet)
             statistics.corrupted &+= 1
@@ -137,6 +146,39 @@ public final class FaultInjector: PacketLink {
             return ready.popFirst()
         }
         return packet
+    }
+
+    /// Sets the ECN field of an ECT datagram to CE (RFC 3168 §5), updating the IPv4 header checksum
+    /// incrementally (RFC 1624 eqn. 3) so a checksumming receiver still accepts it. Returns false,
+    /// changing nothing, for a Not-ECT (or already CE, or unparseable) datagram.
+    static func markCongestionExperienced(_ packet: inout ByteBuffer) -> Bool {
+        guard let version = packet.getInteger(at: packet.readerIndex, as: UInt8.self) else { return false }
+        switch version >> 4 {
+        case 4:
+            guard packet.readableBytes >= IPv4Header.minimumLength,
+                  let word = packet.getInteger(at: packet.readerIndex, as: UInt16.self),
+                  let checksum = packet.getInteger(at: packet.readerIndex + 10, as: UInt16.self)
+            else { return false }
+            let tos = UInt8(truncatingIfNeeded: word)
+            guard ECNCodepoint(trafficClass: tos).isECNCapable else { return false }
+            let marked = (word & 0xFF00) | UInt16(ECNCodepoint.congestionExperienced.applied(to: tos))
+            // HC' = ~(~HC + ~m + m'), in ones' complement arithmetic.
+            var sum = UInt32(~checksum) + UInt32(~word) + UInt32(marked)
+            sum = (sum & 0xFFFF) + (sum >> 16)
+            sum = (sum & 0xFFFF) + (sum >> 16)
+            packet.setInteger(marked, at: packet.readerIndex)
+            packet.setInteger(~UInt16(truncatingIfNeeded: sum), at: packet.readerIndex + 10)
+            return true
+        case 6:
+            guard let first = packet.getInteger(at: packet.readerIndex, as: UInt32.self) else { return false }
+            let trafficClass = UInt8(truncatingIfNeeded: first >> 20)
+            guard ECNCodepoint(trafficClass: trafficClass).isECNCapable else { return false }
+            let marked = ECNCodepoint.congestionExperienced.applied(to: trafficClass)
+            packet.setInteger((first & 0xF00F_FFFF) | UInt32(marked) << 20, at: packet.readerIndex)
+            return true
+        default:
+            return false
+        }
     }
 
     /// Flips one bit chosen uniformly from the datagram.
@@ -187,6 +229,8 @@ public struct FaultStatistics: Hashable, Sendable {
     /// Datagrams held back.
     public var reordered: UInt64 = 0
     public var corrupted: UInt64 = 0
+    /// ECN-capable datagrams chosen for loss and delivered marked CE instead (`markInsteadOfDrop`).
+    public var marked: UInt64 = 0
 
     public init() {}
 }

@@ -350,6 +350,7 @@ private final class Run {
             faults.duplicated += injector.statistics.duplicated
             faults.reordered += injector.statistics.reordered
             faults.corrupted += injector.statistics.corrupted
+            faults.marked += injector.statistics.marked
         }
         let timed = configuration.duration != nil
         let expected = timed ? pairs.reduce(0) { $0 + $1.up.received + $1.down.received } : configuration.bytes * (configuration.bidirectional ? 2 : 1)

@@ -46,6 +46,13 @@ public struct ScriptProfile: Sendable, Hashable {
     /// The SYN option layout the platform sends, for documentation and error messages.
     public var synOptionOrder: String
     public var mtu: Int
+    /// SYN retransmissions before an OPEN fails (Linux tcp_syn_retries = 6; FreeBSD TCP_MAXRXTSHIFT = 12).
+    public var maximumSYNRetransmissions: Int = 6
+    /// The largest RTO, the cap of the backoff (Linux TCP_RTO_MAX is 120 s — our 60 s, RFC 6298
+    /// §2.5's floor, is kept for Linux; FreeBSD TCPTV_REXMTMAX = 64 s).
+    public var maximumRTO: TimeAmount = .seconds(60)
+    /// TCP_KEEPINIT's default (FreeBSD net.inet.tcp.keepinit = 75 s); Linux has none.
+    public var connectionTimeout: TimeAmount? = nil
 
     public static func == (lhs: ScriptProfile, rhs: ScriptProfile) -> Bool { lhs.name == rhs.name }
     public func hash(into hasher: inout Hasher) { hasher.combine(name) }
@@ -64,7 +71,8 @@ public struct ScriptProfile: Sendable, Hashable {
         quickAcks: 0, windowScale: 6, receiveBufferSize: 65535 << 6, sendBufferSize: 65535 << 5,
         reportedBufferSize: { size, _, mss in mss.map { (size + $0 - 1) / $0 * $0 } ?? size }, defaultReportedReceiveBuffer: 65536,
         defaultReportedSendBuffer: 32768, optionComparison: .unordered, checksPush: true,
-        synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", mtu: 1500)
+        synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", mtu: 1500,
+        maximumSYNRetransmissions: 12, maximumRTO: .seconds(64), connectionTimeout: .seconds(75))
 
     public static func named(_ name: Name) -> ScriptProfile {
         switch name {
@@ -89,6 +97,9 @@ public struct ScriptProfile: Sendable, Hashable {
         tcp.quickAcks = quickAcks
         tcp.receiveBufferSize = receiveBufferSize
         tcp.sendBufferSize = sendBufferSize
+        tcp.maximumSYNRetransmissions = maximumSYNRetransmissions
+        tcp.maximumRTO = maximumRTO
+        tcp.connectionTimeout = connectionTimeout
         return tcp
     }
 }

@@ -60,6 +60,18 @@ extension ScriptRunner {
             if let connection = sockets[fd]!.connection { applyKeepalive(sockets[fd]!, connection) }
             collect()
             return .value(0)
+        case "TCP_KEEPINIT", "TCP_SYNCNT":
+            let value = try pointee(arguments, 3)
+            if option == "TCP_SYNCNT" {
+                guard (1...127).contains(value) else { return .error("EINVAL") }
+                sockets[fd]!.synRetransmissions = Int(value)
+            } else {
+                guard value >= 0 else { return .error("EINVAL") }
+                sockets[fd]!.connectionTimeout = value
+            }
+            if let connection = sockets[fd]!.connection { applyKeepalive(sockets[fd]!, connection) }
+            collect()
+            return .value(0)
         case "SO_LINGER":
             guard case .structure(let fields)? = arguments[safe: 3] else { throw ScriptSkip(reason: "SO_LINGER without a struct") }
             let values = fields.compactMap { ScriptSymbols.evaluate($0.value) }
@@ -74,10 +86,17 @@ extension ScriptRunner {
     }
 
     /// SO_KEEPALIVE and TCP_KEEP* map to `Stack.setKeepalive`, TCP_USER_TIMEOUT (milliseconds) to
-    /// `Stack.setUserTimeout`.
+    /// `Stack.setUserTimeout`, TCP_KEEPINIT (seconds; 0 keeps the default) to
+    /// `Stack.setConnectionTimeout`, TCP_SYNCNT to `Stack.setSYNRetransmissions`.
     func applyKeepalive(_ socket: ScriptSocket, _ connection: ConnectionID) {
         stack.setKeepalive(connection, socket.keepaliveOn ? socket.keepalive : nil, now: now)
         stack.setUserTimeout(connection, socket.userTimeout.map { .milliseconds($0) }, now: now)
+        if let seconds = socket.connectionTimeout, seconds > 0 {
+            stack.setConnectionTimeout(connection, .seconds(seconds), now: now)
+        }
+        if let count = socket.synRetransmissions {
+            try? stack.setSYNRetransmissions(connection, count, now: now)
+        }
     }
 
     func getOption(_ arguments: [ScriptExpression]) throws -> CallResult {
@@ -177,7 +196,12 @@ extension ScriptRunner {
 
     /// Shell commands are skipped (sysctls, tc, ethtool); a FreeBSD `sockstat` state check would
     /// need the socket's state, which the runner has, but its output format is not modelled.
-    func shell(_ command: String) throws {}
+    /// Shell lines are skipped, except sysctls that map onto the configuration (`applySysctls`) while
+    /// the stack is not yet made (FreeBSD's suite sets them at the start of each script).
+    func shell(_ command: String) throws {
+        guard stackStorage == nil else { return }
+        Self.applySysctls(command, to: &configuration.tcp)
+    }
 
     /// `assert tcpi_state == TCPI_X` becomes a query of the connection's state; any other Python is skipped.
     func python(_ code: String) throws {

@@ -45,8 +45,11 @@ extension ScriptRunner {
             buffer.writeRepeatingByte(0, count: packet.length)
             payload = buffer
         }
-        let datagram = PacketBuffer.tcpDatagram(header: header, payload: payload, source: remoteAddress, destination: localAddress)
-        exchanged.append("\(format(now)) < \(describe(header, payloadLength: packet.length, outbound: false))")
+        // `[ect0]`, `[ce]`, …: the ECN field the peer's packet carries (RFC 3168 §5); Not-ECT otherwise.
+        let ecn = try Self.writtenECN(packet)?.first ?? .notECT
+        let datagram = PacketBuffer.tcpDatagram(
+            header: header, payload: payload, source: remoteAddress, destination: localAddress, ecn: ecn)
+        exchanged.append("\(format(now)) < \(Self.ecnText(ecn))\(describe(header, payloadLength: packet.length, outbound: false))")
         capture.append((now, datagram))
         let live = sockets.compactMap { fd, socket in socket.connection.flatMap { stack.state($0) }.map { (fd, socket, $0) } }
         stack.receive(datagram, now: now)
@@ -59,6 +62,28 @@ extension ScriptRunner {
         }
         collect()
         try completePending()
+    }
+
+    /// The ECN codepoints a packet line's IP information allows (`[ect01]`: either ECT), or nil when
+    /// it says nothing about ECN (the field is then not checked).
+    static func writtenECN(_ packet: ScriptPacket) throws -> [ECNCodepoint]? {
+        var allowed: [ECNCodepoint]?
+        for information in packet.ipInformation {
+            for word in information.split(separator: " ") {
+                switch word.lowercased() {
+                case "noecn": allowed = [.notECT]
+                case "ect0": allowed = [.ect0]
+                case "ect1": allowed = [.ect1]
+                case "ect01": allowed = [.ect0, .ect1]
+                case "ce": allowed = [.congestionExperienced]
+                default: continue
+                }
+            }
+        }
+        if packet.direction == .inbound, let allowed, allowed.count > 1 {
+            throw ScriptSkip(reason: "inbound `[ect01]` names no single codepoint to inject")
+        }
+        return allowed
     }
 
     /// The live TS val the stack sent where the script wrote `script`.
@@ -83,10 +108,10 @@ extension ScriptRunner {
         let tolerance = tolerance(for: latest ?? now)
         // packetdrill waits up to the expected time plus 2 s for a packet.
         let giveUp = (latest ?? now + .seconds(3600)) + tolerance + .seconds(2)
-        guard let (time, header, payloadLength) = try nextOutbound(until: giveUp, length: packet.length) else {
+        guard let (time, header, payloadLength, ecn) = try nextOutbound(until: giveUp, length: packet.length) else {
             throw failure("timed out waiting for a packet", expected: lineText(packet), actual: "nothing by \(format(giveUp))")
         }
-        let actualText = describe(header, payloadLength: payloadLength, outbound: true)
+        let actualText = Self.ecnText(ecn) + describe(header, payloadLength: payloadLength, outbound: true)
         if let earliest, let latest, time < earliest - tolerance || time > latest + tolerance {
             let when = earliest == latest ? format(earliest) : "\(format(earliest))~\(format(latest))"
             throw failure(
@@ -96,15 +121,22 @@ extension ScriptRunner {
         if let mismatch = mismatch(packet, header, payloadLength: payloadLength) {
             throw failure("bad outbound packet: \(mismatch)", expected: lineText(packet), actual: actualText)
         }
+        if let allowed = try Self.writtenECN(packet), !allowed.contains(ecn) {
+            let actual = Self.ecnText(ecn).isEmpty ? "[noecn]" : String(Self.ecnText(ecn).dropLast())
+            throw failure("bad outbound packet: ECN field \(actual) instead of \(packet.ipInformation.map { "[\($0)]" }.joined(separator: " "))",
+                          expected: lineText(packet), actual: actualText)
+        }
         return time
     }
 
     /// The next outbound segment, merging consecutive segments whose payloads add up to `length`
-    /// (packetdrill's aggregation of TSO bursts: seq from the first, flags and options from the last).
-    func nextOutbound(until giveUp: Instant, length: Int) throws -> (Instant, TCPHeader, Int)? {
+    /// (packetdrill's aggregation of TSO bursts: seq from the first, flags and options from the last),
+    /// with the ECN field of the first.
+    func nextOutbound(until giveUp: Instant, length: Int) throws -> (Instant, TCPHeader, Int, ECNCodepoint)? {
         var merged: (Instant, TCPHeader, Int)?
+        var firstECN = ECNCodepoint.notECT
         while true {
-            guard let (time, datagram) = try takeOutbound(until: giveUp) else { return merged }
+            guard let (time, datagram) = try takeOutbound(until: giveUp) else { return merged.map { ($0.0, $0.1, $0.2, firstECN) } }
             guard let (header, payload) = decode(datagram) else {
                 throw failure("the stack sent a datagram that does not parse as IP/TCP")
             }
@@ -112,7 +144,7 @@ extension ScriptRunner {
             if case (let firstTime, var first, var total)? = merged {
                 guard header.sequenceNumber == first.sequenceNumber + UInt32(total) else {
                     outbound.insert((time, datagram), at: 0)
-                    return merged
+                    return (firstTime, first, total, firstECN)
                 }
                 total += payload.readableBytes
                 var combined = header
@@ -121,10 +153,11 @@ extension ScriptRunner {
                 merged = (firstTime, first, total)
             } else {
                 merged = (time, header, payload.readableBytes)
+                firstECN = Self.ecn(of: datagram)
             }
             let total = merged!.2
             if total >= length || payload.readableBytes == 0 || header.flags.contains(.fin) || header.flags.contains(.syn) {
-                return merged
+                return merged.map { ($0.0, $0.1, $0.2, firstECN) }
             }
         }
     }
@@ -283,7 +316,8 @@ extension ScriptRunner {
     }
 
     func lineText(_ packet: ScriptPacket) -> String {
-        var text = "\(packet.direction == .inbound ? "<" : ">") \(Self.flagText(packet.flags)) \(packet.start):\(packet.end)(\(packet.length))"
+        let information = packet.ipInformation.map { "[\($0)] " }.joined()
+        var text = "\(packet.direction == .inbound ? "<" : ">") \(information)\(Self.flagText(packet.flags)) \(packet.start):\(packet.end)(\(packet.length))"
         if let ack = packet.acknowledgment { text += " ack \(ack)" }
         if let window = packet.window { text += " win \(window)" }
         switch packet.options {

@@ -17,6 +17,9 @@ struct ScriptSocket {
     var keepaliveOn = false
     var keepalive = Keepalive()
     var userTimeout: Int64?
+    /// TCP_KEEPINIT (FreeBSD, seconds) and TCP_SYNCNT (Linux): how long / how many SYNs an OPEN may take.
+    var connectionTimeout: Int64?
+    var synRetransmissions: Int?
     var receiveBuffer: Int?
     var sendBuffer: Int?
     var connecting = false

@@ -63,11 +63,37 @@ public final class ScriptRunner {
             if command.contains("tcp_timestamps=0") { tcp.timestamps = false }
             if command.contains("tcp_sack=0") { tcp.selectiveAcknowledgments = false }
             if command.contains("tcp_window_scaling=0") { tcp.windowScaling = false }
+            Self.applySysctls(command, to: &tcp)
         }
         let mtu = script.option("mtu").flatMap { Int($0) } ?? (ipv6 ? profile.mtu + 20 : profile.mtu)
         configuration = StackConfiguration(addresses: [localAddress], mtu: mtu, checksumOffload: false, seed: seed, tcp: tcp)
         toleranceMicroseconds = script.option("tolerance_usecs").flatMap { Int64($0) } ?? 4000
         tolerancePercent = script.option("tolerance_percent").flatMap { Double($0) } ?? 12.5
+    }
+
+    /// The sysctls of a shell line that map onto the stack's configuration: ECN (Linux
+    /// `net.ipv4.tcp_ecn`, FreeBSD `net.inet.tcp.ecn.enable`: 0 off, 1 request, 2 accept when asked),
+    /// the SYN retry count (Linux `net.ipv4.tcp_syn_retries`) and FreeBSD's connection-establishment
+    /// timeout (`net.inet.tcp.keepinit`, milliseconds).
+    static func applySysctls(_ command: String, to tcp: inout TCPConfiguration) {
+        for word in command.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "`" }) {
+            let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let value = Int(parts[1]) else { continue }
+            switch parts[0] {
+            case "net.ipv4.tcp_ecn", "net.inet.tcp.ecn.enable":
+                switch value {
+                case 0: tcp.explicitCongestionNotification = .off
+                case 1: tcp.explicitCongestionNotification = .request
+                default: tcp.explicitCongestionNotification = .acceptWhenRequested
+                }
+            case "net.ipv4.tcp_syn_retries" where value > 0:
+                tcp.maximumSYNRetransmissions = value
+            case "net.inet.tcp.keepinit" where value > 0:
+                tcp.connectionTimeout = .milliseconds(Int64(value))
+            default:
+                continue
+            }
+        }
     }
 
     /// The stack, made on first use so that options set before `listen`/`connect` (SO_RCVBUF,
@@ -205,11 +231,27 @@ public final class ScriptRunner {
                     localPort = header.sourcePort
                     remotePort = header.destinationPort
                 }
-                exchanged.append("\(format(now)) > \(describe(header, payloadLength: payload.readableBytes, outbound: true))")
+                let ecn = Self.ecnText(Self.ecn(of: datagram))
+                exchanged.append("\(format(now)) > \(ecn)\(describe(header, payloadLength: payload.readableBytes, outbound: true))")
             }
         }
         if tracing {
             decisions.append(contentsOf: stack.drainTrace().map { "\(format($0.time)) \($0.rule): \($0.message)" })
+        }
+    }
+
+    /// The ECN field of a datagram's IP header (RFC 3168 §5).
+    static func ecn(of datagram: ByteBuffer) -> ECNCodepoint {
+        (try? IPDatagram.parse(datagram, verifyChecksum: false))?.ecn ?? .notECT
+    }
+
+    /// `[ect0] ` and the like for a segment line; nothing for Not-ECT.
+    static func ecnText(_ codepoint: ECNCodepoint) -> String {
+        switch codepoint {
+        case .notECT: ""
+        case .ect0: "[ect0] "
+        case .ect1: "[ect1] "
+        case .congestionExperienced: "[ce] "
         }
     }
 

@@ -93,7 +93,8 @@ public struct ScriptPacket: Sendable {
     }
 
     public var direction: Direction
-    /// `[ect0]`, `(tos 0x10)` and the like, as written; the runner does not check them.
+    /// `[ect0]`, `(tos 0x10)` and the like, as written. The runner injects and checks the ECN
+    /// codepoints (`[noecn]`, `[ect0]`, `[ect1]`, `[ect01]`, `[ce]`); TOS, TTL and flow label are not checked.
     public var ipInformation: [String]
     /// The flags written; empty for `-` (explicitly no flags).
     public var flags: TCPFlags

@@ -28,11 +28,12 @@ public enum PacketBuffer {
     /// - Precondition: `source` and `destination` are of the same family.
     public static func tcpDatagram(
         header: TCPHeader, payload: ByteBuffer?, source: IPAddress, destination: IPAddress,
-        computeChecksum: Bool = true, timeToLive: UInt8 = 64, allocator: ByteBufferAllocator = ByteBufferAllocator()
+        computeChecksum: Bool = true, timeToLive: UInt8 = 64, ecn: ECNCodepoint = .notECT,
+        allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> ByteBuffer {
         tcpDatagram(
             header: header, payloadLength: payload?.readableBytes ?? 0, source: source, destination: destination,
-            computeChecksum: computeChecksum, timeToLive: timeToLive, allocator: allocator
+            computeChecksum: computeChecksum, timeToLive: timeToLive, ecn: ecn, allocator: allocator
         ) { buffer in
             if let payload { buffer.writeImmutableBuffer(payload) }
         }
@@ -40,10 +41,12 @@ public enum PacketBuffer {
 
     /// One IP datagram carrying a TCP segment whose payload `writePayload` writes (exactly
     /// `payloadLength` octets) straight into the packet buffer — the send path's single copy.
+    /// `ecn` is the IP header's ECN field (RFC 3168 §5): the IPv4 TOS or IPv6 Traffic Class low bits.
     @inlinable
     public static func tcpDatagram(
         header: TCPHeader, payloadLength: Int, source: IPAddress, destination: IPAddress,
-        computeChecksum: Bool = true, timeToLive: UInt8 = 64, allocator: ByteBufferAllocator = ByteBufferAllocator(),
+        computeChecksum: Bool = true, timeToLive: UInt8 = 64, ecn: ECNCodepoint = .notECT,
+        allocator: ByteBufferAllocator = ByteBufferAllocator(),
         writePayload: (inout ByteBuffer) -> Void
     ) -> ByteBuffer {
         var buffer = make(payloadCapacity: payloadLength, allocator: allocator)
@@ -53,13 +56,15 @@ public enum PacketBuffer {
         case (.v4(let source), .v4(let destination)):
             IPv4Header(
                 source: source, destination: destination, protocolNumber: IPProtocolNumber.tcp,
-                payloadLength: buffer.readableBytes, timeToLive: timeToLive
+                payloadLength: buffer.readableBytes, timeToLive: timeToLive, typeOfService: ecn.rawValue
             ).prepend(to: &buffer)
         case (.v6(let source), .v6(let destination)):
-            IPv6Header(
+            var header = IPv6Header(
                 source: source, destination: destination, nextHeader: IPProtocolNumber.tcp,
                 payloadLength: buffer.readableBytes, hopLimit: timeToLive
-            ).prepend(to: &buffer)
+            )
+            header.trafficClass = ecn.rawValue
+            header.prepend(to: &buffer)
         default:
             preconditionFailure("TCP datagram with mixed address families: \(source), \(destination)")
         }

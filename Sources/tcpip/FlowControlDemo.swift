@@ -14,9 +14,11 @@ struct FlowControlDemo {
         var bytes = 1 << 20
         var readSize = 124
         /// With 124-byte reads the window stays shut until 12 reads have freed an MSS (RFC 9293
-        /// §3.8.6.2.2); at 30 ms a read that is ~250 ms, longer than the 200 ms persist timer, so
-        /// every closed window gets a probe. (At 20 ms the window reopens before any probe.)
-        var readInterval: TimeAmount = .milliseconds(30)
+        /// §3.8.6.2.2). The client fills the last small window only when its SWS override timer
+        /// (§3.8.6.2.1, 200 ms) expires, and the reads during that wait count towards the MSS; at
+        /// 50 ms a read the rest still takes ~400 ms, longer than the 200 ms persist timer, so every
+        /// closed window gets a probe. (At 40 ms the window reopens before any probe.)
+        var readInterval: TimeAmount = .milliseconds(50)
         var receiveBuffer = 8192
         var sendBuffer = 65536
         var mtu = 1500

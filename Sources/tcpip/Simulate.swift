@@ -45,6 +45,8 @@ struct Simulate: ParsableCommand {
     var timeLimit: Int = 3600
     @Option(name: .customLong("buffer-bytes"), help: "Send and receive buffer of every connection (default: the stack's, 256 KiB).")
     var bufferBytes: Int?
+    @Flag(help: "ECN (RFC 3168): the connections negotiate it, and the link marks ECN-capable datagrams CE where --loss would drop them.")
+    var ecn = false
     @Option(name: .customLong("congestion-control"), help: "cubic or reno (NewReno).")
     var congestionControl: String = TCPConfiguration().congestionControl.rawValue
     @Flag(help: """
@@ -79,7 +81,8 @@ struct Simulate: ParsableCommand {
         configuration.connections = connections
         configuration.bidirectional = bidirectional
         configuration.faults = FaultInjector.Configuration(
-            loss: loss, duplicate: duplicate, reorder: reorder, corrupt: corrupt)
+            loss: loss, duplicate: duplicate, reorder: reorder, corrupt: corrupt, markInsteadOfDrop: ecn)
+        if ecn { configuration.tcp.explicitCongestionNotification = .request }
         configuration.delay = .milliseconds(Int64(delayMilliseconds))
         configuration.bandwidthBitsPerSecond = bandwidthMegabits > 0 ? UInt64(bandwidthMegabits) * 1_000_000 : nil
         configuration.queueLimitBytes = queueBytes
@@ -99,7 +102,8 @@ struct Simulate: ParsableCommand {
 
         print("simulate: \(bytes) bytes over \(connections) connection(s)\(bidirectional ? ", each way" : ""), IPv\(ip), MTU \(mtu)")
         print("  link: delay \(delayMilliseconds) ms, \(bandwidthMegabits > 0 ? "\(bandwidthMegabits) Mbit/s" : "unlimited rate"), "
-            + "loss \(loss), duplicate \(duplicate), reorder \(reorder), corrupt \(corrupt), seed \(seed)")
+            + "loss \(loss), duplicate \(duplicate), reorder \(reorder), corrupt \(corrupt), seed \(seed)"
+            + (ecn ? ", ECN marking" : ""))
         let result = TransferSimulation.run(configuration)
         sink?.flush()
 
@@ -108,6 +112,12 @@ struct Simulate: ParsableCommand {
         let server = result.serverCounters
         print("  faults injected: \(result.faults.dropped) lost, \(result.faults.duplicated) duplicated, "
             + "\(result.faults.reordered) reordered, \(result.faults.corrupted) corrupted")
+        if ecn {
+            print("  ECN: \(result.faults.marked) datagrams marked CE instead of lost; "
+                + "\(client.congestionExperiencedReceived + server.congestionExperiencedReceived) CE received, "
+                + "\(client.ecnWindowReductions + server.ecnWindowReductions) cwnd reductions, "
+                + "\(client.congestionWindowReducedSent + server.congestionWindowReducedSent) CWR sent")
+        }
         print("  segments: client sent \(client.segmentsSent), server sent \(server.segmentsSent); "
             + "retransmitted \(result.retransmits) (\(client.retransmissionTimeouts + server.retransmissionTimeouts) timeouts, "
             + "\(client.fastRetransmits + server.fastRetransmits) fast)")

@@ -1,6 +1,7 @@
 import NIOCore
 import TCPIP
 import TCPIPLinks
+import TCPIPWire
 import Testing
 
 @Suite struct FaultInjectorTests {
@@ -133,6 +134,34 @@ import Testing
         #expect(faulty.receive(now: .milliseconds(10)).flatMap(TestDatagram.number) == 2)
         #expect(faulty.receive(now: .milliseconds(10)) == nil)
         #expect(faulty.statistics.reordered == 2)
+    }
+
+    /// An ECN router (RFC 3168 §5): what it would drop it marks CE instead, if the datagram is
+    /// ECN-capable; Not-ECT datagrams are still dropped. The IPv4 header checksum stays valid.
+    @Test(arguments: [4, 6])
+    func markInsteadOfDropMarksOnlyECNCapableDatagrams(ip: Int) throws {
+        let (source, destination): (IPAddress, IPAddress) = ip == 4
+            ? (.v4(IPv4Address(198, 18, 0, 1)), .v4(IPv4Address(198, 18, 0, 2)))
+            : (IPAddress("2001:db8::1")!, IPAddress("2001:db8::2")!)
+        let header = TCPHeader(
+            sourcePort: 1, destinationPort: 2, sequenceNumber: SequenceNumber(1), acknowledgmentNumber: SequenceNumber(1),
+            flags: .ack, window: 100)
+        let (a, b) = MemoryLink.pair()
+        let router = FaultInjector(wrapping: b, configuration: .init(loss: 1, markInsteadOfDrop: true), seed: 1)
+        var delivered: [ECNCodepoint] = []
+        for codepoint in [ECNCodepoint.ect0, .notECT, .ect1, .congestionExperienced] {
+            a.send(PacketBuffer.tcpDatagram(
+                header: header, payload: ByteBuffer(bytes: [7, 7, 7]), source: source, destination: destination, ecn: codepoint),
+                   now: .zero)
+            while let packet = router.receive(now: .zero) {
+                let parsed = try IPDatagram.parse(packet, verifyChecksum: true)
+                #expect(Array(parsed.payload.readableBytesView.suffix(3)) == [7, 7, 7])
+                delivered.append(parsed.ecn)
+            }
+        }
+        #expect(delivered == [.congestionExperienced, .congestionExperienced])
+        #expect(router.statistics.marked == 2)
+        #expect(router.statistics.dropped == 2)
     }
 
     @Test func duplicationDeliversTwice() {

@@ -37,6 +37,30 @@ import Testing
         #expect(outcome.passed, "\(outcome.verdict)")
     }
 
+    /// The init command's `tcp_ecn=1` asks for ECN on active opens (RFC 3168 §6.1.1); `[ect0]` and
+    /// `[noecn]` check the IP header's ECN field, and a wrong one fails at its line.
+    @Test func ecnSysctlAndECNFieldChecks() throws {
+        let script = """
+            `sysctl -q net.ipv4.tcp_ecn=1`
+            0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+            +0...0.01 connect(3, ..., ...) = 0
+            +0 > SEW 0:0(0) <...>
+            +.01 < SE. 0:0(0) ack 1 win 32768 <mss 1000,nop,wscale 6>
+            +0 > [noecn] . 1:1(0) ack 1
+            +0 write(3, ..., 1000) = 1000
+            +0 > [ect0] P. 1:1001(1000) ack 1
+            +0 < [ce] . 1:1(0) ack 1001 win 257
+            """
+        let outcome = try run(script)
+        #expect(outcome.passed, "\(outcome.verdict)")
+        let wrong = try run(script.replacingOccurrences(of: "> [ect0] P.", with: "> [ect1] P."))
+        #expect(failureOf(wrong)?.line == 8)
+        #expect(failureOf(wrong)?.message.contains("ECN field [ect0]") == true)
+        // Without the sysctl the SYN does not ask (Linux's default tcp_ecn = 2).
+        let plain = try run(script.replacingOccurrences(of: "tcp_ecn=1", with: "tcp_ecn=2"))
+        #expect(failureOf(plain)?.line == 4)
+    }
+
     @Test func aWrongAcknowledgmentFailsAtItsLine() throws {
         let broken = Self.activeClose.replacingOccurrences(of: "+0 > . 1002:1002(0) ack 2", with: "+0 > . 1002:1002(0) ack 3")
         let failure = try #require(failureOf(try run(broken)))

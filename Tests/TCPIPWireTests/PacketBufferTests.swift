@@ -48,6 +48,29 @@ import TCPIPWire
         #expect(parsedPayload == payload)
     }
 
+    /// RFC 3168 §5: the ECN field goes out in the IPv4 TOS / IPv6 Traffic Class low bits and parses
+    /// back, with the header checksum still valid; the default is Not-ECT.
+    @Test(arguments: [(v4Source, v4Destination), (v6Source, v6Destination)])
+    func ecnFieldRoundTrips(_ source: IPAddress, _ destination: IPAddress) throws {
+        for codepoint in ECNCodepoint.allCases {
+            let datagram = PacketBuffer.tcpDatagram(
+                header: header, payload: ByteBuffer(bytes: [1, 2, 3]), source: source, destination: destination,
+                ecn: codepoint)
+            let ip = try IPDatagram.parse(datagram, verifyChecksum: true)
+            #expect(ip.ecn == codepoint)
+            switch ip.header {
+            case .v4(let v4): #expect(v4.typeOfService == codepoint.rawValue)
+            case .v6(let v6): #expect(v6.trafficClass == codepoint.rawValue)
+            }
+        }
+        let plain = PacketBuffer.tcpDatagram(header: header, payload: nil, source: source, destination: destination)
+        #expect(try IPDatagram.parse(plain).ecn == .notECT)
+        #expect(ECNCodepoint(trafficClass: 0xB9) == .ect1)
+        #expect(ECNCodepoint.congestionExperienced.applied(to: 0xB8) == 0xBB)
+        #expect(ECNCodepoint.ect0.isECNCapable && ECNCodepoint.ect1.isECNCapable)
+        #expect(!ECNCodepoint.notECT.isECNCapable && !ECNCodepoint.congestionExperienced.isECNCapable)
+    }
+
     @Test func tcpDatagramWithoutPayload() throws {
         let datagram = PacketBuffer.tcpDatagram(
             header: header, payload: nil, source: v4Source, destination: v4Destination

@@ -15,6 +15,8 @@ import NIOCore
 ///          │                                                recoveryEnded: PRR (RFC 6937) in the
 ///          │                                                connection paces sending meanwhile
 ///          │                                  recoveryEnded(now:) ─▶ cwnd = ssthresh (RFC 6937 §3.1)
+///          ├─ ECE ──────────▶ congestionEvent(.explicitCongestionNotification) ─▶ ssthresh set,
+///          │                                                cwnd = min(cwnd, ssthresh) at once (RFC 3168 §6.1.2)
 ///          ├─ RTO ──────────▶ congestionEvent(.retransmissionTimeout) ─▶ ssthresh set, cwnd = loss
 ///          │                                                window (1 SMSS, RFC 5681 §3.1); growth
 ///          │                                                resumes through `acknowledged(_:)`
@@ -80,6 +82,10 @@ public struct CongestionEvent: Sendable {
         case loss
         /// The retransmission timer expired (RFC 6298 §5).
         case retransmissionTimeout
+        /// An ACK echoed a CE mark (RFC 3168 §6.1.2): "treated just as a congestion loss" — ssthresh
+        /// as for a loss and cwnd down to it at once (no recovery follows: nothing was lost), never
+        /// growing it. The connection sends these at most once per window, with `startsEpisode` false.
+        case explicitCongestionNotification
     }
 
     public var kind: Kind
@@ -157,6 +163,10 @@ public struct NewReno: CongestionControl {
         case .retransmissionTimeout:
             // RFC 5681 §3.1: the loss window, cwnd = 1 SMSS.
             congestionWindow = mss
+        case .explicitCongestionNotification:
+            // RFC 3168 §6.1.2: "halves the congestion window ... and reduces the slow start
+            // threshold"; never below one SMSS, never up (a small cwnd after a timeout stays).
+            congestionWindow = max(mss, min(congestionWindow, slowStartThreshold))
         }
     }
 

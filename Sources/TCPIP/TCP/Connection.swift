@@ -65,6 +65,8 @@ struct TCPConnection {
     var lastAckSent = SequenceNumber(0)
     /// RFC 2018: both sides sent SACK-permitted.
     var sackEnabled = false
+    /// RFC 3168: ECN negotiation and the echo state of both directions (ExplicitCongestion.swift).
+    var ecn = ECNState()
 
     // MARK: Buffers
 
@@ -135,6 +137,15 @@ struct TCPConnection {
     /// When the current run of retransmission timeouts began: when the head segment was last sent.
     var timeoutsStartedAt: Instant?
 
+    // MARK: Connection establishment (RFC 9293 §3.8.3 R2 for SYNs)
+
+    /// SYN retransmissions before an active OPEN gives up (TCP_SYNCNT).
+    var synRetransmissionLimit: Int
+    /// The time an active OPEN may take (TCP_KEEPINIT), counted from `openedAt`.
+    var connectionTimeout: TimeAmount?
+    /// When the first SYN left.
+    var openedAt = Instant.zero
+
     // MARK: Acknowledgment policy (RFC 9293 §3.8.6.3)
 
     var segmentsSinceAck = 0
@@ -200,6 +211,8 @@ struct TCPConnection {
         self.nagle = configuration.nagle
         self.keepalive = configuration.keepalive
         self.userTimeout = configuration.userTimeout
+        self.synRetransmissionLimit = configuration.maximumSYNRetransmissions
+        self.connectionTimeout = configuration.connectionTimeout
         self.delayedAckTimeout = configuration.delayedAcks ? configuration.delayedAckTimeout : nil
         self.rtt = RTTEstimator(
             initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
@@ -277,6 +290,7 @@ struct TCPConnection {
         earliest = Instant.earliest(earliest, keepaliveDeadline)
         earliest = Instant.earliest(earliest, reorderingDeadline)
         earliest = Instant.earliest(earliest, lossProbe.deadline)
+        earliest = Instant.earliest(earliest, establishmentDeadline)
         if case .timeWait(let until) = state { earliest = Instant.earliest(earliest, until) }
         return earliest
     }

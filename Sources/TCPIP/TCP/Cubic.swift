@@ -203,6 +203,11 @@ extension Cubic: CongestionControl {
             congestionEvent(flightSize: event.flightSize, now: event.now, startsEpisode: event.startsEpisode)
         case .retransmissionTimeout:
             timeout(flightSize: event.flightSize, now: event.now, startsEpisode: event.startsEpisode)
+        case .explicitCongestionNotification:
+            // RFC 9438 §4.6 applies β_cubic to "a congestion event ... ECN-Echo" as to a loss; with
+            // no recovery to wait for, cwnd takes the reduced value at once (RFC 3168 §6.1.2).
+            congestionEvent(flightSize: event.flightSize, now: event.now, startsEpisode: event.startsEpisode)
+            congestionWindow = max(mss, min(congestionWindow, slowStartThreshold))
         }
     }
 

@@ -30,26 +30,36 @@ struct HalfOpenConnection {
     let irs: SequenceNumber
     let timestampOffset: UInt32
     /// What the peer's SYN offered: MSS, window scale, SACK-permitted, its timestamp.
-    private let peer: SYNOptions
+    private var peer: SYNOptions
     /// The window we advertised in our SYN-ACK.
     let advertisedWindow: UInt16
     var retransmissions: UInt16 = 0
 
+    /// - Parameter explicitCongestion: the SYN was ECN-setup and we accept (RFC 3168 §6.1.1): our
+    ///   SYN-ACKs say so, and the connection uses ECN.
     init(
         tuple: FourTuple, listener: SlabHandle, iss: SequenceNumber, irs: SequenceNumber, peerOptions: TCPOptions,
-        timestampOffset: UInt32, advertisedWindow: UInt16, retransmitAt: Instant
+        timestampOffset: UInt32, advertisedWindow: UInt16, retransmitAt: Instant, explicitCongestion: Bool = false
     ) {
         self.tuple = tuple
         self.listener = listener
         self.iss = iss
         self.irs = irs
-        self.peer = SYNOptions(peerOptions)
+        self.peer = SYNOptions(peerOptions, explicitCongestion: explicitCongestion)
         self.timestampOffset = timestampOffset
         self.advertisedWindow = advertisedWindow
         self.retransmitAt = retransmitAt
     }
 
     var peerOptions: TCPOptions { peer.options }
+    /// RFC 3168 §6.1.1: the peer's SYN was ECN-setup and we answer with an ECN-setup SYN-ACK.
+    var explicitCongestion: Bool { peer.isExplicitCongestionAgreed }
+
+    /// RFC 3168 §6.1.1: the peer sent a non-ECN-setup SYN after all (its retransmission, §6.1.1.1),
+    /// so ECN is off: our SYN-ACKs say so from now on, and the connection will not use it.
+    mutating func withdrawExplicitCongestion() {
+        peer = SYNOptions(peer.options, explicitCongestion: false)
+    }
 }
 
 /// The options of a SYN that matter once it has been answered, packed into 8 bytes where
@@ -64,8 +74,9 @@ private struct SYNOptions {
     private static let hasWindowScale: UInt8 = 1 << 1
     private static let sackPermitted: UInt8 = 1 << 2
     private static let hasTimestamps: UInt8 = 1 << 3
+    private static let explicitCongestion: UInt8 = 1 << 4
 
-    init(_ options: TCPOptions) {
+    init(_ options: TCPOptions, explicitCongestion: Bool) {
         timestampValue = options.timestamps?.value ?? 0
         maximumSegmentSize = options.maximumSegmentSize ?? 0
         windowScale = options.windowScale ?? 0
@@ -73,7 +84,10 @@ private struct SYNOptions {
             | (options.windowScale != nil ? Self.hasWindowScale : 0)
             | (options.sackPermitted ? Self.sackPermitted : 0)
             | (options.timestamps != nil ? Self.hasTimestamps : 0)
+            | (explicitCongestion ? Self.explicitCongestion : 0)
     }
+
+    var isExplicitCongestionAgreed: Bool { present & Self.explicitCongestion != 0 }
 
     var options: TCPOptions {
         TCPOptions(

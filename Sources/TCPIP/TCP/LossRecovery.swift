@@ -211,6 +211,12 @@ extension TCPConnection {
             enterFastRecovery(deliveredData: deliveredData, now: now, io: &io)
             return
         }
+        // RFC 3168 §6.1.2: "The sending TCP SHOULD NOT increase the congestion window in response to
+        // the receipt of an ECN-Echo ACK packet."
+        if explicitCongestionEchoArrives(segment, now: now, io: &io) {
+            if acknowledged > 0 { scheduleLossProbe(now: now) }
+            return
+        }
         if acknowledged > 0 {
             congestion.acknowledged(AcknowledgmentSample(
                 bytesAcknowledged: acknowledged, flightSize: flightBefore, now: now,
@@ -259,6 +265,7 @@ extension TCPConnection {
 
     /// Starts (or continues) a loss episode and tells the algorithm.
     mutating func beginEpisode(_ kind: CongestionEvent.Kind, now: Instant) {
+        congestionWindowReduced()
         let starts = episode == nil || episode?.closesAt != nil
         if starts {
             episode = RecoveryEpisode(lowWater: sndUna, highWater: sndMax, kind: kind)

@@ -30,16 +30,37 @@ extension TCPConnection {
 
     /// Sends one segment from this connection. `payloadOffset`/`payloadLength` select bytes of the
     /// send buffer. Every segment but the first SYN carries an ACK of everything received so far.
+    ///
+    /// - Parameter newData: the payload is new data, not a retransmission or a window probe: on an
+    ///   ECN connection it goes as ECT(0) (RFC 3168 §6.1.2; §6.1.5 and §6.1.6 forbid ECT on the others,
+    ///   §6.1.4 on pure ACKs).
     mutating func sendSegment(
         flags: TCPFlags,
         sequence: SequenceNumber,
         payloadOffset: Int = 0,
         payloadLength: Int = 0,
         options extraOptions: TCPOptions? = nil,
+        newData: Bool = false,
         now: Instant,
         io: inout StackIO
     ) {
+        var flags = flags
         let isSYN = flags.contains(.syn)
+        if ecn.enabled && !isSYN && !flags.contains(.rst) {
+            // RFC 3168 §6.1.3: every ACK echoes CE until CWR arrives; the bits are ours to set on
+            // all other segments ("MUST correctly set/clear the CWR TCP bit on all subsequent packets").
+            flags.remove([.ece, .cwr])
+            if ecn.echoing && flags.contains(.ack) { flags.insert(.ece) }
+            if newData && payloadLength > 0 && ecn.congestionWindowReducedPending {
+                // §6.1.2: CWR "only on the first new data packet" after the reduction, never on a
+                // retransmission.
+                flags.insert(.cwr)
+                ecn.congestionWindowReducedPending = false
+                ecn.congestionWindowReducedSent &+= 1
+                io.counters.congestionWindowReducedSent &+= 1
+            }
+        }
+        let codepoint: ECNCodepoint = ecn.enabled && newData && payloadLength > 0 ? .ect0 : .notECT
         let options = extraOptions ?? segmentOptions(now: now)
         let window = advertiseWindow(isSYN: isSYN, io: &io, now: now)
         let acknowledges = flags.contains(.ack)
@@ -50,7 +71,7 @@ extension TCPConnection {
         )
         io.transmit(
             header, from: sendBuffer, offset: payloadOffset, length: payloadLength,
-            local: tuple.local.address, remote: tuple.remote.address)
+            local: tuple.local.address, remote: tuple.remote.address, ecn: codepoint)
         if acknowledges {
             lastAckSent = rcvNxt
             delayedAckDeadline = nil
@@ -95,7 +116,20 @@ extension TCPConnection {
         if configuration.timestamps && (offerAll || peerOffered?.timestamps != nil) {
             options.timestamps = TCPTimestamps(value: timestampClock(now), echoReply: acknowledging ? tsRecent : 0)
         }
-        sendSegment(flags: acknowledging ? [.syn, .ack] : .syn, sequence: iss, options: options, now: now, io: &io)
+        var flags: TCPFlags = acknowledging ? [.syn, .ack] : .syn
+        if acknowledging {
+            // RFC 3168 §6.1.1: an ECN-setup SYN-ACK (ECE, not CWR) only in answer to an ECN-setup SYN.
+            if ecn.enabled { flags.insert(.ece) }
+        } else if configuration.explicitCongestionNotification == .request && sndNxt == iss {
+            // RFC 3168 §6.1.1: the first SYN is an ECN-setup SYN. A retransmission goes without
+            // ECE and CWR (§6.1.1.1: a middlebox may be dropping ECN-setup SYNs; Linux does the
+            // same), and having sent a non-ECN-setup SYN we may not use ECN on this connection.
+            flags.formUnion([.ece, .cwr])
+            ecn.setupSent = true
+        } else {
+            ecn.setupSent = false
+        }
+        sendSegment(flags: flags, sequence: iss, options: options, now: now, io: &io)
         if sndNxt == iss { sndNxt = iss + 1 }
         armRetransmissionTimer(now: now)
     }
@@ -104,8 +138,11 @@ extension TCPConnection {
     /// avoidance), §3.7.4 (Nagle), RFC 5681 (cwnd), RFC 6675 §5 (C.1)–(C.5) (lost segments first, then
     /// new data, while cwnd − pipe allows) and, in fast recovery, RFC 6937 (PRR's sndcnt instead).
     ///
-    /// - Parameter probe: an RFC 8985 §7.3 loss probe: one segment of new data whatever cwnd says.
-    mutating func output(now: Instant, io: inout StackIO, probe: Bool = false) {
+    /// - Parameters:
+    ///   - probe: an RFC 8985 §7.3 loss probe: one segment of new data whatever cwnd says.
+    ///   - overrideSWS: the RFC 9293 §3.8.6.2.1 override timeout expired: send what the window
+    ///     allows even though it is less than the rule's thresholds.
+    mutating func output(now: Instant, io: inout StackIO, probe: Bool = false, overrideSWS: Bool = false) {
         switch state {
         case .established, .closeWait, .finWait1, .closing, .lastAck:
             break
@@ -160,17 +197,16 @@ extension TCPConnection {
             // During recovery only full segments (or the tail of the data) go, so PRR's byte
             // allowance does not turn into a string of small segments.
             if inFastRecovery && length < min(unsent, payloadRoom) { break }
-            // RFC 9293 §3.8.6.2.1: send a full segment; or all that is queued when nothing is
-            // outstanding (Nagle, §3.7.4) or Nagle is off; or at least half the largest window
-            // the peer ever offered.
-            // DEVIATION(RFC 9293 §3.8.6.2.1): with nothing outstanding we send whatever the window
-            // allows rather than wait for the override timeout, as Linux does: no ACK would come
-            // to clock us out, and receivers avoid silly windows themselves (§3.8.6.2.2).
+            // RFC 9293 §3.8.6.2.1 (RFC 1122 §4.2.3.4), sender SWS avoidance: send (1) a full
+            // segment; or (2) all that is queued when nothing is outstanding (Nagle, §3.7.4) or
+            // Nagle is off; or (3) at least Fs·Max(SND.WND) with Fs = 1/2. Otherwise wait: for an
+            // ACK if data is outstanding, else for the override timeout (`updatePersistTimer`),
+            // on whose expiry the window's worth goes (4).
             let sendNow =
                 length == sendMSS || length >= payloadRoom
                 || (length == unsent && (!nagle || flightSize == 0))
                 || (maxSndWnd > 0 && length >= Int(maxSndWnd / 2))
-                || flightSize == 0
+                || overrideSWS
                 // RFC 9293 §3.9.1.4: "Close also implies push function" — no more data can come to
                 // fill the segment, so the tail goes with the FIN at once (Linux exempts the FIN from Nagle).
                 || carriesFIN
@@ -182,7 +218,8 @@ extension TCPConnection {
             if carriesFIN { flags.insert(.fin) }
             let isRetransmission = sndNxt.isBefore(sndMax)
             sendSegment(
-                flags: flags, sequence: sndNxt, payloadOffset: offset, payloadLength: length, now: now, io: &io)
+                flags: flags, sequence: sndNxt, payloadOffset: offset, payloadLength: length,
+                newData: !isRetransmission, now: now, io: &io)
             if isRetransmission {
                 retransmittedSegments &+= 1
                 io.counters.segmentsRetransmitted &+= 1
@@ -194,7 +231,7 @@ extension TCPConnection {
             sndNxt = sndNxt + (length + (carriesFIN ? 1 : 0))
             armRetransmissionTimer(now: now)
             sentNewData = true
-            if probe { break }
+            if probe || overrideSWS { break }
         }
         // RFC 8985 §7.2: (re)start the PTO after sending new data (not for the probe itself).
         if sentNewData && !probe { scheduleLossProbe(now: now) }
@@ -210,6 +247,11 @@ extension TCPConnection {
 
     /// RFC 9293 §3.8.6.1: when the peer's window is zero and we have something to send, the
     /// persist timer makes sure we keep asking.
+    ///
+    /// The same deadline serves as the override timer of sender SWS avoidance (§3.8.6.2.1: "It may
+    /// be convenient to combine this timer with the timer used to probe zero windows"): when the
+    /// window is open but too small for the rule to send and nothing is outstanding, no ACK will
+    /// come to clock the data out, so after the override timeout the window's worth goes anyway.
     mutating func updatePersistTimer(now: Instant, io: inout StackIO) {
         let hasSomethingToSend = unsentBytes > 0 || (finSequence != nil && !finSent)
         if sndWnd == 0 && hasSomethingToSend && flightSize <= 1 {
@@ -221,10 +263,26 @@ extension TCPConnection {
                     "RFC 9293 §3.8.6.1", "peer window is zero; persist timer \(timeout.milliseconds) ms",
                     connection: tuple, now: now)
             }
+        } else if sndWnd > 0 && unsentBytes > 0 && flightSize == 0 && state.sendsData {
+            // `output` had the window and declined: the SWS rule is waiting (with nothing in flight
+            // neither cwnd nor Nagle holds data back).
+            if persistDeadline == nil {
+                let timeout = overrideTimeout
+                persistDeadline = now + timeout
+                io.decision(
+                    "RFC 9293 §3.8.6.2.1", "window of \(sndWnd) octets too small to send into; override timer \(timeout.milliseconds) ms",
+                    connection: tuple, now: now)
+            }
         } else if persistDeadline != nil {
             persistDeadline = nil
             persistBackoff = 0
         }
+    }
+
+    /// RFC 9293 §3.8.6.2.1: "The timeout should be in the range 0.1 - 1.0 seconds": the persist
+    /// interval (RTO-based, at least `minimumPersistTimeout`), at most one second.
+    var overrideTimeout: TimeAmount {
+        .nanoseconds(min(persistTimeout.nanoseconds, TimeAmount.seconds(1).nanoseconds))
     }
 
     /// RTO-based persist interval, backed off exponentially and bounded (RFC 1122 §4.2.2.17).

@@ -88,7 +88,7 @@ struct SYNCookies {
         var iss: SequenceNumber
         var irs: SequenceNumber
         var options: TCPOptions
-        /// The ECN bit of the timestamp (always clear: the stack does not negotiate ECN yet).
+        /// The ECN bit of the timestamp: our SYN-ACK was ECN-setup (RFC 3168 §6.1.1).
         var ecn: Bool
     }
 

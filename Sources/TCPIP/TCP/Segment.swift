@@ -8,10 +8,13 @@ struct IncomingSegment {
     /// Whether the segment still carries its SYN / FIN after trimming to the window.
     var syn: Bool
     var fin: Bool
+    /// The ECN field of the IP header it came in (RFC 3168 §5).
+    var ecn: ECNCodepoint
 
-    init(header: TCPHeader, payload: ByteBuffer) {
+    init(header: TCPHeader, payload: ByteBuffer, ecn: ECNCodepoint = .notECT) {
         self.header = header
         self.payload = payload
+        self.ecn = ecn
         self.syn = header.flags.contains(.syn)
         self.fin = header.flags.contains(.fin)
     }

@@ -44,6 +44,7 @@ extension TCPConnection {
             return false
         }
 
+        countExplicitCongestionEcho(segment, io: &io)
         let previousWindow = sndWnd
         let previousUna = sndUna
         let flightBefore = flightSize

@@ -48,6 +48,10 @@ extension TCPConnection {
 
         // Sixth, check the URG bit: urgent data is delivered inline (RFC 6093 §5); nothing to do.
 
+        // The ECN field and CWR of an acceptable segment (RFC 3168 §6.1.3), before the text is
+        // acknowledged: the ACK it draws must already echo a CE mark.
+        explicitCongestionArrives(segment, now: now, io: &io)
+
         // Seventh and eighth: segment text, then the FIN bit.
         processText(segment, now: now, io: &io)
 

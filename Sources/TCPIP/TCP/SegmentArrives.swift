@@ -76,6 +76,8 @@ extension TCPConnection {
         }
         if sndUna.isAfter(iss) {
             // Our SYN has been acknowledged: ESTABLISHED. <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+            // RFC 3168 §6.1.1: ECN if our ECN-setup SYN met an ECN-setup SYN-ACK.
+            negotiateECN(peerAgreed: ECNState.isSetupSYNACK(segment.flags), now: now, io: &io)
             updateSendWindow(segment, force: true)
             state = .established
             io.decision("RFC 9293 §3.10.7.3", "SYN,ACK received: ESTABLISHED", connection: tuple, now: now)
@@ -98,7 +100,19 @@ extension TCPConnection {
             sndWl1 = segment.seq
             sndWl2 = segment.ack
             retransmissionDeadline = nil
+            // RFC 3168 §6.1.1: both SYNs ECN-setup; our SYN-ACK then says so too.
+            negotiateECN(peerAgreed: ECNState.isSetupSYN(segment.flags), now: now, io: &io)
             sendSYN(acknowledging: true, peerOffered: segment.header.options, now: now, io: &io)
+        }
+    }
+
+    /// RFC 3168 §6.1.1: ECN is on when we sent an ECN-setup SYN (and no other since) and the peer's
+    /// SYN or SYN-ACK was ECN-setup too.
+    mutating func negotiateECN(peerAgreed: Bool, now: Instant, io: inout StackIO) {
+        ecn.enabled = ecn.setupSent && peerAgreed
+        if ecn.enabled {
+            io.counters.ecnConnections &+= 1
+            io.decision("RFC 3168 §6.1.1", "ECN negotiated: data goes as ECT(0)", connection: tuple, now: now)
         }
     }
 

@@ -12,6 +12,10 @@ extension TCPConnection {
             enterClosed(error: nil, io: &io, now: now)
             return
         }
+        if let deadline = establishmentDeadline, deadline <= now {
+            connectionTimeoutFired(now: now, io: &io)
+            return
+        }
         if let deadline = reorderingDeadline, deadline <= now {
             reorderingDeadline = nil
             reorderingTimerFired(now: now, io: &io)
@@ -39,6 +43,24 @@ extension TCPConnection {
         if let deadline = keepaliveDeadline, deadline <= now {
             keepaliveTimerFired(now: now, io: &io)
         }
+    }
+
+    /// When an active OPEN still in SYN-SENT (or SYN-RECEIVED, simultaneous open) runs out of time.
+    var establishmentDeadline: Instant? {
+        guard let connectionTimeout, state == .synSent || state == .synReceived else { return nil }
+        return openedAt + connectionTimeout
+    }
+
+    /// TCP_KEEPINIT expired before the handshake completed: the OPEN fails with ETIMEDOUT (RFC 9293
+    /// §3.8.3 R2, as a time). From SYN-SENT nothing is sent (the peer holds no state of ours, as
+    /// for R2 below); from SYN-RECEIVED an RST tells the peer, as FreeBSD's tcp_drop.
+    private mutating func connectionTimeoutFired(now: Instant, io: inout StackIO) {
+        io.counters.connectionsTimedOut &+= 1
+        io.counters.failedConnectionAttempts &+= 1
+        io.decision("RFC 9293 §3.8.3", "connection not established within \(connectionTimeout?.milliseconds ?? 0) ms: timed out",
+                    connection: tuple, now: now)
+        if state == .synReceived { sendReset(sequence: sndNxt, now: now, io: &io) }
+        enterClosed(error: .timedOut, io: &io, now: now)
     }
 
     /// When the next keep-alive probe is due: idle time after the peer was last heard from, then
@@ -82,7 +104,7 @@ extension TCPConnection {
         timeouts &+= 1
         io.counters.retransmissionTimeouts &+= 1
         let isHandshake = state == .synSent || state == .synReceived
-        let limit = isHandshake ? configuration.maximumSYNRetransmissions : configuration.maximumRetransmissions
+        let limit = isHandshake ? synRetransmissionLimit : configuration.maximumRetransmissions
         if consecutiveTimeouts == 1 {
             // The head segment was last sent one RTO ago: RFC 5482's clock starts there.
             timeoutsStartedAt = now + .nanoseconds(-rtt.retransmissionTimeout.nanoseconds)
@@ -160,7 +182,16 @@ extension TCPConnection {
     /// RFC 9293 §3.8.6.1: "The sending TCP peer must regularly transmit at least one octet of new
     /// data (if available), or retransmit to the receiving TCP peer even if the send window is zero."
     private mutating func persistTimerFired(now: Instant, io: inout StackIO) {
-        guard sndWnd == 0 else { return }
+        if sndWnd > 0 {
+            // RFC 9293 §3.8.6.2.1: the override timeout of sender SWS avoidance expired with the
+            // window still too small for the rule: send what it allows.
+            guard flightSize == 0, unsentBytes > 0 else { return }
+            io.counters.sillyWindowOverrides &+= 1
+            io.decision("RFC 9293 §3.8.6.2.1", "override timeout: sending into a window of \(sndWnd) octets",
+                        connection: tuple, now: now)
+            output(now: now, io: &io, overrideSWS: true)
+            return
+        }
         if sendBuffer.count > 0 {
             sendSegment(flags: [.ack], sequence: sndUna, payloadOffset: 0, payloadLength: 1, now: now, io: &io)
             if sndNxt == sndUna { sndNxt = sndUna + 1 }

@@ -109,7 +109,7 @@ extension TCPConnection {
 
     /// §3.10.6 STATUS.
     func status(now: Instant) -> ConnectionStatus {
-        ConnectionStatus(
+        var status = ConnectionStatus(
             state: state, local: tuple.local, remote: tuple.remote,
             receiveQueue: receiveBuffer.count, sendQueue: sendBuffer.count,
             sendUnacknowledged: sndUna.rawValue, sendNext: sndNxt.rawValue, receiveNext: rcvNxt.rawValue,
@@ -130,5 +130,11 @@ extension TCPConnection {
             zeroWindowAdvertisements: zeroWindowAdvertisementsSent,
             outOfOrderBytes: reassembly.byteCount, timestamps: timestampsEnabled, sack: sackEnabled,
             bytesAcked: bytesAcked, bytesReceived: bytesReceived, error: error)
+        status.ecn = ecn.enabled
+        status.congestionExperiencedReceived = ecn.congestionExperiencedReceived
+        status.ecnEchoesReceived = ecn.echoesReceived
+        status.ecnWindowReductions = ecn.windowReductions
+        status.congestionWindowReducedSent = ecn.congestionWindowReducedSent
+        return status
     }
 }

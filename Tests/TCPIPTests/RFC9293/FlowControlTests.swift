@@ -82,6 +82,33 @@ import Testing
         try t.expect("+0 > P. 4381:5001(620) ack 1")
     }
 
+    /// RFC 9293 §3.8.6.2.1: with nothing outstanding no ACK will come to clock the data out, so a
+    /// window too small for the rule is filled when the override timeout (0.1–1 s; the persist
+    /// interval, max(RTO, 200 ms)) expires — unless a window update comes first.
+    @Test func overrideTimerSendsIntoASmallWindow() throws {
+        var t = try TCPTester(.established, peer: .init(window: 4000))
+        try t.app.send(2920)
+        try t.expect("+0 > . 1:1461(1460) ack 1")
+        try t.expect("+0 > P. 1461:2921(1460) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 2921 win 1000")    // 1000 < 1460 and < 4000 / 2
+        try t.app.send(3000)
+        try t.expectNothing(for: .milliseconds(250))
+        try t.expect("+.05 > . 2921:3921(1000) ack 1")      // RTO 300 ms after one 100 ms sample
+        #expect(t.counters.sillyWindowOverrides == 1)
+        // The window update beats the timer: full segments go at once.
+        try t.inject("+.1 < . 1:1(0) ack 3921 win 500")
+        try t.expectNothing(for: .milliseconds(100))
+        try t.inject("+0 < . 1:1(0) ack 3921 win 4000")
+        try t.expect("+0 > . 3921:5381(1460) ack 1")
+        try t.expectNothing()                                // the 540 left: Nagle waits for the ACK
+        try t.inject("+.1 < . 1:1(0) ack 5381 win 4000")
+        try t.expect("+0 > P. 5381:5921(540) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 5921 win 4000")
+        try t.expectNothing()
+        #expect(t.counters.sillyWindowOverrides == 1)
+        #expect(t.counters.zeroWindowProbesSent == 0)
+    }
+
     /// Nagle (RFC 9293 §3.7.4): a small segment waits while data is outstanding.
     @Test func nagleHoldsSmallSegments() throws {
         var t = try TCPTester(.established)

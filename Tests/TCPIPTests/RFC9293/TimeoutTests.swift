@@ -61,6 +61,48 @@ import Testing
         #expect(t.counters.connectionsTimedOut == 1)
     }
 
+    /// RFC 9293 §3.8.3 R2 for a SYN, per connection (TCP_SYNCNT): after that many retransmissions
+    /// the OPEN fails with ETIMEDOUT at the next timeout, sending nothing (the peer holds no state).
+    @Test func synRetransmissionLimitPerConnection() throws {
+        var t = try TCPTester(.synSent)
+        let id = try #require(t.connection)
+        #expect(throws: TCPError.invalidArgument) { try t.stack.setSYNRetransmissions(id, 0, now: t.now) }
+        try t.stack.setSYNRetransmissions(id, 2, now: t.now)
+        try t.expect("+0 > S 0:0(0)")
+        try t.expect("+1 > S 0:0(0)")
+        try t.expect("+2 > S 0:0(0)")
+        try t.expectNothing(for: .seconds(60))
+        #expect(t.state == .closed)
+        #expect(t.status?.error == .timedOut)
+        #expect(t.counters.failedConnectionAttempts == 1)
+    }
+
+    /// TCP_KEEPINIT: the OPEN may take this long, whatever the SYN count allows; then ETIMEDOUT.
+    @Test func connectionTimeoutEndsTheOpen() throws {
+        var t = try TCPTester(.synSent) { $0.tcp.connectionTimeout = .seconds(10) }
+        try t.expect("+0 > S 0:0(0)")
+        try t.expect("+1 > S 0:0(0)")
+        try t.expect("+2 > S 0:0(0)")
+        try t.expect("+4 > S 0:0(0)")
+        t.advance(by: .milliseconds(2990))
+        #expect(t.state == .synSent)
+        try t.expectNothing(for: .seconds(60))   // 10 s from the first SYN; the next was due at 15 s
+        #expect(t.state == .closed)
+        #expect(t.status?.error == .timedOut)
+        #expect(t.counters.connectionsTimedOut == 1)
+    }
+
+    /// Once established, the connection timeout is spent: it ends nothing.
+    @Test func connectionTimeoutDoesNotOutliveTheHandshake() throws {
+        var t = try TCPTester(.establishedActive) { $0.tcp.connectionTimeout = .seconds(1) }
+        try t.expectNothing(for: .seconds(5))
+        #expect(t.state == .established)
+        let id = try #require(t.connection)
+        t.stack.setConnectionTimeout(id, .milliseconds(1), now: t.now)
+        try t.expectNothing(for: .seconds(5))
+        #expect(t.state == .established)
+    }
+
     /// Our FIN is retransmitted like data until acknowledged.
     @Test func finIsRetransmitted() throws {
         var t = try TCPTester(.finWait1)
