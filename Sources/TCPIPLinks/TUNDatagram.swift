@@ -67,6 +67,27 @@ struct VirtioNetHeader: Hashable {
     let checksumStart: UInt16
     let checksumOffset: UInt16
 
+    init(
+        flags: UInt8 = 0, gsoType: UInt8 = gsoNone, headerLength: UInt16 = 0, segmentSize: UInt16 = 0,
+        checksumStart: UInt16 = 0, checksumOffset: UInt16 = 0
+    ) {
+        self.flags = flags
+        self.gsoType = gsoType
+        self.headerLength = headerLength
+        self.segmentSize = segmentSize
+        self.checksumStart = checksumStart
+        self.checksumOffset = checksumOffset
+    }
+
+    /// A whole packet whose checksums are done, not to be segmented: what we write by default.
+    static let wholePacket = VirtioNetHeader()
+
+    /// The 10 bytes as they go in front of a datagram.
+    var bytes: [UInt8] {
+        func le(_ value: UInt16) -> [UInt8] { [UInt8(truncatingIfNeeded: value), UInt8(truncatingIfNeeded: value >> 8)] }
+        return [flags, gsoType] + le(headerLength) + le(segmentSize) + le(checksumStart) + le(checksumOffset)
+    }
+
     init(_ bytes: UnsafeRawBufferPointer) {
         precondition(bytes.count >= Self.size)
         flags = bytes[0]

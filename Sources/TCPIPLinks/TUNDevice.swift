@@ -114,6 +114,7 @@ public final class TUNDevice: PacketLink {
     /// Where a datagram with a virtio-net header is read before its packet is copied out at its own
     /// size (a 64 KiB buffer per 1500-byte datagram would pin 40 times the memory it holds).
     private var scratch: [UInt8] = []
+    private var coalescer = SegmentCoalescer()
 
     /// Opens `/dev/net/tun` and attaches to the interface `name`, creating it if it does not exist
     /// (a created interface disappears when the descriptor is closed).
@@ -279,22 +280,52 @@ public final class TUNDevice: PacketLink {
     /// Writes one datagram. A datagram larger than the MTU, or one the kernel's queue has no room
     /// for, is dropped and counted; a vanished device throws.
     public func write(_ packet: ByteBuffer) throws(TUNError) {
+        guard admitOutgoing(packet) else { return }
+        try transmit(packet, header: nil)
+    }
+
+    /// Queues a datagram to write by `flush()`. With offload (`virtioNetHeader`), consecutive
+    /// full-sized segments of one flow leave as one TSO super-packet (`SegmentCoalescer`), which the
+    /// kernel's TCP takes in one pass as if GRO had joined them; without, it is written at once.
+    /// Counted and dropped as `write` does, per datagram.
+    public func enqueue(_ packet: ByteBuffer) throws(TUNError) {
+        guard virtioNetHeader else { return try write(packet) }
+        guard admitOutgoing(packet) else { return }
+        try coalescer.add(packet) { frame throws(TUNError) in try transmit(frame.packet, header: frame.header) }
+    }
+
+    /// Writes what `enqueue` holds back.
+    public func flush() throws(TUNError) {
+        try coalescer.flush { frame throws(TUNError) in try transmit(frame.packet, header: frame.header) }
+    }
+
+    /// Super-packets written so far, each a run of two or more segments.
+    public var superPacketsWritten: UInt64 { coalescer.superPackets }
+
+    /// Counts an outgoing datagram; false for one to drop (device failed, larger than the MTU).
+    private func admitOutgoing(_ packet: ByteBuffer) -> Bool {
         guard failure == nil else {
             statistics.droppedQueueFull &+= 1
-            return
+            return false
         }
         statistics.packetsSent &+= 1
         statistics.bytesSent &+= UInt64(packet.readableBytes)
         guard packet.readableBytes <= mtu else {
             statistics.droppedTooBig &+= 1
-            return
+            return false
         }
+        return true
+    }
+
+    /// One write(2), behind a virtio-net header when the device has them (`header`, or a plain one).
+    private func transmit(_ packet: ByteBuffer, header: VirtioNetHeader?) throws(TUNError) {
         do {
             _ = try packet.withUnsafeReadableBytes { bytes in
                 Result { () throws(Errno) in
                     guard virtioNetHeader else { return try SystemCall.writeOnce(descriptor, bytes) }
-                    return try Self.plainHeader.withUnsafeBytes { header in
-                        Result { () throws(Errno) in try SystemCall.writeOnce(descriptor, header, bytes) }
+                    let prefix = header.map { $0 == .wholePacket ? Self.plainHeader : $0.bytes } ?? Self.plainHeader
+                    return try prefix.withUnsafeBytes { prefix in
+                        Result { () throws(Errno) in try SystemCall.writeOnce(descriptor, prefix, bytes) }
                     }.get()
                 }
             }.get()

@@ -189,7 +189,7 @@ public final class StackRuntime: @unchecked Sendable {
             packetObserver?(packet, now, .outbound)
             do {
                 if impairer == nil {
-                    try device.write(packet)
+                    try device.enqueue(packet)
                 } else {
                     for copy in impairer!.admit(packet, inbound: false, now: now) { try device.write(copy) }
                 }
@@ -197,6 +197,12 @@ public final class StackRuntime: @unchecked Sendable {
                 stop(error: error)
                 return
             }
+        }
+        do {
+            try device.flush()
+        } catch {
+            stop(error: error)
+            return
         }
         if impairer != nil { armImpairmentTimer() }
     }

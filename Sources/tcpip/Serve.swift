@@ -31,6 +31,8 @@ struct Serve: ParsableCommand {
     var root: String = "."
     @Option(help: "Seconds between connection tables; 0 for none.")
     var statusInterval: Int = 5
+    @Flag(help: "Print each connection's TCP internals under it, as `ss -ti` (cwnd, rtt, windows, retransmissions).")
+    var details = false
 
     func validate() throws {
         guard echo != nil || discard != nil || http != nil else {
@@ -71,7 +73,7 @@ struct Serve: ParsableCommand {
         announce("listening on \(device.addresses.joined(separator: " ")) port \(ports) via \(device.tun) (MTU \(try running.onLoop { runtime.device.mtu }))")
         announce("READY")
         if statusInterval > 0 {
-            ConnectionTable.printEvery(.seconds(Int64(statusInterval)), runtime: runtime)
+            ConnectionTable.printEvery(.seconds(Int64(statusInterval)), runtime: runtime, details: details)
         }
         try running.waitForStop()
     }
@@ -181,19 +183,26 @@ final class DiscardHandler: ChannelInboundHandler {
     }
 }
 
-/// The ss-style table of a runtime's connections.
+/// The ss-style table of a runtime's connections; with `details`, each followed by its `ss -ti` fields.
 enum ConnectionTable {
-    static func lines(_ runtime: StackRuntime) -> [String] {
+    static func lines(_ runtime: StackRuntime, details: Bool = false) -> [String] {
         var table = NetstatTable()
+        var internals: [String] = []
         for connection in runtime.stack.allConnections {
-            if let status = runtime.stack.status(connection) { table.add(status) }
+            guard let status = runtime.stack.status(connection) else { continue }
+            table.add(status)
+            if details {
+                let statistics = SocketStatistics(status)
+                internals.append(statistics.summaryLine)
+                internals.append("    " + statistics.detailFields.joined(separator: " "))
+            }
         }
-        return table.lines
+        return table.lines + internals
     }
 
-    static func printEvery(_ interval: TimeAmount, runtime: StackRuntime) {
+    static func printEvery(_ interval: TimeAmount, runtime: StackRuntime, details: Bool = false) {
         runtime.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            let lines = lines(runtime)
+            let lines = lines(runtime, details: details)
             guard lines.count > 1 else { return }
             announce(lines.joined(separator: "\n"))
         }

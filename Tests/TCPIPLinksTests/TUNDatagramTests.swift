@@ -94,6 +94,70 @@ struct TUNDatagramTests {
         #expect(device.drops.badVirtioNetHeader == 3)
     }
 
+    /// Reads what the device wrote on the other end: (virtio-net header, datagram), or nil for none.
+    static func receive(on descriptor: Int32) -> ([UInt8], [UInt8])? {
+        var bytes = [UInt8](repeating: 0, count: 70_000)
+        let count = bytes.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        guard count >= 10 else { return nil }
+        return (Array(bytes[0..<10]), Array(bytes[10..<count]))
+    }
+
+    static func segment(sequence: UInt32, flags: UInt8 = 0x10, size: Int = 1460, fill: UInt8 = 0) -> ByteBuffer {
+        TestDatagram.ipv4TCP(
+            sequence: sequence, acknowledgment: 1, flags: flags,
+            payload: (0..<size).map { UInt8(truncatingIfNeeded: Int(fill) &+ $0) })
+    }
+
+    /// Consecutive full-sized segments of one flow leave as one TSO super-packet: the first
+    /// segment's headers with the run's length, a partial checksum the kernel finishes, and a
+    /// virtio-net header asking for TCPv4 segmentation at the segment size. Completing the checksum
+    /// as the kernel would gives a segment whose checksum checks out (RFC 1071).
+    @Test func consecutiveSegmentsLeaveAsOneSuperPacket() throws {
+        let (device, kernel) = try Self.pair()
+        defer { close(kernel) }
+        let segments = (0..<5).map { Self.segment(sequence: 1000 + UInt32($0) * 1460, flags: $0 == 4 ? 0x18 : 0x10, fill: UInt8($0)) }
+        for segment in segments { try device.enqueue(segment) }
+        #expect(Self.receive(on: kernel) == nil, "held back until flush")
+        try device.flush()
+        let (header, packet) = try #require(Self.receive(on: kernel))
+        #expect(Self.receive(on: kernel) == nil)
+        // flags NEEDS_CSUM, gso TCPV4, hdr_len 40, gso_size 1460, csum_start 20, csum_offset 16.
+        #expect(header == [1, 1, 40, 0, 0xB4, 0x05, 20, 0, 16, 0])
+        #expect(packet.count == 40 + 5 * 1460)
+        #expect(Int(packet[2]) << 8 | Int(packet[3]) == packet.count)
+        #expect(TestDatagram.internetChecksum(Array(packet[0..<20])) == 0, "IPv4 header checksum")
+        #expect(packet[33] == 0x18, "PSH from the last segment")
+        #expect(Array(packet[40...]) == segments.flatMap { Array($0.readableBytesView.dropFirst(40)) })
+        var datagram = TUNDatagram(packet: ByteBuffer(bytes: packet), checksum: .partial(start: 20, offset: 16))
+        datagram.completeChecksum()
+        let bytes = Array(datagram.packet.readableBytesView)
+        let tcpLength = bytes.count - 20
+        let pseudo = Array(bytes[12..<20]) + [0, 6, UInt8(tcpLength >> 8), UInt8(tcpLength & 0xFF)]
+        #expect(TestDatagram.internetChecksum(pseudo + Array(bytes[20...])) == 0)
+        #expect(device.superPacketsWritten == 1)
+        #expect(device.statistics.packetsSent == 5)
+    }
+
+    /// A run ends at a gap in sequence, a different acknowledgment, a short segment, PSH, or a
+    /// segment that is not plain ACK with text (a FIN here); those leave as they came.
+    @Test func runsEndWhereASegmentationEngineCouldNotHaveMadeThem() throws {
+        let (device, kernel) = try Self.pair()
+        defer { close(kernel) }
+        let plain: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        try device.enqueue(Self.segment(sequence: 0))
+        try device.enqueue(Self.segment(sequence: 1460))  // joins: one super-packet of 2
+        try device.enqueue(Self.segment(sequence: 5000))  // gap: a new run
+        try device.enqueue(Self.segment(sequence: 6460, size: 100))  // short: joins, then closes
+        try device.enqueue(Self.segment(sequence: 6560))  // the run was closed
+        try device.enqueue(Self.segment(sequence: 8020, flags: 0x11))  // FIN: alone
+        try device.flush()
+        var frames: [([UInt8], [UInt8])] = []
+        while let frame = Self.receive(on: kernel) { frames.append(frame) }
+        #expect(frames.map(\.1.count) == [40 + 2920, 40 + 1560, 40 + 1460, 40 + 1460])
+        #expect(frames.map { $0.0 == plain } == [false, false, true, true])
+        #expect(device.superPacketsWritten == 2)
+    }
+
     /// What the device writes carries a header saying "a whole packet, checksums done".
     @Test func writesCarryAPlainHeader() throws {
         let (device, kernel) = try Self.pair()
