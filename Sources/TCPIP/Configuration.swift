@@ -11,6 +11,11 @@ public struct StackConfiguration: Sendable {
     /// When the link guarantees integrity (the in-memory link, loopback), checksums are neither
     /// computed nor verified — as Linux does on `lo`.
     public var checksumOffload: Bool
+    /// When the link finishes the TCP checksum of what we send (a NIC with transmit checksum
+    /// offload; a TUN device with a virtio-net header, for which the kernel never needs it on a
+    /// local delivery), the stack leaves it 0. Received datagrams are still checked, unless
+    /// `checksumOffload` or the link vouches for them one by one (`Stack.receive`'s `checksumVerified`).
+    public var transmitChecksumOffload: Bool = false
     /// Seeds the ISN key, ephemeral ports and every other random choice: one seed, one run.
     public var seed: UInt64
     public var tcp: TCPConfiguration

@@ -41,7 +41,7 @@ public final class Stack {
 
     public init(_ configuration: StackConfiguration) {
         self.configuration = configuration
-        self.io = StackIO(checksumOffload: configuration.checksumOffload)
+        self.io = StackIO(checksumOffload: configuration.checksumOffload || configuration.transmitChecksumOffload)
         // Streams of their own from the same seed, so they leave the other draws as they were.
         self.synCookies = SYNCookies(generator: SeededGenerator(seed: configuration.seed ^ 0x5359_4E43_4F4F_4B49))
         self.io.challengeAcks = ChallengeAckLimiter(

@@ -63,7 +63,7 @@ struct SegmentCoalescer {
     mutating func add(_ packet: ByteBuffer, _ emit: (Frame) throws(TUNError) -> Void) throws(TUNError) {
         guard let shape = Self.shape(of: packet) else {
             try flush(emit)
-            try emit(Frame(header: .wholePacket, packet: packet))
+            try emit(Self.single(packet))
             return
         }
         if run != nil, join(packet, shape: shape) { return }
@@ -80,8 +80,7 @@ struct SegmentCoalescer {
     mutating func flush(_ emit: (Frame) throws(TUNError) -> Void) throws(TUNError) {
         guard run != nil else { return }
         guard run!.merged != nil else {
-            let single = run.take()!.first
-            try emit(Frame(header: .wholePacket, packet: single))
+            try emit(Self.single(run.take()!.first))
             return
         }
         // Moved out, not copied: the super-packet's storage keeps one owner and is patched in place.
@@ -104,20 +103,57 @@ struct SegmentCoalescer {
         if run.push, let flags = merged.getInteger(at: tcp + 13, as: UInt8.self) {
             merged.setInteger(flags | Self.flagPSH, at: tcp + 13)
         }
-        // CHECKSUM_PARTIAL: the field holds the pseudo-header's one's-complement sum, not its
-        // complement; the kernel adds the segment's bytes (RFC 1071) for each segment it makes.
-        var pseudo = InternetChecksum()
-        let addresses = shape.version == 4 ? (base + 12, 8) : (base + 8, 32)
-        if let bytes = merged.getSlice(at: addresses.0, length: addresses.1) { pseudo.add(bytes) }
-        pseudo.add(UInt16(IPProtocolNumber.tcp))
-        pseudo.add(UInt16(tcpLength))
-        merged.setInteger(~pseudo.checksum, at: tcp + 16)
+        Self.leavePartialChecksum(&merged, version: shape.version, ipHeaderLength: shape.ipHeaderLength)
         let header = VirtioNetHeader(
             flags: VirtioNetHeader.flagNeedsChecksum,
             gsoType: shape.version == 4 ? VirtioNetHeader.gsoTCPv4 : VirtioNetHeader.gsoTCPv6,
             headerLength: UInt16(shape.headersLength), segmentSize: UInt16(run.segmentSize),
             checksumStart: UInt16(shape.ipHeaderLength), checksumOffset: 16)
         try emit(Frame(header: header, packet: merged))
+    }
+
+    /// A datagram that leaves alone: a TCP segment with its checksum left to the kernel (it may
+    /// have none yet: `StackConfiguration.transmitChecksumOffload`), anything else as it is.
+    static func single(_ packet: ByteBuffer) -> Frame {
+        let base = packet.readerIndex
+        guard let first = packet.getInteger(at: base, as: UInt8.self) else { return Frame(header: .wholePacket, packet: packet) }
+        let ipHeaderLength: Int
+        switch first >> 4 {
+        case 4:
+            // Not a fragment (the TCP header is whole only in an unfragmented datagram).
+            guard packet.getInteger(at: base + 9, as: UInt8.self) == IPProtocolNumber.tcp,
+                let fragment = packet.getInteger(at: base + 6, as: UInt16.self), fragment & 0x3FFF == 0
+            else { return Frame(header: .wholePacket, packet: packet) }
+            ipHeaderLength = Int(first & 0x0F) * 4
+        case 6:
+            guard packet.getInteger(at: base + 6, as: UInt8.self) == IPProtocolNumber.tcp else {
+                return Frame(header: .wholePacket, packet: packet)
+            }
+            ipHeaderLength = 40
+        default:
+            return Frame(header: .wholePacket, packet: packet)
+        }
+        guard ipHeaderLength >= 20, packet.readableBytes >= ipHeaderLength + 20 else {
+            return Frame(header: .wholePacket, packet: packet)
+        }
+        var packet = packet
+        leavePartialChecksum(&packet, version: first >> 4, ipHeaderLength: ipHeaderLength)
+        let header = VirtioNetHeader(
+            flags: VirtioNetHeader.flagNeedsChecksum, checksumStart: UInt16(ipHeaderLength), checksumOffset: 16)
+        return Frame(header: header, packet: packet)
+    }
+
+    /// CHECKSUM_PARTIAL: the TCP checksum field holds the pseudo-header's one's-complement sum (RFC
+    /// 9293 §3.1), not its complement; the kernel adds the segment's bytes (RFC 1071) for each
+    /// segment it makes — or, delivering locally, trusts it as it trusts its own.
+    static func leavePartialChecksum(_ packet: inout ByteBuffer, version: UInt8, ipHeaderLength: Int) {
+        let base = packet.readerIndex
+        var pseudo = InternetChecksum()
+        let addresses = version == 4 ? (base + 12, 8) : (base + 8, 32)
+        if let bytes = packet.getSlice(at: addresses.0, length: addresses.1) { pseudo.add(bytes) }
+        pseudo.add(UInt16(IPProtocolNumber.tcp))
+        pseudo.add(UInt16(truncatingIfNeeded: packet.readableBytes - ipHeaderLength))
+        packet.setInteger(~pseudo.checksum, at: base + ipHeaderLength + 16)
     }
 
     /// Appends `packet` to the run if it continues it; false if it cannot.

@@ -299,6 +299,18 @@ public final class TUNDevice: PacketLink {
         try coalescer.flush { frame throws(TUNError) in try transmit(frame.packet, header: frame.header) }
     }
 
+    /// `packet` with its TCP checksum computed, for a path that will check it: a datagram built with
+    /// `StackConfiguration.transmitChecksumOffload` has none, which only `enqueue` makes right.
+    public static func completingChecksum(_ packet: ByteBuffer) -> ByteBuffer {
+        let frame = SegmentCoalescer.single(packet)
+        guard frame.header.flags & VirtioNetHeader.flagNeedsChecksum != 0 else { return packet }
+        var datagram = TUNDatagram(
+            packet: frame.packet,
+            checksum: .partial(start: Int(frame.header.checksumStart), offset: Int(frame.header.checksumOffset)))
+        datagram.completeChecksum()
+        return datagram.packet
+    }
+
     /// Super-packets written so far, each a run of two or more segments.
     public var superPacketsWritten: UInt64 { coalescer.superPackets }
 

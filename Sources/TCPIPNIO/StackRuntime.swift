@@ -191,7 +191,9 @@ public final class StackRuntime: @unchecked Sendable {
                 if impairer == nil {
                     try device.enqueue(packet)
                 } else {
-                    for copy in impairer!.admit(packet, inbound: false, now: now) { try device.write(copy) }
+                    // Impairment may corrupt bytes, which the kernel must then catch: checksums in full.
+                    let whole = stack.configuration.transmitChecksumOffload ? TUNDevice.completingChecksum(packet) : packet
+                    for copy in impairer!.admit(whole, inbound: false, now: now) { try device.write(copy) }
                 }
             } catch {
                 stop(error: error)

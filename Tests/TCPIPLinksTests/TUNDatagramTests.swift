@@ -143,7 +143,6 @@ struct TUNDatagramTests {
     @Test func runsEndWhereASegmentationEngineCouldNotHaveMadeThem() throws {
         let (device, kernel) = try Self.pair()
         defer { close(kernel) }
-        let plain: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         try device.enqueue(Self.segment(sequence: 0))
         try device.enqueue(Self.segment(sequence: 1460))  // joins: one super-packet of 2
         try device.enqueue(Self.segment(sequence: 5000))  // gap: a new run
@@ -154,8 +153,23 @@ struct TUNDatagramTests {
         var frames: [([UInt8], [UInt8])] = []
         while let frame = Self.receive(on: kernel) { frames.append(frame) }
         #expect(frames.map(\.1.count) == [40 + 2920, 40 + 1560, 40 + 1460, 40 + 1460])
-        #expect(frames.map { $0.0 == plain } == [false, false, true, true])
+        // The two alone leave unsegmented, their checksum partial (NEEDS_CSUM from byte 20, field at 16).
+        let single: [UInt8] = [1, 0, 0, 0, 0, 0, 20, 0, 16, 0]
+        #expect(frames.map(\.0) == [frames[0].0, frames[1].0, single, single])
+        #expect(frames[0].0[1] == 1 && frames[1].0[1] == 1, "TCPv4 segmentation")
         #expect(device.superPacketsWritten == 2)
+    }
+
+    /// A segment built without its TCP checksum (transmit checksum offload) gets the real one from
+    /// `completingChecksum`, for paths that check it (the runtime's impairment).
+    @Test func completingChecksumComputesAMissingOne() {
+        let original = Self.segment(sequence: 7, flags: 0x18, size: 333)
+        var bare = original
+        bare.setInteger(UInt16(0), at: bare.readerIndex + 36)
+        #expect(bare != original)
+        #expect(TUNDevice.completingChecksum(bare) == original)
+        let notTCP = ByteBuffer(bytes: [0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17] + [UInt8](repeating: 0, count: 10))
+        #expect(TUNDevice.completingChecksum(notTCP) == notTCP)
     }
 
     /// What the device writes carries a header saying "a whole packet, checksums done".
