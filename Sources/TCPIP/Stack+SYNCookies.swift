@@ -14,7 +14,7 @@ extension Stack {
         // Window scale and SACK-permitted survive only in the timestamp; without one, offer neither.
         if tcp.timestamps, let timestamps = peer.timestamps {
             let peerShift = tcp.windowScaling ? peer.windowScale : nil
-            if peerShift != nil { options.windowScale = TCPConnection.windowShift(forBuffer: tcp.receiveBufferSize) }
+            if peerShift != nil { options.windowScale = tcp.offeredWindowShift }
             let sack = tcp.selectiveAcknowledgments && peer.sackPermitted
             options.sackPermitted = sack
             let clock = UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ synCookies.timestampOffset(for: tuple)
