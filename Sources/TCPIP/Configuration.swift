@@ -52,8 +52,14 @@ public struct TCPConfiguration: Sendable {
     public var receiveBufferSize: Int = 256 * 1024
     /// Send buffer per connection: how much SEND accepts before it returns short.
     public var sendBufferSize: Int = 256 * 1024
-    /// Window scaling (RFC 7323 §2). The shift we offer is the smallest that covers the receive buffer.
+    /// Window scaling (RFC 7323 §2). The shift we offer is `windowScaleShift`, or else the smallest
+    /// that covers the receive buffer.
     public var windowScaling: Bool = true
+    /// The shift we offer in the Window Scale option, whatever the buffer: RFC 7323 §2.3, "shift.cnt
+    /// = R, where R is the value that the TCP would like to use for its receive window" — a stack that
+    /// grows its buffer later (autotuning) asks for a larger shift than today's buffer needs, as
+    /// FreeBSD does with 64 KiB and shift 6. At most 14 (RFC 7323 §2.3). nil: derived from the buffer.
+    public var windowScaleShift: UInt8? = nil
     /// Timestamps (RFC 7323 §3): RTT measurement on every ACK and PAWS.
     public var timestamps: Bool = true
     /// Offer SACK-permitted (RFC 2018). Blocks are reported for out-of-order data when the peer agrees.
@@ -67,6 +73,18 @@ public struct TCPConfiguration: Sendable {
     public var delayedAckTimeout: TimeAmount = .milliseconds(40)
     /// Turn delayed ACKs off entirely: every segment is acknowledged at once.
     public var delayedAcks: Bool = true
+    /// Acknowledge a FIN that arrives in ESTABLISHED, after data, within the delayed-ACK timeout
+    /// instead of at once. An application usually answers the peer's FIN by closing, and the ACK then
+    /// rides on our own FIN — the piggybacking RFC 1122 §4.2.3.2 delays ACKs for (Linux's "pingpong"
+    /// mode). Off (the default), the FIN is acknowledged at once, as RFC 9293 §3.10.7.4 (eighth)
+    /// reads and FreeBSD does ("no more input can be expected, send ACK now").
+    public var delaysFINAcknowledgment: Bool = false
+    /// In a simultaneous close (a FIN arrives in FIN-WAIT-1 that does not acknowledge ours), send our
+    /// FIN again on the ACK of the peer's, as FreeBSD does: if ours was lost the peer has it without
+    /// waiting for our RTO (RFC 9293 §3.8.1 lets a segment be retransmitted at any time); if the two
+    /// crossed, the peer acknowledges a duplicate FIN once more. Off (the default), a plain ACK, as
+    /// RFC 9293 §3.6 Figure 13 draws it and Linux sends.
+    public var repeatsFINInSimultaneousClose: Bool = false
     /// Data segments acknowledged at once at the start of a connection, before delayed ACKs begin
     /// (Linux's quick-ACK mode, TCP_MAX_QUICKACKS = 16); 0 delays from the first segment.
     public var quickAcks: Int = 16
@@ -93,6 +111,11 @@ public struct TCPConfiguration: Sendable {
     public var congestionControl: CongestionControlAlgorithm = .cubic
     /// Initial congestion window in segments (RFC 6928 as Linux; RFC 5681 §3.1 would give 2–4).
     public var initialWindowSegments: Int = 10
+    /// L of Appropriate Byte Counting (RFC 3465 §2), in segments: the most one ACK grows cwnd in slow
+    /// start. 1 is RFC 5681 §3.1's standard ("cwnd += min (N, SMSS)"; §7 recommends ABC with
+    /// L = 1·SMSS), which also bounds what ACK division can win; nil counts every octet acknowledged,
+    /// as Linux's tcp_slow_start does.
+    public var slowStartLimitSegments: Int? = 1
     /// Persist timer bounds for zero-window probes (RFC 9293 §3.8.6.1; backoff per RFC 1122 §4.2.2.17).
     public var minimumPersistTimeout: TimeAmount = .milliseconds(200)
     public var maximumPersistTimeout: TimeAmount = .seconds(60)
@@ -121,6 +144,12 @@ public struct TCPConfiguration: Sendable {
     public var explicitCongestionNotification: ExplicitCongestionNotification = .acceptWhenRequested
 
     public init() {}
+
+    /// The Window Scale shift a SYN or SYN-ACK of ours offers (RFC 7323 §2.3).
+    var offeredWindowShift: UInt8 {
+        if let windowScaleShift { return min(windowScaleShift, 14) }
+        return TCPConnection.windowShift(forBuffer: receiveBufferSize)
+    }
 }
 
 /// Keep-alive probing of an idle connection (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6).

@@ -187,7 +187,7 @@ extension Stack {
         let tcp = configuration.tcp
         var options = TCPOptions(maximumSegmentSize: UInt16(clamping: announcedMSS(for: entry.tuple.local.address, listener: entry.listener)))
         if tcp.windowScaling, entry.peerOptions.windowScale != nil {
-            options.windowScale = TCPConnection.windowShift(forBuffer: tcp.receiveBufferSize)
+            options.windowScale = tcp.offeredWindowShift
         }
         if tcp.selectiveAcknowledgments && entry.peerOptions.sackPermitted { options.sackPermitted = true }
         if tcp.timestamps, let peer = entry.peerOptions.timestamps {

@@ -15,7 +15,7 @@ extension Stack {
         // Window scale, SACK-permitted and ECN survive only in the timestamp; without one, offer none.
         if tcp.timestamps, let timestamps = peer.timestamps {
             let peerShift = tcp.windowScaling ? peer.windowScale : nil
-            if peerShift != nil { options.windowScale = TCPConnection.windowShift(forBuffer: tcp.receiveBufferSize) }
+            if peerShift != nil { options.windowScale = tcp.offeredWindowShift }
             let sack = tcp.selectiveAcknowledgments && peer.sackPermitted
             options.sackPermitted = sack
             // RFC 3168 §6.1.1: an ECN-setup SYN may get an ECN-setup SYN-ACK.

@@ -27,6 +27,7 @@ extension ScriptRunner {
             if option == "SO_RCVBUF" {
                 sockets[fd]!.receiveBuffer = size
                 configuration.tcp.receiveBufferSize = size
+                if profile.windowScaleFollowsSetReceiveBuffer { configuration.tcp.windowScaleShift = nil }
             } else {
                 sockets[fd]!.sendBuffer = size
                 configuration.tcp.sendBufferSize = profile.reportedBufferSize(size, true, nil)

@@ -264,7 +264,10 @@ extension ScriptRunner {
         let flags = call.name == "recv" || call.name == "recvfrom" ? try integer(call.arguments, 3, default: 0) : 0
         let nonBlocking = socket.nonBlocking || flags & 0x40 != 0
         if flags & 1 != 0 { throw ScriptSkip(reason: "MSG_OOB: the stack delivers urgent data inline (RFC 6093 §5) and has no out-of-band read") }
-        if socket.readShut { return .value(0) }
+        // After shutdown(SHUT_RD) Linux's recvmsg still hands over what is queued — data that arrives
+        // later included (tcp_data_queue does not look at RCV_SHUTDOWN) — and returns 0, end of
+        // stream, only when the queue is empty instead of blocking.
+        if socket.readShut, (stack.status(connection)?.receiveQueue ?? 0) == 0 { return .value(0) }
         if flags & 2 != 0 {
             if let bytes = stack.peek(connection, upTo: count) { return .value(Int64(bytes.readableBytes)) }
         } else {

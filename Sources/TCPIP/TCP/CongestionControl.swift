@@ -55,6 +55,10 @@ public protocol CongestionControl: Sendable {
 public struct AcknowledgmentSample: Sendable {
     /// Octets newly acknowledged by this ACK (cumulative and selective).
     public var bytesAcknowledged: Int
+    /// RFC 6937 §3 DeliveredData: what this ACK is the first to report delivered — octets SACKed
+    /// (or, without SACK, announced by duplicate ACKs) earlier were reported then. nil: all of
+    /// `bytesAcknowledged`.
+    public var deliveredData: Int?
     /// FlightSize before the ACK (RFC 5681 §2).
     public var flightSize: Int
     public var now: Instant
@@ -108,11 +112,28 @@ public enum CongestionControlAlgorithm: String, Sendable, CaseIterable {
     case newReno = "reno"
     case cubic = "cubic"
 
-    func make(maximumSegmentSize: Int, initialWindowSegments: Int) -> any CongestionControl {
+    func make(maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1) -> any CongestionControl {
         switch self {
-        case .newReno: NewReno(maximumSegmentSize: maximumSegmentSize, initialWindowSegments: initialWindowSegments)
-        case .cubic: Cubic(maximumSegmentSize: maximumSegmentSize, initialWindowSegments: initialWindowSegments)
+        case .newReno:
+            NewReno(maximumSegmentSize: maximumSegmentSize, initialWindowSegments: initialWindowSegments,
+                    slowStartLimitSegments: slowStartLimitSegments)
+        case .cubic:
+            Cubic(maximumSegmentSize: maximumSegmentSize, initialWindowSegments: initialWindowSegments,
+                  slowStartLimitSegments: slowStartLimitSegments)
         }
+    }
+
+    /// RFC 3465 §2 (Appropriate Byte Counting): in slow start cwnd grows by the octets an ACK
+    /// acknowledges, at most L per ACK. RFC 5681 §3.1 fixes L = 1 SMSS for the standard
+    /// ("cwnd += min (N, SMSS)"); nil counts every octet acknowledged, as Linux (tcp_slow_start).
+    ///
+    /// Without a limit the ACK counts the octets it is the first to report delivered (RFC 6937 §3
+    /// DeliveredData): those SACKed, or announced by duplicate ACKs, earlier were reported by their
+    /// own ACKs — as Linux counts each delivered segment once.
+    static func slowStartIncrease(acknowledged bytes: Int, delivered: Int?, mss: Int, limitSegments: Int?) -> Int {
+        guard let limitSegments else { return max(0, min(bytes, delivered ?? bytes)) }
+        let (limit, overflow) = mss.multipliedReportingOverflow(by: max(1, limitSegments))
+        return min(bytes, overflow ? .max : limit)
     }
 }
 
@@ -129,16 +150,23 @@ public struct NewReno: CongestionControl {
     /// cwnd and ssthresh before the episode's first congestion event, for `undo`.
     private var saved: (congestionWindow: Int, slowStartThreshold: Int)?
 
-    public init(maximumSegmentSize: Int, initialWindowSegments: Int) {
+    /// RFC 3465's L in segments (nil: no limit); see `CongestionControlAlgorithm.slowStartIncrease`.
+    private let slowStartLimitSegments: Int?
+
+    public init(maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1) {
         mss = max(1, maximumSegmentSize)
         initialWindow = mss * max(1, initialWindowSegments)
         congestionWindow = initialWindow
+        self.slowStartLimitSegments = slowStartLimitSegments
     }
 
     public mutating func acknowledged(_ sample: AcknowledgmentSample) {
         if congestionWindow < slowStartThreshold {
-            // RFC 5681 §3.1 (equation 2): cwnd += min(N, SMSS) per ACK during slow start.
-            congestionWindow += min(sample.bytesAcknowledged, mss)
+            // RFC 5681 §3.1 (equation 2): cwnd += min(N, L) per ACK during slow start, L = SMSS by
+            // default (RFC 3465 §2).
+            congestionWindow += CongestionControlAlgorithm.slowStartIncrease(
+                acknowledged: sample.bytesAcknowledged, delivered: sample.deliveredData, mss: mss,
+                limitSegments: slowStartLimitSegments)
         } else {
             // RFC 5681 §3.1: in congestion avoidance, one SMSS per RTT, counted in bytes acknowledged.
             bytesAckedInAvoidance += sample.bytesAcknowledged

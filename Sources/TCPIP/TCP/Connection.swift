@@ -220,9 +220,9 @@ struct TCPConnection {
         )
         self.congestionAlgorithm = algorithm ?? configuration.congestionControl
         self.congestion = congestionAlgorithm.make(
-            maximumSegmentSize: receiveMSS, initialWindowSegments: configuration.initialWindowSegments
-        )
-        self.rcvWindowShift = configuration.windowScaling ? Self.windowShift(forBuffer: configuration.receiveBufferSize) : 0
+            maximumSegmentSize: receiveMSS, initialWindowSegments: configuration.initialWindowSegments,
+            slowStartLimitSegments: configuration.slowStartLimitSegments)
+        self.rcvWindowShift = configuration.windowScaling ? configuration.offeredWindowShift : 0
     }
 
     /// RFC 7323 §2.3: the smallest shift that lets the window field cover the whole buffer (at most 14).

@@ -45,10 +45,14 @@ public struct Cubic: Sendable {
         var lastAcknowledgment: Instant?
     }
 
-    public init(maximumSegmentSize: Int, initialWindowSegments: Int) {
+    /// RFC 3465's L in segments (nil: no limit); see `CongestionControlAlgorithm.slowStartIncrease`.
+    private let slowStartLimitSegments: Int?
+
+    public init(maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1) {
         mss = max(1, maximumSegmentSize)
         initialWindow = mss * max(1, initialWindowSegments)
         congestionWindow = initialWindow
+        self.slowStartLimitSegments = slowStartLimitSegments
     }
 
     private var windowSegments: Double { Double(congestionWindow) / Double(mss) }
@@ -64,7 +68,8 @@ public struct Cubic: Sendable {
     /// - Parameters:
     ///   - flightSize: bytes outstanding before this acknowledgment.
     ///   - smoothedRTT: SRTT, for the target W_cubic(t + RTT); nil before the first sample.
-    public mutating func acknowledged(bytes: Int, flightSize: Int, now: Instant, smoothedRTT: TimeAmount?) {
+    ///   - delivered: RFC 6937 §3 DeliveredData of the ACK (for slow start without a limit); nil: `bytes`.
+    public mutating func acknowledged(bytes: Int, delivered: Int? = nil, flightSize: Int, now: Instant, smoothedRTT: TimeAmount?) {
         guard bytes > 0 else { return }
         defer { epoch.lastAcknowledgment = now }
         // RFC 9438 §5.8: no growth while the application, not cwnd, limits the flow (as Linux's
@@ -79,8 +84,11 @@ public struct Cubic: Sendable {
             return
         }
         if inSlowStart {
-            // RFC 9438 §4.10: slow start as RFC 5681 §3.1 (cwnd += min(N, SMSS) per ACK), up to ssthresh.
-            congestionWindow = min(congestionWindow + min(bytes, mss), slowStartThreshold)
+            // RFC 9438 §4.10: slow start as RFC 5681 §3.1 (cwnd += min(N, L) per ACK, L = SMSS by
+            // default, RFC 3465 §2), up to ssthresh.
+            let increase = CongestionControlAlgorithm.slowStartIncrease(
+                acknowledged: bytes, delivered: delivered, mss: mss, limitSegments: slowStartLimitSegments)
+            congestionWindow = min(congestionWindow + increase, slowStartThreshold)
             return
         }
         avoid(bytes: bytes, now: now, rtt: smoothedRTT)
@@ -192,7 +200,7 @@ extension Cubic: CongestionControl {
 
     public mutating func acknowledged(_ sample: AcknowledgmentSample) {
         acknowledged(
-            bytes: sample.bytesAcknowledged, flightSize: sample.flightSize, now: sample.now,
+            bytes: sample.bytesAcknowledged, delivered: sample.deliveredData, flightSize: sample.flightSize, now: sample.now,
             smoothedRTT: sample.smoothedRTT)
     }
 

@@ -218,9 +218,11 @@ extension TCPConnection {
             return
         }
         if acknowledged > 0 {
-            congestion.acknowledged(AcknowledgmentSample(
+            var sample = AcknowledgmentSample(
                 bytesAcknowledged: acknowledged, flightSize: flightBefore, now: now,
-                smoothedRTT: rtt.smoothedRTT, minimumRTT: rtt.minimumRTT))
+                smoothedRTT: rtt.smoothedRTT, minimumRTT: rtt.minimumRTT)
+            sample.deliveredData = deliveredData
+            congestion.acknowledged(sample)
             scheduleLossProbe(now: now)
         }
     }

@@ -50,7 +50,7 @@ extension TCPConnection {
                 }
             }
             if finArrived {
-                finArrives(now: now, io: &io)
+                finArrives(delayable: !filledHole, now: now, io: &io)
                 return
             }
             // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: acknowledge at once when filling a hole; otherwise
@@ -105,9 +105,15 @@ extension TCPConnection {
     }
 
     /// RFC 9293 §3.10.7.4, eighth: the FIN is now in order.
-    private mutating func finArrives(now: Instant, io: inout StackIO) {
+    private mutating func finArrives(delayable: Bool = false, now: Instant, io: inout StackIO) {
         rcvNxt = rcvNxt + 1
         reassembly.removeAll()
+        // RFC 2883 §5: a D-SACK lets the data sender find that a retransmission was spurious and undo
+        // its congestion response. The sender of a FIN we now hold has nothing more to send, so a
+        // D-SACK for a duplicate that came with it serves no one; nor can SACK blocks follow a FIN
+        // (RFC 2018 §4 reports data held above RCV.NXT, and there is none). As Linux (tcp_fin).
+        pendingDuplicateSACK = nil
+        let wasEstablished = state == .established
         post(.readable, io: &io)
         switch state {
         case .synReceived, .established:
@@ -120,13 +126,34 @@ extension TCPConnection {
                 state = .closing
                 io.decision("RFC 9293 §3.10.7.4", "FIN received before our FIN was acknowledged: CLOSING (simultaneous close)",
                             connection: tuple, now: now)
+                if configuration.repeatsFINInSimultaneousClose, let finSequence {
+                    // The peer's FIN did not acknowledge ours: it crossed it or ours was lost. The ACK
+                    // we owe carries our FIN again — a retransmission RFC 9293 §3.8.1 permits at any
+                    // time, costing no extra segment, that repairs a lost FIN without waiting for the
+                    // RTO (as FreeBSD, which repeats an unacknowledged FIN on what it sends).
+                    io.counters.segmentsRetransmitted &+= 1
+                    retransmittedSegments &+= 1
+                    // Karn (RFC 6298 §3): the FIN's ACK could now answer either copy.
+                    if let timed = rttTimedSequence, timed.isAfter(finSequence) { rttTimedSequence = nil }
+                    sendSegment(flags: [.fin, .ack], sequence: finSequence, now: now, io: &io)
+                    return
+                }
             }
         case .finWait2:
             enterTimeWait(now: now, io: &io)
         case .closeWait, .closing, .lastAck, .timeWait, .closed, .listen, .synSent:
             break
         }
-        // "send an acknowledgment for the FIN" — at once, not delayed.
+        // "send an acknowledgment for the FIN" — at once, unless the configuration delays it so the
+        // application's answer (its own FIN) can carry it: RFC 1122 §4.2.3.2 allows an ACK to wait up
+        // to the delayed-ACK timeout. Only after data, in ESTABLISHED, and when the FIN came in order
+        // by itself (a FIN that fills a hole is acknowledged at once, RFC 5681 §4.2).
+        if delayable, wasEstablished, configuration.delaysFINAcknowledgment, bytesReceived > 0, let timeout = delayedAckTimeout {
+            io.decision("RFC 1122 §4.2.3.2", "FIN after data in ESTABLISHED: ACK delayed so the reply's FIN can carry it",
+                        connection: tuple, now: now)
+            if delayedAckDeadline == nil { delayedAckDeadline = now + timeout }
+            return
+        }
         sendAck(now: now, io: &io)
     }
 

@@ -131,7 +131,8 @@ extension TCPConnection {
         timestampsEnabled = configuration.timestamps && options.timestamps != nil
         sackEnabled = configuration.selectiveAcknowledgments && options.sackPermitted
         congestion = congestionAlgorithm.make(
-            maximumSegmentSize: sendMSS, initialWindowSegments: configuration.initialWindowSegments)
+            maximumSegmentSize: sendMSS, initialWindowSegments: configuration.initialWindowSegments,
+            slowStartLimitSegments: configuration.slowStartLimitSegments)
     }
 
     /// What the peer's SYN offered, as far as it shapes our SYN-ACK — rebuilt from what was agreed,
