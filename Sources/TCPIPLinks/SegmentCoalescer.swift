@@ -115,32 +115,35 @@ struct SegmentCoalescer {
     /// A datagram that leaves alone: a TCP segment with its checksum left to the kernel (it may
     /// have none yet: `StackConfiguration.transmitChecksumOffload`), anything else as it is.
     static func single(_ packet: ByteBuffer) -> Frame {
-        let base = packet.readerIndex
-        guard let first = packet.getInteger(at: base, as: UInt8.self) else { return Frame(header: .wholePacket, packet: packet) }
-        let ipHeaderLength: Int
-        switch first >> 4 {
-        case 4:
-            // Not a fragment (the TCP header is whole only in an unfragmented datagram).
-            guard packet.getInteger(at: base + 9, as: UInt8.self) == IPProtocolNumber.tcp,
-                let fragment = packet.getInteger(at: base + 6, as: UInt16.self), fragment & 0x3FFF == 0
-            else { return Frame(header: .wholePacket, packet: packet) }
-            ipHeaderLength = Int(first & 0x0F) * 4
-        case 6:
-            guard packet.getInteger(at: base + 6, as: UInt8.self) == IPProtocolNumber.tcp else {
-                return Frame(header: .wholePacket, packet: packet)
-            }
-            ipHeaderLength = 40
-        default:
-            return Frame(header: .wholePacket, packet: packet)
-        }
-        guard ipHeaderLength >= 20, packet.readableBytes >= ipHeaderLength + 20 else {
-            return Frame(header: .wholePacket, packet: packet)
-        }
+        guard let (version, ipHeaderLength) = tcpLayout(of: packet) else { return Frame(header: .wholePacket, packet: packet) }
         var packet = packet
-        leavePartialChecksum(&packet, version: first >> 4, ipHeaderLength: ipHeaderLength)
+        leavePartialChecksum(&packet, version: version, ipHeaderLength: ipHeaderLength)
         let header = VirtioNetHeader(
             flags: VirtioNetHeader.flagNeedsChecksum, checksumStart: UInt16(ipHeaderLength), checksumOffset: 16)
         return Frame(header: header, packet: packet)
+    }
+
+    /// The IP version and header length of a TCP segment in an unfragmented IPv4 datagram or an
+    /// IPv6 one without extension headers, whose fixed TCP header is all there (the TCP header is
+    /// whole only in an unfragmented datagram); nil for anything else.
+    static func tcpLayout(of packet: ByteBuffer) -> (version: UInt8, ipHeaderLength: Int)? {
+        let base = packet.readerIndex
+        guard let first = packet.getInteger(at: base, as: UInt8.self) else { return nil }
+        let ipHeaderLength: Int
+        switch first >> 4 {
+        case 4:
+            guard packet.getInteger(at: base + 9, as: UInt8.self) == IPProtocolNumber.tcp,
+                let fragment = packet.getInteger(at: base + 6, as: UInt16.self), fragment & 0x3FFF == 0
+            else { return nil }
+            ipHeaderLength = Int(first & 0x0F) * 4
+        case 6:
+            guard packet.getInteger(at: base + 6, as: UInt8.self) == IPProtocolNumber.tcp else { return nil }
+            ipHeaderLength = 40
+        default:
+            return nil
+        }
+        guard ipHeaderLength >= 20, packet.readableBytes >= ipHeaderLength + 20 else { return nil }
+        return (first >> 4, ipHeaderLength)
     }
 
     /// CHECKSUM_PARTIAL: the TCP checksum field holds the pseudo-header's one's-complement sum (RFC
@@ -185,27 +188,18 @@ struct SegmentCoalescer {
     /// The layout of `packet` if it is a TCP segment with text, ACK and perhaps PSH, that may be
     /// part of a run; nil otherwise.
     static func shape(of packet: ByteBuffer) -> Shape? {
+        guard let (version, ipHeaderLength) = tcpLayout(of: packet) else { return nil }
         let base = packet.readerIndex
         let length = packet.readableBytes
-        guard length >= 40, let first = packet.getInteger(at: base, as: UInt8.self) else { return nil }
-        let ipHeaderLength: Int
-        switch first {
-        case 0x45:  // IPv4 without options
-            guard packet.getInteger(at: base + 9, as: UInt8.self) == IPProtocolNumber.tcp,
-                let fragment = packet.getInteger(at: base + 6, as: UInt16.self), fragment & 0x3FFF == 0,
-                packet.getInteger(at: base + 2, as: UInt16.self).map(Int.init) == length
-            else { return nil }
-            ipHeaderLength = 20
-        case 0x60...0x6F:  // IPv6, TCP right after the fixed header
-            guard length >= 60, packet.getInteger(at: base + 6, as: UInt8.self) == IPProtocolNumber.tcp,
-                packet.getInteger(at: base + 4, as: UInt16.self).map({ Int($0) + 40 }) == length
-            else { return nil }
-            ipHeaderLength = 40
-        default:
-            return nil
-        }
-        guard let offset = packet.getInteger(at: base + ipHeaderLength + 12, as: UInt8.self) else { return nil }
-        let shape = Shape(version: first >> 4, ipHeaderLength: ipHeaderLength, tcpHeaderLength: Int(offset >> 4) * 4)
+        // IPv4 without options (what a segmentation engine copies as is), and a datagram exactly as
+        // long as its IP header says.
+        let declared = version == 4
+            ? packet.getInteger(at: base + 2, as: UInt16.self).map(Int.init)
+            : packet.getInteger(at: base + 4, as: UInt16.self).map { Int($0) + 40 }
+        guard ipHeaderLength == (version == 4 ? 20 : 40), declared == length,
+            let offset = packet.getInteger(at: base + ipHeaderLength + 12, as: UInt8.self)
+        else { return nil }
+        let shape = Shape(version: version, ipHeaderLength: ipHeaderLength, tcpHeaderLength: Int(offset >> 4) * 4)
         guard shape.tcpHeaderLength >= 20, shape.headersLength < length,
             flags(of: packet, shape) & ~flagPSH == flagACK
         else { return nil }

@@ -108,7 +108,7 @@ public final class TUNDevice: PacketLink {
     public private(set) var drops = DropCounters()
     /// The first error that made the device unusable; once set, `send` drops and `receive` returns nil.
     public private(set) var failure: TUNError?
-    /// The open descriptor, for an event loop to watch for readability. Owned by this object.
+    /// The open descriptor (a `TUNReceiver` reads through a duplicate of it). Owned by this object.
     public private(set) var descriptor: Int32
     private let allocator = ByteBufferAllocator()
     /// Where a datagram with a virtio-net header is read before its packet is copied out at its own
