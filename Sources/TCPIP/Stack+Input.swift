@@ -168,7 +168,7 @@ extension Stack {
             tuple: tuple, listener: handle, iss: iss, irs: segment.seq, peerOptions: segment.header.options,
             timestampOffset: UInt32(truncatingIfNeeded: random.next()),
             advertisedWindow: UInt16(clamping: receiveSpace),
-            retransmitAt: now + configuration.tcp.initialRTO,
+            retransmitAt: now + configuration.tcp.initialRTO, synAckSentAt: now,
             // RFC 3168 §6.1.1: "If a host has received an ECN-setup SYN packet, then it MAY send an
             // ECN-setup SYN-ACK packet."
             explicitCongestion: configuration.tcp.explicitCongestionNotification != .off
@@ -227,6 +227,7 @@ extension Stack {
                     entry.withdrawExplicitCongestion()
                     halfOpen.withElement(handle) { $0.withdrawExplicitCongestion() }
                 }
+                halfOpen.withElement(handle) { $0.synAckRetransmitted() }
                 sendSYNACK(for: entry, now: now)
             } else {
                 io.counters.badSegments &+= 1
@@ -318,6 +319,11 @@ extension Stack {
         if let timestamps = entry.peerOptions.timestamps, connection.timestampsEnabled {
             connection.tsRecent = timestamps.value
             connection.tsRecentTime = now
+        } else if let sentAt = entry.timedSYNACK {
+            // RFC 6298 §3: without timestamps the SYN-ACK is the segment being timed; its ACK gives
+            // the connection's first RTT sample (§2 (2.2)) unless it was retransmitted (Karn).
+            connection.rttTimedSequence = entry.iss + 1
+            connection.rttTimedAt = sentAt
         }
         let handle = connections.insert(connection)
         connections.withElement(handle) { $0.handle = handle }
@@ -351,6 +357,7 @@ extension Stack {
         let next = now + .nanoseconds(min(backoff, configuration.tcp.maximumRTO.nanoseconds))
         halfOpen.withElement(handle) {
             $0.retransmissions += 1
+            $0.synAckRetransmitted()
             $0.retransmitAt = next
         }
         scheduleHalfOpen(handle, at: next)

@@ -84,7 +84,7 @@ extension Stack {
             tuple: tuple, listener: listenerHandle, iss: decoded.iss, irs: decoded.irs,
             peerOptions: decoded.options, timestampOffset: synCookies.timestampOffset(for: tuple),
             advertisedWindow: UInt16(clamping: configuration.tcp.receiveBufferSize), retransmitAt: now,
-            explicitCongestion: decoded.ecn)
+            synAckSentAt: nil, explicitCongestion: decoded.ecn)
         io.decision("RFC 4987 §3.6", "valid SYN cookie: connection created, MSS \(decoded.options.maximumSegmentSize ?? 0)"
                         + (decoded.options.windowScale.map { ", wscale \($0)" } ?? "")
                         + (decoded.options.sackPermitted ? ", SACK" : ""),

@@ -19,11 +19,15 @@ struct Listener {
 }
 
 /// A connection in SYN-RECEIVED reached through a passive OPEN, kept small until its handshake
-/// completes: no buffers, no congestion state — 88 bytes of what the SYN said and what we
+/// completes: no buffers, no congestion state — 96 bytes of what the SYN said and what we
 /// answered. This is what lets a SYN flood cost little (RFC 4987 §3.2 "SYN cache").
 struct HalfOpenConnection {
     let tuple: FourTuple
     let listener: SlabHandle
+    /// Our SYN-ACK has gone out more than once (a timeout, or the peer's SYN again), or its send time
+    /// is unknown (a SYN cookie): its ACK is no RTT sample (Karn, RFC 6298 §3).
+    /// (Declared here, it fills the padding before `retransmitAt`.)
+    private(set) var synAckRepeated: Bool
     /// When the next SYN-ACK retransmission is due; the timer entry with this deadline is the live one.
     var retransmitAt: Instant
     let iss: SequenceNumber
@@ -34,15 +38,22 @@ struct HalfOpenConnection {
     /// The window we advertised in our SYN-ACK.
     let advertisedWindow: UInt16
     var retransmissions: UInt16 = 0
+    /// When the first SYN-ACK was sent: with `synAckRepeated` false, its ACK measures the RTT.
+    let synAckSentAt: Instant
 
+    /// - Parameter synAckSentAt: when the first SYN-ACK is sent; nil when no SYN-ACK of ours was
+    ///   timed (a SYN cookie's connection).
     /// - Parameter explicitCongestion: the SYN was ECN-setup and we accept (RFC 3168 §6.1.1): our
     ///   SYN-ACKs say so, and the connection uses ECN.
     init(
         tuple: FourTuple, listener: SlabHandle, iss: SequenceNumber, irs: SequenceNumber, peerOptions: TCPOptions,
-        timestampOffset: UInt32, advertisedWindow: UInt16, retransmitAt: Instant, explicitCongestion: Bool = false
+        timestampOffset: UInt32, advertisedWindow: UInt16, retransmitAt: Instant, synAckSentAt: Instant?,
+        explicitCongestion: Bool = false
     ) {
         self.tuple = tuple
         self.listener = listener
+        self.synAckRepeated = synAckSentAt == nil
+        self.synAckSentAt = synAckSentAt ?? retransmitAt
         self.iss = iss
         self.irs = irs
         self.peer = SYNOptions(peerOptions, explicitCongestion: explicitCongestion)
@@ -52,6 +63,15 @@ struct HalfOpenConnection {
     }
 
     var peerOptions: TCPOptions { peer.options }
+
+    /// RFC 6298 §3 (Karn): when the SYN-ACK that the handshake's ACK acknowledges was sent, if that
+    /// ACK is an RTT sample — the SYN-ACK went out once; nil otherwise.
+    var timedSYNACK: Instant? { synAckRepeated ? nil : synAckSentAt }
+
+    /// The SYN-ACK is sent again: its ACK will be ambiguous (RFC 6298 §3).
+    mutating func synAckRetransmitted() {
+        synAckRepeated = true
+    }
     /// RFC 3168 §6.1.1: the peer's SYN was ECN-setup and we answer with an ECN-setup SYN-ACK.
     var explicitCongestion: Bool { peer.isExplicitCongestionAgreed }
 

@@ -21,6 +21,10 @@ extension TCPConnection {
             post(.established, io: &io)
             if let echo = segment.header.options.timestamps?.echoReply, timestampsEnabled, echo != 0 {
                 rtt.addSample(.milliseconds(Int64(timestampClock(now) &- echo)))
+            } else if let timed = rttTimedSequence, timed.isAtOrBefore(segment.ack) {
+                // RFC 6298 §3: the ACK of a SYN-ACK sent once (a passive open sets it up).
+                rtt.addSample(now - rttTimedAt)
+                rttTimedSequence = nil
             }
             // Fall through: the ACK may carry data, a FIN, or (simultaneous open) more.
         }

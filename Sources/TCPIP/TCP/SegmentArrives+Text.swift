@@ -23,10 +23,15 @@ extension TCPConnection {
         if released && hasText {
             // RFC 1122 §4.2.2.13: "if new data is received after CLOSE is called, its TCP SHOULD
             // send a RST to show that data was lost" — the application released the connection
-            // and will never read it.
+            // and will never read it. The connection goes first; the text is then answered as by a
+            // connection that does not exist (RFC 9293 §3.10.7.1): <SEQ=SEG.ACK><CTL=RST>. SEG.ACK
+            // is the peer's RCV.NXT, the one sequence number its RFC 5961 §3.2 check accepts an RST
+            // at; SND.NXT may lie beyond it (our FIN or data the peer has not received).
             io.counters.resetsOnCloseWithUnreadData &+= 1
             io.decision("RFC 1122 §4.2.2.13", "text arrived after the application closed: RST", connection: tuple, now: now)
-            abort(now: now, io: &io)
+            let reply = segment.ack
+            enterClosed(error: .aborted, io: &io, now: now)
+            sendReset(sequence: reply, now: now, io: &io)
             return
         }
 

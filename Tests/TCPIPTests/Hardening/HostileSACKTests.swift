@@ -8,7 +8,7 @@ import Testing
 /// the scoreboard's bound; nothing traps, and the transfer still completes by retransmission.
 @Suite struct HostileSACKTests {
     @Test func nonsenseBlocksAreIgnoredAndCounted() throws {
-        var t = try TCPTester(.established, peer: .init(sackPermitted: true))
+        var t = try TCPTester(.established, peer: .init(sackPermitted: true, repeatsSYN: true))
         try t.app.send(4 * 1460)
         for segment in 0..<4 {
             let start = 1 + 1460 * segment

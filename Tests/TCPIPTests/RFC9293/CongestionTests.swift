@@ -82,7 +82,7 @@ private func newReno(_ configuration: inout StackConfiguration) { configuration.
     /// A retransmission timeout collapses cwnd to one segment (RFC 5681 §3.1, equation 4): only
     /// the first segment goes again, and slow start resumes from the ACKs.
     @Test func timeoutCollapsesTheWindow() throws {
-        var t = try TCPTester(.established, configure: newReno)
+        var t = try TCPTester(.established, peer: .init(repeatsSYN: true), configure: newReno)
         try t.app.send(4380)
         try t.expect("+0 > . 1:1461(1460) ack 1")
         try t.expect("+0 > . 1461:2921(1460) ack 1")
@@ -99,7 +99,7 @@ private func newReno(_ configuration: inout StackConfiguration) { configuration.
     /// RFC 6582 §4.1: duplicate ACKs for data sent before a timeout (at or below `recover`) do
     /// not start another fast retransmit.
     @Test func duplicateAcksAfterTimeoutDoNotFastRetransmit() throws {
-        var t = try TCPTester(.established, configure: newReno)
+        var t = try TCPTester(.established, peer: .init(repeatsSYN: true), configure: newReno)
         try t.app.send(5840)
         for segment in 0..<4 {
             let start = 1 + 1460 * segment
@@ -163,7 +163,7 @@ private func newReno(_ configuration: inout StackConfiguration) { configuration.
     /// Congestion avoidance (RFC 5681 §3.1): above ssthresh cwnd grows by one SMSS per window of
     /// data acknowledged, counted in bytes.
     @Test func congestionAvoidanceGrowsByOneSegmentPerWindow() throws {
-        var t = try TCPTester(.established, configure: newReno)
+        var t = try TCPTester(.established, peer: .init(repeatsSYN: true), configure: newReno)
         try t.app.send(4380)
         try t.expect("+0 > . 1:1461(1460) ack 1")
         try t.expect("+0 > . 1461:2921(1460) ack 1")

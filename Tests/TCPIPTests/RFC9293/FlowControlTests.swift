@@ -8,7 +8,7 @@ import Testing
     /// RFC 9293 §3.8.6.1: with a zero window and data to send, probe with one octet when the
     /// persist timer expires, backing off (RFC 1122 §4.2.2.17); a window update resumes sending.
     @Test func zeroWindowProbesThenWindowUpdate() throws {
-        var t = try TCPTester(.established)
+        var t = try TCPTester(.established, peer: .init(repeatsSYN: true))
         try t.inject("+0 < . 1:1(0) ack 1 win 0")
         try t.app.send(1000)
         try t.expectNothing()
@@ -28,7 +28,7 @@ import Testing
     /// A probe octet the peer takes is acknowledged like any data; the window it then opens lets
     /// the rest go.
     @Test func acceptedProbe() throws {
-        var t = try TCPTester(.established)
+        var t = try TCPTester(.established, peer: .init(repeatsSYN: true))
         try t.inject("+0 < . 1:1(0) ack 1 win 0")
         try t.app.send(100)
         try t.expect("+1 > . 1:2(1) ack 1")
@@ -86,7 +86,7 @@ import Testing
     /// window too small for the rule is filled when the override timeout (0.1–1 s; the persist
     /// interval, max(RTO, 200 ms)) expires — unless a window update comes first.
     @Test func overrideTimerSendsIntoASmallWindow() throws {
-        var t = try TCPTester(.established, peer: .init(window: 4000))
+        var t = try TCPTester(.established, peer: .init(window: 4000, repeatsSYN: true))
         try t.app.send(2920)
         try t.expect("+0 > . 1:1461(1460) ack 1")
         try t.expect("+0 > P. 1461:2921(1460) ack 1")
@@ -203,7 +203,7 @@ import Testing
     /// asks senders to cope): the retransmission timer expires, finds no window, and hands over to
     /// the persist timer, which probes with backoff until the window reopens.
     @Test func windowShrunkToZeroWithDataInFlight() throws {
-        var t = try TCPTester(.established)
+        var t = try TCPTester(.established, peer: .init(repeatsSYN: true))
         try t.app.send(2920)
         try t.expect("+0 > . 1:1461(1460) ack 1")
         try t.expect("+0 > P. 1461:2921(1460) ack 1")

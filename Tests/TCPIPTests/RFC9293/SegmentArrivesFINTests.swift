@@ -73,7 +73,7 @@ import Testing
 
     /// CLOSING: our FIN is retransmitted until acknowledged.
     @Test func finRetransmittedInClosing() throws {
-        var t = try TCPTester(.closing)
+        var t = try TCPTester(.closing, peer: .init(repeatsSYN: true))
         try t.expect("+1 > F. 1:1(0) ack 2")
         try t.inject("+0 < . 2:2(0) ack 2 win 65535")
         try t.expectNothing()

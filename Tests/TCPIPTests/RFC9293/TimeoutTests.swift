@@ -9,7 +9,7 @@ import Testing
     /// by Karn's rule (§3) the ACK of a retransmitted segment gives no sample, so the backed-off
     /// RTO stays until a fresh segment is measured (§5, "collapsing" RTO after a new measurement).
     @Test func retransmissionBackoffAndKarn() throws {
-        var t = try TCPTester(.established)
+        var t = try TCPTester(.established, peer: .init(repeatsSYN: true))
         try t.app.send(1000)
         try t.expect("+0 > P. 1:1001(1000) ack 1")
         try t.expect("+1 > P. 1:1001(1000) ack 1")
@@ -34,7 +34,7 @@ import Testing
 
     /// RFC 6298 §2.2: the first measurement sets SRTT = R, RTTVAR = R/2, RTO = SRTT + 4·RTTVAR.
     @Test func firstMeasurementSetsTheTimer() throws {
-        var t = try TCPTester(.established)
+        var t = try TCPTester(.established, peer: .init(repeatsSYN: true))
         try t.app.send(1000)
         try t.expect("+0 > P. 1:1001(1000) ack 1")
         try t.inject("+.05 < . 1:1(0) ack 1001 win 65535")
@@ -44,10 +44,35 @@ import Testing
         try t.expect("+.2 > P. 1001:2001(1000) ack 1")
     }
 
+    /// RFC 6298 §3: on a passive open without timestamps the SYN-ACK is timed; the ACK that
+    /// completes the handshake is the first sample (§2 (2.2)): 100 ms, RTO = 100 + 4·50 = 300 ms.
+    @Test func handshakeACKIsTheFirstSample() throws {
+        var t = try TCPTester(.synReceived)
+        try t.inject("+.1 < . 1:1(0) ack 1 win 65535")
+        #expect(t.status?.smoothedRTT == .milliseconds(100))
+        #expect(t.status?.retransmissionTimeout == .milliseconds(300))
+        try t.app.send(100)
+        try t.expect("+0 > P. 1:101(100) ack 1")
+        try t.expect("+.3 > P. 1:101(100) ack 1")
+    }
+
+    /// Karn (RFC 6298 §3): a SYN-ACK sent twice — on a timeout, or for the peer's repeated SYN —
+    /// makes the handshake's ACK ambiguous: no sample, and the RTO stays as it was.
+    @Test func retransmittedSYNACKGivesNoSample() throws {
+        var t = try TCPTester(.synReceived)
+        try t.expect("+1 > S. 0:0(0) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 1 win 65535")
+        #expect(t.status?.smoothedRTT == nil)
+        var repeated = try TCPTester(.synReceived, peer: .init(repeatsSYN: true))
+        try repeated.inject("+.1 < . 1:1(0) ack 1 win 65535")
+        #expect(repeated.status?.smoothedRTT == nil)
+        #expect(repeated.status?.retransmissionTimeout == .seconds(1))
+    }
+
     /// RFC 9293 §3.8.3 R2: after the retry limit the connection is aborted with an RST and the
     /// user hears "connection timed out".
     @Test func retryLimitClosesWithTimeout() throws {
-        var t = try TCPTester(.established) { $0.tcp.maximumRetransmissions = 3 }
+        var t = try TCPTester(.established, peer: .init(repeatsSYN: true)) { $0.tcp.maximumRetransmissions = 3 }
         try t.app.send(100)
         try t.expect("+0 > P. 1:101(100) ack 1")
         try t.expect("+1 > P. 1:101(100) ack 1")
@@ -105,7 +130,7 @@ import Testing
 
     /// Our FIN is retransmitted like data until acknowledged.
     @Test func finIsRetransmitted() throws {
-        var t = try TCPTester(.finWait1)
+        var t = try TCPTester(.finWait1, peer: .init(repeatsSYN: true))
         try t.expect("+0 > F. 1:1(0) ack 1")
         try t.expect("+1 > F. 1:1(0) ack 1")
         try t.expect("+2 > F. 1:1(0) ack 1")
@@ -130,7 +155,7 @@ import Testing
     /// RFC 6298 §5 (5.3): an ACK of new data restarts the timer, so the remaining segment times
     /// out one RTO after that ACK, not after it was sent.
     @Test func ackRestartsTheTimer() throws {
-        var t = try TCPTester(.established)
+        var t = try TCPTester(.established, peer: .init(repeatsSYN: true))
         try t.app.send(2920)
         try t.expect("+0 > . 1:1461(1460) ack 1")
         try t.expect("+0 > P. 1461:2921(1460) ack 1")
@@ -141,7 +166,7 @@ import Testing
 
     /// RFC 6298 §2 (2.5): the backed-off RTO stops at the maximum (60 s).
     @Test func backoffStopsAtTheMaximum() throws {
-        var t = try TCPTester(.established)
+        var t = try TCPTester(.established, peer: .init(repeatsSYN: true))
         try t.app.send(100)
         try t.expect("+0 > P. 1:101(100) ack 1")
         for interval in [1, 2, 4, 8, 16, 32, 60, 60] {
@@ -153,7 +178,7 @@ import Testing
     /// After a timeout, everything after SND.UNA is sent again as the ACKs reopen cwnd (go-back-N
     /// in slow start, RFC 5681 §3.1), each counted as a retransmission.
     @Test func goBackNAfterTimeout() throws {
-        var t = try TCPTester(.established)
+        var t = try TCPTester(.established, peer: .init(repeatsSYN: true))
         try t.app.send(5840)
         for segment in 0..<4 {
             let start = 1 + 1460 * segment
@@ -172,7 +197,7 @@ import Testing
 
     /// The retry limit applies in FIN-WAIT-1 too: an unanswered FIN ends in an RST and CLOSED.
     @Test func unansweredFinTimesOut() throws {
-        var t = try TCPTester(.finWait1) { $0.tcp.maximumRetransmissions = 2 }
+        var t = try TCPTester(.finWait1, peer: .init(repeatsSYN: true)) { $0.tcp.maximumRetransmissions = 2 }
         try t.expect("+0 > F. 1:1(0) ack 1")
         try t.expect("+1 > F. 1:1(0) ack 1")
         try t.expect("+2 > F. 1:1(0) ack 1")

@@ -17,6 +17,10 @@ extension TCPTester {
             try reach(.listen)
             try inject("+0 < S 0:0(0) win \(peer.window) \(synOptions(replying: false))")
             try expect("+0 > S. 0:0(0) ack 1")
+            if peer.repeatsSYN {
+                try inject("+0 < S 0:0(0) win \(peer.window) \(synOptions(replying: false))")
+                try expect("+0 > S. 0:0(0) ack 1")
+            }
         case .synReceivedSimultaneous:
             try reach(.synSent)
             try expect("+0 > S 0:0(0)")

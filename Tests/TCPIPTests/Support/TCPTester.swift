@@ -63,10 +63,15 @@ struct TCPTester {
         var timestampValue: UInt32?
         var window: UInt16 = 65535
         var ipv6 = false
+        /// On a passive open the peer sends its SYN twice, so our SYN-ACK goes out twice and the
+        /// handshake's ACK is no RTT sample (Karn, RFC 6298 §3): the connection starts with the
+        /// initial RTO of 1 s (RFC 6298 §2 (2.1)). For the tests of timing before any measurement.
+        var repeatsSYN = false
 
         init(
             initialSequenceNumber: UInt32 = 0xFFFF_FF00, maximumSegmentSize: UInt16? = 1460, windowScale: UInt8? = nil,
-            sackPermitted: Bool = false, timestampValue: UInt32? = nil, window: UInt16 = 65535, ipv6: Bool = false
+            sackPermitted: Bool = false, timestampValue: UInt32? = nil, window: UInt16 = 65535, ipv6: Bool = false,
+            repeatsSYN: Bool = false
         ) {
             self.initialSequenceNumber = initialSequenceNumber
             self.maximumSegmentSize = maximumSegmentSize
@@ -75,6 +80,7 @@ struct TCPTester {
             self.timestampValue = timestampValue
             self.window = window
             self.ipv6 = ipv6
+            self.repeatsSYN = repeatsSYN
         }
     }
 
