@@ -85,6 +85,13 @@ public struct TCPConfiguration: Sendable {
     /// crossed, the peer acknowledges a duplicate FIN once more. Off (the default), a plain ACK, as
     /// RFC 9293 §3.6 Figure 13 draws it and Linux sends.
     public var repeatsFINInSimultaneousClose: Bool = false
+    /// The receiver's silly-window-syndrome avoidance (RFC 9293 §3.8.6.2.2, MUST-39): the RFC's
+    /// suggested algorithm by default, or 4.4BSD's (FreeBSD). See `ReceiverSWSAvoidance`.
+    public var receiverSWSAvoidance: ReceiverSWSAvoidance = .rightEdge
+    /// What RCV.WND is in the acceptability test of RFC 9293 §3.10.7.4 (and so RFC 5961 §3.2's RST
+    /// window): the window we announced by default, or the buffer's free space when that is larger
+    /// (FreeBSD). See `ReceiveWindowForAcceptance`.
+    public var receiveWindowForAcceptance: ReceiveWindowForAcceptance = .announced
     /// Data segments acknowledged at once at the start of a connection, before delayed ACKs begin
     /// (Linux's quick-ACK mode, TCP_MAX_QUICKACKS = 16); 0 delays from the first segment.
     public var quickAcks: Int = 16
@@ -167,6 +174,33 @@ public struct Keepalive: Sendable, Hashable {
         self.interval = interval
         self.probes = probes
     }
+}
+
+/// How the receiver keeps the peer from sending in small segments (RFC 9293 §3.8.6.2.2: "A TCP
+/// implementation MUST include a SWS avoidance algorithm in the receiver (MUST-39)"; the RFC's is a
+/// suggestion).
+public enum ReceiverSWSAvoidance: String, Hashable, Sendable {
+    /// RFC 9293 §3.8.6.2.2's suggested algorithm: keep the right edge RCV.NXT+RCV.WND fixed until it
+    /// can move by min(Fr·RCV.BUFF, Eff.snd.MSS), Fr = 1/2 (Linux works the same way).
+    case rightEdge
+    /// 4.4BSD's (FreeBSD's tcp_output): every segment carries all the free space, except that a
+    /// window smaller than both RCV.BUFF/4 and the MSS is not offered (the right edge stays where
+    /// it was, as RFC 9293 §3.8.6 SHLD-14 asks). The right edge may move by a few octets, but the
+    /// peer never sees a small usable window to fill, which is what the syndrome needs. Whether a
+    /// pure window update is worth a segment is still judged by the right-edge rule.
+    case smallWindows
+}
+
+/// RCV.WND in the segment acceptability test (RFC 9293 §3.10.7.4).
+public enum ReceiveWindowForAcceptance: String, Hashable, Sendable {
+    /// What we announced: the space beyond the right edge we told the peer about is not in the
+    /// window (RFC 9293 §3.8.6.2.2 "space available but not yet advertised").
+    case announced
+    /// The larger of that and the buffer's free space, as FreeBSD (tcp_input's rcv_wnd): data
+    /// the buffer can hold is accepted even where the window field could not say so — an unscaled
+    /// window caps at 65535 — or the SWS algorithm has not yet offered it. The RST and SYN windows
+    /// of RFC 5961 §3.2 and §4.2 widen with it.
+    case bufferSpace
 }
 
 /// What a listener does with the ACK completing a handshake when its accept queue is full.

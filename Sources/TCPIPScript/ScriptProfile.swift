@@ -42,6 +42,12 @@ public struct ScriptProfile: Sendable, Hashable {
     /// Whether the ACK of a simultaneous-close FIN repeats our unacknowledged FIN
     /// (`TCPConfiguration.repeatsFINInSimultaneousClose`): FreeBSD yes, Linux no.
     public var repeatsFINInSimultaneousClose: Bool = false
+    /// The receiver's SWS avoidance (`TCPConfiguration.receiverSWSAvoidance`): Linux keeps the right
+    /// edge as RFC 9293 §3.8.6.2.2 suggests; FreeBSD offers all its free space unless it is small.
+    public var receiverSWSAvoidance: ReceiverSWSAvoidance = .rightEdge
+    /// RCV.WND for acceptability (`TCPConfiguration.receiveWindowForAcceptance`): Linux, the window
+    /// announced; FreeBSD, its buffer's free space when larger (tcp_input's rcv_wnd).
+    public var receiveWindowForAcceptance: ReceiveWindowForAcceptance = .announced
     public var sendBufferSize: Int
     /// What `getsockopt(SO_RCVBUF / SO_SNDBUF)` reports for a size (set by the script or not), once
     /// the connection has this MSS (nil before): Linux doubles what was set; FreeBSD rounds up to
@@ -79,14 +85,14 @@ public struct ScriptProfile: Sendable, Hashable {
 
     /// freebsd-net/tcp-testsuite: `win 65535`, wscale 6, its own option order, SO_RCVBUF 65536 → 65700.
     /// FreeBSD's buffer is net.inet.tcp.recvspace (65536), rounded up by tcp_mss() to whole segments
-    /// (65700), and it asks for shift 6 whatever the buffer. The suite's peers never scale, so FreeBSD
-    /// announces min(free space, 65535): 65535 while it holds less than 165 octets. Our buffer is
-    /// larger (4 MiB) so that our window field, also capped at 65535, says the same while data is
-    /// held; the two scripts that see the difference are listed in docs/CONFORMANCE.md.
+    /// of the suite's MSS of 1460 (65700), and it asks for shift 6 whatever the buffer. The suite's
+    /// peers never scale, so FreeBSD announces min(free space, 65535): 65535 while it holds less than
+    /// 165 octets, and accepts what its 65700 octets hold.
     public static let freebsd = ScriptProfile(
         name: .freebsd, initialWindowSegments: 10, minimumRTO: .milliseconds(30), delayedAckTimeout: .milliseconds(40),
-        quickAcks: 0, windowScale: 6, receiveBufferSize: 65535 << 6, slowStartLimitSegments: 2,
-        repeatsFINInSimultaneousClose: true, sendBufferSize: 65535 << 5,
+        quickAcks: 0, windowScale: 6, receiveBufferSize: 65700, slowStartLimitSegments: 2,
+        repeatsFINInSimultaneousClose: true, receiverSWSAvoidance: .smallWindows, receiveWindowForAcceptance: .bufferSpace,
+        sendBufferSize: 65535 << 5,
         reportedBufferSize: { size, _, mss in mss.map { (size + $0 - 1) / $0 * $0 } ?? size }, defaultReportedReceiveBuffer: 65536,
         defaultReportedSendBuffer: 32768, optionComparison: .unordered, checksPush: true,
         synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", mtu: 1500,
@@ -118,6 +124,8 @@ public struct ScriptProfile: Sendable, Hashable {
         tcp.delaysFINAcknowledgment = delaysFINAcknowledgment
         tcp.slowStartLimitSegments = slowStartLimitSegments
         tcp.repeatsFINInSimultaneousClose = repeatsFINInSimultaneousClose
+        tcp.receiverSWSAvoidance = receiverSWSAvoidance
+        tcp.receiveWindowForAcceptance = receiveWindowForAcceptance
         tcp.sendBufferSize = sendBufferSize
         tcp.maximumSYNRetransmissions = maximumSYNRetransmissions
         tcp.maximumRTO = maximumRTO

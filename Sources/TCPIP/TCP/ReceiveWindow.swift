@@ -10,6 +10,16 @@ extension TCPConnection {
     /// it would move by at least min(RCV.BUFF / 2, MSS).
     var windowOpeningThreshold: Int { min(receiveBufferCapacity / 2, receiveMSS) }
 
+    /// RCV.WND for the acceptability test of RFC 9293 §3.10.7.4: the window announced, or with
+    /// `ReceiveWindowForAcceptance.bufferSpace` the free space when that is larger.
+    var acceptanceWindow: UInt32 {
+        let announced = rcvWnd
+        switch configuration.receiveWindowForAcceptance {
+        case .announced: return announced
+        case .bufferSpace: return max(announced, UInt32(clamping: receiveSpace))
+        }
+    }
+
     /// The largest window the 16-bit field can carry with our shift (RFC 7323 §2.3).
     var maximumAdvertisableWindow: Int { 65535 << Int(rcvWindowShift) }
 
@@ -34,10 +44,18 @@ extension TCPConnection {
         // min(Fr·RCV.BUFF, Eff.snd.MSS). Measured on the free space itself: when the field caps the
         // window (a buffer beyond 64 KiB without scaling), a FIN or a small segment moves the right
         // edge by a few octets, and the ACK must not leave the window short by them for good.
-        let belowFreeSpace = receiveSpace - current >= windowOpeningThreshold && current < maximumAdvertisableWindow
-        if potentialWindowIncrease >= windowOpeningThreshold || belowFreeSpace
-            || current == 0 && receiveSpace >= windowOpeningThreshold {
-            window = receiveSpace
+        switch configuration.receiverSWSAvoidance {
+        case .rightEdge:
+            let belowFreeSpace = receiveSpace - current >= windowOpeningThreshold && current < maximumAdvertisableWindow
+            if potentialWindowIncrease >= windowOpeningThreshold || belowFreeSpace
+                || current == 0 && receiveSpace >= windowOpeningThreshold {
+                window = receiveSpace
+            }
+        case .smallWindows:
+            // 4.4BSD: all the free space, unless it is below both RCV.BUFF/4 and the MSS.
+            if receiveSpace >= min(receiveBufferCapacity / 4, receiveMSS) {
+                window = receiveSpace
+            }
         }
         // RFC 9293 §3.8.6 (SHLD-14): don't shrink — keep the old right edge if the new one is left of it.
         window = max(window, current)

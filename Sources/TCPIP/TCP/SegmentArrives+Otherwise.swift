@@ -89,7 +89,7 @@ extension TCPConnection {
 
     /// The four acceptability cases of RFC 9293 §3.10.7.4, then trimming to the window.
     private mutating func checkSequenceNumber(_ segment: inout IncomingSegment, now: Instant, io: inout StackIO) -> Bool {
-        let window = rcvWnd
+        let window = acceptanceWindow
         let length = segment.length
         let acceptable: Bool
         switch (length == 0, window == 0) {
