@@ -101,6 +101,11 @@ public struct TCPConfiguration: Sendable {
     public var minimumRTO: TimeAmount = .milliseconds(200)
     /// RFC 6298 §2.5: "a maximum value MAY be placed on RTO provided it is at least 60 seconds".
     public var maximumRTO: TimeAmount = .seconds(60)
+    /// RFC 6298 §2's G, the clock granularity: the least the variance term adds to SRTT in
+    /// RTO = SRTT + max(G, K·RTTVAR) (2.2, 2.3). Our clock counts nanoseconds and timestamps count
+    /// milliseconds: 1 ms. Linux bounds that term by its minimum RTO instead (tcp_rto_min bounds
+    /// rttvar), so its RTO is never under SRTT + 200 ms: the same formula with G = 200 ms.
+    public var clockGranularity: TimeAmount = .milliseconds(1)
     /// Retransmissions of one segment before the connection is aborted (RFC 9293 §3.8.3 R2; Linux tcp_retries2 = 15).
     public var maximumRetransmissions: Int = 15
     /// Retransmissions of a SYN or SYN-ACK before giving up (RFC 9293 §3.8.3 R2 for SYNs; Linux
@@ -126,6 +131,8 @@ public struct TCPConfiguration: Sendable {
     /// Persist timer bounds for zero-window probes (RFC 9293 §3.8.6.1; backoff per RFC 1122 §4.2.2.17).
     public var minimumPersistTimeout: TimeAmount = .milliseconds(200)
     public var maximumPersistTimeout: TimeAmount = .seconds(60)
+    /// What a zero-window probe carries (RFC 9293 §3.8.6.1): an octet of new data by default.
+    public var zeroWindowProbe: ZeroWindowProbe = .newData
     /// Upper bound on the storage the out-of-order queue may pin per connection.
     public var reassemblyLimit: Int = 512 * 1024
     /// Half-open entries a listener keeps (its SYN queue): the larger of this and the listener's backlog.
@@ -189,6 +196,18 @@ public enum ReceiverSWSAvoidance: String, Hashable, Sendable {
     /// peer never sees a small usable window to fill, which is what the syndrome needs. Whether a
     /// pure window update is worth a segment is still judged by the right-edge rule.
     case smallWindows
+}
+
+/// The segment the persist timer sends into a zero window (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17).
+public enum ZeroWindowProbe: String, Hashable, Sendable {
+    /// "At least one octet of new data (if available)" (RFC 9293 §3.8.6.1), as 4.4BSD and FreeBSD:
+    /// the receiver takes it if its window has opened, and answers with an ACK either way.
+    case newData
+    /// DEVIATION(RFC 9293 §3.8.6.1): a zero-length segment at SND.UNA − 1, as Linux
+    /// (tcp_xmit_probe_skb) — the form of an RFC 1122 §4.2.3.6 keep-alive. It is outside the
+    /// receiver's window, so RFC 9293 §3.10.7.4 makes the receiver answer with an ACK carrying its
+    /// current window; no octet is sent before the window says it may be.
+    case acknowledgmentRequest
 }
 
 /// RCV.WND in the segment acceptability test (RFC 9293 §3.10.7.4).

@@ -21,6 +21,9 @@ public struct ScriptProfile: Sendable, Hashable {
     /// Initial congestion window in segments (Linux: 10, RFC 6928).
     public var initialWindowSegments: Int
     public var minimumRTO: TimeAmount
+    /// RFC 6298 §2's G in RTO = SRTT + max(G, K·RTTVAR) (`TCPConfiguration.clockGranularity`):
+    /// Linux bounds the variance term by tcp_rto_min, i.e. G = 200 ms; FreeBSD keeps its tick.
+    public var clockGranularity: TimeAmount = .milliseconds(1)
     public var delayedAckTimeout: TimeAmount
     /// Segments acknowledged at once at the start of a connection (Linux: TCP_MAX_QUICKACKS = 16;
     /// FreeBSD has no quick-ACK mode: 0).
@@ -48,6 +51,9 @@ public struct ScriptProfile: Sendable, Hashable {
     /// RCV.WND for acceptability (`TCPConfiguration.receiveWindowForAcceptance`): Linux, the window
     /// announced; FreeBSD, its buffer's free space when larger (tcp_input's rcv_wnd).
     public var receiveWindowForAcceptance: ReceiveWindowForAcceptance = .announced
+    /// The zero-window probe (`TCPConfiguration.zeroWindowProbe`): Linux sends a zero-length
+    /// segment at SND.UNA − 1; FreeBSD an octet of new data.
+    public var zeroWindowProbe: ZeroWindowProbe = .newData
     public var sendBufferSize: Int
     /// What `getsockopt(SO_RCVBUF / SO_SNDBUF)` reports for a size (set by the script or not), once
     /// the connection has this MSS (nil before): Linux doubles what was set; FreeBSD rounds up to
@@ -77,8 +83,10 @@ public struct ScriptProfile: Sendable, Hashable {
 
     /// `gtests/net/common/defaults.sh` and the kernel defaults the google and kernel scripts rely on.
     public static let linux = ScriptProfile(
-        name: .linux, initialWindowSegments: 10, minimumRTO: .milliseconds(200), delayedAckTimeout: .milliseconds(40),
-        windowScale: 8, windowScaleFollowsSetReceiveBuffer: true, receiveBufferSize: 15_728_640, slowStartLimitSegments: nil, delaysFINAcknowledgment: true, sendBufferSize: 4_194_304,
+        name: .linux, initialWindowSegments: 10, minimumRTO: .milliseconds(200), clockGranularity: .milliseconds(200),
+        delayedAckTimeout: .milliseconds(40),
+        windowScale: 8, windowScaleFollowsSetReceiveBuffer: true, receiveBufferSize: 15_728_640, slowStartLimitSegments: nil, delaysFINAcknowledgment: true,
+        zeroWindowProbe: .acknowledgmentRequest, sendBufferSize: 4_194_304,
         reportedBufferSize: { size, set, _ in set ? size * 2 : size }, defaultReportedReceiveBuffer: 540_000, defaultReportedSendBuffer: 262_144,
         optionComparison: .exact, checksPush: false,
         synOptionOrder: "<mss 1460,sackOK,TS val V ecr 0,nop,wscale 8>", mtu: 1500)
@@ -117,6 +125,7 @@ public struct ScriptProfile: Sendable, Hashable {
         var tcp = TCPConfiguration()
         tcp.initialWindowSegments = initialWindowSegments
         tcp.minimumRTO = minimumRTO
+        tcp.clockGranularity = clockGranularity
         tcp.delayedAckTimeout = delayedAckTimeout
         tcp.quickAcks = quickAcks
         tcp.receiveBufferSize = receiveBufferSize
@@ -126,6 +135,7 @@ public struct ScriptProfile: Sendable, Hashable {
         tcp.repeatsFINInSimultaneousClose = repeatsFINInSimultaneousClose
         tcp.receiverSWSAvoidance = receiverSWSAvoidance
         tcp.receiveWindowForAcceptance = receiveWindowForAcceptance
+        tcp.zeroWindowProbe = zeroWindowProbe
         tcp.sendBufferSize = sendBufferSize
         tcp.maximumSYNRetransmissions = maximumSYNRetransmissions
         tcp.maximumRTO = maximumRTO

@@ -216,7 +216,7 @@ struct TCPConnection {
         self.delayedAckTimeout = configuration.delayedAcks ? configuration.delayedAckTimeout : nil
         self.rtt = RTTEstimator(
             initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
-            maximumRTO: configuration.maximumRTO
+            maximumRTO: configuration.maximumRTO, clockGranularity: configuration.clockGranularity
         )
         self.congestionAlgorithm = algorithm ?? configuration.congestionControl
         self.congestion = congestionAlgorithm.make(

@@ -192,7 +192,10 @@ extension TCPConnection {
             output(now: now, io: &io, overrideSWS: true)
             return
         }
-        if sendBuffer.count > 0 {
+        if sendBuffer.count > 0 && configuration.zeroWindowProbe == .acknowledgmentRequest {
+            // Linux's form: <SEQ=SND.UNA-1><ACK=RCV.NXT><CTL=ACK>, no data (`ZeroWindowProbe`).
+            sendSegment(flags: [.ack], sequence: sndUna - 1, now: now, io: &io)
+        } else if sendBuffer.count > 0 {
             sendSegment(flags: [.ack], sequence: sndUna, payloadOffset: 0, payloadLength: 1, now: now, io: &io)
             if sndNxt == sndUna { sndNxt = sndUna + 1 }
         } else if let finSequence, !finSequence.isBefore(sndNxt) || finSent {
