@@ -69,6 +69,22 @@ struct ReceiveBuffer {
         return result
     }
 
+    /// Removes and returns up to `maxLength` bytes from the front, never more than the first chunk
+    /// holds: a slice of the buffer they arrived in, so this neither copies nor allocates (what a
+    /// receiver that takes the bytes as they came wants; `read(upTo:)` joins chunks by copying).
+    mutating func readChunk(upTo maxLength: Int) -> ByteBuffer? {
+        guard maxLength > 0, count > 0 else { return nil }
+        let firstLength = chunks[chunks.startIndex].readableBytes
+        guard maxLength < firstLength else {
+            count -= firstLength
+            let chunk = chunks.removeFirst()
+            pinnedBytes -= chunk.pinnedStorageBytes
+            return chunk
+        }
+        count -= maxLength
+        return chunks.modify(chunks.startIndex) { $0.readSlice(length: maxLength)! }
+    }
+
     /// The bytes `read(upTo:)` would return, left in place (MSG_PEEK).
     func peek(upTo maxLength: Int) -> ByteBuffer? {
         let length = min(maxLength, count)
