@@ -51,7 +51,10 @@ extension Stack {
         let tuple = FourTuple(
             local: Endpoint(ip.destination, header.destinationPort),
             remote: Endpoint(ip.source, header.sourcePort))
-        let segment = IncomingSegment(header: header, payload: payload, ecn: ip.ecn)
+        // `consume`: the payload moves into the segment; a copy kept the parsed (header, payload)
+        // pair alive to the end of this function (a retain and a release through the runtime's
+        // generic tuple witnesses, 3% of bulk time at MTU 1500 under perf).
+        let segment = IncomingSegment(header: header, payload: consume payload, ecn: ip.ecn)
         if header.flags.contains(.syn) { io.counters.synsReceived &+= 1 }
 
         if let handle = connectionTable[tuple] {
