@@ -47,8 +47,11 @@ public final class MemoryLink {
     }
 
     public let configuration: Configuration
-    private var fromA: Lane
-    private var fromB: Lane
+    // Exempt from dynamic exclusivity checks: a link has one owner (its ends are not Sendable),
+    // and `withLane` is the only access, one lane at a time, calling out to nothing. The checks
+    // (a thread-local access set per access, twice per datagram) cost ~1.5% of bulk time.
+    @exclusivity(unchecked) private var fromA: Lane
+    @exclusivity(unchecked) private var fromB: Lane
 
     private init(configuration: Configuration) {
         precondition(configuration.mtu > 0, "MemoryLink: mtu must be positive")
@@ -176,11 +179,13 @@ private struct Lane {
     }
 
     mutating func receive(now: Instant) -> ByteBuffer? {
-        guard let first = inFlight.first, first.arrival <= now else { return nil }
-        inFlight.removeFirst()
+        // Only the arrival time is looked at before the datagram is taken out: a copy of the first
+        // entry would retain and release its buffer once more per datagram.
+        guard let arrival = inFlight.first?.arrival, arrival <= now else { return nil }
+        let packet = inFlight.removeFirst().packet
         statistics.packetsDelivered &+= 1
-        statistics.bytesDelivered &+= UInt64(first.packet.readableBytes)
-        return first.packet
+        statistics.bytesDelivered &+= UInt64(packet.readableBytes)
+        return packet
     }
 
     /// Forgets datagrams whose last bit has left by `now`: they no longer occupy the queue.
