@@ -57,7 +57,7 @@ extension Stack {
         let segment = IncomingSegment(header: header, payload: consume payload, ecn: ip.ecn)
         if header.flags.contains(.syn) { io.counters.synsReceived &+= 1 }
 
-        if let handle = connectionTable[tuple] {
+        if let handle = connectionHandle(for: tuple) {
             connectionSegmentArrives(handle, segment, now: now)
         } else if let handle = halfOpenTable[tuple] {
             halfOpenSegmentArrives(handle, segment, now: now)
@@ -66,6 +66,24 @@ extension Stack {
         } else {
             closedSegmentArrives(tuple: tuple, segment, now: now)
         }
+    }
+
+    /// The connection `tuple` names, if any: `connectionTable[tuple]`.
+    ///
+    /// A stream brings segment after segment for one connection, so the last answer is tried first,
+    /// checked against the slot itself: a handle stops resolving once its slot is freed, and the
+    /// table maps a live connection's own 4-tuple to it and nothing else (entries come and go with
+    /// the slots, `removeConnection`), so a stale answer cannot match. The hashed lookup it saves
+    /// (SipHash over the 4-tuple) was 4% of bulk time at MTU 1500 under perf.
+    @inline(__always)
+    func connectionHandle(for tuple: FourTuple) -> SlabHandle? {
+        if let last = lastConnectionLookup, last.tuple == tuple,
+           connections.withElement(last.handle, { $0.tuple == tuple }) == true {
+            return last.handle
+        }
+        guard let handle = connectionTable[tuple] else { return nil }
+        lastConnectionLookup = (tuple, handle)
+        return handle
     }
 
     /// A segment for a connection: the TCB's processing (RFC 9293 §3.10.7.3–4), then the stack's bookkeeping.

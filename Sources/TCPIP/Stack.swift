@@ -22,6 +22,8 @@ public final class Stack {
     @exclusivity(unchecked) var io: StackIO
     @exclusivity(unchecked) var connections = Slab<TCPConnection>()
     @exclusivity(unchecked) var connectionTable: [FourTuple: SlabHandle] = [:]
+    /// The answer of the last `connectionTable` lookup (see `connectionHandle(for:)`).
+    @exclusivity(unchecked) var lastConnectionLookup: (tuple: FourTuple, handle: SlabHandle)?
     @exclusivity(unchecked) var listeners = Slab<Listener>()
     @exclusivity(unchecked) var listenerTable: [ListenerKey: SlabHandle] = [:]
     @exclusivity(unchecked) var halfOpen = Slab<HalfOpenConnection>()
