@@ -5,7 +5,8 @@ import TCPIPWire
 /// to transmit, the counters, the event queue and the decision trace. Connections compute; the
 /// stack's caller performs the effects (drains `outgoing` onto a link).
 struct StackIO {
-    var outgoing = CircularBuffer<ByteBuffer>(initialCapacity: 64)
+    /// Datagrams to send, oldest first (a `PacketQueue`: each leaves by a move, not a copy).
+    var outgoing = PacketQueue<ByteBuffer>(initialCapacity: 64)
     var counters = StackCounters()
     var events = CircularBuffer<SlabHandle>(initialCapacity: 16)
     var listenerEvents = CircularBuffer<SlabHandle>(initialCapacity: 4)

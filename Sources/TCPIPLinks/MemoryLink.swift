@@ -1,5 +1,6 @@
 import NIOCore
 import TCPIP
+import TCPIPWire
 
 /// Two ends joined in one process, on virtual time: propagation delay, serialization at a bandwidth,
 /// and a drop-tail queue in front of the wire, independently in each direction.
@@ -141,7 +142,7 @@ extension MemoryLink.Side {
 /// One direction of a memory link: the wire's schedule and the datagrams on their way.
 private struct Lane {
     /// Datagrams accepted, in arrival order (arrival times never decrease).
-    var inFlight = CircularBuffer<(packet: ByteBuffer, arrival: Instant)>(initialCapacity: 64)
+    var inFlight = PacketQueue<(packet: ByteBuffer, arrival: Instant)>(initialCapacity: 64)
     /// Datagrams still serializing, to know the drop-tail backlog; only used with a finite bandwidth.
     var serializing = CircularBuffer<(finish: Instant, size: Int)>(initialCapacity: 64)
     var backlogBytes = 0
@@ -181,8 +182,8 @@ private struct Lane {
     mutating func receive(now: Instant) -> ByteBuffer? {
         // Only the arrival time is looked at before the datagram is taken out: a copy of the first
         // entry would retain and release its buffer once more per datagram.
-        guard let arrival = inFlight.first?.arrival, arrival <= now else { return nil }
-        let packet = inFlight.removeFirst().packet
+        guard !inFlight.isEmpty, inFlight.modifyFirst({ $0.arrival }) <= now else { return nil }
+        let packet = inFlight.popFirst()!.packet
         statistics.packetsDelivered &+= 1
         statistics.bytesDelivered &+= UInt64(packet.readableBytes)
         return packet

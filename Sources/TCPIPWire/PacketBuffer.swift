@@ -100,7 +100,7 @@ public enum PacketBuffer {
 /// (one per 128 KiB write the application makes).
 public struct PacketRecycler {
     /// Buffers handed out, oldest first.
-    private var sent = CircularBuffer<ByteBuffer>(initialCapacity: 16)
+    private var sent = PacketQueue<ByteBuffer>(initialCapacity: 16)
     /// Their storage, in octets.
     private var heldBytes = 0
     /// At most this much storage is kept for reuse (beyond it, the oldest buffers are left to
@@ -149,7 +149,7 @@ public struct PacketRecycler {
     private mutating func reuseOldest(capacity: Int) -> ByteBuffer? {
         guard !sent.isEmpty else { return nil }
         // Looked at in place: taken out to be looked at, it would be retained and released.
-        let verdict = sent.modify(sent.startIndex) { oldest -> Verdict in
+        let verdict = sent.modifyFirst { oldest -> Verdict in
             oldest.modifyIfUniquelyOwned { buffer in
                 buffer.capacity >= capacity && buffer.capacity < 2 * capacity ? .reuse : .release
             } ?? .inUse
@@ -157,12 +157,12 @@ public struct PacketRecycler {
         switch verdict {
         case .reuse:
             // Nobody else can see it: its old bytes are simply written over.
-            let oldest = sent.removeFirst()
+            let oldest = sent.popFirst()!
             heldBytes -= oldest.capacity
             return oldest
         case .release:
             // Nobody else holds it, but it is of another size: let it go.
-            heldBytes -= sent.removeFirst().capacity
+            heldBytes -= sent.popFirst()!.capacity
             return nil
         case .inUse:
             // Still queued somewhere; the ones behind it are younger.
