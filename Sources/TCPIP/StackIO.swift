@@ -58,7 +58,7 @@ struct StackIO {
     }
 
     /// Queues a finished datagram for the link and counts it.
-    private mutating func enqueue(_ datagram: ByteBuffer, carrying header: TCPHeader) {
+    private mutating func enqueue(_ datagram: consuming ByteBuffer, carrying header: TCPHeader) {
         packets.sent(datagram)
         outgoing.append(datagram)
         counters.segmentsSent &+= 1

@@ -27,8 +27,9 @@ public struct PacketQueue<Element> {
     /// A copy of the first element.
     @inlinable public var first: Element? { storedCount > 0 ? slots[head] : nil }
 
+    /// Adds `element` at the end; `consuming`, so that a caller's last use of it moves it in.
     @inlinable
-    public mutating func append(_ element: Element) {
+    public mutating func append(_ element: consuming Element) {
         if storedCount == slots.count { grow() }
         slots[(head &+ storedCount) & (slots.count &- 1)] = element
         storedCount &+= 1
