@@ -51,26 +51,14 @@ extension Stack {
         let tuple = FourTuple(
             local: Endpoint(ip.destination, header.destinationPort),
             remote: Endpoint(ip.source, header.sourcePort))
-        let segment = IncomingSegment(header: header, payload: payload, ecn: ip.ecn)
+        // `consume`: the payload moves into the segment; a copy kept the parsed (header, payload)
+        // pair alive to the end of this function (a retain and a release through the runtime's
+        // generic tuple witnesses, 3% of bulk time at MTU 1500 under perf).
+        let segment = IncomingSegment(header: header, payload: consume payload, ecn: ip.ecn)
         if header.flags.contains(.syn) { io.counters.synsReceived &+= 1 }
 
-        if let handle = connectionTable[tuple] {
-            var segment = segment
-            if configuration.memoryBudget != nil {
-                if segment.payload.readableBytes > 0, !makeRoom(for: segment.payload.pinnedStorageBytes) {
-                    // At the budget with no out-of-order data left to prune: the text goes, the
-                    // control stays (its ACK may be what frees our send buffer). The peer retransmits.
-                    io.counters.droppedMemoryBudget &+= 1
-                    segment.payload = ByteBuffer()
-                    segment.fin = false
-                    segment.header.flags.remove(.fin)
-                }
-            }
-            withConnection(handle) { connection in
-                connection.segmentArrives(segment, now: now, io: &io)
-            }
-            connectionActivity(handle, now: now)
-            enforceBudget()
+        if let handle = connectionHandle(for: tuple) {
+            connectionSegmentArrives(handle, segment, now: now)
         } else if let handle = halfOpenTable[tuple] {
             halfOpenSegmentArrives(handle, segment, now: now)
         } else if let listener = listener(for: tuple.local) {
@@ -78,6 +66,45 @@ extension Stack {
         } else {
             closedSegmentArrives(tuple: tuple, segment, now: now)
         }
+    }
+
+    /// The connection `tuple` names, if any: `connectionTable[tuple]`.
+    ///
+    /// A stream brings segment after segment for one connection, so the last answer is remembered
+    /// and tried first; any change to the table forgets it (`connectionTable`'s `didSet`), so it is
+    /// never stale. The hashed lookup it saves (SipHash over the 4-tuple, seeded through
+    /// thread-local storage) took bulk from 18.3 to 20.3 Gbit/s at MTU 1500.
+    @inline(__always)
+    func connectionHandle(for tuple: FourTuple) -> SlabHandle? {
+        if let last = lastConnectionLookup, last.tuple == tuple { return last.handle }
+        guard let handle = connectionTable[tuple] else { return nil }
+        lastConnectionLookup = (tuple, handle)
+        return handle
+    }
+
+    /// A segment for a connection: the TCB's processing (RFC 9293 §3.10.7.3–4), then the stack's bookkeeping.
+    ///
+    /// The segment is moved into the TCB's processing, never copied: each copy retains its payload,
+    /// and copies of `IncomingSegment` (here, and for trimming in `otherwiseSegmentArrives`) were 9%
+    /// of bulk time at MTU 1500 under perf. Hence `consuming`, and the hand-over through an
+    /// optional: a closure can only borrow what it captures.
+    private func connectionSegmentArrives(_ handle: SlabHandle, _ segment: consuming IncomingSegment, now: Instant) {
+        if configuration.memoryBudget != nil {
+            if segment.payload.readableBytes > 0, !makeRoom(for: segment.payload.pinnedStorageBytes) {
+                // At the budget with no out-of-order data left to prune: the text goes, the
+                // control stays (its ACK may be what frees our send buffer). The peer retransmits.
+                io.counters.droppedMemoryBudget &+= 1
+                segment.payload = ByteBuffer()
+                segment.fin = false
+                segment.header.flags.remove(.fin)
+            }
+        }
+        var arriving: IncomingSegment? = consume segment
+        withConnection(handle) { connection in
+            connection.segmentArrives(arriving.take()!, now: now, io: &io)
+        }
+        connectionActivity(handle, now: now)
+        enforceBudget()
     }
 
     /// The listener for a segment to `local`: one bound to its address, else one bound to every

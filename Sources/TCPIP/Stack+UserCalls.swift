@@ -116,6 +116,22 @@ extension Stack {
         return try result.get()
     }
 
+    /// §3.10.3 RECEIVE without copying: up to `maxLength` bytes, but never more than one arriving
+    /// segment brought — a slice of the datagram they came in, so no allocation and no copy. Calls
+    /// in a row return, chunk by chunk, the bytes one `read` would have joined into one buffer.
+    public func readChunk(_ id: ConnectionID, upTo maxLength: Int = .max, now: Instant) throws(TCPError) -> ReceiveResult {
+        let result = withConnection(id.handle) { connection -> Result<ReceiveResult, TCPError> in
+            do throws(TCPError) {
+                return .success(try connection.read(upTo: maxLength, chunk: true, now: now, io: &io))
+            } catch {
+                return .failure(error)
+            }
+        }
+        guard let result else { throw .connectionDoesNotExist }
+        connectionActivity(id.handle, now: now)
+        return try result.get()
+    }
+
     /// MSG_PEEK: what `read` would return, left in place.
     public func peek(_ id: ConnectionID, upTo maxLength: Int = .max) -> ByteBuffer? {
         connections[id.handle]?.peek(upTo: maxLength)

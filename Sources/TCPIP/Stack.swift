@@ -21,7 +21,13 @@ public final class Stack {
     // connection in `connections` runs with `io` inout), which Swift allows anyway.
     @exclusivity(unchecked) var io: StackIO
     @exclusivity(unchecked) var connections = Slab<TCPConnection>()
-    @exclusivity(unchecked) var connectionTable: [FourTuple: SlabHandle] = [:]
+    @exclusivity(unchecked) var connectionTable: [FourTuple: SlabHandle] = [:] {
+        // Any change may make the remembered answer wrong. (A didSet that does not read the old
+        // value lets the dictionary be modified in place.)
+        didSet { lastConnectionLookup = nil }
+    }
+    /// The answer of the last `connectionTable` lookup (see `connectionHandle(for:)`).
+    @exclusivity(unchecked) var lastConnectionLookup: (tuple: FourTuple, handle: SlabHandle)?
     @exclusivity(unchecked) var listeners = Slab<Listener>()
     @exclusivity(unchecked) var listenerTable: [ListenerKey: SlabHandle] = [:]
     @exclusivity(unchecked) var halfOpen = Slab<HalfOpenConnection>()

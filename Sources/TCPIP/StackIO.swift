@@ -5,7 +5,8 @@ import TCPIPWire
 /// to transmit, the counters, the event queue and the decision trace. Connections compute; the
 /// stack's caller performs the effects (drains `outgoing` onto a link).
 struct StackIO {
-    var outgoing = CircularBuffer<ByteBuffer>(initialCapacity: 64)
+    /// Datagrams to send, oldest first (a `PacketQueue`: each leaves by a move, not a copy).
+    var outgoing = PacketQueue<ByteBuffer>(initialCapacity: 64)
     var counters = StackCounters()
     var events = CircularBuffer<SlabHandle>(initialCapacity: 16)
     var listenerEvents = CircularBuffer<SlabHandle>(initialCapacity: 4)
@@ -13,7 +14,8 @@ struct StackIO {
     var tracing = false
     var challengeAcks = ChallengeAckLimiter(limit: nil, generator: SeededGenerator(seed: 0))
     var trace = CircularBuffer<TraceRecord>()
-    let allocator = ByteBufferAllocator()
+    /// The buffers of the datagrams we send, reused once the receiver is done with them.
+    var packets = PacketRecycler()
 
     init(checksumOffload: Bool) {
         self.checksumOffload = checksumOffload
@@ -22,9 +24,11 @@ struct StackIO {
     /// Builds one datagram around `header` and `payload` and queues it for the link.
     mutating func transmit(_ header: TCPHeader, payload: ByteBuffer? = nil, from local: IPAddress, to remote: IPAddress) {
         let datagram = PacketBuffer.tcpDatagram(
-            header: header, payload: payload, source: local, destination: remote,
-            computeChecksum: !checksumOffload, allocator: allocator
-        )
+            in: packets.make(payloadCapacity: payload?.readableBytes ?? 0), header: header,
+            source: local, destination: remote, computeChecksum: !checksumOffload
+        ) { buffer in
+            if let payload { buffer.writeImmutableBuffer(payload) }
+        }
         enqueue(datagram, carrying: header)
     }
 
@@ -35,8 +39,8 @@ struct StackIO {
         local: IPAddress, remote: IPAddress, ecn: ECNCodepoint = .notECT
     ) {
         let datagram = PacketBuffer.tcpDatagram(
-            header: header, payloadLength: length, source: local, destination: remote,
-            computeChecksum: !checksumOffload, ecn: ecn, allocator: allocator
+            in: packets.make(payloadCapacity: length), header: header, source: local, destination: remote,
+            computeChecksum: !checksumOffload, ecn: ecn
         ) { packet in
             sendBuffer.copyBytes(at: offset, length: length, into: &packet)
         }
@@ -54,7 +58,8 @@ struct StackIO {
     }
 
     /// Queues a finished datagram for the link and counts it.
-    private mutating func enqueue(_ datagram: ByteBuffer, carrying header: TCPHeader) {
+    private mutating func enqueue(_ datagram: consuming ByteBuffer, carrying header: TCPHeader) {
+        packets.sent(datagram)
         outgoing.append(datagram)
         counters.segmentsSent &+= 1
         counters.ipPacketsSent &+= 1

@@ -49,7 +49,21 @@ public enum PacketBuffer {
         allocator: ByteBufferAllocator = ByteBufferAllocator(),
         writePayload: (inout ByteBuffer) -> Void
     ) -> ByteBuffer {
-        var buffer = make(payloadCapacity: payloadLength, allocator: allocator)
+        tcpDatagram(
+            in: make(payloadCapacity: payloadLength, allocator: allocator), header: header, source: source,
+            destination: destination, computeChecksum: computeChecksum, timeToLive: timeToLive, ecn: ecn,
+            writePayload: writePayload)
+    }
+
+    /// The same datagram, built in `buffer`: an empty buffer with `headroom` free octets in front, as
+    /// `make` or `PacketRecycler.make` return.
+    @inlinable
+    public static func tcpDatagram(
+        in buffer: consuming ByteBuffer, header: TCPHeader, source: IPAddress, destination: IPAddress,
+        computeChecksum: Bool = true, timeToLive: UInt8 = 64, ecn: ECNCodepoint = .notECT,
+        writePayload: (inout ByteBuffer) -> Void
+    ) -> ByteBuffer {
+        var buffer = buffer
         writePayload(&buffer)
         header.prepend(to: &buffer, source: source, destination: destination, computeChecksum: computeChecksum)
         switch (source, destination) {
@@ -69,5 +83,90 @@ public enum PacketBuffer {
             preconditionFailure("TCP datagram with mixed address families: \(source), \(destination)")
         }
         return buffer
+    }
+}
+
+/// Reuses the buffers of datagrams already sent, so that steady traffic allocates nothing per packet.
+///
+/// Every datagram's buffer is kept in a first-in, first-out ring as well as handed out. A datagram
+/// lives on after it leaves — its payload sits in the receiver's queue as slices of it until the
+/// application reads — so the oldest buffer is taken back only when the ring holds its only
+/// reference (nobody can see it any more), and only if it is of the size a new one would be (a
+/// buffer pins its whole storage wherever its bytes are queued; see `pinnedStorageBytes`).
+/// Otherwise a new buffer is allocated, as without the ring.
+///
+/// Measured on `tcpip bench bulk --mtu 1500`: a new buffer per datagram (storage object and bytes;
+/// an ACK every other segment) made all of the 3.0 mallocs per segment; with the ring, 0.01 are left
+/// (one per 128 KiB write the application makes).
+public struct PacketRecycler {
+    /// Buffers handed out, oldest first.
+    private var sent = PacketQueue<ByteBuffer>(initialCapacity: 16)
+    /// Their storage, in octets.
+    private var heldBytes = 0
+    /// At most this much storage is kept for reuse (beyond it, the oldest buffers are left to
+    /// whoever still reads them): enough for a 256 KiB receive window and more of MTU-sized datagrams.
+    public let limitBytes: Int
+    public let allocator: ByteBufferAllocator
+
+    public init(limitBytes: Int = 1 << 20, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+        self.limitBytes = limitBytes
+        self.allocator = allocator
+    }
+
+    /// Storage the ring keeps alive, in octets.
+    public var retainedBytes: Int { heldBytes }
+
+    /// An empty buffer with `PacketBuffer.headroom` free octets in front and room for `payloadCapacity`
+    /// octets after: the oldest buffer sent if nobody else holds it any more, else a new one. Once the
+    /// datagram is written, pass it to `sent(_:)` (not before: the ring's reference would make the
+    /// writes copy the storage).
+    public mutating func make(payloadCapacity: Int) -> ByteBuffer {
+        let capacity = PacketBuffer.headroom + max(payloadCapacity, 0)
+        var buffer = reuseOldest(capacity: capacity) ?? allocator.buffer(capacity: capacity)
+        buffer.moveWriterIndex(to: PacketBuffer.headroom)
+        buffer.moveReaderIndex(to: PacketBuffer.headroom)
+        return buffer
+    }
+
+    /// Keeps `datagram`'s buffer (from `make`) for reuse once whoever receives it lets go.
+    public mutating func sent(_ datagram: ByteBuffer) {
+        // `capacity`, not `storageCapacity`: the same for these unsliced buffers, and read from the
+        // buffer itself rather than its storage object (whose every access is a dynamic
+        // exclusivity check; they made a third of this type's cost under perf).
+        heldBytes += datagram.capacity
+        sent.append(datagram)
+        while heldBytes > limitBytes, let oldest = sent.popFirst() {
+            heldBytes -= oldest.capacity
+        }
+    }
+
+    private enum Verdict {
+        case reuse, release, inUse
+    }
+
+    /// The oldest buffer when the ring holds its only reference and it fits `capacity` within a
+    /// factor of two (the power-of-two size class the allocator would round `capacity` to).
+    private mutating func reuseOldest(capacity: Int) -> ByteBuffer? {
+        guard !sent.isEmpty else { return nil }
+        // Looked at in place: taken out to be looked at, it would be retained and released.
+        let verdict = sent.modifyFirst { oldest -> Verdict in
+            oldest.modifyIfUniquelyOwned { buffer in
+                buffer.capacity >= capacity && buffer.capacity < 2 * capacity ? .reuse : .release
+            } ?? .inUse
+        }
+        switch verdict {
+        case .reuse:
+            // Nobody else can see it: its old bytes are simply written over.
+            let oldest = sent.popFirst()!
+            heldBytes -= oldest.capacity
+            return oldest
+        case .release:
+            // Nobody else holds it, but it is of another size: let it go.
+            heldBytes -= sent.popFirst()!.capacity
+            return nil
+        case .inUse:
+            // Still queued somewhere; the ones behind it are younger.
+            return nil
+        }
     }
 }

@@ -92,3 +92,55 @@ import TCPIPWire
         }
     }
 }
+
+@Suite struct PacketRecyclerTests {
+    /// A buffer whose datagram nobody holds any more comes back, emptied, with its storage.
+    @Test func reusesABufferNobodyElseHolds() {
+        var recycler = PacketRecycler()
+        var first = recycler.make(payloadCapacity: 1448)
+        first.writeBytes(Array(repeating: 0xAB, count: 1448))
+        let storage = first.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } - UInt(PacketBuffer.headroom)
+        recycler.sent(first)
+        first = ByteBuffer()
+        let second = recycler.make(payloadCapacity: 1448)
+        #expect(second.readerIndex == PacketBuffer.headroom && second.readableBytes == 0)
+        let reused = second.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } - UInt(PacketBuffer.headroom)
+        #expect(reused == storage)
+    }
+
+    /// While a receiver still holds a slice of the datagram, its buffer is left alone.
+    @Test func leavesABufferStillHeldAlone() {
+        var recycler = PacketRecycler()
+        var first = recycler.make(payloadCapacity: 100)
+        first.writeBytes(Array(0..<100))
+        recycler.sent(first)
+        let slice = first.getSlice(at: first.readerIndex, length: 100)!
+        first = ByteBuffer()
+        var second = recycler.make(payloadCapacity: 100)
+        second.writeBytes(Array(repeating: 0xFF, count: 100))
+        #expect(slice.getBytes(at: slice.readerIndex, length: 100) == Array(0..<100))
+        recycler.sent(second)
+        #expect(recycler.retainedBytes == 2 * second.storageCapacity)
+    }
+
+    /// A buffer of another size class is not handed out (it would pin more than a new one).
+    @Test func doesNotReuseAnotherSize() {
+        var recycler = PacketRecycler()
+        recycler.sent(recycler.make(payloadCapacity: 60_000))
+        let small = recycler.make(payloadCapacity: 0)
+        #expect(small.storageCapacity < 1024)
+        #expect(recycler.retainedBytes == 0)
+    }
+
+    /// Beyond its limit, the ring lets the oldest buffers go.
+    @Test func keepsAtMostItsLimit() {
+        var recycler = PacketRecycler(limitBytes: 8192)
+        var held: [ByteBuffer] = []
+        for _ in 0..<10 {
+            let buffer = recycler.make(payloadCapacity: 1448)
+            held.append(buffer)
+            recycler.sent(buffer)
+        }
+        #expect(recycler.retainedBytes <= 8192)
+    }
+}

@@ -1,4 +1,5 @@
 import NIOCore
+import TCPIPWire
 
 extension ByteBuffer {
     /// The memory this buffer keeps alive: its whole storage, however little of it is readable
@@ -16,7 +17,7 @@ extension ByteBuffer {
 /// Payload is kept as slices of the buffers the segments arrived in: no copy on the way in. When slices
 /// pin much more storage than they hold, `compact()` copies them into one right-sized buffer.
 struct ReceiveBuffer {
-    private var chunks = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    private var chunks = PacketQueue<ByteBuffer>(initialCapacity: 4)
 
     /// Readable bytes.
     private(set) var count: Int = 0
@@ -43,37 +44,53 @@ struct ReceiveBuffer {
         let length = min(maxLength, count)
         guard length > 0 else { return nil }
         count -= length
-        let firstLength = chunks[chunks.startIndex].readableBytes
+        let firstLength = chunks.modifyFirst { $0.readableBytes }
         if length == firstLength {
-            let chunk = chunks.removeFirst()
+            let chunk = chunks.popFirst()!
             pinnedBytes -= chunk.pinnedStorageBytes
             return chunk
         }
         if length < firstLength {
-            return chunks.modify(chunks.startIndex) { $0.readSlice(length: length)! }
+            return chunks.modifyFirst { $0.readSlice(length: length)! }
         }
         var result = ByteBufferAllocator().buffer(capacity: length)
         var remaining = length
         while remaining > 0 {
-            let taken = chunks.modify(chunks.startIndex) { chunk -> Int in
+            let taken = chunks.modifyFirst { chunk -> Int in
                 let taken = min(remaining, chunk.readableBytes)
                 var slice = chunk.readSlice(length: taken)!
                 result.writeBuffer(&slice)
                 return taken
             }
             remaining -= taken
-            if chunks[chunks.startIndex].readableBytes == 0 {
-                pinnedBytes -= chunks.removeFirst().pinnedStorageBytes
+            if chunks.modifyFirst({ $0.readableBytes }) == 0 {
+                pinnedBytes -= chunks.popFirst()!.pinnedStorageBytes
             }
         }
         return result
+    }
+
+    /// Removes and returns up to `maxLength` bytes from the front, never more than the first chunk
+    /// holds: a slice of the buffer they arrived in, so this neither copies nor allocates (what a
+    /// receiver that takes the bytes as they came wants; `read(upTo:)` joins chunks by copying).
+    mutating func readChunk(upTo maxLength: Int) -> ByteBuffer? {
+        guard maxLength > 0, count > 0 else { return nil }
+        let firstLength = chunks.modifyFirst { $0.readableBytes }
+        guard maxLength < firstLength else {
+            count -= firstLength
+            let chunk = chunks.popFirst()!
+            pinnedBytes -= chunk.pinnedStorageBytes
+            return chunk
+        }
+        count -= maxLength
+        return chunks.modifyFirst { $0.readSlice(length: maxLength)! }
     }
 
     /// The bytes `read(upTo:)` would return, left in place (MSG_PEEK).
     func peek(upTo maxLength: Int) -> ByteBuffer? {
         let length = min(maxLength, count)
         guard length > 0 else { return nil }
-        let first = chunks[chunks.startIndex]
+        let first = chunks.first!
         if length <= first.readableBytes {
             return first.getSlice(at: first.readerIndex, length: length)
         }

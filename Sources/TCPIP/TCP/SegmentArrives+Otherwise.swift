@@ -3,8 +3,8 @@ import TCPIPWire
 
 /// RFC 9293 §3.10.7.4, "Otherwise": SYN-RECEIVED and every synchronized state, step by step.
 extension TCPConnection {
-    mutating func otherwiseSegmentArrives(_ incoming: IncomingSegment, now: Instant, io: inout StackIO) {
-        var segment = incoming
+    /// The segment is `consuming` so that trimming it (`checkSequenceNumber`) needs no copy.
+    mutating func otherwiseSegmentArrives(_ segment: consuming IncomingSegment, now: Instant, io: inout StackIO) {
         if state == .synReceived, segment.syn, segment.flags.contains(.ack), segment.seq == irs {
             // RFC 9293 Figure 8, line 6 (simultaneous open): the peer's SYN-ACK repeats the SYN we
             // hold and acknowledges ours, and enters ESTABLISHED. The first check would call it old

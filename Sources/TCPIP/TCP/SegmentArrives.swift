@@ -4,7 +4,7 @@ import TCPIPWire
 /// SEGMENT ARRIVES (RFC 9293 §3.10.7) for a connection that has a TCB: SYN-SENT (§3.10.7.3)
 /// and every other state (§3.10.7.4). LISTEN and CLOSED are the stack's (Listener.swift, Stack+Input.swift).
 extension TCPConnection {
-    mutating func segmentArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) {
+    mutating func segmentArrives(_ segment: consuming IncomingSegment, now: Instant, io: inout StackIO) {
         if keepalive != nil {
             // RFC 1122 §4.2.3.6: probes only when nothing has been heard for the interval.
             lastHeardFrom = now

@@ -30,8 +30,10 @@ extension TCPConnection {
     /// A segment of its own is worth it only when the peer may be held back: when the window it
     /// knows is at most half of what we could offer now (as Linux's tcp_cleanup_rbuf). Otherwise the
     /// larger window rides on the next ACK.
-    mutating func read(upTo maxLength: Int, now: Instant, io: inout StackIO) throws(TCPError) -> ReceiveResult {
-        if let bytes = receiveBuffer.read(upTo: maxLength) {
+    ///
+    /// - Parameter chunk: return at most the bytes of one arrival, without copying (`ReceiveBuffer.readChunk`).
+    mutating func read(upTo maxLength: Int, chunk: Bool = false, now: Instant, io: inout StackIO) throws(TCPError) -> ReceiveResult {
+        if let bytes = chunk ? receiveBuffer.readChunk(upTo: maxLength) : receiveBuffer.read(upTo: maxLength) {
             let windowPeerKnows = max(0, Int(rcvNxt.distance(to: rcvAdvertisedEdge)))
             let worthASegment = min(receiveSpace, maximumAdvertisableWindow) >= 2 * windowPeerKnows
             if state.isSynchronized && !state.hasReceivedFIN && worthASegment

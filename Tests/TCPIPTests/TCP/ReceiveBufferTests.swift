@@ -53,6 +53,24 @@ private func address(_ buffer: ByteBuffer) -> UnsafeRawPointer? {
         #expect(buffer.pinnedBytes == 0)
     }
 
+    @Test func readChunkNeverCopies() {
+        var buffer = ReceiveBuffer()
+        let first = bytes(0..<1000)
+        let second = bytes(1000..<1500)
+        buffer.append(first)
+        buffer.append(second)
+        let head = buffer.readChunk(upTo: 300)
+        #expect(address(head!) == address(first))
+        #expect(head?.readableBytes == 300)
+        let rest = buffer.readChunk(upTo: .max)
+        #expect(rest?.readableBytes == 700)
+        #expect(rest?.getBytes(at: rest!.readerIndex, length: 700) == array(300..<1000))
+        let last = buffer.readChunk(upTo: .max)
+        #expect(address(last!) == address(second))
+        #expect(buffer.count == 0 && buffer.pinnedBytes == 0)
+        #expect(buffer.readChunk(upTo: .max) == nil)
+    }
+
     @Test func peekLeavesTheBytes() {
         var buffer = ReceiveBuffer()
         buffer.append(bytes(0..<100))

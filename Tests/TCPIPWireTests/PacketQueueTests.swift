@@ -1,0 +1,46 @@
+import Testing
+import TCPIPWire
+
+@Suite struct PacketQueueTests {
+    @Test func firstInFirstOutAcrossGrowthAndWrapAround() {
+        var queue = PacketQueue<Int>(initialCapacity: 2)
+        var expected: [Int] = []
+        var next = 0
+        // Interleave appends and pops so that the ring wraps before and after it grows.
+        for round in 0..<50 {
+            for _ in 0..<(round % 5 + 1) {
+                queue.append(next)
+                expected.append(next)
+                next += 1
+            }
+            if round % 2 == 0, let popped = queue.popFirst() {
+                #expect(popped == expected.removeFirst())
+            }
+            #expect(queue.count == expected.count)
+            #expect(Array(queue) == expected)
+            #expect(queue.first == expected.first)
+        }
+        while let popped = queue.popFirst() { #expect(popped == expected.removeFirst()) }
+        #expect(expected.isEmpty && queue.isEmpty && queue.popFirst() == nil)
+    }
+
+    @Test func modifyFirstChangesTheElementInPlace() {
+        var queue = PacketQueue<[Int]>()
+        queue.append([1])
+        queue.append([2])
+        queue.modifyFirst { $0.append(10) }
+        #expect(queue.popFirst() == [1, 10])
+        #expect(queue.popFirst() == [2])
+    }
+
+    @Test func removeAllKeepsOrDropsTheSlots() {
+        var queue = PacketQueue<Int>(initialCapacity: 4)
+        for value in 0..<100 { queue.append(value) }
+        let grown = queue.capacity
+        queue.removeAll(keepingCapacity: true)
+        #expect(queue.isEmpty && queue.capacity == grown)
+        queue.append(7)
+        queue.removeAll()
+        #expect(queue.isEmpty && queue.capacity < grown)
+    }
+}
