@@ -54,7 +54,7 @@ extension Stack {
         let segment = IncomingSegment(header: header, payload: payload, ecn: ip.ecn)
         if header.flags.contains(.syn) { io.counters.synsReceived &+= 1 }
 
-        if let handle = connectionTable[tuple] {
+        if let handle = connectionTable[tuple] ?? (timeWait.isEmpty ? nil : rebuildTimeWait(tuple)) {
             var segment = segment
             if configuration.memoryBudget != nil {
                 if segment.payload.readableBytes > 0, !makeRoom(for: segment.payload.pinnedStorageBytes) {
@@ -151,7 +151,7 @@ extension Stack {
         guard let synQueue = listeners.withElement(handle, { (count: $0.synQueueCount, limit: $0.synQueueLimit) })
         else { return }
         let queueFull = synQueue.count >= synQueue.limit
-            || connections.count + halfOpen.count >= configuration.maximumConnections
+            || connections.count + timeWait.count + halfOpen.count >= configuration.maximumConnections
         if queueFull && configuration.tcp.synCookies == .whenSYNQueueFull {
             sendSYNCookie(tuple: tuple, segment, listener: handle, now: now)
             return

@@ -283,6 +283,15 @@ struct TCPConnection {
         post([.closed, .readable, .writable], io: &io)
     }
 
+    /// Notes the wakeup the stack is about to schedule for `nextDeadline`, unless one at or before it
+    /// is scheduled already.
+    mutating func armWakeup() -> AfterActivity {
+        guard let deadline = nextDeadline else { return .nothing }
+        if let scheduled = scheduledWakeup, scheduled <= deadline { return .nothing }
+        scheduledWakeup = deadline
+        return .wake(deadline)
+    }
+
     /// The earliest instant at which a timer of this connection needs attention.
     var nextDeadline: Instant? {
         var earliest = Instant.earliest(retransmissionDeadline, persistDeadline)
@@ -294,4 +303,15 @@ struct TCPConnection {
         if case .timeWait(let until) = state { earliest = Instant.earliest(earliest, until) }
         return earliest
     }
+}
+
+/// What the stack does with a connection after it ran (`Stack.connectionActivity`).
+enum AfterActivity {
+    /// CLOSED and let go of by the application: free the slot.
+    case free
+    /// In TIME-WAIT and let go of: keep a record instead of the TCB.
+    case reduce
+    /// Schedule a wakeup at this deadline.
+    case wake(Instant)
+    case nothing
 }
