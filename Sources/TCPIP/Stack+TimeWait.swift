@@ -7,6 +7,16 @@ extension Stack {
     /// Connections held in TIME-WAIT as compact records (not counted in `connectionCount`).
     public var timeWaitCount: Int { timeWait.count }
 
+    /// The state of the connection on `tuple`, whatever holds it — a TCB, a TIME-WAIT record or a
+    /// half-open entry — or nil when there is none. This reaches connections whose handles the
+    /// application has let go of, as `ss` lists sockets no process holds.
+    public func state(of tuple: FourTuple) -> TCPState? {
+        if let handle = connectionTable[tuple] { return connections[handle]?.state }
+        if let handle = timeWaitTable[tuple], let record = timeWait[handle] { return .timeWait(until: record.until) }
+        if halfOpenTable[tuple] != nil { return .synReceived }
+        return nil
+    }
+
     /// What one TIME-WAIT record costs: its slot, its table entry and its expiry.
     public static var timeWaitEntryBytes: Int {
         MemoryLayout<TimeWaitConnection?>.stride + 2 * MemoryLayout<UInt32>.stride
