@@ -33,27 +33,21 @@ struct BenchBulk: ParsableCommand {
     var ip: Int = 4
     @Option(help: "Write exactly this many bytes instead of writing for --seconds (for profilers: a fixed amount of work).")
     var bytes: Int?
-    @Option(help: "1: both stacks on one thread. 2: each stack (with its application) on a thread of its own.")
-    var threads: Int = 1
 
     func validate() throws {
         guard ip == 4 || ip == 6 else { throw ValidationError("--ip must be 4 or 6") }
         guard mtu >= (ip == 6 ? 1280 : 576), mtu <= 65535 else { throw ValidationError("--mtu out of range") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
-        guard threads == 1 || threads == 2 else { throw ValidationError("--threads must be 1 or 2") }
-        guard threads == 1 || bytes == nil else { throw ValidationError("--bytes runs on one thread") }
     }
 
     func run() throws {
-        let result = if threads == 2 {
-            try ThreadedBulkBenchmark.run(mtu: mtu, seconds: seconds, ipVersion: ip)
-        } else if let bytes {
+        let result = if let bytes {
             try BulkBenchmark.run(mtu: mtu, bytes: bytes, ipVersion: ip)
         } else {
             try BulkBenchmark.run(mtu: mtu, seconds: seconds, ipVersion: ip)
         }
         let name = ip == 6 ? "tcpip_mem_ipv6_mtu\(mtu)" : "tcpip_mem_mtu\(mtu)"
-        print("metric=\(name) value=\(benchFormatted(result.gigabitsPerSecond)) unit=Gbit/s threads=\(threads) "
+        print("metric=\(name) value=\(benchFormatted(result.gigabitsPerSecond)) unit=Gbit/s threads=1 "
             + "bytes=\(result.bytes) seconds=\(benchFormatted(result.seconds)) segments=\(result.segmentsSent) "
             + "retransmits=\(result.retransmits)")
     }
