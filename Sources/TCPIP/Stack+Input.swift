@@ -301,7 +301,7 @@ extension Stack {
         var connection = TCPConnection(
             tuple: entry.tuple, iss: entry.iss, state: .synReceived,
             receiveMSS: announcedMSS(for: entry.tuple.local.address, listener: entry.listener),
-            timestampOffset: entry.timestampOffset, configuration: configuration.tcp)
+            timestampOffset: entry.timestampOffset, configuration: sharedTCPConfiguration)
         connection.listener = entry.listener
         connection.adoptPeerOptions(entry.peerOptions, now: now)
         if entry.explicitCongestion {

@@ -48,7 +48,7 @@ extension Stack {
         guard let recordHandle = timeWaitTable.removeValue(forKey: tuple),
               let record = timeWait.remove(recordHandle)
         else { return nil }
-        let handle = connections.insert(record.rebuilt(configuration: configuration.tcp))
+        let handle = connections.insert(record.rebuilt(configuration: sharedTCPConfiguration))
         connections.withElement(handle) { $0.handle = handle }
         connectionTable[tuple] = handle
         return handle

@@ -68,7 +68,7 @@ extension Stack {
         let iss = initialSequenceNumbers.initialSequenceNumber(for: tuple, now: now)
         let connection = TCPConnection(
             tuple: tuple, iss: iss, state: .synSent, receiveMSS: announcedMSS(for: local, clampedTo: maximumSegmentSize),
-            timestampOffset: UInt32(truncatingIfNeeded: random.next()), configuration: configuration.tcp)
+            timestampOffset: UInt32(truncatingIfNeeded: random.next()), configuration: sharedTCPConfiguration)
         let handle = connections.insert(connection)
         connectionTable[tuple] = handle
         io.counters.activeOpens &+= 1

@@ -35,6 +35,8 @@ public final class Stack {
     let initialSequenceNumbers: InitialSequenceNumberGenerator
     @exclusivity(unchecked) var synCookies: SYNCookies
     var nextEphemeralPort: UInt16
+    /// `configuration.tcp`, shared by every connection's TCB.
+    let sharedTCPConfiguration: SharedTCPConfiguration
     /// `configuration.addresses` as a set, when there are enough of them for hashing to beat a scan.
     let localAddressSet: Set<IPAddress>?
     /// Running totals of the storage connections' queues pin (Stack+Memory.swift keeps them).
@@ -48,6 +50,7 @@ public final class Stack {
     public init(_ configuration: StackConfiguration) {
         self.configuration = configuration
         self.localAddressSet = configuration.addresses.count > 8 ? Set(configuration.addresses) : nil
+        self.sharedTCPConfiguration = SharedTCPConfiguration(configuration.tcp)
         self.io = StackIO(checksumOffload: configuration.checksumOffload || configuration.transmitChecksumOffload)
         // Streams of their own from the same seed, so they leave the other draws as they were.
         self.synCookies = SYNCookies(generator: SeededGenerator(seed: configuration.seed ^ 0x5359_4E43_4F4F_4B49))

@@ -181,7 +181,13 @@ struct TCPConnection {
     /// The last window we advertised was zero (for counting and tracing transitions).
     var zeroWindowAnnounced = false
 
-    let configuration: TCPConfiguration
+    /// The stack's `TCPConfiguration`, one instance for all its connections: a reference here
+    /// instead of a 240-byte copy in every TCB (a seventh of an idle connection's memory).
+    /// Unowned and unchecked, so that a TCB carries no reference count for it: the stack holds the
+    /// instance for its whole life, and a TCB never outlives the stack whose slab stores it.
+    unowned(unsafe) let sharedConfiguration: SharedTCPConfiguration
+    @inline(__always)
+    var configuration: TCPConfiguration { sharedConfiguration.tcp }
 
     /// A TCB for an active OPEN (RFC 9293 §3.10.1) or for a passive OPEN whose SYN has arrived.
     init(
@@ -190,9 +196,10 @@ struct TCPConnection {
         state: TCPState,
         receiveMSS: Int,
         timestampOffset: UInt32,
-        configuration: TCPConfiguration,
+        configuration shared: SharedTCPConfiguration,
         algorithm: CongestionControlAlgorithm? = nil
     ) {
+        let configuration = shared.tcp
         self.tuple = tuple
         self.handle = SlabHandle(index: .max, generation: 0)
         self.state = state
@@ -204,7 +211,7 @@ struct TCPConnection {
         self.receiveMSS = receiveMSS
         self.maximumSegmentSize = receiveMSS
         self.timestampOffset = timestampOffset
-        self.configuration = configuration
+        self.sharedConfiguration = shared
         self.sendBuffer = SendBuffer(capacity: configuration.sendBufferSize)
         self.receiveBufferCapacity = configuration.receiveBufferSize
         self.reassemblyLimit = configuration.reassemblyLimit
@@ -314,4 +321,13 @@ enum AfterActivity {
     /// Schedule a wakeup at this deadline.
     case wake(Instant)
     case nothing
+}
+
+/// A stack's `TCPConfiguration`, held by reference by each of its connections.
+final class SharedTCPConfiguration: Sendable {
+    let tcp: TCPConfiguration
+
+    init(_ tcp: TCPConfiguration) {
+        self.tcp = tcp
+    }
 }

@@ -83,7 +83,7 @@ struct TimeWaitConnection {
     /// The TCB again, in TIME-WAIT, released by its application, as it was when it was reduced.
     /// Every connection of a stack is built from the stack's `TCPConfiguration`, so that is passed
     /// back in.
-    func rebuilt(configuration: TCPConfiguration) -> TCPConnection {
+    func rebuilt(configuration: SharedTCPConfiguration) -> TCPConnection {
         var connection = TCPConnection(
             tuple: tuple, iss: iss, state: .timeWait(until: until), receiveMSS: Int(receiveMSS),
             timestampOffset: timestampOffset, configuration: configuration)
