@@ -185,9 +185,9 @@ struct TCPConnection {
     /// instead of a 240-byte copy in every TCB (a seventh of an idle connection's memory).
     /// Unowned and unchecked, so that a TCB carries no reference count for it: the stack holds the
     /// instance for its whole life, and a TCB never outlives the stack whose slab stores it.
-    unowned(unsafe) let sharedConfiguration: SharedTCPConfiguration
-    @inline(__always)
-    var configuration: TCPConfiguration { sharedConfiguration.tcp }
+    /// (A stored property, read as `configuration.tcp.x`: a computed `configuration` on self made
+    /// the optimizer copy whole TCBs in the ACK path.)
+    unowned(unsafe) let configuration: SharedTCPConfiguration
 
     /// A TCB for an active OPEN (RFC 9293 §3.10.1) or for a passive OPEN whose SYN has arrived.
     init(
@@ -211,7 +211,7 @@ struct TCPConnection {
         self.receiveMSS = receiveMSS
         self.maximumSegmentSize = receiveMSS
         self.timestampOffset = timestampOffset
-        self.sharedConfiguration = shared
+        self.configuration = shared
         self.sendBuffer = SendBuffer(capacity: configuration.sendBufferSize)
         self.receiveBufferCapacity = configuration.receiveBufferSize
         self.reassemblyLimit = configuration.reassemblyLimit
