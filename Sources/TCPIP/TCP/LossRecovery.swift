@@ -16,7 +16,7 @@ extension TCPConnection {
 
     /// RACK-TLP runs where SACK was negotiated (RFC 8985 §3.1 needs SACK for its scoreboard).
     @inline(__always)
-    var rackEnabled: Bool { sackEnabled && configuration.tcp.recentAcknowledgment }
+    var rackEnabled: Bool { sackEnabled && configuration.pointee.recentAcknowledgment }
 
     /// RFC 6675 §4 SetPipe: octets the sender thinks are in the network.
     ///

@@ -104,7 +104,7 @@ extension TCPConnection {
         timeouts &+= 1
         io.counters.retransmissionTimeouts &+= 1
         let isHandshake = state == .synSent || state == .synReceived
-        let limit = isHandshake ? synRetransmissionLimit : configuration.tcp.maximumRetransmissions
+        let limit = isHandshake ? synRetransmissionLimit : configuration.pointee.maximumRetransmissions
         if consecutiveTimeouts == 1 {
             // The head segment was last sent one RTO ago: RFC 5482's clock starts there.
             timeoutsStartedAt = now + .nanoseconds(-rtt.retransmissionTimeout.nanoseconds)
