@@ -57,7 +57,7 @@ extension Stack {
         let segment = IncomingSegment(header: header, payload: consume payload, ecn: ip.ecn)
         if header.flags.contains(.syn) { io.counters.synsReceived &+= 1 }
 
-        if let handle = connectionHandle(for: tuple) {
+        if let handle = connectionHandle(for: tuple) ?? (timeWait.isEmpty ? nil : rebuildTimeWait(tuple)) {
             connectionSegmentArrives(handle, segment, now: now)
         } else if let handle = halfOpenTable[tuple] {
             halfOpenSegmentArrives(handle, segment, now: now)
@@ -178,7 +178,7 @@ extension Stack {
         guard let synQueue = listeners.withElement(handle, { (count: $0.synQueueCount, limit: $0.synQueueLimit) })
         else { return }
         let queueFull = synQueue.count >= synQueue.limit
-            || connections.count + halfOpen.count >= configuration.maximumConnections
+            || connections.count + timeWait.count + halfOpen.count >= configuration.maximumConnections
         if queueFull && configuration.tcp.synCookies == .whenSYNQueueFull {
             sendSYNCookie(tuple: tuple, segment, listener: handle, now: now)
             return
@@ -329,7 +329,7 @@ extension Stack {
         var connection = TCPConnection(
             tuple: entry.tuple, iss: entry.iss, state: .synReceived,
             receiveMSS: announcedMSS(for: entry.tuple.local.address, listener: entry.listener),
-            timestampOffset: entry.timestampOffset, configuration: configuration.tcp)
+            timestampOffset: entry.timestampOffset, configuration: sharedTCPConfiguration)
         connection.listener = entry.listener
         connection.adoptPeerOptions(entry.peerOptions, now: now)
         if entry.explicitCongestion {

@@ -42,5 +42,6 @@ extension Stack {
     /// excluded): what a SYN flood can make grow.
     public var handshakeMemoryBytes: Int {
         halfOpen.count * Self.halfOpenEntryBytes + connections.count * Self.connectionEntryBytes
+            + timeWait.count * Self.timeWaitEntryBytes
     }
 }

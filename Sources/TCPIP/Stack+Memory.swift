@@ -4,11 +4,12 @@ import TCPIPWire
 /// What a stack's connections cost in memory, from its own accounting: the tables it holds and the
 /// buffer storage its queues pin. `tcpip bench memory` prints this beside the process's resident size.
 public struct StackMemory: Hashable, Sendable {
-    /// The connection slab: slot capacity × slot size (a TCB is stored inline in its slot).
+    /// The connection slabs (TCBs, half-open entries, TIME-WAIT records): slot capacity × slot size
+    /// (a TCB is stored inline in its slot).
     public var connectionSlots: Int
-    /// The 4-tuple → handle hash tables (established and half-open), by capacity.
+    /// The 4-tuple → handle hash tables (connections, half-open, TIME-WAIT), by capacity.
     public var lookupTables: Int
-    /// The timer heap, by capacity.
+    /// The timer heap and the TIME-WAIT expiry queue, by capacity.
     public var timers: Int
     /// Storage pinned by send, receive and out-of-order queues (Linux's truesize).
     public var buffers: Int
@@ -30,12 +31,12 @@ extension Stack {
         }
         let tableEntry = MemoryLayout<FourTuple>.stride + MemoryLayout<SlabHandle>.stride
         // A Swift Dictionary stores keys and values in separate arrays plus one bit per bucket.
-        let tables = (connectionTable.capacity + halfOpenTable.capacity) * tableEntry
-            + (connectionTable.capacity + halfOpenTable.capacity) / 8
+        let tableCapacity = connectionTable.capacity + halfOpenTable.capacity + timeWaitTable.capacity
+        let tables = tableCapacity * tableEntry + tableCapacity / 8
         return StackMemory(
-            connectionSlots: connections.storageBytes + halfOpen.storageBytes,
+            connectionSlots: connections.storageBytes + halfOpen.storageBytes + timeWait.storageBytes,
             lookupTables: tables,
-            timers: timers.storageBytes,
+            timers: timers.storageBytes + timeWaitExpiries.capacity * MemoryLayout<TimeWaitExpiry>.stride,
             buffers: buffers,
             bytesPerSlot: Slab<TCPConnection>.slotStride)
     }
@@ -72,6 +73,7 @@ extension Stack {
     /// and are left out, as Linux's tcp_mem leaves out its hash tables).
     public var memoryInUse: Int {
         pinned.buffers + connections.count * Self.connectionEntryBytes + halfOpen.count * Self.halfOpenEntryBytes
+            + timeWait.count * Self.timeWaitEntryBytes
     }
 
     /// Runs `body` on a connection and keeps the pinned totals in step with what it did to the queues.

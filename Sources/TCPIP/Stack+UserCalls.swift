@@ -49,7 +49,7 @@ extension Stack {
         guard let local = localAddress ?? self.localAddress(matching: remote.address), isLocal(local) else {
             throw .addressUnavailable
         }
-        guard connections.count < configuration.maximumConnections else { throw .resourcesExhausted }
+        guard connections.count + timeWait.count < configuration.maximumConnections else { throw .resourcesExhausted }
         guard admitsNewConnection() else {
             io.counters.memoryBudgetRefusals &+= 1
             throw .resourcesExhausted
@@ -59,7 +59,7 @@ extension Stack {
             let port = nextEphemeralPort
             nextEphemeralPort = nextEphemeralPort == 65535 ? 49152 : nextEphemeralPort + 1
             let candidate = FourTuple(local: Endpoint(local, port), remote: remote)
-            if connectionTable[candidate] == nil && halfOpenTable[candidate] == nil {
+            if connectionTable[candidate] == nil && halfOpenTable[candidate] == nil && timeWaitTable[candidate] == nil {
                 tuple = candidate
                 break
             }
@@ -68,7 +68,7 @@ extension Stack {
         let iss = initialSequenceNumbers.initialSequenceNumber(for: tuple, now: now)
         let connection = TCPConnection(
             tuple: tuple, iss: iss, state: .synSent, receiveMSS: announcedMSS(for: local, clampedTo: maximumSegmentSize),
-            timestampOffset: UInt32(truncatingIfNeeded: random.next()), configuration: configuration.tcp)
+            timestampOffset: UInt32(truncatingIfNeeded: random.next()), configuration: sharedTCPConfiguration)
         let handle = connections.insert(connection)
         connectionTable[tuple] = handle
         io.counters.activeOpens &+= 1

@@ -33,10 +33,18 @@ public final class Stack {
     @exclusivity(unchecked) var halfOpen = Slab<HalfOpenConnection>()
     @exclusivity(unchecked) var halfOpenTable: [FourTuple: SlabHandle] = [:]
     @exclusivity(unchecked) var timers = TimerHeap()
+    /// TIME-WAIT connections let go of by their applications (Stack+TimeWait.swift).
+    @exclusivity(unchecked) var timeWait = Slab<TimeWaitConnection>()
+    @exclusivity(unchecked) var timeWaitTable: [FourTuple: SlabHandle] = [:]
+    @exclusivity(unchecked) var timeWaitExpiries = CircularBuffer<TimeWaitExpiry>()
     var random: SeededGenerator
     let initialSequenceNumbers: InitialSequenceNumberGenerator
     @exclusivity(unchecked) var synCookies: SYNCookies
     var nextEphemeralPort: UInt16
+    /// `configuration.tcp`, shared by every connection's TCB.
+    let sharedTCPConfiguration: SharedTCPConfiguration
+    /// `configuration.addresses` as a set, when there are enough of them for hashing to beat a scan.
+    let localAddressSet: Set<IPAddress>?
     /// Running totals of the storage connections' queues pin (Stack+Memory.swift keeps them).
     @exclusivity(unchecked) var pinned = PinnedTotals()
 
@@ -47,6 +55,8 @@ public final class Stack {
 
     public init(_ configuration: StackConfiguration) {
         self.configuration = configuration
+        self.localAddressSet = configuration.addresses.count > 8 ? Set(configuration.addresses) : nil
+        self.sharedTCPConfiguration = SharedTCPConfiguration(configuration.tcp)
         self.io = StackIO(checksumOffload: configuration.checksumOffload || configuration.transmitChecksumOffload)
         // Streams of their own from the same seed, so they leave the other draws as they were.
         self.synCookies = SYNCookies(generator: SeededGenerator(seed: configuration.seed ^ 0x5359_4E43_4F4F_4B49))
@@ -70,10 +80,11 @@ public final class Stack {
     public var pendingPacketCount: Int { io.outgoing.count }
 
     /// When the stack next needs `advanceTime(to:)` even if no packet arrives.
-    public var nextDeadline: Instant? { timers.earliest }
+    public var nextDeadline: Instant? { Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline) }
 
     /// Runs every timer due at `now` (RFC 9293 §3.10.8).
     public func advanceTime(to now: Instant) {
+        expireTimeWait(now: now)
         while let entry = timers.popDue(now: now) {
             switch entry.owner {
             case .connection(let handle):
@@ -86,6 +97,8 @@ public final class Stack {
                 if live == true { connectionActivity(handle, now: now) }
             case .halfOpen(let handle):
                 halfOpenTimerFired(handle, entry: entry, now: now)
+            case .timeWait(let handle):
+                timeWaitExpired(handle, deadline: entry.deadline)
             }
         }
     }
@@ -127,18 +140,25 @@ public final class Stack {
 
     /// Re-arms the connection's wakeup and frees its slot once it is CLOSED and let go of.
     func connectionActivity(_ handle: SlabHandle, now: Instant) {
-        let outcome = connections.withElement(handle) { connection -> (free: Bool, schedule: Instant?) in
-            if connection.state == .closed && connection.userClosed { return (true, nil) }
-            guard let deadline = connection.nextDeadline else { return (false, nil) }
-            if let scheduled = connection.scheduledWakeup, scheduled <= deadline { return (false, nil) }
-            connection.scheduledWakeup = deadline
-            return (false, deadline)
+        let next = connections.withElement(handle) { connection -> AfterActivity in
+            if connection.state == .closed && connection.userClosed { return .free }
+            // Released in TIME-WAIT: only 2·MSL is left to wait, and a record does that (Stack+TimeWait.swift).
+            if connection.released, case .timeWait = connection.state { return .reduce }
+            return connection.armWakeup()
         }
-        guard let outcome else { return }
-        if outcome.free {
+        switch next {
+        case .free?:
             removeConnection(handle)
-        } else if let deadline = outcome.schedule {
+        case .reduce?:
+            if reduceToTimeWait(handle) { return }
+            // Something a record does not keep is still there: the TCB waits out 2·MSL itself.
+            if case .wake(let deadline)? = connections.withElement(handle, { $0.armWakeup() }) {
+                timers.schedule(.connection(handle), at: deadline)
+            }
+        case .wake(let deadline)?:
             timers.schedule(.connection(handle), at: deadline)
+        case .nothing?, nil:
+            break
         }
     }
 
@@ -151,8 +171,12 @@ public final class Stack {
         }
     }
 
+    /// Whether `address` is one of ours. Runs twice per datagram: a linear scan for a few addresses,
+    /// a hashed lookup for many (a client spread over 256 addresses spent 3% of its time here).
+    @inline(__always)
     func isLocal(_ address: IPAddress) -> Bool {
-        configuration.addresses.contains(address)
+        if let localAddressSet { return localAddressSet.contains(address) }
+        return configuration.addresses.contains(address)
     }
 
     /// RFC 9293 §3.7.1: the MSS we announce is the MTU less the fixed IP and TCP headers.

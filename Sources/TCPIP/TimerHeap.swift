@@ -9,6 +9,7 @@ struct TimerHeap {
     enum Owner: Hashable {
         case connection(SlabHandle)
         case halfOpen(SlabHandle)
+        case timeWait(SlabHandle)
     }
 
     struct Entry {

@@ -224,9 +224,19 @@ extension ScriptRunner {
             if let connection = socket.connection { return stack.state(connection)?.description ?? "CLOSED" }
         }
         // After close(), packetdrill still reports the connection the script last used.
-        if let lastConnection { return stack.state(lastConnection)?.description ?? "CLOSED" }
+        // Once closed, its TIME-WAIT may be held as a record the handle no longer reaches.
+        if let lastConnection {
+            let state = stack.state(lastConnection) ?? lastConnectionTuple.flatMap { stack.state(of: $0) }
+            return state?.description ?? "CLOSED"
+        }
         if let stack = stackStorage, stack.halfOpenCount > 0 { return "SYN-RECEIVED" }
         if sorted.contains(where: { $0.value.listener != nil }) { return "LISTEN" }
         return "CLOSED"
+    }
+
+    /// Notes the connection the script used last, and its 4-tuple.
+    func remember(_ connection: ConnectionID) {
+        lastConnection = connection
+        lastConnectionTuple = stack.status(connection).map { FourTuple(local: $0.local, remote: $0.remote) }
     }
 }

@@ -154,7 +154,7 @@ extension ScriptRunner {
             if let size = child.sendBuffer { stack.setSendBufferSize(connection, profile.reportedBufferSize(size, true, nil), now: now) }
             child.connection = connection
             applyKeepalive(child, connection)
-            lastConnection = connection
+            remember(connection)
             let childFD = Int(call.result >= 0 ? call.result : Int64((sockets.keys.max() ?? 2) + 1))
             sockets[childFD] = child
             return .value(Int64(childFD))
@@ -249,7 +249,7 @@ extension ScriptRunner {
         collect()
         socket.connection = connection
         applyKeepalive(socket, connection)
-        lastConnection = connection
+        remember(connection)
         socket.connecting = true
         sockets[fd] = socket
         if socket.nonBlocking && state.end == nil { return .error("EINPROGRESS") }

@@ -48,6 +48,7 @@ public final class ScriptRunner {
     var sockets: [Int: ScriptSocket] = [:]
     /// The connection most recently opened or accepted, for state queries after its fd is closed.
     var lastConnection: ConnectionID?
+    var lastConnectionTuple: FourTuple?
     var pending: PendingCall?
     let toleranceMicroseconds: Int64
     let tolerancePercent: Double

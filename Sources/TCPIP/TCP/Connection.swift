@@ -181,7 +181,12 @@ struct TCPConnection {
     /// The last window we advertised was zero (for counting and tracing transitions).
     var zeroWindowAnnounced = false
 
-    let configuration: TCPConfiguration
+    /// The stack's `TCPConfiguration`, one instance for all its connections (`SharedTCPConfiguration`):
+    /// a pointer here instead of a 240-byte copy in every TCB, a seventh of an idle connection's
+    /// memory. A plain pointer, not a class reference, so that the TCB stays free of reference counts
+    /// (with one, the optimizer copied whole TCBs on the ACK path: bulk transfer 17% slower). The stack
+    /// keeps the pointee alive for its whole life, and a TCB never outlives the stack whose slab holds it.
+    let configuration: UnsafePointer<TCPConfiguration>
 
     /// A TCB for an active OPEN (RFC 9293 §3.10.1) or for a passive OPEN whose SYN has arrived.
     init(
@@ -190,9 +195,10 @@ struct TCPConnection {
         state: TCPState,
         receiveMSS: Int,
         timestampOffset: UInt32,
-        configuration: TCPConfiguration,
+        configuration shared: SharedTCPConfiguration,
         algorithm: CongestionControlAlgorithm? = nil
     ) {
+        let configuration = shared.pointer.pointee
         self.tuple = tuple
         self.handle = SlabHandle(index: .max, generation: 0)
         self.state = state
@@ -204,7 +210,7 @@ struct TCPConnection {
         self.receiveMSS = receiveMSS
         self.maximumSegmentSize = receiveMSS
         self.timestampOffset = timestampOffset
-        self.configuration = configuration
+        self.configuration = UnsafePointer(shared.pointer)
         self.sendBuffer = SendBuffer(capacity: configuration.sendBufferSize)
         self.receiveBufferCapacity = configuration.receiveBufferSize
         self.reassemblyLimit = configuration.reassemblyLimit
@@ -290,6 +296,15 @@ struct TCPConnection {
         post([.closed, .readable, .writable], io: &io)
     }
 
+    /// Notes the wakeup the stack is about to schedule for `nextDeadline`, unless one at or before it
+    /// is scheduled already.
+    mutating func armWakeup() -> AfterActivity {
+        guard let deadline = nextDeadline else { return .nothing }
+        if let scheduled = scheduledWakeup, scheduled <= deadline { return .nothing }
+        scheduledWakeup = deadline
+        return .wake(deadline)
+    }
+
     /// The earliest instant at which a timer of this connection needs attention.
     var nextDeadline: Instant? {
         var earliest = Instant.earliest(retransmissionDeadline, persistDeadline)
@@ -300,5 +315,31 @@ struct TCPConnection {
         earliest = Instant.earliest(earliest, establishmentDeadline)
         if case .timeWait(let until) = state { earliest = Instant.earliest(earliest, until) }
         return earliest
+    }
+}
+
+/// What the stack does with a connection after it ran (`Stack.connectionActivity`).
+enum AfterActivity {
+    /// CLOSED and let go of by the application: free the slot.
+    case free
+    /// In TIME-WAIT and let go of: keep a record instead of the TCB.
+    case reduce
+    /// Schedule a wakeup at this deadline.
+    case wake(Instant)
+    case nothing
+}
+
+/// A stack's `TCPConfiguration` at a fixed address, which each of its connections points to.
+final class SharedTCPConfiguration {
+    let pointer: UnsafeMutablePointer<TCPConfiguration>
+
+    init(_ tcp: TCPConfiguration) {
+        pointer = .allocate(capacity: 1)
+        pointer.initialize(to: tcp)
+    }
+
+    deinit {
+        pointer.deinitialize(count: 1)
+        pointer.deallocate()
     }
 }

@@ -15,7 +15,8 @@ extension TCPConnection {
     static let duplicateThreshold = 3
 
     /// RACK-TLP runs where SACK was negotiated (RFC 8985 §3.1 needs SACK for its scoreboard).
-    var rackEnabled: Bool { sackEnabled && configuration.recentAcknowledgment }
+    @inline(__always)
+    var rackEnabled: Bool { sackEnabled && configuration.pointee.recentAcknowledgment }
 
     /// RFC 6675 §4 SetPipe: octets the sender thinks are in the network.
     ///

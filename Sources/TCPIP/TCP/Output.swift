@@ -107,20 +107,20 @@ extension TCPConnection {
     mutating func sendSYN(acknowledging: Bool, peerOffered: TCPOptions?, now: Instant, io: inout StackIO) {
         var options = TCPOptions(maximumSegmentSize: UInt16(clamping: receiveMSS))
         let offerAll = peerOffered == nil
-        if configuration.windowScaling && (offerAll || peerOffered?.windowScale != nil) {
+        if configuration.pointee.windowScaling && (offerAll || peerOffered?.windowScale != nil) {
             options.windowScale = rcvWindowShift
         }
-        if configuration.selectiveAcknowledgments && (offerAll || peerOffered?.sackPermitted == true) {
+        if configuration.pointee.selectiveAcknowledgments && (offerAll || peerOffered?.sackPermitted == true) {
             options.sackPermitted = true
         }
-        if configuration.timestamps && (offerAll || peerOffered?.timestamps != nil) {
+        if configuration.pointee.timestamps && (offerAll || peerOffered?.timestamps != nil) {
             options.timestamps = TCPTimestamps(value: timestampClock(now), echoReply: acknowledging ? tsRecent : 0)
         }
         var flags: TCPFlags = acknowledging ? [.syn, .ack] : .syn
         if acknowledging {
             // RFC 3168 §6.1.1: an ECN-setup SYN-ACK (ECE, not CWR) only in answer to an ECN-setup SYN.
             if ecn.enabled { flags.insert(.ece) }
-        } else if configuration.explicitCongestionNotification == .request && sndNxt == iss {
+        } else if configuration.pointee.explicitCongestionNotification == .request && sndNxt == iss {
             // RFC 3168 §6.1.1: the first SYN is an ECN-setup SYN. A retransmission goes without
             // ECE and CWR (§6.1.1.1: a middlebox may be dropping ECN-setup SYNs; Linux does the
             // same), and having sent a non-ECN-setup SYN we may not use ECN on this connection.
@@ -287,9 +287,9 @@ extension TCPConnection {
 
     /// RTO-based persist interval, backed off exponentially and bounded (RFC 1122 §4.2.2.17).
     var persistTimeout: TimeAmount {
-        let base = max(rtt.retransmissionTimeout.nanoseconds, configuration.minimumPersistTimeout.nanoseconds)
+        let base = max(rtt.retransmissionTimeout.nanoseconds, configuration.pointee.minimumPersistTimeout.nanoseconds)
         let shifted = base << min(persistBackoff, 16)
-        return .nanoseconds(min(shifted, configuration.maximumPersistTimeout.nanoseconds))
+        return .nanoseconds(min(shifted, configuration.pointee.maximumPersistTimeout.nanoseconds))
     }
 }
 

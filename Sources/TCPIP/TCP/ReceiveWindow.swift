@@ -14,7 +14,7 @@ extension TCPConnection {
     /// `ReceiveWindowForAcceptance.bufferSpace` the free space when that is larger.
     var acceptanceWindow: UInt32 {
         let announced = rcvWnd
-        switch configuration.receiveWindowForAcceptance {
+        switch configuration.pointee.receiveWindowForAcceptance {
         case .announced: return announced
         case .bufferSpace: return max(announced, UInt32(clamping: receiveSpace))
         }
@@ -44,7 +44,7 @@ extension TCPConnection {
         // min(Fr·RCV.BUFF, Eff.snd.MSS). Measured on the free space itself: when the field caps the
         // window (a buffer beyond 64 KiB without scaling), a FIN or a small segment moves the right
         // edge by a few octets, and the ACK must not leave the window short by them for good.
-        switch configuration.receiverSWSAvoidance {
+        switch configuration.pointee.receiverSWSAvoidance {
         case .rightEdge:
             let belowFreeSpace = receiveSpace - current >= windowOpeningThreshold && current < maximumAdvertisableWindow
             if potentialWindowIncrease >= windowOpeningThreshold || belowFreeSpace

@@ -214,7 +214,7 @@ extension TCPConnection {
 
     /// TIME-WAIT for 2·MSL (RFC 9293 §3.10.7.4; MUST-13 allows a shorter wait only with timestamps).
     mutating func enterTimeWait(now: Instant, io: inout StackIO) {
-        let until = now + .nanoseconds(2 * configuration.maximumSegmentLifetime.nanoseconds)
+        let until = now + .nanoseconds(2 * configuration.pointee.maximumSegmentLifetime.nanoseconds)
         state = .timeWait(until: until)
         retransmissionDeadline = nil
         persistDeadline = nil
@@ -222,7 +222,7 @@ extension TCPConnection {
         lossProbe.deadline = nil
         scoreboard.removeAll()
         sendBuffer.removeAll()
-        io.decision("RFC 9293 §3.10.7.4", "TIME-WAIT for 2·MSL (\(2 * configuration.maximumSegmentLifetime.milliseconds) ms)",
+        io.decision("RFC 9293 §3.10.7.4", "TIME-WAIT for 2·MSL (\(2 * configuration.pointee.maximumSegmentLifetime.milliseconds) ms)",
                     connection: tuple, now: now)
         post(.readable, io: &io)
     }

@@ -69,7 +69,7 @@ extension TCPConnection {
             if bytesReceived == UInt64(length) && length > 0 {
                 // The first data of the connection: up to 16 quick ACKs, fewer if the window holds
                 // fewer than two segments per ACK (Linux: min(rcv_wnd / (2·rcv_mss), 16)).
-                quickAcksLeft = min(configuration.quickAcks, receiveBufferCapacity / (2 * max(sendMSS, 1)))
+                quickAcksLeft = min(configuration.pointee.quickAcks, receiveBufferCapacity / (2 * max(sendMSS, 1)))
             }
             bytesSinceAck += length
             // A full-sized segment from this peer: min(its MSS, ours) less the options we both send.
@@ -131,7 +131,7 @@ extension TCPConnection {
                 state = .closing
                 io.decision("RFC 9293 §3.10.7.4", "FIN received before our FIN was acknowledged: CLOSING (simultaneous close)",
                             connection: tuple, now: now)
-                if configuration.repeatsFINInSimultaneousClose, let finSequence {
+                if configuration.pointee.repeatsFINInSimultaneousClose, let finSequence {
                     // The peer's FIN did not acknowledge ours: it crossed it or ours was lost. The ACK
                     // we owe carries our FIN again — a retransmission RFC 9293 §3.8.1 permits at any
                     // time, costing no extra segment, that repairs a lost FIN without waiting for the
@@ -153,7 +153,7 @@ extension TCPConnection {
         // application's answer (its own FIN) can carry it: RFC 1122 §4.2.3.2 allows an ACK to wait up
         // to the delayed-ACK timeout. Only after data, in ESTABLISHED, and when the FIN came in order
         // by itself (a FIN that fills a hole is acknowledged at once, RFC 5681 §4.2).
-        if delayable, wasEstablished, configuration.delaysFINAcknowledgment, bytesReceived > 0, let timeout = delayedAckTimeout {
+        if delayable, wasEstablished, configuration.pointee.delaysFINAcknowledgment, bytesReceived > 0, let timeout = delayedAckTimeout {
             io.decision("RFC 1122 §4.2.3.2", "FIN after data in ESTABLISHED: ACK delayed so the reply's FIN can carry it",
                         connection: tuple, now: now)
             if delayedAckDeadline == nil { delayedAckDeadline = now + timeout }

@@ -122,17 +122,17 @@ extension TCPConnection {
         let defaultMSS = if case .v6 = tuple.remote.address { 1220 } else { 536 }
         let peerMSS = options.maximumSegmentSize.map { Int($0) } ?? defaultMSS
         maximumSegmentSize = max(64, min(peerMSS, receiveMSS))
-        if configuration.windowScaling, let shift = options.windowScale {
+        if configuration.pointee.windowScaling, let shift = options.windowScale {
             sndWindowShift = min(shift, 14)
         } else {
             sndWindowShift = 0
             rcvWindowShift = 0
         }
-        timestampsEnabled = configuration.timestamps && options.timestamps != nil
-        sackEnabled = configuration.selectiveAcknowledgments && options.sackPermitted
+        timestampsEnabled = configuration.pointee.timestamps && options.timestamps != nil
+        sackEnabled = configuration.pointee.selectiveAcknowledgments && options.sackPermitted
         congestion = congestionAlgorithm.make(
-            maximumSegmentSize: sendMSS, initialWindowSegments: configuration.initialWindowSegments,
-            slowStartLimitSegments: configuration.slowStartLimitSegments)
+            maximumSegmentSize: sendMSS, initialWindowSegments: configuration.pointee.initialWindowSegments,
+            slowStartLimitSegments: configuration.pointee.slowStartLimitSegments)
     }
 
     /// What the peer's SYN offered, as far as it shapes our SYN-ACK — rebuilt from what was agreed,

@@ -104,7 +104,7 @@ extension TCPConnection {
         timeouts &+= 1
         io.counters.retransmissionTimeouts &+= 1
         let isHandshake = state == .synSent || state == .synReceived
-        let limit = isHandshake ? synRetransmissionLimit : configuration.maximumRetransmissions
+        let limit = isHandshake ? synRetransmissionLimit : configuration.pointee.maximumRetransmissions
         if consecutiveTimeouts == 1 {
             // The head segment was last sent one RTO ago: RFC 5482's clock starts there.
             timeoutsStartedAt = now + .nanoseconds(-rtt.retransmissionTimeout.nanoseconds)
@@ -192,7 +192,7 @@ extension TCPConnection {
             output(now: now, io: &io, overrideSWS: true)
             return
         }
-        if sendBuffer.count > 0 && configuration.zeroWindowProbe == .acknowledgmentRequest {
+        if sendBuffer.count > 0 && configuration.pointee.zeroWindowProbe == .acknowledgmentRequest {
             // Linux's form: <SEQ=SND.UNA-1><ACK=RCV.NXT><CTL=ACK>, no data (`ZeroWindowProbe`).
             sendSegment(flags: [.ack], sequence: sndUna - 1, now: now, io: &io)
         } else if sendBuffer.count > 0 {

@@ -4,7 +4,7 @@ import TCPIP
 /// The monotonic clock benchmarks run on: `Instant`s measured from when the clock was made.
 ///
 /// The stack itself never reads a clock (time is a parameter); only drivers such as the benchmarks do.
-public struct WallClock {
+public struct WallClock: Sendable {
     private let origin = ContinuousClock.now
 
     public init() {}

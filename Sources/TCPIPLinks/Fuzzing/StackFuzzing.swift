@@ -172,7 +172,7 @@ public enum StackFuzzing {
                          "out-of-order queue beyond its limit: \(status.outOfOrderBytes)")
         }
         precondition(server.memoryInUse == server.memory.buffers + server.connectionCount * Stack.connectionEntryBytes
-                        + server.halfOpenCount * Stack.halfOpenEntryBytes,
+                        + server.halfOpenCount * Stack.halfOpenEntryBytes + server.timeWaitCount * Stack.timeWaitEntryBytes,
                      "running memory total \(server.memoryInUse) disagrees with a recount")
         return fixture
     }

@@ -110,7 +110,7 @@ import Testing
     /// The running totals the budget reads agree with a full recount of every queue.
     static func accountingIsExact(_ stack: Stack) -> Bool {
         stack.memoryInUse == stack.memory.buffers + stack.connectionCount * Stack.connectionEntryBytes
-            + stack.halfOpenCount * Stack.halfOpenEntryBytes
+            + stack.halfOpenCount * Stack.halfOpenEntryBytes + stack.timeWaitCount * Stack.timeWaitEntryBytes
     }
 
     /// Four connections whose application has not read yet hold full receive windows; the budget is
