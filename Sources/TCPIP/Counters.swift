@@ -75,6 +75,9 @@ public struct StackCounters: Hashable, Sendable {
     public var memoryBudgetRefusals: UInt64 = 0
     public var memoryBudgetOutOfOrderPrunes: UInt64 = 0
     public var droppedMemoryBudget: UInt64 = 0
+    /// Released connections that reached TIME-WAIT with `StackConfiguration.maximumTimeWaitRecords`
+    /// records held already, and were closed without waiting 2·MSL (Linux's TCPTimeWaitOverflow).
+    public var timeWaitOverflows: UInt64 = 0
 
     // Drops by reason (each a segment that reached TCP and was discarded)
     public var droppedOutOfWindow: UInt64 = 0
@@ -122,7 +125,7 @@ public struct StackCounters: Hashable, Sendable {
             ("tail_loss_probes", tailLossProbes), ("spurious_retransmissions_undone", spuriousRetransmissionsUndone),
             ("memory_budget_refusals", memoryBudgetRefusals),
             ("memory_budget_out_of_order_prunes", memoryBudgetOutOfOrderPrunes),
-            ("dropped_memory_budget", droppedMemoryBudget),
+            ("dropped_memory_budget", droppedMemoryBudget), ("time_wait_overflows", timeWaitOverflows),
             ("dropped_out_of_window", droppedOutOfWindow), ("dropped_unacceptable_ack", droppedUnacceptableAck),
             ("dropped_no_ack_flag", droppedNoAckFlag), ("dropped_reassembly_limit", droppedReassemblyLimit),
             ("dropped_in_closed_state", droppedInClosedState),

@@ -360,6 +360,7 @@ extension Stack {
 
     func removeHalfOpen(_ handle: SlabHandle) {
         guard let entry = halfOpen.remove(handle) else { return }
+        timers.cancel(.halfOpen(handle))
         halfOpenTable[entry.tuple] = nil
         listeners.withElement(entry.listener) { $0.synQueueCount -= 1 }
     }

@@ -93,6 +93,7 @@ extension Stack {
     @discardableResult
     func removeConnection(_ handle: SlabHandle) -> TCPConnection? {
         guard let connection = connections.remove(handle) else { return nil }
+        timers.cancel(.connection(handle))
         connectionTable[connection.tuple] = nil
         pinned.buffers -= connection.pinnedBytes
         pinned.outOfOrder -= connection.reassembly.pinnedBytes

@@ -26,9 +26,15 @@ extension Stack {
 
     /// Replaces the TCB at `handle` by a TIME-WAIT record when it can be (`TimeWaitConnection.init?`).
     /// Returns whether it did; the handle is then stale, as for any connection that is gone.
-    func reduceToTimeWait(_ handle: SlabHandle) -> Bool {
+    func reduceToTimeWait(_ handle: SlabHandle, now: Instant) -> Bool {
         guard let record = connections.withElement(handle, { TimeWaitConnection($0) }) ?? nil else { return false }
         removeConnection(handle)
+        guard timeWait.count < configuration.maximumTimeWaitRecords else {
+            io.counters.timeWaitOverflows &+= 1
+            io.decision("RFC 9293 §3.10.7.4", "TIME-WAIT record limit (\(configuration.maximumTimeWaitRecords)) reached: closed without the 2·MSL wait",
+                        connection: record.tuple, now: now)
+            return true
+        }
         let recordHandle = timeWait.insert(record)
         timeWaitTable[record.tuple] = recordHandle
         if let last = timeWaitExpiries.last, record.until < last.deadline {
@@ -48,6 +54,7 @@ extension Stack {
         guard let recordHandle = timeWaitTable.removeValue(forKey: tuple),
               let record = timeWait.remove(recordHandle)
         else { return nil }
+        timers.cancel(.timeWait(recordHandle))
         let handle = connections.insert(record.rebuilt(configuration: sharedTCPConfiguration))
         connections.withElement(handle) { $0.handle = handle }
         connectionTable[tuple] = handle
@@ -67,6 +74,7 @@ extension Stack {
         // A stale handle: the record was rebuilt into a TCB when a segment arrived.
         guard let record = timeWait[handle], record.until == deadline else { return }
         timeWait.remove(handle)
+        timers.cancel(.timeWait(handle))
         timeWaitTable[record.tuple] = nil
     }
 }

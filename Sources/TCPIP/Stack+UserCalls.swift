@@ -24,6 +24,7 @@ extension Stack {
         // for a port that no longer listens, and a late final ACK finds a closed port (§3.10.7.1).
         for entryHandle in halfOpen.handles where halfOpen[entryHandle]?.listener == id.handle {
             if let entry = halfOpen.remove(entryHandle) { halfOpenTable[entry.tuple] = nil }
+            timers.cancel(.halfOpen(entryHandle))
         }
         for handle in listener.acceptQueue {
             abort(ConnectionID(handle: handle), now: now)

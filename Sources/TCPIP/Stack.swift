@@ -150,7 +150,7 @@ public final class Stack {
         case .free?:
             removeConnection(handle)
         case .reduce?:
-            if reduceToTimeWait(handle) { return }
+            if reduceToTimeWait(handle, now: now) { return }
             // Something a record does not keep is still there: the TCB waits out 2·MSL itself.
             if case .wake(let deadline)? = connections.withElement(handle, { $0.armWakeup() }) {
                 timers.schedule(.connection(handle), at: deadline)

@@ -1,10 +1,16 @@
 /// A binary min-heap of wakeups, so `nextDeadline` is O(1) and firing is O(log n) at any
 /// number of connections.
 ///
-/// Entries are never removed early: a connection whose deadline moved later simply finds its
-/// old entry firing early, checks, and schedules again (the way Linux's timers re-arm). An
-/// entry is live only while it matches the owner's `scheduledWakeup`, so each owner has at most
-/// one live entry and stale ones are skipped.
+/// Each owner (a connection, a half-open entry, a TIME-WAIT record) has at most one entry, and the
+/// heap knows where it is: `positions` maps the owner's slab index to its place in `entries`.
+/// Scheduling an owner that has an entry moves that entry; freeing an owner cancels its entry.
+/// So the heap holds only wakeups someone still waits for. (It used to leave an entry behind
+/// whenever a deadline moved or an owner went away, and skip it when it came due: at 188,000
+/// connections a second every connection left three or four behind for up to a second, and
+/// sifting through 600,000 dead entries was 10% of the connection-rate benchmark under perf.)
+///
+/// Owners check what fires against their own deadline all the same (an owner freed without a
+/// `cancel` leaves its entry behind, and the entry is dropped when a new owner takes the slot).
 struct TimerHeap {
     enum Owner: Hashable {
         case connection(SlabHandle)
@@ -15,61 +21,156 @@ struct TimerHeap {
     struct Entry {
         var deadline: Instant
         var owner: Owner
-        /// Ties break by insertion order, so runs are deterministic.
+        /// Ties break by the order of scheduling, so runs are deterministic.
         var order: UInt64
     }
 
     private var entries: [Entry] = []
     private var insertions: UInt64 = 0
+    /// Per kind of owner, by slab index: the entry's place in `entries`, or -1.
+    private var connectionPositions = PositionIndex()
+    private var halfOpenPositions = PositionIndex()
+    private var timeWaitPositions = PositionIndex()
 
     var isEmpty: Bool { entries.isEmpty }
     var count: Int { entries.count }
     var earliest: Instant? { entries.first?.deadline }
-    /// Bytes of the entry array as allocated.
-    var storageBytes: Int { entries.capacity * MemoryLayout<Entry>.stride }
+    /// Bytes of the entry array and the position indexes as allocated.
+    var storageBytes: Int {
+        entries.capacity * MemoryLayout<Entry>.stride + connectionPositions.storageBytes
+            + halfOpenPositions.storageBytes + timeWaitPositions.storageBytes
+    }
 
+    /// Wakes `owner` at `deadline`, in place of any wakeup it had.
     mutating func schedule(_ owner: Owner, at deadline: Instant) {
         insertions &+= 1
+        if let place = position(of: owner.index, kind: owner) {
+            if entries[place].owner == owner {
+                let earlier = deadline < entries[place].deadline
+                entries[place].deadline = deadline
+                entries[place].order = insertions
+                if earlier { siftUp(place) } else { siftDown(place) }
+                return
+            }
+            // The slot's previous owner was freed without a cancel: its wakeup is dead.
+            remove(at: place)
+        }
         entries.append(Entry(deadline: deadline, owner: owner, order: insertions))
+        setPosition(of: owner, to: entries.count - 1)
         siftUp(entries.count - 1)
+    }
+
+    /// Forgets the wakeup of an owner that goes away.
+    mutating func cancel(_ owner: Owner) {
+        guard let place = position(of: owner.index, kind: owner), entries[place].owner == owner else { return }
+        remove(at: place)
     }
 
     /// Removes and returns the earliest entry if it is due at `now`.
     mutating func popDue(now: Instant) -> Entry? {
         guard let first = entries.first, first.deadline <= now else { return nil }
-        let last = entries.removeLast()
-        if !entries.isEmpty {
-            entries[0] = last
-            siftDown(0)
-        }
+        remove(at: 0)
         return first
+    }
+
+    private mutating func remove(at place: Int) {
+        setPosition(of: entries[place].owner, to: -1)
+        let last = entries.removeLast()
+        guard place < entries.count else { return }
+        let earlier = last.deadline < entries[place].deadline
+            || (last.deadline == entries[place].deadline && last.order < entries[place].order)
+        entries[place] = last
+        setPosition(of: last.owner, to: place)
+        if earlier { siftUp(place) } else { siftDown(place) }
     }
 
     private func precedes(_ a: Entry, _ b: Entry) -> Bool {
         a.deadline < b.deadline || (a.deadline == b.deadline && a.order < b.order)
     }
 
+    /// Moves the entry at `start` towards the root while it precedes its parent, shifting parents
+    /// down into the hole (one write per level, positions kept in step).
     private mutating func siftUp(_ start: Int) {
-        var child = start
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard precedes(entries[child], entries[parent]) else { return }
-            entries.swapAt(child, parent)
-            child = parent
+        let moving = entries[start]
+        var hole = start
+        while hole > 0 {
+            let parent = (hole - 1) / 2
+            guard precedes(moving, entries[parent]) else { break }
+            entries[hole] = entries[parent]
+            setPosition(of: entries[hole].owner, to: hole)
+            hole = parent
+        }
+        if hole != start {
+            entries[hole] = moving
+            setPosition(of: moving.owner, to: hole)
         }
     }
 
     private mutating func siftDown(_ start: Int) {
-        var parent = start
+        let moving = entries[start]
+        var hole = start
         while true {
-            let left = 2 * parent + 1
-            guard left < entries.count else { return }
+            let left = 2 * hole + 1
+            guard left < entries.count else { break }
             var smallest = left
             let right = left + 1
             if right < entries.count && precedes(entries[right], entries[left]) { smallest = right }
-            guard precedes(entries[smallest], entries[parent]) else { return }
-            entries.swapAt(smallest, parent)
-            parent = smallest
+            guard precedes(entries[smallest], moving) else { break }
+            entries[hole] = entries[smallest]
+            setPosition(of: entries[hole].owner, to: hole)
+            hole = smallest
+        }
+        if hole != start {
+            entries[hole] = moving
+            setPosition(of: moving.owner, to: hole)
+        }
+    }
+
+    private func position(of index: UInt32, kind owner: Owner) -> Int? {
+        switch owner {
+        case .connection: connectionPositions[index]
+        case .halfOpen: halfOpenPositions[index]
+        case .timeWait: timeWaitPositions[index]
+        }
+    }
+
+    private mutating func setPosition(of owner: Owner, to place: Int) {
+        switch owner {
+        case .connection(let handle): connectionPositions[handle.index] = place
+        case .halfOpen(let handle): halfOpenPositions[handle.index] = place
+        case .timeWait(let handle): timeWaitPositions[handle.index] = place
+        }
+    }
+}
+
+extension TimerHeap.Owner {
+    var index: UInt32 {
+        switch self {
+        case .connection(let handle), .halfOpen(let handle), .timeWait(let handle): handle.index
+        }
+    }
+}
+
+/// Heap places by slab index; grows with the slab it shadows (4 bytes a slot).
+private struct PositionIndex {
+    private var places: [Int32] = []
+
+    var storageBytes: Int { places.capacity * MemoryLayout<Int32>.stride }
+
+    subscript(index: UInt32) -> Int? {
+        get {
+            let index = Int(index)
+            guard index < places.count else { return nil }
+            let place = places[index]
+            return place >= 0 ? Int(place) : nil
+        }
+        set {
+            let index = Int(index)
+            if index >= places.count {
+                guard newValue != nil else { return }
+                places.append(contentsOf: repeatElement(-1, count: index - places.count + 1))
+            }
+            places[index] = Int32(truncatingIfNeeded: newValue ?? -1)
         }
     }
 }

@@ -93,6 +93,7 @@ extension StackCounters {
                 (\.memoryBudgetRefusals, "connections refused: memory budget"),
                 (\.memoryBudgetOutOfOrderPrunes, "out-of-order queues pruned: memory budget"),
                 (\.droppedMemoryBudget, "segments whose data was dropped: memory budget"),
+                (\.timeWaitOverflows, "connections closed without TIME-WAIT: record limit"),
                 (\.droppedOutOfWindow, "segments dropped: outside the window"),
                 (\.droppedUnacceptableAck, "segments dropped: unacceptable ACK"),
                 (\.droppedNoAckFlag, "segments dropped: no ACK flag"),
