@@ -12,8 +12,17 @@ public struct PacketQueue<Element> {
     @usableFromInline var head = 0
     @usableFromInline var storedCount = 0
 
+    /// An empty queue that allocates nothing until its first element: a TCB's queues cost no malloc
+    /// while the connection has nothing queued, and a connection that never carries data (a short
+    /// request refused, a port scan) never allocates them at all.
     @inlinable
-    public init(initialCapacity: Int = 16) {
+    public init() {
+        slots = []
+    }
+
+    /// A queue with room for `initialCapacity` elements (rounded up to a power of two) allocated now.
+    @inlinable
+    public init(initialCapacity: Int) {
         var capacity = 2
         while capacity < initialCapacity { capacity <<= 1 }
         slots = ContiguousArray(repeating: nil, count: capacity)
@@ -45,6 +54,29 @@ public struct PacketQueue<Element> {
         return element
     }
 
+    /// The last element, copied.
+    @inlinable public var last: Element? {
+        storedCount > 0 ? slots[(head &+ storedCount &- 1) & (slots.count &- 1)] : nil
+    }
+
+    /// The element `offset` places behind the first, copied.
+    ///
+    /// - Precondition: `offset < count`.
+    @inlinable
+    public subscript(offset offset: Int) -> Element {
+        precondition(offset >= 0 && offset < storedCount, "PacketQueue offset out of range")
+        return slots[(head &+ offset) & (slots.count &- 1)]!
+    }
+
+    /// Runs `body` in place on the element `offset` places behind the first.
+    ///
+    /// - Precondition: `offset < count`.
+    @inlinable
+    public mutating func modify<Result>(offset: Int, _ body: (inout Element) throws -> Result) rethrows -> Result {
+        precondition(offset >= 0 && offset < storedCount, "PacketQueue offset out of range")
+        return try body(&slots[(head &+ offset) & (slots.count &- 1)]!)
+    }
+
     /// Runs `body` on the first element in place.
     ///
     /// - Precondition: the queue is not empty.
@@ -65,9 +97,9 @@ public struct PacketQueue<Element> {
 
     @usableFromInline
     mutating func grow() {
-        var larger = ContiguousArray<Element?>(repeating: nil, count: slots.count * 2)
+        var larger = ContiguousArray<Element?>(repeating: nil, count: Swift.max(slots.count * 2, 4))
         for offset in 0..<storedCount {
-            larger[offset] = slots[(head + offset) & (slots.count - 1)].take()
+            larger[offset] = slots[(head &+ offset) & (slots.count &- 1)].take()
         }
         slots = larger
         head = 0

@@ -17,7 +17,7 @@ extension ByteBuffer {
 /// Payload is kept as slices of the buffers the segments arrived in: no copy on the way in. When slices
 /// pin much more storage than they hold, `compact()` copies them into one right-sized buffer.
 struct ReceiveBuffer {
-    private var chunks = PacketQueue<ByteBuffer>(initialCapacity: 4)
+    private var chunks = PacketQueue<ByteBuffer>()
 
     /// Readable bytes.
     private(set) var count: Int = 0

@@ -1,4 +1,5 @@
 import NIOCore
+import TCPIPWire
 
 /// Bytes the application wrote and the peer has not yet acknowledged, from snd.una onward: first those
 /// sent and unacknowledged, then those not yet sent (RFC 9293 §3.10.2 SEND queues them here).
@@ -24,7 +25,8 @@ struct SendBuffer {
     /// Size of the buffers small writes are packed into.
     static let packedChunkSize = 4096
 
-    private var chunks = CircularBuffer<Chunk>(initialCapacity: 4)
+    /// Allocated with the first write (`PacketQueue()`): an idle connection's send buffer costs nothing.
+    private var chunks = PacketQueue<Chunk>()
     /// Position of offset 0 (snd.una) in the stream: bytes acknowledged so far.
     private var acknowledgedPosition = 0
 
@@ -73,9 +75,14 @@ struct SendBuffer {
 
     private mutating func appendPacked(_ bytes: ByteBuffer, length: Int, end: Int) {
         let source = bytes.getSlice(at: bytes.readerIndex, length: length)!
-        if let last = chunks.indices.last, chunks[last].isPacked, chunks[last].bytes.writableBytes >= length {
+        // Asked in place: a copy of the last chunk held across the write would make its storage
+        // look shared, and the write would copy it.
+        let fitsLastChunk = !chunks.isEmpty && chunks.modify(offset: chunks.count - 1) { chunk in
+            chunk.isPacked && chunk.bytes.writableBytes >= length
+        }
+        if fitsLastChunk {
             // The write may copy the storage (a retransmitted slice still shares it): count the change.
-            pinnedBytes += chunks.modify(last) { chunk -> Int in
+            pinnedBytes += chunks.modify(offset: chunks.count - 1) { chunk -> Int in
                 let before = chunk.bytes.pinnedStorageBytes
                 chunk.bytes.writeImmutableBuffer(source)
                 chunk.end = end
@@ -96,13 +103,13 @@ struct SendBuffer {
         acknowledgedPosition += count
         while let first = chunks.first, first.end <= acknowledgedPosition {
             pinnedBytes -= first.bytes.pinnedStorageBytes
-            chunks.removeFirst()
+            _ = chunks.popFirst()
         }
         guard !chunks.isEmpty else { return }
-        let chunkStart = chunks[chunks.startIndex].end - chunks[chunks.startIndex].bytes.readableBytes
+        let chunkStart = chunks.modifyFirst { $0.end - $0.bytes.readableBytes }
         let trim = acknowledgedPosition - chunkStart
         if trim > 0 {
-            chunks.modify(chunks.startIndex) { chunk in
+            chunks.modifyFirst { chunk in
                 chunk.bytes.moveReaderIndex(forwardBy: trim)
                 // A packed chunk whose front is acknowledged keeps taking small writes at its back.
             }
@@ -119,7 +126,7 @@ struct SendBuffer {
         var remaining = length
         var index = chunkIndex(containing: position)
         while remaining > 0 {
-            let chunk = chunks[index]
+            let chunk = chunks[offset: index]
             let chunkStart = chunk.end - chunk.bytes.readableBytes
             let taken = min(remaining, chunk.end - position)
             chunk.bytes.withUnsafeReadableBytes { raw in
@@ -128,7 +135,7 @@ struct SendBuffer {
             }
             position += taken
             remaining -= taken
-            index = chunks.index(after: index)
+            index += 1
         }
     }
 
@@ -137,7 +144,7 @@ struct SendBuffer {
         precondition(offset >= 0 && length >= 0 && offset + length <= count, "range outside the send buffer")
         guard length > 0 else { return ByteBuffer() }
         let position = acknowledgedPosition + offset
-        let chunk = chunks[chunkIndex(containing: position)]
+        let chunk = chunks[offset: chunkIndex(containing: position)]
         if position + length <= chunk.end {
             let chunkStart = chunk.end - chunk.bytes.readableBytes
             return chunk.bytes.getSlice(at: chunk.bytes.readerIndex + (position - chunkStart), length: length)!
@@ -157,17 +164,17 @@ struct SendBuffer {
 
     /// The chunk holding stream position `position`: the first whose end is beyond it (binary search,
     /// O(log n) in the number of chunks, with no state to keep for sequential sends).
-    private func chunkIndex(containing position: Int) -> CircularBuffer<Chunk>.Index {
+    private func chunkIndex(containing position: Int) -> Int {
         var low = 0
         var high = chunks.count - 1
         while low < high {
             let middle = low + (high - low) / 2
-            if chunks[chunks.index(chunks.startIndex, offsetBy: middle)].end > position {
+            if chunks[offset: middle].end > position {
                 high = middle
             } else {
                 low = middle + 1
             }
         }
-        return chunks.index(chunks.startIndex, offsetBy: low)
+        return low
     }
 }

@@ -45,7 +45,7 @@ struct TimeWaitConnection {
 
     /// The reduced form of `connection`, or nil when it holds anything a TIME-WAIT record does not keep
     /// (unread or unacknowledged data, timers other than 2·MSL): such a connection stays whole.
-    init?(_ connection: TCPConnection) {
+    init?(_ connection: borrowing TCPConnection) {
         guard case .timeWait(let until) = connection.state,
               connection.released, connection.userClosed,
               connection.receiveBuffer.isEmpty, connection.reassembly.isEmpty, connection.sendBuffer.count == 0,
