@@ -16,6 +16,8 @@ struct StackIO {
     var trace = CircularBuffer<TraceRecord>()
     /// The buffers of the datagrams we send, reused once the receiver is done with them.
     var packets = PacketRecycler()
+    /// Storage for the send buffers' packed chunks, reused across connections.
+    var packedChunks = PackedChunkPool()
 
     init(checksumOffload: Bool) {
         self.checksumOffload = checksumOffload

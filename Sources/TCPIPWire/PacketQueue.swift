@@ -86,6 +86,13 @@ public struct PacketQueue<Element> {
         return try body(&slots[head]!)
     }
 
+    /// Runs `body` on the first element in place, or returns nil when the queue is empty.
+    @inlinable
+    public mutating func modifyFirstIfAny<Result>(_ body: (inout Element) throws -> Result) rethrows -> Result? {
+        guard storedCount > 0 else { return nil }
+        return try body(&slots[head]!)
+    }
+
     @inlinable
     public mutating func removeAll(keepingCapacity: Bool = false) {
         if keepingCapacity {

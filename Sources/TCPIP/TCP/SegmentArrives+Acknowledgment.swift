@@ -133,7 +133,7 @@ extension TCPConnection {
         let dataAcked = segment.ack.isAfter(bufferStart)
             ? min(sendBuffer.count, Int(bufferStart.octets(to: segment.ack))) : 0
         let hadFullSendBuffer = sendBuffer.freeSpace == 0
-        if dataAcked > 0 { sendBuffer.removeFirst(dataAcked) }
+        if dataAcked > 0 { sendBuffer.removeFirst(dataAcked, pool: &io.packedChunks) }
         bytesAcked &+= UInt64(dataAcked)
         sndUna = segment.ack
         if sndNxt.isBefore(sndUna) {

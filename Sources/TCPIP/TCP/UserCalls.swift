@@ -19,7 +19,7 @@ extension TCPConnection {
             if let error { throw error }
             throw state == .closed ? .connectionDoesNotExist : .connectionClosing
         }
-        let taken = sendBuffer.append(bytes)
+        let taken = sendBuffer.append(bytes, pool: &io.packedChunks)
         if taken > 0 { output(now: now, io: &io) }
         return taken
     }

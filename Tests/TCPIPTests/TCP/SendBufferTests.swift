@@ -152,4 +152,42 @@ private func address(_ buffer: ByteBuffer) -> UnsafeRawPointer? {
             #expect(buffer.count == model.count)
         }
     }
+
+    @Test func acknowledgedPackedChunksAreReusedThroughThePool() {
+        var pool = PackedChunkPool()
+        var buffer = SendBuffer(capacity: 4096)
+        #expect(buffer.append(bytes(0..<100), pool: &pool) == 100)   // packed: a new buffer
+        let first = buffer.bytes(at: 0, length: 100)
+        let firstStorage = address(first)
+        buffer.removeFirst(100, pool: &pool)
+        // `first` still shares the storage (as a retransmitted slice would): not kept.
+        #expect(pool.retainedBytes == 0)
+        _ = consume first
+
+        #expect(buffer.append(bytes(100..<200), pool: &pool) == 100)
+        let secondStorage = address(buffer.bytes(at: 0, length: 100))
+        #expect(secondStorage != nil)
+        buffer.removeFirst(100, pool: &pool)
+        #expect(pool.retainedBytes == SendBuffer.packedChunkSize)
+
+        // The next small write is packed into the storage given back, and its bytes are its own.
+        #expect(buffer.append(bytes(200..<300), pool: &pool) == 100)
+        #expect(pool.retainedBytes == 0)
+        #expect(address(buffer.bytes(at: 0, length: 100)) == secondStorage)
+        #expect(copied(buffer, at: 0, length: 100) == array(200..<300))
+        #expect(buffer.pinnedBytes == buffer.recountedPinnedBytes)
+        _ = firstStorage
+    }
+
+    @Test func thePoolKeepsAtMostItsLimit() {
+        var pool = PackedChunkPool()
+        var buffers: [SendBuffer] = []
+        for index in 0..<(PackedChunkPool.limit + 4) {
+            var buffer = SendBuffer(capacity: 4096)
+            #expect(buffer.append(bytes(index..<(index + 10)), pool: &pool) == 10)
+            buffers.append(buffer)
+        }
+        for index in buffers.indices { buffers[index].removeFirst(10, pool: &pool) }
+        #expect(pool.retainedBytes == PackedChunkPool.limit * SendBuffer.packedChunkSize)
+    }
 }
