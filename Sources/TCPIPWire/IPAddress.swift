@@ -207,4 +207,25 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         case .v6(let address): address.description
         }
     }
+
+    /// Each datagram's addresses are looked up among the stack's own: hashed by `TableHash`.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(_rawHashValue(seed: 0))
+    }
+
+    public func _rawHashValue(seed: Int) -> Int {
+        switch self {
+        case .v4(let address): TableHash.hash(UInt64(address.rawValue), 4, seed: seed)
+        case .v6(let address): TableHash.hash(address.high, address.low, seed: seed)
+        }
+    }
+
+    /// The address in one word, for hashing it with others (`FourTuple`).
+    @inlinable
+    public var foldedForHashing: UInt64 {
+        switch self {
+        case .v4(let address): UInt64(address.rawValue)
+        case .v6(let address): TableHash.fold(address.high, address.low)
+        }
+    }
 }
