@@ -352,7 +352,7 @@ extension Stack {
             connection.rttTimedSequence = entry.iss + 1
             connection.rttTimedAt = sentAt
         }
-        let handle = connections.insert(connection)
+        let handle = connections.insert(consume connection)
         connections.withElement(handle) { $0.handle = handle }
         connectionTable[entry.tuple] = handle
         return handle

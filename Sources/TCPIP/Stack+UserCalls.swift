@@ -70,7 +70,7 @@ extension Stack {
         let connection = TCPConnection(
             tuple: tuple, iss: iss, state: .synSent, receiveMSS: announcedMSS(for: local, clampedTo: maximumSegmentSize),
             timestampOffset: UInt32(truncatingIfNeeded: random.next()), configuration: sharedTCPConfiguration)
-        let handle = connections.insert(connection)
+        let handle = connections.insert(consume connection)
         connectionTable[tuple] = handle
         io.counters.activeOpens &+= 1
         withConnection(handle) { connection in
