@@ -7,15 +7,21 @@ import TCPIPWire
 /// at once (its FIN goes first, so TIME-WAIT stays on the server); the client reads the end of the stream
 /// and closes. A cycle counts when the client has closed. One thread drives both sides (threads = 1).
 ///
-/// The server keeps every 4-tuple in TIME-WAIT for 2·MSL, as Linux does. So that no 4-tuple is reused while
-/// its TIME-WAIT lasts (this stack does not yet reopen a TIME-WAIT connection on a new SYN, RFC 6191), the
-/// client spreads its connections over several addresses, 16,384 ephemeral ports each.
+/// The server keeps every 4-tuple in TIME-WAIT for 2·MSL, as Linux does, up to its record limit
+/// (`StackConfiguration.maximumTimeWaitRecords`, 131,072 like Linux's `tcp_max_tw_buckets` on a
+/// machine of this size; beyond it, connections close at once and are counted). So that no 4-tuple
+/// is reused while its TIME-WAIT lasts (this stack does not yet reopen a TIME-WAIT connection on a
+/// new SYN, RFC 6191), the client spreads its connections over several addresses, 16,384 ephemeral
+/// ports each.
 public enum ConnectionRateBenchmark {
     public struct Result: Sendable {
         public var connections: Int
         public var seconds: Double
         /// Connections the server still held at the end (TIME-WAIT).
         public var serverConnectionsLeft: Int
+        /// Server connections closed without TIME-WAIT because `maximumTimeWaitRecords` were held
+        /// (as Linux past `tcp_max_tw_buckets`, which the kernel's figure runs under too).
+        public var serverTimeWaitOverflows: UInt64
         public var connectionsPerSecond: Double { seconds > 0 ? Double(connections) / seconds : 0 }
     }
 
@@ -78,6 +84,7 @@ public enum ConnectionRateBenchmark {
         pair.settle(now: now)
         return Result(
             connections: done, seconds: WallClock.seconds(from: start, to: now),
-            serverConnectionsLeft: pair.server.connectionCount + pair.server.timeWaitCount)
+            serverConnectionsLeft: pair.server.connectionCount + pair.server.timeWaitCount,
+            serverTimeWaitOverflows: pair.server.counters.timeWaitOverflows)
     }
 }
