@@ -42,6 +42,22 @@ import Testing
         #expect(t.stack.connectionCount == 0)
     }
 
+    /// Past `maximumTimeWaitRecords` (Linux's tcp_max_tw_buckets) a released connection that reaches
+    /// TIME-WAIT still acknowledges the FIN, then closes at once and is counted; the tuple is then
+    /// CLOSED, and a late segment meets an RST (§3.10.7.1).
+    @Test func pastTheRecordLimitTheConnectionClosesAtOnce() throws {
+        var t = try TCPTester(.finWait2) { $0.maximumTimeWaitRecords = 0 }
+        try t.app.release()
+        try t.inject("+0 < F. 1:1(0) ack 2 win 65535")
+        try t.expect("+0 > . 2:2(0) ack 2")
+        #expect(t.stack.timeWaitCount == 0)
+        #expect(t.stack.connectionCount == 0)
+        #expect(t.stack.counters.timeWaitOverflows == 1)
+        #expect(t.stack.memoryInUse == 0)
+        try t.inject("+1 < F. 1:1(0) ack 2 win 65535")
+        try t.expect("+0 > R 2:2(0)")
+    }
+
     /// §3.10.8: the record is forgotten after 2·MSL; a retransmitted FIN restarts the wait (eighth),
     /// exactly as for the TCB.
     @Test func retransmittedFinRestartsTheRecordsWait() throws {
