@@ -65,7 +65,8 @@ struct BenchConnectionRate: ParsableCommand {
         let result = try ConnectionRateBenchmark.run(seconds: seconds)
         print("metric=tcpip_mem_connrate value=\(benchFormatted(result.connectionsPerSecond, decimals: 0)) unit=conn/s "
             + "threads=1 count=\(result.connections) seconds=\(benchFormatted(result.seconds)) "
-            + "server_time_wait=\(result.serverConnectionsLeft) server_time_wait_overflows=\(result.serverTimeWaitOverflows)")
+            + "segments=\(result.segmentsSent) server_time_wait=\(result.serverConnectionsLeft) "
+            + "server_time_wait_overflows=\(result.serverTimeWaitOverflows)")
     }
 }
 

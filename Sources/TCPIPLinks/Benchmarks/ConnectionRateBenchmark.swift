@@ -22,6 +22,8 @@ public enum ConnectionRateBenchmark {
         /// Server connections closed without TIME-WAIT because `maximumTimeWaitRecords` were held
         /// (as Linux past `tcp_max_tw_buckets`, which the kernel's figure runs under too).
         public var serverTimeWaitOverflows: UInt64
+        /// Segments both sides sent, for the segments a cycle takes.
+        public var segmentsSent: UInt64
         public var connectionsPerSecond: Double { seconds > 0 ? Double(connections) / seconds : 0 }
     }
 
@@ -85,6 +87,7 @@ public enum ConnectionRateBenchmark {
         return Result(
             connections: done, seconds: WallClock.seconds(from: start, to: now),
             serverConnectionsLeft: pair.server.connectionCount + pair.server.timeWaitCount,
-            serverTimeWaitOverflows: pair.server.counters.timeWaitOverflows)
+            serverTimeWaitOverflows: pair.server.counters.timeWaitOverflows,
+            segmentsSent: pair.client.counters.segmentsSent + pair.server.counters.segmentsSent)
     }
 }
