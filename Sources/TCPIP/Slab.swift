@@ -93,13 +93,26 @@ struct Slab<Element> {
     mutating func remove(_ handle: SlabHandle) -> Element? {
         guard let index = slotIndex(handle) else { return nil }
         let element = slots[index].element.take()
+        free(index)
+        return element
+    }
+
+    private mutating func free(_ index: Int) {
         slots[index].isOccupied = false
         // Moving the generation on now (not at reuse) makes the old handle stale at once.
         slots[index].generation &+= 1
         slots[index].nextFree = firstFree
         firstFree = UInt32(index)
         count -= 1
-        return element
+    }
+
+    /// Removes the element and destroys it in its slot; false (and no change) for a stale handle.
+    @discardableResult
+    mutating func delete(_ handle: SlabHandle) -> Bool {
+        guard let index = slotIndex(handle) else { return false }
+        slots[index].element = nil
+        free(index)
+        return true
     }
 
     /// Removes every element; outstanding handles all become stale.
