@@ -92,7 +92,8 @@ struct BenchMemory: ParsableCommand {
             + "buffers=\(result.client.buffers + result.server.buffers)")
         if let resident = result.residentPerConnection {
             print("metric=tcpip_mem_rss_per_connection value=\(benchFormatted(resident, decimals: 0)) unit=bytes threads=1 "
-                + "source=rss connections=\(connections) rss_growth=\(result.residentGrowth ?? 0)")
+                + "source=rss connections=\(connections) rss_growth=\(result.residentGrowth ?? 0) "
+                + "peak_rss=\(MemoryBenchmark.peakResidentBytes() ?? 0)")
         }
         print("metric=tcpip_mem_open_rate value=\(benchFormatted(Double(connections) / max(result.openSeconds, 1e-9), decimals: 0)) "
             + "unit=conn/s threads=1 connections=\(connections) seconds=\(benchFormatted(result.openSeconds))")
