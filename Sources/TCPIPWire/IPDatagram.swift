@@ -2,8 +2,8 @@ import NIOCore
 
 /// One IP datagram with its upper-layer header located.
 ///
-/// `payload` is a slice of the input buffer (no copy), trimmed to the length the IP header gives, so link
-/// padding never reaches TCP.
+/// `payload` is the input buffer itself (no copy), its indices moved to the upper-layer bytes and
+/// trimmed to the length the IP header gives, so link padding never reaches TCP.
 public struct IPDatagram: Hashable, Sendable {
     public enum Header: Hashable, Sendable {
         case v4(IPv4Header)
@@ -18,6 +18,13 @@ public struct IPDatagram: Hashable, Sendable {
     public var upperLayerProtocol: UInt8
     /// The upper-layer bytes.
     public var payload: ByteBuffer
+
+    /// The upper-layer bytes, the datagram used up: handed over, where reading `payload` of a datagram
+    /// still alive shares its buffer (a retain now, a release when the datagram goes).
+    @inlinable
+    public consuming func takePayload() -> ByteBuffer {
+        payload
+    }
 
     /// The most IPv6 extension headers walked before giving up; real traffic has one or two.
     public static let maximumExtensionHeaders = 8
@@ -36,18 +43,20 @@ public struct IPDatagram: Hashable, Sendable {
     ///
     /// Fragments (IPv4 MF or offset, an IPv6 Fragment header) throw `.fragment`: we do not reassemble.
     /// `verifyChecksum` applies to the IPv4 header checksum.
-    public static func parse(_ datagram: ByteBuffer, verifyChecksum: Bool = true) throws(WireError) -> IPDatagram {
+    ///
+    /// `consuming`: the buffer becomes `payload` by moving its indices, where a slice of it cost a
+    /// retain and a release per datagram (a caller that keeps its buffer passes a copy).
+    public static func parse(_ datagram: consuming ByteBuffer, verifyChecksum: Bool = true) throws(WireError) -> IPDatagram {
         guard datagram.readableBytes > 0 else { throw .truncated }
         switch datagram.wireUInt8(at: 0) >> 4 {
         case 4:
             let header = try IPv4Header.parse(datagram, verifyChecksum: verifyChecksum)
             guard !header.isFragment else { throw .fragment }
             let payloadLength = Int(header.totalLength) - header.headerLength
-            let payload = datagram.getSlice(at: datagram.readerIndex + header.headerLength, length: payloadLength)
-            guard let payload else { throw .truncated }
+            try datagram.narrow(toOffset: header.headerLength, length: payloadLength)
             return IPDatagram(
                 header: .v4(header), source: .v4(header.source), destination: .v4(header.destination),
-                upperLayerProtocol: header.protocolNumber, payload: payload
+                upperLayerProtocol: header.protocolNumber, payload: datagram
             )
         case 6:
             let header = try IPv6Header.parse(datagram)
@@ -79,14 +88,26 @@ public struct IPDatagram: Hashable, Sendable {
                     break extensionHeaders
                 }
             }
-            let payload = datagram.getSlice(at: datagram.readerIndex + offset, length: end - offset)
-            guard let payload else { throw .truncated }
+            try datagram.narrow(toOffset: offset, length: end - offset)
             return IPDatagram(
                 header: .v6(header), source: .v6(header.source), destination: .v6(header.destination),
-                upperLayerProtocol: nextHeader, payload: payload
+                upperLayerProtocol: nextHeader, payload: datagram
             )
         default:
             throw .unsupportedVersion
         }
+    }
+}
+
+extension ByteBuffer {
+    /// Makes the readable bytes the `length` octets at `offset` from the reader index (what
+    /// `getSlice(at: readerIndex + offset, length:)` returns, without a second reference to the storage).
+    @inlinable
+    mutating func narrow(toOffset offset: Int, length: Int) throws(WireError) {
+        guard offset >= 0, length >= 0, offset <= readableBytes, length <= readableBytes - offset else {
+            throw .truncated
+        }
+        moveWriterIndex(to: readerIndex + offset + length)
+        moveReaderIndex(forwardBy: offset)
     }
 }

@@ -50,9 +50,11 @@ public struct TCPHeader: Hashable, Sendable {
     /// Parses a TCP segment: `segment`'s readable bytes are exactly header and payload (`IPDatagram.payload`).
     ///
     /// Verifies the checksum over the pseudo-header, header and payload when `verifyChecksum`.
-    /// - Returns: the header and the payload, a slice of `segment` (no copy).
+    /// - Returns: the header and the payload: `segment` itself, its reader index moved past the header
+    ///   (`consuming`: no slice, so no second reference to the storage; a caller that keeps its
+    ///   buffer passes a copy).
     public static func parse(
-        _ segment: ByteBuffer, source: IPAddress, destination: IPAddress, verifyChecksum: Bool = true
+        _ segment: consuming ByteBuffer, source: IPAddress, destination: IPAddress, verifyChecksum: Bool = true
     ) throws(WireError) -> (header: TCPHeader, payload: ByteBuffer) {
         let available = segment.readableBytes
         guard available >= minimumLength else { throw .truncated }
@@ -89,9 +91,8 @@ public struct TCPHeader: Hashable, Sendable {
         )
         header.checksum = fixed.checksum
         header.urgentPointer = fixed.urgentPointer
-        guard let payload = segment.getSlice(at: segment.readerIndex + headerLength, length: available - headerLength)
-        else { throw .truncated }
-        return (header, payload)
+        segment.moveReaderIndex(forwardBy: headerLength)
+        return (header, segment)
     }
 
     /// Writes header and options into the headroom in front of `buffer`'s readable bytes (the payload) and
