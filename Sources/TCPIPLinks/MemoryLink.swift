@@ -86,9 +86,14 @@ public final class MemoryLink {
             LinkCapabilities(checksumOffload: link.configuration.checksumOffload)
         }
 
-        public func send(_ packet: ByteBuffer, now: Instant) {
+        /// `consuming`, and no closure on the way (a closure can only borrow what it captures): the
+        /// datagram moves onto the wire instead of being retained there and released by the caller.
+        public func send(_ packet: consuming ByteBuffer, now: Instant) {
             let configuration = link.configuration
-            link.withLane(from: side) { $0.send(packet, now: now, configuration: configuration) }
+            switch side {
+            case .a: link.fromA.send(packet, now: now, configuration: configuration)
+            case .b: link.fromB.send(packet, now: now, configuration: configuration)
+            }
         }
 
         public func receive(now: Instant) -> ByteBuffer? {
@@ -150,7 +155,7 @@ private struct Lane {
     var lastArrival = Instant(nanoseconds: .min)
     var statistics = LinkStatistics()
 
-    mutating func send(_ packet: ByteBuffer, now: Instant, configuration: MemoryLink.Configuration) {
+    mutating func send(_ packet: consuming ByteBuffer, now: Instant, configuration: MemoryLink.Configuration) {
         let size = packet.readableBytes
         statistics.packetsSent &+= 1
         statistics.bytesSent &+= UInt64(size)
