@@ -54,11 +54,6 @@ public struct PacketQueue<Element> {
         return element
     }
 
-    /// The last element, copied.
-    @inlinable public var last: Element? {
-        storedCount > 0 ? slots[(head &+ storedCount &- 1) & (slots.count &- 1)] : nil
-    }
-
     /// The element `offset` places behind the first, copied.
     ///
     /// - Precondition: `offset < count`.

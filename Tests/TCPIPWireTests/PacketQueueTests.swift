@@ -43,4 +43,26 @@ import TCPIPWire
         queue.removeAll()
         #expect(queue.isEmpty && queue.capacity < grown)
     }
+
+    @Test func anEmptyQueueAllocatesNothingUntilItsFirstElement() {
+        var queue = PacketQueue<Int>()
+        #expect(queue.capacity == 0 && queue.isEmpty && queue.first == nil && queue.popFirst() == nil)
+        #expect(queue.modifyFirstIfAny { $0 } == nil)
+        queue.append(1)
+        #expect(queue.capacity == 4 && queue.first == 1)
+        queue.removeAll()
+        #expect(queue.capacity == 0)
+    }
+
+    @Test func elementsAreReachedByOffsetAcrossWrapAround() {
+        var queue = PacketQueue<Int>(initialCapacity: 4)
+        for value in 0..<3 { queue.append(value) }
+        _ = queue.popFirst()
+        _ = queue.popFirst()
+        for value in 3..<6 { queue.append(value) }   // 2, 3, 4, 5, wrapping in four slots
+        #expect((0..<queue.count).map { queue[offset: $0] } == [2, 3, 4, 5])
+        queue.modify(offset: 3) { $0 *= 10 }
+        #expect(queue[offset: 3] == 50)
+        #expect(queue.modifyFirstIfAny { $0 } == 2)
+    }
 }
