@@ -395,8 +395,12 @@ final class TCPConnectionChannel: Channel, ChannelCore, @unchecked Sendable {
         }
         if lifecycle == .lingering && flushedCount == 0 && !finPending {
             // FIN queued: the stack finishes the close on its own and frees the connection when done.
+            // The channel lets go of it as a socket's close() does (`Stack.release`): TIME-WAIT is
+            // kept as a compact record rather than the whole TCB, and data the peer still sends is
+            // answered with an RST instead of piling up where nobody reads (RFC 1122 §4.2.2.13).
             lifecycle = .closed
             runtime.unregister(self)
+            runtime.stack.release(connection, now: now)
         }
         updateWritability()
         for promise in completed { promise.succeed(()) }

@@ -152,6 +152,27 @@ import Testing
         try await pair.shutdown()
     }
 
+    /// A channel closed first leaves its connection to the stack as a socket's close() does: the
+    /// TIME-WAIT that follows is a compact record, not a whole TCB held for 2·MSL.
+    @Test func closingFirstLeavesACompactTimeWait() async throws {
+        let pair = try await RuntimePair()
+        _ = try await TCPIPServerBootstrap(runtime: pair.server)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(TestEchoHandler()) }
+            }
+            .bind(port: 7).get()
+        let client = try await TCPIPClientBootstrap(runtime: pair.client)
+            .connect(to: Endpoint(RuntimePair.serverAddress, 7)).get()
+        try await client.writeAndFlush(ByteBuffer(string: "ping"))
+        try await client.close()
+        let reduced = try await eventually(on: pair.client) {
+            pair.client.stack.timeWaitCount == 1 && pair.client.stack.connectionCount == 0
+        }
+        #expect(reduced, "the client's TIME-WAIT was not reduced to a record")
+        #expect(try await eventually(on: pair.server) { pair.server.stack.connectionCount == 0 })
+        try await pair.shutdown()
+    }
+
     /// Datagrams that are not IP, and ones larger than the MTU, are dropped and counted by the device.
     @Test func badDatagramsAreDroppedAndCounted() async throws {
         let pair = try await RuntimePair(mtu: 1500)
