@@ -281,7 +281,17 @@ struct Scoreboard {
                 let remaining = (segment.sentAt + rtt + reorderingWindow) - now
                 if remaining.nanoseconds <= 0 {
                     if segment.flags.contains(.retransmitted) {
-                        // The retransmission itself is lost (RFC 8985 §6.2: a segment can be lost again).
+                        // The retransmission itself is lost (RFC 8985 §6.2: a segment can be lost again),
+                        // but only once a segment sent strictly later was delivered. DEVIATION(RFC 8985
+                        // §6.2 step 5): RACK_sent_after's sequence tie-break is not applied here. With a
+                        // RACK.rtt of zero (a SACK covering data sent at this instant, as a forged one
+                        // can) it would re-mark every hole retransmitted at this instant on each duplicate
+                        // ACK, against RFC 6675 NextSeg rule (1): found by the stack fuzzer as an endless
+                        // exchange at one instant.
+                        guard segment.sentAt < rackSentAt else {
+                            index += 1
+                            continue
+                        }
                         segments[index].flags.remove(.retransmitted)
                         retransmittedBytes -= segment.length
                         newly += segment.length

@@ -111,6 +111,42 @@ private func block(_ first: Int, _ last: Int) -> SACKBlock {
         #expect(late.timeout == nil)
     }
 
+    /// RFC 6675 NextSeg rule (1) and RFC 8985 §6.2: a retransmission is lost again only when a segment
+    /// sent strictly after it is delivered. A SACK for data sent at the same instant (RACK.rtt zero, no
+    /// window) must not re-mark the holes retransmitted at that instant, or every duplicate ACK resends them.
+    @Test func rackDoesNotReMarkRetransmissionsSentAtTheSameInstant() {
+        var board = Scoreboard()
+        for segment in 0..<4 {
+            board.recordSent(from: base + segment * smss, to: base + (segment + 1) * smss, now: .zero)
+        }
+        board.sack(block(3, 3)) { _ in }
+        let first = board.detectLossesRACK(
+            rackSentAt: .zero, rackEnd: base + 4 * smss, rtt: .zero, reorderingWindow: .zero, now: .zero)
+        #expect(first.newlyLost == 3 * smss)
+        // The holes go again at 10 ms, and new data with them; the new data is SACKed at once.
+        let resent = Instant.zero + .milliseconds(10)
+        while let hole = board.nextLostSegment(maximumLength: smss) {
+            board.recordSent(from: hole.start, to: hole.end, now: resent)
+        }
+        board.recordSent(from: base + 4 * smss, to: base + 5 * smss, now: resent)
+        board.sack(block(4, 4)) { _ in }
+        for _ in 0..<3 {
+            let again = board.detectLossesRACK(
+                rackSentAt: resent, rackEnd: base + 5 * smss, rtt: .zero, reorderingWindow: .zero, now: resent)
+            #expect(again.newlyLost == 0)
+            #expect(!board.hasLostToRetransmit)
+        }
+        // Once a segment sent later is delivered and its RTT has passed, the retransmissions are lost again.
+        let later = Instant.zero + .milliseconds(20)
+        board.recordSent(from: base + 5 * smss, to: base + 6 * smss, now: later)
+        board.sack(block(5, 5)) { _ in }
+        let lost = board.detectLossesRACK(
+            rackSentAt: later, rackEnd: base + 6 * smss, rtt: .milliseconds(10), reorderingWindow: .zero,
+            now: .zero + .milliseconds(30))
+        #expect(lost.newlyLost == 3 * smss)
+        #expect(board.hasLostToRetransmit)
+    }
+
     /// Peer-controlled SACK blocks cost precision, never memory: splits stop at the bound and are counted.
     @Test func hostileSACKBlocksAreBounded() {
         var board = Scoreboard()
