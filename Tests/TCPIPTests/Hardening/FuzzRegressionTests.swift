@@ -56,6 +56,16 @@ import Testing
         Self.replay("stack", Array(try Data(contentsOf: file)))
     }
 
+    /// Found by the stack target: forged segments pushed the server's TS.Recent ahead and made it SACK
+    /// data the client had sent at that instant, so RACK's segment had an RTT of zero. Each PAWS duplicate
+    /// ACK then re-marked the holes just retransmitted as lost again (RACK_sent_after's sequence tie-break),
+    /// and they went again: an endless exchange at one instant. A retransmission is now lost again only
+    /// when a segment sent strictly after it is delivered (RFC 6675 NextSeg rule (1), RFC 8985 §6.2).
+    @Test func retransmissionsAreNotReMarkedLostAtTheInstantTheyWereSent() throws {
+        let file = Self.corpus.appendingPathComponent("stack/regression-rack-same-instant-relost")
+        Self.replay("stack", Array(try Data(contentsOf: file)))
+    }
+
     /// Found by the stack target on its first seed: the client's recorded segments replayed into the
     /// server leave the two disagreeing about both sequence spaces, and each answered the other's
     /// bare ACK (SEG.ACK beyond SND.NXT, or SEG.SEQ outside the window) with an ACK of its own — an
