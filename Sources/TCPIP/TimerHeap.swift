@@ -44,25 +44,23 @@ struct TimerHeap {
     /// Wakes `owner` at `deadline`, in place of any wakeup it had.
     mutating func schedule(_ owner: Owner, at deadline: Instant) {
         insertions &+= 1
-        if let place = position(of: owner.index, kind: owner) {
+        let entry = Entry(deadline: deadline, owner: owner, order: insertions)
+        if let place = position(of: owner) {
             if entries[place].owner == owner {
-                let earlier = deadline < entries[place].deadline
-                entries[place].deadline = deadline
-                entries[place].order = insertions
-                if earlier { siftUp(place) } else { siftDown(place) }
+                replace(at: place, with: entry)
                 return
             }
             // The slot's previous owner was freed without a cancel: its wakeup is dead.
             remove(at: place)
         }
-        entries.append(Entry(deadline: deadline, owner: owner, order: insertions))
+        entries.append(entry)
         setPosition(of: owner, to: entries.count - 1)
         siftUp(entries.count - 1)
     }
 
     /// Forgets the wakeup of an owner that goes away.
     mutating func cancel(_ owner: Owner) {
-        guard let place = position(of: owner.index, kind: owner), entries[place].owner == owner else { return }
+        guard let place = position(of: owner), entries[place].owner == owner else { return }
         remove(at: place)
     }
 
@@ -76,12 +74,20 @@ struct TimerHeap {
     private mutating func remove(at place: Int) {
         setPosition(of: entries[place].owner, to: -1)
         let last = entries.removeLast()
-        guard place < entries.count else { return }
-        let earlier = last.deadline < entries[place].deadline
-            || (last.deadline == entries[place].deadline && last.order < entries[place].order)
-        entries[place] = last
-        setPosition(of: last.owner, to: place)
+        if place < entries.count { replace(at: place, with: last) }
+    }
+
+    /// Puts `entry` where another was and sifts it whichever way restores the heap.
+    private mutating func replace(at place: Int, with entry: Entry) {
+        let earlier = precedes(entry, entries[place])
+        put(entry, at: place)
         if earlier { siftUp(place) } else { siftDown(place) }
+    }
+
+    /// Stores `entry` at `place` and records where its owner's wakeup now is.
+    private mutating func put(_ entry: Entry, at place: Int) {
+        entries[place] = entry
+        setPosition(of: entry.owner, to: place)
     }
 
     private func precedes(_ a: Entry, _ b: Entry) -> Bool {
@@ -96,14 +102,10 @@ struct TimerHeap {
         while hole > 0 {
             let parent = (hole - 1) / 2
             guard precedes(moving, entries[parent]) else { break }
-            entries[hole] = entries[parent]
-            setPosition(of: entries[hole].owner, to: hole)
+            put(entries[parent], at: hole)
             hole = parent
         }
-        if hole != start {
-            entries[hole] = moving
-            setPosition(of: moving.owner, to: hole)
-        }
+        if hole != start { put(moving, at: hole) }
     }
 
     private mutating func siftDown(_ start: Int) {
@@ -116,21 +118,18 @@ struct TimerHeap {
             let right = left + 1
             if right < entries.count && precedes(entries[right], entries[left]) { smallest = right }
             guard precedes(entries[smallest], moving) else { break }
-            entries[hole] = entries[smallest]
-            setPosition(of: entries[hole].owner, to: hole)
+            put(entries[smallest], at: hole)
             hole = smallest
         }
-        if hole != start {
-            entries[hole] = moving
-            setPosition(of: moving.owner, to: hole)
-        }
+        if hole != start { put(moving, at: hole) }
     }
 
-    private func position(of index: UInt32, kind owner: Owner) -> Int? {
+    /// The place of the wakeup scheduled for `owner`'s slab slot, by whichever generation held it.
+    private func position(of owner: Owner) -> Int? {
         switch owner {
-        case .connection: connectionPositions[index]
-        case .halfOpen: halfOpenPositions[index]
-        case .timeWait: timeWaitPositions[index]
+        case .connection(let handle): connectionPositions[handle.index]
+        case .halfOpen(let handle): halfOpenPositions[handle.index]
+        case .timeWait(let handle): timeWaitPositions[handle.index]
         }
     }
 
@@ -139,14 +138,6 @@ struct TimerHeap {
         case .connection(let handle): connectionPositions[handle.index] = place
         case .halfOpen(let handle): halfOpenPositions[handle.index] = place
         case .timeWait(let handle): timeWaitPositions[handle.index] = place
-        }
-    }
-}
-
-extension TimerHeap.Owner {
-    var index: UInt32 {
-        switch self {
-        case .connection(let handle), .halfOpen(let handle), .timeWait(let handle): handle.index
         }
     }
 }
