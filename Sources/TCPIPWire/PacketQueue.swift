@@ -40,7 +40,7 @@ public struct PacketQueue<Element> {
     @inlinable
     public mutating func append(_ element: consuming Element) {
         if storedCount == slots.count { grow() }
-        slots[(head &+ storedCount) & (slots.count &- 1)] = element
+        slots[slot(storedCount)] = element
         storedCount &+= 1
     }
 
@@ -49,7 +49,7 @@ public struct PacketQueue<Element> {
     public mutating func popFirst() -> Element? {
         guard storedCount > 0 else { return nil }
         let element = slots[head].take()
-        head = (head &+ 1) & (slots.count &- 1)
+        head = slot(1)
         storedCount &-= 1
         return element
     }
@@ -60,7 +60,7 @@ public struct PacketQueue<Element> {
     @inlinable
     public subscript(offset offset: Int) -> Element {
         precondition(offset >= 0 && offset < storedCount, "PacketQueue offset out of range")
-        return slots[(head &+ offset) & (slots.count &- 1)]!
+        return slots[slot(offset)]!
     }
 
     /// Runs `body` in place on the element `offset` places behind the first.
@@ -69,7 +69,7 @@ public struct PacketQueue<Element> {
     @inlinable
     public mutating func modify<Result>(offset: Int, _ body: (inout Element) throws -> Result) rethrows -> Result {
         precondition(offset >= 0 && offset < storedCount, "PacketQueue offset out of range")
-        return try body(&slots[(head &+ offset) & (slots.count &- 1)]!)
+        return try body(&slots[slot(offset)]!)
     }
 
     /// Runs `body` on the first element in place.
@@ -97,11 +97,17 @@ public struct PacketQueue<Element> {
         }
     }
 
+    /// The slot `offset` places behind the head, wrapping (the capacity is a power of two).
+    @inlinable
+    func slot(_ offset: Int) -> Int {
+        (head &+ offset) & (slots.count &- 1)
+    }
+
     @usableFromInline
     mutating func grow() {
         var larger = ContiguousArray<Element?>(repeating: nil, count: Swift.max(slots.count * 2, 4))
         for offset in 0..<storedCount {
-            larger[offset] = slots[(head &+ offset) & (slots.count &- 1)].take()
+            larger[offset] = slots[slot(offset)].take()
         }
         slots = larger
         head = 0
@@ -119,7 +125,7 @@ extension PacketQueue: Sequence {
         public mutating func next() -> Element? {
             guard offset < queue.storedCount else { return nil }
             defer { offset += 1 }
-            return queue.slots[(queue.head + offset) & (queue.slots.count - 1)]
+            return queue.slots[queue.slot(offset)]
         }
     }
 
