@@ -79,7 +79,15 @@ extension TCPConnection {
             io.counters.pawsRejected &+= 1
             io.decision("RFC 7323 §5.3", "PAWS: TSval \(timestamps.value) older than TS.Recent \(tsRecent); segment dropped",
                         connection: tuple, now: now)
-            sendAck(now: now, io: &io)
+            // "Send an acknowledgement in reply" — rate-limited when it answers a bare ACK, as for the
+            // other unacceptable segments: a TS.Recent that a forged segment pushed ahead makes every
+            // ACK of the peer fail PAWS, and two ends answering each other's ACKs never stop (found
+            // by the stack fuzzer; Linux rate-limits this reply too, tcp_oow_rate_limited).
+            if segment.length == 0 {
+                sendAckToInvalidAck(reason: "PAWS", now: now, io: &io)
+            } else {
+                sendAck(now: now, io: &io)
+            }
             return false
         }
         return true

@@ -46,6 +46,24 @@ import Testing
         #expect(try t.app.read() == .data(TCPTester.payload(from: 1, count: 100)))
     }
 
+    /// A bare ACK that fails PAWS is answered under the stack's limit on replies to unacceptable
+    /// ACKs (RFC 5961 §7; Linux's tcp_oow_rate_limited): once a forged segment has pushed TS.Recent
+    /// ahead, every ACK of the genuine peer fails PAWS, and a reply to each would have the two ends
+    /// answer each other's ACKs without end. A segment with data is still answered every time.
+    @Test func pawsReplyToBareAckIsRateLimited() throws {
+        var t = try TCPTester(.established, peer: Self.peer) { $0.tcp.challengeAckLimit = 10 }
+        let stale = try t.datagram("+0 < . 1:1(0) ack 1 win 65535 <nop,nop,TS val 999 ecr 0>")
+        for _ in 0..<100 { t.inject(datagram: stale) }
+        let answered = t.takeOutput().count
+        #expect((5..<15).contains(answered))
+        #expect(t.counters.pawsRejected == 100)
+        #expect(t.counters.invalidAckRepliesSuppressed == UInt64(100 - answered))
+        try t.inject("+0 < P. 1:101(100) ack 1 win 65535 <nop,nop,TS val 999 ecr 0>")
+        try t.expect("+0 > . 1:1(0) ack 1 <nop,nop,TS val * ecr 1000>")
+        #expect(t.counters.pawsRejected == 101)
+        #expect(t.state == .established)
+    }
+
     /// PAWS does not apply to an RST (RFC 7323 §5.3 R1: "... and the RST bit is off").
     @Test func pawsLetsResetThrough() throws {
         var t = try TCPTester(.established, peer: Self.peer)
