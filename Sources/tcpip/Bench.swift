@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import TCPIP
 import TCPIPLinks
 
@@ -56,17 +57,62 @@ struct BenchBulk: ParsableCommand {
 struct BenchConnectionRate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "connrate",
-        abstract: "Connect, accept, server closes first, client reads the end and closes: cycles per second.")
+        abstract: "Connect, accept, server closes first, client reads the end and closes: cycles per second.",
+        discussion: """
+            With --threads 1 (the default) one thread drives both stacks through one cycle at a time: the \
+            peers' definition. With --threads N, N pairs of stacks run the same cycle side by side, one \
+            pair per thread, sharing nothing; the figure is all their cycles over the longest run, printed \
+            as tcpip_mem_connrate_threadsN. gVisor's figure runs with GOMAXPROCS=2 and Linux's client and \
+            server are two processes, so --threads 2 uses the cores they may use, in a different shape.
+            """)
 
     @Option(help: "How long to run, in seconds.")
     var seconds: Double = 5
+    @Option(help: "Pairs of stacks, one per thread, each running the cycle (1: the peers' definition).")
+    var threads: Int = 1
+
+    func validate() throws {
+        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64") }
+    }
 
     func run() throws {
-        let result = try ConnectionRateBenchmark.run(seconds: seconds)
-        print("metric=tcpip_mem_connrate value=\(benchFormatted(result.connectionsPerSecond, decimals: 0)) unit=conn/s "
-            + "threads=1 count=\(result.connections) seconds=\(benchFormatted(result.seconds)) "
-            + "segments=\(result.segmentsSent) server_time_wait=\(result.serverConnectionsLeft) "
-            + "server_time_wait_overflows=\(result.serverTimeWaitOverflows)")
+        let results = try Self.runPairs(threads: threads, seconds: seconds)
+        let connections = results.reduce(0) { $0 + $1.connections }
+        let longest = results.map(\.seconds).max() ?? 0
+        let name = threads == 1 ? "tcpip_mem_connrate" : "tcpip_mem_connrate_threads\(threads)"
+        print("metric=\(name) value=\(benchFormatted(longest > 0 ? Double(connections) / longest : 0, decimals: 0)) "
+            + "unit=conn/s threads=\(threads) count=\(connections) seconds=\(benchFormatted(longest)) "
+            + "segments=\(results.reduce(0) { $0 + $1.segmentsSent }) "
+            + "server_time_wait=\(results.reduce(0) { $0 + $1.serverConnectionsLeft }) "
+            + "server_time_wait_overflows=\(results.reduce(0) { $0 + $1.serverTimeWaitOverflows })"
+            + (threads == 1 ? "" : " per_thread=" + results.map { benchFormatted($0.connectionsPerSecond, decimals: 0) }.joined(separator: ",")))
+    }
+
+    /// Runs `threads` independent benchmarks at once, each on a thread of its own.
+    static func runPairs(threads: Int, seconds: Double) throws -> [ConnectionRateBenchmark.Result] {
+        if threads == 1 { return [try ConnectionRateBenchmark.run(seconds: seconds)] }
+        let outcomes = PairOutcomes(count: threads)
+        DispatchQueue.concurrentPerform(iterations: threads) { index in
+            outcomes.set(index, Result { () throws(TCPError) in try ConnectionRateBenchmark.run(seconds: seconds) })
+        }
+        return try outcomes.all().map { try $0.get() }
+    }
+
+    /// What each thread measured, written once per slot under a lock.
+    private final class PairOutcomes: @unchecked Sendable {
+        private let lock = NSLock()
+        private var outcomes: [Result<ConnectionRateBenchmark.Result, TCPError>?]
+
+        init(count: Int) { outcomes = Array(repeating: nil, count: count) }
+
+        func set(_ index: Int, _ outcome: Result<ConnectionRateBenchmark.Result, TCPError>) {
+            lock.withLock { outcomes[index] = outcome }
+        }
+
+        func all() -> [Result<ConnectionRateBenchmark.Result, TCPError>] {
+            lock.withLock { outcomes.map { $0! } }
+        }
     }
 }
 

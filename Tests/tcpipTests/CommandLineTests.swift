@@ -35,4 +35,22 @@ import Testing
         let command = try TCPIPCommand.parseAsRoot(["demo", "--bytes", "1"])
         #expect((command as? DemoFlowControl)?.bytes == 1)
     }
+
+    @Test(arguments: [["--threads", "0"], ["--threads", "65"], ["--seconds", "0"]])
+    func connectionRateNonsenseIsRejected(arguments: [String]) {
+        #expect(throws: (any Error).self) { try BenchConnectionRate.parse(arguments) }
+    }
+
+    /// `--threads 2`: two pairs of stacks on two threads, each completing cycles on its own, each
+    /// server keeping its closed connections in TIME-WAIT.
+    @Test func connectionRateRunsOnePairPerThread() throws {
+        #expect(try BenchConnectionRate.parse(["--threads", "2"]).threads == 2)
+        let results = try BenchConnectionRate.runPairs(threads: 2, seconds: 0.2)
+        #expect(results.count == 2)
+        for result in results {
+            #expect(result.connections > 0)
+            #expect(result.serverConnectionsLeft > 0)
+            #expect(result.segmentsSent >= UInt64(result.connections) * 6)
+        }
+    }
 }
