@@ -277,23 +277,26 @@ extension Stack {
             sendReset(tuple: entry.tuple, sequence: segment.ack, acknowledging: nil)
             return
         }
-        guard let listener = listeners[entry.listener] else {
+        // Two fields read in place: binding the listener copied it (a retain and release of its
+        // queue for every handshake).
+        guard let queued = listeners[entry.listener]?.acceptQueue.count,
+              let backlog = listeners[entry.listener]?.backlog else {
             removeHalfOpen(handle)
             closedSegmentArrives(tuple: entry.tuple, segment, now: now)
             return
         }
-        guard listener.acceptQueue.count < listener.backlog else {
+        guard queued < backlog else {
             // As Linux by default (tcp_abort_on_overflow = 0): drop the ACK and keep the half-open
             // entry; our SYN-ACK retransmission will make the peer ACK again later.
             io.counters.listenOverflows &+= 1
             if configuration.tcp.acceptQueueOverflow == .reset {
                 removeHalfOpen(handle)
                 sendReset(tuple: entry.tuple, sequence: segment.ack, acknowledging: nil)
-                io.decision("RFC 9293 §3.10.7.4", "accept queue full (\(listener.backlog)); connection reset",
+                io.decision("RFC 9293 §3.10.7.4", "accept queue full (\(backlog)); connection reset",
                             connection: entry.tuple, now: now)
                 return
             }
-            io.decision("RFC 9293 §3.10.7.4", "accept queue full (\(listener.backlog)); final ACK dropped",
+            io.decision("RFC 9293 §3.10.7.4", "accept queue full (\(backlog)); final ACK dropped",
                         connection: entry.tuple, now: now)
             return
         }
@@ -316,7 +319,6 @@ extension Stack {
         }
         if let state, state != .closed {
             io.counters.passiveOpens &+= 1
-            // In place: `listener` is a copy from before `removeHalfOpen` changed the SYN queue count.
             listeners.withElement(entry.listener) { listener in
                 listener.acceptQueue.append(connectionHandle)
                 if !listener.pendingEvent {
