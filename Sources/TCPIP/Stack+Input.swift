@@ -237,7 +237,7 @@ extension Stack {
 
     // MARK: SYN-RECEIVED for a passive open (RFC 9293 §3.10.7.4 on a half-open entry)
 
-    func halfOpenSegmentArrives(_ handle: SlabHandle, _ segment: IncomingSegment, now: Instant) {
+    func halfOpenSegmentArrives(_ handle: SlabHandle, _ segment: consuming IncomingSegment, now: Instant) {
         guard let entry = halfOpen[handle] else { return }
         let rcvNxt = entry.irs + 1
         if segment.flags.contains(.rst) {
@@ -277,10 +277,9 @@ extension Stack {
             sendReset(tuple: entry.tuple, sequence: segment.ack, acknowledging: nil)
             return
         }
-        // Two fields read in place: binding the listener copied it (a retain and release of its
-        // queue for every handshake).
-        guard let queued = listeners[entry.listener]?.acceptQueue.count,
-              let backlog = listeners[entry.listener]?.backlog else {
+        // Two fields read in place: binding the listener, or reading through the slab's subscript,
+        // copied it (a retain and release of its queue for every handshake).
+        guard let (queued, backlog) = listeners.withElement(entry.listener, { ($0.acceptQueue.count, $0.backlog) }) else {
             removeHalfOpen(handle)
             closedSegmentArrives(tuple: entry.tuple, segment, now: now)
             return
@@ -302,10 +301,12 @@ extension Stack {
         }
         removeHalfOpen(handle)
         let connectionHandle = promote(entry, now: now)
-        withConnection(connectionHandle) { connection in
-            connection.segmentArrives(segment, now: now, io: &io)
+        // Moved into the TCB, not copied (as in `connectionSegmentArrives`).
+        var arriving: IncomingSegment? = consume segment
+        let state = withConnection(connectionHandle) { connection in
+            connection.segmentArrives(arriving.take()!, now: now, io: &io)
+            return connection.state
         }
-        let state = connections[connectionHandle]?.state
         if state == .synReceived {
             // The segment failed a check before the ACK's (the sequence number, PAWS) and was
             // answered with an ACK: the handshake is not complete. Back to the half-open entry —
