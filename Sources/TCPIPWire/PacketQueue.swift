@@ -63,6 +63,17 @@ public struct PacketQueue<Element> {
         return slots[slot(offset)]!
     }
 
+    /// Runs `body` on the element `offset` places behind the first, borrowed where it lies: reading
+    /// through `subscript(offset:)` copies the element (for a `ByteBuffer`, a retain and a release).
+    ///
+    /// - Precondition: `offset < count`.
+    @inlinable
+    public func withElement<Result>(offset: Int, _ body: (borrowing Element) throws -> Result) rethrows -> Result {
+        precondition(offset >= 0 && offset < storedCount, "PacketQueue offset out of range")
+        let index = slot(offset)
+        return try slots.withUnsafeBufferPointer { slots in try body(slots[index]!) }
+    }
+
     /// Runs `body` in place on the element `offset` places behind the first.
     ///
     /// - Precondition: `offset < count`.

@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 import TCPIPWire
 
@@ -64,5 +65,17 @@ import TCPIPWire
         queue.modify(offset: 3) { $0 *= 10 }
         #expect(queue[offset: 3] == 50)
         #expect(queue.modifyFirstIfAny { $0 } == 2)
+        #expect((0..<queue.count).map { offset in queue.withElement(offset: offset) { $0 } } == [2, 3, 4, 50])
+    }
+
+    /// `withElement` reads buffers where they lie and leaves them queued, unchanged.
+    @Test func withElementBorrowsInPlace() {
+        var queue = PacketQueue<ByteBuffer>()
+        queue.append(ByteBuffer(bytes: [1, 2, 3]))
+        queue.append(ByteBuffer(bytes: [4, 5]))
+        #expect(queue.withElement(offset: 1) { $0.readableBytesView.first } == 4)
+        #expect(queue.withElement(offset: 0) { $0.readableBytes } == 3)
+        var first = queue.popFirst()!
+        #expect(first.readInteger(as: UInt8.self) == 1)
     }
 }

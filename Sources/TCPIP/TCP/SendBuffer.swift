@@ -139,12 +139,16 @@ struct SendBuffer {
         var remaining = length
         var index = chunkIndex(containing: position)
         while remaining > 0 {
-            let chunk = chunks[offset: index]
-            let chunkStart = chunk.end - chunk.bytes.readableBytes
-            let taken = min(remaining, chunk.end - position)
-            chunk.bytes.withUnsafeReadableBytes { raw in
-                let from = position - chunkStart
-                packet.writeBytes(UnsafeRawBufferPointer(rebasing: raw[from..<(from + taken)]))
+            // Borrowed, not copied: a copy of the chunk retained and released its storage for every
+            // segment built (2.5% of `tcpip bench bulk --mtu 1500`).
+            let taken = chunks.withElement(offset: index) { chunk in
+                let chunkStart = chunk.end - chunk.bytes.readableBytes
+                let taken = min(remaining, chunk.end - position)
+                chunk.bytes.withUnsafeReadableBytes { raw in
+                    let from = position - chunkStart
+                    packet.writeBytes(UnsafeRawBufferPointer(rebasing: raw[from..<(from + taken)]))
+                }
+                return taken
             }
             position += taken
             remaining -= taken
