@@ -63,7 +63,10 @@ public struct TCPHeader: Hashable, Sendable {
             (sourcePort: reader.wireUInt16(at: 0), destinationPort: reader.wireUInt16(at: 2),
              sequence: reader.wireUInt32(at: 4), acknowledgment: reader.wireUInt32(at: 8),
              offset: reader.wireUInt8(at: 12), flags: reader.wireUInt8(at: 13), window: reader.wireUInt16(at: 14),
-             checksum: reader.wireUInt16(at: 16), urgentPointer: reader.wireUInt16(at: 18))
+             checksum: reader.wireUInt16(at: 16), urgentPointer: reader.wireUInt16(at: 18),
+             // What follows a 20-octet header, for the aligned-timestamps layout below (zero past the end).
+             firstOptionWord: reader.wireUInt32(at: 20), timestampValue: reader.wireUInt32(at: 24),
+             timestampEchoReply: reader.wireUInt32(at: 28))
         }
         let headerLength = Int(fixed.offset >> 4) * 4
         guard headerLength >= minimumLength, headerLength <= available else { throw .badDataOffset }
@@ -79,7 +82,15 @@ public struct TCPHeader: Hashable, Sendable {
         let flags = TCPFlags(rawValue: fixed.flags)
         // Linux drops SYN+FIN outright (tcp_rcv_state_process); no state has a use for it.
         guard !flags.isSuperset(of: [.syn, .fin]) else { throw .invalidFlags }
-        let options = try TCPOptions.parse(segment, offset: minimumLength, length: headerLength - minimumLength)
+        let options: TCPOptions
+        if headerLength == minimumLength + 12 && fixed.firstOptionWord == TCPOptions.alignedTimestampsWord {
+            // NOP, NOP, TS: what nearly every segment of a connection with timestamps carries (RFC 7323
+            // Appendix A's layout), read in the same pass as the header instead of option by option, as
+            // Linux's tcp_parse_aligned_timestamp does.
+            options = TCPOptions(timestamps: TCPTimestamps(value: fixed.timestampValue, echoReply: fixed.timestampEchoReply))
+        } else {
+            options = try TCPOptions.parse(segment, offset: minimumLength, length: headerLength - minimumLength)
+        }
         var header = TCPHeader(
             sourcePort: fixed.sourcePort,
             destinationPort: fixed.destinationPort,

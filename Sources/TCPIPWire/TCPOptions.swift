@@ -156,6 +156,8 @@ public struct TCPOptions: Hashable, Sendable {
     @inlinable
     public var encodedLength: Int {
         let fixed = fixedLength
+        // Most segments carry no SACK blocks: nothing to fit.
+        guard !sackBlocks.isEmpty else { return fixed }
         let blocks = sackBlocksThatFit(after: fixed)
         return fixed + (blocks > 0 ? 4 + 8 * blocks : 0)
     }
@@ -177,6 +179,11 @@ public struct TCPOptions: Hashable, Sendable {
         let room = (TCPOptions.maximumLength - fixedLength - 4) / 8
         return max(0, min(sackBlocks.count, room))
     }
+
+    /// NOP, NOP, kind 8, length 10: the first word of options that are timestamps alone, as we and
+    /// Linux write them (RFC 7323 Appendix A).
+    @usableFromInline
+    static let alignedTimestampsWord: UInt32 = 0x0101_080A
 
     /// The option kinds of RFC 9293 §3.2, RFC 7323 and RFC 2018.
     enum Kind {

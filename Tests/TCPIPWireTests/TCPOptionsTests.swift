@@ -152,6 +152,24 @@ import TCPIPWire
         #expect(try parse([0, 2, 4, 0x05, 0xB4]) == TCPOptions())
     }
 
+    /// NOP, NOP, TS in a 32-octet header is read beside the fixed fields (the aligned layout); the
+    /// same 12 octets in any other order, or with anything after them, take the general walk. Both
+    /// must agree.
+    @Test func alignedTimestampsAgreeWithTheGeneralWalk() throws {
+        let stamps = be32(0x0102_0304) + be32(0x0A0B_0C0D)
+        #expect(try parse([1, 1, 8, 10] + stamps) == TCPOptions(timestamps: timestamps))
+        #expect(try parse([8, 10] + stamps + [1, 1]) == TCPOptions(timestamps: timestamps))
+        #expect(try parse([1, 1, 8, 10] + stamps + [1, 1, 4, 2])
+            == TCPOptions(sackPermitted: true, timestamps: timestamps))
+        // The aligned word with a bad length behind it is no timestamps option at all.
+        #expect(throws: WireError.badOptionLength) { try parse([1, 1, 8, 12] + stamps) }
+        // Payload that looks like the layout, behind a header without options, is payload.
+        let segment = rawTCPSegment(payload: [1, 1, 8, 10] + stamps)
+        let parsed = try TCPHeader.parse(segment, source: v4Source, destination: v4Destination)
+        #expect(parsed.header.options == TCPOptions())
+        #expect(parsed.payload.readableBytes == 12)
+    }
+
     @Test func lastOccurrenceWins() throws {
         #expect(try parse([2, 4, 0x05, 0xB4, 2, 4, 0x02, 0x18]).maximumSegmentSize == 536)
     }
