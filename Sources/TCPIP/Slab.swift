@@ -84,6 +84,15 @@ struct Slab<Element> {
         }
     }
 
+    /// A copy of the element `handle` names, or nil for a stale handle: for small elements (a
+    /// half-open entry, a TIME-WAIT record). A plain call, where the subscript is a coroutine whose
+    /// frame, when the accessor is not inlined, is allocated on the heap: one malloc per completed
+    /// handshake under perf, reading the half-open entry.
+    func element(_ handle: SlabHandle) -> Element? {
+        guard let index = slotIndex(handle) else { return nil }
+        return slots[index].element
+    }
+
     /// Runs `body` on the element in place (no copy of the element), or returns nil for a stale handle.
     mutating func withElement<R>(_ handle: SlabHandle, _ body: (inout Element) throws -> R) rethrows -> R? {
         guard let index = slotIndex(handle) else { return nil }

@@ -225,9 +225,9 @@ struct TCPConnection {
             maximumRTO: configuration.maximumRTO, clockGranularity: configuration.clockGranularity
         )
         self.congestionAlgorithm = algorithm ?? configuration.congestionControl
-        self.congestion = congestionAlgorithm.make(
-            maximumSegmentSize: receiveMSS, initialWindowSegments: configuration.initialWindowSegments,
-            slowStartLimitSegments: configuration.slowStartLimitSegments)
+        self.congestion = HandshakeWindow(
+            algorithm: congestionAlgorithm,
+            congestionWindow: max(1, receiveMSS) * max(1, configuration.initialWindowSegments))
         self.rcvWindowShift = configuration.windowScaling ? configuration.offeredWindowShift : 0
     }
 
