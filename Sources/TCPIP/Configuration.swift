@@ -98,6 +98,14 @@ public struct TCPConfiguration: Sendable {
     /// window): the window we announced by default, or the buffer's free space when that is larger
     /// (FreeBSD). See `ReceiveWindowForAcceptance`.
     public var receiveWindowForAcceptance: ReceiveWindowForAcceptance = .announced
+    /// Send the ACK owed for every second full-sized segment when the batch of datagrams being taken
+    /// in ends (the caller's next `Stack.nextPacketToSend()`), not as the second segment is processed:
+    /// segments that arrive together are acknowledged together, by one ACK carrying the window the
+    /// application has left — what Linux's GRO makes of a NIC's batch, and the ACK batching the
+    /// issue on speed asks for. A caller that hands in one datagram at a time (a packetdrill script)
+    /// sees every ACK where it was; quick ACKs, ACKs that fill a hole or report a duplicate, and
+    /// duplicate ACKs are never batched. Off: each owed ACK is built at once.
+    public var batchesAcknowledgments: Bool = true
     /// Data segments acknowledged at once at the start of a connection, before delayed ACKs begin
     /// (Linux's quick-ACK mode, TCP_MAX_QUICKACKS = 16); 0 delays from the first segment.
     public var quickAcks: Int = 16

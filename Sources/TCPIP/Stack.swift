@@ -72,12 +72,33 @@ public final class Stack {
     // MARK: The sans-IO front door
 
     /// The next datagram to put on the link, if any.
+    ///
+    /// The end of a batch: ACKs that connections deferred while it was taken in are built first
+    /// (`TCPConfiguration.batchesAcknowledgments`).
     public func nextPacketToSend() -> ByteBuffer? {
-        io.outgoing.popFirst()
+        if !io.deferredAcks.isEmpty { sendDeferredAcks() }
+        return io.outgoing.popFirst()
     }
 
-    /// Datagrams waiting to be sent.
-    public var pendingPacketCount: Int { io.outgoing.count }
+    /// Datagrams waiting to be sent (deferred ACKs included: asking ends the batch).
+    public var pendingPacketCount: Int {
+        if !io.deferredAcks.isEmpty { sendDeferredAcks() }
+        return io.outgoing.count
+    }
+
+    /// Builds the ACKs deferred since the last call, one per connection, each acknowledging all
+    /// that arrived meanwhile and carrying the window the application has left.
+    private func sendDeferredAcks() {
+        let now = io.deferredAcksOwedAt
+        var index = 0
+        while index < io.deferredAcks.count {
+            let handle = io.deferredAcks[index]
+            index += 1
+            guard withConnection(handle, { $0.sendDeferredAck(now: now, io: &io) }) != nil else { continue }
+            connectionActivity(handle, now: now)
+        }
+        io.deferredAcks.removeAll(keepingCapacity: true)
+    }
 
     /// When the stack next needs `advanceTime(to:)` even if no packet arrives.
     public var nextDeadline: Instant? { Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline) }

@@ -18,6 +18,9 @@ struct StackIO {
     var packets = PacketRecycler()
     /// Storage for the send buffers' packed chunks, reused across connections.
     var packedChunks = PackedChunkPool()
+    /// Connections whose ACK waits for the end of the batch (`TCPConnection.deferAck`), and when it was owed.
+    var deferredAcks: [SlabHandle] = []
+    var deferredAcksOwedAt = Instant.zero
 
     init(checksumOffload: Bool) {
         self.checksumOffload = checksumOffload
@@ -57,6 +60,11 @@ struct StackIO {
             sequenceNumber: sequence, acknowledgmentNumber: acknowledging ?? SequenceNumber(0),
             flags: acknowledging == nil ? .rst : [.rst, .ack], window: 0)
         transmit(header, from: tuple.local.address, to: tuple.remote.address)
+    }
+
+    mutating func deferAck(_ handle: SlabHandle, now: Instant) {
+        deferredAcks.append(handle)
+        deferredAcksOwedAt = now
     }
 
     /// Queues a finished datagram for the link and counts it.

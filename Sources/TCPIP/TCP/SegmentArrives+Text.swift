@@ -76,9 +76,14 @@ extension TCPConnection {
             let fullSized = max(sendMSS, 1)
             let quick = quickAcksLeft > 0 && length > 0
             if quick { quickAcksLeft -= 1 }
-            if filledHole || delayedAckTimeout == nil || segmentsSinceAck >= 2 || bytesSinceAck >= 2 * fullSized || quick
-                || pendingDuplicateSACK != nil {
+            if filledHole || delayedAckTimeout == nil || quick || pendingDuplicateSACK != nil {
                 sendAck(now: now, io: &io)
+            } else if segmentsSinceAck >= 2 || bytesSinceAck >= 2 * fullSized {
+                if configuration.pointee.batchesAcknowledgments {
+                    deferAck(now: now, io: &io)
+                } else {
+                    sendAck(now: now, io: &io)
+                }
             } else if delayedAckDeadline == nil, let timeout = delayedAckTimeout {
                 delayedAckDeadline = now + timeout
             }

@@ -30,6 +30,59 @@ import Testing
         try t.expect("+.04 > . 1:1(0) ack 3001")
     }
 
+    /// Hands the stack `count` in-order segments of 1000 octets from `start` in one batch: no
+    /// packet is asked for between them, as a link that read them together would.
+    private func receiveBatch(_ t: inout TCPTester, from start: Int, count: Int) throws {
+        for index in 0..<count {
+            let first = start + 1000 * index
+            t.stack.receive(try t.datagram("+0 < P. \(first):\(first + 1000)(1000) ack 1 win 65535"), now: t.now)
+        }
+    }
+
+    /// The every-second-segment ACK waits for the end of the batch: six segments taken in
+    /// together are acknowledged once, for all of them (`batchesAcknowledgments`).
+    @Test func segmentsTakenTogetherAreAcknowledgedOnce() throws {
+        var t = try TCPTester(.established)
+        try receiveBatch(&t, from: 1, count: 6)
+        try t.expect("+0 > . 1:1(0) ack 6001")
+        try t.expectNothing(for: .seconds(1))
+        // One at a time, every second segment is acknowledged as before.
+        try t.inject("+0 < P. 6001:7001(1000) ack 1 win 65535")
+        try t.expectNothing()
+        try t.inject("+0 < P. 7001:8001(1000) ack 1 win 65535")
+        try t.expect("+0 > . 1:1(0) ack 8001")
+    }
+
+    @Test func withoutBatchingEverySecondSegmentOfABatchIsAcknowledged() throws {
+        var t = try TCPTester(.established) { $0.tcp.batchesAcknowledgments = false }
+        try receiveBatch(&t, from: 1, count: 6)
+        try t.expect("+0 > . 1:1(0) ack 2001")
+        try t.expect("+0 > . 1:1(0) ack 4001")
+        try t.expect("+0 > . 1:1(0) ack 6001")
+        try t.expectNothing(for: .seconds(1))
+    }
+
+    /// Data the application sends before the batch ends carries the owed ACK: no bare ACK besides.
+    @Test func deferredAckRidesOnData() throws {
+        var t = try TCPTester(.established)
+        try receiveBatch(&t, from: 1, count: 2)
+        #expect(try t.app.send(500) == 500)
+        try t.expect("+0 > P. 1:501(500) ack 2001")
+        try t.expectNothing()
+    }
+
+    /// A segment out of order is answered at once with a duplicate ACK (RFC 5681 §4.2), batch or
+    /// not; it acknowledges what the deferred ACK would have, which then is not sent.
+    @Test func outOfOrderSegmentInABatchIsAnsweredAtOnce() throws {
+        var t = try TCPTester(.established)
+        try receiveBatch(&t, from: 1, count: 2)
+        t.stack.receive(try t.datagram("+0 < P. 3001:4001(1000) ack 1 win 65535"), now: t.now)
+        try t.expect("+0 > . 1:1(0) ack 2001")
+        try t.expectNothing()
+        try t.inject("+0 < P. 2001:3001(1000) ack 1 win 65535")
+        try t.expect("+0 > . 1:1(0) ack 4001")
+    }
+
     /// A read that frees space is worth a window update of its own only when the window the peer
     /// knows is at most half of what we could offer (so a bulk receiver does not double its ACKs).
     @Test func windowUpdateOnlyWhenThePeerMayBeHeldBack() throws {
