@@ -164,6 +164,14 @@ extension TCPConnection {
             if delayedAckDeadline == nil { delayedAckDeadline = now + timeout }
             return
         }
+        if state == .closeWait, configuration.pointee.batchesAcknowledgments {
+            // Owed at once, sent when the batch ends (`deferAck`): an application that answers the
+            // end of the stream by closing, before then, sends a FIN that carries it — three segments
+            // to close instead of four. Only into CLOSE-WAIT: a connection entering TIME-WAIT may be
+            // reduced to a record before the batch ends, and must acknowledge now.
+            deferAck(now: now, io: &io)
+            return
+        }
         sendAck(now: now, io: &io)
     }
 

@@ -52,9 +52,26 @@ public final class BenchmarkPair {
         }
     }
 
-    /// Hands the stack what arrived for it, fires its due timers, and puts out what it wants to send.
+    /// `settle` with the applications in the loop, in an event loop's order (as `StackRuntime`
+    /// runs one): each time a stack has taken in what arrived for it, its application reacts —
+    /// `client` or `server` reads, accepts, writes, closes — and only then is what the stack wants
+    /// to send put on the link. So an answer the application gives at once can ride on the segment
+    /// the stack owed anyway (the ACK of a FIN on the application's own FIN).
+    public func settle(now: Instant, client clientReacts: () -> Void, server serverReacts: () -> Void) {
+        var progress = true
+        while progress {
+            progress = false
+            progress = Self.step(client, clientLink, now: now, reacting: clientReacts) || progress
+            progress = Self.step(server, serverLink, now: now, reacting: serverReacts) || progress
+        }
+    }
+
+    /// Hands the stack what arrived for it, fires its due timers, lets the application react, and
+    /// puts out what it wants to send.
     @inline(__always)
-    private static func step(_ stack: Stack, _ link: MemoryLink.End, now: Instant) -> Bool {
+    private static func step(
+        _ stack: Stack, _ link: MemoryLink.End, now: Instant, reacting reacts: () -> Void = {}
+    ) -> Bool {
         var progress = false
         while let datagram = link.receive(now: now) {
             stack.receive(datagram, now: now)
@@ -64,6 +81,7 @@ public final class BenchmarkPair {
             stack.advanceTime(to: now)
             progress = true
         }
+        if progress { reacts() }
         while let datagram = stack.nextPacketToSend() {
             link.send(datagram, now: now)
             progress = true

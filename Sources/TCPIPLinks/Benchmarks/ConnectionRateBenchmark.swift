@@ -57,24 +57,28 @@ public enum ConnectionRateBenchmark {
             let local = pair.clientAddresses[(done / portsPerAddress) % pair.clientAddresses.count]
             let id = try pair.client.connect(to: remote, from: local, now: now)
             var clientClosed = false
+            var refused = false
             while !clientClosed {
-                pair.settle(now: now)
-                // The server: accept and close at once — the socket's close(), so `release`: the server
-                // is done with the connection, and its TIME-WAIT is kept as a compact record.
-                while let accepted = pair.server.accept(listener) {
-                    pair.server.release(accepted, now: now)
-                }
-                pair.settle(now: now)
-                // The client: read to the end of the stream, then close.
-                let result: ReceiveResult? = try? pair.client.read(id, now: now)
-                switch result {
-                case .endOfStream?, nil:
-                    try? pair.client.close(id, now: now)
-                    clientClosed = true
-                case .data?, .wouldBlock?:
-                    if pair.client.state(id) == .closed { throw .connectionRefused }
-                    now = clock.now()
-                }
+                pair.settle(now: now, client: {
+                    // The client: read to the end of the stream, then close.
+                    guard !clientClosed else { return }
+                    let result: ReceiveResult? = try? pair.client.read(id, now: now)
+                    switch result {
+                    case .endOfStream?, nil:
+                        try? pair.client.close(id, now: now)
+                        clientClosed = true
+                    case .data?, .wouldBlock?:
+                        if pair.client.state(id) == .closed { refused = true }
+                    }
+                }, server: {
+                    // The server: accept and close at once — the socket's close(), so `release`: the
+                    // server is done with the connection, and its TIME-WAIT is kept as a compact record.
+                    while let accepted = pair.server.accept(listener) {
+                        pair.server.release(accepted, now: now)
+                    }
+                })
+                if refused { throw .connectionRefused }
+                if !clientClosed { now = clock.now() }
             }
             pair.settle(now: now)
             // Events are not used here; drop them so their queue does not grow.

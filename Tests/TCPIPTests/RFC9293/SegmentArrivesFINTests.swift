@@ -18,6 +18,26 @@ import Testing
     }
 
     /// CLOSE-WAIT: a retransmitted FIN is acknowledged again; text after the FIN is ignored.
+    /// The ACK of a FIN that moves us to CLOSE-WAIT waits for the end of the batch
+    /// (`batchesAcknowledgments`): an application that closes before then sends one FIN carrying
+    /// it, and the close takes three segments; one that does not gets the ACK at the same instant.
+    @Test func finAckRidesOnTheApplicationsFIN() throws {
+        var t = try TCPTester(.established)
+        t.stack.receive(try t.datagram("+0 < F. 1:1(0) ack 1 win 65535"), now: t.now)
+        #expect(t.state == .closeWait)
+        try t.app.close()
+        try t.expect("+0 > F. 1:1(0) ack 2")
+        try t.expectNothing()
+        try t.inject("+.01 < . 2:2(0) ack 2 win 65535")
+        #expect(t.state == .closed)
+
+        var u = try TCPTester(.established)
+        try u.inject("+0 < F. 1:1(0) ack 1 win 65535")
+        try u.expect("+0 > . 1:1(0) ack 2")
+        try u.app.close()
+        try u.expect("+0 > F. 1:1(0) ack 2")
+    }
+
     @Test func finAndTextInCloseWait() throws {
         var t = try TCPTester(.closeWait)
         try t.inject("+.2 < F. 1:1(0) ack 1 win 65535")
