@@ -18,7 +18,7 @@ struct StackIO {
     var packets = PacketRecycler()
     /// Storage for the send buffers' packed chunks, reused across connections.
     var packedChunks = PackedChunkPool()
-    /// Connections whose ACK waits for the end of the batch (`TCPConnection.deferAck`), and when it was owed.
+    /// Connections whose ACK waits for the end of the batch (`TCPConnection.sendAckAtEndOfBatch`), and when it was owed.
     var deferredAcks: [SlabHandle] = []
     var deferredAcksOwedAt = Instant.zero
 

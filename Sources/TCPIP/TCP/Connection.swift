@@ -151,7 +151,7 @@ struct TCPConnection {
     var segmentsSinceAck = 0
     /// Octets taken in order since the last ACK we sent.
     var bytesSinceAck = 0
-    /// An ACK is owed and waits for the end of the batch (`deferAck`); any segment we send first carries it.
+    /// An ACK is owed and waits for the end of the batch (`sendAckAtEndOfBatch`); any segment we send first carries it.
     var ackDeferred = false
     /// Segments still to be acknowledged at once at the start of the connection (quick-ACK).
     var quickAcksLeft = 0

@@ -105,32 +105,32 @@ extension TCPConnection {
     }
 
     /// Owes the ACK of RFC 9293 §3.8.6.3 ("at least every second full-sized segment") and leaves it
-    /// for the end of the batch (`TCPConfiguration.batchesAcknowledgments`): `sendDeferredAck` builds
-    /// it when the stack's caller next asks for a packet, unless a segment we send before then
-    /// carries the acknowledgment. Either way it leaves at the same instant, acknowledging
-    /// everything the batch brought.
+    /// for the end of the batch (`TCPConfiguration.batchesAcknowledgments`; with batching off it is
+    /// sent at once): `sendDeferredAck` builds it when the stack's caller next asks for a packet,
+    /// unless a segment we send before then carries the acknowledgment. Either way it leaves at the
+    /// same instant, acknowledging everything the batch brought.
     ///
     /// DEVIATION(RFC 9293 §3.8.6.3): a batch of more than two full-sized segments gets one ACK, a
     /// stretch ACK, as from Linux behind GRO. A sender that counts every octet an ACK covers (Linux;
     /// ours with `slowStartLimitSegments` nil) grows its window as fast; one held to RFC 5681's
     /// L = 1 SMSS per ACK (our default) grows more slowly in slow start after the quick ACKs, as it
     /// does behind any GRO receiver. `batchesAcknowledgments` turns this off.
-    mutating func deferAck(now: Instant, io: inout StackIO) {
+    mutating func sendAckAtEndOfBatch(now: Instant, io: inout StackIO) {
+        guard configuration.pointee.batchesAcknowledgments else {
+            sendAck(now: now, io: &io)
+            return
+        }
         guard !ackDeferred else { return }
         ackDeferred = true
         io.deferAck(handle, now: now)
     }
 
-    /// The deferred ACK, if no segment has carried it since (`deferAck`).
+    /// The deferred ACK, if no segment has carried it since (`sendAckAtEndOfBatch`) and the
+    /// connection was not reset or aborted meanwhile.
     mutating func sendDeferredAck(now: Instant, io: inout StackIO) {
         guard ackDeferred else { return }
         ackDeferred = false
-        switch state {
-        case .synReceived, .established, .finWait1, .finWait2, .closeWait, .closing, .lastAck, .timeWait:
-            sendAck(now: now, io: &io)
-        case .closed, .listen, .synSent:
-            break
-        }
+        if state.isSynchronized { sendAck(now: now, io: &io) }
     }
 
     /// The SYN (active open) or SYN-ACK (simultaneous open) with our options (RFC 9293 §3.10.1; RFC 7323; RFC 2018).

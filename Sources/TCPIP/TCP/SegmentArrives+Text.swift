@@ -79,11 +79,7 @@ extension TCPConnection {
             if filledHole || delayedAckTimeout == nil || quick || pendingDuplicateSACK != nil {
                 sendAck(now: now, io: &io)
             } else if segmentsSinceAck >= 2 || bytesSinceAck >= 2 * fullSized {
-                if configuration.pointee.batchesAcknowledgments {
-                    deferAck(now: now, io: &io)
-                } else {
-                    sendAck(now: now, io: &io)
-                }
+                sendAckAtEndOfBatch(now: now, io: &io)
             } else if delayedAckDeadline == nil, let timeout = delayedAckTimeout {
                 delayedAckDeadline = now + timeout
             }
@@ -164,12 +160,12 @@ extension TCPConnection {
             if delayedAckDeadline == nil { delayedAckDeadline = now + timeout }
             return
         }
-        if state == .closeWait, configuration.pointee.batchesAcknowledgments {
-            // Owed at once, sent when the batch ends (`deferAck`): an application that answers the
-            // end of the stream by closing, before then, sends a FIN that carries it — three segments
-            // to close instead of four. Only into CLOSE-WAIT: a connection entering TIME-WAIT may be
-            // reduced to a record before the batch ends, and must acknowledge now.
-            deferAck(now: now, io: &io)
+        if state == .closeWait {
+            // Owed at once, sent when the batch ends: an application that answers the end of the
+            // stream by closing, before then, sends a FIN that carries it — three segments to close
+            // instead of four. Only into CLOSE-WAIT: a connection entering TIME-WAIT may be reduced
+            // to a record before the batch ends, and must acknowledge now.
+            sendAckAtEndOfBatch(now: now, io: &io)
             return
         }
         sendAck(now: now, io: &io)

@@ -44,12 +44,7 @@ public final class BenchmarkPair {
 
     /// Moves datagrams both ways and runs due timers until nothing more happens at `now`.
     public func settle(now: Instant) {
-        var progress = true
-        while progress {
-            progress = false
-            progress = Self.step(client, clientLink, now: now) || progress
-            progress = Self.step(server, serverLink, now: now) || progress
-        }
+        settle(now: now, client: {}, server: {})
     }
 
     /// `settle` with the applications in the loop, in an event loop's order (as `StackRuntime`
@@ -70,7 +65,7 @@ public final class BenchmarkPair {
     /// puts out what it wants to send.
     @inline(__always)
     private static func step(
-        _ stack: Stack, _ link: MemoryLink.End, now: Instant, reacting reacts: () -> Void = {}
+        _ stack: Stack, _ link: MemoryLink.End, now: Instant, reacting reacts: () -> Void
     ) -> Bool {
         var progress = false
         while let datagram = link.receive(now: now) {
