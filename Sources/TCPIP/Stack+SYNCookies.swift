@@ -93,7 +93,7 @@ extension Stack {
         withConnection(connectionHandle) { connection in
             connection.segmentArrives(segment, now: now, io: &io)
         }
-        switch connections[connectionHandle]?.state {
+        switch connections.withElement(connectionHandle, { $0.state }) {
         case .synReceived?, .closed?, nil:
             // The ACK failed a later check (PAWS, the window): there is no half-open entry to go
             // back to, so the connection goes; the peer's next segment brings the cookie again.

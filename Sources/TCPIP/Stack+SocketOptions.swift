@@ -60,6 +60,6 @@ extension Stack {
 
     /// TCP_MAXSEG as `getsockopt` reports it: the MSS in use once synchronized (Eff.snd.MSS less options).
     public func maximumSegmentSize(_ id: ConnectionID) -> Int? {
-        connections[id.handle].map { $0.sendMSS }
+        connections.withElement(id.handle) { $0.sendMSS }
     }
 }

@@ -11,7 +11,7 @@ extension Stack {
     /// half-open entry — or nil when there is none. This reaches connections whose handles the
     /// application has let go of, as `ss` lists sockets no process holds.
     public func state(of tuple: FourTuple) -> TCPState? {
-        if let handle = connectionTable[tuple] { return connections[handle]?.state }
+        if let handle = connectionTable[tuple] { return connections.withElement(handle) { $0.state } }
         if let handle = timeWaitTable[tuple], let record = timeWait[handle] { return .timeWait(until: record.until) }
         if halfOpenTable[tuple] != nil { return .synReceived }
         return nil
