@@ -99,8 +99,43 @@ import Testing
         var slab = Slab<Int>()
         let handles = (0..<3).map { slab.insert($0) }
         slab.removeAll()
-        #expect(slab.isEmpty)
+        #expect(slab.count == 0)
         #expect(handles.allSatisfy { slab[$0] == nil })
         #expect(slab.handle(after: nil) == nil)
+    }
+
+    /// The slab manages its elements' memory itself: every element inserted is destroyed exactly
+    /// once — when deleted, when moved out, when the slab goes — and growth moves live elements
+    /// over without losing, duplicating or destroying any.
+    @Test func everyElementIsDestroyedExactlyOnce() {
+        final class Tracked {
+            let value: Int
+            let onDeinit: (Int) -> Void
+            init(_ value: Int, onDeinit: @escaping (Int) -> Void) { self.value = value; self.onDeinit = onDeinit }
+            deinit { onDeinit(value) }
+        }
+        var destroyed: [Int] = []
+        do {
+            var slab = Slab<Tracked>()
+            var handles: [SlabHandle] = []
+            for value in 0..<40 {  // past two growths (16, 32, 64)
+                handles.append(slab.insert(Tracked(value) { destroyed.append($0) }))
+                if value == 20 {
+                    slab.delete(handles[5])
+                    #expect(slab.remove(handles[6])?.value == 6)
+                }
+            }
+            #expect(destroyed.sorted() == [5, 6])
+            #expect(slab.count == 38)
+            #expect(slab[handles[39]]?.value == 39)
+            #expect(slab[handles[0]]?.value == 0)
+            #expect(slab[handles[5]] == nil)
+            // The slots freed at 20 went to 21 and 22, last freed first.
+            #expect(handles[21].index == handles[6].index && slab[handles[21]]?.value == 21)
+            #expect(handles[22].index == handles[5].index && slab[handles[22]]?.value == 22)
+            _ = slab.insert(Tracked(100) { destroyed.append($0) })
+            #expect(destroyed.count == 2)
+        }
+        #expect(destroyed.sorted() == Array(0..<40) + [100])
     }
 }
