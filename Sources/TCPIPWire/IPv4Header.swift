@@ -60,16 +60,38 @@ public struct IPv4Header: Hashable, Sendable {
     /// Validates the version, the IHL, the total length (a buffer longer than the total length is fine:
     /// link padding), and the header checksum when `verifyChecksum`.
     public static func parse(_ datagram: ByteBuffer, verifyChecksum: Bool = true) throws(WireError) -> IPv4Header {
+        try parse(FixedFields(datagram), of: datagram, verifyChecksum: verifyChecksum)
+    }
+
+    /// The 20 octets every IPv4 header has, read through one pointer: one access to the buffer
+    /// instead of one per field. Octets beyond the readable bytes read as zero.
+    struct FixedFields {
+        var versionAndIHL: UInt8, typeOfService: UInt8, totalLength: UInt16, identification: UInt16
+        var flagsAndOffset: UInt16, timeToLive: UInt8, protocolNumber: UInt8, checksum: UInt16
+        var source: UInt32, destination: UInt32
+
+        init(_ datagram: borrowing ByteBuffer) {
+            self = datagram.withWireReader { reader in FixedFields(reader) }
+        }
+
+        init(_ reader: WireReader) {
+            versionAndIHL = reader.wireUInt8(at: 0)
+            typeOfService = reader.wireUInt8(at: 1)
+            totalLength = reader.wireUInt16(at: 2)
+            identification = reader.wireUInt16(at: 4)
+            flagsAndOffset = reader.wireUInt16(at: 6)
+            timeToLive = reader.wireUInt8(at: 8)
+            protocolNumber = reader.wireUInt8(at: 9)
+            checksum = reader.wireUInt16(at: 10)
+            source = reader.wireUInt32(at: 12)
+            destination = reader.wireUInt32(at: 16)
+        }
+    }
+
+    /// `parse` with the fixed fields already read from `datagram`.
+    static func parse(_ fixed: FixedFields, of datagram: ByteBuffer, verifyChecksum: Bool) throws(WireError) -> IPv4Header {
         let available = datagram.readableBytes
         guard available >= minimumLength else { throw .truncated }
-        // The fixed fields through one pointer: one access to the buffer instead of one per field.
-        let fixed = datagram.withWireReader { reader in
-            (versionAndIHL: reader.wireUInt8(at: 0), typeOfService: reader.wireUInt8(at: 1),
-             totalLength: reader.wireUInt16(at: 2), identification: reader.wireUInt16(at: 4),
-             flagsAndOffset: reader.wireUInt16(at: 6), timeToLive: reader.wireUInt8(at: 8),
-             protocolNumber: reader.wireUInt8(at: 9), checksum: reader.wireUInt16(at: 10),
-             source: reader.wireUInt32(at: 12), destination: reader.wireUInt32(at: 16))
-        }
         let versionAndIHL = fixed.versionAndIHL
         guard versionAndIHL >> 4 == 4 else { throw .unsupportedVersion }
         let headerLength = Int(versionAndIHL & 0x0F) * 4
