@@ -99,6 +99,9 @@ struct TCPConnection {
     /// connection was given its own.
     let congestionAlgorithm: CongestionControlAlgorithm
     var congestion: any CongestionControl
+    /// Whether `congestion` is the algorithm yet, not the `HandshakeWindow` standing in for it.
+    /// Every call that changes the algorithm's state goes through `startCongestionControl` first.
+    var congestionControlStarted = false
     var duplicateAcks = 0
     /// RFC 6582 §3.2 `recover` (RFC 6675 RecoveryPoint): the highest sequence number sent when loss
     /// recovery began.

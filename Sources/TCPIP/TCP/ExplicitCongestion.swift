@@ -68,6 +68,7 @@ extension TCPConnection {
         // A loss episode of this window already halved cwnd (RFC 6582 `recover`).
         if recover != iss, sndUna.isAtOrBefore(recover) { return true }
         let oneSegment = congestion.congestionWindow <= sendMSS
+        startCongestionControl()
         congestion.congestionEvent(CongestionEvent(
             kind: .explicitCongestionNotification, flightSize: flightSize, now: now, startsEpisode: false))
         // Whatever loss episode might still be undone, this congestion is real (RFC 3168 §6.1.2).

@@ -223,7 +223,12 @@ extension TCPConnection {
                 bytesAcknowledged: acknowledged, flightSize: flightBefore, now: now,
                 smoothedRTT: rtt.smoothedRTT, minimumRTT: rtt.minimumRTT)
             sample.deliveredData = deliveredData
-            congestion.acknowledged(sample)
+            // Once our FIN is acknowledged nothing more will be sent, and cwnd no longer matters:
+            // an algorithm not started yet is not started for it.
+            if congestionControlStarted || !(finSent && sndUna == sndMax) {
+                startCongestionControl()
+                congestion.acknowledged(sample)
+            }
             scheduleLossProbe(now: now)
         }
     }
@@ -258,6 +263,7 @@ extension TCPConnection {
     private mutating func endFastRecovery(now: Instant, io: inout StackIO) {
         inFastRecovery = false
         prr = nil
+        startCongestionControl()
         congestion.recoveryEnded(now: now)
         rack.recoveryEnded()
         episode?.closesAt = sndMax
@@ -273,6 +279,7 @@ extension TCPConnection {
         if starts {
             episode = RecoveryEpisode(lowWater: sndUna, highWater: sndMax, kind: kind)
         }
+        startCongestionControl()
         congestion.congestionEvent(CongestionEvent(kind: kind, flightSize: flightSize, now: now, startsEpisode: starts))
     }
 
@@ -420,6 +427,7 @@ extension TCPConnection {
             // The probe repaired a single loss: react as fast recovery would, at once.
             io.decision("RFC 8985 §7.4.2", "the loss probe repaired a loss: congestion response", connection: tuple, now: now)
             beginEpisode(.loss, now: now)
+            startCongestionControl()
             congestion.recoveryEnded(now: now)
             episode?.closesAt = sndMax
         } else if isDuplicate && !sack.present {
@@ -450,6 +458,7 @@ extension TCPConnection {
     /// recovery ends, and the path is known to reorder (RFC 8985 §6.2 step 3).
     mutating func undoEpisode(reason: StaticString, _ detail: String, now: Instant, io: inout StackIO) {
         guard let episode else { return }
+        startCongestionControl()
         congestion.undo(now: now)
         scoreboard.clearLost()
         if inFastRecovery {

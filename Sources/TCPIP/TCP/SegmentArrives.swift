@@ -130,6 +130,23 @@ extension TCPConnection {
         }
         timestampsEnabled = configuration.pointee.timestamps && options.timestamps != nil
         sackEnabled = configuration.pointee.selectiveAcknowledgments && options.sackPermitted
+        // The window the algorithm will start from, sized now the MSS is known; the algorithm
+        // itself starts when it has something to do (`startCongestionControl`).
+        congestion = HandshakeWindow(
+            algorithm: congestionAlgorithm,
+            congestionWindow: max(1, sendMSS) * max(1, configuration.pointee.initialWindowSegments))
+        congestionControlStarted = false
+    }
+
+    /// Replaces the `HandshakeWindow` by the connection's algorithm, before the algorithm's first
+    /// event: an acknowledgment of data, a congestion signal. An algorithm that has seen no event is
+    /// its initial window and nothing else, which is what the placeholder holds, so the connection
+    /// behaves as if the algorithm had run from the start. One whose data is all acknowledged
+    /// without an event — a connection that sends nothing but its FIN — never allocates the
+    /// algorithm's state (CUBIC's box: one malloc and free per connection).
+    mutating func startCongestionControl() {
+        guard !congestionControlStarted else { return }
+        congestionControlStarted = true
         congestion = congestionAlgorithm.make(
             maximumSegmentSize: sendMSS, initialWindowSegments: configuration.pointee.initialWindowSegments,
             slowStartLimitSegments: configuration.pointee.slowStartLimitSegments)

@@ -150,9 +150,40 @@ import Testing
         }
         #expect(cubic.congestionWindow == 20 * Self.mss)
     }
+
+    /// The algorithm starts at its first event (`startCongestionControl`): a connection that sends
+    /// only its FIN never allocates it, and one that sends data starts it on the first ACK of data,
+    /// from the initial window the placeholder held.
+    @Test func algorithmStartsAtItsFirstEvent() throws {
+        func hasStarted(_ t: TCPTester) -> Bool? {
+            t.stack.connections.withElement(t.connection!.handle) { $0.congestionControlStarted }
+        }
+        var closing = try TCPTester(.finWait1)
+        try closing.expect("+0 > F. 1:1(0) ack 1")
+        #expect(hasStarted(closing) == false)
+        #expect(closing.status?.congestionWindow == 14_600)
+        try closing.inject("+.01 < . 1:1(0) ack 2 win 65535")
+        #expect(closing.state == .finWait2)
+        #expect(hasStarted(closing) == false)
+
+        var sending = try TCPTester(.established)
+        #expect(hasStarted(sending) == false)
+        try sending.app.send(20_000)
+        for segment in 0..<10 {
+            let start = 1 + 1460 * segment
+            try sending.expect("+0 > . \(start):\(start + 1460)(1460) ack 1")
+        }
+        #expect(hasStarted(sending) == false)
+        #expect(sending.status?.congestionWindow == 14_600)
+        try sending.inject("+.1 < . 1:1(0) ack 2921 win 65535")
+        #expect(hasStarted(sending) == true)
+        // RFC 5681 §3.1 slow start from the initial window, as if CUBIC had run from the start.
+        #expect(sending.status?.congestionWindow == 16_060)
+    }
 }
 
 extension Instant {
     fileprivate static func seconds(_ s: Int64) -> Instant { Instant(nanoseconds: s * 1_000_000_000) }
     fileprivate static func milliseconds(_ ms: Int64) -> Instant { Instant(nanoseconds: ms * 1_000_000) }
+
 }
