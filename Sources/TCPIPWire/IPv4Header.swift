@@ -131,6 +131,14 @@ public struct IPv4Header: Hashable, Sendable {
         precondition(buffer.readerIndex >= length, "no headroom for an IPv4 header")
         let total = length + buffer.readableBytes
         precondition(total <= Int(UInt16.max), "IPv4 datagram of \(total) octets")
+        buffer.prependWire(length: length) { header in
+            write(to: header, totalLength: total)
+        }
+    }
+
+    /// The header's 20 octets, checksum computed, into `header`, for a datagram of `total` octets.
+    @inline(__always)
+    func write(to header: WireWriter, totalLength total: Int) {
         let flagsAndOffset = (dontFragment ? 0x4000 : 0) | (moreFragments ? 0x2000 : 0) | (fragmentOffset & 0x1FFF)
 
         // Sum the header words directly rather than reading them back from memory.
@@ -142,16 +150,13 @@ public struct IPv4Header: Hashable, Sendable {
         sum.addWords(UInt64(words.0) &+ UInt64(words.1) &+ UInt64(words.2) &+ UInt64(words.3)
             &+ UInt64(words.4) &+ UInt64(source.rawValue) &+ UInt64(destination.rawValue))
 
-        let checksum = sum.checksum
-        buffer.prependWire(length: length) { header in
-            header.store(words.0, at: 0)
-            header.store(words.1, at: 2)
-            header.store(words.2, at: 4)
-            header.store(words.3, at: 6)
-            header.store(words.4, at: 8)
-            header.store(checksum, at: 10)
-            header.store(source.rawValue, at: 12)
-            header.store(destination.rawValue, at: 16)
-        }
+        header.store(words.0, at: 0)
+        header.store(words.1, at: 2)
+        header.store(words.2, at: 4)
+        header.store(words.3, at: 6)
+        header.store(words.4, at: 8)
+        header.store(sum.checksum, at: 10)
+        header.store(source.rawValue, at: 12)
+        header.store(destination.rawValue, at: 16)
     }
 }

@@ -65,14 +65,15 @@ public enum PacketBuffer {
     ) -> ByteBuffer {
         var buffer = buffer
         writePayload(&buffer)
-        header.prepend(to: &buffer, source: source, destination: destination, computeChecksum: computeChecksum)
         switch (source, destination) {
         case (.v4(let source), .v4(let destination)):
-            IPv4Header(
+            let ip = IPv4Header(
                 source: source, destination: destination, protocolNumber: IPProtocolNumber.tcp,
-                payloadLength: buffer.readableBytes, timeToLive: timeToLive, typeOfService: ecn.rawValue
-            ).prepend(to: &buffer)
+                payloadLength: header.encodedLength + buffer.readableBytes, timeToLive: timeToLive,
+                typeOfService: ecn.rawValue)
+            header.prependWithIPv4(to: &buffer, ip, computeChecksum: computeChecksum)
         case (.v6(let source), .v6(let destination)):
+            header.prepend(to: &buffer, source: .v6(source), destination: .v6(destination), computeChecksum: computeChecksum)
             var header = IPv6Header(
                 source: source, destination: destination, nextHeader: IPProtocolNumber.tcp,
                 payloadLength: buffer.readableBytes, hopLimit: timeToLive

@@ -71,6 +71,31 @@ import TCPIPWire
         #expect(!ECNCodepoint.notECT.isECNCapable && !ECNCodepoint.congestionExperienced.isECNCapable)
     }
 
+    /// IPv4 datagrams write both headers in one opening of the buffer (`prependWithIPv4`): the
+    /// octets are the ones the two separate prepends write, checksums included, for option and
+    /// payload lengths odd and even.
+    @Test(arguments: [0, 1, 200, 1459], [false, true])
+    func oneOpeningWritesWhatTwoPrependsWrite(payloadLength: Int, sack: Bool) throws {
+        guard case .v4(let source) = v4Source, case .v4(let destination) = v4Destination else { return }
+        var header = header
+        if sack { header.options.sackBlocks = [SACKBlock(start: SequenceNumber(100), end: SequenceNumber(300))] }
+        let payload = ByteBuffer(bytes: (0..<payloadLength).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        for checksum in [true, false] {
+            let ip = IPv4Header(
+                source: source, destination: destination, protocolNumber: IPProtocolNumber.tcp,
+                payloadLength: header.encodedLength + payloadLength, timeToLive: 64, typeOfService: 2)
+            var two = PacketBuffer.make(payloadCapacity: payloadLength)
+            two.writeImmutableBuffer(payload)
+            header.prepend(to: &two, source: v4Source, destination: v4Destination, computeChecksum: checksum)
+            ip.prepend(to: &two)
+            var one = PacketBuffer.make(payloadCapacity: payloadLength)
+            one.writeImmutableBuffer(payload)
+            header.prependWithIPv4(to: &one, ip, computeChecksum: checksum)
+            #expect(one == two)
+            #expect(one.readerIndex == two.readerIndex)
+        }
+    }
+
     @Test func tcpDatagramWithoutPayload() throws {
         let datagram = PacketBuffer.tcpDatagram(
             header: header, payload: nil, source: v4Source, destination: v4Destination
