@@ -362,7 +362,10 @@ extension Stack {
             connection.rttTimedAt = sentAt
         }
         let handle = connections.insert(consume connection)
-        connections.withElement(handle) { $0.handle = handle }
+        connections.withElement(handle) { connection in
+            connection.handle = handle
+            if let storage = recycledScoreboards.popLast() { connection.scoreboard.adoptStorage(storage) }
+        }
         connectionTable[entry.tuple] = handle
         return handle
     }

@@ -94,8 +94,11 @@ extension Stack {
     /// The TCB is destroyed in its slot (`Slab.delete`), not moved out first: the moves of 1.2 KB
     /// TCBs out of their slots were 1.4% of the connection-rate benchmark under perf, 0.5% after.
     func removeConnection(_ handle: SlabHandle) {
-        guard let (tuple, buffers, outOfOrder) = connections.withElement(handle, {
-            ($0.tuple, $0.pinnedBytes, $0.reassembly.pinnedBytes)
+        guard let (tuple, buffers, outOfOrder) = connections.withElement(handle, { connection in
+            if recycledScoreboards.count < Self.recycledScoreboardLimit, let storage = connection.scoreboard.takeStorage() {
+                recycledScoreboards.append(storage)
+            }
+            return (connection.tuple, connection.pinnedBytes, connection.reassembly.pinnedBytes)
         }) else { return }
         connections.delete(handle)
         timers.cancel(.connection(handle))

@@ -75,6 +75,7 @@ extension Stack {
         io.counters.activeOpens &+= 1
         withConnection(handle) { connection in
             connection.handle = handle
+            if let storage = recycledScoreboards.popLast() { connection.scoreboard.adoptStorage(storage) }
             connection.openedAt = now
             io.decision("RFC 9293 §3.10.1", "active OPEN: SYN-SENT, ISS \(iss)", connection: tuple, now: now)
             connection.sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)

@@ -37,6 +37,11 @@ public final class Stack {
     @exclusivity(unchecked) var timeWait = Slab<TimeWaitConnection>()
     @exclusivity(unchecked) var timeWaitTable: [FourTuple: SlabHandle] = [:]
     @exclusivity(unchecked) var timeWaitExpiries = CircularBuffer<TimeWaitExpiry>()
+    /// Empty scoreboard storage of closed connections, for new ones: a connection's first segment
+    /// (even only its SYN-ACK's ACK, or its FIN) gives its scoreboard an entry, and that array was
+    /// one malloc and free per connection. At most `recycledScoreboardLimit`, each small.
+    @exclusivity(unchecked) var recycledScoreboards: [[Scoreboard.Segment]] = []
+    static var recycledScoreboardLimit: Int { 64 }
     var random: SeededGenerator
     let initialSequenceNumbers: InitialSequenceNumberGenerator
     @exclusivity(unchecked) var synCookies: SYNCookies

@@ -360,6 +360,25 @@ struct Scoreboard {
         if isEmpty { removeAll() }
     }
 
+    /// The entries' storage, emptied, for a new connection's scoreboard (`Stack.recycledScoreboards`);
+    /// nil when there is none, or when it grew past what is worth keeping.
+    mutating func takeStorage() -> [Segment]? {
+        guard segments.capacity > 0, segments.capacity <= Self.recycledCapacityLimit else { return nil }
+        removeAll()
+        var storage: [Segment] = []
+        swap(&storage, &segments)
+        return storage
+    }
+
+    /// Storage a closed connection's scoreboard gave up (`takeStorage`), for this new one.
+    mutating func adoptStorage(_ storage: consuming [Segment]) {
+        guard segments.capacity == 0, storage.isEmpty else { return }
+        segments = storage
+    }
+
+    /// The largest storage, in entries, kept for another connection.
+    static var recycledCapacityLimit: Int { 64 }
+
     mutating func removeAll() {
         segments.removeAll(keepingCapacity: true)
         head = 0

@@ -177,3 +177,40 @@ private func block(_ first: Int, _ last: Int) -> SACKBlock {
         #expect(board.nextLostSegment(maximumLength: smss)?.start == base)
     }
 }
+
+/// A closed connection's empty scoreboard storage goes to the next connection opened, so a
+/// connection's life allocates no array for it (`Stack.recycledScoreboards`).
+@Suite struct ScoreboardRecyclingTests {
+    @Test func closedConnectionsLendTheirStorageToNewOnes() throws {
+        var t = try TCPTester(.lastAck)
+        try t.expect("+0 > F. 1:1(0) ack 2")
+        #expect(t.stack.recycledScoreboards.isEmpty)
+        try t.inject("+.01 < . 2:2(0) ack 2 win 65535")
+        #expect(t.stack.connectionCount == 0)
+        #expect(t.stack.recycledScoreboards.count == 1)
+        #expect(t.stack.recycledScoreboards.first?.capacity ?? 0 > 0)
+        let id = try t.stack.connect(to: Endpoint(t.remoteAddress, 6000), now: t.now)
+        #expect(t.stack.recycledScoreboards.isEmpty)
+        #expect(t.stack.state(id) == .synSent)
+    }
+
+    @Test func storageThatGrewLargeIsNotKept() {
+        var scoreboard = Scoreboard()
+        var sequence = SequenceNumber(1)
+        for _ in 0..<(Scoreboard.recycledCapacityLimit + 1) {
+            scoreboard.recordSent(from: sequence, to: sequence + 100, now: .zero)
+            sequence = sequence + 100
+        }
+        #expect(scoreboard.takeStorage() == nil)
+        var small = Scoreboard()
+        small.recordSent(from: SequenceNumber(1), to: SequenceNumber(2), now: .zero)
+        let storage = small.takeStorage()
+        #expect(storage?.isEmpty == true)
+        #expect(small.isEmpty)
+        var adopting = Scoreboard()
+        adopting.adoptStorage(storage!)
+        adopting.recordSent(from: SequenceNumber(1), to: SequenceNumber(2), now: .zero)
+        #expect(adopting.count == 1)
+    }
+}
+
