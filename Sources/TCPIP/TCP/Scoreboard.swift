@@ -155,7 +155,7 @@ struct Scoreboard {
             head += 1
         }
         if isEmpty {
-            segments.removeAll(keepingCapacity: true)
+            clearEntries()
             head = 0
         } else if head >= 64 && head * 2 >= segments.count {
             segments.removeFirst(head)
@@ -379,8 +379,19 @@ struct Scoreboard {
     /// The largest storage, in entries, kept for another connection.
     static var recycledCapacityLimit: Int { 64 }
 
+    /// Empties `segments`, keeping its capacity. `removeAll(keepingCapacity:)` goes through the
+    /// generic `replaceSubrange` (110 instructions); a scoreboard emptied by an ACK usually held one
+    /// entry, and dropping the last one is a few.
+    private mutating func clearEntries() {
+        if segments.count == 1 {
+            segments.removeLast()
+        } else if !segments.isEmpty {
+            segments.removeAll(keepingCapacity: true)
+        }
+    }
+
     mutating func removeAll() {
-        segments.removeAll(keepingCapacity: true)
+        clearEntries()
         head = 0
         sackedBytes = 0
         sackedSegments = 0
