@@ -179,6 +179,13 @@ extension TCPConnection {
         case .closed, .listen, .synSent, .synReceived, .finWait2, .timeWait:
             return
         }
+        if !probe, !overrideSWS, unsentBytes == 0, finSequence == nil || finSent, !scoreboard.hasLostToRetransmit {
+            // Nothing to send: no new data, no FIN, nothing lost to send again. Most calls are
+            // these (after an ACK, a read, a FIN received). The idle restart below waits for the
+            // next call that has something to send, which tests it then.
+            updatePersistTimer(now: now, io: &io)
+            return
+        }
         if flightSize == 0, now - lastSendTime > rtt.retransmissionTimeout {
             // RFC 5681 §4.1: after an idle period longer than an RTO, restart from the initial window.
             // (No "never sent" sentinel: time zero is a valid instant, and min(IW, cwnd) is harmless.)
