@@ -114,7 +114,9 @@ extension Stack {
             }
         }
         guard let result else { throw .connectionDoesNotExist }
-        connectionActivity(id.handle, now: now)
+        // Only a read that took bytes can have changed what the timers or the slot depend on (it
+        // may have sent a window update); one that found none, or the end, changed nothing.
+        if case .success(.data) = result { connectionActivity(id.handle, now: now) }
         return try result.get()
     }
 
@@ -130,7 +132,9 @@ extension Stack {
             }
         }
         guard let result else { throw .connectionDoesNotExist }
-        connectionActivity(id.handle, now: now)
+        // Only a read that took bytes can have changed what the timers or the slot depend on (it
+        // may have sent a window update); one that found none, or the end, changed nothing.
+        if case .success(.data) = result { connectionActivity(id.handle, now: now) }
         return try result.get()
     }
 
