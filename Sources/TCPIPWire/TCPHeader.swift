@@ -64,9 +64,11 @@ public struct TCPHeader: Hashable, Sendable {
              sequence: reader.wireUInt32(at: 4), acknowledgment: reader.wireUInt32(at: 8),
              offset: reader.wireUInt8(at: 12), flags: reader.wireUInt8(at: 13), window: reader.wireUInt16(at: 14),
              checksum: reader.wireUInt16(at: 16), urgentPointer: reader.wireUInt16(at: 18),
-             // What follows a 20-octet header, for the aligned-timestamps layout below (zero past the end).
-             firstOptionWord: reader.wireUInt32(at: 20), timestampValue: reader.wireUInt32(at: 24),
-             timestampEchoReply: reader.wireUInt32(at: 28))
+             // The first option words, for the two layouts read below without the option walk
+             // (zero past the end).
+             option0: reader.wireUInt32(at: 20), option1: reader.wireUInt32(at: 24),
+             option2: reader.wireUInt32(at: 28), option3: reader.wireUInt32(at: 32),
+             option4: reader.wireUInt32(at: 36))
         }
         let headerLength = Int(fixed.offset >> 4) * 4
         guard headerLength >= minimumLength, headerLength <= available else { throw .badDataOffset }
@@ -83,11 +85,20 @@ public struct TCPHeader: Hashable, Sendable {
         // Linux drops SYN+FIN outright (tcp_rcv_state_process); no state has a use for it.
         guard !flags.isSuperset(of: [.syn, .fin]) else { throw .invalidFlags }
         let options: TCPOptions
-        if headerLength == minimumLength + 12 && fixed.firstOptionWord == TCPOptions.alignedTimestampsWord {
+        if headerLength == minimumLength + 12 && fixed.option0 == TCPOptions.alignedTimestampsWord {
             // NOP, NOP, TS: what nearly every segment of a connection with timestamps carries (RFC 7323
             // Appendix A's layout), read in the same pass as the header instead of option by option, as
             // Linux's tcp_parse_aligned_timestamp does.
-            options = TCPOptions(timestamps: TCPTimestamps(value: fixed.timestampValue, echoReply: fixed.timestampEchoReply))
+            options = TCPOptions(timestamps: TCPTimestamps(value: fixed.option1, echoReply: fixed.option2))
+        } else if headerLength == minimumLength + 20, fixed.option0 >> 16 == TCPOptions.synLayoutWords.0,
+                  fixed.option1 == TCPOptions.synLayoutWords.1, fixed.option4 >> 8 == TCPOptions.synLayoutWords.2 {
+            // MSS, SACK permitted, timestamps, NOP, window scale: the SYN and SYN-ACK that Linux and
+            // this stack send, read with the header too (the walk took 320 instructions, and an
+            // opening of the buffer of its own).
+            options = TCPOptions(
+                maximumSegmentSize: UInt16(truncatingIfNeeded: fixed.option0),
+                windowScale: min(UInt8(truncatingIfNeeded: fixed.option4), TCPOptions.maximumWindowScale),
+                sackPermitted: true, timestamps: TCPTimestamps(value: fixed.option2, echoReply: fixed.option3))
         } else {
             options = try TCPOptions.parse(segment, offset: minimumLength, length: headerLength - minimumLength)
         }

@@ -185,6 +185,12 @@ public struct TCPOptions: Hashable, Sendable {
     @usableFromInline
     static let alignedTimestampsWord: UInt32 = 0x0101_080A
 
+    /// MSS (kind 2, length 4), then SACK permitted (4, 2) with timestamps (8, 10), then NOP and window
+    /// scale (3, 3): the fixed octets of the first word's top half, the second word, and the top
+    /// three octets of the fifth, in the 20 octets of options a SYN from Linux or from us carries.
+    @usableFromInline
+    static let synLayoutWords: (UInt32, UInt32, UInt32) = (0x0204, 0x0402_080A, 0x01_0303)
+
     /// The option kinds of RFC 9293 §3.2, RFC 7323 and RFC 2018.
     enum Kind {
         static let endOfList: UInt8 = 0

@@ -170,6 +170,26 @@ import TCPIPWire
         #expect(parsed.payload.readableBytes == 12)
     }
 
+    /// MSS, SACK permitted, timestamps, NOP, window scale — a SYN from Linux or from us — is read with
+    /// the header; it must mean what the option walk makes of the same octets, and anything that is
+    /// not exactly that layout goes the general way.
+    @Test func synLayoutAgreesWithTheGeneralWalk() throws {
+        let stamps = be32(0x0102_0304) + be32(0x0A0B_0C0D)
+        for shift: UInt8 in [0, 7, 14, 15, 255] {
+            let layout: [UInt8] = [2, 4, 0x05, 0xB4, 4, 2, 8, 10] + stamps + [1, 3, 3, shift]
+            let expected = TCPOptions(
+                maximumSegmentSize: 1460, windowScale: min(shift, 14), sackPermitted: true, timestamps: timestamps)
+            #expect(try parse(layout) == expected)
+        }
+        // Near misses: other orders, other lengths, and the layout with a bad window scale length.
+        #expect(try parse([2, 4, 0x05, 0xB4, 1, 1, 8, 10] + stamps + [1, 3, 3, 7])
+            == TCPOptions(maximumSegmentSize: 1460, windowScale: 7, timestamps: timestamps))
+        #expect(try parse([2, 4, 0x05, 0xB4, 4, 2, 8, 10] + stamps + [3, 3, 7, 0])
+            == TCPOptions(maximumSegmentSize: 1460, windowScale: 7, sackPermitted: true, timestamps: timestamps))
+        #expect(throws: WireError.badOptionLength) { try parse([2, 4, 0x05, 0xB4, 4, 2, 8, 10] + stamps + [1, 3, 4, 7]) }
+        #expect(throws: WireError.badOptionLength) { try parse([2, 4, 0x05, 0xB4, 4, 2, 8, 12] + stamps + [1, 3, 3, 7]) }
+    }
+
     @Test func lastOccurrenceWins() throws {
         #expect(try parse([2, 4, 0x05, 0xB4, 2, 4, 0x02, 0x18]).maximumSegmentSize == 536)
     }
