@@ -67,11 +67,9 @@ public enum PacketBuffer {
         writePayload(&buffer)
         switch (source, destination) {
         case (.v4(let source), .v4(let destination)):
-            let ip = IPv4Header(
-                source: source, destination: destination, protocolNumber: IPProtocolNumber.tcp,
-                payloadLength: header.encodedLength + buffer.readableBytes, timeToLive: timeToLive,
-                typeOfService: ecn.rawValue)
-            header.prependWithIPv4(to: &buffer, ip, computeChecksum: computeChecksum)
+            header.prependWithIPv4(
+                to: &buffer, source: source, destination: destination, timeToLive: timeToLive,
+                typeOfService: ecn.rawValue, computeChecksum: computeChecksum)
         case (.v6(let source), .v6(let destination)):
             header.prepend(to: &buffer, source: .v6(source), destination: .v6(destination), computeChecksum: computeChecksum)
             var header = IPv6Header(

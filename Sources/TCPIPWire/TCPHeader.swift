@@ -143,19 +143,26 @@ public struct TCPHeader: Hashable, Sendable {
         }
     }
 
-    /// `prepend`, then `IPv4Header.prepend` with `ip`, in one opening of the buffer instead of two:
+    /// `prepend`, then `IPv4Header.prepend` of a header from `source` to `destination`, in one
+    /// opening of the buffer instead of two:
     /// each opening of a SwiftNIO buffer's storage is a dynamic exclusivity check (76 instructions),
     /// and this is the send path of every IPv4 segment. The checksum, when computed, is summed over
     /// the same opening.
     ///
     /// - Precondition: `buffer.readerIndex >= encodedLength + 20`, and the datagram fits in 65535 octets.
-    public func prependWithIPv4(to buffer: inout ByteBuffer, _ ip: IPv4Header, computeChecksum: Bool = true) {
+    public func prependWithIPv4(
+        to buffer: inout ByteBuffer, source: IPv4Address, destination: IPv4Address, timeToLive: UInt8 = 64,
+        typeOfService: UInt8 = 0, computeChecksum: Bool = true
+    ) {
         let tcpLength = encodedLength
         let ipLength = IPv4Header.minimumLength
         precondition(buffer.readerIndex >= tcpLength + ipLength, "no headroom for TCP and IPv4 headers")
         let segmentLength = tcpLength + buffer.readableBytes
         let total = ipLength + segmentLength
         precondition(total <= Int(UInt16.max), "IPv4 datagram of \(total) octets")
+        let ip = IPv4Header(
+            source: source, destination: destination, protocolNumber: IPProtocolNumber.tcp,
+            payloadLength: segmentLength, timeToLive: timeToLive, typeOfService: typeOfService)
         buffer.moveReaderIndex(to: buffer.readerIndex - tcpLength - ipLength)
         buffer.withUnsafeMutableReadableBytes { bytes in
             ip.write(to: WireWriter(bytes: UnsafeMutableRawBufferPointer(rebasing: bytes[0..<ipLength])), totalLength: total)

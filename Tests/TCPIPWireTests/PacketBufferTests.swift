@@ -90,7 +90,8 @@ import TCPIPWire
             ip.prepend(to: &two)
             var one = PacketBuffer.make(payloadCapacity: payloadLength)
             one.writeImmutableBuffer(payload)
-            header.prependWithIPv4(to: &one, ip, computeChecksum: checksum)
+            header.prependWithIPv4(
+                to: &one, source: source, destination: destination, typeOfService: 2, computeChecksum: checksum)
             #expect(one == two)
             #expect(one.readerIndex == two.readerIndex)
         }
