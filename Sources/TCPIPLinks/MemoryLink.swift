@@ -91,8 +91,8 @@ public final class MemoryLink {
         public func send(_ packet: consuming ByteBuffer, now: Instant) {
             let configuration = link.configuration
             switch side {
-            case .a: link.fromA.send(packet, now: now, configuration: configuration)
-            case .b: link.fromB.send(packet, now: now, configuration: configuration)
+            case .a: link.fromA.send(consume packet, now: now, configuration: configuration)
+            case .b: link.fromB.send(consume packet, now: now, configuration: configuration)
             }
         }
 
@@ -181,7 +181,7 @@ private struct Lane {
         // A caller whose clock stepped back must not see packets overtake each other.
         let arrival = max(departure + configuration.delay, lastArrival)
         lastArrival = arrival
-        inFlight.append((packet: packet, arrival: arrival))
+        inFlight.append((packet: consume packet, arrival: arrival))
     }
 
     mutating func receive(now: Instant) -> ByteBuffer? {
