@@ -114,16 +114,10 @@ struct Slab<Element>: ~Copyable {
         slotIndex(handle) != nil
     }
 
-    /// A copy of the element `handle` names, or nil for a stale handle: for small elements and
-    /// cold paths. `withElement` reads or changes one in place, without a copy.
-    subscript(handle: SlabHandle) -> Element? {
-        guard let index = slotIndex(handle) else { return nil }
-        return elements[index]
-    }
-
     /// A copy of the element `handle` names, or nil for a stale handle: for small elements (a
-    /// half-open entry, a TIME-WAIT record).
-    func element(_ handle: SlabHandle) -> Element? {
+    /// half-open entry, a TIME-WAIT record) and cold paths. `withElement` reads or changes one in
+    /// place, without a copy; `contains` asks whether it is there.
+    subscript(handle: SlabHandle) -> Element? {
         guard let index = slotIndex(handle) else { return nil }
         return elements[index]
     }

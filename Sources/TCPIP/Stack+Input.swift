@@ -244,7 +244,7 @@ extension Stack {
     // MARK: SYN-RECEIVED for a passive open (RFC 9293 §3.10.7.4 on a half-open entry)
 
     func halfOpenSegmentArrives(_ handle: SlabHandle, _ segment: consuming IncomingSegment, now: Instant) {
-        guard let entry = halfOpen.element(handle) else { return }
+        guard let entry = halfOpen[handle] else { return }
         let rcvNxt = entry.irs + 1
         if segment.flags.contains(.rst) {
             io.counters.resetsReceived &+= 1
@@ -390,7 +390,7 @@ extension Stack {
 
     /// SYN-ACK retransmission with backoff; after the SYN retry limit the entry is forgotten.
     func halfOpenTimerFired(_ handle: SlabHandle, entry timer: TimerHeap.Entry, now: Instant) {
-        guard let entry = halfOpen.element(handle), entry.retransmitAt == timer.deadline else { return }
+        guard let entry = halfOpen[handle], entry.retransmitAt == timer.deadline else { return }
         guard Int(entry.retransmissions) < min(configuration.tcp.maximumSYNRetransmissions, Int(UInt16.max)) else {
             io.decision("RFC 9293 §3.8.3", "half-open connection expired after \(entry.retransmissions) SYN-ACK retransmissions",
                         connection: entry.tuple, now: now)

@@ -41,7 +41,7 @@ extension Stack {
     /// (RFC 9293 §3.8.3 R2); Linux accepts 1 to 127.
     public func setSYNRetransmissions(_ id: ConnectionID, _ count: Int, now: Instant) throws(TCPError) {
         guard (1...127).contains(count) else { throw .invalidArgument }
-        guard connections[id.handle] != nil else { throw .connectionDoesNotExist }
+        guard connections.contains(id.handle) else { throw .connectionDoesNotExist }
         connections.withElement(id.handle) { $0.synRetransmissionLimit = count }
         connectionActivity(id.handle, now: now)
     }
@@ -54,7 +54,7 @@ extension Stack {
     /// is not required, but a VPN clamping its tunnel wants both directions small).
     public func setMaximumSegmentSize(_ id: ListenerID, _ size: Int) throws(TCPError) {
         guard Self.userMSSRange.contains(size) else { throw .invalidArgument }
-        guard listeners[id.handle] != nil else { throw .connectionDoesNotExist }
+        guard listeners.contains(id.handle) else { throw .connectionDoesNotExist }
         listeners.withElement(id.handle) { $0.maximumSegmentSize = size }
     }
 

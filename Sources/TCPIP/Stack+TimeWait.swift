@@ -72,7 +72,7 @@ extension Stack {
 
     func timeWaitExpired(_ handle: SlabHandle, deadline: Instant) {
         // A stale handle: the record was rebuilt into a TCB when a segment arrived.
-        guard let record = timeWait.element(handle), record.until == deadline else { return }
+        guard let record = timeWait[handle], record.until == deadline else { return }
         timeWait.remove(handle)
         timers.cancel(.timeWait(handle))
         timeWaitTable[record.tuple] = nil
