@@ -122,6 +122,14 @@ struct HandshakeWindow: CongestionControl {
     var slowStartThreshold: Int { .max }
     var name: String { algorithm.rawValue }
 
+    /// The initial window `NewReno` and `Cubic` start from for this MSS: what the algorithm, once
+    /// made, will hold until its first event.
+    init(algorithm: CongestionControlAlgorithm, maximumSegmentSize: Int, initialWindowSegments: Int) {
+        self.algorithm = algorithm
+        congestionWindow = CongestionControlAlgorithm.initialWindow(
+            maximumSegmentSize: maximumSegmentSize, segments: initialWindowSegments)
+    }
+
     func acknowledged(_ sample: AcknowledgmentSample) {}
     func congestionEvent(_ event: CongestionEvent) {}
     func recoveryEnded(now: Instant) {}
@@ -143,6 +151,11 @@ public enum CongestionControlAlgorithm: String, Sendable, CaseIterable {
             Cubic(maximumSegmentSize: maximumSegmentSize, initialWindowSegments: initialWindowSegments,
                   slowStartLimitSegments: slowStartLimitSegments)
         }
+    }
+
+    /// The initial window in bytes: `segments` segments of `maximumSegmentSize` (each at least 1).
+    static func initialWindow(maximumSegmentSize: Int, segments: Int) -> Int {
+        max(1, maximumSegmentSize) * max(1, segments)
     }
 
     /// RFC 3465 §2 (Appropriate Byte Counting): in slow start cwnd grows by the octets an ACK
@@ -177,7 +190,8 @@ public struct NewReno: CongestionControl {
 
     public init(maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1) {
         mss = max(1, maximumSegmentSize)
-        initialWindow = mss * max(1, initialWindowSegments)
+        initialWindow = CongestionControlAlgorithm.initialWindow(
+            maximumSegmentSize: mss, segments: initialWindowSegments)
         congestionWindow = initialWindow
         self.slowStartLimitSegments = slowStartLimitSegments
     }

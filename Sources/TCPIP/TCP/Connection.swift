@@ -231,8 +231,8 @@ struct TCPConnection {
         )
         self.congestionAlgorithm = algorithm ?? configuration.congestionControl
         self.congestion = HandshakeWindow(
-            algorithm: congestionAlgorithm,
-            congestionWindow: max(1, receiveMSS) * max(1, configuration.initialWindowSegments))
+            algorithm: congestionAlgorithm, maximumSegmentSize: receiveMSS,
+            initialWindowSegments: configuration.initialWindowSegments)
         self.rcvWindowShift = configuration.windowScaling ? configuration.offeredWindowShift : 0
     }
 

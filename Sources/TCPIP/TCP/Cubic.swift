@@ -50,7 +50,8 @@ public struct Cubic: Sendable {
 
     public init(maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1) {
         mss = max(1, maximumSegmentSize)
-        initialWindow = mss * max(1, initialWindowSegments)
+        initialWindow = CongestionControlAlgorithm.initialWindow(
+            maximumSegmentSize: mss, segments: initialWindowSegments)
         congestionWindow = initialWindow
         self.slowStartLimitSegments = slowStartLimitSegments
     }

@@ -133,8 +133,8 @@ extension TCPConnection {
         // The window the algorithm will start from, sized now the MSS is known; the algorithm
         // itself starts when it has something to do (`startCongestionControl`).
         congestion = HandshakeWindow(
-            algorithm: congestionAlgorithm,
-            congestionWindow: max(1, sendMSS) * max(1, configuration.pointee.initialWindowSegments))
+            algorithm: congestionAlgorithm, maximumSegmentSize: sendMSS,
+            initialWindowSegments: configuration.pointee.initialWindowSegments)
         congestionControlStarted = false
     }
 
