@@ -57,18 +57,19 @@ public enum ConnectionRateBenchmark {
             let local = pair.clientAddresses[(done / portsPerAddress) % pair.clientAddresses.count]
             let id = try pair.client.connect(to: remote, from: local, now: now)
             var clientClosed = false
-            var refused = false
+            var failure: TCPError?
             while !clientClosed {
                 pair.settle(now: now, client: {
-                    // The client: read to the end of the stream, then close.
-                    guard !clientClosed else { return }
-                    let result: ReceiveResult? = try? pair.client.read(id, now: now)
-                    switch result {
-                    case .endOfStream?, nil:
-                        try? pair.client.close(id, now: now)
-                        clientClosed = true
-                    case .data?, .wouldBlock?:
-                        if pair.client.state(id) == .closed { refused = true }
+                    // The client: read to the end of the stream, then close. A refused or reset
+                    // connection makes `read` throw: the cycle failed, and is not counted.
+                    guard !clientClosed, failure == nil else { return }
+                    do throws(TCPError) {
+                        if case .endOfStream = try pair.client.read(id, now: now) {
+                            try pair.client.close(id, now: now)
+                            clientClosed = true
+                        }
+                    } catch {
+                        failure = error
                     }
                 }, server: {
                     // The server: accept and close at once — the socket's close(), so `release`: the
@@ -77,7 +78,7 @@ public enum ConnectionRateBenchmark {
                         pair.server.release(accepted, now: now)
                     }
                 })
-                if refused { throw .connectionRefused }
+                if let failure { throw failure }
                 if !clientClosed { now = clock.now() }
             }
             // `settle` ran until nothing more happened, so the close is complete on both sides.
