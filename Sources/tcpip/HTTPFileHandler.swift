@@ -119,7 +119,7 @@ final class HTTPFileHandler: ChannelInboundHandler {
 
     private func finish(context: ChannelHandlerContext) {
         let keepAlive = self.keepAlive
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             if !keepAlive { context.close(promise: nil) }
         }
     }

@@ -65,17 +65,20 @@ struct TUNOptions: ParsableArguments {
         let stack = Stack(configuration)
         stack.tracing = trace
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let recorder: PcapRecorder? = try pcap.map { PcapRecorder(sink: try PcapFileSink(path: $0)) }
         let runtime = try StackRuntime.start(stack: stack, device: device, on: group.next()).wait()
+        // The recorder lives on the runtime's loop, as every packet it records does.
+        let recorder = NIOLoopBoundBox.makeEmptyBox(valueType: PcapRecorder.self, eventLoop: runtime.eventLoop)
         let trace = self.trace
+        let pcap = self.pcap
         if let impairment = impair.flatMap(Impairment.init(parsing:)) {
             try runtime.eventLoop.submit { runtime.impair(impairment) }.wait()
         }
-        if recorder != nil || trace {
+        if pcap != nil || trace {
             try runtime.eventLoop.submit {
+                recorder.value = try pcap.map { PcapRecorder(sink: try PcapFileSink(path: $0)) }
                 var formatter = SegmentFormatter()
                 runtime.packetObserver = { packet, now, _ in
-                    recorder?.record(packet, at: now)
+                    recorder.value?.record(packet, at: now)
                     if trace { announce(formatter.format(packet, at: now)) }
                 }
                 if trace {
@@ -90,10 +93,10 @@ struct TUNOptions: ParsableArguments {
 }
 
 /// A started runtime and what must be closed with it.
-struct RunningStack {
+struct RunningStack: Sendable {
     let group: MultiThreadedEventLoopGroup
     let runtime: StackRuntime
-    let recorder: PcapRecorder?
+    let recorder: NIOLoopBoundBox<PcapRecorder?>
     let device: String
 
     /// Blocks until the runtime stops: SIGINT or SIGTERM (returns), or the device going away (throws).
@@ -115,7 +118,7 @@ struct RunningStack {
     func finish() {
         runtime.stop()
         _ = try? runtime.closeFuture.wait()
-        try? runtime.eventLoop.submit { recorder?.flush() }.wait()
+        try? runtime.eventLoop.submit { [recorder] in recorder.value?.flush() }.wait()
         try? group.syncShutdownGracefully()
     }
 

@@ -118,7 +118,7 @@ final class Namespace: @unchecked Sendable {
 
     /// Starts `arguments` inside the namespace in the background, its output going to `log`.
     func spawn(_ arguments: [String], log: URL) throws -> Process {
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
