@@ -40,6 +40,8 @@ struct DemoFlowControl: ParsableCommand {
     var ip: Int = 4
     @Option(help: "Write every datagram, as seen at the client, to this pcap file.")
     var pcap: String?
+    @Option(help: "Draw the connection's time–sequence graph (segments, ACKs, window, cwnd) to this SVG file.")
+    var plot: String?
     @Flag(help: "Print every segment and every decision, and the counters at the end.")
     var verbose = false
     @Flag(name: .customLong("real-time"), help: "Pace virtual time by the wall clock, to watch it live.")
@@ -81,8 +83,20 @@ struct DemoFlowControl: ParsableCommand {
             }
         }
         let pacer = realTime ? WallClockPacer() : nil
-        let outcome = FlowControlDemo.run(options, pcap: sink, pace: pacer.map { pacer in { pacer.wait(until: $0) } }) {
+        var drawn: TimeSequencePlot?
+        let outcome = FlowControlDemo.run(
+            options, pcap: sink, pace: pacer.map { pacer in { pacer.wait(until: $0) } },
+            plotted: plot.map { _ in { drawn = $0 } }
+        ) {
             print($0)
+        }
+        if let plot, let drawn {
+            do {
+                try PlotFile.write(drawn, to: plot)
+            } catch {
+                Self.printError("cannot write \(plot): \(error)")
+                throw ExitCode.failure
+            }
         }
         if let sink, let pcap {
             do {

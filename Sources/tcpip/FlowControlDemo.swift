@@ -60,10 +60,17 @@ struct FlowControlDemo {
     /// - Parameters:
     ///   - pcap: where to record every datagram, as seen at the client.
     ///   - pace: called with each instant before virtual time moves to it (for `--real-time`).
+    ///   - plotted: when given, a time–sequence graph of the connection (every segment at the client,
+    ///     and the client's congestion state) is drawn and handed to it at the end.
     static func run(
-        _ options: Options, pcap: PcapSink? = nil, pace: ((Instant) -> Void)? = nil, emit: @escaping (String) -> Void
+        _ options: Options, pcap: PcapSink? = nil, pace: ((Instant) -> Void)? = nil,
+        plotted: ((TimeSequencePlot) -> Void)? = nil, emit: @escaping (String) -> Void
     ) -> Outcome {
-        FlowControlRun(options, pcap: pcap, pace: pace, emit: emit).run()
+        let run = FlowControlRun(options, pcap: pcap, pace: pace, emit: emit)
+        if plotted != nil { run.plot = TimeSequencePlot(title: "tcpip demo flow-control: a fast writer, a slow reader") }
+        let outcome = run.run()
+        if let plotted, let plot = run.plot { plotted(plot) }
+        return outcome
     }
 
     /// Runs the experiment and returns its output lines.

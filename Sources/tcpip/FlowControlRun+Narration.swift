@@ -38,6 +38,10 @@ extension FlowControlRun {
     func sawDatagram(_ datagram: ByteBuffer, at time: Instant) {
         // Decisions taken before this datagram crossed are printed before it.
         drainDecisions()
+        if plot != nil {
+            plot!.record(datagram, at: time)
+            if let clientConnection, let status = client.status(clientConnection) { plot!.sample(status, at: time) }
+        }
         let parsed: CapturedSegment?
         do {
             parsed = try CapturedSegment.parse(datagram)

@@ -24,6 +24,8 @@ final class FlowControlRun {
     let pattern: ByteBuffer
 
     var formatter = SegmentFormatter(timeStyle: .seconds, optionsStyle: .synOnly)
+    /// The time–sequence graph (`--plot`), fed by the same tap as the narration.
+    var plot: TimeSequencePlot?
     var outcome = FlowControlDemo.Outcome()
 
     // The applications.

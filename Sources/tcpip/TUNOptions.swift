@@ -21,6 +21,8 @@ struct TUNOptions: ParsableArguments {
     var pcap: String?
     @Flag(help: "Print every segment in tcpdump's notation, and each decision with the RFC rule behind it.")
     var trace = false
+    @Option(help: "Draw the first TCP connection's time–sequence graph to this SVG file when the command stops.")
+    var plot: String?
     @Flag(
         inversion: .prefixedNo,
         help: ArgumentHelp(
@@ -68,17 +70,21 @@ struct TUNOptions: ParsableArguments {
         let runtime = try StackRuntime.start(stack: stack, device: device, on: group.next()).wait()
         // The recorder lives on the runtime's loop, as every packet it records does.
         let recorder = NIOLoopBoundBox.makeEmptyBox(valueType: PcapRecorder.self, eventLoop: runtime.eventLoop)
+        let plot = NIOLoopBoundBox.makeEmptyBox(valueType: ConnectionPlot.self, eventLoop: runtime.eventLoop)
         let trace = self.trace
         let pcap = self.pcap
+        let plotting = self.plot != nil
         if let impairment = impair.flatMap(Impairment.init(parsing:)) {
             try runtime.eventLoop.submit { runtime.impair(impairment) }.wait()
         }
-        if pcap != nil || trace {
+        if pcap != nil || trace || plotting {
             try runtime.eventLoop.submit {
                 recorder.value = try pcap.map { PcapRecorder(sink: try PcapFileSink(path: $0)) }
+                if plotting { plot.value = ConnectionPlot(title: "tcpip on \(tun)") }
                 var formatter = SegmentFormatter()
                 runtime.packetObserver = { packet, now, _ in
                     recorder.value?.record(packet, at: now)
+                    plot.value?.record(packet, at: now, stack: runtime.stack)
                     if trace { announce(formatter.format(packet, at: now)) }
                 }
                 if trace {
@@ -88,7 +94,7 @@ struct TUNOptions: ParsableArguments {
                 }
             }.wait()
         }
-        return RunningStack(group: group, runtime: runtime, recorder: recorder, device: tun)
+        return RunningStack(group: group, runtime: runtime, recorder: recorder, plot: plot, plotPath: self.plot, device: tun)
     }
 }
 
@@ -97,6 +103,8 @@ struct RunningStack: Sendable {
     let group: MultiThreadedEventLoopGroup
     let runtime: StackRuntime
     let recorder: NIOLoopBoundBox<PcapRecorder?>
+    let plot: NIOLoopBoundBox<ConnectionPlot?>
+    let plotPath: String?
     let device: String
 
     /// Blocks until the runtime stops: SIGINT or SIGTERM (returns), or the device going away (throws).
@@ -119,6 +127,13 @@ struct RunningStack: Sendable {
         runtime.stop()
         _ = try? runtime.closeFuture.wait()
         try? runtime.eventLoop.submit { [recorder] in recorder.value?.flush() }.wait()
+        if let plotPath, let drawn = try? runtime.eventLoop.submit({ [plot] in plot.value?.plot }).wait() {
+            do {
+                try PlotFile.write(drawn, to: plotPath)
+            } catch {
+                printError("tcpip: cannot write \(plotPath): \(error)")
+            }
+        }
         try? group.syncShutdownGracefully()
     }
 
