@@ -40,8 +40,12 @@ extension Stack {
 
     /// §3.10.1 OPEN, active: sends a SYN to `remote` from an ephemeral port.
     ///
-    /// - Parameter maximumSegmentSize: the MSS to announce instead of the link's, when smaller
-    ///   (TCP_MAXSEG; a VPN clamping segments to its tunnel's MTU). It bounds what we send too.
+    /// - Parameters:
+    ///   - remote: the peer's address and port.
+    ///   - localAddress: which of our addresses to send from; nil for the first of the remote's family.
+    ///   - maximumSegmentSize: the MSS to announce instead of the link's, when smaller
+    ///     (TCP_MAXSEG; a VPN clamping segments to its tunnel's MTU). It bounds what we send too.
+    ///   - now: the current time.
     public func connect(
         to remote: Endpoint, from localAddress: IPAddress? = nil, maximumSegmentSize: Int? = nil, now: Instant
     ) throws(TCPError) -> ConnectionID {

@@ -67,7 +67,9 @@ public struct Cubic: Sendable {
     /// Bytes newly acknowledged outside of recovery.
     ///
     /// - Parameters:
+    ///   - bytes: octets this acknowledgment newly covers.
     ///   - flightSize: bytes outstanding before this acknowledgment.
+    ///   - now: the time of the acknowledgment, for t in W_cubic(t).
     ///   - smoothedRTT: SRTT, for the target W_cubic(t + RTT); nil before the first sample.
     ///   - delivered: RFC 6937 §3 DeliveredData of the ACK (for slow start without a limit); nil: `bytes`.
     public mutating func acknowledged(bytes: Int, delivered: Int? = nil, flightSize: Int, now: Instant, smoothedRTT: TimeAmount?) {

@@ -14,9 +14,12 @@ public final class BenchmarkPair {
     public let clientAddresses: [IPAddress]
 
     /// - Parameters:
+    ///   - mtu: the in-memory link's MTU.
+    ///   - ipVersion: 4 or 6.
     ///   - clientAddressCount: addresses the client owns. The connection-rate and memory benchmarks spread
     ///     their connections over several, so that 4-tuples are not reused while the server still holds
     ///     them in TIME-WAIT (16,384 ephemeral ports per address).
+    ///   - tcp: both stacks' TCP configuration.
     public init(mtu: Int, ipVersion: Int = 4, clientAddressCount: Int = 1, tcp: TCPConfiguration = TCPConfiguration()) {
         precondition(ipVersion == 4 || ipVersion == 6, "ipVersion must be 4 or 6")
         precondition((1...65536).contains(clientAddressCount), "1...65536 client addresses")
