@@ -201,6 +201,22 @@ import Testing
         _ = t.takeOutput()
     }
 
+    /// MUST-23 (§3.8.3): R2 for a SYN "MUST be set large enough to provide retransmission of the
+    /// segment for at least 3 minutes". Not met by default: 6 retransmissions (Linux's
+    /// tcp_syn_retries) at 1, 3, 7, 15, 31 and 63 s, and the RTO capped at 60 s, give up at 123 s;
+    /// 7 would last until 183 s.
+    @Test(arguments: [(6, 123), (7, 183)] as [(Int, Int64)])
+    func synRetryLimitInSeconds(retransmissions: Int, seconds: Int64) throws {
+        var t = try TCPTester(.synSent) { $0.tcp.maximumSYNRetransmissions = retransmissions }
+        #expect(StackConfiguration(addresses: []).tcp.maximumSYNRetransmissions == 6)
+        t.advance(by: .milliseconds(seconds * 1000 - 1))
+        #expect(t.state == .synSent)
+        t.advance(by: .milliseconds(1))
+        #expect(t.state == .closed)
+        #expect(t.status?.error == .timedOut)
+        #expect(t.takeOutput().count == 1 + retransmissions)
+    }
+
     // MARK: Keep-alives
 
     /// MUST-25 (§3.8.4): keep-alives "MUST default to off": an idle connection sends nothing,
