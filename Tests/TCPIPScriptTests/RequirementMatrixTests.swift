@@ -60,7 +60,9 @@ import Testing
     static func citations(_ cell: String, line: Int) throws -> [Citation] {
         var citations: [Citation] = []
         for (index, token) in cell.components(separatedBy: "`").enumerated() where index % 2 == 1 {
-            if (token.hasPrefix("Sources/") || token.hasPrefix("Tests/")) && (token.hasSuffix(".swift") || token.hasSuffix(".pkt")) {
+            let isPath = (token.hasPrefix("Sources/") || token.hasPrefix("Tests/"))
+                && (token.hasSuffix(".swift") || token.hasSuffix(".pkt"))
+            if isPath {
                 citations.append(Citation(path: token, symbols: []))
             } else if citations.isEmpty {
                 Issue.record("\(matrixPath):\(line): `\(token)` is cited before any file")
