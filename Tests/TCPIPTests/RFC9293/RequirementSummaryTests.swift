@@ -243,30 +243,35 @@ import Testing
     // MARK: ICMP
 
     /// MUST-55 (§3.9.2.2): Source Quench is silently discarded; MUST-56: a soft error (Destination
-    /// Unreachable code 1, Time Exceeded) does not abort the connection. The stack reads no ICMP at
-    /// all (MUST-54 is not met): every message is counted as an unknown protocol and dropped.
+    /// Unreachable code 1, Time Exceeded, Parameter Problem) does not abort the connection. Each
+    /// message quotes the segment in flight, as a router would.
     @Test func icmpErrorsLeaveTheConnectionAlone() throws {
         var t = try TCPTester(.established)
+        _ = try t.app.send(10)
+        try t.expect("+0 > P. 1:11(10) ack 1")
+        let status = try #require(t.status)
+        guard case .v4(let from) = t.remoteAddress, case .v4(let to) = t.localAddress else { return }
         for (type, code) in [(4, 0), (3, 1), (11, 0), (12, 0)] as [(UInt8, UInt8)] {
-            // The ICMP message quotes our last segment's IP header and first eight octets of TCP.
+            // The ICMP header, then our datagram's IP header and the first eight octets of its TCP header.
             var message = PacketBuffer.make(payloadCapacity: 36)
             message.writeBytes([type, code, 0, 0, 0, 0, 0, 0])
             let quoted = PacketBuffer.tcpDatagram(
                 header: TCPHeader(
                     sourcePort: TCPTester.listenPort, destinationPort: TCPTester.remotePort,
-                    sequenceNumber: SequenceNumber(1), acknowledgmentNumber: SequenceNumber(1), flags: .ack,
-                    window: 65535),
-                payload: nil, source: t.localAddress, destination: t.remoteAddress, computeChecksum: false)
-            message.writeImmutableBuffer(quoted.getSlice(at: quoted.readerIndex, length: 28)!)
-            guard case .v4(let from) = t.remoteAddress, case .v4(let to) = t.localAddress else { return }
+                    sequenceNumber: SequenceNumber(status.sendUnacknowledged),
+                    acknowledgmentNumber: SequenceNumber(status.receiveNext), flags: [.psh, .ack], window: 65535),
+                payload: TCPTester.payload(from: 1, count: 10), source: t.localAddress, destination: t.remoteAddress,
+                computeChecksum: false)
+            message.writeImmutableBuffer(try #require(quoted.getSlice(at: quoted.readerIndex, length: 28)))
             IPv4Header(source: from, destination: to, protocolNumber: IPProtocolNumber.icmp, payloadLength: 36)
                 .prepend(to: &message)
             t.inject(datagram: message)
         }
         try t.expectNothing()
-        #expect(t.counters.ipUnknownProtocol == 4)
         #expect(t.state == .established)
+        try t.inject("+.1 < . 1:1(0) ack 11 win 65535")
         _ = try t.app.send(10)
-        try t.expect("+0 > P. 1:11(10) ack 1")
+        try t.expect("+0 > P. 11:21(10) ack 1")
+        #expect(t.status?.error == nil)
     }
 }
