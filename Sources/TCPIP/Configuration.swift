@@ -8,6 +8,9 @@ public struct StackConfiguration: Sendable {
     public var addresses: [IPAddress]
     /// The link MTU; the MSS we announce is derived from it (RFC 9293 §3.7.1).
     public var mtu: Int
+    /// The IPv4 TTL and IPv6 hop limit of every datagram the stack sends (RFC 9293 §3.9.2: "MUST be
+    /// configurable (MUST-49)"); 64 as Linux's ip_default_ttl and FreeBSD's net.inet.ip.ttl.
+    public var timeToLive: UInt8 = 64
     /// When the link guarantees integrity (the in-memory link, loopback), checksums are neither
     /// computed nor verified — as Linux does on `lo`.
     public var checksumOffload: Bool

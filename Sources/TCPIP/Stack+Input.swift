@@ -178,6 +178,12 @@ extension Stack {
             io.counters.badSegments &+= 1
             return
         }
+        // RFC 9293 §3.9.2.3 (MUST-63): "An incoming SYN with an invalid source address MUST be
+        // ignored" — broadcast, multicast, unspecified (RFC 1122 §3.2.1.3).
+        guard tuple.remote.address.canBeAPeer else {
+            io.counters.badSegments &+= 1
+            return
+        }
         guard admitsNewConnection() else {
             refuseForMemory(tuple: tuple, segment, now: now)
             return

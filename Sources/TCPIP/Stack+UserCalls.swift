@@ -50,6 +50,8 @@ extension Stack {
         to remote: Endpoint, from localAddress: IPAddress? = nil, maximumSegmentSize: Int? = nil, now: Instant
     ) throws(TCPError) -> ConnectionID {
         guard remote.port != 0 else { throw .invalidArgument }
+        // RFC 9293 §3.9.1.1 (MUST-46): an OPEN to a broadcast or multicast address is an error.
+        guard remote.address.canBeAPeer else { throw .invalidArgument }
         if let maximumSegmentSize, !Self.userMSSRange.contains(maximumSegmentSize) { throw .invalidArgument }
         guard let local = localAddress ?? self.localAddress(matching: remote.address), isLocal(local) else {
             throw .addressUnavailable

@@ -63,6 +63,7 @@ public final class Stack {
         self.localAddresses = LocalAddresses(configuration.addresses)
         self.sharedTCPConfiguration = SharedTCPConfiguration(configuration.tcp)
         self.io = StackIO(checksumOffload: configuration.checksumOffload || configuration.transmitChecksumOffload)
+        self.io.timeToLive = configuration.timeToLive
         // Streams of their own from the same seed, so they leave the other draws as they were.
         self.synCookies = SYNCookies(generator: SeededGenerator(seed: configuration.seed ^ 0x5359_4E43_4F4F_4B49))
         self.io.challengeAcks = ChallengeAckLimiter(

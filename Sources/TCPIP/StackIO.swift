@@ -11,6 +11,8 @@ struct StackIO {
     var events = CircularBuffer<SlabHandle>(initialCapacity: 16)
     var listenerEvents = CircularBuffer<SlabHandle>(initialCapacity: 4)
     var checksumOffload: Bool
+    /// `StackConfiguration.timeToLive`.
+    var timeToLive: UInt8 = 64
     var tracing = false
     var challengeAcks = ChallengeAckLimiter(limit: nil, generator: SeededGenerator(seed: 0))
     var trace = CircularBuffer<TraceRecord>()
@@ -30,7 +32,7 @@ struct StackIO {
     mutating func transmit(_ header: TCPHeader, payload: ByteBuffer? = nil, from local: IPAddress, to remote: IPAddress) {
         let datagram = PacketBuffer.tcpDatagram(
             in: packets.make(payloadCapacity: payload?.readableBytes ?? 0), header: header,
-            source: local, destination: remote, computeChecksum: !checksumOffload
+            source: local, destination: remote, computeChecksum: !checksumOffload, timeToLive: timeToLive
         ) { buffer in
             if let payload { buffer.writeImmutableBuffer(payload) }
         }
@@ -45,7 +47,7 @@ struct StackIO {
     ) {
         let datagram = PacketBuffer.tcpDatagram(
             in: packets.make(payloadCapacity: length), header: header, source: local, destination: remote,
-            computeChecksum: !checksumOffload, ecn: ecn
+            computeChecksum: !checksumOffload, timeToLive: timeToLive, ecn: ecn
         ) { packet in
             sendBuffer.copyBytes(at: offset, length: length, into: &packet)
         }
