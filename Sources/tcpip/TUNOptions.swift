@@ -56,26 +56,27 @@ struct TUNOptions: ParsableArguments {
     /// Opens the device, starts a stack on one event loop, and wires the capture and the trace.
     func start(configure: (inout StackConfiguration) -> Void = { _ in }) throws -> RunningStack {
         let device = try TUNDevice(name: tun, options: TUNDevice.Options(virtioNetHeader: offload))
-        var configuration = StackConfiguration(
-            addresses: try parsedAddresses(), mtu: device.mtu,
-            seed: UInt64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds))
-        // With a virtio-net header the kernel takes our TCP checksums as partial: none to compute.
-        configuration.transmitChecksumOffload = offload
+        // No seed: the secrets come from the system's cryptographic generator (a seed from the clock
+        // would make ISNs and SYN cookies guessable from the boot time).
+        var configuration = StackConfiguration(addresses: try parsedAddresses())
         configure(&configuration)
-        let stack = Stack(configuration)
+        // The MTU and the checksum offload are the device's: with a virtio-net header the kernel
+        // takes our TCP checksums as partial, so there are none to compute.
+        let stack = Stack(StackRuntime.derive(configuration, from: device))
         stack.tracing = trace
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let recorder: PcapRecorder? = try pcap.map { PcapRecorder(sink: try PcapFileSink(path: $0)) }
+        // The capture is used only on the runtime's loop from here on.
+        let capture = LoopOwned(try pcap.map { PcapRecorder(sink: try PcapFileSink(path: $0)) })
         let runtime = try StackRuntime.start(stack: stack, device: device, on: group.next()).wait()
         let trace = self.trace
         if let impairment = impair.flatMap(Impairment.init(parsing:)) {
             try runtime.eventLoop.submit { runtime.impair(impairment) }.wait()
         }
-        if recorder != nil || trace {
+        if capture.value != nil || trace {
             try runtime.eventLoop.submit {
                 var formatter = SegmentFormatter()
                 runtime.packetObserver = { packet, now, _ in
-                    recorder?.record(packet, at: now)
+                    capture.value?.record(packet, at: now)
                     if trace { announce(formatter.format(packet, at: now)) }
                 }
                 if trace {
@@ -85,7 +86,7 @@ struct TUNOptions: ParsableArguments {
                 }
             }.wait()
         }
-        return RunningStack(group: group, runtime: runtime, recorder: recorder, device: tun)
+        return RunningStack(group: group, runtime: runtime, capture: capture, device: tun)
     }
 }
 
@@ -93,7 +94,7 @@ struct TUNOptions: ParsableArguments {
 struct RunningStack {
     let group: MultiThreadedEventLoopGroup
     let runtime: StackRuntime
-    let recorder: PcapRecorder?
+    let capture: LoopOwned<PcapRecorder?>
     let device: String
 
     /// Blocks until the runtime stops: SIGINT or SIGTERM (returns), or the device going away (throws).
@@ -115,7 +116,8 @@ struct RunningStack {
     func finish() {
         runtime.stop()
         _ = try? runtime.closeFuture.wait()
-        try? runtime.eventLoop.submit { recorder?.flush() }.wait()
+        let capture = self.capture
+        try? runtime.eventLoop.submit { capture.value?.flush() }.wait()
         try? group.syncShutdownGracefully()
     }
 
@@ -123,6 +125,12 @@ struct RunningStack {
     func onLoop<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
         try runtime.eventLoop.submit(body).wait()
     }
+}
+
+/// A value that, once handed to a runtime, is used only on its event loop.
+struct LoopOwned<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 /// Stops the runtime on SIGINT or SIGTERM, so captures are flushed and the device released.

@@ -119,7 +119,7 @@ import Testing
         let flood = try await client.pipeline.handler(type: FloodHandler.self).get()
         #expect(try await client.eventLoop.submit { flood.written }.get() < total)
 
-        try await server.setOption(.autoRead, value: true)
+        try await server.setOption(.autoRead, value: true).get()
         let counter = try await server.pipeline.handler(type: CountingHandler.self).get()
         #expect(try await eventually(on: pair.server) { counter.count == total }, "not every byte arrived")
         try await client.close()
