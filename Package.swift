@@ -8,7 +8,7 @@ let strict: [SwiftSetting] = [
 let package = Package(
     name: "swift-tcpip",
     // Everything but the Linux TUN device (`TCPIPLinks`) builds for Apple platforms too.
-    platforms: [.macOS(.v14), .iOS(.v17), .tvOS(.v17), .watchOS(.v10), .visionOS(.v1)],
+    platforms: [.macOS(.v14), .iOS(.v17)],
     products: [
         .library(name: "TCPIPWire", targets: ["TCPIPWire"]),
         .library(name: "TCPIP", targets: ["TCPIP"]),
