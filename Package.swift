@@ -82,6 +82,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Examples/: each imports only TCPIPStack (and NIOHTTP1 for HTTP). Run without arguments they
+        // serve over the in-process pair, check themselves and exit; ExamplesTests runs them in CI.
+        .executableTarget(
+            name: "EchoServerExample", dependencies: ["TCPIPStack"], path: "Examples/EchoServer", swiftSettings: strict),
+        .executableTarget(
+            name: "InProcessPairExample", dependencies: ["TCPIPStack"], path: "Examples/InProcessPair",
+            swiftSettings: strict),
+        .executableTarget(name: "ClientExample", dependencies: ["TCPIPStack"], path: "Examples/Client", swiftSettings: strict),
+        .executableTarget(
+            name: "HTTPServerExample",
+            dependencies: ["TCPIPStack", .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "Examples/HTTPServer", swiftSettings: strict),
+        .testTarget(
+            name: "ExamplesTests",
+            dependencies: ["EchoServerExample", "InProcessPairExample", "ClientExample", "HTTPServerExample"],
+            swiftSettings: strict),
         .testTarget(name: "TCPIPWireTests", dependencies: ["TCPIPWire"], swiftSettings: strict),
         .testTarget(name: "TCPIPTests", dependencies: ["TCPIP", "TCPIPWire", "TCPIPLinks"], swiftSettings: strict),
         .testTarget(name: "TCPIPLinksTests", dependencies: ["TCPIPLinks", "TCPIP", "TCPIPWire"], swiftSettings: strict),
