@@ -51,4 +51,12 @@ struct SecureDefaultsTests {
         }
         #expect(Set(ports).count > 1, "ports \(ports)")
     }
+
+    /// RFC 6864 §4.1: our IPv4 datagrams are atomic (DF set), and their identification is 0 — no
+    /// counter for an observer to read.
+    @Test func ipv4IdentificationIsNoCounter() throws {
+        let syn = try syn()
+        #expect(syn.getInteger(at: syn.readerIndex + 4, as: UInt16.self) == 0, "identification")
+        #expect(syn.getInteger(at: syn.readerIndex + 6, as: UInt16.self) == 0x4000, "DF, no fragment")
+    }
 }
