@@ -114,6 +114,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         // Kernel interop over TUN in network namespaces; runs the built `tcpip` binary (needs root).
-        .testTarget(name: "InteropTests", dependencies: ["tcpip"], swiftSettings: strict),
+        .testTarget(
+            name: "InteropTests", dependencies: ["tcpip", "EchoServerExample", "HTTPServerExample"], swiftSettings: strict),
     ]
 )

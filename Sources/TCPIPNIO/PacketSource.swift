@@ -55,10 +55,15 @@ public protocol PacketSource: AnyObject {
     /// `offloads.transmitChecksum` (its TCP checksum left to the source). The runtime needs it only
     /// for impairment, which may corrupt bytes the peer must then catch.
     func completingChecksum(_ packet: ByteBuffer) -> ByteBuffer
+    /// Writes a datagram exactly as it is, its checksum complete: no offload engine finishes or
+    /// recomputes it, nothing joins it to others. Impairment needs it — a datagram it corrupted
+    /// must reach the peer corrupted, not with a checksum made afresh over the damage.
+    func writeAsIs(_ packet: ByteBuffer) throws
 }
 
 extension PacketSource {
     public func completingChecksum(_ packet: ByteBuffer) -> ByteBuffer { packet }
+    public func writeAsIs(_ packet: ByteBuffer) throws { try enqueue(packet) }
 }
 
 /// What a packet source does for the stack, as a NIC's features (`ethtool -k`).

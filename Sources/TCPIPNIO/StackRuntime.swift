@@ -253,7 +253,7 @@ final class RuntimeCore {
                 stack.receive(packet, now: now)
             } else {
                 do {
-                    try source.enqueue(packet)
+                    try source.writeAsIs(packet)
                     try source.flush()
                 } catch {
                     stop(error: error)
@@ -311,7 +311,7 @@ final class RuntimeCore {
                 } else {
                     // Impairment may corrupt bytes, which the peer must then catch: checksums in full.
                     let whole = stack.configuration.transmitChecksumOffload ? source.completingChecksum(packet) : packet
-                    for copy in impairer!.admit(whole, inbound: false, now: now) { try source.enqueue(copy) }
+                    for copy in impairer!.admit(whole, inbound: false, now: now) { try source.writeAsIs(copy) }
                 }
             } catch {
                 stop(error: error)
