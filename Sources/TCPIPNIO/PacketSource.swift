@@ -29,7 +29,8 @@ import TCPIPWire
 ///         }
 ///     }
 ///     func enqueue(_ packet: ByteBuffer) throws {
-///         outbound.append(NEPacket(data: Data(buffer: packet), protocolFamily: sa_family_t(AF_INET)))
+///         let family = packet.getInteger(at: packet.readerIndex, as: UInt8.self)! >> 4 == 6 ? AF_INET6 : AF_INET
+///         outbound.append(NEPacket(data: Data(buffer: packet), protocolFamily: sa_family_t(family)))
 ///     }
 ///     func flush() throws { flow.writePacketObjects(outbound); outbound.removeAll() }
 ///     func close() {}
