@@ -45,7 +45,8 @@ public final class Stack {
     var random: SeededGenerator
     let initialSequenceNumbers: InitialSequenceNumberGenerator
     @exclusivity(unchecked) var synCookies: SYNCookies
-    var nextEphemeralPort: UInt16
+    /// RFC 6056 Algorithm 4 (EphemeralPorts.swift).
+    var ephemeralPorts: EphemeralPorts
     /// `configuration.tcp`, shared by every connection's TCB.
     let sharedTCPConfiguration: SharedTCPConfiguration
     /// `configuration.addresses`, for the question every datagram asks.
@@ -68,9 +69,10 @@ public final class Stack {
         self.io.challengeAcks = ChallengeAckLimiter(
             limit: configuration.tcp.challengeAckLimit,
             generator: SeededGenerator(seed: configuration.seed ^ 0x5246_4335_3936_3137))
+        var ports = SeededGenerator(seed: configuration.seed ^ 0x5246_4336_3035_3634)
+        self.ephemeralPorts = EphemeralPorts(generator: &ports)
         var random = SeededGenerator(seed: configuration.seed)
         self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
-        self.nextEphemeralPort = UInt16.random(in: 49152...65535, using: &random)
         self.random = random
     }
 
