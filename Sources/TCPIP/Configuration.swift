@@ -31,6 +31,9 @@ public struct StackConfiguration: Sendable {
     /// Linux's `tcp_tw_reuse`, under its conditions — the old connection had timestamps and its last
     /// segment came at least a second ago. (SYNs from peers reopen TIME-WAIT under RFC 6191 always.)
     public var timeWaitReuse: Bool = true
+    /// The local ports of active opens (Linux's `ip_local_port_range`); by default IANA's dynamic
+    /// range, as RFC 6056 §3.2 recommends.
+    public var ephemeralPorts: ClosedRange<UInt16> = 49152...65535
     /// Most bytes the stack may pin (`Stack.memoryInUse`: connection slots, half-open entries, send,
     /// receive and out-of-order storage); nil for no limit. At the limit, out-of-order data is pruned
     /// first, then new connections are refused (`memoryBudgetRefusal`), then arriving data is dropped

@@ -76,6 +76,14 @@ extension Stack {
     /// request, as BSD and Linux accept it. Any other segment — and such a SYN that fails the test,
     /// or finds no listener — meets the old incarnation's TCB rebuilt from the record, which answers
     /// a SYN with an ACK (RFC 9293 §3.10.7.4, RFC 5961 §4) and ignores an RST (RFC 1337).
+    ///
+    /// DEVIATION(RFC 1122 §4.2.2.13 (2)): a reopened connection does not return to TIME-WAIT if the
+    /// SYN turns out to be an old duplicate (an RST answers our SYN-ACK): the half-open entry is
+    /// simply forgotten, as BSD and Linux do, because keeping the record beside every half-open entry
+    /// would double what TIME-WAIT costs for a case the tests above make rare.
+    /// DEVIATION(RFC 6191 §2): a SYN that fails the test is answered with an ACK rather than silently
+    /// dropped, as Linux does and this stack did before: a peer that lost its state learns from it (its
+    /// RST is ignored, RFC 1337) and retries.
     func timeWaitSegmentArrives(_ recordHandle: SlabHandle, _ segment: consuming IncomingSegment, now: Instant) {
         if segment.syn, !segment.flags.contains(.ack), !segment.flags.contains(.rst),
            let record = timeWait[recordHandle], let listener = listener(for: record.tuple.local) {

@@ -85,7 +85,7 @@ extension Stack {
     ) throws(TCPError) -> (FourTuple, reused: TimeWaitConnection?) {
         let search = ephemeralPorts.search(from: local, to: remote)
         var reusable: SlabHandle?
-        for _ in 0..<EphemeralPorts.count {
+        for _ in 0..<ephemeralPorts.count {
             let candidate = FourTuple(local: Endpoint(local, ephemeralPorts.next(search)), remote: remote)
             guard connectionTable[candidate] == nil, halfOpenTable[candidate] == nil else { continue }
             if timeWait.isEmpty || timeWaitTable[candidate] == nil { return (candidate, nil) }

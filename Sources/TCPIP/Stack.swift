@@ -70,7 +70,7 @@ public final class Stack {
             limit: configuration.tcp.challengeAckLimit,
             generator: SeededGenerator(seed: configuration.seed ^ 0x5246_4335_3936_3137))
         var ports = SeededGenerator(seed: configuration.seed ^ 0x5246_4336_3035_3634)
-        self.ephemeralPorts = EphemeralPorts(generator: &ports)
+        self.ephemeralPorts = EphemeralPorts(range: configuration.ephemeralPorts, generator: &ports)
         var random = SeededGenerator(seed: configuration.seed)
         self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
         self.random = random

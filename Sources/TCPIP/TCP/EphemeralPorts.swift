@@ -1,7 +1,7 @@
 import TCPIPWire
 
 /// Chooses the local port of an active open: RFC 6056 §3.3.4, Algorithm 4 ("Double-Hash Port
-/// Selection"), over the IANA range 49152–65535 (RFC 6056 §3.2).
+/// Selection"), over `StackConfiguration.ephemeralPorts` (by default IANA's 49152–65535, RFC 6056 §3.2).
 ///
 /// F(local address, remote address, remote port, secret) picks where each destination's search
 /// starts, so an off-path attacker cannot guess our ports for a destination from those it sees us
@@ -9,8 +9,8 @@ import TCPIPWire
 /// take successive ports and a port comes back to that destination only after the whole range has
 /// been used — the longest a 4-tuple can stay out of use, which is what TIME-WAIT wants.
 struct EphemeralPorts {
-    static let range: ClosedRange<UInt16> = 49152...65535
-    static var count: Int { range.count }
+    let range: ClosedRange<UInt16>
+    var count: Int { range.count }
     /// RFC 6056 §3.3.4 leaves the table's length open (its example has 10); Linux uses 65,536
     /// entries. A few hundred keep unrelated destinations from sharing a counter, in 512 bytes.
     static let tableLength = 256
@@ -21,7 +21,8 @@ struct EphemeralPorts {
 
     /// Draws the secret key and the table's starting values from `generator` (RFC 6056 §3.3.4:
     /// "table[i] = random() % 65536" at boot).
-    init(generator: inout SeededGenerator) {
+    init(range: ClosedRange<UInt16>, generator: inout SeededGenerator) {
+        self.range = range
         key0 = generator.next()
         key1 = generator.next()
         table = (0..<Self.tableLength).map { _ in UInt16(truncatingIfNeeded: generator.next()) }
@@ -49,7 +50,7 @@ struct EphemeralPorts {
     mutating func next(_ search: Search) -> UInt16 {
         let step = UInt32(table[search.index])
         table[search.index] &+= 1
-        let position = (search.offset &+ step) % UInt32(Self.count)
-        return Self.range.lowerBound + UInt16(position)
+        let position = (search.offset &+ step) % UInt32(count)
+        return range.lowerBound + UInt16(position)
     }
 }
