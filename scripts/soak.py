@@ -67,7 +67,12 @@ def connect(host, port, source_port=None):
     except BaseException:
         s.close()
         raise
-    count('connect_seconds_x1000', int((time.monotonic() - start) * 1000))
+    took = time.monotonic() - start
+    count('connect_seconds_x1000', int(took * 1000))
+    if took > 2:
+        count('slow_connects')
+    with lock:
+        counts['max_connect_ms'] = max(counts.get('max_connect_ms', 0), int(took * 1000))
     s.settimeout(IO_TIMEOUT)
     return s
 
@@ -186,7 +191,8 @@ connects = operations + counts.get('failures', 0)
 print('soak clients: ' + ' '.join(
     [f'seconds={elapsed:.0f}', f'workers={workers}', f'operations={operations}']
     + [f'{k}={counts.get(k, 0)}' for k in ['echo', 'http', 'abort', 'half_close', 'closed', 'echo_bytes', 'http_bytes',
-                                          'kernel_tuple_busy', 'connect_timeouts', 'failures']]
+                                          'kernel_tuple_busy', 'slow_connects', 'max_connect_ms', 'connect_timeouts',
+                                          'failures']]
     + [f'mean_connect_ms={counts.get("connect_seconds_x1000", 0) / max(connects, 1):.1f}']), flush=True)
 for line in failures[:20]:
     print('FAILURE ' + line, flush=True)
