@@ -89,19 +89,23 @@ extension Stack {
            let record = timeWait[recordHandle], let listener = listener(for: record.tuple.local) {
             let timestamps = segment.header.options.timestamps
             let verdict = record.verdict(onSYN: segment.seq, timestamps: timestamps, timestampsOn: configuration.tcp.timestamps)
-            let shown = timestamps.map { "TSval \($0.value), TS.Recent \(record.tsRecent)" }
-                ?? "SEG.SEQ \(segment.seq), RCV.NXT \(record.rcvNxt)"
+            let sequence = segment.seq
+            // For the trace only, so built only when it records.
+            func shown() -> String {
+                timestamps.map { "TSval \($0.value), TS.Recent \(record.tsRecent)" }
+                    ?? "SEG.SEQ \(sequence), RCV.NXT \(record.rcvNxt)"
+            }
             switch verdict {
             case .newerTimestamp, .sameTimestampHigherSequence, .timestampsNew, .higherSequence:
                 if admitsNewConnection() {
                     removeTimeWait(recordHandle)
                     if verdict == .higherSequence {
                         io.counters.timeWaitRecycledBySequence &+= 1
-                        io.decision("RFC 1122 §4.2.2.13", "TIME-WAIT recycled by RFC 1122: SYN past the old incarnation (\(shown))",
+                        io.decision("RFC 1122 §4.2.2.13", "TIME-WAIT recycled by RFC 1122: SYN past the old incarnation (\(shown()))",
                                     connection: record.tuple, now: now)
                     } else {
                         io.counters.timeWaitRecycledByTimestamp &+= 1
-                        io.decision("RFC 6191 §2", "TIME-WAIT recycled by RFC 6191: SYN newer than the old incarnation (\(shown))",
+                        io.decision("RFC 6191 §2", "TIME-WAIT recycled by RFC 6191: SYN newer than the old incarnation (\(shown()))",
                                     connection: record.tuple, now: now)
                     }
                     listenSegmentArrives(listener, tuple: record.tuple, segment, now: now, previousSndNxt: record.sndNxt)
@@ -109,10 +113,10 @@ extension Stack {
                 }
             case .oldTimestamp:
                 io.counters.timeWaitSYNsRejected &+= 1
-                io.decision("RFC 6191 §2", "SYN in TIME-WAIT rejected: old TSval (\(shown))", connection: record.tuple, now: now)
+                io.decision("RFC 6191 §2", "SYN in TIME-WAIT rejected: old TSval (\(shown()))", connection: record.tuple, now: now)
             case .oldSequence:
                 io.counters.timeWaitSYNsRejected &+= 1
-                io.decision("RFC 1122 §4.2.2.13", "SYN in TIME-WAIT rejected: old sequence number (\(shown))",
+                io.decision("RFC 1122 §4.2.2.13", "SYN in TIME-WAIT rejected: old sequence number (\(shown()))",
                             connection: record.tuple, now: now)
             }
         }
