@@ -6,7 +6,7 @@ Usage: soak.py HOST4 HOST6 ECHO_PORT HTTP_PORT CLOSED_PORT SECONDS WORKERS FILES
 Each FILE is served by the HTTP server as /NAME. Every worker loops until SECONDS have passed,
 each time picking one of: an echo transfer of a random size (data both ways at once), an HTTP
 download that the server closes first (half the workers bind a fixed source port, so 4-tuples come
-back while the server holds them in TIME-WAIT), an abortive close (SO_LINGER 0: an RST), a
+back while the server holds them in TIME-WAIT), an abortive close mid-download (SO_LINGER 0: an RST), a
 half-close (shut down writing, then read the echo to the end), a connect to a closed port (must be
 refused). Over IPv4 and IPv6. Every byte is verified. Prints one summary line and exits 1 on any
 failure; connect timeouts are failures.
@@ -120,10 +120,16 @@ def http(host, rng, source_port):
 
 
 def abort(host, rng):
-    s = connect(host, echo_port)
-    s.sendall(os.urandom(rng.randint(1, 100000)))
-    if rng.random() < 0.5:
-        time.sleep(rng.uniform(0, 0.05))
+    # Mid-download, so the server still has data to send: if our RST is lost (the kernel never
+    # sends it again), the server's next segment draws another, and no connection is left behind.
+    s = connect(host, http_port)
+    s.sendall(b'GET /huge HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n')
+    wanted, got = rng.randint(1, 500000), 0
+    while got < wanted:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise AssertionError(f'the download ended after {got} bytes')
+        got += len(chunk)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
     s.close()
 
