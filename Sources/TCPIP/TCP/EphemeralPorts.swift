@@ -22,7 +22,8 @@ struct EphemeralPorts {
     /// Draws the secret key and the table's starting values from `generator` (RFC 6056 §3.3.4:
     /// "table[i] = random() % 65536" at boot).
     init(range: ClosedRange<UInt16>, generator: inout SeededGenerator) {
-        self.range = range
+        // Port 0 is no port (RFC 9293 §3.9.2): a range that includes it starts at 1.
+        self.range = max(range.lowerBound, 1)...max(range.upperBound, 1)
         key0 = generator.next()
         key1 = generator.next()
         table = (0..<Self.tableLength).map { _ in UInt16(truncatingIfNeeded: generator.next()) }
