@@ -41,6 +41,13 @@ public struct StackConfiguration: Sendable {
     /// default on a machine of 24 GiB is this 131,072. Without it a server that closes first keeps
     /// one record per connection for a minute: 100 bytes at 200,000 connections a second is 1.2 GB.
     public var maximumTimeWaitRecords: Int = 131_072
+    /// Whether `connect`, finding no free 4-tuple, may take over one this stack holds in TIME-WAIT:
+    /// Linux's `tcp_tw_reuse`, under its conditions — the old connection had timestamps and its last
+    /// segment came at least a second ago. (SYNs from peers reopen TIME-WAIT under RFC 6191 always.)
+    public var timeWaitReuse: Bool = true
+    /// The local ports of active opens (Linux's `ip_local_port_range`); by default IANA's dynamic
+    /// range, as RFC 6056 §3.2 recommends.
+    public var ephemeralPorts: ClosedRange<UInt16> = 49152...65535
     /// Most bytes the stack may pin (`Stack.memoryInUse`: connection slots, half-open entries, send,
     /// receive and out-of-order storage); nil for no limit. At the limit, out-of-order data is pruned
     /// first, then new connections are refused (`memoryBudgetRefusal`), then arriving data is dropped

@@ -78,6 +78,13 @@ public struct StackCounters: Hashable, Sendable {
     /// Released connections that reached TIME-WAIT with `StackConfiguration.maximumTimeWaitRecords`
     /// records held already, and were closed without waiting 2·MSL (Linux's TCPTimeWaitOverflow).
     public var timeWaitOverflows: UInt64 = 0
+    /// SYNs that reopened a 4-tuple in TIME-WAIT: by timestamp (RFC 6191 §2), by sequence number
+    /// (RFC 1122 §4.2.2.13), refused as possible old duplicates; and TIME-WAIT 4-tuples our own
+    /// `connect` took over (Linux's TCPTimeWaitReuse-like `tcp_tw_reuse`).
+    public var timeWaitRecycledByTimestamp: UInt64 = 0
+    public var timeWaitRecycledBySequence: UInt64 = 0
+    public var timeWaitSYNsRejected: UInt64 = 0
+    public var timeWaitReusedByConnect: UInt64 = 0
 
     // Drops by reason (each a segment that reached TCP and was discarded)
     public var droppedOutOfWindow: UInt64 = 0
@@ -126,6 +133,9 @@ public struct StackCounters: Hashable, Sendable {
             ("memory_budget_refusals", memoryBudgetRefusals),
             ("memory_budget_out_of_order_prunes", memoryBudgetOutOfOrderPrunes),
             ("dropped_memory_budget", droppedMemoryBudget), ("time_wait_overflows", timeWaitOverflows),
+            ("time_wait_recycled_by_timestamp", timeWaitRecycledByTimestamp),
+            ("time_wait_recycled_by_sequence", timeWaitRecycledBySequence),
+            ("time_wait_syns_rejected", timeWaitSYNsRejected), ("time_wait_reused_by_connect", timeWaitReusedByConnect),
             ("dropped_out_of_window", droppedOutOfWindow), ("dropped_unacceptable_ack", droppedUnacceptableAck),
             ("dropped_no_ack_flag", droppedNoAckFlag), ("dropped_reassembly_limit", droppedReassemblyLimit),
             ("dropped_in_closed_state", droppedInClosedState),

@@ -71,8 +71,8 @@ extension Stack {
             connectionSegmentArrives(handle, segment, now: now)
         } else if let handle = halfOpenTable[tuple] {
             halfOpenSegmentArrives(handle, segment, now: now)
-        } else if !timeWait.isEmpty, let handle = rebuildTimeWait(tuple) {
-            connectionSegmentArrives(handle, segment, now: now)
+        } else if !timeWait.isEmpty, let recordHandle = timeWaitTable[tuple] {
+            timeWaitSegmentArrives(recordHandle, segment, now: now)
         } else if let listener = listener(for: tuple.local) {
             listenSegmentArrives(listener, tuple: tuple, segment, now: now)
         } else {
@@ -100,7 +100,7 @@ extension Stack {
     /// and copies of `IncomingSegment` (here, and for trimming in `otherwiseSegmentArrives`) were 9%
     /// of bulk time at MTU 1500 under perf. Hence `consuming`, and the hand-over through an
     /// optional: a closure can only borrow what it captures.
-    private func connectionSegmentArrives(_ handle: SlabHandle, _ segment: consuming IncomingSegment, now: Instant) {
+    func connectionSegmentArrives(_ handle: SlabHandle, _ segment: consuming IncomingSegment, now: Instant) {
         if configuration.memoryBudget != nil {
             if segment.payload.readableBytes > 0, !makeRoom(for: segment.payload.pinnedStorageBytes) {
                 // At the budget with no out-of-order data left to prune: the text goes, the
@@ -160,7 +160,12 @@ extension Stack {
 
     // MARK: RFC 9293 §3.10.7.2 — LISTEN
 
-    func listenSegmentArrives(_ handle: SlabHandle, tuple: FourTuple, _ segment: IncomingSegment, now: Instant) {
+    /// `previousSndNxt`: the SYN ended a TIME-WAIT (`timeWaitSegmentArrives`) whose connection had
+    /// sent up to there.
+    func listenSegmentArrives(
+        _ handle: SlabHandle, tuple: FourTuple, _ segment: IncomingSegment, now: Instant,
+        previousSndNxt: SequenceNumber? = nil
+    ) {
         // First, check for an RST: ignore it.
         if segment.flags.contains(.rst) {
             io.counters.resetsReceived &+= 1
@@ -188,15 +193,19 @@ extension Stack {
             refuseForMemory(tuple: tuple, segment, now: now)
             return
         }
-        if configuration.tcp.synCookies == .always {
+        // A SYN that reopens a TIME-WAIT connection takes the record's place: never a cookie, whose
+        // ISS could not be above the old SND.NXT (RFC 1122 §4.2.2.13), nor dropped for a full queue
+        // (as Linux, `tcp_conn_request` with a TIME-WAIT ISN).
+        let reopening = previousSndNxt != nil
+        if configuration.tcp.synCookies == .always && !reopening {
             sendSYNCookie(tuple: tuple, segment, listener: handle, now: now)
             return
         }
         // Only the queue's fill is read: a copy of the listener would retain its accept queue.
         guard let synQueue = listeners.withElement(handle, { (count: $0.synQueueCount, limit: $0.synQueueLimit) })
         else { return }
-        let queueFull = synQueue.count >= synQueue.limit
-            || connections.count + timeWait.count + halfOpen.count >= configuration.maximumConnections
+        let queueFull = !reopening && (synQueue.count >= synQueue.limit
+            || connections.count + timeWait.count + halfOpen.count >= configuration.maximumConnections)
         if queueFull && configuration.tcp.synCookies == .whenSYNQueueFull {
             sendSYNCookie(tuple: tuple, segment, listener: handle, now: now)
             return
@@ -207,11 +216,14 @@ extension Stack {
             io.decision("RFC 4987 §3", "SYN queue full (\(synQueue.count)); SYN dropped", connection: tuple, now: now)
             return
         }
-        let iss = initialSequenceNumbers.initialSequenceNumber(for: tuple, now: now)
+        let iss = initialSequenceNumber(for: tuple, now: now, previousSndNxt: previousSndNxt)
         let receiveSpace = configuration.tcp.receiveBufferSize
         let entry = HalfOpenConnection(
             tuple: tuple, listener: handle, iss: iss, irs: segment.seq, peerOptions: segment.header.options,
-            timestampOffset: UInt32(truncatingIfNeeded: random.next()),
+            // RFC 7323 §5.4: an offset per 4-tuple (a keyed hash, as RFC 6528 §3), so a new
+            // incarnation's TSvals follow the old one's (RFC 6191 at the peer), and a cookie
+            // connection's agree with a queued one's.
+            timestampOffset: synCookies.timestampOffset(for: tuple),
             advertisedWindow: UInt16(clamping: receiveSpace),
             retransmitAt: now + configuration.tcp.initialRTO, synAckSentAt: now,
             // RFC 3168 §6.1.1: "If a host has received an ECN-setup SYN packet, then it MAY send an

@@ -50,15 +50,102 @@ extension Stack {
 
     /// A segment has arrived for a 4-tuple in TIME-WAIT: the TCB is rebuilt from its record, so the
     /// segment meets the same RFC 9293 §3.10.7.4 processing as in any other state. Returns its handle.
-    func rebuildTimeWait(_ tuple: FourTuple) -> SlabHandle? {
-        guard let recordHandle = timeWaitTable.removeValue(forKey: tuple),
-              let record = timeWait.remove(recordHandle)
-        else { return nil }
-        timers.cancel(.timeWait(recordHandle))
+    func rebuildTimeWait(_ recordHandle: SlabHandle) -> SlabHandle? {
+        guard let record = removeTimeWait(recordHandle) else { return nil }
         let handle = connections.insert(record.rebuilt(configuration: sharedTCPConfiguration))
         connections.withElement(handle) { $0.handle = handle }
-        connectionTable[tuple] = handle
+        connectionTable[record.tuple] = handle
         return handle
+    }
+
+    /// Forgets a TIME-WAIT record, returning it.
+    @discardableResult
+    func removeTimeWait(_ recordHandle: SlabHandle) -> TimeWaitConnection? {
+        guard let record = timeWait.remove(recordHandle) else { return nil }
+        timeWaitTable[record.tuple] = nil
+        timers.cancel(.timeWait(recordHandle))
+        return record
+    }
+
+    // MARK: A new incarnation (RFC 6191, RFC 1122 §4.2.2.13)
+
+    /// A segment for a 4-tuple in TIME-WAIT (`recordHandle` is its record).
+    ///
+    /// A SYN that cannot be an old duplicate of the connection the record keeps (RFC 6191 §2; RFC 1122
+    /// §4.2.2.13 without timestamps) ends the TIME-WAIT and goes to the listener as a new connection
+    /// request, as BSD and Linux accept it. Any other segment — and such a SYN that fails the test,
+    /// or finds no listener — meets the old incarnation's TCB rebuilt from the record, which answers
+    /// a SYN with an ACK (RFC 9293 §3.10.7.4, RFC 5961 §4) and ignores an RST (RFC 1337).
+    ///
+    /// DEVIATION(RFC 1122 §4.2.2.13 (2)): a reopened connection does not return to TIME-WAIT if the
+    /// SYN turns out to be an old duplicate (an RST answers our SYN-ACK): the half-open entry is
+    /// simply forgotten, as BSD and Linux do, because keeping the record beside every half-open entry
+    /// would double what TIME-WAIT costs for a case the tests above make rare.
+    /// DEVIATION(RFC 6191 §2): a SYN that fails the test is answered with an ACK rather than silently
+    /// dropped, as Linux does and this stack did before: a peer that lost its state learns from it (its
+    /// RST is ignored, RFC 1337) and retries.
+    func timeWaitSegmentArrives(_ recordHandle: SlabHandle, _ segment: consuming IncomingSegment, now: Instant) {
+        if segment.syn, !segment.flags.contains(.ack), !segment.flags.contains(.rst),
+           let record = timeWait[recordHandle], let listener = listener(for: record.tuple.local) {
+            let timestamps = segment.header.options.timestamps
+            let verdict = record.verdict(onSYN: segment.seq, timestamps: timestamps, timestampsOn: configuration.tcp.timestamps)
+            let sequence = segment.seq
+            // For the trace only, so built only when it records.
+            func shown() -> String {
+                timestamps.map { "TSval \($0.value), TS.Recent \(record.tsRecent)" }
+                    ?? "SEG.SEQ \(sequence), RCV.NXT \(record.rcvNxt)"
+            }
+            switch verdict {
+            case .newerTimestamp, .sameTimestampHigherSequence, .timestampsNew, .higherSequence:
+                if admitsNewConnection() {
+                    removeTimeWait(recordHandle)
+                    if verdict == .higherSequence {
+                        io.counters.timeWaitRecycledBySequence &+= 1
+                        io.decision("RFC 1122 §4.2.2.13", "TIME-WAIT recycled by RFC 1122: SYN past the old incarnation (\(shown()))",
+                                    connection: record.tuple, now: now)
+                    } else {
+                        io.counters.timeWaitRecycledByTimestamp &+= 1
+                        io.decision("RFC 6191 §2", "TIME-WAIT recycled by RFC 6191: SYN newer than the old incarnation (\(shown()))",
+                                    connection: record.tuple, now: now)
+                    }
+                    listenSegmentArrives(listener, tuple: record.tuple, segment, now: now, previousSndNxt: record.sndNxt)
+                    return
+                }
+            case .oldTimestamp:
+                io.counters.timeWaitSYNsRejected &+= 1
+                io.decision("RFC 6191 §2", "SYN in TIME-WAIT rejected: old TSval (\(shown()))", connection: record.tuple, now: now)
+            case .oldSequence:
+                io.counters.timeWaitSYNsRejected &+= 1
+                io.decision("RFC 1122 §4.2.2.13", "SYN in TIME-WAIT rejected: old sequence number (\(shown()))",
+                            connection: record.tuple, now: now)
+            }
+        }
+        guard let handle = rebuildTimeWait(recordHandle) else { return }
+        connectionSegmentArrives(handle, segment, now: now)
+    }
+
+    /// The ISS of a new incarnation of a 4-tuple whose last one sent up to `previousSndNxt`.
+    ///
+    /// RFC 1122 §4.2.2.13 (1): reopening from TIME-WAIT, the ISS must be "larger than the largest
+    /// sequence number it used on the previous connection incarnation". The RFC 6528 clock makes it
+    /// so unless the old incarnation sent faster than the clock ticks (250,000 octets a second); then,
+    /// as Linux, SND.NXT + 65537: past anything the old connection could have had acknowledged, so no
+    /// old duplicate ACK is acceptable in the new one. With timestamps RFC 6191 does not need it, but
+    /// it costs nothing, and the peer may not check PAWS on every segment.
+    func initialSequenceNumber(for tuple: FourTuple, now: Instant, previousSndNxt: SequenceNumber?) -> SequenceNumber {
+        let iss = initialSequenceNumbers.initialSequenceNumber(for: tuple, now: now)
+        guard let previousSndNxt, !iss.isAfter(previousSndNxt) else { return iss }
+        return previousSndNxt + UInt32(65537)
+    }
+
+    /// A TIME-WAIT record that `connect` may take over for `tuple`, under Linux's `tcp_tw_reuse`
+    /// conditions (`TimeWaitConnection.reusableForConnect`), or nil.
+    func reusableTimeWait(_ tuple: FourTuple, now: Instant) -> SlabHandle? {
+        guard configuration.timeWaitReuse, let recordHandle = timeWaitTable[tuple],
+              let reusable = timeWait.withElement(recordHandle, { $0.reusableForConnect(now: now, after: .seconds(1)) }),
+              reusable
+        else { return nil }
+        return recordHandle
     }
 
     /// Forgets the TIME-WAIT records whose 2·MSL has elapsed (RFC 9293 §3.10.8: "delete the TCB,

@@ -61,21 +61,13 @@ extension Stack {
             io.counters.memoryBudgetRefusals &+= 1
             throw .resourcesExhausted
         }
-        var tuple: FourTuple?
-        for _ in 0..<16384 {
-            let port = nextEphemeralPort
-            nextEphemeralPort = nextEphemeralPort == 65535 ? 49152 : nextEphemeralPort + 1
-            let candidate = FourTuple(local: Endpoint(local, port), remote: remote)
-            if connectionTable[candidate] == nil && halfOpenTable[candidate] == nil && timeWaitTable[candidate] == nil {
-                tuple = candidate
-                break
-            }
-        }
-        guard let tuple else { throw .addressUnavailable }
-        let iss = initialSequenceNumbers.initialSequenceNumber(for: tuple, now: now)
+        let (tuple, reused) = try ephemeralTuple(from: local, to: remote, now: now)
+        let iss = initialSequenceNumber(for: tuple, now: now, previousSndNxt: reused?.sndNxt)
         let connection = TCPConnection(
             tuple: tuple, iss: iss, state: .synSent, receiveMSS: announcedMSS(for: local, clampedTo: maximumSegmentSize),
-            timestampOffset: UInt32(truncatingIfNeeded: random.next()), configuration: sharedTCPConfiguration)
+            // RFC 7323 §5.4: an offset per 4-tuple (as for passive opens), so a new incarnation's
+            // TSvals follow the old one's and the peer's PAWS and RFC 6191 can tell them apart.
+            timestampOffset: synCookies.timestampOffset(for: tuple), configuration: sharedTCPConfiguration)
         let handle = connections.insert(consume connection)
         connectionTable[tuple] = handle
         io.counters.activeOpens &+= 1
@@ -88,6 +80,28 @@ extension Stack {
         }
         connectionActivity(handle, now: now)
         return ConnectionID(handle: handle)
+    }
+
+    /// The 4-tuple of an active open from `local` to `remote`: the first free one in the order of
+    /// RFC 6056's Algorithm 4; only when none is free, one held in TIME-WAIT that Linux's
+    /// `tcp_tw_reuse` conditions let us take over (`StackConfiguration.timeWaitReuse`), whose record
+    /// is then returned and forgotten.
+    private func ephemeralTuple(
+        from local: IPAddress, to remote: Endpoint, now: Instant
+    ) throws(TCPError) -> (FourTuple, reused: TimeWaitConnection?) {
+        let search = ephemeralPorts.search(from: local, to: remote)
+        var reusable: SlabHandle?
+        for _ in 0..<ephemeralPorts.count {
+            let candidate = FourTuple(local: Endpoint(local, ephemeralPorts.next(search)), remote: remote)
+            guard connectionTable[candidate] == nil, halfOpenTable[candidate] == nil else { continue }
+            if timeWait.isEmpty || timeWaitTable[candidate] == nil { return (candidate, nil) }
+            if reusable == nil { reusable = reusableTimeWait(candidate, now: now) }
+        }
+        guard let reusable, let record = removeTimeWait(reusable) else { throw .addressUnavailable }
+        io.counters.timeWaitReusedByConnect &+= 1
+        io.decision("RFC 6191 §2", "TIME-WAIT reused by connect (tcp_tw_reuse): timestamps on, last segment \(now - record.tsRecentTime) ago",
+                    connection: record.tuple, now: now)
+        return (record.tuple, record)
     }
 
     /// §3.10.2 SEND. Returns how many bytes the send buffer took (0 when it is full).

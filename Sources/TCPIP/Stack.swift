@@ -45,7 +45,8 @@ public final class Stack {
     var random: SeededGenerator
     let initialSequenceNumbers: InitialSequenceNumberGenerator
     @exclusivity(unchecked) var synCookies: SYNCookies
-    var nextEphemeralPort: UInt16
+    /// RFC 6056 Algorithm 4 (EphemeralPorts.swift).
+    var ephemeralPorts: EphemeralPorts
     /// `configuration.tcp`, shared by every connection's TCB.
     let sharedTCPConfiguration: SharedTCPConfiguration
     /// `configuration.addresses`, for the question every datagram asks.
@@ -71,9 +72,10 @@ public final class Stack {
             self.io.challengeAcks = ChallengeAckLimiter(
                 limit: configuration.tcp.challengeAckLimit,
                 generator: SeededGenerator(seed: seed ^ 0x5246_4335_3936_3137))
+            var ports = SeededGenerator(seed: seed ^ 0x5246_4336_3035_3634)
+            self.ephemeralPorts = EphemeralPorts(range: configuration.ephemeralPorts, generator: &ports)
             var random = SeededGenerator(seed: seed)
             self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
-            self.nextEphemeralPort = UInt16.random(in: 49152...65535, using: &random)
             self.random = random
         } else {
             // Secure by default: every stream keyed from the OS's cryptographic generator, 256 bits
@@ -84,8 +86,9 @@ public final class Stack {
             self.synCookies = SYNCookies(generator: SeededGenerator(entropyFrom: &system))
             self.io.challengeAcks = ChallengeAckLimiter(
                 limit: configuration.tcp.challengeAckLimit, generator: SeededGenerator(entropyFrom: &system))
+            var ports = SeededGenerator(entropyFrom: &system)
+            self.ephemeralPorts = EphemeralPorts(range: configuration.ephemeralPorts, generator: &ports)
             self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &system)
-            self.nextEphemeralPort = UInt16.random(in: 49152...65535, using: &system)
             self.random = SeededGenerator(entropyFrom: &system)
         }
     }

@@ -70,14 +70,20 @@ struct BenchConnectionRate: ParsableCommand {
     var seconds: Double = 5
     @Option(help: "Pairs of stacks, one per thread, each running the cycle (1: the peers' definition).")
     var threads: Int = 1
+    @Option(help: """
+        Addresses the client connects from, 16,384 connections from each before the next (1: every \
+        4-tuple comes back while the server still holds it in TIME-WAIT, and is reopened by RFC 6191).
+        """)
+    var clientAddresses: Int = 256
 
     func validate() throws {
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64") }
+        guard (1...256).contains(clientAddresses) else { throw ValidationError("--client-addresses must be 1...256") }
     }
 
     func run() throws {
-        let results = try Self.runPairs(threads: threads, seconds: seconds)
+        let results = try Self.runPairs(threads: threads, seconds: seconds, clientAddresses: clientAddresses)
         let connections = results.reduce(0) { $0 + $1.connections }
         let longest = results.map(\.seconds).max() ?? 0
         let name = threads == 1 ? "tcpip_mem_connrate" : "tcpip_mem_connrate_threads\(threads)"
@@ -85,16 +91,22 @@ struct BenchConnectionRate: ParsableCommand {
             + "unit=conn/s threads=\(threads) count=\(connections) seconds=\(benchFormatted(longest)) "
             + "segments=\(results.reduce(0) { $0 + $1.segmentsSent }) "
             + "server_time_wait=\(results.reduce(0) { $0 + $1.serverConnectionsLeft }) "
-            + "server_time_wait_overflows=\(results.reduce(0) { $0 + $1.serverTimeWaitOverflows })"
+            + "server_time_wait_overflows=\(results.reduce(0) { $0 + $1.serverTimeWaitOverflows }) "
+            + "client_addresses=\(clientAddresses) "
+            + "server_time_wait_recycled=\(results.reduce(0) { $0 + $1.serverTimeWaitRecycled }) "
+            + "server_time_wait_rejected=\(results.reduce(0) { $0 + $1.serverTimeWaitRejected }) "
+            + "retransmits=\(results.reduce(0) { $0 + $1.retransmissions })"
             + (threads == 1 ? "" : " per_thread=" + results.map { benchFormatted($0.connectionsPerSecond, decimals: 0) }.joined(separator: ",")))
     }
 
     /// Runs `threads` independent benchmarks at once, each on a thread of its own.
-    static func runPairs(threads: Int, seconds: Double) throws -> [ConnectionRateBenchmark.Result] {
-        if threads == 1 { return [try ConnectionRateBenchmark.run(seconds: seconds)] }
+    static func runPairs(threads: Int, seconds: Double, clientAddresses: Int = 256) throws -> [ConnectionRateBenchmark.Result] {
+        if threads == 1 { return [try ConnectionRateBenchmark.run(seconds: seconds, clientAddresses: clientAddresses)] }
         let outcomes = PairOutcomes(count: threads)
         DispatchQueue.concurrentPerform(iterations: threads) { index in
-            outcomes.set(index, Result { () throws(TCPError) in try ConnectionRateBenchmark.run(seconds: seconds) })
+            outcomes.set(index, Result { () throws(TCPError) in
+                try ConnectionRateBenchmark.run(seconds: seconds, clientAddresses: clientAddresses)
+            })
         }
         return try outcomes.all().map { try $0.get() }
     }

@@ -200,8 +200,25 @@ enum ConnectionTable {
         return table.lines + internals
     }
 
+    /// Prints the table every `interval` while it has rows, and a one-line count of what the stack
+    /// holds (connections, of them not in TIME-WAIT, TIME-WAIT records, half-open entries) and what
+    /// became of SYNs for 4-tuples in TIME-WAIT (RFC 6191) whenever that changes — so a reader of the log can tell when only TIME-WAIT is left, or nothing.
     static func printEvery(_ interval: TimeAmount, runtime: StackRuntime, details: Bool = false) {
+        let lastSummary = NIOLoopBoundBox.makeBoxSendingValue("", eventLoop: runtime.eventLoop)
         runtime.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let stack = runtime.stack
+            let active = stack.allConnections.count { id in
+                if case .timeWait = stack.state(id) { return false }
+                return true
+            }
+            let summary = "table: connections=\(stack.connectionCount) not_time_wait=\(active) "
+                + "time_wait_records=\(stack.timeWaitCount) half_open=\(stack.halfOpenCount) "
+                + "time_wait_reopened=\(stack.counters.timeWaitRecycledByTimestamp + stack.counters.timeWaitRecycledBySequence) "
+                + "time_wait_syns_refused=\(stack.counters.timeWaitSYNsRejected)"
+            if summary != lastSummary.value {
+                lastSummary.value = summary
+                announce(summary)
+            }
             let lines = lines(runtime, details: details)
             guard lines.count > 1 else { return }
             announce(lines.joined(separator: "\n"))

@@ -100,4 +100,36 @@ enum KernelPeers {
         total = sum(per_second)
         print(f'streamed total={total} slowest_second={min(per_second)} seconds={time.monotonic() - start:.2f}', flush=True)
         """
+
+    /// Fetches PATH from HOST:PORT twice from the same local port (40000), `Connection: close`, so
+    /// the server closes first and holds the 4-tuple in TIME-WAIT; waits GAP seconds between. Each
+    /// body is checked against its SHA-256; prints how long each connect took.
+    static let sameSourcePortTwice = """
+        import hashlib, socket, sys, time
+        host, port, path, digest, gap = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
+        family = socket.AF_INET6 if ':' in host else socket.AF_INET
+        def fetch(n):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(('::' if family == socket.AF_INET6 else '0.0.0.0', 40000))
+            s.settimeout(30)
+            start = time.monotonic()
+            s.connect((host, port))
+            took = time.monotonic() - start
+            s.sendall(f'GET {path} HTTP/1.1\\r\\nHost: tcpip\\r\\nConnection: close\\r\\n\\r\\n'.encode())
+            data = bytearray()
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            head, _, body = bytes(data).partition(b'\\r\\n\\r\\n')
+            if not head.startswith(b'HTTP/1.1 200') or hashlib.sha256(body).hexdigest() != digest:
+                sys.exit(f'fetch {n}: bad response ({len(body)} bytes): {head[:80]!r}')
+            print(f'fetch {n} ok connect_seconds={took:.3f}', flush=True)
+        fetch(1)
+        time.sleep(gap)
+        fetch(2)
+        """
 }

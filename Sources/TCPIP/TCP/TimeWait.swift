@@ -1,3 +1,4 @@
+import NIOCore
 import TCPIPWire
 
 /// A connection in TIME-WAIT that its application has let go of (`Stack.release`), reduced to what
@@ -114,5 +115,64 @@ struct TimeWaitConnection {
         connection.userClosed = true
         connection.released = true
         return connection
+    }
+}
+
+// MARK: A new incarnation of the 4-tuple
+
+extension TimeWaitConnection {
+    /// What a SYN arriving for this record shows about itself.
+    enum SYNVerdict: Equatable {
+        /// RFC 6191 §2: its TSval is greater than the last the old incarnation saw.
+        case newerTimestamp
+        /// RFC 6191 §2: its TSval equals the last seen and its sequence number is past the old
+        /// incarnation's.
+        case sameTimestampHigherSequence
+        /// RFC 1122 §4.2.2.13 (and RFC 6191 §2 when either incarnation is without timestamps): its
+        /// sequence number is past the old incarnation's.
+        case higherSequence
+        /// RFC 6191 §2: the old incarnation had no timestamps and the new one will.
+        case timestampsNew
+        /// RFC 6191 §2: its TSval is older than the last seen (or equal, with an old sequence number).
+        case oldTimestamp
+        /// RFC 1122 §4.2.2.13: no timestamps to go by, and its sequence number is not past RCV.NXT.
+        case oldSequence
+
+        /// Whether the SYN may start a new incarnation.
+        var admits: Bool {
+            switch self {
+            case .newerTimestamp, .sameTimestampHigherSequence, .higherSequence, .timestampsNew: true
+            case .oldTimestamp, .oldSequence: false
+            }
+        }
+    }
+
+    /// RFC 6191 §2, and RFC 1122 §4.2.2.13 without timestamps: whether a SYN (no ACK, no RST) with
+    /// sequence number `sequence` and TSopt `timestamps` may reopen the connection from TIME-WAIT,
+    /// i.e. cannot be an old duplicate of the incarnation this record keeps. `timestampsOn`: whether
+    /// this stack would agree to timestamps on a new connection.
+    ///
+    /// "Greater than the last sequence number seen" is read as SEG.SEQ > RCV.NXT, as BSD
+    /// (`tcp_twcheck`) and Linux (`tcp_timewait_state_process`) do: RCV.NXT is one past the peer's FIN.
+    func verdict(onSYN sequence: SequenceNumber, timestamps: TCPTimestamps?, timestampsOn: Bool) -> SYNVerdict {
+        let newTimestamps = timestampsOn ? timestamps : nil
+        let higherSequence = sequence.isAfter(rcvNxt)
+        if timestampsEnabled {
+            guard let newTimestamps else { return higherSequence ? .higherSequence : .oldSequence }
+            let difference = Int32(bitPattern: newTimestamps.value &- tsRecent)
+            if difference > 0 { return .newerTimestamp }
+            if difference == 0 && higherSequence { return .sameTimestampHigherSequence }
+            return .oldTimestamp
+        }
+        if newTimestamps != nil { return .timestampsNew }
+        return higherSequence ? .higherSequence : .oldSequence
+    }
+
+    /// Linux's `tcp_tw_reuse` for our own `connect`: the record's 4-tuple may be taken for a new
+    /// connection when timestamps were on (the peer's PAWS, RFC 7323 §5, and RFC 6191 at the peer,
+    /// then tell the incarnations apart) and at least `after` has passed since the last segment
+    /// from the peer (`tsRecentTime`), so none of the old incarnation's is still due.
+    func reusableForConnect(now: Instant, after: TimeAmount) -> Bool {
+        timestampsEnabled && now - tsRecentTime >= after
     }
 }

@@ -9,10 +9,10 @@ import TCPIPWire
 ///
 /// The server keeps every 4-tuple in TIME-WAIT for 2·MSL, as Linux does, up to its record limit
 /// (`StackConfiguration.maximumTimeWaitRecords`, 131,072 like Linux's `tcp_max_tw_buckets` on a
-/// machine of this size; beyond it, connections close at once and are counted). So that no 4-tuple
-/// is reused while its TIME-WAIT lasts (this stack does not yet reopen a TIME-WAIT connection on a
-/// new SYN, RFC 6191), the client spreads its connections over several addresses, 16,384 ephemeral
-/// ports each.
+/// machine of this size; beyond it, connections close at once and are counted). The client makes
+/// 16,384 connections (its ephemeral ports) from each of `clientAddresses` addresses in turn; from a
+/// single address every 4-tuple comes back while the server holds it in TIME-WAIT, and the server
+/// reopens it on the new SYN (RFC 6191: the client's per-4-tuple timestamps have moved on).
 public enum ConnectionRateBenchmark {
     public struct Result: Sendable {
         public var connections: Int
@@ -22,6 +22,13 @@ public enum ConnectionRateBenchmark {
         /// Server connections closed without TIME-WAIT because `maximumTimeWaitRecords` were held
         /// (as Linux past `tcp_max_tw_buckets`, which the kernel's figure runs under too).
         public var serverTimeWaitOverflows: UInt64
+        /// Server TIME-WAIT records reopened by a new SYN (RFC 6191, RFC 1122 §4.2.2.13).
+        public var serverTimeWaitRecycled: UInt64
+        /// SYNs the server answered from TIME-WAIT with an ACK (possible old duplicates): each costs
+        /// the client a SYN retransmission timeout.
+        public var serverTimeWaitRejected: UInt64
+        /// Segments both sides retransmitted: 0 when every cycle went through without a timeout.
+        public var retransmissions: UInt64
         /// Segments both sides sent, for the segments a cycle takes.
         public var segmentsSent: UInt64
         public var connectionsPerSecond: Double { seconds > 0 ? Double(connections) / seconds : 0 }
@@ -93,6 +100,10 @@ public enum ConnectionRateBenchmark {
             connections: done, seconds: WallClock.seconds(from: start, to: now),
             serverConnectionsLeft: pair.server.connectionCount + pair.server.timeWaitCount,
             serverTimeWaitOverflows: pair.server.counters.timeWaitOverflows,
+            serverTimeWaitRecycled: pair.server.counters.timeWaitRecycledByTimestamp
+                + pair.server.counters.timeWaitRecycledBySequence,
+            serverTimeWaitRejected: pair.server.counters.timeWaitSYNsRejected,
+            retransmissions: pair.client.counters.segmentsRetransmitted + pair.server.counters.segmentsRetransmitted,
             segmentsSent: pair.client.counters.segmentsSent + pair.server.counters.segmentsSent)
     }
 }

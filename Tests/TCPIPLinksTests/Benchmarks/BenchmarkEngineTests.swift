@@ -23,6 +23,17 @@ import Testing
         #expect(result.serverConnectionsLeft == 200)
     }
 
+    /// From one client address to one server port, past the 16,384 ephemeral ports: every 4-tuple
+    /// comes back while the server holds it in TIME-WAIT, and every cycle still completes at once —
+    /// the server reopens the record on the new SYN (RFC 6191), with no retransmission.
+    @Test func connectionRateFromOneAddressReopensTimeWait() throws {
+        let result = try ConnectionRateBenchmark.run(count: 16384 + 300, clientAddresses: 1)
+        #expect(result.connections == 16384 + 300)
+        #expect(result.serverTimeWaitRecycled == 300)
+        #expect(result.serverConnectionsLeft == 16384)
+        #expect(result.serverTimeWaitRejected == 0)
+    }
+
     @Test func memoryCountsIdleConnections() throws {
         let result = try MemoryBenchmark.run(connections: 1000)
         #expect(result.connections == 1000)

@@ -148,6 +148,15 @@ struct TCPTester {
     /// The application's side of the connection, at the current virtual time.
     var app: Application { Application(stack: stack, connection: connection, now: now, iss: iss) }
 
+    /// A new incarnation of the 4-tuple begins (the peer's SYN reopens a connection in TIME-WAIT, or
+    /// our `connect` reuses one): the old connection's handle and ISS are forgotten, so the next SYN
+    /// or SYN-ACK the stack sends sets the ISS that `>` lines count from, and the next accepted
+    /// connection is the tester's. `<` sequence numbers still count from the peer's first ISN.
+    mutating func beginNewIncarnation() {
+        connection = nil
+        iss = nil
+    }
+
     // MARK: Time
 
     /// Lets virtual time pass, running every timer that falls due, in order.
