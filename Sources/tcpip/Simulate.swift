@@ -45,6 +45,8 @@ struct Simulate: ParsableCommand {
     var timeLimit: Int = 3600
     @Option(name: .customLong("buffer-bytes"), help: "Send and receive buffer of every connection (default: the stack's, 256 KiB).")
     var bufferBytes: Int?
+    @Option(help: "Buffer sizing when --buffer-bytes is not given: server (autotuned, grows to 6 MiB receive / 8 MiB send), tunnel (64 KiB growing to 4 MiB) or fixed (256 KiB).")
+    var buffers: BufferPreset = .server
     @Flag(help: "ECN (RFC 3168): the connections negotiate it, and the link marks ECN-capable datagrams CE where --loss would drop them.")
     var ecn = false
     @Option(name: .customLong("congestion-control"), help: "cubic or reno (NewReno).")
@@ -71,8 +73,14 @@ struct Simulate: ParsableCommand {
         let algorithm = CongestionControlAlgorithm(rawValue: congestionControl) ?? .cubic
         if matrix { return try runMatrix(algorithm) }
         var configuration = TransferSimulation.Configuration()
+        var stack = StackConfiguration(addresses: [])
+        buffers.apply(to: &stack)
+        configuration.tcp = stack.tcp
+        configuration.serverMemoryBudget = stack.memoryBudget
         configuration.tcp.congestionControl = algorithm
         if let bufferBytes {
+            configuration.tcp.receiveBufferMaximum = nil
+            configuration.tcp.sendBufferMaximum = nil
             configuration.tcp.sendBufferSize = bufferBytes
             configuration.tcp.receiveBufferSize = bufferBytes
             configuration.tcp.reassemblyLimit = 2 * bufferBytes

@@ -38,6 +38,10 @@ struct TUNOptions: ParsableArguments {
             --no-offload to impair wire-sized segments.
             """))
     var impair: String?
+    @Option(help: ArgumentHelp(
+        "Buffer sizing: server (grow to 6 MiB receive, 8 MiB send), tunnel (start at 64 KiB, grow to 4 MiB, 32 MiB for the whole stack) or fixed (256 KiB each).",
+        discussion: "server and tunnel autotune: each connection's buffers follow what its path and reader need."))
+    var buffers: BufferPreset = .server
 
     func validate() throws {
         guard !addresses.isEmpty else { throw ValidationError("give at least one --address") }
@@ -61,6 +65,7 @@ struct TUNOptions: ParsableArguments {
             seed: UInt64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds))
         // With a virtio-net header the kernel takes our TCP checksums as partial: none to compute.
         configuration.transmitChecksumOffload = offload
+        buffers.apply(to: &configuration)
         configure(&configuration)
         let stack = Stack(configuration)
         stack.tracing = trace

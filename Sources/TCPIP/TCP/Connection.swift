@@ -73,8 +73,15 @@ struct TCPConnection {
     var sendBuffer: SendBuffer
     var receiveBuffer = ReceiveBuffer()
     var reassembly = ReassemblyQueue()
-    let receiveBufferCapacity: Int
-    let reassemblyLimit: Int
+    /// RCV.BUFF: what the receive buffer may hold; grows with receive autotuning (BufferAutotuning.swift).
+    var receiveBufferCapacity: Int
+    /// What receive autotuning has measured.
+    var receiveTuning = ReceiveAutotuning()
+    /// SO_SNDBUF was set on this connection: send autotuning leaves it alone (as Linux's SOCK_SNDBUF_LOCK).
+    var sendBufferLocked = false
+    /// Upper bound on the storage the out-of-order queue may pin. Read from the configuration, not
+    /// kept in the TCB: the eight bytes pay for part of `receiveTuning`.
+    var reassemblyLimit: Int { configuration.pointee.reassemblyLimit }
     /// The sequence number of our FIN, once CLOSE has queued it behind all data.
     var finSequence: SequenceNumber?
 
@@ -218,7 +225,6 @@ struct TCPConnection {
         self.configuration = UnsafePointer(shared.pointer)
         self.sendBuffer = SendBuffer(capacity: configuration.sendBufferSize)
         self.receiveBufferCapacity = configuration.receiveBufferSize
-        self.reassemblyLimit = configuration.reassemblyLimit
         self.nagle = configuration.nagle
         self.keepalive = configuration.keepalive
         self.userTimeout = configuration.userTimeout
