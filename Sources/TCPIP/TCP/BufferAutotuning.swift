@@ -6,7 +6,8 @@ import TCPIPWire
 ///
 /// Times are microseconds of the stack's clock, truncated to 32 bits: they are only ever subtracted,
 /// and a difference is wrong only after 71 idle minutes, when it merely starts a measurement late.
-/// 24 bytes, so that an idle connection costs no more than before (see `TCPConnection.reassemblyLimit`).
+/// 24 bytes, paid for by two fields the TCB now reads from its configuration (`reassemblyLimit`,
+/// `delayedAckTimeout`), so that an idle connection costs no more than before.
 struct ReceiveAutotuning {
     /// rcvq_space.space: the most the application has read in one round trip; 0 until the first
     /// measurement, which counts as ten segments (Linux: TCP_INIT_CWND · advmss).
@@ -18,11 +19,10 @@ struct ReceiveAutotuning {
     /// The receiver's RTT estimate in microseconds, 0 before a sample.
     var rtt: UInt32 = 0
     /// Without timestamps: the right edge whose arrival ends the sample under way, and when it began
-    /// (0: none under way).
-    var rttSequence = SequenceNumber(0)
+    /// (0: none under way). With timestamps, `rttMark` is the TSecr of the last sample instead, so one
+    /// echo is sampled once (Linux's rcv_rtt_last_tsecr): the two ways never mix on one connection.
+    var rttMark: UInt32 = 0
     var rttStartedAt: UInt32 = 0
-    /// With timestamps: the TSecr of the last sample, so one echo is sampled once (Linux's rcv_rtt_last_tsecr).
-    var lastEcho: UInt32 = 0
 
     static func clock(_ now: Instant) -> UInt32 {
         UInt32(truncatingIfNeeded: now.nanoseconds / 1000)
@@ -44,10 +44,10 @@ extension TCPConnection {
     mutating func sampleReceiveRTT(_ segment: IncomingSegment, now: Instant) {
         let nowMicros = ReceiveAutotuning.clock(now)
         if timestampsEnabled {
-            guard let echo = segment.header.options.timestamps?.echoReply, echo != 0, echo != receiveTuning.lastEcho,
+            guard let echo = segment.header.options.timestamps?.echoReply, echo != 0, echo != receiveTuning.rttMark,
                   segment.payload.readableBytes >= sendMSS
             else { return }
-            receiveTuning.lastEcho = echo
+            receiveTuning.rttMark = echo
             let milliseconds = Int32(bitPattern: timestampClock(now) &- echo)
             guard milliseconds >= 0, milliseconds < 60_000 else { return }
             let sample = UInt32(max(1, milliseconds)) * 1000
@@ -60,11 +60,11 @@ extension TCPConnection {
             let sample = max(1, nowMicros &- receiveTuning.rttStartedAt)
             if receiveTuning.rtt == 0 || sample < receiveTuning.rtt { receiveTuning.rtt = sample }
         }
-        receiveTuning.rttSequence = rcvNxt + Int(rcvWnd)
+        receiveTuning.rttMark = (rcvNxt + Int(rcvWnd)).rawValue
         receiveTuning.rttStartedAt = max(1, nowMicros)
     }
 
-    private var rttSequenceReached: Bool { receiveTuning.rttSequence.isAtOrBefore(rcvNxt) }
+    private var rttSequenceReached: Bool { SequenceNumber(receiveTuning.rttMark).isAtOrBefore(rcvNxt) }
 
     /// The round trip receive autotuning measures over: the receiver's estimate, else SRTT.
     var receiveRTTMicroseconds: UInt32 {
