@@ -90,8 +90,15 @@ extension TCPConnection {
             receiveTuning.measuredAt = max(1, nowMicros)
             return
         }
-        guard nowMicros &- receiveTuning.measuredAt >= rttMicros else { return }
-        let copied = Int(consumed &- receiveTuning.consumedMark)
+        let elapsed = nowMicros &- receiveTuning.measuredAt
+        guard elapsed >= rttMicros else { return }
+        // What was read per round trip: an application that reads less often than once a round trip
+        // is measured over its own interval, and scaled down to one round trip (Linux measures at
+        // whatever read comes first after a round trip, and so credits a reader that wakes every
+        // other round trip with two round trips' worth).
+        let readSinceMark = Int(consumed &- receiveTuning.consumedMark)
+        let copied = elapsed <= rttMicros + rttMicros / 8
+            ? readSinceMark : Int(Int64(readSinceMark) * Int64(rttMicros) / Int64(elapsed))
         let space = receiveTuning.space == 0 ? 10 * receiveMSS : Int(receiveTuning.space)
         receiveTuning.consumedMark = consumed
         receiveTuning.measuredAt = max(1, nowMicros)

@@ -1,4 +1,5 @@
 import NIOCore
+import TCPIPWire
 import TCPIP
 import TCPIPLinks
 import Testing
@@ -74,5 +75,91 @@ import Testing
         print("200 flows: peak \(result.serverPeakMemory) bytes, growths \(result.serverCounters.receiveBufferGrowths), "
               + "shrinks \(result.serverCounters.receiveBufferShrinks), dropped \(result.serverCounters.droppedMemoryBudget), "
               + "goodput \(Double(result.delivered.reduce(0) { $0 + $1.total }) * 8 / 3 / 1e6) Mbit/s")
+    }
+}
+
+/// Autotuning against readers and budgets, driven by hand over a virtual network.
+@Suite struct BufferAutotuningReaderTests {
+    static let client = IPAddress.v4(IPv4Address(198, 18, 0, 1))
+    static let server = IPAddress.v4(IPv4Address(198, 18, 0, 2))
+
+    /// A reader that takes 16 KiB every 100 ms (1.3 Mbit/s) from a sender that could fill 500 Mbit/s
+    /// at 100 ms RTT: it reads little per round trip, so its buffer never grows and the window it
+    /// advertises stays within the 128 KiB it started with. The bytes it reads are the bytes sent.
+    @Test func slowReaderKeepsASmallWindow() throws {
+        let network = VirtualNetwork()
+        let (a, b) = MemoryLink.pair(MemoryLink.Configuration(
+            mtu: 1500, delay: .milliseconds(50), bandwidthBitsPerSecond: 500_000_000, queueLimitBytes: 6_250_000,
+            checksumOffload: true))
+        let tcp = TCPConfiguration.server
+        let client = Stack(StackConfiguration(addresses: [Self.client], checksumOffload: true, seed: 1, tcp: tcp))
+        let server = Stack(StackConfiguration(addresses: [Self.server], checksumOffload: true, seed: 2, tcp: tcp))
+        network.addHost(client, link: a)
+        network.addHost(server, link: b)
+        let listener = try server.listen(on: 5001, backlog: 4)
+        let id = try client.connect(to: Endpoint(Self.server, 5001), now: network.now)
+        var accepted: ConnectionID?
+        var written = 0
+        var read = 0
+        var largestWindow = 0
+        var pattern = ByteBufferAllocator().buffer(capacity: 65536)
+        for offset in 0..<65536 { pattern.writeInteger(UInt8(offset % 251)) }
+        var corrupt = false
+        var nextRead = Instant.zero + .milliseconds(300)
+        while network.now < Instant.zero + .seconds(6) {
+            network.run(until: min(nextRead, network.now + .milliseconds(10)))
+            if accepted == nil { accepted = server.accept(listener) }
+            while client.state(id) == .established {
+                let phase = written % 251
+                let taken = try client.send(id, pattern.getSlice(at: phase, length: 65536 - 251)!, now: network.now)
+                written += taken
+                if taken == 0 { break }
+            }
+            guard let accepted, network.now >= nextRead else { continue }
+            nextRead = network.now + .milliseconds(100)
+            if case .data(let bytes) = try server.read(accepted, upTo: 16 * 1024, now: network.now) {
+                bytes.withUnsafeReadableBytes { raw in
+                    for (index, byte) in raw.enumerated() where byte != UInt8((read + index) % 251) { corrupt = true }
+                }
+                read += bytes.readableBytes
+            }
+            if let status = server.status(accepted) { largestWindow = max(largestWindow, status.receiveWindow) }
+        }
+        let status = try #require(accepted.flatMap(server.status))
+        #expect(!corrupt)
+        #expect(read >= 50 * 16 * 1024)
+        #expect(status.receiveBuffer == 128 * 1024, "a slow reader's buffer does not grow")
+        #expect(largestWindow <= 128 * 1024)
+        #expect(server.counters.receiveBufferGrowths == 0)
+        #expect(SocketStatistics(status).detailFields.contains("rcvbuf:131072/6291456"))
+    }
+
+    /// Eight flows that want big windows into a server whose 512 KiB budget cannot give them: once the
+    /// server is under pressure (two thirds of the budget), growth stops and the buffers above the fair
+    /// share shrink; no connection is refused, the budget is never exceeded (checked against a
+    /// recount after every datagram), and every byte arrives.
+    @Test func pressureStopsGrowthAndShrinksTheLargest() {
+        var configuration = TransferSimulation.Configuration()
+        configuration.tcp = .server
+        configuration.connections = 8
+        configuration.delay = .milliseconds(25)
+        configuration.bandwidthBitsPerSecond = 400_000_000
+        configuration.queueLimitBytes = 2_500_000
+        configuration.faults = FaultInjector.Configuration(loss: 0.01)
+        configuration.duration = .seconds(3)
+        configuration.serverMemoryBudget = 512 * 1024
+        configuration.seed = 8
+        let result = TransferSimulation.run(configuration)
+        #expect(result.failures == [])
+        #expect(result.verified)
+        #expect(result.serverCounters.memoryBudgetRefusals == 0)
+        #expect(result.serverMemoryViolations == 0)
+        #expect(result.serverPeakMemory <= 512 * 1024)
+        #expect(result.serverCounters.receiveBufferShrinks > 0)
+        #expect(result.delivered.allSatisfy { $0.total > $0.atThreeQuarters }, "no flow stalled")
+        let largest = result.serverStatuses.map(\.receiveBuffer).max() ?? 0
+        #expect(largest < 2 * 1024 * 1024, "largest receive buffer \(largest)")
+        print("pressure: peak \(result.serverPeakMemory), growths \(result.serverCounters.receiveBufferGrowths), "
+              + "shrinks \(result.serverCounters.receiveBufferShrinks), largest \(largest), dropped \(result.serverCounters.droppedMemoryBudget)")
     }
 }
