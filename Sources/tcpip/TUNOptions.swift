@@ -39,7 +39,7 @@ struct TUNOptions: ParsableArguments {
             """))
     var impair: String?
     @Option(help: ArgumentHelp(
-        "Buffer sizing: server (grow to 6 MiB receive, 8 MiB send), tunnel (start at 64 KiB, grow to 4 MiB, 32 MiB for the whole stack) or fixed (256 KiB each).",
+        "Buffer sizing: server (grow to 8 MiB each way), tunnel (start at 64 KiB, grow to 4 MiB, 32 MiB for the whole stack) or fixed (256 KiB each).",
         discussion: "server and tunnel autotune: each connection's buffers follow what its path and reader need."))
     var buffers: BufferPreset = .server
 
