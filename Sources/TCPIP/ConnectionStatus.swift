@@ -62,4 +62,15 @@ public struct ConnectionStatus: Hashable, Sendable {
     public var ecnEchoesReceived: UInt64 = 0
     public var ecnWindowReductions: UInt64 = 0
     public var congestionWindowReducedSent: UInt64 = 0
+    /// Buffer autotuning (`TCPConfiguration.receiveBufferMaximum`, `sendBufferMaximum`): the most the
+    /// application read in one round trip (Linux's rcv_space), the receiver's RTT estimate (rcv_rtt),
+    /// and each buffer's size now and its maximum (equal when it does not grow).
+    public var receiveSpace: Int = 0
+    public var receiveRTT: TimeAmount? = nil
+    public var receiveBuffer: Int = 0
+    public var receiveBufferMaximum: Int = 0
+    public var sendBuffer: Int = 0
+    public var sendBufferMaximum: Int = 0
+    /// Either buffer may grow.
+    public var autotuning: Bool = false
 }

@@ -75,6 +75,12 @@ public struct StackCounters: Hashable, Sendable {
     public var memoryBudgetRefusals: UInt64 = 0
     public var memoryBudgetOutOfOrderPrunes: UInt64 = 0
     public var droppedMemoryBudget: UInt64 = 0
+    /// Buffer autotuning: receive buffers grown (dynamic right-sizing) and send buffers grown (with
+    /// cwnd), and either shrunk under memory pressure.
+    public var receiveBufferGrowths: UInt64 = 0
+    public var receiveBufferShrinks: UInt64 = 0
+    public var sendBufferGrowths: UInt64 = 0
+    public var sendBufferShrinks: UInt64 = 0
     /// Released connections that reached TIME-WAIT with `StackConfiguration.maximumTimeWaitRecords`
     /// records held already, and were closed without waiting 2·MSL (Linux's TCPTimeWaitOverflow).
     public var timeWaitOverflows: UInt64 = 0
@@ -136,6 +142,8 @@ public struct StackCounters: Hashable, Sendable {
             ("time_wait_recycled_by_timestamp", timeWaitRecycledByTimestamp),
             ("time_wait_recycled_by_sequence", timeWaitRecycledBySequence),
             ("time_wait_syns_rejected", timeWaitSYNsRejected), ("time_wait_reused_by_connect", timeWaitReusedByConnect),
+            ("receive_buffer_growths", receiveBufferGrowths), ("receive_buffer_shrinks", receiveBufferShrinks),
+            ("send_buffer_growths", sendBufferGrowths), ("send_buffer_shrinks", sendBufferShrinks),
             ("dropped_out_of_window", droppedOutOfWindow), ("dropped_unacceptable_ack", droppedUnacceptableAck),
             ("dropped_no_ack_flag", droppedNoAckFlag), ("dropped_reassembly_limit", droppedReassemblyLimit),
             ("dropped_in_closed_state", droppedInClosedState),

@@ -102,6 +102,7 @@ extension Stack {
     /// optional: a closure can only borrow what it captures.
     func connectionSegmentArrives(_ handle: SlabHandle, _ segment: consuming IncomingSegment, now: Instant) {
         if configuration.memoryBudget != nil {
+            updateBufferCeiling()
             if segment.payload.readableBytes > 0, !makeRoom(for: segment.payload.pinnedStorageBytes) {
                 // At the budget with no out-of-order data left to prune: the text goes, the
                 // control stays (its ACK may be what frees our send buffer). The peer retransmits.

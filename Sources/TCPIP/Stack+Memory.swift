@@ -51,6 +51,16 @@ struct PinnedTotals {
     var outOfOrder = 0
 }
 
+/// A stack's memory against its budget (`Stack.memoryPressure`), as Linux's tcp_mem states.
+public enum MemoryPressure: String, Hashable, Sendable {
+    /// Below the pressure threshold: buffers grow as their connections need.
+    case normal
+    /// Buffers stop growing; the largest shrink to the fair share.
+    case pressure
+    /// New connections are refused; at the budget itself, arriving data is dropped.
+    case limit
+}
+
 /// What a stack at its memory budget does with a new connection (`StackConfiguration.memoryBudget`).
 public enum MemoryBudgetRefusal: String, Hashable, Sendable {
     /// Answer the SYN (or the ACK returning a SYN cookie) with an RST: the client fails at once.
@@ -105,6 +115,29 @@ extension Stack {
         connectionTable[tuple] = nil
         pinned.buffers -= buffers
         pinned.outOfOrder -= outOfOrder
+    }
+
+    /// Where the stack stands against its budget, as Linux's tcp_mem: below two thirds, buffers grow
+    /// as their connections need; from there, under pressure, no buffer grows and those above the
+    /// fair share shrink to it; in the last eighth, at the limit, new connections are refused too
+    /// (and at the budget itself, arriving data is dropped). O(1).
+    public var memoryPressure: MemoryPressure {
+        guard let budget = configuration.memoryBudget else { return .normal }
+        let inUse = memoryInUse
+        if inUse + Self.connectionEntryBytes > budget - budget / 8 { return .limit }
+        return inUse >= Self.pressureThreshold(budget) ? .pressure : .normal
+    }
+
+    /// tcp_mem's "pressure": two thirds of the budget (Linux's defaults put it at two thirds of "high").
+    static func pressureThreshold(_ budget: Int) -> Int { budget / 3 * 2 }
+
+    /// Tells the connection about to run how far its buffers may go (`StackIO.bufferCeiling`): no
+    /// limit below the pressure threshold; above it, the fair share — the threshold divided among
+    /// the connections — so growth stops and the largest buffers shrink first. Called only with a budget.
+    func updateBufferCeiling() {
+        guard let budget = configuration.memoryBudget else { return }
+        let threshold = Self.pressureThreshold(budget)
+        io.bufferCeiling = memoryInUse >= threshold ? threshold / max(1, 2 * connections.count) : nil
     }
 
     /// Whether the budget has room for one more connection. The last eighth of the budget is kept

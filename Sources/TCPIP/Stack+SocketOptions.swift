@@ -8,6 +8,7 @@ extension Stack {
     public func setSendBufferSize(_ id: ConnectionID, _ size: Int, now: Instant) {
         withConnection(id.handle) { connection in
             connection.sendBuffer.capacity = max(0, size)
+            connection.sendBufferLocked = true
         }
         connectionActivity(id.handle, now: now)
     }

@@ -108,7 +108,7 @@ extension Stack {
     public func send(_ id: ConnectionID, _ bytes: ByteBuffer, now: Instant) throws(TCPError) -> Int {
         var bytes = bytes
         if configuration.memoryBudget != nil, bytes.readableBytes > 0,
-           !makeRoom(for: min(bytes.readableBytes, configuration.tcp.sendBufferSize)) {
+           !makeRoom(for: min(bytes.readableBytes, connections.withElement(id.handle) { $0.sendBuffer.freeSpace } ?? 0)) {
             // At the memory budget SEND takes nothing, as a full send buffer would.
             bytes = ByteBuffer()
         }
@@ -126,6 +126,7 @@ extension Stack {
 
     /// §3.10.3 RECEIVE: up to `maxLength` bytes, or why there are none.
     public func read(_ id: ConnectionID, upTo maxLength: Int = .max, now: Instant) throws(TCPError) -> ReceiveResult {
+        if configuration.memoryBudget != nil { updateBufferCeiling() }
         let result = withConnection(id.handle) { connection -> Result<ReceiveResult, TCPError> in
             do throws(TCPError) {
                 return .success(try connection.read(upTo: maxLength, now: now, io: &io))
@@ -144,6 +145,7 @@ extension Stack {
     /// segment brought — a slice of the datagram they came in, so no allocation and no copy. Calls
     /// in a row return, chunk by chunk, the bytes one `read` would have joined into one buffer.
     public func readChunk(_ id: ConnectionID, upTo maxLength: Int = .max, now: Instant) throws(TCPError) -> ReceiveResult {
+        if configuration.memoryBudget != nil { updateBufferCeiling() }
         let result = withConnection(id.handle) { connection -> Result<ReceiveResult, TCPError> in
             do throws(TCPError) {
                 return .success(try connection.read(upTo: maxLength, chunk: true, now: now, io: &io))

@@ -23,6 +23,9 @@ struct StackIO {
     /// Connections whose ACK waits for the end of the batch (`TCPConnection.sendAckAtEndOfBatch`), and when it was owed.
     var deferredAcks: [SlabHandle] = []
     var deferredAcksOwedAt = Instant.zero
+    /// Under memory pressure (`Stack.memoryPressure`), the most one connection's send or receive
+    /// buffer may hold: buffers stop growing, and those above it shrink to it. nil: no pressure.
+    var bufferCeiling: Int?
 
     init(checksumOffload: Bool) {
         self.checksumOffload = checksumOffload

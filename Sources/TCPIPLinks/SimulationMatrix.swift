@@ -119,3 +119,96 @@ public struct SimulationMatrix: Sendable {
             mathisMegabits: Double(fields[4]), verified: fields[9] == "true")
     }
 }
+
+/// `tcpip simulate --matrix`'s second table: long, fat paths. One flow, no loss, through a drop-tail
+/// bottleneck with a queue of one bandwidth-delay product, for each rate and round-trip time, with
+/// the buffers autotuned as `TCPConfiguration.server` sizes them: goodput as a fraction of the link,
+/// over the whole run (slow start and buffer growth included) and over its last quarter (steady
+/// state), and how far the receive buffer grew. Fixed 256 KiB buffers would carry at most
+/// 256 KiB per round trip: 21 Mbit/s at 100 ms.
+public struct BandwidthDelaySweep: Sendable {
+    public var rates: [UInt64] = [10_000_000, 100_000_000, 500_000_000]
+    public var roundTripTimes: [TimeAmount] = [.milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(200)]
+    public var duration: TimeAmount = .seconds(5)
+    public var mtu: Int = 1500
+    public var tcp: TCPConfiguration = .server
+
+    public init() {}
+
+    public struct Cell: Sendable, Equatable {
+        public var rateMegabits: Int
+        public var roundTripMilliseconds: Int
+        public var goodputMegabits: Double
+        /// Goodput over the link rate, whole run and last quarter.
+        public var fraction: Double
+        public var lastQuarterFraction: Double
+        /// The receiver's buffer at the end (it started at `tcp.receiveBufferSize`).
+        public var receiveBuffer: Int
+        public var retransmissions: UInt64
+        public var verified: Bool
+    }
+
+    public var cellCount: Int { rates.count * roundTripTimes.count }
+
+    /// Cell `index`, in table order (rate, then RTT).
+    public func cellParameters(_ index: Int) -> (rate: UInt64, rtt: TimeAmount) {
+        (rates[index / roundTripTimes.count], roundTripTimes[index % roundTripTimes.count])
+    }
+
+    /// One bandwidth-delay product, but at least 32 full-sized datagrams.
+    public static func queueBytes(rate: UInt64, rtt: TimeAmount, mtu: Int) -> Int {
+        max(Int(rate / 8 * UInt64(rtt.nanoseconds) / 1_000_000_000), 32 * mtu)
+    }
+
+    public func run(cell index: Int) -> Cell {
+        let (rate, rtt) = cellParameters(index)
+        var configuration = TransferSimulation.Configuration()
+        configuration.duration = duration
+        configuration.delay = .nanoseconds(rtt.nanoseconds / 2)
+        configuration.bandwidthBitsPerSecond = rate
+        configuration.queueLimitBytes = Self.queueBytes(rate: rate, rtt: rtt, mtu: mtu)
+        configuration.mtu = mtu
+        configuration.seed = UInt64(index + 1) &* 7919
+        configuration.tcp = tcp
+        let result = TransferSimulation.run(configuration)
+        let seconds = Double(duration.nanoseconds) / 1e9
+        let (total, atThreeQuarters) = result.delivered.first ?? (0, 0)
+        let goodput = Double(total) * 8 / seconds
+        let lastQuarter = Double(total - atThreeQuarters) * 8 / (seconds / 4)
+        return Cell(
+            rateMegabits: Int(rate / 1_000_000), roundTripMilliseconds: Int(rtt.nanoseconds / 1_000_000),
+            goodputMegabits: goodput / 1e6, fraction: goodput / Double(rate), lastQuarterFraction: lastQuarter / Double(rate),
+            receiveBuffer: result.serverStatuses.first?.receiveBuffer ?? 0, retransmissions: result.retransmits,
+            verified: result.verified)
+    }
+
+    public var header: String {
+        "bandwidth-delay sweep: \(cellCount) cells, 1 flow, no loss, drop-tail queue of one BDP, "
+            + "\(duration.nanoseconds / 1_000_000_000) virtual s per cell, buffers autotuned from "
+            + "\(tcp.receiveBufferSize) up to \(tcp.receiveBufferMaximum ?? tcp.receiveBufferSize) (receive) and "
+            + "\(tcp.sendBufferMaximum ?? tcp.sendBufferSize) (send), \(tcp.congestionControl.rawValue), MTU \(mtu)\n"
+            + "link_mbit  rtt_ms  goodput_mbit  of_link  last_quarter  rcvbuf  retrans  verified"
+    }
+
+    public static func render(_ cell: Cell) -> String {
+        func column(_ text: String, _ width: Int) -> String { TextFormat.left(text, width - 1) + " " }
+        func fixed(_ value: Double, _ digits: Int) -> String { TextFormat.fixed(value, digits: digits) }
+        return column("\(cell.rateMegabits)", 11) + column("\(cell.roundTripMilliseconds)", 8)
+            + column(fixed(cell.goodputMegabits, 3), 14) + column(fixed(cell.fraction, 3), 9)
+            + column(fixed(cell.lastQuarterFraction, 3), 14) + column("\(cell.receiveBuffer)", 8)
+            + column("\(cell.retransmissions)", 9) + "\(cell.verified)"
+    }
+
+    /// Parses a line `render` wrote (eight fields: `SimulationMatrix.parse` takes ten); nil otherwise.
+    public static func parse(_ line: Substring) -> Cell? {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count == 8, let rate = Int(fields[0]), let rtt = Int(fields[1]), let goodput = Double(fields[2]),
+            let fraction = Double(fields[3]), let lastQuarter = Double(fields[4]), let buffer = Int(fields[5]),
+            let retransmissions = UInt64(fields[6])
+        else { return nil }
+        return Cell(
+            rateMegabits: rate, roundTripMilliseconds: rtt, goodputMegabits: goodput, fraction: fraction,
+            lastQuarterFraction: lastQuarter, receiveBuffer: buffer, retransmissions: retransmissions,
+            verified: fields[7] == "true")
+    }
+}

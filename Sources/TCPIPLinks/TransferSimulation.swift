@@ -30,6 +30,12 @@ public struct TransferSimulation {
         /// time; `bytes` is ignored and the result reports what each connection delivered.
         public var duration: TimeAmount? = nil
         public var pcap: PcapSink? = nil
+        /// The server stack's `StackConfiguration.memoryBudget`. With one, the server's memory is
+        /// checked after every datagram: never above the budget, and its running total equal to a
+        /// full recount (as the stack fuzz target checks).
+        public var serverMemoryBudget: Int? = nil
+        /// The server's TCP configuration, if it differs from the client's (`tcp`).
+        public var serverTCP: TCPConfiguration? = nil
 
         public init() {}
     }
@@ -49,6 +55,12 @@ public struct TransferSimulation {
         /// Per connection, client to server: bytes verified at the end, and at three quarters of the
         /// run (timed mode), so a flow that stopped moving late in the run shows.
         public var delivered: [(total: Int, atThreeQuarters: Int)]
+        /// With `serverMemoryBudget`: the most the server had in use after any datagram, and how
+        /// many times its running total disagreed with a recount or exceeded the budget.
+        public var serverPeakMemory: Int = 0
+        public var serverMemoryViolations: Int = 0
+        /// Each server connection's status at the end (receive and send buffers, autotuning).
+        public var serverStatuses: [ConnectionStatus] = []
     }
 
     public static let clientAddress4 = IPAddress.v4(IPv4Address(198, 18, 0, 1))
@@ -105,6 +117,8 @@ private final class Run {
     var acceptOrder: [Int] = []
     /// Each pair's client-to-server bytes at three quarters of a timed run.
     var deliveredAtCheckpoint: [Int]?
+    var serverPeakMemory = 0
+    var serverMemoryViolations = 0
 
     init(_ configuration: TransferSimulation.Configuration) {
         self.configuration = configuration
@@ -137,10 +151,12 @@ private final class Run {
             addresses: [v6 ? TransferSimulation.clientAddress6 : TransferSimulation.clientAddress4],
             mtu: configuration.mtu, checksumOffload: clientLink.capabilities.checksumOffload,
             seed: configuration.seed, tcp: configuration.tcp))
-        server = Stack(StackConfiguration(
+        var serverConfiguration = StackConfiguration(
             addresses: [v6 ? TransferSimulation.serverAddress6 : TransferSimulation.serverAddress4],
             mtu: configuration.mtu, checksumOffload: serverLink.capabilities.checksumOffload,
-            seed: configuration.seed &+ 0x5EED, tcp: configuration.tcp))
+            seed: configuration.seed &+ 0x5EED, tcp: configuration.serverTCP ?? configuration.tcp)
+        serverConfiguration.memoryBudget = configuration.serverMemoryBudget
+        server = Stack(serverConfiguration)
         network.addHost(client, link: clientLink)
         network.addHost(server, link: serverLink)
         var pattern = ByteBufferAllocator().buffer(capacity: 65536 + 251)
@@ -155,6 +171,17 @@ private final class Run {
     }
 
     func run() -> TransferSimulation.Result {
+        if let budget = configuration.serverMemoryBudget {
+            let server = self.server
+            network.afterDatagram = { [unowned self] stack in
+                guard stack === server else { return }
+                let inUse = server.memoryInUse
+                serverPeakMemory = max(serverPeakMemory, inUse)
+                let recount = server.memory.buffers + server.connectionCount * Stack.connectionEntryBytes
+                    + server.halfOpenCount * Stack.halfOpenEntryBytes + server.timeWaitCount * Stack.timeWaitEntryBytes
+                if inUse > budget || inUse != recount { serverMemoryViolations += 1 }
+            }
+        }
         let serverAddress = configuration.ipVersion == 6 ? TransferSimulation.serverAddress6 : TransferSimulation.serverAddress4
         // One client address has 16,384 ephemeral ports per server port: past that, spread the
         // connections over more server ports.
@@ -364,6 +391,8 @@ private final class Run {
             clientCounters: client.counters, serverCounters: server.counters, faults: faults, failures: failures,
             delivered: pairs.enumerated().map { index, pair in
                 (pair.up.corrupt ? 0 : pair.up.received, deliveredAtCheckpoint?[index] ?? pair.up.received)
-            })
+            },
+            serverPeakMemory: serverPeakMemory, serverMemoryViolations: serverMemoryViolations,
+            serverStatuses: pairs.compactMap { $0.server.flatMap(server.status) })
     }
 }

@@ -18,6 +18,9 @@ public final class VirtualNetwork {
     public private(set) var hosts: [Host] = []
     /// Datagrams moved from stacks to links and back, for progress reports.
     public private(set) var datagramsMoved: UInt64 = 0
+    /// Called after every datagram a stack takes in, with that stack: for checks that must hold at
+    /// every step (a memory budget never exceeded, running totals equal to a recount).
+    public var afterDatagram: ((Stack) -> Void)?
 
     public init(start: Instant = .zero) {
         self.now = start
@@ -35,6 +38,7 @@ public final class VirtualNetwork {
             for host in hosts {
                 while let datagram = host.link.receive(now: now) {
                     host.stack.receive(datagram, now: now)
+                    afterDatagram?(host.stack)
                     datagramsMoved &+= 1
                     progress = true
                 }

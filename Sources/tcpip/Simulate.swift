@@ -45,12 +45,14 @@ struct Simulate: ParsableCommand {
     var timeLimit: Int = 3600
     @Option(name: .customLong("buffer-bytes"), help: "Send and receive buffer of every connection (default: the stack's, 256 KiB).")
     var bufferBytes: Int?
+    @Option(help: "Buffer sizing when --buffer-bytes is not given: server (autotuned, grows to 8 MiB each way), tunnel (64 KiB growing to 4 MiB) or fixed (256 KiB).")
+    var buffers: BufferPreset = .server
     @Flag(help: "ECN (RFC 3168): the connections negotiate it, and the link marks ECN-capable datagrams CE where --loss would drop them.")
     var ecn = false
     @Option(name: .customLong("congestion-control"), help: "cubic or reno (NewReno).")
     var congestionControl: String = TCPConfiguration().congestionControl.rawValue
     @Flag(help: """
-        Run the table of paths instead: RTT 10/50/200 ms × random loss 0/0.1/1/5 % × 1 and 4 flows through         a drop-tail bottleneck, printing goodput, retransmissions and Jain's fairness per cell.
+        Run the table of paths instead: RTT 10/50/200 ms × random loss 0/0.1/1/5 % × 1 and 4 flows through         a drop-tail bottleneck, printing goodput, retransmissions and Jain's fairness per cell; then the         bandwidth-delay sweep (10/100/500 Mbit/s × 10/50/100/200 ms, no loss, autotuned buffers): goodput as a         fraction of the link.
         """)
     var matrix = false
 
@@ -71,8 +73,14 @@ struct Simulate: ParsableCommand {
         let algorithm = CongestionControlAlgorithm(rawValue: congestionControl) ?? .cubic
         if matrix { return try runMatrix(algorithm) }
         var configuration = TransferSimulation.Configuration()
+        var stack = StackConfiguration(addresses: [])
+        buffers.apply(to: &stack)
+        configuration.tcp = stack.tcp
+        configuration.serverMemoryBudget = stack.memoryBudget
         configuration.tcp.congestionControl = algorithm
         if let bufferBytes {
+            configuration.tcp.receiveBufferMaximum = nil
+            configuration.tcp.sendBufferMaximum = nil
             configuration.tcp.sendBufferSize = bufferBytes
             configuration.tcp.receiveBufferSize = bufferBytes
             configuration.tcp.reassemblyLimit = 2 * bufferBytes
@@ -148,6 +156,15 @@ struct Simulate: ParsableCommand {
             let cell = matrix.run(cell: index)
             print(SimulationMatrix.render(cell))
             if !cell.verified || cell.stalledFlows > 0 { healthy = false }
+        }
+        var sweep = BandwidthDelaySweep()
+        sweep.tcp.congestionControl = algorithm
+        print("")
+        print(sweep.header)
+        for index in 0..<sweep.cellCount {
+            let cell = sweep.run(cell: index)
+            print(BandwidthDelaySweep.render(cell))
+            if !cell.verified { healthy = false }
         }
         if !healthy { throw ExitCode(1) }
     }

@@ -40,6 +40,10 @@ struct TUNOptions: ParsableArguments {
             --no-offload to impair wire-sized segments.
             """))
     var impair: String?
+    @Option(help: ArgumentHelp(
+        "Buffer sizing: server (grow to 8 MiB each way), tunnel (start at 64 KiB, grow to 4 MiB, 32 MiB for the whole stack) or fixed (256 KiB each).",
+        discussion: "server and tunnel autotune: each connection's buffers follow what its path and reader need."))
+    var buffers: BufferPreset = .server
 
     func validate() throws {
         guard !addresses.isEmpty else { throw ValidationError("give at least one --address") }
@@ -61,6 +65,7 @@ struct TUNOptions: ParsableArguments {
         // No seed: the secrets come from the system's cryptographic generator (a seed from the clock
         // would make ISNs and SYN cookies guessable from the boot time).
         var configuration = StackConfiguration(addresses: try parsedAddresses())
+        buffers.apply(to: &configuration)
         configure(&configuration)
         // The MTU and the checksum offload are the device's: with a virtio-net header the kernel
         // takes our TCP checksums as partial, so there are none to compute.

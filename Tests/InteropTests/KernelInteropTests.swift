@@ -213,6 +213,60 @@ struct KernelInteropTests {
 
     // MARK: Helpers
 
+    /// 6. A long, fat path: `--impair delay=50ms` at the device (100 ms RTT, no loss, nothing else
+    /// limiting). With fixed 256 KiB buffers one flow carried 20 Mbit/s each way here (one buffer per
+    /// round trip); autotuned (the server preset `tcpip serve` uses), the kernel's curl downloads and
+    /// a kernel sender uploads at several times that. Every byte is verified (SHA-256 of the download,
+    /// FNV-1a of the upload as our discard server reports it). The assertion is a floor that a debug
+    /// build on a busy two-core machine clears, TCPIP_INTEROP_FLOOR_MBIT (default 30, half again the
+    /// fixed buffers' ceiling); the release figure is in docs/PERFORMANCE.md.
+    @Test func longFatPathBothWays() throws {
+        try Interop.check()
+        let floor = Double(ProcessInfo.processInfo.environment["TCPIP_INTEROP_FLOOR_MBIT"] ?? "") ?? 30
+        let scratch = try Interop.scratchDirectory("lfn")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let blob = scratch.appendingPathComponent("blob")
+        try makeRandomFile(blob, size: Self.bulkBytes)
+        let expected = try sha256(blob.path)
+        let namespace = try Namespace("lfn")
+        defer { namespace.delete() }
+        // The kernel sender's buffer may grow past its default 4 MiB maximum (tcp_wmem is per
+        // namespace): 4 MiB in flight would cap the upload at 335 Mbit/s at 100 ms, whatever our
+        // window. Only this namespace's sysctl changes.
+        _ = try namespace.run(["sysctl", "-w", "net.ipv4.tcp_wmem=4096 16384 16777216"])
+        let serveLog = scratch.appendingPathComponent("serve.log")
+        let server = try namespace.startStack(
+            Self.stackArguments("serve", [
+                "--http", "80", "--root", scratch.path, "--discard", "9", "--status-interval", "0",
+                "--impair", "delay=50ms",
+            ]),
+            log: serveLog)
+
+        let output = scratch.appendingPathComponent("got")
+        let speed = try namespace.check(
+            ["curl", "-sS", "--fail", "--max-time", "240", "-o", output.path, "-w", "%{speed_download}",
+             "http://198.18.0.2/blob"], timeout: 300)
+        #expect(try sha256(output.path) == expected, "the download differs from the file")
+        let downloadMbit = (Double(speed.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) * 8 / 1e6
+        print("long fat path: curl download \(downloadMbit) Mbit/s")
+        #expect(downloadMbit >= floor, "download at \(downloadMbit) Mbit/s over 100 ms RTT")
+
+        let script = scratch.appendingPathComponent("upload.py")
+        try KernelPeers.timedUpload.write(to: script, atomically: true, encoding: .utf8)
+        let printed = try namespace.check(["python3", script.path, Self.stack4, "9", String(Self.bulkBytes)], timeout: 400)
+        let lines = printed.split(separator: "\n")
+        let digest = lines.first { $0.hasPrefix("fnv1a64=") }?.dropFirst("fnv1a64=".count)
+        let uploadMbit = lines.last { $0.contains("mbit=") }.flatMap { Double($0.split(separator: "=").last ?? "") } ?? 0
+        print("long fat path: kernel upload \(uploadMbit) Mbit/s")
+        #expect(uploadMbit >= floor, "upload at \(uploadMbit) Mbit/s over 100 ms RTT")
+        try waitForText(serveLog, "discarded=")
+        server.terminate()
+        Namespace.wait(server, timeout: 10)
+        let serverText = try String(contentsOf: serveLog, encoding: .utf8)
+        #expect(digest != nil && serverText.contains("discarded=\(Self.bulkBytes) fnv1a64=\(digest!) "),
+                "our server did not receive every byte: \(serverText.suffix(500))")
+    }
+
     /// The kernel's curl fetches /blob from our server over IPv4 and IPv6; each copy must hash to `expected`.
     func curlBlobOverBothFamilies(_ namespace: Namespace, into scratch: URL, expecting expected: String, maxTime: Int) throws {
         for (url, name) in [("http://198.18.0.2/blob", "v4"), ("http://[2001:db8::2]/blob", "v6")] {

@@ -26,6 +26,25 @@ enum KernelPeers {
         print('sent', size, flush=True)
         """
 
+    /// Uploads N bytes (a random 1 MiB block, repeated) to HOST:PORT as fast as the kernel's TCP goes,
+    /// prints their digest, and the rate from connect to the server's close (after every byte).
+    static let timedUpload = """
+        import os, socket, sys, time
+        \(fnv)
+        host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+        block = os.urandom(1 << 20)
+        data = (block * (size // len(block) + 1))[:size]
+        print('fnv1a64=' + fnv1a64(data), flush=True)
+        start = time.monotonic()
+        s = socket.create_connection((host, port), timeout=120)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(1) == b''
+        elapsed = time.monotonic() - start
+        s.close()
+        print('uploaded %d bytes in %.3f s: mbit=%.1f' % (size, elapsed, size * 8 / elapsed / 1e6), flush=True)
+        """
+
     /// Sends N random bytes to an echo server while reading the echo; checks they are the same.
     static let echoClient = """
         import os, socket, sys, threading

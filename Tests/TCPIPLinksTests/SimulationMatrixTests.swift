@@ -31,7 +31,10 @@ import Testing
         let cells = await Self.runAll(matrix)
         let rendered = ([matrix.header] + cells.map(SimulationMatrix.render)).joined(separator: "\n") + "\n"
         if ProcessInfo.processInfo.environment["TCPIP_RECORD_SNAPSHOTS"] == "1" {
-            try rendered.write(to: Self.table, atomically: true, encoding: .utf8)
+            // The bandwidth-delay sweep below it is kept (record it with `tcpip simulate --matrix`).
+            let old = (try? String(contentsOf: Self.table, encoding: .utf8)) ?? ""
+            let sweep = old.range(of: "\nbandwidth-delay sweep:").map { String(old[$0.lowerBound...]) } ?? ""
+            try (rendered + sweep).write(to: Self.table, atomically: true, encoding: .utf8)
             return
         }
 
@@ -60,6 +63,46 @@ import Testing
             let retransmitTolerance = Double(then.retransmissions) * 0.25 + 10
             #expect(abs(Double(now.retransmissions) - Double(then.retransmissions)) <= retransmitTolerance,
                     "\(name): \(now.retransmissions) retransmissions, table says \(then.retransmissions)")
+        }
+    }
+
+    /// The bandwidth-delay sweep below the matrix in the same file. Its 500 Mbit/s cells move
+    /// gigabytes: a debug build compares the 10 Mbit/s row and one 100 Mbit/s cell (set
+    /// TCPIP_FULL_SWEEP=1 for all twelve); every cell run must verify, and the committed table
+    /// must hold every cell.
+    @Test func bandwidthDelaySweepMatchesTheCommittedTable() async throws {
+        let sweep = BandwidthDelaySweep()
+        if ProcessInfo.processInfo.environment["TCPIP_RECORD_SNAPSHOTS"] == "1" { return }
+        let full = ProcessInfo.processInfo.environment["TCPIP_FULL_SWEEP"] == "1"
+        let indices = (0..<sweep.cellCount).filter { index in
+            let (rate, rtt) = sweep.cellParameters(index)
+            return full || rate == 10_000_000 || (rate == 100_000_000 && rtt == .milliseconds(50))
+        }
+        let cells = await withTaskGroup(of: (Int, BandwidthDelaySweep.Cell).self) { group in
+            for index in indices { group.addTask { (index, sweep.run(cell: index)) } }
+            var cells: [Int: BandwidthDelaySweep.Cell] = [:]
+            for await (index, cell) in group { cells[index] = cell }
+            return cells
+        }
+        let text = try String(contentsOf: Self.table, encoding: .utf8)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.contains(Substring(sweep.header.split(separator: "\n").first!)),
+                "the sweep's parameters changed; re-record the table")
+        let committed = lines.compactMap(BandwidthDelaySweep.parse)
+        #expect(committed.count == sweep.cellCount, "the committed sweep has \(committed.count) cells, the sweep \(sweep.cellCount)")
+        guard committed.count == sweep.cellCount else { return }
+        for (index, now) in cells.sorted(by: { $0.key < $1.key }) {
+            let then = committed[index]
+            let name = "\(now.rateMegabits) Mbit/s, rtt \(now.roundTripMilliseconds) ms"
+            #expect(now.verified, "\(name) did not verify")
+            #expect(now.rateMegabits == then.rateMegabits && now.roundTripMilliseconds == then.roundTripMilliseconds)
+            #expect(abs(now.fraction - then.fraction) <= 0.05, "\(name): \(now.fraction) of the link, table says \(then.fraction)")
+            #expect(abs(now.lastQuarterFraction - then.lastQuarterFraction) <= 0.05,
+                    "\(name): last quarter \(now.lastQuarterFraction) of the link, table says \(then.lastQuarterFraction)")
+        }
+        // What the sweep is for: with autotuned buffers a 100 ms path fills its link.
+        if let cell = committed.first(where: { $0.rateMegabits == 500 && $0.roundTripMilliseconds == 100 }) {
+            #expect(cell.lastQuarterFraction >= 0.9, "500 Mbit/s at 100 ms: \(cell.lastQuarterFraction) of the link")
         }
     }
 

@@ -46,6 +46,14 @@ public struct SocketStatistics: Hashable, Sendable {
         fields.append("timeouts:\(status.timeouts)")
         fields.append("snd_wnd:\(status.sendWindow)")
         fields.append("rcv_wnd:\(status.receiveWindow)")
+        if status.autotuning {
+            // Autotuning's state, as ss's rcv_space: and rcv_rtt:, and the buffers now/maximum
+            // (shown only where they can grow, so fixed-buffer output reads as before).
+            fields.append("rcv_space:\(status.receiveSpace)")
+            if let receiveRTT = status.receiveRTT { fields.append("rcv_rtt:\(TextFormat.milliseconds(receiveRTT))") }
+            fields.append("rcvbuf:\(status.receiveBuffer)/\(status.receiveBufferMaximum)")
+            fields.append("sndbuf:\(status.sendBuffer)/\(status.sendBufferMaximum)")
+        }
         if status.outOfOrderBytes > 0 { fields.append("ooo_bytes:\(status.outOfOrderBytes)") }
         // Loss-recovery fields appear once there is something to say, as ss's sacked:/lost:/reord_seen:.
         if status.sackedSegments > 0 { fields.append("sacked:\(status.sackedSegments)") }

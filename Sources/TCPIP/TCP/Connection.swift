@@ -44,6 +44,13 @@ struct TCPConnection {
     var rcvAdvertisedEdge = SequenceNumber(0)
     /// RCV.WND: the window we last advertised, in octets.
     var rcvWnd: UInt32 { rcvNxt.isBefore(rcvAdvertisedEdge) ? rcvNxt.octets(to: rcvAdvertisedEdge) : 0 }
+    /// RCV.BUFF: what the receive buffer may hold; grows with receive autotuning (BufferAutotuning.swift).
+    /// 32 bits, beside the other receive variables, where the TCB had four bytes of padding.
+    private var rcvBuff: UInt32
+    var receiveBufferCapacity: Int {
+        get { Int(rcvBuff) }
+        set { rcvBuff = UInt32(clamping: newValue) }
+    }
 
     // MARK: What the handshake negotiated
 
@@ -73,8 +80,11 @@ struct TCPConnection {
     var sendBuffer: SendBuffer
     var receiveBuffer = ReceiveBuffer()
     var reassembly = ReassemblyQueue()
-    let receiveBufferCapacity: Int
-    let reassemblyLimit: Int
+    /// What receive autotuning has measured.
+    var receiveTuning = ReceiveAutotuning()
+    /// Upper bound on the storage the out-of-order queue may pin. Read from the configuration, not
+    /// kept in the TCB: the eight bytes pay for part of `receiveTuning`.
+    var reassemblyLimit: Int { configuration.pointee.reassemblyLimit }
     /// The sequence number of our FIN, once CLOSE has queued it behind all data.
     var finSequence: SequenceNumber?
 
@@ -158,7 +168,11 @@ struct TCPConnection {
     var ackDeferred = false
     /// Segments still to be acknowledged at once at the start of the connection (quick-ACK).
     var quickAcksLeft = 0
-    let delayedAckTimeout: TimeAmount?
+    /// The delayed-ACK timeout, nil with delayed ACKs off. Read from the configuration rather than
+    /// kept in the TCB, whose 16 bytes pay for part of `receiveTuning` (an idle connection's size).
+    var delayedAckTimeout: TimeAmount? {
+        configuration.pointee.delayedAcks ? configuration.pointee.delayedAckTimeout : nil
+    }
 
     // MARK: User interface
 
@@ -185,6 +199,8 @@ struct TCPConnection {
     var lostSegmentsDetected: UInt64 = 0
     /// The last window we advertised was zero (for counting and tracing transitions).
     var zeroWindowAnnounced = false
+    /// SO_SNDBUF was set on this connection: send autotuning leaves it alone (as Linux's SOCK_SNDBUF_LOCK).
+    var sendBufferLocked = false
 
     /// The stack's `TCPConfiguration`, one instance for all its connections (`SharedTCPConfiguration`):
     /// a pointer here instead of a 240-byte copy in every TCB, a seventh of an idle connection's
@@ -217,14 +233,12 @@ struct TCPConnection {
         self.timestampOffset = timestampOffset
         self.configuration = UnsafePointer(shared.pointer)
         self.sendBuffer = SendBuffer(capacity: configuration.sendBufferSize)
-        self.receiveBufferCapacity = configuration.receiveBufferSize
-        self.reassemblyLimit = configuration.reassemblyLimit
+        self.rcvBuff = UInt32(clamping: configuration.receiveBufferSize)
         self.nagle = configuration.nagle
         self.keepalive = configuration.keepalive
         self.userTimeout = configuration.userTimeout
         self.synRetransmissionLimit = configuration.maximumSYNRetransmissions
         self.connectionTimeout = configuration.connectionTimeout
-        self.delayedAckTimeout = configuration.delayedAcks ? configuration.delayedAckTimeout : nil
         self.rtt = RTTEstimator(
             initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
             maximumRTO: configuration.maximumRTO, clockGranularity: configuration.clockGranularity

@@ -308,9 +308,20 @@ extension TCPConnection {
         let offset = Int(bufferStart.octets(to: start))
         guard offset + length <= sendBuffer.count else { return false }
         if length > 0 && offset + length == sendBuffer.count { flags.insert(.psh) }
-        sendSegment(flags: flags, sequence: start, payloadOffset: offset, payloadLength: length, now: now, io: &io)
-        retransmittedSegments &+= 1
-        io.counters.segmentsRetransmitted &+= 1
+        // At most a segment at a time (RFC 9293 §3.7.1): past `Scoreboard.maximumSegments` entries
+        // (a window of more than ~2,000 segments, as autotuned buffers reach) an entry spans several
+        // segments, and one datagram the size of it would not fit the path.
+        let room = max(1, maximumSegmentSize - segmentOptions(now: now).encodedLength)
+        var sent = 0
+        repeat {
+            let piece = min(length - sent, room)
+            let last = sent + piece == length
+            sendSegment(flags: last ? flags : [.ack], sequence: start + sent, payloadOffset: offset + sent,
+                        payloadLength: piece, now: now, io: &io)
+            retransmittedSegments &+= 1
+            io.counters.segmentsRetransmitted &+= 1
+            sent += piece
+        } while sent < length
         // Karn (RFC 6298 §3): the segment being timed may be this one.
         rttTimedSequence = nil
         if var episode {

@@ -171,6 +171,7 @@ extension TCPConnection {
         retransmissionDeadline = nil
         if flightSize > 0 { armRetransmissionTimer(now: now) } else { lossProbe.deadline = nil }
 
+        if dataAcked > 0 { adjustSendBuffer(now: now, io: &io) }
         if dataAcked > 0 && (hadFullSendBuffer || sendBuffer.freeSpace > 0) && state.acceptsUserData {
             post(.writable, io: &io)
         }

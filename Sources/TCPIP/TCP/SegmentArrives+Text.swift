@@ -54,6 +54,7 @@ extension TCPConnection {
                     finArrived = true
                 }
             }
+            if hasText && receiveAutotuning { sampleReceiveRTT(segment, now: now) }
             if finArrived {
                 finArrives(delayable: !filledHole, now: now, io: &io)
                 return

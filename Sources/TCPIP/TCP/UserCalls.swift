@@ -34,6 +34,7 @@ extension TCPConnection {
     /// - Parameter chunk: return at most the bytes of one arrival, without copying (`ReceiveBuffer.readChunk`).
     mutating func read(upTo maxLength: Int, chunk: Bool = false, now: Instant, io: inout StackIO) throws(TCPError) -> ReceiveResult {
         if let bytes = chunk ? receiveBuffer.readChunk(upTo: maxLength) : receiveBuffer.read(upTo: maxLength) {
+            if receiveAutotuning { adjustReceiveSpace(now: now, io: &io) }
             let windowPeerKnows = max(0, Int(rcvNxt.distance(to: rcvAdvertisedEdge)))
             let worthASegment = min(receiveSpace, maximumAdvertisableWindow) >= 2 * windowPeerKnows
             if state.isSynchronized && !state.hasReceivedFIN && worthASegment
@@ -137,6 +138,14 @@ extension TCPConnection {
         status.ecnEchoesReceived = ecn.echoesReceived
         status.ecnWindowReductions = ecn.windowReductions
         status.congestionWindowReducedSent = ecn.congestionWindowReducedSent
+        let tcp = configuration.pointee
+        status.receiveSpace = Int(receiveTuning.space)
+        status.receiveRTT = receiveTuning.rtt > 0 ? .microseconds(Int64(receiveTuning.rtt)) : nil
+        status.receiveBuffer = receiveBufferCapacity
+        status.receiveBufferMaximum = max(receiveBufferCapacity, tcp.receiveBufferMaximum ?? 0)
+        status.sendBuffer = sendBuffer.capacity
+        status.sendBufferMaximum = sendBufferLocked ? sendBuffer.capacity : max(sendBuffer.capacity, tcp.sendBufferMaximum ?? 0)
+        status.autotuning = receiveAutotuning || (tcp.sendBufferMaximum ?? 0) > tcp.sendBufferSize
         return status
     }
 }
