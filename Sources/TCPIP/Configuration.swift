@@ -170,6 +170,17 @@ public struct TCPConfiguration: Sendable {
     /// answering costs nothing, while asking from our side meets the middleboxes of RFC 3168 §6.1.1.1
     /// that drop or mangle ECN-setup SYNs, so requesting stays a choice of the application's.
     public var explicitCongestionNotification: ExplicitCongestionNotification = .acceptWhenRequested
+    /// The arrangement of the options of our SYNs and SYN-ACKs (RFC 9293 §3.2 leaves it free):
+    /// Linux's by default, or 4.4BSD/FreeBSD's (`TCPOptions.Layout.bsd`).
+    public var synOptionLayout: TCPOptions.Layout = .linux
+    /// RFC 793's processing of an RST in a synchronized state instead of RFC 5961 §3.2's: any RST in
+    /// the window resets the connection, with no challenge ACK (FreeBSD's net.inet.tcp.insecure_rst).
+    /// Off by default: RFC 5961 §3.2 is a SHOULD that defends against blind resets.
+    public var acceptsAnyResetInWindow: Bool = false
+    /// RFC 793's processing of a SYN in a synchronized state instead of RFC 5961 §4's: a SYN in the
+    /// window resets the connection and is answered with an RST (FreeBSD's net.inet.tcp.insecure_syn);
+    /// one outside the window still draws an ACK. Off by default (RFC 5961 §4's challenge ACK).
+    public var resetsOnSYNInWindow: Bool = false
 
     public init() {}
 

@@ -225,6 +225,7 @@ extension Stack {
     func sendSYNACK(for entry: HalfOpenConnection, now: Instant) {
         let tcp = configuration.tcp
         var options = TCPOptions(maximumSegmentSize: UInt16(clamping: announcedMSS(for: entry.tuple.local.address, listener: entry.listener)))
+        options.layout = tcp.synOptionLayout
         if tcp.windowScaling, entry.peerOptions.windowScale != nil {
             options.windowScale = tcp.offeredWindowShift
         }

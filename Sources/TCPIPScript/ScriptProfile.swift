@@ -1,5 +1,6 @@
 import NIOCore
 import TCPIP
+import TCPIPWire
 
 /// The platform constants a corpus script assumes, so that the stack can be configured to meet
 /// them. A profile changes constants and how options are compared, never protocol logic.
@@ -69,6 +70,8 @@ public struct ScriptProfile: Sendable, Hashable {
     public var checksPush: Bool
     /// The SYN option layout the platform sends, for documentation and error messages.
     public var synOptionOrder: String
+    /// How the stack arranges its SYN's options under this profile (`TCPConfiguration.synOptionLayout`).
+    public var synOptionLayout: TCPOptions.Layout = .linux
     public var mtu: Int
     /// SYN retransmissions before an OPEN fails (Linux tcp_syn_retries = 6; FreeBSD TCP_MAXRXTSHIFT = 12).
     public var maximumSYNRetransmissions: Int = 6
@@ -92,6 +95,9 @@ public struct ScriptProfile: Sendable, Hashable {
         synOptionOrder: "<mss 1460,sackOK,TS val V ecr 0,nop,wscale 8>", mtu: 1500)
 
     /// freebsd-net/tcp-testsuite: `win 65535`, wscale 6, its own option order, SO_RCVBUF 65536 → 65700.
+    /// The SYN and SYN-ACK options follow FreeBSD's tcp_addoptions (sys/netinet/tcp_output.c):
+    /// mss, nop, wscale, sackOK, TS, with NOP alignment and EOL padding; other segments' options are
+    /// laid out as ours (nop, nop, TS; nop, nop, sack), so options are compared exactly, in wire order.
     /// FreeBSD's buffer is net.inet.tcp.recvspace (65536), rounded up by tcp_mss() to whole segments
     /// of the suite's MSS of 1460 (65700), and it asks for shift 6 whatever the buffer. The suite's
     /// peers never scale, so FreeBSD announces min(free space, 65535): 65535 while it holds less than
@@ -102,8 +108,8 @@ public struct ScriptProfile: Sendable, Hashable {
         repeatsFINInSimultaneousClose: true, receiverSWSAvoidance: .smallWindows, receiveWindowForAcceptance: .bufferSpace,
         sendBufferSize: 65535 << 5,
         reportedBufferSize: { size, _, mss in mss.map { (size + $0 - 1) / $0 * $0 } ?? size }, defaultReportedReceiveBuffer: 65536,
-        defaultReportedSendBuffer: 32768, optionComparison: .unordered, checksPush: true,
-        synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", mtu: 1500,
+        defaultReportedSendBuffer: 32768, optionComparison: .exact, checksPush: true,
+        synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", synOptionLayout: .bsd, mtu: 1500,
         maximumSYNRetransmissions: 12, maximumRTO: .seconds(64), connectionTimeout: .seconds(75))
 
     public static func named(_ name: Name) -> ScriptProfile {
@@ -140,6 +146,7 @@ public struct ScriptProfile: Sendable, Hashable {
         tcp.maximumSYNRetransmissions = maximumSYNRetransmissions
         tcp.maximumRTO = maximumRTO
         tcp.connectionTimeout = connectionTimeout
+        tcp.synOptionLayout = synOptionLayout
         return tcp
     }
 }

@@ -130,7 +130,7 @@ extension ScriptRunner {
         case "listen":
             let fd = try descriptor(arguments)
             let backlog = try integer(arguments, 1)
-            let listener = try stack.listen(on: 8080, backlog: Int(max(1, backlog)))
+            let listener = try stack.listen(on: header.bindPort, backlog: Int(max(1, backlog)))
             sockets[fd]!.listener = listener
             if let size = sockets[fd]!.maximumSegmentSize { try stack.setMaximumSegmentSize(listener, size) }
             return .value(0)
@@ -240,11 +240,11 @@ extension ScriptRunner {
                 return .error("EISCONN")
             }
         }
-        remotePort = 8080
+        remotePort = header.connectPort
         if let receive = socket.receiveBuffer { configuration.tcp.receiveBufferSize = receive }
         if let send = socket.sendBuffer { configuration.tcp.sendBufferSize = send }
         let connection = try stack.connect(
-            to: Endpoint(remoteAddress, 8080), maximumSegmentSize: sockets[fd]!.maximumSegmentSize, now: now)
+            to: Endpoint(remoteAddress, header.connectPort), maximumSegmentSize: sockets[fd]!.maximumSegmentSize, now: now)
         if socket.noDelay { stack.setNoDelay(connection, true, now: now) }
         collect()
         socket.connection = connection

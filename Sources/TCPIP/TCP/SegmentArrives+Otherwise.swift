@@ -35,6 +35,16 @@ extension TCPConnection {
                 sendSYN(acknowledging: true, peerOffered: segment.header.options, now: now, io: &io)
                 return
             }
+            if configuration.pointee.resetsOnSYNInWindow {
+                // DEVIATION(RFC 5961 §4): configured for RFC 793 §3.9 (FreeBSD's insecure_syn): "If
+                // the SYN is in the window it is an error, send a reset, … enter the CLOSED state."
+                // The segment passed the acceptability test above, so it is in the window.
+                io.decision("RFC 793 §3.9", "SYN in the window: connection reset", connection: tuple, now: now)
+                let sequence = sndMax
+                enterClosed(error: .connectionReset, io: &io, now: now)
+                sendReset(sequence: sequence, acknowledging: rcvNxt, now: now, io: &io)
+                return
+            }
             sendChallengeAck(reason: "SYN in \(state.rfcName)", now: now, io: &io)
             return
         }
@@ -186,7 +196,9 @@ extension TCPConnection {
         io.counters.resetsReceived &+= 1
         // RFC 5961 §3.2: act only on an RST whose sequence number is exactly RCV.NXT; any other
         // in-window RST gets a challenge ACK.
-        guard segment.seq == rcvNxt else {
+        // DEVIATION(RFC 5961 §3.2) when configured for RFC 793 §3.9 (FreeBSD's insecure_rst): any
+        // RST in the window resets; it passed the acceptability test to get here.
+        guard segment.seq == rcvNxt || configuration.pointee.acceptsAnyResetInWindow else {
             sendChallengeAck(reason: "RST at \(segment.seq) is in the window but not RCV.NXT", now: now, io: &io)
             return
         }
