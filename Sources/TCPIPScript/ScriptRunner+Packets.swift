@@ -38,7 +38,10 @@ extension ScriptRunner {
         var header = TCPHeader(
             sourcePort: remotePort, destinationPort: localPort,
             sequenceNumber: SequenceNumber(packet.start),
-            acknowledgmentNumber: SequenceNumber(packet.acknowledgment.map { ourBase &+ $0 } ?? 0),
+            // packetdrill maps the ACK field of a packet with ACK set from script space whether or not
+            // the line wrote `ack N` (an omitted one is 0: our ISN, run_packet.c).
+            acknowledgmentNumber: SequenceNumber(
+                packet.flags.contains(.ack) ? ourBase &+ (packet.acknowledgment ?? 0) : packet.acknowledgment.map { ourBase &+ $0 } ?? 0),
             flags: packet.flags, window: packet.window ?? 0, options: options)
         header.urgentPointer = packet.urgentPointer ?? 0
         // `[ect0]`, `[ce]`, …: the ECN field the peer's packet carries (RFC 3168 §5); Not-ECT otherwise.
@@ -161,6 +164,11 @@ extension ScriptRunner {
         let giveUp = (latest ?? now + .seconds(3600)) + tolerance + .seconds(2)
         guard let (time, header, payloadLength, ecn, datagram) = try nextOutbound(until: giveUp, length: packet.length) else {
             throw failure("timed out waiting for a packet", expected: lineText(packet), actual: "nothing by \(format(giveUp))")
+        }
+        if packet.flags.contains(.syn), header.flags.contains(.syn) {
+            // packetdrill learns our ISN from the first outbound SYN: its live sequence number is the
+            // line's `start` (`> S. 1234:1234(0)` names our ISN 1234 in script space).
+            iss = header.sequenceNumber.rawValue &- packet.start
         }
         let actualText = Self.ecnText(ecn) + describe(header, payloadLength: payloadLength, outbound: true)
         if let earliest, let latest, time < earliest - tolerance || time > latest + tolerance {

@@ -257,6 +257,9 @@ extension ScriptRunner {
     }
 
     private func read(_ call: ScriptSystemCall, blocking: Bool) throws -> CallResult {
+        if call.arguments[safe: 1] == .symbol("NULL") {
+            throw ScriptSkip(reason: "a bad buffer pointer (EFAULT): the runner passes no user memory")
+        }
         let fd = try descriptor(call.arguments)
         let socket = sockets[fd]!
         guard let connection = socket.connection else { return .error("ENOTCONN") }
@@ -288,8 +291,27 @@ extension ScriptRunner {
         return nonBlocking && !blocking ? .error("EAGAIN") : .wouldBlock
     }
 
+    /// Send flags and buffers the stack has no equivalent for: the script is skipped, naming the feature.
+    private func checkSendable(_ call: ScriptSystemCall) throws {
+        if call.arguments[safe: 1] == .symbol("NULL") || call.arguments[safe: 1].flatMap(ScriptSymbols.evaluate) != nil {
+            throw ScriptSkip(reason: "a bad buffer pointer (EFAULT): the runner passes no user memory")
+        }
+        let flagsIndex = call.name == "sendmsg" ? 2 : 3
+        guard call.name.hasPrefix("send"), let argument = call.arguments[safe: flagsIndex],
+            let flags = ScriptSymbols.evaluate(argument) else { return }
+        let unsupported: [(Int64, String)] = [
+            (0x2000_0000, "MSG_FASTOPEN: TCP Fast Open (RFC 7413), which the stack does not implement"),
+            (0x8000, "MSG_MORE: Linux's corking of a write with the next"),
+            (0x80, "MSG_EOR: Linux's record boundaries that keep TSO from coalescing writes"),
+            (0x400_0000, "MSG_ZEROCOPY: Linux's zero-copy send"),
+            (0x1, "MSG_OOB: the stack has no out-of-band send"),
+        ]
+        for (bit, reason) in unsupported where flags & bit != 0 { throw ScriptSkip(reason: reason) }
+    }
+
     private func write(_ state: inout PendingCall) throws -> CallResult {
         let call = state.call
+        try checkSendable(call)
         let fd = try descriptor(call.arguments)
         let socket = sockets[fd]!
         guard let connection = socket.connection else { return .error("ENOTCONN") }

@@ -152,6 +152,11 @@ public final class ScriptRunner {
 
     public func run() -> ScriptOutcome {
         do {
+            if let command = script.initCommand, command.contains("route"), command.contains("advmss") || command.contains("mtu lock") {
+                // A route's advmss / locked MTU, as `ip route` sets them for RFC 4821 MTU probing: the
+                // stack's MSS and MTU are per stack, with no route table.
+                throw ScriptSkip(reason: "route attributes (advmss, mtu lock) set with `ip route`: the stack has no route table")
+            }
             for event in script.events {
                 currentLine = event.position.line
                 do {
