@@ -181,6 +181,11 @@ public struct TCPConfiguration: Sendable {
     /// window resets the connection and is answered with an RST (FreeBSD's net.inet.tcp.insecure_syn);
     /// one outside the window still draws an ACK. Off by default (RFC 5961 §4's challenge ACK).
     public var resetsOnSYNInWindow: Bool = false
+    /// In TIME-WAIT, every acceptable segment but a duplicate ACK (SEG.SEQ = RCV.NXT, SEG.ACK = SND.NXT,
+    /// no text, no FIN) draws an ACK, as FreeBSD's tcp_twcheck (tcp_timewait.c) answers. Off by
+    /// default: RFC 9293 §3.10.7.4 has TIME-WAIT acknowledge only the remote FIN's retransmission and
+    /// ignore the rest, and anything outside the window is acknowledged either way.
+    public var acknowledgesSegmentsInTimeWait: Bool = false
 
     public init() {}
 

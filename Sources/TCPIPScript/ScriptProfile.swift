@@ -72,6 +72,9 @@ public struct ScriptProfile: Sendable, Hashable {
     public var synOptionOrder: String
     /// How the stack arranges its SYN's options under this profile (`TCPConfiguration.synOptionLayout`).
     public var synOptionLayout: TCPOptions.Layout = .linux
+    /// Whether TIME-WAIT acknowledges every segment but a duplicate ACK
+    /// (`TCPConfiguration.acknowledgesSegmentsInTimeWait`; FreeBSD's tcp_twcheck in tcp_timewait.c).
+    public var acknowledgesSegmentsInTimeWait = false
     public var mtu: Int
     /// SYN retransmissions before an OPEN fails (Linux tcp_syn_retries = 6; FreeBSD TCP_MAXRXTSHIFT = 12).
     public var maximumSYNRetransmissions: Int = 6
@@ -109,7 +112,7 @@ public struct ScriptProfile: Sendable, Hashable {
         sendBufferSize: 65535 << 5,
         reportedBufferSize: { size, _, mss in mss.map { (size + $0 - 1) / $0 * $0 } ?? size }, defaultReportedReceiveBuffer: 65536,
         defaultReportedSendBuffer: 32768, optionComparison: .exact, checksPush: true,
-        synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", synOptionLayout: .bsd, mtu: 1500,
+        synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", synOptionLayout: .bsd, acknowledgesSegmentsInTimeWait: true, mtu: 1500,
         maximumSYNRetransmissions: 12, maximumRTO: .seconds(64), connectionTimeout: .seconds(75))
 
     public static func named(_ name: Name) -> ScriptProfile {
@@ -147,6 +150,7 @@ public struct ScriptProfile: Sendable, Hashable {
         tcp.maximumRTO = maximumRTO
         tcp.connectionTimeout = connectionTimeout
         tcp.synOptionLayout = synOptionLayout
+        tcp.acknowledgesSegmentsInTimeWait = acknowledgesSegmentsInTimeWait
         return tcp
     }
 }

@@ -54,6 +54,17 @@ extension TCPConnection {
             io.counters.droppedNoAckFlag &+= 1
             return
         }
+        if case .timeWait = state, configuration.pointee.acknowledgesSegmentsInTimeWait {
+            // FreeBSD's tcp_twcheck: "Acknowledge the segment if it has data or is not a duplicate
+            // ACK" — RFC 9293 §3.8.6.3 allows an ACK at any time; the text itself is ignored (§3.10.7.4,
+            // seventh), and only a FIN's retransmission restarts the 2·MSL timeout (eighth).
+            let duplicate = segment.payload.readableBytes == 0 && !segment.fin && segment.seq == rcvNxt && segment.ack == sndNxt
+            if !duplicate {
+                io.decision("RFC 9293 §3.8.6.3", "segment in TIME-WAIT acknowledged (as FreeBSD's tcp_twcheck)", connection: tuple, now: now)
+                sendAck(now: now, io: &io)
+                return
+            }
+        }
         guard acknowledgmentArrives(segment, now: now, io: &io) else { return }
 
         // Sixth, check the URG bit: urgent data is delivered inline (RFC 6093 §5); nothing to do.
