@@ -186,8 +186,27 @@ public struct TCPConfiguration: Sendable {
     /// default: RFC 9293 §3.10.7.4 has TIME-WAIT acknowledge only the remote FIN's retransmission and
     /// ignore the rest, and anything outside the window is acknowledged either way.
     public var acknowledgesSegmentsInTimeWait: Bool = false
+    /// Whether a SYN with FIN set is taken as a SYN, its FIN ignored — FreeBSD's answer with
+    /// net.inet.tcp.drop_synfin=0 (tcp_input.c: its syncache ignores the FIN) — or dropped, as Linux
+    /// does and by default: RFC 9293 gives the combination no meaning (a SYN's FIN would close a
+    /// connection before it exists), and scanners use it to fingerprint stacks.
+    public var acceptsSYNWithFIN: Bool = false
+    /// Which segments for no connection draw RFC 9293 §3.10.7.1's RST: all of them (the RFC's rule,
+    /// the default), all but SYNs, or none — FreeBSD's net.inet.tcp.blackhole 0, 1 and 2, which hide
+    /// closed ports from scans (tcp_input.c, dropwithreset).
+    public var closedPortResets: ClosedPortResets = .all
 
     public init() {}
+
+    /// Segments for no connection that are answered with an RST (`closedPortResets`).
+    public enum ClosedPortResets: Sendable, Hashable {
+        /// RFC 9293 §3.10.7.1: every segment but an RST.
+        case all
+        /// No RST for a SYN (FreeBSD's blackhole = 1).
+        case exceptSYN
+        /// No RST at all (FreeBSD's blackhole = 2).
+        case none
+    }
 
     /// The Window Scale shift a SYN or SYN-ACK of ours offers (RFC 7323 §2.3).
     var offeredWindowShift: UInt8 {

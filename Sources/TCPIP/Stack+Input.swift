@@ -42,7 +42,8 @@ extension Stack {
         let payload: ByteBuffer
         do {
             (header, payload) = try TCPHeader.parse(
-                (consume ip).takePayload(), source: source, destination: destination, verifyChecksum: verify)
+                (consume ip).takePayload(), source: source, destination: destination, verifyChecksum: verify,
+                acceptsSYNWithFIN: configuration.tcp.acceptsSYNWithFIN)
         } catch {
             if error == .badChecksum { io.counters.badChecksums &+= 1 } else { io.counters.badSegments &+= 1 }
             return
@@ -142,6 +143,14 @@ extension Stack {
         // "An incoming segment containing a RST is discarded."
         if segment.flags.contains(.rst) {
             io.counters.resetsReceived &+= 1
+            return
+        }
+        switch configuration.tcp.closedPortResets {
+        case .all: break
+        case .exceptSYN where !segment.flags.contains(.syn): break
+        case .exceptSYN, .none:
+            // DEVIATION(RFC 9293 §3.10.7.1): configured to hide closed ports (FreeBSD's blackhole).
+            io.decision("RFC 9293 §3.10.7.1", "segment for no connection: no RST (closedPortResets)", connection: tuple, now: now)
             return
         }
         if segment.flags.contains(.ack) {

@@ -75,6 +75,9 @@ public struct ScriptProfile: Sendable, Hashable {
     /// Whether TIME-WAIT acknowledges every segment but a duplicate ACK
     /// (`TCPConfiguration.acknowledgesSegmentsInTimeWait`; FreeBSD's tcp_twcheck in tcp_timewait.c).
     public var acknowledgesSegmentsInTimeWait = false
+    /// Whether a SYN with FIN set counts as a SYN (`TCPConfiguration.acceptsSYNWithFIN`): FreeBSD's
+    /// default net.inet.tcp.drop_synfin=0 (tcp_input.c); Linux drops it (tcp_rcv_state_process).
+    public var acceptsSYNWithFIN = false
     public var mtu: Int
     /// SYN retransmissions before an OPEN fails (Linux tcp_syn_retries = 6; FreeBSD TCP_MAXRXTSHIFT = 12).
     public var maximumSYNRetransmissions: Int = 6
@@ -112,7 +115,7 @@ public struct ScriptProfile: Sendable, Hashable {
         sendBufferSize: 65535 << 5,
         reportedBufferSize: { size, _, mss in mss.map { (size + $0 - 1) / $0 * $0 } ?? size }, defaultReportedReceiveBuffer: 65536,
         defaultReportedSendBuffer: 32768, optionComparison: .exact, checksPush: true,
-        synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", synOptionLayout: .bsd, acknowledgesSegmentsInTimeWait: true, mtu: 1500,
+        synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", synOptionLayout: .bsd, acknowledgesSegmentsInTimeWait: true, acceptsSYNWithFIN: true, mtu: 1500,
         maximumSYNRetransmissions: 12, maximumRTO: .seconds(64), connectionTimeout: .seconds(75))
 
     public static func named(_ name: Name) -> ScriptProfile {
@@ -151,6 +154,7 @@ public struct ScriptProfile: Sendable, Hashable {
         tcp.connectionTimeout = connectionTimeout
         tcp.synOptionLayout = synOptionLayout
         tcp.acknowledgesSegmentsInTimeWait = acknowledgesSegmentsInTimeWait
+        tcp.acceptsSYNWithFIN = acceptsSYNWithFIN
         return tcp
     }
 }

@@ -170,7 +170,7 @@ extension ScriptRunner {
             // line's `start` (`> S. 1234:1234(0)` names our ISN 1234 in script space).
             iss = header.sequenceNumber.rawValue &- packet.start
         }
-        let actualText = Self.ecnText(ecn) + describe(header, payloadLength: payloadLength, outbound: true)
+        let actualText = Self.ecnText(ecn) + describe(header, payloadLength: payloadLength, outbound: true, wire: Self.rawOptions(of: datagram))
         if let earliest, let latest, time < earliest - tolerance || time > latest + tolerance {
             let when = earliest == latest ? format(earliest) : "\(format(earliest))~\(format(latest))"
             throw failure(
@@ -401,7 +401,7 @@ extension ScriptRunner {
     }
 
     /// A live segment in the script's notation and numbering.
-    func describe(_ header: TCPHeader, payloadLength: Int, outbound: Bool) -> String {
+    func describe(_ header: TCPHeader, payloadLength: Int, outbound: Bool, wire: [ScriptOption]? = nil) -> String {
         let ourBase = iss ?? 0
         let start = outbound ? header.sequenceNumber.rawValue &- ourBase : header.sequenceNumber.rawValue
         var text = "\(Self.flagText(header.flags)) \(start):\(start &+ UInt32(payloadLength))(\(payloadLength))"
@@ -410,7 +410,7 @@ extension ScriptRunner {
             text += " ack \(ack)"
         }
         text += " win \(header.window)"
-        var options = Self.wireOrder(header.options)
+        var options = wire ?? Self.wireOrder(header.options)
         if outbound {
             options = options.map { option in
                 if case .timestamp(let value, let echo) = option { return .timestamp(value: value &- (timestampOffset ?? 0), echo: echo) }

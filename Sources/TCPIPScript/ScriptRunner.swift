@@ -84,6 +84,8 @@ public final class ScriptRunner {
     /// - Options: `net.inet.tcp.rfc1323` (timestamps and window scaling; FreeBSD's 2 and 3 select
     ///   one), `net.inet.tcp.sack.enable`, `net.ipv4.tcp_timestamps`, `tcp_sack`, `tcp_window_scaling`.
     /// - RFC 793 instead of RFC 5961: `net.inet.tcp.insecure_rst`, `net.inet.tcp.insecure_syn`.
+    /// - SYN with FIN: `net.inet.tcp.drop_synfin` (0 takes it as a SYN).
+    /// - Closed ports: `net.inet.tcp.blackhole` (1: no RST for a SYN, 2: none at all).
     /// - Buffers: `net.inet.tcp.recvspace`, `net.inet.tcp.sendspace` (the default socket buffers).
     /// - Timers: `net.ipv4.tcp_syn_retries`, `net.inet.tcp.keepinit` (ms), `net.inet.tcp.delacktime`
     ///   (ms), `net.inet.tcp.rexmit_initial` (ms), `net.inet.tcp.rexmit_min` (ms), `net.inet.tcp.msl` (ms).
@@ -116,6 +118,10 @@ public final class ScriptRunner {
                 tcp.selectiveAcknowledgments = value != 0
             case "net.inet.tcp.insecure_rst":
                 tcp.acceptsAnyResetInWindow = value != 0
+            case "net.inet.tcp.blackhole":
+                tcp.closedPortResets = value == 0 ? .all : value == 1 ? .exceptSYN : .none
+            case "net.inet.tcp.drop_synfin":
+                tcp.acceptsSYNWithFIN = value == 0
             case "net.inet.tcp.insecure_syn":
                 tcp.resetsOnSYNInWindow = value != 0
             case "net.inet.tcp.recvspace" where value > 0:
@@ -296,7 +302,7 @@ public final class ScriptRunner {
                     remotePort = header.destinationPort
                 }
                 let ecn = Self.ecnText(Self.ecn(of: datagram))
-                exchanged.append("\(format(now)) > \(ecn)\(describe(header, payloadLength: payload.readableBytes, outbound: true))")
+                exchanged.append("\(format(now)) > \(ecn)\(describe(header, payloadLength: payload.readableBytes, outbound: true, wire: Self.rawOptions(of: datagram)))")
             }
         }
         if tracing {
