@@ -29,7 +29,9 @@ extension ScriptRunner {
                 case .md5:
                     throw ScriptSkip(reason: "TCP MD5 signature option (RFC 2385): the stack does not implement it")
                 case .other(let text):
-                    throw ScriptSkip(reason: "inbound option `\(text)` is not supported by the runner")
+                    let feature = text.hasPrefix("FO") ? "TCP Fast Open's cookie option (RFC 7413), which the stack does not implement"
+                        : "an option the runner cannot inject"
+                    throw ScriptSkip(reason: "inbound option `\(text)`: \(feature)")
                 }
             }
         }
@@ -414,6 +416,12 @@ extension ScriptRunner {
         if outbound {
             options = options.map { option in
                 if case .timestamp(let value, let echo) = option { return .timestamp(value: value &- (timestampOffset ?? 0), echo: echo) }
+                return option
+            }
+        } else {
+            // An inbound SACK block counts from our ISS, as the script wrote it.
+            options = options.map { option in
+                if case .sack(let blocks) = option { return .sack(blocks.map { ($0.0 &- ourBase, $0.1 &- ourBase) }) }
                 return option
             }
         }

@@ -218,7 +218,10 @@ extension ScriptRunner {
         case "poll":
             return try poll(arguments, blocking: blocking)
         default:
-            throw ScriptSkip(reason: "system call \(call.name)() is not supported by the runner")
+            let feature = call.name.hasPrefix("epoll") ? "epoll, Linux's event interface"
+                : ["open", "sendfile", "splice", "pipe"].contains(call.name) ? "files and pipes, which a TCP stack's runner has no use for"
+                : "a call the runner does not map onto the Stack API"
+            throw ScriptSkip(reason: "system call \(call.name)(): \(feature)")
         }
     }
 
