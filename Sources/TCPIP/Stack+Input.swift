@@ -259,8 +259,28 @@ extension Stack {
         if segment.flags.contains(.rst) {
             io.counters.resetsReceived &+= 1
             // RFC 5961 §3.2: exactly RCV.NXT resets; "return this connection to the LISTEN state".
-            if segment.seq == rcvNxt {
+            // (RFC 793's rule, when configured: anywhere in the window.) Elsewhere in the window it
+            // draws a challenge ACK; outside, it is dropped (RFC 9293 §3.10.7.4, first check).
+            let inWindow = segment.seq.isInWindow(start: rcvNxt, length: UInt32(entry.advertisedWindow))
+            if segment.seq == rcvNxt || (inWindow && configuration.tcp.acceptsAnyResetInWindow) {
                 removeHalfOpen(handle)
+            } else if inWindow {
+                if io.challengeAcks.allow(now: now) {
+                    io.counters.challengeAcksSent &+= 1
+                    io.decision("RFC 5961 §3.2", "challenge ACK: RST in the window but not RCV.NXT", connection: entry.tuple, now: now)
+                    var options = TCPOptions()
+                    if configuration.tcp.timestamps, let peer = entry.peerOptions.timestamps {
+                        let clock = UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ entry.timestampOffset
+                        options.timestamps = TCPTimestamps(value: clock, echoReply: peer.value)
+                    }
+                    let header = TCPHeader(
+                        sourcePort: entry.tuple.local.port, destinationPort: entry.tuple.remote.port,
+                        sequenceNumber: entry.iss + 1, acknowledgmentNumber: rcvNxt, flags: .ack,
+                        window: entry.advertisedWindow, options: options)
+                    io.transmit(header, from: entry.tuple.local.address, to: entry.tuple.remote.address)
+                } else {
+                    io.counters.challengeAcksSuppressed &+= 1
+                }
             } else {
                 io.counters.droppedResetOutOfWindow &+= 1
             }

@@ -139,7 +139,10 @@ extension ScriptRunner {
         case "SO_RCVBUF", "SO_SNDBUF":
             let set = option == "SO_RCVBUF" ? socket.receiveBuffer : socket.sendBuffer
             let size = set ?? (option == "SO_RCVBUF" ? profile.defaultReportedReceiveBuffer : profile.defaultReportedSendBuffer)
-            let mss = socket.connection.flatMap { stack.status($0) }.flatMap { $0.state.isSynchronized ? $0.maximumSegmentSize : nil }
+            // Known once the peer's SYN arrived: in SYN-RECEIVED too (FreeBSD's tcp_mss runs on the SYN).
+            let mss = socket.connection.flatMap { stack.status($0) }.flatMap {
+                $0.state.isSynchronized || $0.state == .synReceived ? $0.maximumSegmentSize : nil
+            }
             actual = Int64(profile.reportedBufferSize(size, set != nil, mss))
         case "TCP_NODELAY":
             actual = socket.noDelay ? 1 : 0
@@ -218,7 +221,7 @@ extension ScriptRunner {
     /// the stack is not yet made (FreeBSD's suite sets them at the start of each script).
     func shell(_ command: String) throws {
         guard stackStorage == nil else { return }
-        Self.applySysctls(command, to: &configuration.tcp)
+        Self.applySysctls(command, to: &configuration.tcp, segmentSize: segmentSize)
     }
 
     /// `assert tcpi_state == TCPI_X` becomes a query of the connection's state; any other Python is skipped.

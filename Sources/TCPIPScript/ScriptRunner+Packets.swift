@@ -64,11 +64,12 @@ extension ScriptRunner {
         exchanged.append("\(format(now)) < \(Self.ecnText(ecn))\(describe(header, payloadLength: packet.length, outbound: false))")
         capture.append((now, datagram))
         stack.receive(datagram, now: now)
-        if packet.flags.contains(.rst) {
+        if packet.flags.contains(.rst) || packet.flags.contains(.syn) {
             // A reset connection whose handle the stack freed at once takes its error with it;
-            // the socket keeps it, as a kernel socket does (SO_ERROR, then the next call).
+            // the socket keeps it, as a kernel socket does (SO_ERROR, then the next call). An RST
+            // resets it, or refuses it in SYN-SENT; a SYN resets it under RFC 793's rule (insecure_syn).
             for (fd, socket, state) in live where socket.connection.flatMap({ stack.state($0) }) == nil {
-                sockets[fd]?.lostError = state == .synSent ? .connectionRefused : .connectionReset
+                sockets[fd]?.lostError = state == .synSent && packet.flags.contains(.rst) ? .connectionRefused : .connectionReset
             }
         }
         collect()

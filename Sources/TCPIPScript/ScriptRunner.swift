@@ -37,6 +37,8 @@ public final class ScriptRunner {
     /// The stack's port and the peer's; learnt from the stack's SYN on an active open.
     var localPort: UInt16 = 8080
     var remotePort: UInt16 = 40000
+    /// The MSS the run's MTU gives (MTU less the IP and TCP headers).
+    let segmentSize: Int
     /// Our ISS (the stack's), learnt from its SYN or SYN-ACK.
     var iss: UInt32?
     /// The first outbound TS val minus the script's: maps TS values between the two clocks.
@@ -65,11 +67,12 @@ public final class ScriptRunner {
         (localAddress, remoteAddress) = header.addresses
         localPort = header.bindPort
         var tcp = profile.tcpConfiguration()
+        let mtu = header.mtu ?? (ipv6 ? profile.ipv6MTU : profile.mtu)
+        segmentSize = mtu - (ipv6 ? 60 : 40)
+        if let space = profile.receiveSpace { tcp.receiveBufferSize = Self.wholeSegments(space, segmentSize) }
         if let command = script.initCommand {
-            Self.applySysctls(command, to: &tcp)
+            Self.applySysctls(command, to: &tcp, segmentSize: segmentSize)
         }
-        // IPv6 runs use --mtu=1520 in packetdrill's runners, so that the MSS stays 1460.
-        let mtu = header.mtu ?? (ipv6 ? profile.mtu + 20 : profile.mtu)
         configuration = StackConfiguration(addresses: [localAddress], mtu: mtu, checksumOffload: false, seed: seed, tcp: tcp)
         toleranceMicroseconds = header.toleranceMicroseconds
         tolerancePercent = header.tolerancePercent
@@ -89,7 +92,13 @@ public final class ScriptRunner {
     /// - Buffers: `net.inet.tcp.recvspace`, `net.inet.tcp.sendspace` (the default socket buffers).
     /// - Timers: `net.ipv4.tcp_syn_retries`, `net.inet.tcp.keepinit` (ms), `net.inet.tcp.delacktime`
     ///   (ms), `net.inet.tcp.rexmit_initial` (ms), `net.inet.tcp.rexmit_min` (ms), `net.inet.tcp.msl` (ms).
-    static func applySysctls(_ command: String, to tcp: inout TCPConfiguration) {
+    /// `size` rounded up to whole segments, as FreeBSD's tcp_mss rounds its socket buffers.
+    static func wholeSegments(_ size: Int, _ segment: Int) -> Int {
+        let segment = max(segment, 1)
+        return (size + segment - 1) / segment * segment
+    }
+
+    static func applySysctls(_ command: String, to tcp: inout TCPConfiguration, segmentSize: Int) {
         for word in command.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "`" || $0 == "\"" || $0 == "'" }) {
             let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, let value = Int(parts[1]) else { continue }
@@ -126,8 +135,8 @@ public final class ScriptRunner {
                 tcp.resetsOnSYNInWindow = value != 0
             case "net.inet.tcp.recvspace" where value > 0:
                 // tcp_mss() (tcp_input.c) rounds the buffer up to whole segments of the MSS once it is
-                // known; the suite's peers offer 1460 without timestamps (65536 → 65700).
-                tcp.receiveBufferSize = (value + 1459) / 1460 * 1460
+                // known; the suite's peers offer the full MSS without timestamps (65536 → 65700 over IPv4).
+                tcp.receiveBufferSize = wholeSegments(value, segmentSize)
             case "net.inet.tcp.sendspace" where value > 0:
                 tcp.sendBufferSize = max(tcp.sendBufferSize, value)
             case "net.inet.tcp.delacktime" where value > 0:

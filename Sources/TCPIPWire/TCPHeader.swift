@@ -54,8 +54,8 @@ public struct TCPHeader: Hashable, Sendable {
     ///   (`consuming`: no slice, so no second reference to the storage; a caller that keeps its
     ///   buffer passes a copy).
     ///
-    /// - Parameter acceptsSYNWithFIN: a SYN with FIN set parses as a SYN, its FIN dropped (FreeBSD with
-    ///   net.inet.tcp.drop_synfin=0) instead of throwing `.invalidFlags` (Linux).
+    /// - Parameter acceptsSYNWithFIN: a SYN with FIN set parses (FreeBSD with net.inet.tcp.drop_synfin=0)
+    ///   instead of throwing `.invalidFlags` (Linux).
     public static func parse(
         _ segment: consuming ByteBuffer, source: IPAddress, destination: IPAddress, verifyChecksum: Bool = true,
         acceptsSYNWithFIN: Bool = false
@@ -85,13 +85,11 @@ public struct TCPHeader: Hashable, Sendable {
             sum.add(segment)
             guard sum.checksum == 0 else { throw .badChecksum }
         }
-        var flags = TCPFlags(rawValue: fixed.flags)
+        let flags = TCPFlags(rawValue: fixed.flags)
         // Linux drops SYN+FIN outright (tcp_rcv_state_process); no state has a use for it. FreeBSD
-        // (drop_synfin=0) takes it as a SYN: its syncache ignores the FIN (tcp_input.c, syncache_add).
-        if flags.isSuperset(of: [.syn, .fin]) {
-            guard acceptsSYNWithFIN else { throw .invalidFlags }
-            flags.remove(.fin)
-        }
+        // (drop_synfin=0) lets it through: the SYN is processed first, and the FIN counts in the
+        // sequence space an RST for a closed port acknowledges.
+        guard acceptsSYNWithFIN || !flags.isSuperset(of: [.syn, .fin]) else { throw .invalidFlags }
         let options: TCPOptions
         if headerLength == minimumLength + 12 && fixed.option0 == TCPOptions.alignedTimestampsWord {
             // NOP, NOP, TS: what nearly every segment of a connection with timestamps carries (RFC 7323

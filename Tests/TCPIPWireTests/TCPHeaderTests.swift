@@ -125,11 +125,11 @@ import TCPIPWire
         }
     }
 
-    /// FreeBSD's drop_synfin=0: the SYN stands, the FIN goes (TCPConfiguration.acceptsSYNWithFIN).
-    @Test func synWithFinParsesAsASynWhenAccepted() throws {
+    /// FreeBSD's drop_synfin=0 (TCPConfiguration.acceptsSYNWithFIN): the segment parses as sent.
+    @Test func synWithFinParsesWhenAccepted() throws {
         let (header, _) = try TCPHeader.parse(
             rawTCPSegment(flags: 0x03), source: v4Source, destination: v4Destination, acceptsSYNWithFIN: true)
-        #expect(header.flags == .syn)
+        #expect(header.flags == [.syn, .fin])
     }
 
     @Test func payloadIsASliceOfTheInput() throws {

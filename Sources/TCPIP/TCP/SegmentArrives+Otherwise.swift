@@ -140,6 +140,13 @@ extension TCPConnection {
                 io.counters.droppedResetOutOfWindow &+= 1
                 return false
             }
+            if case .timeWait = state, configuration.pointee.acknowledgesSegmentsInTimeWait,
+               !segment.flags.contains(.ack), !segment.syn {
+                // FreeBSD's tcp_twcheck: "Drop the segment if it does not contain an ACK" — before
+                // any answer, even to an old FIN. (A SYN keeps RFC 5961 §4's challenge ACK.)
+                io.counters.droppedNoAckFlag &+= 1
+                return false
+            }
             if length > 0 && segment.end.isAtOrBefore(rcvNxt) {
                 io.counters.duplicateSegments &+= 1
                 // RFC 2883 §4 (1): report the duplicate in a D-SACK block.
