@@ -4,7 +4,7 @@ import TCPIPWire
 /// The options a script declares at its top (`--name=value`), read as packetdrill's `config.c` reads
 /// its command line (`process_option`), and what each means to this runner.
 ///
-/// Every option of `config.c` is known: an option with a meaning here is honoured, one that concerns
+/// Every option of `config.c` (google's, and nplab's fork that FreeBSD's suite uses) is known: an option with a meaning here is honoured, one that concerns
 /// packetdrill's own machinery (a tun device, a remote wire server, a shared-object stack) is accepted
 /// and ignored with the reason below; an option `config.c` does not know, or a bad value, is a syntax
 /// error at its line, as packetdrill's `die("%s: bad --…")`.
@@ -44,6 +44,8 @@ public struct ScriptHeader: Sendable {
     public var defines: [String: String] = [:]
     /// Options accepted without effect, with why.
     public var ignored: [(name: String, reason: String)] = []
+    /// Options that ask for something the stack does not do: the script is skipped with the reason.
+    public var unsupported: [(name: String, reason: String)] = []
 
     public init() {}
 
@@ -70,6 +72,19 @@ public struct ScriptHeader: Sendable {
         "send_omit_free": "MSG_ZEROCOPY completion notifications; the stack has no zero-copy send",
         "debug": "packetdrill's debug output; use `tcpip script --trace`",
         "verbose": "packetdrill's verbose output; use `tcpip script --trace`",
+    ]
+
+    /// Options of nplab's packetdrill (the tool FreeBSD's tcp-testsuite runs under) that ask for
+    /// something the stack does not do: the script is skipped, naming it.
+    static let unsupportedOptions: [String: String] = [
+        "udp_encapsulation": "TCP over UDP encapsulation (nplab packetdrill's --udp_encapsulation), which the stack does not have",
+        "tcp_md5_secret": "TCP MD5 signatures (RFC 2385), which the stack does not implement",
+    ]
+
+    /// nplab's options about its tun device: the runner has none.
+    static let nplabIgnoredOptions: [String: String] = [
+        "tun_dev": "the tun device packetdrill opens; the runner hands packets over directly",
+        "persistent_tun_dev": "the tun device packetdrill opens; the runner hands packets over directly",
     ]
 
     /// Reads one option; a message on an unknown option or a bad value.
@@ -122,7 +137,11 @@ public struct ScriptHeader: Sendable {
             }
             defines[String(value[..<equals])] = String(value[value.index(after: equals)...])
         default:
-            guard let reason = Self.ignoredOptions[name] else { return "unknown option --\(name)" }
+            if let reason = Self.unsupportedOptions[name] {
+                unsupported.append((name, reason))
+                return nil
+            }
+            guard let reason = Self.ignoredOptions[name] ?? Self.nplabIgnoredOptions[name] else { return "unknown option --\(name)" }
             ignored.append((name, reason))
         }
         return nil

@@ -290,6 +290,12 @@ private struct Parser {
                 packet.urgentPointer = try unsignedNumber("urgent pointer", UInt16.self)
             } else if current!.isPunctuation("<") {
                 packet.options = try optionList(direction: direction)
+            } else if current!.isPunctuation("/") {
+                // nplab's packetdrill: `/udp(sport > dport)`, the segment encapsulated in UDP.
+                index += 1
+                var words: [String] = []
+                while onLine(self) { words.append(tokenText(take()!)) }
+                packet.encapsulation = words.joined(separator: " ")
             } else {
                 throw error("expected `ack`, `win`, `urg` or `<options>`")
             }
@@ -301,7 +307,8 @@ private struct Parser {
     }
 
     /// The words of one `[…]` or `(…)` group before the flags: ECN codepoints (`ect0`, `ect1`,
-    /// `ect01`, `ce`, `noecn`, also as `ecn ect0`), `tos N`, `ttl N` / `hlim N`, `flowlabel N`,
+    /// `ect01`, `ce`, `noecn`, also as `ecn ect0`), `tos N` (`class N`, nplab's IPv6 traffic class),
+    /// `ttl N` / `hlim N`, `flowlabel N`,
     /// separated by blanks or commas.
     func ipFields(_ words: [ScriptToken], into fields: inout ScriptIPFields) throws(ScriptSyntaxError) {
         var index = 0
@@ -318,7 +325,7 @@ private struct Parser {
             if word.isPunctuation(",") { continue }
             guard case .word(let name) = word.kind else { throw error("expected IP information (tos, ttl, hlim, flowlabel, ecn, ect0, ect1, ect01, ce, noecn)", at: word) }
             switch name.lowercased() {
-            case "tos", "tclass": fields.typeOfService = try number(after: word, UInt8.self)
+            case "tos", "tclass", "class": fields.typeOfService = try number(after: word, UInt8.self)
             case "ttl", "hlim": fields.timeToLive = try number(after: word, UInt8.self)
             case "flowlabel": fields.flowLabel = try number(after: word, UInt32.self)
             case "ecn", "ect0", "ect1", "ect01", "ce", "noecn": continue

@@ -167,6 +167,9 @@ public final class ScriptRunner {
 
     public func run() -> ScriptOutcome {
         do {
+            if let (name, reason) = header.unsupported.first {
+                throw ScriptSkip(reason: "--\(name): \(reason)")
+            }
             if let command = script.initCommand, command.contains("route"), command.contains("advmss") || command.contains("mtu lock") {
                 // A route's advmss / locked MTU, as `ip route` sets them for RFC 4821 MTU probing: the
                 // stack's MSS and MTU are per stack, with no route table.
@@ -213,6 +216,8 @@ public final class ScriptRunner {
             throw ScriptSkip(reason: "non-TCP packet `\(packet.other!)`")
         case .packet(let packet) where packet.options.containsMD5:
             throw ScriptSkip(reason: "TCP MD5 signature option (RFC 2385): the stack does not implement it")
+        case .packet(let packet) where packet.encapsulation != nil:
+            throw ScriptSkip(reason: "a segment encapsulated in `/\(packet.encapsulation!)`: the stack has no TCP over UDP")
         case .packet(let packet) where packet.marked:
             throw ScriptSkip(reason: "`!` after a sequence range is not packetdrill's grammar; the runner does not interpret it")
         case .packet(let packet) where packet.direction == .inbound:

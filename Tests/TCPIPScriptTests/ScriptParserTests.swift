@@ -298,6 +298,17 @@ import Testing
         #expect(syntaxError("0 < (colour 3) S 0:0(0) win 100") != nil)
     }
 
+    /// nplab's packetdrill (FreeBSD's suite): `--udp_encapsulation`, `/udp(…)`, `(class N)`.
+    @Test func nplabExtensionsParse() throws {
+        let script = try parse("""
+            --udp_encapsulation=tcp
+            0 < (class 0x28) S 0:0(0) win 32767/udp(1 > 9811)
+            """)
+        #expect(ScriptHeader(script).unsupported.map(\.name) == ["udp_encapsulation"])
+        guard case .packet(let packet) = script.events[0].action else { Issue.record("not a packet"); return }
+        #expect(packet.ip.typeOfService == 0x28 && packet.encapsulation == "udp ( 1 > 9811 )")
+    }
+
     @Test func bangAfterTheSequenceRangeAndMD5Options() throws {
         let marked = try packet("0 < . 1:1001(1000)! ack 1 win 100")
         #expect(marked.marked && marked.length == 1000)
