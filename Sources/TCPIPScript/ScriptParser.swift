@@ -267,18 +267,29 @@ private struct Parser {
         }
         packet.flags = try flags(onLine: line)
         guard onLine(self) else { throw error("expected `start:end(length)`") }
-        let start = try unsignedNumber("sequence start", UInt32.self)
-        try expect(":", "between the start and end sequence numbers")
-        let end = try unsignedNumber("sequence end", UInt32.self)
-        try expect("(", "before the payload length")
-        let length = try unsignedNumber("payload length", UInt32.self)
-        try expect(")", "after the payload length")
-        guard end &- start == length else {
-            throw ScriptSyntaxError(position: directionToken.position, message: "inconsistent sequence: \(start):\(end)(\(length)) — end must be start + length")
+        if current?.kind == .ellipsis {
+            // nplab's packetdrill: `...(0)`, any sequence number (outbound).
+            index += 1
+            try expect("(", "before the payload length")
+            let length = try unsignedNumber("payload length", UInt32.self)
+            try expect(")", "after the payload length")
+            packet.anySequence = true
+            packet.length = Int(length)
+            packet.end = length
+        } else {
+            let start = try unsignedNumber("sequence start", UInt32.self)
+            try expect(":", "between the start and end sequence numbers")
+            let end = try unsignedNumber("sequence end", UInt32.self)
+            try expect("(", "before the payload length")
+            let length = try unsignedNumber("payload length", UInt32.self)
+            try expect(")", "after the payload length")
+            guard end &- start == length else {
+                throw ScriptSyntaxError(position: directionToken.position, message: "inconsistent sequence: \(start):\(end)(\(length)) — end must be start + length")
+            }
+            packet.start = start
+            packet.end = end
+            packet.length = Int(length)
         }
-        packet.start = start
-        packet.end = end
-        packet.length = Int(length)
         if accept("!") { packet.marked = true }
 
         while onLine(self) {

@@ -100,6 +100,8 @@ public struct ScriptPacket: Sendable {
     public var ip = ScriptIPFields()
     /// `!` after the sequence range (`1:1001(1000)!`), as written; the runner does not interpret it.
     public var marked = false
+    /// `...(0)` instead of `start:end`: any sequence number (nplab's packetdrill).
+    public var anySequence = false
     /// `/udp(9811 > 1)` after the segment (nplab's packetdrill: TCP encapsulated in UDP), as written.
     public var encapsulation: String?
     /// The flags written; empty for `-` (explicitly no flags).

@@ -307,6 +307,8 @@ import Testing
         #expect(ScriptHeader(script).unsupported.map(\.name) == ["udp_encapsulation"])
         guard case .packet(let packet) = script.events[0].action else { Issue.record("not a packet"); return }
         #expect(packet.ip.typeOfService == 0x28 && packet.encapsulation == "udp ( 1 > 9811 )")
+        let any = try self.packet("0 > S. ...(0) ack 4 <mss 1452>")
+        #expect(any.anySequence && any.length == 0 && any.acknowledgment == 4)
     }
 
     @Test func bangAfterTheSequenceRangeAndMD5Options() throws {
