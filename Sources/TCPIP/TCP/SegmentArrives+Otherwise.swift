@@ -66,6 +66,16 @@ extension TCPConnection {
             }
         }
         guard acknowledgmentArrives(segment, now: now, io: &io) else { return }
+        if let text = textInSYN, state.isSynchronized {
+            // RFC 9293 §3.10.7.3: the text a simultaneous open's SYN carried, now that the
+            // connection is ESTABLISHED, in sequence before this segment's.
+            var queued = IncomingSegment(header: segment.header, payload: text, ecn: segment.ecn)
+            queued.header.sequenceNumber = irs + 1
+            queued.syn = false
+            queued.fin = false
+            textInSYN = nil
+            processText(queued, now: now, io: &io)
+        }
 
         // Sixth, check the URG bit: urgent data is delivered inline (RFC 6093 §5); nothing to do.
 
