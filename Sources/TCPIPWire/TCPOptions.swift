@@ -266,19 +266,26 @@ public struct TCPOptions: Hashable, Sendable {
         }
         if let mss = maximumSegmentSize {
             pad { $0 % 4 == 0 }
-            byte(Kind.maximumSegmentSize); byte(4); byte(UInt8(mss >> 8)); byte(UInt8(truncatingIfNeeded: mss))
+            byte(Kind.maximumSegmentSize)
+            byte(4)
+            byte(UInt8(mss >> 8))
+            byte(UInt8(truncatingIfNeeded: mss))
         }
         if let windowScale {
             pad { $0 != 0 && $0 % 2 == 1 }
-            byte(Kind.windowScale); byte(3); byte(windowScale)
+            byte(Kind.windowScale)
+            byte(3)
+            byte(windowScale)
         }
         if sackPermitted {
             pad { $0 % 2 == 0 }
-            byte(Kind.sackPermitted); byte(2)
+            byte(Kind.sackPermitted)
+            byte(2)
         }
         if let timestamps {
             pad { $0 != 0 && $0 % 4 == 2 }
-            byte(Kind.timestamps); byte(10)
+            byte(Kind.timestamps)
+            byte(10)
             header.store(timestamps.value, at: index + length)
             header.store(timestamps.echoReply, at: index + length + 4)
             length += 8
