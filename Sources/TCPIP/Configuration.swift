@@ -202,8 +202,43 @@ public struct TCPConfiguration: Sendable {
     /// answering costs nothing, while asking from our side meets the middleboxes of RFC 3168 §6.1.1.1
     /// that drop or mangle ECN-setup SYNs, so requesting stays a choice of the application's.
     public var explicitCongestionNotification: ExplicitCongestionNotification = .acceptWhenRequested
+    /// The arrangement of the options of our SYNs and SYN-ACKs (RFC 9293 §3.2 leaves it free):
+    /// Linux's by default, or 4.4BSD/FreeBSD's (`TCPOptions.Layout.bsd`).
+    public var synOptionLayout: TCPOptions.Layout = .linux
+    /// RFC 793's processing of an RST in a synchronized state instead of RFC 5961 §3.2's: any RST in
+    /// the window resets the connection, with no challenge ACK (FreeBSD's net.inet.tcp.insecure_rst).
+    /// Off by default: RFC 5961 §3.2 is a SHOULD that defends against blind resets.
+    public var acceptsAnyResetInWindow: Bool = false
+    /// RFC 793's processing of a SYN in a synchronized state instead of RFC 5961 §4's: a SYN in the
+    /// window resets the connection and is answered with an RST (FreeBSD's net.inet.tcp.insecure_syn);
+    /// one outside the window still draws an ACK. Off by default (RFC 5961 §4's challenge ACK).
+    public var resetsOnSYNInWindow: Bool = false
+    /// In TIME-WAIT, every acceptable segment but a duplicate ACK (SEG.SEQ = RCV.NXT, SEG.ACK = SND.NXT,
+    /// no text, no FIN) draws an ACK, as FreeBSD's tcp_twcheck (tcp_timewait.c) answers. Off by
+    /// default: RFC 9293 §3.10.7.4 has TIME-WAIT acknowledge only the remote FIN's retransmission and
+    /// ignore the rest, and anything outside the window is acknowledged either way.
+    public var acknowledgesSegmentsInTimeWait: Bool = false
+    /// Whether a SYN with FIN set is taken as a SYN, its FIN ignored — FreeBSD's answer with
+    /// net.inet.tcp.drop_synfin=0 (tcp_input.c: its syncache ignores the FIN) — or dropped, as Linux
+    /// does and by default: RFC 9293 gives the combination no meaning (a SYN's FIN would close a
+    /// connection before it exists), and scanners use it to fingerprint stacks.
+    public var acceptsSYNWithFIN: Bool = false
+    /// Which segments for no connection draw RFC 9293 §3.10.7.1's RST: all of them (the RFC's rule,
+    /// the default), all but SYNs, or none — FreeBSD's net.inet.tcp.blackhole 0, 1 and 2, which hide
+    /// closed ports from scans (tcp_input.c, dropwithreset).
+    public var closedPortResets: ClosedPortResets = .all
 
     public init() {}
+
+    /// Segments for no connection that are answered with an RST (`closedPortResets`).
+    public enum ClosedPortResets: Sendable, Hashable {
+        /// RFC 9293 §3.10.7.1: every segment but an RST.
+        case all
+        /// No RST for a SYN (FreeBSD's blackhole = 1).
+        case exceptSYN
+        /// No RST at all (FreeBSD's blackhole = 2).
+        case none
+    }
 
     /// The Window Scale shift a SYN or SYN-ACK of ours offers (RFC 7323 §2.3).
     var offeredWindowShift: UInt8 {

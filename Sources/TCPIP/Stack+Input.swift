@@ -42,7 +42,8 @@ extension Stack {
         let payload: ByteBuffer
         do {
             (header, payload) = try TCPHeader.parse(
-                (consume ip).takePayload(), source: source, destination: destination, verifyChecksum: verify)
+                (consume ip).takePayload(), source: source, destination: destination, verifyChecksum: verify,
+                acceptsSYNWithFIN: configuration.tcp.acceptsSYNWithFIN)
         } catch {
             if error == .badChecksum { io.counters.badChecksums &+= 1 } else { io.counters.badSegments &+= 1 }
             return
@@ -145,6 +146,14 @@ extension Stack {
             io.counters.resetsReceived &+= 1
             return
         }
+        switch configuration.tcp.closedPortResets {
+        case .all: break
+        case .exceptSYN where !segment.flags.contains(.syn): break
+        case .exceptSYN, .none:
+            // DEVIATION(RFC 9293 §3.10.7.1): configured to hide closed ports (FreeBSD's blackhole).
+            io.decision("RFC 9293 §3.10.7.1", "segment for no connection: no RST (closedPortResets)", connection: tuple, now: now)
+            return
+        }
         if segment.flags.contains(.ack) {
             // <SEQ=SEG.ACK><CTL=RST>
             sendReset(tuple: tuple, sequence: segment.ack, acknowledging: nil)
@@ -244,6 +253,7 @@ extension Stack {
     func sendSYNACK(for entry: HalfOpenConnection, now: Instant) {
         let tcp = configuration.tcp
         var options = TCPOptions(maximumSegmentSize: UInt16(clamping: announcedMSS(for: entry.tuple.local.address, listener: entry.listener)))
+        options.layout = tcp.synOptionLayout
         if tcp.windowScaling, entry.peerOptions.windowScale != nil {
             options.windowScale = tcp.offeredWindowShift
         }
@@ -268,8 +278,28 @@ extension Stack {
         if segment.flags.contains(.rst) {
             io.counters.resetsReceived &+= 1
             // RFC 5961 §3.2: exactly RCV.NXT resets; "return this connection to the LISTEN state".
-            if segment.seq == rcvNxt {
+            // (RFC 793's rule, when configured: anywhere in the window.) Elsewhere in the window it
+            // draws a challenge ACK; outside, it is dropped (RFC 9293 §3.10.7.4, first check).
+            let inWindow = segment.seq.isInWindow(start: rcvNxt, length: UInt32(entry.advertisedWindow))
+            if segment.seq == rcvNxt || (inWindow && configuration.tcp.acceptsAnyResetInWindow) {
                 removeHalfOpen(handle)
+            } else if inWindow {
+                if io.challengeAcks.allow(now: now) {
+                    io.counters.challengeAcksSent &+= 1
+                    io.decision("RFC 5961 §3.2", "challenge ACK: RST in the window but not RCV.NXT", connection: entry.tuple, now: now)
+                    var options = TCPOptions()
+                    if configuration.tcp.timestamps, let peer = entry.peerOptions.timestamps {
+                        let clock = UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ entry.timestampOffset
+                        options.timestamps = TCPTimestamps(value: clock, echoReply: peer.value)
+                    }
+                    let header = TCPHeader(
+                        sourcePort: entry.tuple.local.port, destinationPort: entry.tuple.remote.port,
+                        sequenceNumber: entry.iss + 1, acknowledgmentNumber: rcvNxt, flags: .ack,
+                        window: entry.advertisedWindow, options: options)
+                    io.transmit(header, from: entry.tuple.local.address, to: entry.tuple.remote.address)
+                } else {
+                    io.counters.challengeAcksSuppressed &+= 1
+                }
             } else {
                 io.counters.droppedResetOutOfWindow &+= 1
             }

@@ -11,6 +11,7 @@ extension Stack {
         let iss = synCookies.initialSequenceNumber(
             for: tuple, peerISN: segment.seq, peerMSS: peer.maximumSegmentSize, now: now)
         var options = TCPOptions(maximumSegmentSize: UInt16(clamping: announcedMSS(for: tuple.local.address, listener: listener)))
+        options.layout = tcp.synOptionLayout
         var flags: TCPFlags = [.syn, .ack]
         // Window scale, SACK-permitted and ECN survive only in the timestamp; without one, offer none.
         if tcp.timestamps, let timestamps = peer.timestamps {

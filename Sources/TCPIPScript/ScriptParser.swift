@@ -50,7 +50,7 @@ public enum ScriptParser {
 }
 
 private struct Parser {
-    let tokens: [ScriptToken]
+    var tokens: [ScriptToken]
     var index = 0
 
     init(tokens: [ScriptToken]) {
@@ -107,14 +107,22 @@ private struct Parser {
 
     mutating func script() throws(ScriptSyntaxError) -> Script {
         var script = Script(options: [], initCommand: nil, events: [], cleanupCommand: nil)
-        while case .option(let text)? = current?.kind {
+        var header = ScriptHeader()
+        while let token = current, case .option(let text) = token.kind {
             index += 1
+            let option: (name: String, value: String)
             if let equals = text.firstIndex(of: "=") {
-                script.options.append((String(text[..<equals]), String(text[text.index(after: equals)...])))
+                option = (String(text[..<equals]), String(text[text.index(after: equals)...]))
             } else {
-                script.options.append((text, ""))
+                option = (text, "")
             }
+            // packetdrill's config.c: an unknown option or a bad value stops the script at its line.
+            if let problem = header.apply(name: option.name, value: option.value) {
+                throw ScriptSyntaxError(position: token.position, message: problem)
+            }
+            script.options.append(option)
         }
+        try substitute(header.defines)
         if case .backquoted(let command)? = current?.kind {
             script.initCommand = command
             index += 1
@@ -129,6 +137,26 @@ private struct Parser {
         }
         guard !script.events.isEmpty else { throw error("a script needs at least one event") }
         return script
+    }
+
+    /// `--define=NAME=value`: every later word NAME reads as the tokens of `value` (packetdrill
+    /// substitutes defined symbols in expressions; a script uses them for keys and cookies).
+    mutating func substitute(_ defines: [String: String]) throws(ScriptSyntaxError) {
+        guard !defines.isEmpty else { return }
+        var replaced = Array(tokens[..<index])
+        for token in tokens[index...] {
+            guard case .word(let word) = token.kind, let value = defines[word] else {
+                replaced.append(token)
+                continue
+            }
+            // The value's tokens take the word's place, so errors still point at the script line.
+            for var substitute in try ScriptLexer.tokens(value) {
+                substitute.position = SourcePosition(
+                    line: token.position.line, column: token.position.column + substitute.position.column - 1)
+                replaced.append(substitute)
+            }
+        }
+        tokens = replaced
     }
 
     mutating func event() throws(ScriptSyntaxError) -> ScriptEvent {
@@ -221,14 +249,15 @@ private struct Parser {
             direction: direction, ipInformation: [], flags: [], start: 0, end: 0, length: 0,
             acknowledgment: nil, window: nil, urgentPointer: nil, options: .none, other: nil)
 
-        // IP information: `[ect0]`, `(tos 0x10)`.
+        // IP information: `[ect0]`, `(tos 0x10)`, `(hlim 64)`.
         while onLine(self), current!.isPunctuation("[") || current!.isPunctuation("(") {
             let close: Character = current!.isPunctuation("[") ? "]" : ")"
             index += 1
-            var words: [String] = []
-            while onLine(self), !current!.isPunctuation(close) { words.append(tokenText(take()!)) }
+            var words: [ScriptToken] = []
+            while onLine(self), !current!.isPunctuation(close) { words.append(take()!) }
             try expect(close, "to close the IP information")
-            packet.ipInformation.append(words.joined(separator: " "))
+            try ipFields(words, into: &packet.ip)
+            packet.ipInformation.append(words.map(tokenText).joined(separator: " "))
         }
         if case .word(let word)? = current?.kind, ["udp", "icmp", "ipv4", "ipv6", "gre", "mpls", "encap"].contains(word) {
             var words: [String] = []
@@ -238,18 +267,30 @@ private struct Parser {
         }
         packet.flags = try flags(onLine: line)
         guard onLine(self) else { throw error("expected `start:end(length)`") }
-        let start = try unsignedNumber("sequence start", UInt32.self)
-        try expect(":", "between the start and end sequence numbers")
-        let end = try unsignedNumber("sequence end", UInt32.self)
-        try expect("(", "before the payload length")
-        let length = try unsignedNumber("payload length", UInt32.self)
-        try expect(")", "after the payload length")
-        guard end &- start == length else {
-            throw ScriptSyntaxError(position: directionToken.position, message: "inconsistent sequence: \(start):\(end)(\(length)) — end must be start + length")
+        if current?.kind == .ellipsis {
+            // nplab's packetdrill: `...(0)`, any sequence number (outbound).
+            index += 1
+            try expect("(", "before the payload length")
+            let length = try unsignedNumber("payload length", UInt32.self)
+            try expect(")", "after the payload length")
+            packet.anySequence = true
+            packet.length = Int(length)
+            packet.end = length
+        } else {
+            let start = try unsignedNumber("sequence start", UInt32.self)
+            try expect(":", "between the start and end sequence numbers")
+            let end = try unsignedNumber("sequence end", UInt32.self)
+            try expect("(", "before the payload length")
+            let length = try unsignedNumber("payload length", UInt32.self)
+            try expect(")", "after the payload length")
+            guard end &- start == length else {
+                throw ScriptSyntaxError(position: directionToken.position, message: "inconsistent sequence: \(start):\(end)(\(length)) — end must be start + length")
+            }
+            packet.start = start
+            packet.end = end
+            packet.length = Int(length)
         }
-        packet.start = start
-        packet.end = end
-        packet.length = Int(length)
+        if accept("!") { packet.marked = true }
 
         while onLine(self) {
             if acceptWord("ack") {
@@ -260,6 +301,12 @@ private struct Parser {
                 packet.urgentPointer = try unsignedNumber("urgent pointer", UInt16.self)
             } else if current!.isPunctuation("<") {
                 packet.options = try optionList(direction: direction)
+            } else if current!.isPunctuation("/") {
+                // nplab's packetdrill: `/udp(sport > dport)`, the segment encapsulated in UDP.
+                index += 1
+                var words: [String] = []
+                while onLine(self) { words.append(tokenText(take()!)) }
+                packet.encapsulation = words.joined(separator: " ")
             } else {
                 throw error("expected `ack`, `win`, `urg` or `<options>`")
             }
@@ -268,6 +315,34 @@ private struct Parser {
             throw ScriptSyntaxError(position: directionToken.position, message: "inbound packets need `win`")
         }
         return packet
+    }
+
+    /// The words of one `[…]` or `(…)` group before the flags: ECN codepoints (`ect0`, `ect1`,
+    /// `ect01`, `ce`, `noecn`, also as `ecn ect0`), `tos N` (`class N`, nplab's IPv6 traffic class),
+    /// `ttl N` / `hlim N`, `flowlabel N`,
+    /// separated by blanks or commas.
+    func ipFields(_ words: [ScriptToken], into fields: inout ScriptIPFields) throws(ScriptSyntaxError) {
+        var index = 0
+        func number<T: FixedWidthInteger>(after name: ScriptToken, _ type: T.Type) throws(ScriptSyntaxError) -> T {
+            guard index < words.count, case .number(let text) = words[index].kind, let value = Self.integer(text),
+                let narrowed = T(exactly: value)
+            else { throw error("expected a number (\(T.bitWidth) bits) after `\(tokenText(name))`", at: index < words.count ? words[index] : name) }
+            index += 1
+            return narrowed
+        }
+        while index < words.count {
+            let word = words[index]
+            index += 1
+            if word.isPunctuation(",") { continue }
+            guard case .word(let name) = word.kind else { throw error("expected IP information (tos, ttl, hlim, flowlabel, ecn, ect0, ect1, ect01, ce, noecn)", at: word) }
+            switch name.lowercased() {
+            case "tos", "tclass", "class": fields.typeOfService = try number(after: word, UInt8.self)
+            case "ttl", "hlim": fields.timeToLive = try number(after: word, UInt8.self)
+            case "flowlabel": fields.flowLabel = try number(after: word, UInt32.self)
+            case "ecn", "ect0", "ect1", "ect01", "ce", "noecn": continue
+            default: throw error("expected IP information (tos, ttl, hlim, flowlabel, ecn, ect0, ect1, ect01, ce, noecn)", at: word)
+            }
+        }
     }
 
     mutating func flags(onLine line: Int) throws(ScriptSyntaxError) -> TCPFlags {
@@ -343,8 +418,18 @@ private struct Parser {
             let value = try unsignedNumber("TS val", UInt32.self)
             guard acceptWord("ecr") else { throw error("expected `ecr` after the TS value") }
             return .timestamp(value: value, echo: try unsignedNumber("TS ecr", UInt32.self))
+        case "md5":
+            // RFC 2385: `md5 KEY-or-digest`, a hex blob (packetdrill's `MD5 hex_blob`).
+            var text = ""
+            var previous = tokens[index - 1]
+            while let token = current, !token.isPunctuation(","), !token.isPunctuation(">"), token.position.line == previous.position.line {
+                text += tokenText(token)
+                previous = token
+                index += 1
+            }
+            return .md5(text)
         default:
-            // md5, FO, FOEXP, ECN, mptcp, experimental options: kept as text.
+            // FO, FOEXP, ECN, mptcp, experimental options: kept as text.
             // Hex cookies and keys lex as a number and a word (`0001…0a0b…`): glue adjacent tokens.
             var text = name
             var previous = tokens[index - 1]

@@ -1,5 +1,6 @@
 import NIOCore
 import TCPIP
+import TCPIPWire
 
 /// The platform constants a corpus script assumes, so that the stack can be configured to meet
 /// them. A profile changes constants and how options are compared, never protocol logic.
@@ -36,6 +37,10 @@ public struct ScriptProfile: Sendable, Hashable {
     public var windowScaleFollowsSetReceiveBuffer: Bool = false
     /// Receive buffer per connection. Linux announces the shift of tcp_rmem's maximum (15 MiB → 8).
     public var receiveBufferSize: Int
+    /// FreeBSD's net.inet.tcp.recvspace: the buffer is this rounded up to whole segments of the run's
+    /// MSS (tcp_input.c, tcp_mss): 65700 over IPv4 (MSS 1460), 66240 over IPv6 (MSS 1440). nil: the
+    /// buffer is `receiveBufferSize`.
+    public var receiveSpace: Int? = nil
     /// RFC 3465's per-ACK slow-start limit in segments (`TCPConfiguration.slowStartLimitSegments`):
     /// Linux counts every segment acknowledged (nil); FreeBSD's ABC uses L = 2 (net.inet.tcp.abc_l_var).
     public var slowStartLimitSegments: Int? = 1
@@ -69,7 +74,18 @@ public struct ScriptProfile: Sendable, Hashable {
     public var checksPush: Bool
     /// The SYN option layout the platform sends, for documentation and error messages.
     public var synOptionOrder: String
+    /// How the stack arranges its SYN's options under this profile (`TCPConfiguration.synOptionLayout`).
+    public var synOptionLayout: TCPOptions.Layout = .linux
+    /// Whether TIME-WAIT acknowledges every segment but a duplicate ACK
+    /// (`TCPConfiguration.acknowledgesSegmentsInTimeWait`; FreeBSD's tcp_twcheck in tcp_timewait.c).
+    public var acknowledgesSegmentsInTimeWait = false
+    /// Whether a SYN with FIN set counts as a SYN (`TCPConfiguration.acceptsSYNWithFIN`): FreeBSD's
+    /// default net.inet.tcp.drop_synfin=0 (tcp_input.c); Linux drops it (tcp_rcv_state_process).
+    public var acceptsSYNWithFIN = false
     public var mtu: Int
+    /// The MTU of an IPv6 run when the script names none: Linux's runners pass `--mtu=1520` so that
+    /// the MSS stays 1460 (ksft_runner.sh); FreeBSD's suite runs IPv6 over its 1500-octet tun (MSS 1440).
+    public var ipv6MTU: Int = 1520
     /// SYN retransmissions before an OPEN fails (Linux tcp_syn_retries = 6; FreeBSD TCP_MAXRXTSHIFT = 12).
     public var maximumSYNRetransmissions: Int = 6
     /// The largest RTO, the cap of the backoff (Linux TCP_RTO_MAX is 120 s — our 60 s, RFC 6298
@@ -92,18 +108,21 @@ public struct ScriptProfile: Sendable, Hashable {
         synOptionOrder: "<mss 1460,sackOK,TS val V ecr 0,nop,wscale 8>", mtu: 1500)
 
     /// freebsd-net/tcp-testsuite: `win 65535`, wscale 6, its own option order, SO_RCVBUF 65536 → 65700.
+    /// The SYN and SYN-ACK options follow FreeBSD's tcp_addoptions (sys/netinet/tcp_output.c):
+    /// mss, nop, wscale, sackOK, TS, with NOP alignment and EOL padding; other segments' options are
+    /// laid out as ours (nop, nop, TS; nop, nop, sack), so options are compared exactly, in wire order.
     /// FreeBSD's buffer is net.inet.tcp.recvspace (65536), rounded up by tcp_mss() to whole segments
     /// of the suite's MSS of 1460 (65700), and it asks for shift 6 whatever the buffer. The suite's
     /// peers never scale, so FreeBSD announces min(free space, 65535): 65535 while it holds less than
     /// 165 octets, and accepts what its 65700 octets hold.
     public static let freebsd = ScriptProfile(
         name: .freebsd, initialWindowSegments: 10, minimumRTO: .milliseconds(30), delayedAckTimeout: .milliseconds(40),
-        quickAcks: 0, windowScale: 6, receiveBufferSize: 65700, slowStartLimitSegments: 2,
+        quickAcks: 0, windowScale: 6, receiveBufferSize: 65700, receiveSpace: 65536, slowStartLimitSegments: 2,
         repeatsFINInSimultaneousClose: true, receiverSWSAvoidance: .smallWindows, receiveWindowForAcceptance: .bufferSpace,
         sendBufferSize: 65535 << 5,
         reportedBufferSize: { size, _, mss in mss.map { (size + $0 - 1) / $0 * $0 } ?? size }, defaultReportedReceiveBuffer: 65536,
-        defaultReportedSendBuffer: 32768, optionComparison: .unordered, checksPush: true,
-        synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", mtu: 1500,
+        defaultReportedSendBuffer: 32768, optionComparison: .exact, checksPush: true,
+        synOptionOrder: "<mss 1460,nop,wscale 6,sackOK,TS val V ecr 0>", synOptionLayout: .bsd, acknowledgesSegmentsInTimeWait: true, acceptsSYNWithFIN: true, mtu: 1500, ipv6MTU: 1500,
         maximumSYNRetransmissions: 12, maximumRTO: .seconds(64), connectionTimeout: .seconds(75))
 
     public static func named(_ name: Name) -> ScriptProfile {
@@ -140,6 +159,9 @@ public struct ScriptProfile: Sendable, Hashable {
         tcp.maximumSYNRetransmissions = maximumSYNRetransmissions
         tcp.maximumRTO = maximumRTO
         tcp.connectionTimeout = connectionTimeout
+        tcp.synOptionLayout = synOptionLayout
+        tcp.acknowledgesSegmentsInTimeWait = acknowledgesSegmentsInTimeWait
+        tcp.acceptsSYNWithFIN = acceptsSYNWithFIN
         return tcp
     }
 }

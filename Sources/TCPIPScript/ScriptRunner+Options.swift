@@ -82,7 +82,24 @@ extension ScriptRunner {
             }
             return .value(0)
         default:
-            throw ScriptSkip(reason: "setsockopt \(option) is not supported by the runner or the stack")
+            throw ScriptSkip(reason: "setsockopt \(option): \(Self.feature(ofOption: option))")
+        }
+    }
+
+    /// The feature a socket option the runner does not map belongs to, for the reason of a skip.
+    static func feature(ofOption option: String) -> String {
+        switch option {
+        case "TCP_FASTOPEN", "TCP_FASTOPEN_CONNECT", "TCP_FASTOPEN_KEY", "TCP_FASTOPEN_NO_COOKIE":
+            "TCP Fast Open (RFC 7413), which the stack does not implement"
+        case "SO_ZEROCOPY": "Linux's zero-copy send (MSG_ZEROCOPY), which the stack does not have"
+        case "SO_TIMESTAMPING": "Linux's transmit and receive timestamps on the error queue, which the stack does not have"
+        case "TCP_NOTSENT_LOWAT": "Linux's low-water mark of unsent data for poll, which the stack does not have"
+        case "TCP_INQ": "Linux's count of unread octets in a control message, which the stack does not have"
+        case "TCP_CORK": "Linux's corking of partial segments, which the stack does not have"
+        case "IP_FREEBIND": "Linux's binding to an address not configured, which the stack does not allow"
+        case "TCP_INFO": "Linux's tcp_info structure; the runner checks tcpi_state only"
+        case "TCP_CONGESTION": "choosing the congestion control per socket, which the Stack API does not offer"
+        default: "not mapped onto the stack by the runner"
         }
     }
 
@@ -122,7 +139,10 @@ extension ScriptRunner {
         case "SO_RCVBUF", "SO_SNDBUF":
             let set = option == "SO_RCVBUF" ? socket.receiveBuffer : socket.sendBuffer
             let size = set ?? (option == "SO_RCVBUF" ? profile.defaultReportedReceiveBuffer : profile.defaultReportedSendBuffer)
-            let mss = socket.connection.flatMap { stack.status($0) }.flatMap { $0.state.isSynchronized ? $0.maximumSegmentSize : nil }
+            // Known once the peer's SYN arrived: in SYN-RECEIVED too (FreeBSD's tcp_mss runs on the SYN).
+            let mss = socket.connection.flatMap { stack.status($0) }.flatMap {
+                $0.state.isSynchronized || $0.state == .synReceived ? $0.maximumSegmentSize : nil
+            }
             actual = Int64(profile.reportedBufferSize(size, set != nil, mss))
         case "TCP_NODELAY":
             actual = socket.noDelay ? 1 : 0
@@ -136,7 +156,7 @@ extension ScriptRunner {
                 throw ScriptSkip(reason: "TCP_MAXSEG before a connection exists, unset")
             }
         default:
-            throw ScriptSkip(reason: "getsockopt \(option) is not supported by the runner or the stack")
+            throw ScriptSkip(reason: "getsockopt \(option): \(Self.feature(ofOption: option))")
         }
         let expected = try pointee(arguments, 3)
         if actual != expected {
@@ -201,7 +221,7 @@ extension ScriptRunner {
     /// the stack is not yet made (FreeBSD's suite sets them at the start of each script).
     func shell(_ command: String) throws {
         guard stackStorage == nil else { return }
-        Self.applySysctls(command, to: &configuration.tcp)
+        Self.applySysctls(command, to: &configuration.tcp, segmentSize: segmentSize)
     }
 
     /// `assert tcpi_state == TCPI_X` becomes a query of the connection's state; any other Python is skipped.

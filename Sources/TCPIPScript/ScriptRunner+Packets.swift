@@ -26,8 +26,12 @@ extension ScriptRunner {
                     }
                 case .timestamp(let value, let echo):
                     options.timestamps = TCPTimestamps(value: value, echoReply: liveTimestamp(forScript: echo))
+                case .md5:
+                    throw ScriptSkip(reason: "TCP MD5 signature option (RFC 2385): the stack does not implement it")
                 case .other(let text):
-                    throw ScriptSkip(reason: "inbound option `\(text)` is not supported by the runner")
+                    let feature = text.hasPrefix("FO") ? "TCP Fast Open's cookie option (RFC 7413), which the stack does not implement"
+                        : "an option the runner cannot inject"
+                    throw ScriptSkip(reason: "inbound option `\(text)`: \(feature)")
                 }
             }
         }
@@ -36,28 +40,36 @@ extension ScriptRunner {
         var header = TCPHeader(
             sourcePort: remotePort, destinationPort: localPort,
             sequenceNumber: SequenceNumber(packet.start),
-            acknowledgmentNumber: SequenceNumber(packet.acknowledgment.map { ourBase &+ $0 } ?? 0),
+            // packetdrill maps the ACK field of a packet with ACK set from script space whether or not
+            // the line wrote `ack N` (an omitted one is 0: our ISN, run_packet.c).
+            acknowledgmentNumber: SequenceNumber(
+                packet.flags.contains(.ack) ? ourBase &+ (packet.acknowledgment ?? 0) : packet.acknowledgment.map { ourBase &+ $0 } ?? 0),
             flags: packet.flags, window: packet.window ?? 0, options: options)
         header.urgentPointer = packet.urgentPointer ?? 0
+        // `[ect0]`, `[ce]`, …: the ECN field the peer's packet carries (RFC 3168 §5); Not-ECT otherwise.
+        let ecn = try Self.writtenECN(packet)?.first ?? .notECT
+        let live = sockets.compactMap { fd, socket in socket.connection.flatMap { stack.state($0) }.map { (fd, socket, $0) } }
+        // A packet longer than the MSS is one GSO packet (of `--mss`-octet segments, packetdrill's
+        // gso_size), which Linux's GRO hands to TCP as one skb: it is injected as one segment.
         var payload: ByteBuffer?
         if packet.length > 0 {
             var buffer = ByteBufferAllocator().buffer(capacity: packet.length)
             buffer.writeRepeatingByte(0, count: packet.length)
             payload = buffer
         }
-        // `[ect0]`, `[ce]`, …: the ECN field the peer's packet carries (RFC 3168 §5); Not-ECT otherwise.
-        let ecn = try Self.writtenECN(packet)?.first ?? .notECT
-        let datagram = PacketBuffer.tcpDatagram(
-            header: header, payload: payload, source: remoteAddress, destination: localAddress, ecn: ecn)
+        var datagram = PacketBuffer.tcpDatagram(
+            header: header, payload: payload, source: remoteAddress, destination: localAddress,
+            timeToLive: packet.ip.timeToLive ?? 64, ecn: ecn)
+        if packet.ip.typeOfService != nil || packet.ip.flowLabel != nil { Self.write(packet.ip, into: &datagram) }
         exchanged.append("\(format(now)) < \(Self.ecnText(ecn))\(describe(header, payloadLength: packet.length, outbound: false))")
         capture.append((now, datagram))
-        let live = sockets.compactMap { fd, socket in socket.connection.flatMap { stack.state($0) }.map { (fd, socket, $0) } }
         stack.receive(datagram, now: now)
-        if packet.flags.contains(.rst) {
+        if packet.flags.contains(.rst) || packet.flags.contains(.syn) {
             // A reset connection whose handle the stack freed at once takes its error with it;
-            // the socket keeps it, as a kernel socket does (SO_ERROR, then the next call).
+            // the socket keeps it, as a kernel socket does (SO_ERROR, then the next call). An RST
+            // resets it, or refuses it in SYN-SENT; a SYN resets it under RFC 793's rule (insecure_syn).
             for (fd, socket, state) in live where socket.connection.flatMap({ stack.state($0) }) == nil {
-                sockets[fd]?.lostError = state == .synSent ? .connectionRefused : .connectionReset
+                sockets[fd]?.lostError = state == .synSent && packet.flags.contains(.rst) ? .connectionRefused : .connectionReset
             }
         }
         collect()
@@ -86,6 +98,51 @@ extension ScriptRunner {
         return allowed
     }
 
+    /// Writes a line's `(tos N)` (the whole octet: DSCP and ECN) and IPv6 flow label into a datagram
+    /// built by `PacketBuffer`, fixing the IPv4 header checksum.
+    static func write(_ fields: ScriptIPFields, into datagram: inout ByteBuffer) {
+        let start = datagram.readerIndex
+        guard let first = datagram.getInteger(at: start, as: UInt8.self) else { return }
+        if first >> 4 == 4 {
+            if let tos = fields.typeOfService { datagram.setInteger(tos, at: start + 1) }
+            let headerLength = Int(first & 0x0f) * 4
+            datagram.setInteger(UInt16(0), at: start + 10)
+            var sum: UInt32 = 0
+            for offset in stride(from: 0, to: headerLength, by: 2) {
+                sum += UInt32(datagram.getInteger(at: start + offset, as: UInt16.self) ?? 0)
+            }
+            while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+            datagram.setInteger(~UInt16(sum), at: start + 10)
+        } else if var word = datagram.getInteger(at: start, as: UInt32.self) {
+            if let tos = fields.typeOfService { word = (word & 0xf00f_ffff) | UInt32(tos) << 20 }
+            if let label = fields.flowLabel { word = (word & 0xfff0_0000) | (label & 0xf_ffff) }
+            datagram.setInteger(word, at: start)
+        }
+    }
+
+    /// The TOS octet (traffic class), TTL (hop limit) and flow label (IPv6; 0 for IPv4) of a datagram.
+    static func ipFields(of datagram: ByteBuffer) -> (typeOfService: UInt8, timeToLive: UInt8, flowLabel: UInt32)? {
+        let start = datagram.readerIndex
+        guard let first = datagram.getInteger(at: start, as: UInt8.self) else { return nil }
+        if first >> 4 == 4 {
+            guard let tos = datagram.getInteger(at: start + 1, as: UInt8.self),
+                let ttl = datagram.getInteger(at: start + 8, as: UInt8.self) else { return nil }
+            return (tos, ttl, 0)
+        }
+        guard let word = datagram.getInteger(at: start, as: UInt32.self),
+            let hops = datagram.getInteger(at: start + 7, as: UInt8.self) else { return nil }
+        return (UInt8(truncatingIfNeeded: word >> 20), hops, word & 0xf_ffff)
+    }
+
+    /// What differs between the IP fields a `>` line names and the datagram's.
+    static func ipMismatch(_ fields: ScriptIPFields, _ datagram: ByteBuffer) -> String? {
+        guard fields != ScriptIPFields(), let actual = ipFields(of: datagram) else { return nil }
+        if let tos = fields.typeOfService, tos != actual.typeOfService { return "TOS \(actual.typeOfService) instead of \(tos)" }
+        if let ttl = fields.timeToLive, ttl != actual.timeToLive { return "TTL \(actual.timeToLive) instead of \(ttl)" }
+        if let label = fields.flowLabel, label != actual.flowLabel { return "flow label \(actual.flowLabel) instead of \(label)" }
+        return nil
+    }
+
     /// The live TS val the stack sent where the script wrote `script`.
     func liveTimestamp(forScript script: UInt32) -> UInt32 {
         if script == 0 { return 0 }
@@ -108,17 +165,22 @@ extension ScriptRunner {
         let tolerance = tolerance(for: latest ?? now)
         // packetdrill waits up to the expected time plus 2 s for a packet.
         let giveUp = (latest ?? now + .seconds(3600)) + tolerance + .seconds(2)
-        guard let (time, header, payloadLength, ecn) = try nextOutbound(until: giveUp, length: packet.length) else {
+        guard let (time, header, payloadLength, ecn, datagram) = try nextOutbound(until: giveUp, length: packet.length) else {
             throw failure("timed out waiting for a packet", expected: lineText(packet), actual: "nothing by \(format(giveUp))")
         }
-        let actualText = Self.ecnText(ecn) + describe(header, payloadLength: payloadLength, outbound: true)
+        if packet.flags.contains(.syn), header.flags.contains(.syn) {
+            // packetdrill learns our ISN from the first outbound SYN: its live sequence number is the
+            // line's `start` (`> S. 1234:1234(0)` names our ISN 1234 in script space).
+            iss = header.sequenceNumber.rawValue &- packet.start
+        }
+        let actualText = Self.ecnText(ecn) + describe(header, payloadLength: payloadLength, outbound: true, wire: Self.rawOptions(of: datagram))
         if let earliest, let latest, time < earliest - tolerance || time > latest + tolerance {
             let when = earliest == latest ? format(earliest) : "\(format(earliest))~\(format(latest))"
             throw failure(
                 "packet sent at \(format(time)), expected at \(when) (tolerance \(tolerance.nanoseconds / 1000) µs)",
                 expected: lineText(packet), actual: actualText)
         }
-        if let mismatch = mismatch(packet, header, payloadLength: payloadLength) {
+        if let mismatch = mismatch(packet, header, payloadLength: payloadLength, datagram: datagram) ?? Self.ipMismatch(packet.ip, datagram) {
             throw failure("bad outbound packet: \(mismatch)", expected: lineText(packet), actual: actualText)
         }
         if let allowed = try Self.writtenECN(packet), !allowed.contains(ecn) {
@@ -132,11 +194,12 @@ extension ScriptRunner {
     /// The next outbound segment, merging consecutive segments whose payloads add up to `length`
     /// (packetdrill's aggregation of TSO bursts: seq from the first, flags and options from the last),
     /// with the ECN field of the first.
-    func nextOutbound(until giveUp: Instant, length: Int) throws -> (Instant, TCPHeader, Int, ECNCodepoint)? {
+    func nextOutbound(until giveUp: Instant, length: Int) throws -> (Instant, TCPHeader, Int, ECNCodepoint, ByteBuffer)? {
         var merged: (Instant, TCPHeader, Int)?
         var firstECN = ECNCodepoint.notECT
+        var firstDatagram = ByteBuffer()
         while true {
-            guard let (time, datagram) = try takeOutbound(until: giveUp) else { return merged.map { ($0.0, $0.1, $0.2, firstECN) } }
+            guard let (time, datagram) = try takeOutbound(until: giveUp) else { return merged.map { ($0.0, $0.1, $0.2, firstECN, firstDatagram) } }
             guard let (header, payload) = decode(datagram) else {
                 throw failure("the stack sent a datagram that does not parse as IP/TCP")
             }
@@ -144,7 +207,7 @@ extension ScriptRunner {
             if case (let firstTime, var first, var total)? = merged {
                 guard header.sequenceNumber == first.sequenceNumber + UInt32(total) else {
                     outbound.insert((time, datagram), at: 0)
-                    return (firstTime, first, total, firstECN)
+                    return (firstTime, first, total, firstECN, firstDatagram)
                 }
                 total += payload.readableBytes
                 var combined = header
@@ -154,10 +217,13 @@ extension ScriptRunner {
             } else {
                 merged = (time, header, payload.readableBytes)
                 firstECN = Self.ecn(of: datagram)
+                firstDatagram = datagram
             }
             let total = merged!.2
-            if total >= length || payload.readableBytes == 0 || header.flags.contains(.fin) || header.flags.contains(.syn) {
-                return merged.map { ($0.0, $0.1, $0.2, firstECN) }
+            // `--strict_segments`: one line, one segment.
+            if total >= length || payload.readableBytes == 0 || header.flags.contains(.fin) || header.flags.contains(.syn)
+                || self.header.strictSegments {
+                return merged.map { ($0.0, $0.1, $0.2, firstECN, firstDatagram) }
             }
         }
     }
@@ -178,12 +244,12 @@ extension ScriptRunner {
     }
 
     /// What differs between a `>` line and the segment sent, or nil.
-    func mismatch(_ packet: ScriptPacket, _ header: TCPHeader, payloadLength: Int) -> String? {
+    func mismatch(_ packet: ScriptPacket, _ header: TCPHeader, payloadLength: Int, datagram: ByteBuffer? = nil) -> String? {
         let ourBase = iss ?? 0
         let ignored: TCPFlags = profile.checksPush ? [] : .psh
         if header.flags.subtracting(ignored) != packet.flags.subtracting(ignored) { return "flags \(Self.flagText(header.flags)) instead of \(Self.flagText(packet.flags))" }
         let sequence = header.sequenceNumber.rawValue &- ourBase
-        if sequence != packet.start { return "sequence number \(sequence) instead of \(packet.start)" }
+        if !packet.anySequence, sequence != packet.start { return "sequence number \(sequence) instead of \(packet.start)" }
         if payloadLength != packet.length { return "payload length \(payloadLength) instead of \(packet.length)" }
         let acknowledgment = header.acknowledgmentNumber.rawValue
         if let expected = packet.acknowledgment {
@@ -193,12 +259,44 @@ extension ScriptRunner {
         }
         if let window = packet.window, header.window != window { return "window \(header.window) instead of \(window)" }
         if let urgent = packet.urgentPointer, header.urgentPointer != urgent { return "urgent pointer \(header.urgentPointer) instead of \(urgent)" }
-        return optionsMismatch(packet.options, header.options)
+        return optionsMismatch(packet.options, header.options, sent: datagram.flatMap(Self.rawOptions))
     }
 
-    private func optionsMismatch(_ written: ScriptPacket.OptionList, _ actual: TCPOptions) -> String? {
+    /// The options of a datagram's TCP header as written on the wire, NOP and EOL included (after an
+    /// EOL, every padding octet reads as another EOL, as packetdrill's `<…,eol,eol>` spells it).
+    static func rawOptions(of datagram: ByteBuffer) -> [ScriptOption]? {
+        guard let ip = try? IPDatagram.parse(datagram, verifyChecksum: false) else { return nil }
+        let tcp = ip.payload
+        let start = tcp.readerIndex
+        guard let offsetByte = tcp.getInteger(at: start + 12, as: UInt8.self) else { return nil }
+        let end = start + Int(offsetByte >> 4) * 4
+        var at = start + 20
+        var list: [ScriptOption] = []
+        while at < end, let kind = tcp.getInteger(at: at, as: UInt8.self) {
+            if kind == 0 || kind == 1 {
+                list.append(kind == 0 ? .eol : .nop)
+                at += 1
+                continue
+            }
+            guard let length = tcp.getInteger(at: at + 1, as: UInt8.self), length >= 2, at + Int(length) <= end else { return nil }
+            func word(_ offset: Int) -> UInt32 { tcp.getInteger(at: at + offset, as: UInt32.self) ?? 0 }
+            switch (kind, length) {
+            case (2, 4): list.append(.mss(tcp.getInteger(at: at + 2, as: UInt16.self) ?? 0))
+            case (3, 3): list.append(.windowScale(tcp.getInteger(at: at + 2, as: UInt8.self) ?? 0))
+            case (4, 2): list.append(.sackPermitted)
+            case (8, 10): list.append(.timestamp(value: word(2), echo: word(6)))
+            case (5, _):
+                list.append(.sack((0..<(Int(length) - 2) / 8).map { (word(2 + 8 * $0), word(6 + 8 * $0)) }))
+            default: list.append(.other("kind \(kind)"))
+            }
+            at += Int(length)
+        }
+        return list
+    }
+
+    private func optionsMismatch(_ written: ScriptPacket.OptionList, _ actual: TCPOptions, sent wire: [ScriptOption]? = nil) -> String? {
         let ourBase = iss ?? 0
-        let sent = Self.wireOrder(actual)
+        let sent = wire ?? Self.wireOrder(actual)
         var expected: [ScriptOption]
         switch written {
         case .unchecked:
@@ -207,10 +305,14 @@ extension ScriptRunner {
         case .none: expected = []
         case .list(let list): expected = list
         }
+
         // Map the stack's values into script space before comparing: SACK blocks count from the
         // peer's ISN (zero here), TS val through the offset the first TS val fixed.
         var writtenTS: UInt32?
-        let checkTSval = script.option("tcp_ts_tick_usecs") != nil
+        // `--tcp_ts_tick_usecs=T`: TS val is checked, within the tolerance counted in ticks
+        // (packetdrill's `|live − script| × T ≤ tolerance`).
+        let tick = header.timestampTickMicroseconds
+        let allowedTicks = tick.map { UInt32(clamping: tolerance(for: now).nanoseconds / 1000 / max($0, 1)) }
         for (index, option) in expected.enumerated() {
             if case .timestamp(let value, _) = option { writtenTS = value; expected[index] = .timestamp(value: value, echo: 0) }
         }
@@ -219,7 +321,13 @@ extension ScriptRunner {
             switch option {
             case .timestamp(let value, _):
                 let mapped = value &- (timestampOffset ?? 0)
-                let tsValue = checkTSval ? mapped : (writtenTS ?? mapped)
+                let tsValue: UInt32
+                if let allowedTicks, let writtenTS {
+                    let distance = min(mapped &- writtenTS, writtenTS &- mapped)
+                    tsValue = distance <= allowedTicks ? writtenTS : mapped
+                } else {
+                    tsValue = writtenTS ?? mapped
+                }
                 return .timestamp(value: tsValue, echo: 0)
             case .sack(let blocks): return .sack(blocks.map { ($0.0, $0.1) })
             default: return option
@@ -289,13 +397,14 @@ extension ScriptRunner {
             case .sackPermitted: "sackOK"
             case .sack(let blocks): "sack " + blocks.map { "\($0.0):\($0.1)" }.joined(separator: " ")
             case .timestamp(let value, let echo): "TS val \(value) ecr \(echo)"
+            case .md5(let text): "md5 \(text)"
             case .other(let text): text
             }
         }.joined(separator: ",")
     }
 
     /// A live segment in the script's notation and numbering.
-    func describe(_ header: TCPHeader, payloadLength: Int, outbound: Bool) -> String {
+    func describe(_ header: TCPHeader, payloadLength: Int, outbound: Bool, wire: [ScriptOption]? = nil) -> String {
         let ourBase = iss ?? 0
         let start = outbound ? header.sequenceNumber.rawValue &- ourBase : header.sequenceNumber.rawValue
         var text = "\(Self.flagText(header.flags)) \(start):\(start &+ UInt32(payloadLength))(\(payloadLength))"
@@ -304,10 +413,16 @@ extension ScriptRunner {
             text += " ack \(ack)"
         }
         text += " win \(header.window)"
-        var options = Self.wireOrder(header.options)
+        var options = wire ?? Self.wireOrder(header.options)
         if outbound {
             options = options.map { option in
                 if case .timestamp(let value, let echo) = option { return .timestamp(value: value &- (timestampOffset ?? 0), echo: echo) }
+                return option
+            }
+        } else {
+            // An inbound SACK block counts from our ISS, as the script wrote it.
+            options = options.map { option in
+                if case .sack(let blocks) = option { return .sack(blocks.map { ($0.0 &- ourBase, $0.1 &- ourBase) }) }
                 return option
             }
         }

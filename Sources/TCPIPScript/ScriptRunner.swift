@@ -18,6 +18,10 @@ import TCPIPWire
 public final class ScriptRunner {
     public let script: Script
     public let profile: ScriptProfile
+    /// The script's header options (`--ip_version`, `--tolerance_usecs`, …).
+    public let header: ScriptHeader
+    /// Mismatches `--non_fatal` let through, in order.
+    public internal(set) var warnings: [ScriptFailure] = []
     /// Every datagram in both directions with its time, for `--pcap`.
     public internal(set) var capture: [(time: Instant, datagram: ByteBuffer)] = []
     /// Every segment exchanged, in the script's numbering, for failure reports and `--trace`.
@@ -33,6 +37,8 @@ public final class ScriptRunner {
     /// The stack's port and the peer's; learnt from the stack's SYN on an active open.
     var localPort: UInt16 = 8080
     var remotePort: UInt16 = 40000
+    /// The MSS the run's MTU gives (MTU less the IP and TCP headers).
+    let segmentSize: Int
     /// Our ISS (the stack's), learnt from its SYN or SYN-ACK.
     var iss: UInt32?
     /// The first outbound TS val minus the script's: maps TS values between the two clocks.
@@ -56,31 +62,49 @@ public final class ScriptRunner {
     public init(script: Script, profile: ScriptProfile, seed: UInt64 = 1) {
         self.script = script
         self.profile = profile
-        let ipv6 = script.option("ip_version") == "ipv6"
-        localAddress = ipv6 ? .v6(IPv6Address("fd3d:a0b:17d6::1")!) : .v4(IPv4Address(192, 168, 0, 1))
-        remoteAddress = ipv6 ? .v6(IPv6Address("fd3d:fa7b:d17d::1")!) : .v4(IPv4Address(192, 0, 2, 1))
+        header = ScriptHeader(script)
+        let ipv6 = header.ipVersion == .ipv6
+        (localAddress, remoteAddress) = header.addresses
+        localPort = header.bindPort
         var tcp = profile.tcpConfiguration()
+        let mtu = header.mtu ?? (ipv6 ? profile.ipv6MTU : profile.mtu)
+        segmentSize = mtu - (ipv6 ? 60 : 40)
+        if let space = profile.receiveSpace { tcp.receiveBufferSize = Self.wholeSegments(space, segmentSize) }
         if let command = script.initCommand {
-            if command.contains("tcp_timestamps=0") { tcp.timestamps = false }
-            if command.contains("tcp_sack=0") { tcp.selectiveAcknowledgments = false }
-            if command.contains("tcp_window_scaling=0") { tcp.windowScaling = false }
-            Self.applySysctls(command, to: &tcp)
+            Self.applySysctls(command, to: &tcp, segmentSize: segmentSize)
         }
-        let mtu = script.option("mtu").flatMap { Int($0) } ?? (ipv6 ? profile.mtu + 20 : profile.mtu)
         configuration = StackConfiguration(addresses: [localAddress], mtu: mtu, checksumOffload: false, seed: seed, tcp: tcp)
-        toleranceMicroseconds = script.option("tolerance_usecs").flatMap { Int64($0) } ?? 4000
-        tolerancePercent = script.option("tolerance_percent").flatMap { Double($0) } ?? 12.5
+        toleranceMicroseconds = header.toleranceMicroseconds
+        tolerancePercent = header.tolerancePercent
     }
 
-    /// The sysctls of a shell line that map onto the stack's configuration: ECN (Linux
-    /// `net.ipv4.tcp_ecn`, FreeBSD `net.inet.tcp.ecn.enable`: 0 off, 1 request, 2 accept when asked),
-    /// the SYN retry count (Linux `net.ipv4.tcp_syn_retries`) and FreeBSD's connection-establishment
-    /// timeout (`net.inet.tcp.keepinit`, milliseconds).
-    static func applySysctls(_ command: String, to tcp: inout TCPConfiguration) {
-        for word in command.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "`" }) {
+    /// The sysctls of a shell line that map onto the stack's configuration, FreeBSD's
+    /// (`sysctl -w net.inet.tcp.x=V`) and Linux's (`sysctl -q net.ipv4.tcp_x=V`,
+    /// `set_sysctls.py /proc/sys/net/ipv4/tcp_x=V`). A sysctl of either system with no meaning for
+    /// the stack (host cache, TSO, pacing) changes nothing.
+    ///
+    /// - ECN: `net.ipv4.tcp_ecn`, `net.inet.tcp.ecn.enable` (0 off, 1 request, 2 accept when asked).
+    /// - Options: `net.inet.tcp.rfc1323` (timestamps and window scaling; FreeBSD's 2 and 3 select
+    ///   one), `net.inet.tcp.sack.enable`, `net.ipv4.tcp_timestamps`, `tcp_sack`, `tcp_window_scaling`.
+    /// - RFC 793 instead of RFC 5961: `net.inet.tcp.insecure_rst`, `net.inet.tcp.insecure_syn`.
+    /// - SYN with FIN: `net.inet.tcp.drop_synfin` (0 takes it as a SYN).
+    /// - Closed ports: `net.inet.tcp.blackhole` (1: no RST for a SYN, 2: none at all).
+    /// - Buffers: `net.inet.tcp.recvspace`, `net.inet.tcp.sendspace` (the default socket buffers).
+    /// - Timers: `net.ipv4.tcp_syn_retries`, `net.inet.tcp.keepinit` (ms), `net.inet.tcp.delacktime`
+    ///   (ms), `net.inet.tcp.rexmit_initial` (ms), `net.inet.tcp.rexmit_min` (ms), `net.inet.tcp.msl` (ms).
+    /// `size` rounded up to whole segments, as FreeBSD's tcp_mss rounds its socket buffers.
+    static func wholeSegments(_ size: Int, _ segment: Int) -> Int {
+        let segment = max(segment, 1)
+        return (size + segment - 1) / segment * segment
+    }
+
+    static func applySysctls(_ command: String, to tcp: inout TCPConfiguration, segmentSize: Int) {
+        for word in command.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "`" || $0 == "\"" || $0 == "'" }) {
             let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, let value = Int(parts[1]) else { continue }
-            switch parts[0] {
+            var name = parts[0]
+            if name.hasPrefix("/proc/sys/") { name = String(name.dropFirst("/proc/sys/".count)).replacingSlashes }
+            switch name {
             case "net.ipv4.tcp_ecn", "net.inet.tcp.ecn.enable":
                 switch value {
                 case 0: tcp.explicitCongestionNotification = .off
@@ -91,6 +115,38 @@ public final class ScriptRunner {
                 tcp.maximumSYNRetransmissions = value
             case "net.inet.tcp.keepinit" where value > 0:
                 tcp.connectionTimeout = .milliseconds(Int64(value))
+            case "net.inet.tcp.rfc1323":
+                // tcp_input.c / tcp_syncache.c: V_tcp_do_rfc1323 1 both, 2 window scaling only, 3 timestamps only.
+                tcp.windowScaling = value == 1 || value == 2
+                tcp.timestamps = value == 1 || value == 3
+            case "net.ipv4.tcp_timestamps":
+                tcp.timestamps = value != 0
+            case "net.ipv4.tcp_window_scaling":
+                tcp.windowScaling = value != 0
+            case "net.inet.tcp.sack.enable", "net.ipv4.tcp_sack":
+                tcp.selectiveAcknowledgments = value != 0
+            case "net.inet.tcp.insecure_rst":
+                tcp.acceptsAnyResetInWindow = value != 0
+            case "net.inet.tcp.blackhole":
+                tcp.closedPortResets = value == 0 ? .all : value == 1 ? .exceptSYN : .none
+            case "net.inet.tcp.drop_synfin":
+                tcp.acceptsSYNWithFIN = value == 0
+            case "net.inet.tcp.insecure_syn":
+                tcp.resetsOnSYNInWindow = value != 0
+            case "net.inet.tcp.recvspace" where value > 0:
+                // tcp_mss() (tcp_input.c) rounds the buffer up to whole segments of the MSS once it is
+                // known; the suite's peers offer the full MSS without timestamps (65536 → 65700 over IPv4).
+                tcp.receiveBufferSize = wholeSegments(value, segmentSize)
+            case "net.inet.tcp.sendspace" where value > 0:
+                tcp.sendBufferSize = max(tcp.sendBufferSize, value)
+            case "net.inet.tcp.delacktime" where value > 0:
+                tcp.delayedAckTimeout = .milliseconds(Int64(value))
+            case "net.inet.tcp.rexmit_initial" where value > 0:
+                tcp.initialRTO = .milliseconds(Int64(value))
+            case "net.inet.tcp.rexmit_min" where value > 0:
+                tcp.minimumRTO = .milliseconds(Int64(value))
+            case "net.inet.tcp.msl" where value > 0:
+                tcp.maximumSegmentLifetime = .milliseconds(Int64(value))
             default:
                 continue
             }
@@ -111,9 +167,21 @@ public final class ScriptRunner {
 
     public func run() -> ScriptOutcome {
         do {
+            if let (name, reason) = header.unsupported.first {
+                throw ScriptSkip(reason: "--\(name): \(reason)")
+            }
+            if let command = script.initCommand, command.contains("route"), command.contains("advmss") || command.contains("mtu lock") {
+                // A route's advmss / locked MTU, as `ip route` sets them for RFC 4821 MTU probing: the
+                // stack's MSS and MTU are per stack, with no route table.
+                throw ScriptSkip(reason: "route attributes (advmss, mtu lock) set with `ip route`: the stack has no route table")
+            }
             for event in script.events {
                 currentLine = event.position.line
-                try perform(event)
+                do {
+                    try perform(event)
+                } catch let failure as ScriptFailure where isNonFatal(event) {
+                    warnings.append(failure)
+                }
             }
             currentLine = script.events.last?.position.line ?? 0
             if let pending {
@@ -129,6 +197,15 @@ public final class ScriptRunner {
         }
     }
 
+    /// `--non_fatal=packet,syscall`: a mismatch of such an event is a warning, and the script goes on.
+    private func isNonFatal(_ event: ScriptEvent) -> Bool {
+        switch event.action {
+        case .packet: header.nonFatal.contains("packet")
+        case .systemCall: header.nonFatal.contains("syscall")
+        default: false
+        }
+    }
+
     func failure(_ message: String, line: Int? = nil, expected: String? = nil, actual: String? = nil) -> ScriptFailure {
         ScriptFailure(line: line ?? currentLine, message: message, expected: expected, actual: actual, recent: Array(exchanged.suffix(6)))
     }
@@ -137,6 +214,12 @@ public final class ScriptRunner {
         switch event.action {
         case .packet(let packet) where packet.other != nil:
             throw ScriptSkip(reason: "non-TCP packet `\(packet.other!)`")
+        case .packet(let packet) where packet.options.containsMD5:
+            throw ScriptSkip(reason: "TCP MD5 signature option (RFC 2385): the stack does not implement it")
+        case .packet(let packet) where packet.encapsulation != nil:
+            throw ScriptSkip(reason: "a segment encapsulated in `/\(packet.encapsulation!)`: the stack has no TCP over UDP")
+        case .packet(let packet) where packet.marked:
+            throw ScriptSkip(reason: "`!` after a sequence range is not packetdrill's grammar; the runner does not interpret it")
         case .packet(let packet) where packet.direction == .inbound:
             let time = try scheduledTime(event.timing)
             try advance(to: time)
@@ -233,7 +316,7 @@ public final class ScriptRunner {
                     remotePort = header.destinationPort
                 }
                 let ecn = Self.ecnText(Self.ecn(of: datagram))
-                exchanged.append("\(format(now)) > \(ecn)\(describe(header, payloadLength: payload.readableBytes, outbound: true))")
+                exchanged.append("\(format(now)) > \(ecn)\(describe(header, payloadLength: payload.readableBytes, outbound: true, wire: Self.rawOptions(of: datagram)))")
             }
         }
         if tracing {
@@ -316,4 +399,16 @@ extension Instant {
 
 struct ScriptSkip: Error {
     var reason: String
+}
+
+extension ScriptPacket.OptionList {
+    var containsMD5: Bool {
+        guard case .list(let options) = self else { return false }
+        return options.contains { if case .md5 = $0 { true } else { false } }
+    }
+}
+
+extension String {
+    /// `net/ipv4/tcp_sack` → `net.ipv4.tcp_sack`: a /proc/sys path as a sysctl name.
+    var replacingSlashes: String { String(map { $0 == "/" ? "." : $0 }) }
 }

@@ -94,8 +94,16 @@ public struct ScriptPacket: Sendable {
 
     public var direction: Direction
     /// `[ect0]`, `(tos 0x10)` and the like, as written. The runner injects and checks the ECN
-    /// codepoints (`[noecn]`, `[ect0]`, `[ect1]`, `[ect01]`, `[ce]`); TOS, TTL and flow label are not checked.
+    /// codepoints (`[noecn]`, `[ect0]`, `[ect1]`, `[ect01]`, `[ce]`) and the fields of `ip`.
     public var ipInformation: [String]
+    /// The IP header fields the line names (`(tos 0x10)`, `(ttl 64)`, `(hlim 64)`, `[flowlabel 0x1]`).
+    public var ip = ScriptIPFields()
+    /// `!` after the sequence range (`1:1001(1000)!`), as written; the runner does not interpret it.
+    public var marked = false
+    /// `...(0)` instead of `start:end`: any sequence number (nplab's packetdrill).
+    public var anySequence = false
+    /// `/udp(9811 > 1)` after the segment (nplab's packetdrill: TCP encapsulated in UDP), as written.
+    public var encapsulation: String?
     /// The flags written; empty for `-` (explicitly no flags).
     public var flags: TCPFlags
     public var start: UInt32
@@ -109,6 +117,19 @@ public struct ScriptPacket: Sendable {
     public var other: String?
 }
 
+/// The IP header fields a packet line names: injected as written on `<` lines, compared on `>` lines,
+/// and neither when not named (packetdrill's `run_packet.c` checks TOS and TTL only if the script
+/// specifies them).
+public struct ScriptIPFields: Sendable, Equatable {
+    /// The whole TOS octet (IPv4) or traffic class (IPv6), ECN bits included.
+    public var typeOfService: UInt8?
+    /// TTL (IPv4) or hop limit (IPv6): `(ttl N)` and `(hlim N)` are the same field.
+    public var timeToLive: UInt8?
+    /// The IPv6 flow label.
+    public var flowLabel: UInt32?
+    public init() {}
+}
+
 /// One TCP option of a packet line, in the order written.
 public enum ScriptOption: Sendable, Equatable {
     case nop
@@ -118,7 +139,9 @@ public enum ScriptOption: Sendable, Equatable {
     case sackPermitted
     case sack([(UInt32, UInt32)])
     case timestamp(value: UInt32, echo: UInt32)
-    /// `md5`, `FO`, `FOEXP`, `ECN`, … as written.
+    /// `md5 KEY`: RFC 2385's signature option (kind 19, 18 octets), with the digest as written.
+    case md5(String)
+    /// `FO`, `FOEXP`, `ECN`, … as written.
     case other(String)
 
     public static func == (lhs: ScriptOption, rhs: ScriptOption) -> Bool {
@@ -128,7 +151,7 @@ public enum ScriptOption: Sendable, Equatable {
         case (.windowScale(let a), .windowScale(let b)): a == b
         case (.sack(let a), .sack(let b)): a.count == b.count && zip(a, b).allSatisfy { $0 == $1 }
         case (.timestamp(let a, let b), .timestamp(let c, let d)): a == c && b == d
-        case (.other(let a), .other(let b)): a == b
+        case (.other(let a), .other(let b)), (.md5(let a), .md5(let b)): a == b
         default: false
         }
     }

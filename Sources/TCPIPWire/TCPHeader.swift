@@ -53,8 +53,12 @@ public struct TCPHeader: Hashable, Sendable {
     /// - Returns: the header and the payload: `segment` itself, its reader index moved past the header
     ///   (`consuming`: no slice, so no second reference to the storage; a caller that keeps its
     ///   buffer passes a copy).
+    ///
+    /// - Parameter acceptsSYNWithFIN: a SYN with FIN set parses (FreeBSD with net.inet.tcp.drop_synfin=0)
+    ///   instead of throwing `.invalidFlags` (Linux).
     public static func parse(
-        _ segment: consuming ByteBuffer, source: IPAddress, destination: IPAddress, verifyChecksum: Bool = true
+        _ segment: consuming ByteBuffer, source: IPAddress, destination: IPAddress, verifyChecksum: Bool = true,
+        acceptsSYNWithFIN: Bool = false
     ) throws(WireError) -> (header: TCPHeader, payload: ByteBuffer) {
         let available = segment.readableBytes
         guard available >= minimumLength else { throw .truncated }
@@ -82,8 +86,10 @@ public struct TCPHeader: Hashable, Sendable {
             guard sum.checksum == 0 else { throw .badChecksum }
         }
         let flags = TCPFlags(rawValue: fixed.flags)
-        // Linux drops SYN+FIN outright (tcp_rcv_state_process); no state has a use for it.
-        guard !flags.isSuperset(of: [.syn, .fin]) else { throw .invalidFlags }
+        // Linux drops SYN+FIN outright (tcp_rcv_state_process); no state has a use for it. FreeBSD
+        // (drop_synfin=0) lets it through: the SYN is processed first, and the FIN counts in the
+        // sequence space an RST for a closed port acknowledges.
+        guard acceptsSYNWithFIN || !flags.isSuperset(of: [.syn, .fin]) else { throw .invalidFlags }
         let options: TCPOptions
         if headerLength == minimumLength + 12 && fixed.option0 == TCPOptions.alignedTimestampsWord {
             // NOP, NOP, TS: what nearly every segment of a connection with timestamps carries (RFC 7323

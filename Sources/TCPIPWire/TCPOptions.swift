@@ -128,12 +128,24 @@ public struct TCPTimestamps: Hashable, Sendable {
 ///
 /// When everything does not fit in the 40 octets of option space, SACK blocks are dropped from the end.
 public struct TCPOptions: Hashable, Sendable {
+    /// How a segment carrying an MSS option (a SYN or SYN-ACK) arranges its options. RFC 9293 §3.2
+    /// leaves the order to the sender; both layouts take the same number of octets.
+    public enum Layout: UInt8, Hashable, Sendable {
+        /// Ours and Linux's: mss, sackOK with TS (or nop, nop, TS), nop, wscale.
+        case linux
+        /// 4.4BSD's and FreeBSD's (tcp_output.c, tcp_addoptions): mss, nop, wscale, sackOK, TS,
+        /// each aligned with NOPs, and the list ended by EOL and zero padding.
+        case bsd
+    }
+
     public var maximumSegmentSize: UInt16?
     /// The shift count; parsing clamps it to 14 (RFC 7323 §2.3).
     public var windowScale: UInt8?
     public var sackPermitted: Bool
     public var timestamps: TCPTimestamps?
     public var sackBlocks: SACKBlocks
+    /// The arrangement of a SYN's options; parsing always yields `.linux` (order is not kept).
+    public var layout: Layout = .linux
 
     /// The most octets of options a TCP header can carry (data offset 15).
     public static let maximumLength = 40
@@ -204,6 +216,7 @@ public struct TCPOptions: Hashable, Sendable {
 
     /// Writes the options at `index`, returning the octets written (`encodedLength`).
     func write(to header: WireWriter, at index: Int) -> Int {
+        if layout == .bsd, maximumSegmentSize != nil, sackBlocks.isEmpty { return writeBSD(to: header, at: index) }
         var at = index
         func word(_ value: UInt32) {
             header.store(value, at: at)
@@ -236,6 +249,50 @@ public struct TCPOptions: Hashable, Sendable {
             }
         }
         return at - index
+    }
+
+    /// FreeBSD's tcp_addoptions (sys/netinet/tcp_output.c): MSS at a 4-octet boundary; window scale
+    /// at an odd offset; SACK permitted at an even one; timestamps at 2 modulo 4 (a SYN has no SACK blocks);
+    /// NOPs before each as needed; then EOL and zeros to the next word. For every combination of
+    /// options a SYN carries this is as long as our layout (`encodedLength`).
+    private func writeBSD(to header: WireWriter, at index: Int) -> Int {
+        var length = 0
+        func byte(_ value: UInt8) {
+            header.store(value, at: index + length)
+            length += 1
+        }
+        func pad(until aligned: (Int) -> Bool) {
+            while !aligned(length) { byte(Kind.noOperation) }
+        }
+        if let mss = maximumSegmentSize {
+            pad { $0 % 4 == 0 }
+            byte(Kind.maximumSegmentSize)
+            byte(4)
+            byte(UInt8(mss >> 8))
+            byte(UInt8(truncatingIfNeeded: mss))
+        }
+        if let windowScale {
+            pad { $0 != 0 && $0 % 2 == 1 }
+            byte(Kind.windowScale)
+            byte(3)
+            byte(windowScale)
+        }
+        if sackPermitted {
+            pad { $0 % 2 == 0 }
+            byte(Kind.sackPermitted)
+            byte(2)
+        }
+        if let timestamps {
+            pad { $0 != 0 && $0 % 4 == 2 }
+            byte(Kind.timestamps)
+            byte(10)
+            header.store(timestamps.value, at: index + length)
+            header.store(timestamps.echoReply, at: index + length + 4)
+            length += 8
+        }
+        if length % 4 != 0 { byte(Kind.endOfList) }
+        while length % 4 != 0 { byte(0) }
+        return length
     }
 
     /// Parses the options in `length` octets at `offset` past `segment`'s reader index.

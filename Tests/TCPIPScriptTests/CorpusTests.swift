@@ -46,6 +46,31 @@ import Testing
         for path in Self.passing { #expect(paths.contains(path), "\(path) is not in the manifest") }
     }
 
+    /// google/packetdrill's whole TCP set, beside the corpus (`../shared/conformance/packetdrill-all`).
+    static let all = corpus.deletingLastPathComponent().appendingPathComponent("packetdrill-all")
+    static let allAvailable = FileManager.default.fileExists(atPath: all.path)
+
+    /// `Tests/Conformance/all-passing.txt`: the scripts of the whole set that pass today.
+    static let allPassing: [String] = {
+        let list = packageRoot.appendingPathComponent("Tests/Conformance/all-passing.txt")
+        guard let text = try? String(contentsOf: list, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+    }()
+
+    @Test(
+        "A script of google's whole set that passed still passes",
+        .enabled(if: allAvailable, "../shared/conformance/packetdrill-all not found; skipping"),
+        arguments: allPassing)
+    func listedScriptOfTheWholeSetPasses(_ relativePath: String) throws {
+        let path = Self.all.appendingPathComponent(relativePath).path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        switch ScriptFileRun.run(path: path, text: text, profile: nil).outcome.verdict {
+        case .passed: break
+        case .failed(let failure): Issue.record("packetdrill-all/\(relativePath) regressed: \(failure)")
+        case .skipped(let reason, let line): Issue.record("packetdrill-all/\(relativePath) is now skipped (line \(line)): \(reason)")
+        }
+    }
+
     /// Every script google, the kernel and FreeBSD publish parses (the full google set too).
     @Test(.enabled(if: corpusAvailable, "corpus not found at ../shared/conformance/packetdrill; skipping"))
     func everyCorpusScriptParses() throws {

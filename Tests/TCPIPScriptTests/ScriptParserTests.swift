@@ -152,7 +152,7 @@ import Testing
         let sack = try packet("0 < . 1:1(0) ack 1 win 257 <nop,nop,sack 2001:3001 6001:7001>")
         #expect(sack.options == .list([.nop, .nop, .sack([(2001, 3001), (6001, 7001)])]))
         #expect(try packet("0 > S 0:0(0) <mss 1460,sackOK,eol,eol>").options == .list([.mss(1460), .sackPermitted, .eol, .eol]))
-        #expect(try packet("0 > S 0:0(0) <md5 000102030405060708090a0b0c0d0e0f>").options == .list([.other("md5 000102030405060708090a0b0c0d0e0f")]))
+        #expect(try packet("0 > S 0:0(0) <md5 000102030405060708090a0b0c0d0e0f>").options == .list([.md5("000102030405060708090a0b0c0d0e0f")]))
         #expect(try packet("0 > S 0:0(0) <FO 3021b9d889017eeb,nop,nop>").options == .list([.other("FO 3021b9d889017eeb"), .nop, .nop]))
     }
 
@@ -238,5 +238,83 @@ import Testing
             """)
         #expect(script.events.count == 10)
         #expect(script.initCommand == "../common/defaults.sh")
+    }
+
+    // MARK: Header options (packetdrill's config.c) and packet-line syntax
+
+    @Test func everyHeaderOptionOfConfigIsKnownAndHonoured() throws {
+        let script = try parse("""
+            --ip_version=ipv4-mapped-ipv6
+            --tolerance_usecs=25000
+            --tolerance_percent=5
+            --mss=1000
+            --mtu=1520
+            --bind_port=9090
+            --connect_port=9091
+            --local_ip=192.168.0.2
+            --remote_ip=10.248.0.3
+            --tcp_ts_tick_usecs=1000
+            --tcp_ts_ecr_scaled
+            --strict_segments
+            --non_fatal=packet,syscall
+            --wire_client
+            --speed=1000
+            0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+            """)
+        let header = ScriptHeader(script)
+        #expect(header.ipVersion == .ipv4MappedIPv6)
+        #expect(header.toleranceMicroseconds == 25000)
+        #expect(header.tolerancePercent == 5)
+        #expect(header.segmentSize == 1000)
+        #expect(header.mtu == 1520)
+        #expect(header.bindPort == 9090 && header.connectPort == 9091)
+        #expect(header.localAddress == IPAddress("192.168.0.2") && header.remoteAddress == IPAddress("10.248.0.3"))
+        #expect(header.timestampTickMicroseconds == 1000 && header.timestampEchoScaled && header.strictSegments)
+        #expect(header.nonFatal == ["packet", "syscall"])
+        #expect(header.ignored.map(\.name) == ["wire_client", "speed"])
+    }
+
+    @Test func anUnknownHeaderOptionOrBadValueIsAnErrorAtItsLine() {
+        let unknown = syntaxError("--tolerance_usec=1000\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3")
+        #expect(unknown?.position.line == 1)
+        #expect(unknown?.message.contains("unknown option --tolerance_usec") == true)
+        let bad = syntaxError("--ip_version=ipv5\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3")
+        #expect(bad?.message.contains("bad --ip_version") == true)
+        #expect(syntaxError("--mss=0\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3") != nil)
+    }
+
+    @Test func defineSubstitutesASymbol() throws {
+        let call = try call("--define=MY_FD=7\n0 close(MY_FD) = 0")
+        #expect(call.arguments == [.integer(7)])
+    }
+
+    @Test func ipHeaderFieldsBeforeTheFlags() throws {
+        let hop = try packet("0 > (hlim 64) S. 0:0(0) ack 1 <...>")
+        #expect(hop.ip.timeToLive == 64)
+        let ttl = try packet("0 < (tos 0x10, ttl 32) S 0:0(0) win 100")
+        #expect(ttl.ip.typeOfService == 0x10 && ttl.ip.timeToLive == 32)
+        let label = try packet("0 < [ect0] [flowlabel 0x12345] S 0:0(0) win 100")
+        #expect(label.ip.flowLabel == 0x12345 && label.ipInformation.first == "ect0")
+        #expect(syntaxError("0 < (colour 3) S 0:0(0) win 100") != nil)
+    }
+
+    /// nplab's packetdrill (FreeBSD's suite): `--udp_encapsulation`, `/udp(…)`, `(class N)`.
+    @Test func nplabExtensionsParse() throws {
+        let script = try parse("""
+            --udp_encapsulation=tcp
+            0 < (class 0x28) S 0:0(0) win 32767/udp(1 > 9811)
+            """)
+        #expect(ScriptHeader(script).unsupported.map(\.name) == ["udp_encapsulation"])
+        guard case .packet(let packet) = script.events[0].action else { Issue.record("not a packet"); return }
+        #expect(packet.ip.typeOfService == 0x28 && packet.encapsulation == "udp ( 1 > 9811 )")
+        let any = try self.packet("0 > S. ...(0) ack 4 <mss 1452>")
+        #expect(any.anySequence && any.length == 0 && any.acknowledgment == 4)
+    }
+
+    @Test func bangAfterTheSequenceRangeAndMD5Options() throws {
+        let marked = try packet("0 < . 1:1001(1000)! ack 1 win 100")
+        #expect(marked.marked && marked.length == 1000)
+        let signed = try packet("0 < S 0:0(0) win 100 <md5 000102030405060708090a0b0c0d0e0f,nop,nop>")
+        #expect(signed.options == .list([.md5("000102030405060708090a0b0c0d0e0f"), .nop, .nop]))
     }
 }

@@ -125,6 +125,13 @@ import TCPIPWire
         }
     }
 
+    /// FreeBSD's drop_synfin=0 (TCPConfiguration.acceptsSYNWithFIN): the segment parses as sent.
+    @Test func synWithFinParsesWhenAccepted() throws {
+        let (header, _) = try TCPHeader.parse(
+            rawTCPSegment(flags: 0x03), source: v4Source, destination: v4Destination, acceptsSYNWithFIN: true)
+        #expect(header.flags == [.syn, .fin])
+    }
+
     @Test func payloadIsASliceOfTheInput() throws {
         let segment = rawTCPSegment(options: [1, 1, 1, 1], payload: [9, 8, 7, 6])
         let (header, payload) = try TCPHeader.parse(segment, source: v4Source, destination: v4Destination)

@@ -136,6 +136,10 @@ struct TCPConnection {
     var episode: RecoveryEpisode?
     /// RFC 2883: the D-SACK block the next ACK reports first.
     var pendingDuplicateSACK: SACKBlock?
+    /// RFC 9293 §3.10.7.3: text in the SYN of a simultaneous open, "queue[d] for processing after
+    /// the ESTABLISHED state has been reached". A FIN with the SYN (only let through by
+    /// `acceptsSYNWithFIN`) is ignored, as FreeBSD ignores it.
+    var textInSYN: ByteBuffer?
     var lastSendTime = Instant.zero
     var nagle: Bool
 

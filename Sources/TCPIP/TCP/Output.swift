@@ -14,10 +14,16 @@ extension TCPConnection {
         if sackEnabled {
             let limit = timestampsEnabled ? 3 : 4
             if let duplicate = pendingDuplicateSACK {
-                // RFC 2883 §4: the D-SACK block first, then the usual blocks (RFC 2883 §4 (2)).
+                // RFC 2883 §4: the D-SACK block first. §4 (4): "If the D-SACK block reports a duplicate
+                // contiguous sequence from a (possibly larger) block of data in the receiver's data
+                // queue above the cumulative acknowledgement, then the second SACK block … should
+                // specify that (possibly larger) block" — larger as in Example 3 (§4.1.3), or the
+                // same. §4 (5): then the usual blocks of RFC 2018.
                 options.sackBlocks.append(duplicate)
                 if !reassembly.isEmpty {
-                    for block in reassembly.sackBlocks(limit: limit - 1) where block != duplicate {
+                    let containing = reassembly.heldRange(containing: duplicate)
+                    if let containing { options.sackBlocks.append(containing) }
+                    for block in reassembly.sackBlocks(limit: limit) where block != containing && options.sackBlocks.count < limit {
                         options.sackBlocks.append(block)
                     }
                 }
@@ -136,6 +142,7 @@ extension TCPConnection {
     /// The SYN (active open) or SYN-ACK (simultaneous open) with our options (RFC 9293 §3.10.1; RFC 7323; RFC 2018).
     mutating func sendSYN(acknowledging: Bool, peerOffered: TCPOptions?, now: Instant, io: inout StackIO) {
         var options = TCPOptions(maximumSegmentSize: UInt16(clamping: receiveMSS))
+        options.layout = configuration.pointee.synOptionLayout
         let offerAll = peerOffered == nil
         if configuration.pointee.windowScaling && (offerAll || peerOffered?.windowScale != nil) {
             options.windowScale = rcvWindowShift

@@ -183,6 +183,16 @@ struct ReassemblyQueue {
         return blocks
     }
 
+    /// The whole held range (adjacent pieces joined) that contains `block`, if one does: RFC 2883
+    /// §4 (4)'s "(possibly larger) block of data in the receiver's data queue" a D-SACK block belongs to.
+    func heldRange(containing block: SACKBlock) -> SACKBlock? {
+        var found: SACKBlock?
+        forEachRange { range, _ in
+            if found == nil, range.start.isAtOrBefore(block.start), block.end.isAtOrBefore(range.end) { found = range }
+        }
+        return found
+    }
+
     /// The first held range overlapping `start ..< end`, clipped to it (RFC 2883 §4: the D-SACK block
     /// for a segment that repeats data held out of order). Adjacent held pieces count as one range.
     func firstHeldRange(

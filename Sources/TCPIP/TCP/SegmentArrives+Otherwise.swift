@@ -35,6 +35,16 @@ extension TCPConnection {
                 sendSYN(acknowledging: true, peerOffered: segment.header.options, now: now, io: &io)
                 return
             }
+            if configuration.pointee.resetsOnSYNInWindow {
+                // DEVIATION(RFC 5961 §4): configured for RFC 793 §3.9 (FreeBSD's insecure_syn): "If
+                // the SYN is in the window it is an error, send a reset, … enter the CLOSED state."
+                // The segment passed the acceptability test above, so it is in the window.
+                io.decision("RFC 793 §3.9", "SYN in the window: connection reset", connection: tuple, now: now)
+                let sequence = sndMax
+                enterClosed(error: .connectionReset, io: &io, now: now)
+                sendReset(sequence: sequence, acknowledging: rcvNxt, now: now, io: &io)
+                return
+            }
             sendChallengeAck(reason: "SYN in \(state.rfcName)", now: now, io: &io)
             return
         }
@@ -44,7 +54,28 @@ extension TCPConnection {
             io.counters.droppedNoAckFlag &+= 1
             return
         }
+        if case .timeWait = state, configuration.pointee.acknowledgesSegmentsInTimeWait {
+            // FreeBSD's tcp_twcheck: "Acknowledge the segment if it has data or is not a duplicate
+            // ACK" — RFC 9293 §3.8.6.3 allows an ACK at any time; the text itself is ignored (§3.10.7.4,
+            // seventh), and only a FIN's retransmission restarts the 2·MSL timeout (eighth).
+            let duplicate = segment.payload.readableBytes == 0 && !segment.fin && segment.seq == rcvNxt && segment.ack == sndNxt
+            if !duplicate {
+                io.decision("RFC 9293 §3.8.6.3", "segment in TIME-WAIT acknowledged (as FreeBSD's tcp_twcheck)", connection: tuple, now: now)
+                sendAck(now: now, io: &io)
+                return
+            }
+        }
         guard acknowledgmentArrives(segment, now: now, io: &io) else { return }
+        if let text = textInSYN, state.isSynchronized {
+            // RFC 9293 §3.10.7.3: the text a simultaneous open's SYN carried, now that the
+            // connection is ESTABLISHED, in sequence before this segment's.
+            var queued = IncomingSegment(header: segment.header, payload: text, ecn: segment.ecn)
+            queued.header.sequenceNumber = irs + 1
+            queued.syn = false
+            queued.fin = false
+            textInSYN = nil
+            processText(queued, now: now, io: &io)
+        }
 
         // Sixth, check the URG bit: urgent data is delivered inline (RFC 6093 §5); nothing to do.
 
@@ -119,6 +150,13 @@ extension TCPConnection {
                 io.counters.droppedResetOutOfWindow &+= 1
                 return false
             }
+            if case .timeWait = state, configuration.pointee.acknowledgesSegmentsInTimeWait,
+               !segment.flags.contains(.ack), !segment.syn {
+                // FreeBSD's tcp_twcheck: "Drop the segment if it does not contain an ACK" — before
+                // any answer, even to an old FIN. (A SYN keeps RFC 5961 §4's challenge ACK.)
+                io.counters.droppedNoAckFlag &+= 1
+                return false
+            }
             if length > 0 && segment.end.isAtOrBefore(rcvNxt) {
                 io.counters.duplicateSegments &+= 1
                 // RFC 2883 §4 (1): report the duplicate in a D-SACK block.
@@ -186,7 +224,9 @@ extension TCPConnection {
         io.counters.resetsReceived &+= 1
         // RFC 5961 §3.2: act only on an RST whose sequence number is exactly RCV.NXT; any other
         // in-window RST gets a challenge ACK.
-        guard segment.seq == rcvNxt else {
+        // DEVIATION(RFC 5961 §3.2) when configured for RFC 793 §3.9 (FreeBSD's insecure_rst): any
+        // RST in the window resets; it passed the acceptability test to get here.
+        guard segment.seq == rcvNxt || configuration.pointee.acceptsAnyResetInWindow else {
             sendChallengeAck(reason: "RST at \(segment.seq) is in the window but not RCV.NXT", now: now, io: &io)
             return
         }

@@ -155,7 +155,12 @@ extension TCPConnection {
         // application's answer (its own FIN) can carry it: RFC 1122 §4.2.3.2 allows an ACK to wait up
         // to the delayed-ACK timeout. Only after data, in ESTABLISHED, and when the FIN came in order
         // by itself (a FIN that fills a hole is acknowledged at once, RFC 5681 §4.2).
-        if delayable, wasEstablished, configuration.pointee.delaysFINAcknowledgment, bytesReceived > 0, let timeout = delayedAckTimeout {
+        // As Linux's __tcp_ack_snd_check, the ACK goes at once when more than a full-sized segment of
+        // sequence space (the FIN counted) arrived since the last ACK (RFC 9293 §3.8.6.3's "at least
+        // every second full-sized segment" does not wait for a FIN to be answered).
+        let unacknowledged = Int(lastAckSent.octets(to: rcvNxt))
+        if delayable, wasEstablished, configuration.pointee.delaysFINAcknowledgment, bytesReceived > 0,
+           unacknowledged <= max(sendMSS, 1), let timeout = delayedAckTimeout {
             io.decision("RFC 1122 §4.2.3.2", "FIN after data in ESTABLISHED: ACK delayed so the reply's FIN can carry it",
                         connection: tuple, now: now)
             if delayedAckDeadline == nil { delayedAckDeadline = now + timeout }

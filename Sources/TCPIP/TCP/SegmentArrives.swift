@@ -102,6 +102,10 @@ extension TCPConnection {
             retransmissionDeadline = nil
             // RFC 3168 §6.1.1: both SYNs ECN-setup; our SYN-ACK then says so too.
             negotiateECN(peerAgreed: ECNState.isSetupSYN(segment.flags), now: now, io: &io)
+            // "If there are other controls or text in the segment, queue them for processing after
+            // the ESTABLISHED state has been reached" (RFC 9293 §3.10.7.3); our SYN-ACK acknowledges
+            // the SYN alone. A FIN with it is ignored (as FreeBSD; Linux drops such a SYN).
+            if segment.payload.readableBytes > 0 { textInSYN = segment.payload }
             sendSYN(acknowledging: true, peerOffered: segment.header.options, now: now, io: &io)
         }
     }

@@ -127,9 +127,10 @@ private func newReno(_ configuration: inout StackConfiguration) { configuration.
         // An old duplicate, entirely below RCV.NXT (RFC 2883 §5.1 example 1).
         try t.inject("+0 < . 1:1001(1000) ack 1 win 65535")
         try t.expect("+0 > . 1:1(0) ack 1001 <nop,nop,sack 1:1001 2001:3001>")
-        // A duplicate of data held out of order (§5.2).
+        // A duplicate of data held out of order (§5.2): the D-SACK block, then the held block that
+        // contains it — here the same one (§4 (4)).
         try t.inject("+0 < . 2001:3001(1000) ack 1 win 65535")
-        try t.expect("+0 > . 1:1(0) ack 1001 <nop,nop,sack 2001:3001>")
+        try t.expect("+0 > . 1:1(0) ack 1001 <nop,nop,sack 2001:3001 2001:3001>")
         // The hole filled by a segment that also repeats held data.
         try t.inject("+0 < . 1001:3001(2000) ack 1 win 65535")
         try t.expect("+0 > . 1:1(0) ack 3001 <nop,nop,sack 2001:3001>")

@@ -119,10 +119,11 @@ import Testing
     }
 
     /// An RST at RCV.NXT returns a passive open to LISTEN (RFC 9293 §3.10.7.4, second); one
-    /// elsewhere is ignored (RFC 5961 §3.2).
+    /// elsewhere in the window draws a challenge ACK (RFC 5961 §3.2), as from any synchronized state.
     @Test func resetInSynReceivedReturnsToListen() throws {
         var t = try TCPTester(.synReceived)
         try t.inject("+0 < R 5:5(0) win 0")
+        try t.expect("+0 > . 1:1(0) ack 1")
         #expect(t.state == .synReceived)
         try t.inject("+0 < R 1:1(0) win 0")
         try t.expectNothing()
