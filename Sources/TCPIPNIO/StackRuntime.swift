@@ -218,6 +218,8 @@ public final class StackRuntime: @unchecked Sendable {
             }
         case .connection(let id, let events):
             channels[id]?.handle(events, now: now)
+        case .udpReadable:
+            break
         }
     }
 
