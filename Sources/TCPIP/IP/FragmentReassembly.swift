@@ -169,10 +169,12 @@ struct FragmentReassembly {
         var firstHeaders: ByteBuffer?
         if offset == 0 {
             // The headers sit in front of the payload in the buffer it arrived in (`IPDatagram.parse`).
+            // (ByteBuffer's getters read only readable bytes: the reader index is moved back over them.)
             var headers = ByteBufferAllocator().buffer(capacity: info.headerLength)
-            if payload.readerIndex >= info.headerLength,
-               let bytes = payload.getSlice(at: payload.readerIndex - info.headerLength, length: info.headerLength) {
-                headers.writeImmutableBuffer(bytes)
+            if payload.readerIndex >= info.headerLength {
+                var whole = payload
+                whole.moveReaderIndex(to: payload.readerIndex - info.headerLength)
+                headers.writeImmutableBuffer(whole.getSlice(at: whole.readerIndex, length: info.headerLength)!)
             }
             firstHeaders = headers
         }
