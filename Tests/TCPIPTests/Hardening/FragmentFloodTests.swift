@@ -213,4 +213,24 @@ import Testing
         #expect(counters.ipReassemblyTimeouts > 0)
         #expect(counters.ipReassembled == 0, "no hostile datagram should have been completed")
     }
+
+    /// The reassembly fuzz target's seeds reach what they were made for (each replays in
+    /// `FuzzRegressionTests` too): real datagrams reassembled, and each attack refused and counted.
+    @Test func reassemblyFuzzSeedsReachTheirStates() {
+        let seeds = Dictionary(uniqueKeysWithValues: ReassemblyFuzzing.seeds)
+        func counters(_ name: String) -> StackCounters {
+            seeds[name]!.withUnsafeBytes { ReassemblyFuzzing.run($0) }.counters
+        }
+        #expect(counters("real-v4").ipReassembled == 2)
+        #expect(counters("real-v6").ipReassembled == 2)
+        #expect(counters("in-order-v4").ipReassembled == 1)
+        #expect(counters("in-order-v6").ipReassembled == 1)
+        #expect(counters("overlap").ipFragmentOverlaps == 1)
+        #expect(counters("teardrop").ipFragmentOverlaps == 1)
+        #expect(counters("tiny-tcp").ipFragmentsDropped == 2)
+        #expect(counters("beyond-65535").ipFragmentsDropped == 1)
+        #expect(counters("many-fragments").ipReassemblyFailures >= 1)
+        let flood = counters("flood-and-time")
+        #expect(flood.ipReassembled == 1 && flood.ipReassemblyEvictions > 0 && flood.ipReassemblyTimeouts > 0)
+    }
 }

@@ -17,6 +17,7 @@ import Testing
         case "datagram": WireFuzzing.datagram
         case "tcp": WireFuzzing.tcp
         case "address": WireFuzzing.addressText
+        case "reassembly": { ReassemblyFuzzing.run($0) }
         default: { StackFuzzing.run($0) }
         }
     }
