@@ -38,6 +38,8 @@ public struct StackConfiguration: Sendable {
     public var memoryBudget: Int? = nil
     /// What a new connection meets at the memory budget: an RST, or silence.
     public var memoryBudgetRefusal: MemoryBudgetRefusal = .reset
+    /// Fragment reassembly (RFC 791, RFC 8200 §4.5): its memory bound and timeouts.
+    public var fragments = FragmentReassemblyConfiguration()
 
     public init(
         addresses: [IPAddress],

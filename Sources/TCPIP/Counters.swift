@@ -8,8 +8,26 @@ public struct StackCounters: Hashable, Sendable {
     public var ipFragmentsDropped: UInt64 = 0
     public var ipNotForUs: UInt64 = 0
     public var ipUnknownProtocol: UInt64 = 0
-    /// Datagrams UDP or ICMP built that were larger than the MTU and not sent (no output fragmentation).
+    /// Datagrams UDP or ICMP built that were larger than the MTU and could not be fragmented.
     public var ipOutputTooBig: UInt64 = 0
+    /// Fragment reassembly, as netstat's Ip section: fragments received (ReasmReqds), datagrams
+    /// reassembled (ReasmOKs), reassemblies abandoned for any reason (ReasmFails), of which those that
+    /// timed out (ReasmTimeout), met an overlap (ReasmOverlaps), or were evicted for memory.
+    public var ipReassemblyRequired: UInt64 = 0
+    public var ipReassembled: UInt64 = 0
+    public var ipReassemblyFailures: UInt64 = 0
+    public var ipReassemblyTimeouts: UInt64 = 0
+    public var ipFragmentOverlaps: UInt64 = 0
+    public var ipReassemblyEvictions: UInt64 = 0
+    /// Exact duplicates of fragments already held, dropped alone (RFC 8200 §4.5).
+    public var ipFragmentDuplicates: UInt64 = 0
+    /// IPv6 atomic fragments, processed as whole datagrams (RFC 6946).
+    public var ipAtomicFragments: UInt64 = 0
+    /// Fragmentation on output: datagrams fragmented (FragOKs), fragments made (FragCreates),
+    /// datagrams that could not be (FragFails).
+    public var ipFragmentedDatagrams: UInt64 = 0
+    public var ipFragmentsCreated: UInt64 = 0
+    public var ipFragmentationFailures: UInt64 = 0
 
     // ICMP (RFC 792) and ICMPv6 (RFC 4443), as Linux's Icmp and Icmp6 sections count them. The
     // In/Out per-type counts are the IcmpMsg section.
@@ -142,6 +160,12 @@ public struct StackCounters: Hashable, Sendable {
             ("ip_malformed", ipMalformed), ("ip_bad_checksum", ipBadChecksum),
             ("ip_fragments_dropped", ipFragmentsDropped), ("ip_not_for_us", ipNotForUs),
             ("ip_unknown_protocol", ipUnknownProtocol), ("ip_output_too_big", ipOutputTooBig),
+            ("ip_reassembly_required", ipReassemblyRequired), ("ip_reassembled", ipReassembled),
+            ("ip_reassembly_failures", ipReassemblyFailures), ("ip_reassembly_timeouts", ipReassemblyTimeouts),
+            ("ip_fragment_overlaps", ipFragmentOverlaps), ("ip_reassembly_evictions", ipReassemblyEvictions),
+            ("ip_fragment_duplicates", ipFragmentDuplicates), ("ip_atomic_fragments", ipAtomicFragments),
+            ("ip_fragmented_datagrams", ipFragmentedDatagrams), ("ip_fragments_created", ipFragmentsCreated),
+            ("ip_fragmentation_failures", ipFragmentationFailures),
             ("icmp_in_messages", icmpInMessages), ("icmp_in_errors", icmpInErrors),
             ("icmp_in_checksum_errors", icmpInChecksumErrors),
             ("icmp_in_destination_unreachables", icmpInDestinationUnreachables),

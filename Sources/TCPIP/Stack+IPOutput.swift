@@ -2,19 +2,28 @@ import NIOCore
 import TCPIPWire
 
 extension Stack {
-    /// Queues a whole IP datagram that UDP or ICMP built for the link.
+    /// Queues a whole IP datagram that UDP or ICMP built for the link, cut into fragments when it is
+    /// larger than the link MTU (RFC 791 §2.3 and §3.2, RFC 8200 §4.5, RFC 1122 §3.3.3): the one
+    /// place output fragmentation is called. TCP never comes here: it sends segments that fit.
     ///
-    /// The one place a datagram larger than the link MTU would be fragmented (RFC 791 §2.3, RFC 8200
-    /// §4.5, RFC 1122 §3.3.3). Output fragmentation is not here yet: such a datagram is refused
-    /// (`false`), and UDP reports `UDPError.messageTooLong`. TCP never comes here: it sends
-    /// segments that fit.
+    /// - Returns: false when the datagram could not be sent (it cannot be fragmented); counted.
     func transmitIPDatagram(_ datagram: consuming ByteBuffer) -> Bool {
-        guard datagram.readableBytes <= configuration.mtu else {
+        guard datagram.readableBytes > configuration.mtu else {
+            io.outgoing.append(datagram)
+            io.counters.ipPacketsSent &+= 1
+            return true
+        }
+        let fragments: [ByteBuffer]
+        do {
+            fragments = try fragment(datagram, mtu: configuration.mtu)
+        } catch {
             io.counters.ipOutputTooBig &+= 1
             return false
         }
-        io.outgoing.append(datagram)
-        io.counters.ipPacketsSent &+= 1
+        for fragment in fragments {
+            io.outgoing.append(fragment)
+            io.counters.ipPacketsSent &+= 1
+        }
         return true
     }
 }

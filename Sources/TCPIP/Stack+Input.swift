@@ -16,9 +16,9 @@ extension Stack {
     public func receive(_ datagram: consuming ByteBuffer, now: Instant, checksumVerified: Bool = false) {
         io.counters.ipPacketsReceived &+= 1
         let verify = !configuration.checksumOffload && !checksumVerified
-        let ip: IPDatagram
+        var ip: IPDatagram
         do {
-            ip = try IPDatagram.parse(datagram, verifyChecksum: verify)
+            ip = try IPDatagram.parse(datagram, verifyChecksum: verify, keepingFragments: true)
         } catch {
             switch error {
             case .fragment: io.counters.ipFragmentsDropped &+= 1
@@ -30,6 +30,12 @@ extension Stack {
         guard isLocal(ip.destination) else {
             io.counters.ipNotForUs &+= 1
             return
+        }
+        // Fragments (RFC 791 §3.2, RFC 8200 §4.5): reassembled first; the whole datagram, once it
+        // is, goes on from here as if it had arrived in one piece (Stack+Fragments.swift).
+        if ip.fragment != nil {
+            guard let whole = reassemble(consume ip, now: now) else { return }
+            ip = whole
         }
         // The protocol table (RFC 791 §3.1 "Protocol", RFC 8200 §4 "Next Header"). TCP, the hot
         // path, is the first case and goes on below in this function, so that its segment is parsed

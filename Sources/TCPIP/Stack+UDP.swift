@@ -152,8 +152,8 @@ extension Stack {
     /// endpoint bound to every address may choose; nil takes the bound one, or the stack's address of
     /// the right family).
     ///
-    /// RFC 1122 §4.1.3.4: the checksum is always computed. A datagram larger than the link MTU would
-    /// need fragmenting (`transmitIPDatagram`); it is refused with `.messageTooLong`.
+    /// RFC 1122 §4.1.3.4: the checksum is always computed. A datagram larger than the link MTU is sent
+    /// in fragments (`transmitIPDatagram`); one that cannot be is refused with `.messageTooLong`.
     public func send(
         _ id: UDPEndpointID, _ payload: ByteBuffer, to remote: Endpoint? = nil, from localAddress: IPAddress? = nil,
         now: Instant
@@ -176,9 +176,14 @@ extension Stack {
         // The length field counts the header; over IPv4 the whole datagram's total length must fit too.
         let ipHeader = if case .v6 = source { 0 } else { IPv4Header.minimumLength }
         guard payload.readableBytes <= UDPHeader.maximumPayloadLength - ipHeader else { throw .messageTooLong }
+        // RFC 6864 §4.1: an IPv4 datagram that may be fragmented (DF clear, as ours are) needs an
+        // Identification that does not repeat soon between the same hosts; the fragmenter's (RFC 7739).
+        let identification: UInt16 = if case .v4 = source {
+            UInt16(truncatingIfNeeded: fragmentIdentifiers.next(source: source, destination: destination.address))
+        } else { 0 }
         let datagram = PacketBuffer.udpDatagram(
             header: UDPHeader(sourcePort: endpoint.localPort, destinationPort: destination.port),
-            payload: payload, source: source, destination: destination.address)
+            payload: payload, source: source, destination: destination.address, identification: identification)
         guard transmitIPDatagram(datagram) else { throw .messageTooLong }
         io.counters.udpOutDatagrams &+= 1
     }

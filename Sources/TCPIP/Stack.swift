@@ -61,6 +61,12 @@ public final class Stack {
     @exclusivity(unchecked) var udpEvents = CircularBuffer<SlabHandle>(initialCapacity: 4)
     /// The token bucket of the ICMP errors we send (Stack+ICMP.swift).
     @exclusivity(unchecked) var icmpErrorLimiter: ICMPRateLimiter
+    /// Datagrams being reassembled from fragments, and the time-exceeded notices their timeouts
+    /// leave for the ICMP layer (Stack+Fragments.swift).
+    var reassembly: FragmentReassembly
+    var reassemblyTimeExceeded = CircularBuffer<ReassemblyTimeExceeded>()
+    /// Identifications of the datagrams we fragment (RFC 7739).
+    var fragmentIdentifiers: FragmentIdentifiers
 
     struct ListenerKey: Hashable {
         var address: IPAddress?
@@ -77,6 +83,9 @@ public final class Stack {
         self.io.challengeAcks = ChallengeAckLimiter(
             limit: configuration.tcp.challengeAckLimit,
             generator: SeededGenerator(seed: configuration.seed ^ 0x5246_4335_3936_3137))
+        self.reassembly = FragmentReassembly(configuration: configuration.fragments)
+        self.fragmentIdentifiers = FragmentIdentifiers(
+            generator: SeededGenerator(seed: configuration.seed ^ 0x4950_4652_4147_4944))
         var random = SeededGenerator(seed: configuration.seed)
         self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
         self.nextEphemeralPort = UInt16.random(in: 49152...65535, using: &random)
@@ -117,11 +126,15 @@ public final class Stack {
     }
 
     /// When the stack next needs `advanceTime(to:)` even if no packet arrives.
-    public var nextDeadline: Instant? { Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline) }
+    public var nextDeadline: Instant? {
+        let deadline = Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline)
+        return reassembly.count == 0 ? deadline : Instant.earliest(deadline, reassembly.nextDeadline)
+    }
 
     /// Runs every timer due at `now` (RFC 9293 §3.10.8).
     public func advanceTime(to now: Instant) {
         expireTimeWait(now: now)
+        expireFragments(now: now)
         while let entry = timers.popDue(now: now) {
             switch entry.owner {
             case .connection(let handle):

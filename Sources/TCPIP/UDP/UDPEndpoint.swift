@@ -31,7 +31,8 @@ public enum UDPError: Error, Hashable, Sendable, CustomStringConvertible {
     case addressInUse
     /// No local address of the right family, or no free ephemeral port.
     case addressUnavailable
-    /// More than a UDP datagram can carry, or than the link can take without fragmentation.
+    /// More than a UDP datagram can carry (65,507 octets over IPv4, 65,527 over IPv6), or a datagram the
+    /// link MTU leaves no room to fragment.
     case messageTooLong
     /// A send with no destination from an endpoint that is not connected.
     case destinationRequired

@@ -14,7 +14,7 @@ public enum FuzzCorpus {
     }
 
     /// The fuzz targets, by the name of their executable's suffix and corpus folder.
-    public static let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "udp", "icmp"]
+    public static let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "udp", "icmp", "reassembly"]
 
     public static func generate() -> [Seed] {
         var seeds: [Seed] = []
@@ -51,6 +51,9 @@ public enum FuzzCorpus {
         seeds.append(Seed(target: "stack", name: "replay", bytes: replay))
         for (name, events) in attackEvents {
             seeds.append(Seed(target: "stack", name: name, bytes: events))
+        }
+        for (name, events) in ReassemblyFuzzing.seeds {
+            seeds.append(Seed(target: "reassembly", name: name, bytes: events))
         }
         return seeds
     }

@@ -19,6 +19,7 @@ import Testing
         case "address": WireFuzzing.addressText
         case "udp": WireFuzzing.udp
         case "icmp": WireFuzzing.icmp
+        case "reassembly": { ReassemblyFuzzing.run($0) }
         default: { StackFuzzing.run($0) }
         }
     }
