@@ -20,14 +20,17 @@ struct IPLayerInteropTests {
         let namespace = try Namespace("ping")
         defer { namespace.delete() }
         try Self.serve(namespace, ["--udp-discard", "9"], scratch: scratch)
-        for arguments in [["-c", "5", "198.18.0.2"], ["-6", "-c", "5", "2001:db8::2"]] {
-            let output = try namespace.check([ping, "-i", "0.2", "-W", "2"] + arguments, timeout: 30)
-            #expect(output.contains("5 packets transmitted, 5 received"), "\(output)")
+        // -s 8000: the kernel fragments each request, we reassemble it and fragment the reply.
+        for size in [[], ["-s", "8000"]] {
+            for arguments in [["-c", "5", "198.18.0.2"], ["-6", "-c", "5", "2001:db8::2"]] {
+                let output = try namespace.check([ping, "-i", "0.2", "-W", "2"] + size + arguments, timeout: 30)
+                #expect(output.contains("5 packets transmitted, 5 received"), "\(output)")
+            }
         }
     }
 
     /// A kernel-side Python UDP client gets every datagram echoed byte for byte over both families,
-    /// up to the largest that fits the link unfragmented; a datagram to a closed port comes back as
+    /// up to 30,000 octets (fragmented both ways); a datagram to a closed port comes back as
     /// ICMP port unreachable, which the kernel turns into ECONNREFUSED on the connected socket.
     @Test func kernelUDPClientGetsDatagramsEchoedAndClosedPortsRefused() throws {
         try Interop.check()
@@ -52,7 +55,7 @@ struct IPLayerInteropTests {
             s = socket.socket(family, socket.SOCK_DGRAM)
             s.settimeout(5)
             s.connect((host, 7))
-            for size in (0, 1, 7, 8, 100, 1000, largest):
+            for size in (0, 1, 7, 8, 100, 1000, largest, largest + 1, 8000, 30000):
                 data = os.urandom(size)
                 s.send(data)
                 got = s.recv(65535)
