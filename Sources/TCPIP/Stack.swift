@@ -159,16 +159,17 @@ public final class Stack {
             listeners.withElement(handle) { $0.pendingEvent = false }
             return .acceptable(ListenerID(handle: handle))
         }
-        while let handle = udpEvents.popFirst() {
-            let live: Void? = udpEndpoints.withElement(handle) { $0.pendingEvent = false }
-            if live != nil { return .udpReadable(UDPEndpointID(handle: handle)) }
-        }
         while let handle = io.events.popFirst() {
             let events = connections.withElement(handle) { connection -> ConnectionEvents in
                 defer { connection.pendingEvents = [] }
                 return connection.pendingEvents
             }
             if let events, !events.isEmpty { return .connection(ConnectionID(handle: handle), events) }
+        }
+        // UDP after TCP: a busy TCP stack asks here once per event, and finds its own first.
+        while let handle = udpEvents.popFirst() {
+            let live: Void? = udpEndpoints.withElement(handle) { $0.pendingEvent = false }
+            if live != nil { return .udpReadable(UDPEndpointID(handle: handle)) }
         }
         return nil
     }
