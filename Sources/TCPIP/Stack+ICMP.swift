@@ -218,10 +218,10 @@ extension Stack {
         }
         let start = bytes.writerIndex - ipLength
         let expectedVersion: UInt8 = if case .v4 = ip.header { 4 } else { 6 }
-        if start >= 0, start <= bytes.readerIndex,
-           let first = bytes.getInteger(at: start, as: UInt8.self), first >> 4 == expectedVersion {
+        if start >= 0, start <= bytes.readerIndex {
+            // Moved first: SwiftNIO reads nothing before the reader index.
             bytes.moveReaderIndex(to: start)
-            return bytes
+            if bytes.readableBytesView.first.map({ $0 >> 4 }) == expectedVersion { return bytes }
         }
         var rebuilt = PacketBuffer.make(payloadCapacity: ip.payload.readableBytes)
         rebuilt.writeImmutableBuffer(ip.payload)

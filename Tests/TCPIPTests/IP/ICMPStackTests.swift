@@ -63,6 +63,21 @@ import TCPIPWire
         }
     }
 
+    /// RFC 8200 §4: behind extension headers, the pointer names the last one's Next Header octet.
+    @Test func parameterProblemPointsPastExtensionHeaders() throws {
+        let t = IPTester()
+        // A Destination Options header (8 octets, PadN) whose Next Header is 253.
+        let options: [UInt8] = [253, 0, 1, 4, 0, 0, 0, 0]
+        let offending = IPTester.raw(family: 6, protocolNumber: IPProtocolNumber.destinationOptions, payload: options + [1, 2, 3, 4, 5, 6, 7, 8])
+        t.inject(offending)
+        let sent = try t.sent()
+        try #require(sent.count == 1)
+        guard case .v6(let from) = sent[0].source, case .v6(let to) = sent[0].destination else { return }
+        let error = try ICMPv6Packet.parse(sent[0].payload, source: from, destination: to)
+        #expect(error.message == .parameterProblem(code: 1, pointer: 40))
+        #expect(error.body == offending)
+    }
+
     /// RFC 1812 §4.3.2.3 / RFC 4443 §2.4(c): the quote is cut so the error fits in 576 / 1280 octets.
     @Test(arguments: [4, 6]) func quotesAreCutToTheMinimumMTU(family: Int) throws {
         let t = IPTester { $0.mtu = 9000 }
