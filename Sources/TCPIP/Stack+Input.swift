@@ -16,9 +16,9 @@ extension Stack {
     public func receive(_ datagram: consuming ByteBuffer, now: Instant, checksumVerified: Bool = false) {
         io.counters.ipPacketsReceived &+= 1
         let verify = !configuration.checksumOffload && !checksumVerified
-        let ip: IPDatagram
+        var ip: IPDatagram
         do {
-            ip = try IPDatagram.parse(datagram, verifyChecksum: verify)
+            ip = try IPDatagram.parse(datagram, verifyChecksum: verify, keepingFragments: true)
         } catch {
             switch error {
             case .fragment: io.counters.ipFragmentsDropped &+= 1
@@ -31,8 +31,29 @@ extension Stack {
             io.counters.ipNotForUs &+= 1
             return
         }
-        guard ip.upperLayerProtocol == IPProtocolNumber.tcp else {
-            io.counters.ipUnknownProtocol &+= 1
+        // Fragments (RFC 791 §3.2, RFC 8200 §4.5): reassembled first; the whole datagram, once it
+        // is, goes on from here as if it had arrived in one piece (Stack+Fragments.swift).
+        if ip.fragment != nil {
+            guard let whole = reassemble(consume ip, now: now) else { return }
+            ip = whole
+        }
+        // The protocol table (RFC 791 §3.1 "Protocol", RFC 8200 §4 "Next Header"). TCP, the hot
+        // path, is the first case and goes on below in this function, so that its segment is parsed
+        // from the datagram's own buffer; every other protocol returns from its case.
+        switch ip.upperLayerProtocol {
+        case IPProtocolNumber.tcp:
+            break
+        case IPProtocolNumber.udp:
+            udpDatagramArrives(ip, verify: verify, now: now)
+            return
+        case IPProtocolNumber.icmp where ip.header.isV4:
+            icmpv4Arrives(ip, verify: verify, now: now)
+            return
+        case IPProtocolNumber.icmpv6 where !ip.header.isV4:
+            icmpv6Arrives(ip, verify: verify, now: now)
+            return
+        default:
+            unknownProtocolArrives(ip, now: now)
             return
         }
         // The addresses and the ECN field first, so that the TCP parse is the datagram's last use
@@ -79,6 +100,16 @@ extension Stack {
         } else {
             closedSegmentArrives(tuple: tuple, segment, now: now)
         }
+    }
+
+    /// A datagram for one of our addresses whose protocol we do not speak: RFC 1122 §3.2.2.1 ICMP
+    /// protocol unreachable, RFC 8200 §4 ICMPv6 parameter problem code 1 (rate-limited, and only
+    /// where an error may be sent at all).
+    private func unknownProtocolArrives(_ ip: IPDatagram, now: Instant) {
+        io.counters.ipUnknownProtocol &+= 1
+        // RFC 8200 §4.7: "No Next Header" is not an unknown protocol; there is nothing to deliver.
+        guard ip.upperLayerProtocol != IPProtocolNumber.noNextHeader || ip.header.isV4 else { return }
+        sendICMPError(.protocolUnreachable, about: ip, now: now)
     }
 
     /// The connection `tuple` names, if any: `connectionTable[tuple]`.

@@ -53,6 +53,21 @@ public final class Stack {
     let localAddresses: LocalAddresses
     /// Running totals of the storage connections' queues pin (Stack+Memory.swift keeps them).
     @exclusivity(unchecked) var pinned = PinnedTotals()
+    /// UDP endpoints (Stack+UDP.swift), found through `udpTable`; `udpPortOwners` lists the addresses
+    /// bound on each port (nil: every address), for the overlap check of a bind.
+    @exclusivity(unchecked) var udpEndpoints = Slab<UDPEndpoint>()
+    @exclusivity(unchecked) var udpTable: [UDPKey: SlabHandle] = [:]
+    @exclusivity(unchecked) var udpPortOwners: [UInt16: [IPAddress?]] = [:]
+    /// UDP endpoints with something to read since the application last looked.
+    @exclusivity(unchecked) var udpEvents = CircularBuffer<SlabHandle>(initialCapacity: 4)
+    /// The token bucket of the ICMP errors we send (Stack+ICMP.swift).
+    @exclusivity(unchecked) var icmpErrorLimiter: ICMPRateLimiter
+    /// Datagrams being reassembled from fragments, and the time-exceeded notices their timeouts
+    /// leave for the ICMP layer (Stack+Fragments.swift).
+    var reassembly: FragmentReassembly
+    var reassemblyTimeExceeded = CircularBuffer<ReassemblyTimeExceeded>()
+    /// Identifications of the datagrams we fragment (RFC 7739).
+    var fragmentIdentifiers: FragmentIdentifiers
 
     struct ListenerKey: Hashable {
         var address: IPAddress?
@@ -77,6 +92,7 @@ public final class Stack {
             var random = SeededGenerator(seed: seed)
             self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
             self.random = random
+            self.fragmentIdentifiers = FragmentIdentifiers(generator: SeededGenerator(seed: seed ^ 0x4950_4652_4147_4944))
         } else {
             // Secure by default: every stream keyed from the OS's cryptographic generator, 256 bits
             // each. The ISN key has a stream of its own, because `random`'s outputs are seen on the
@@ -90,7 +106,11 @@ public final class Stack {
             self.ephemeralPorts = EphemeralPorts(range: configuration.ephemeralPorts, generator: &ports)
             self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &system)
             self.random = SeededGenerator(entropyFrom: &system)
+            self.fragmentIdentifiers = FragmentIdentifiers(generator: SeededGenerator(entropyFrom: &system))
         }
+        self.reassembly = FragmentReassembly(configuration: configuration.fragments)
+        self.icmpErrorLimiter = ICMPRateLimiter(
+            perSecond: configuration.icmp.errorsPerSecond, burst: configuration.icmp.errorBurst)
     }
 
     // MARK: The sans-IO front door
@@ -125,11 +145,15 @@ public final class Stack {
     }
 
     /// When the stack next needs `advanceTime(to:)` even if no packet arrives.
-    public var nextDeadline: Instant? { Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline) }
+    public var nextDeadline: Instant? {
+        let deadline = Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline)
+        return reassembly.count == 0 ? deadline : Instant.earliest(deadline, reassembly.nextDeadline)
+    }
 
     /// Runs every timer due at `now` (RFC 9293 §3.10.8).
     public func advanceTime(to now: Instant) {
         expireTimeWait(now: now)
+        expireFragments(now: now)
         while let entry = timers.popDue(now: now) {
             switch entry.owner {
             case .connection(let handle):
@@ -160,6 +184,11 @@ public final class Stack {
                 return connection.pendingEvents
             }
             if let events, !events.isEmpty { return .connection(ConnectionID(handle: handle), events) }
+        }
+        // UDP after TCP: a busy TCP stack asks here once per event, and finds its own first.
+        while let handle = udpEvents.popFirst() {
+            let live: Void? = udpEndpoints.withElement(handle) { $0.pendingEvent = false }
+            if live != nil { return .udpReadable(UDPEndpointID(handle: handle)) }
         }
         return nil
     }

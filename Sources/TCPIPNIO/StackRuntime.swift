@@ -189,6 +189,7 @@ final class RuntimeCore {
     var traceObserver: (([TraceRecord]) -> Void)?
     var channels: [ConnectionID: TCPConnectionChannel] = [:]
     var listeners: [ListenerID: TCPListener] = [:]
+    var udpChannels: [UDPEndpointID: UDPChannel] = [:]
     private var dirty: [TCPConnectionChannel] = []
     private var pumping = false
     private var pumpAgain = false
@@ -336,6 +337,8 @@ final class RuntimeCore {
             }
         case .connection(let id, let events):
             channels[id]?.handle(events, now: now)
+        case .udpReadable(let id):
+            udpChannels[id]?.readable(now: now)
         }
     }
 
@@ -372,6 +375,14 @@ final class RuntimeCore {
         if channels[channel.connection] === channel { channels[channel.connection] = nil }
     }
 
+    func register(_ channel: UDPChannel) {
+        udpChannels[channel.endpoint] = channel
+    }
+
+    func unregister(_ channel: UDPChannel) {
+        if udpChannels[channel.endpoint] === channel { udpChannels[channel.endpoint] = nil }
+    }
+
     func stop(error: Error?) {
         guard !stopped else { return }
         stopped = true
@@ -383,6 +394,8 @@ final class RuntimeCore {
         channels.removeAll()
         for listener in listeners.values { listener.runtimeStopped(error) }
         listeners.removeAll()
+        for channel in Array(udpChannels.values) { channel.runtimeStopped(error) }
+        udpChannels.removeAll()
         source.close()
         if let error { closePromise.fail(error) } else { closePromise.succeed(()) }
     }

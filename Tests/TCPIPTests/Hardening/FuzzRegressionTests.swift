@@ -17,6 +17,9 @@ import Testing
         case "datagram": WireFuzzing.datagram
         case "tcp": WireFuzzing.tcp
         case "address": WireFuzzing.addressText
+        case "udp": WireFuzzing.udp
+        case "icmp": WireFuzzing.icmp
+        case "reassembly": { ReassemblyFuzzing.run($0) }
         default: { StackFuzzing.run($0) }
         }
     }

@@ -1,0 +1,380 @@
+import NIOCore
+import TCPIPWire
+
+/// Datagrams being put back together from their fragments (RFC 791 §3.2, RFC 815, RFC 8200 §4.5).
+///
+/// A datagram's fragments are kept as they arrived — slices of their buffers, sorted by offset, never
+/// overlapping — until they cover `0..<length` with the last fragment in; then they are copied once,
+/// behind the first fragment's headers, into one new buffer that goes through the input path as if
+/// it had arrived whole. RFC 815's hole list is implicit: with disjoint pieces, the datagram is whole
+/// when the octets received add up to its length.
+///
+/// Hostile input is bounded three ways: by `memoryLimit` (the storage the fragments' buffers pin,
+/// oldest datagrams evicted first), by the timeout, and by the fragment count per datagram. Any
+/// overlap abandons the whole datagram (RFC 5722; the same for IPv4, where RFC 791 would let the
+/// later bytes win — the teardrop and the overlapping-header attacks of RFC 1858 §4).
+struct FragmentReassembly {
+    /// RFC 791 §3.2: "source, destination, protocol, and identification"; RFC 8200 §4.5: "Source
+    /// Address, Destination Address, and Fragment Identification" (the protocol is 0 for IPv6).
+    struct Key: Hashable {
+        var source: IPAddress
+        var destination: IPAddress
+        var identification: UInt32
+        var protocolNumber: UInt8
+    }
+
+    /// A fragment's bytes and where they go.
+    struct Piece {
+        var offset: Int
+        var payload: ByteBuffer
+        var end: Int { offset + payload.readableBytes }
+    }
+
+    /// One datagram being reassembled.
+    struct Queue {
+        var created: Instant
+        var isIPv6: Bool
+        /// Sorted by offset, pairwise disjoint.
+        var pieces: [Piece] = []
+        /// The payload's length, once the last fragment (MF or M clear) has arrived.
+        var totalLength: Int?
+        var receivedBytes = 0
+        /// What this datagram counts against `memoryLimit`.
+        var pinnedBytes = 0
+        /// The headers of the offset-0 fragment as received: the IPv4 header, or the IPv6 header and
+        /// extension headers through the Fragment header. A copy: the fragment's buffer may be
+        /// replaced by a compact one.
+        var firstHeaders: ByteBuffer?
+        /// See `IPFragmentInfo.nextHeaderField`, of the offset-0 fragment.
+        var nextHeaderField = 0
+        /// One bit per ECN codepoint seen (RFC 3168 §5.3).
+        var ecnSeen: UInt8 = 0
+        /// The lists of datagrams in order of arrival, one per family (whose timeouts differ).
+        var older: Key?
+        var newer: Key?
+    }
+
+    /// What became of a fragment.
+    enum Outcome {
+        /// Kept; the datagram is not whole yet.
+        case incomplete
+        /// The datagram is whole: its headers and payload in one new buffer.
+        case complete(ByteBuffer)
+        /// Dropped (and with it, for some reasons, the datagram it belonged to), for `rule`'s reason.
+        case dropped(rule: StaticString, reason: String)
+    }
+
+    /// Storage and bookkeeping a datagram costs beyond its fragments' buffers (the queue, its table
+    /// entry, the copied headers) and a fragment beyond its buffer.
+    static let queueOverheadBytes = 256
+    static let pieceOverheadBytes = 64
+
+    let configuration: FragmentReassemblyConfiguration
+    private(set) var queues: [Key: Queue] = [:]
+    /// The sum of the queues' `pinnedBytes`: what `memoryLimit` bounds.
+    private(set) var pinnedBytes = 0
+    /// Per family (0: IPv4, 1: IPv6), the oldest and newest datagram.
+    private var oldest: [Key?] = [nil, nil]
+    private var newest: [Key?] = [nil, nil]
+
+    init(configuration: FragmentReassemblyConfiguration) {
+        self.configuration = configuration
+    }
+
+    var count: Int { queues.count }
+
+    func timeout(isIPv6: Bool) -> TimeAmount {
+        isIPv6 ? configuration.ipv6Timeout : configuration.ipv4Timeout
+    }
+
+    /// When the oldest datagram of either family times out.
+    var nextDeadline: Instant? {
+        var deadline: Instant?
+        for family in 0..<2 {
+            guard let key = oldest[family], let queue = queues[key] else { continue }
+            let due = queue.created + timeout(isIPv6: queue.isIPv6)
+            deadline = deadline.map { min($0, due) } ?? due
+        }
+        return deadline
+    }
+
+    // MARK: A fragment arrives
+
+    /// Adds one fragment (`datagram.fragment` set, not atomic), counting what happens.
+    mutating func insert(_ datagram: consuming IPDatagram, now: Instant, counters: inout StackCounters) -> Outcome {
+        guard let info = datagram.fragment else { preconditionFailure("not a fragment") }
+        counters.ipReassemblyRequired &+= 1
+        let isIPv6: Bool
+        if case .v6 = datagram.header { isIPv6 = true } else { isIPv6 = false }
+        let key = Key(
+            source: datagram.source, destination: datagram.destination, identification: info.identification,
+            protocolNumber: isIPv6 ? 0 : datagram.upperLayerProtocol)
+        let protocolNumber = datagram.upperLayerProtocol
+        let ecn = datagram.ecn
+        var payload = datagram.takePayload()
+        let length = payload.readableBytes
+        let offset = info.offset
+        let end = info.end(length: length)
+
+        // RFC 8200 §4.5: a fragment that is not the last must carry a multiple of 8 octets (RFC 791's
+        // offsets count in 8-octet units, so the same holds for IPv4). Nor may it be empty.
+        if info.moreFragments && (length == 0 || length % 8 != 0) {
+            counters.ipFragmentsDropped &+= 1
+            return .dropped(rule: "RFC 8200 §4.5", reason: "fragment of \(length) octets with more to come: not a multiple of 8")
+        }
+        // RFC 8200 §4.5 / RFC 791 §3.1: the reassembled datagram may not exceed 65,535 octets
+        // (IPv6: its Payload Length). A chain that would is an attack (the "ping of death"): the
+        // whole datagram goes.
+        let allowance = isIPv6 ? info.headerLength - IPv6FragmentHeader.length - IPv6Header.length : info.headerLength
+        if allowance + end > Int(UInt16.max) {
+            counters.ipFragmentsDropped &+= 1
+            abandon(key, counters: &counters)
+            return .dropped(rule: "RFC 8200 §4.5", reason: "fragment ending at \(end): datagram beyond 65,535 octets")
+        }
+        // RFC 1858 §3.2 and RFC 3128 §3: "if FO=1 and PROTOCOL=TCP then DROP PACKET" — it could only
+        // overwrite the TCP flags — and a first fragment must hold the whole transport header
+        // (RFC 7112 for IPv6), or it could hide the ports or flags in a later one.
+        if offset == 8 && protocolNumber == IPProtocolNumber.tcp {
+            counters.ipFragmentsDropped &+= 1
+            abandon(key, counters: &counters)
+            return .dropped(rule: "RFC 1858 §3.2", reason: "TCP fragment at offset 1 (8 octets)")
+        }
+        if offset == 0, let needed = Self.transportHeaderLength(protocolNumber, payload), length < needed {
+            counters.ipFragmentsDropped &+= 1
+            abandon(key, counters: &counters)
+            return .dropped(rule: "RFC 3128 §3", reason: "first fragment of \(length) octets splits the \(needed)-octet transport header")
+        }
+
+        let existing = queues[key]
+        if let existing {
+            // RFC 5722 §4: an overlapping fragment abandons the datagram; RFC 8200 §4.5 lets an exact
+            // duplicate go alone instead (a network duplicates packets).
+            if let duplicate = existing.pieces.first(where: { $0.offset == offset && $0.end == end }),
+               duplicate.payload == payload, info.moreFragments || existing.totalLength == end {
+                counters.ipFragmentDuplicates &+= 1
+                return .incomplete
+            }
+            if let reason = Self.conflict(existing, offset: offset, end: end, last: !info.moreFragments) {
+                counters.ipFragmentOverlaps &+= 1
+                abandon(key, counters: &counters)
+                return .dropped(rule: "RFC 5722 §4", reason: reason)
+            }
+            guard existing.pieces.count < configuration.maximumFragmentsPerDatagram else {
+                counters.ipFragmentsDropped &+= 1
+                abandon(key, counters: &counters)
+                return .dropped(rule: "RFC 8200 §4.5", reason: "more than \(configuration.maximumFragmentsPerDatagram) fragments")
+            }
+        }
+
+        var firstHeaders: ByteBuffer?
+        if offset == 0 {
+            // The headers sit in front of the payload in the buffer it arrived in (`IPDatagram.parse`).
+            // (ByteBuffer's getters read only readable bytes: the reader index is moved back over them.)
+            var headers = ByteBufferAllocator().buffer(capacity: info.headerLength)
+            if payload.readerIndex >= info.headerLength {
+                var whole = payload
+                whole.moveReaderIndex(to: payload.readerIndex - info.headerLength)
+                headers.writeImmutableBuffer(whole.getSlice(at: whole.readerIndex, length: info.headerLength)!)
+            }
+            firstHeaders = headers
+        }
+        // A fragment pins its buffer's storage; one much larger than the fragment is copied out, so
+        // that accounting by storage does not let small fragments of big buffers crowd out the rest.
+        if payload.pinnedStorageBytes > 2 * length + Self.pieceOverheadBytes {
+            var compact = ByteBufferAllocator().buffer(capacity: length)
+            compact.writeImmutableBuffer(payload)
+            payload = compact
+        }
+        let cost = payload.pinnedStorageBytes + Self.pieceOverheadBytes + (firstHeaders?.capacity ?? 0)
+            + (existing == nil ? Self.queueOverheadBytes : 0)
+        // Linux's ipfrag_high_thresh: make room by evicting the oldest datagrams. When the oldest is
+        // this fragment's own, it goes instead.
+        while pinnedBytes + cost > configuration.memoryLimit {
+            guard let victim = oldestKey(), victim != key else {
+                counters.ipFragmentsDropped &+= 1
+                abandon(key, counters: &counters)
+                return .dropped(rule: "RFC 8200 §4.5", reason: "reassembly memory full (\(pinnedBytes) octets)")
+            }
+            abandon(victim, counters: &counters)
+            counters.ipReassemblyEvictions &+= 1
+        }
+
+        var queue: Queue
+        if let current = queues[key] {
+            queue = current  // read again: an eviction may have relinked its neighbours
+        } else {
+            queue = Queue(created: now, isIPv6: isIPv6)
+            append(key, to: &queue)
+        }
+        let index = queue.pieces.firstIndex { $0.offset > offset } ?? queue.pieces.count
+        queue.pieces.insert(Piece(offset: offset, payload: payload), at: index)
+        queue.receivedBytes += length
+        queue.pinnedBytes += cost
+        pinnedBytes += cost
+        queue.ecnSeen |= 1 << ecn.rawValue
+        if !info.moreFragments { queue.totalLength = end }
+        if let firstHeaders {
+            queue.firstHeaders = firstHeaders
+            queue.nextHeaderField = info.nextHeaderField
+        }
+        guard let total = queue.totalLength, queue.receivedBytes == total else {
+            queues[key] = queue
+            return .incomplete
+        }
+        // Disjoint pieces inside 0..<total adding up to total cover it: the datagram is whole.
+        queues[key] = queue
+        remove(key)
+        return reassembled(queue, counters: &counters)
+    }
+
+    /// Why a fragment at `offset..<end` cannot join `queue`, or nil if it can.
+    static func conflict(_ queue: Queue, offset: Int, end: Int, last: Bool) -> String? {
+        if let total = queue.totalLength {
+            if last && end != total { return "second last fragment: ends at \(end), not \(total)" }
+            if end > total { return "fragment ending at \(end) beyond the last one's end \(total)" }
+        } else if last, let highest = queue.pieces.last, highest.end > end {
+            return "last fragment ends at \(end), before data already received up to \(highest.end)"
+        }
+        let index = queue.pieces.firstIndex { $0.offset >= offset } ?? queue.pieces.count
+        if index > 0, queue.pieces[index - 1].end > offset {
+            return "fragment \(offset)..<\(end) overlaps \(queue.pieces[index - 1].offset)..<\(queue.pieces[index - 1].end)"
+        }
+        if index < queue.pieces.count, queue.pieces[index].offset < end {
+            return "fragment \(offset)..<\(end) overlaps \(queue.pieces[index].offset)..<\(queue.pieces[index].end)"
+        }
+        return nil
+    }
+
+    /// The octets a first fragment must carry for `protocolNumber`: the TCP header with its options,
+    /// or the 8 octets of a UDP, ICMP or ICMPv6 header; nil for other protocols.
+    static func transportHeaderLength(_ protocolNumber: UInt8, _ payload: ByteBuffer) -> Int? {
+        switch protocolNumber {
+        case IPProtocolNumber.tcp:
+            let dataOffset = payload.getInteger(at: payload.readerIndex + 12, as: UInt8.self).map { Int($0 >> 4) * 4 } ?? 0
+            return max(TCPHeader.minimumLength, dataOffset)
+        case IPProtocolNumber.udp, IPProtocolNumber.icmp, IPProtocolNumber.icmpv6:
+            return 8
+        default:
+            return nil
+        }
+    }
+
+    /// The whole datagram: the first fragment's headers, rewritten to describe it, then the payload.
+    private func reassembled(_ queue: Queue, counters: inout StackCounters) -> Outcome {
+        guard let total = queue.totalLength, let headers = queue.firstHeaders, headers.readableBytes > 0 else {
+            counters.ipReassemblyFailures &+= 1
+            return .dropped(rule: "RFC 791 §3.2", reason: "reassembled datagram without its first fragment's headers")
+        }
+        // RFC 3168 §5.3: CE on any fragment is kept — unless another was Not-ECT, then the datagram goes.
+        var ce = false
+        if queue.ecnSeen & (1 << ECNCodepoint.congestionExperienced.rawValue) != 0 {
+            guard queue.ecnSeen & (1 << ECNCodepoint.notECT.rawValue) == 0 else {
+                counters.ipReassemblyFailures &+= 1
+                return .dropped(rule: "RFC 3168 §5.3", reason: "CE and Not-ECT fragments in one datagram")
+            }
+            ce = true
+        }
+        let headerLength = queue.isIPv6 ? headers.readableBytes - IPv6FragmentHeader.length : headers.readableBytes
+        let payloadLength = (queue.isIPv6 ? headerLength - IPv6Header.length : headerLength) + total
+        guard payloadLength <= Int(UInt16.max), headerLength >= (queue.isIPv6 ? IPv6Header.length : IPv4Header.minimumLength) else {
+            counters.ipReassemblyFailures &+= 1
+            return .dropped(rule: "RFC 8200 §4.5", reason: "reassembled datagram beyond 65,535 octets")
+        }
+        var whole = ByteBufferAllocator().buffer(capacity: headerLength + total)
+        whole.writeImmutableBuffer(headers.getSlice(at: headers.readerIndex, length: headerLength)!)
+        if queue.isIPv6 {
+            // RFC 8200 §4.5: the Fragment header goes; the header in front of it names what it named.
+            let next = headers.getInteger(at: headers.readerIndex + headerLength, as: UInt8.self) ?? IPProtocolNumber.noNextHeader
+            whole.setInteger(next, at: queue.nextHeaderField)
+            whole.setInteger(UInt16(payloadLength), at: 4)
+            if ce { whole.setInteger((whole.getInteger(at: 1, as: UInt8.self) ?? 0) | 0x30, at: 1) }
+        } else {
+            // RFC 791 §3.2: the first fragment's header, its total length and flags those of the whole.
+            whole.setInteger(UInt16(payloadLength), at: 2)
+            let flags = (whole.getInteger(at: 6, as: UInt16.self) ?? 0) & 0x4000
+            whole.setInteger(flags, at: 6)
+            if ce { whole.setInteger((whole.getInteger(at: 1, as: UInt8.self) ?? 0) | 0x03, at: 1) }
+            whole.setInteger(UInt16(0), at: 10)
+            var sum = InternetChecksum()
+            whole.withUnsafeReadableBytes { sum.add(UnsafeRawBufferPointer(rebasing: $0[0..<headerLength])) }
+            whole.setInteger(sum.checksum, at: 10)
+        }
+        for piece in queue.pieces { whole.writeImmutableBuffer(piece.payload) }
+        counters.ipReassembled &+= 1
+        return .complete(whole)
+    }
+
+    // MARK: Time
+
+    /// Forgets every datagram whose time is up at `now`, oldest first. Returns a notice for each whose
+    /// first fragment had arrived, with as much of that fragment as an ICMPv6 error can quote.
+    mutating func expire(now: Instant, counters: inout StackCounters) -> [ReassemblyTimeExceeded] {
+        var notices: [ReassemblyTimeExceeded] = []
+        for family in 0..<2 {
+            while let key = oldest[family], let queue = queues[key], queue.created + timeout(isIPv6: queue.isIPv6) <= now {
+                remove(key)
+                counters.ipReassemblyTimeouts &+= 1
+                counters.ipReassemblyFailures &+= 1
+                // RFC 792 / RFC 1122 §3.3.2 and RFC 8200 §4.5: time exceeded (code 1, "fragment
+                // reassembly time exceeded") only if the first fragment was received.
+                guard var quote = queue.firstHeaders, let first = queue.pieces.first, first.offset == 0 else { continue }
+                quote.writeImmutableBuffer(first.payload.getSlice(
+                    at: first.payload.readerIndex,
+                    length: min(first.payload.readableBytes, max(0, ReassemblyTimeExceeded.maximumQuote - quote.readableBytes)))!)
+                notices.append(ReassemblyTimeExceeded(source: key.source, destination: key.destination, quote: quote))
+            }
+        }
+        return notices
+    }
+
+    // MARK: The table and its age lists
+
+    /// The datagram that arrived first, of either family.
+    func oldestKey() -> Key? {
+        switch (oldest[0].flatMap { queues[$0] }, oldest[1].flatMap { queues[$0] }) {
+        case (let v4?, let v6?): v4.created <= v6.created ? oldest[0] : oldest[1]
+        case (.some, nil): oldest[0]
+        case (nil, .some): oldest[1]
+        case (nil, nil): nil
+        }
+    }
+
+    /// Drops a datagram being reassembled, if there is one, as a failure.
+    mutating func abandon(_ key: Key, counters: inout StackCounters) {
+        guard remove(key) != nil else { return }
+        counters.ipReassemblyFailures &+= 1
+    }
+
+    private mutating func append(_ key: Key, to queue: inout Queue) {
+        let family = queue.isIPv6 ? 1 : 0
+        queue.older = newest[family]
+        queue.newer = nil
+        if let previous = newest[family] { queues[previous]?.newer = key } else { oldest[family] = key }
+        newest[family] = key
+    }
+
+    @discardableResult
+    private mutating func remove(_ key: Key) -> Queue? {
+        guard let queue = queues.removeValue(forKey: key) else { return nil }
+        let family = queue.isIPv6 ? 1 : 0
+        if let older = queue.older { queues[older]?.newer = queue.newer } else { oldest[family] = queue.newer }
+        if let newer = queue.newer { queues[newer]?.older = queue.older } else { newest[family] = queue.older }
+        pinnedBytes -= queue.pinnedBytes
+        return queue
+    }
+}
+
+/// A datagram whose reassembly timed out after its first fragment had arrived: the stack owes its
+/// source an ICMP Time Exceeded, code 1 (RFC 792) or ICMPv6 Time Exceeded, code 1 (RFC 4443 §3.3).
+public struct ReassemblyTimeExceeded: Hashable, Sendable {
+    /// Most octets of the first fragment kept for the quote: what fits in a 1280-octet ICMPv6 error
+    /// (RFC 4443 §2.4 (c)); an ICMPv4 error quotes less of it (RFC 1812 §4.3.2.3: 576 in all).
+    public static let maximumQuote = 1280 - 48
+
+    /// The source of the fragments, to whom the error goes.
+    public var source: IPAddress
+    /// Their destination: our address, the error's source.
+    public var destination: IPAddress
+    /// The first fragment as it arrived (headers included), up to `maximumQuote` octets.
+    public var quote: ByteBuffer
+}
