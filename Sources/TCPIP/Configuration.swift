@@ -170,6 +170,11 @@ public struct TCPConfiguration: Sendable {
     /// answering costs nothing, while asking from our side meets the middleboxes of RFC 3168 §6.1.1.1
     /// that drop or mangle ECN-setup SYNs, so requesting stays a choice of the application's.
     public var explicitCongestionNotification: ExplicitCongestionNotification = .acceptWhenRequested
+    /// Path MTU discovery from ICMP (RFC 1191, RFC 8201): the cache's ageing and bounds.
+    public var pathMTU = PathMTUConfiguration()
+    /// RFC 4821 black-hole detection and probing (Linux's `tcp_mtu_probing=1`: on once a black hole
+    /// is suspected); nil turns it off.
+    public var mtuProbing: MTUProbing? = MTUProbing()
 
     public init() {}
 

@@ -52,6 +52,8 @@ public final class Stack {
     let localAddresses: LocalAddresses
     /// Running totals of the storage connections' queues pin (Stack+Memory.swift keeps them).
     @exclusivity(unchecked) var pinned = PinnedTotals()
+    /// Path MTUs learnt from ICMP, per destination (RFC 1191 §5, RFC 8201 §5.2; Stack+ICMPErrors.swift).
+    var pathMTUCache: PathMTUCache
 
     struct ListenerKey: Hashable {
         var address: IPAddress?
@@ -62,6 +64,7 @@ public final class Stack {
         self.configuration = configuration
         self.localAddresses = LocalAddresses(configuration.addresses)
         self.sharedTCPConfiguration = SharedTCPConfiguration(configuration.tcp)
+        self.pathMTUCache = PathMTUCache(configuration.tcp.pathMTU)
         self.io = StackIO(checksumOffload: configuration.checksumOffload || configuration.transmitChecksumOffload)
         // Streams of their own from the same seed, so they leave the other draws as they were.
         self.synCookies = SYNCookies(generator: SeededGenerator(seed: configuration.seed ^ 0x5359_4E43_4F4F_4B49))

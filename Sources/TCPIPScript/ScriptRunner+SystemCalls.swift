@@ -333,6 +333,9 @@ extension ScriptRunner {
         case .addressUnavailable: "EADDRNOTAVAIL"
         case .resourcesExhausted: "ENOBUFS"
         case .invalidArgument: "EINVAL"
+        case .networkUnreachable: "ENETUNREACH"
+        case .hostUnreachable: "EHOSTUNREACH"
+        case .protocolUnreachable: "ENOPROTOOPT"
         }
     }
 
