@@ -169,3 +169,76 @@ public struct PacketRecycler {
         }
     }
 }
+
+extension PacketBuffer {
+    /// Prepends an IPv4 (DF as told, no options) or IPv6 header (no extension headers) carrying
+    /// `protocolNumber` to `buffer`'s readable bytes.
+    ///
+    /// - Precondition: `buffer.readerIndex` leaves room for the header; the addresses are of one family.
+    public static func prependIPHeader(
+        to buffer: inout ByteBuffer, source: IPAddress, destination: IPAddress, protocolNumber: UInt8,
+        timeToLive: UInt8 = 64, dontFragment: Bool = false, identification: UInt16 = 0
+    ) {
+        switch (source, destination) {
+        case (.v4(let source), .v4(let destination)):
+            IPv4Header(
+                source: source, destination: destination, protocolNumber: protocolNumber,
+                payloadLength: buffer.readableBytes, timeToLive: timeToLive, identification: identification,
+                dontFragment: dontFragment
+            ).prepend(to: &buffer)
+        case (.v6(let source), .v6(let destination)):
+            IPv6Header(
+                source: source, destination: destination, nextHeader: protocolNumber,
+                payloadLength: buffer.readableBytes, hopLimit: timeToLive
+            ).prepend(to: &buffer)
+        default:
+            preconditionFailure("IP datagram with mixed address families: \(source), \(destination)")
+        }
+    }
+
+    /// One IP datagram carrying a UDP datagram: copies `payload` once behind the headroom, then prepends
+    /// the UDP header (length and checksum computed) and an IP header.
+    ///
+    /// - Precondition: the payload is at most `UDPHeader.maximumPayloadLength` octets and the whole fits
+    ///   in one IP datagram; the addresses are of one family.
+    public static func udpDatagram(
+        header: UDPHeader, payload: ByteBuffer, source: IPAddress, destination: IPAddress, timeToLive: UInt8 = 64,
+        identification: UInt16 = 0, allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) -> ByteBuffer {
+        var buffer = make(payloadCapacity: payload.readableBytes, allocator: allocator)
+        buffer.writeImmutableBuffer(payload)
+        header.prepend(to: &buffer, source: source, destination: destination)
+        prependIPHeader(
+            to: &buffer, source: source, destination: destination, protocolNumber: IPProtocolNumber.udp,
+            timeToLive: timeToLive, identification: identification)
+        return buffer
+    }
+
+    /// One IPv4 datagram carrying an ICMP message whose body is `body` (echo data or a quote).
+    public static func icmpv4Datagram(
+        message: ICMPv4Message, body: ByteBuffer, source: IPv4Address, destination: IPv4Address,
+        timeToLive: UInt8 = 64, allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) -> ByteBuffer {
+        var buffer = make(payloadCapacity: body.readableBytes, allocator: allocator)
+        buffer.writeImmutableBuffer(body)
+        message.prepend(to: &buffer)
+        prependIPHeader(
+            to: &buffer, source: .v4(source), destination: .v4(destination), protocolNumber: IPProtocolNumber.icmp,
+            timeToLive: timeToLive)
+        return buffer
+    }
+
+    /// One IPv6 datagram carrying an ICMPv6 message whose body is `body` (echo data or a quote).
+    public static func icmpv6Datagram(
+        message: ICMPv6Message, body: ByteBuffer, source: IPv6Address, destination: IPv6Address,
+        hopLimit: UInt8 = 64, allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) -> ByteBuffer {
+        var buffer = make(payloadCapacity: body.readableBytes, allocator: allocator)
+        buffer.writeImmutableBuffer(body)
+        message.prepend(to: &buffer, source: source, destination: destination)
+        prependIPHeader(
+            to: &buffer, source: .v6(source), destination: .v6(destination), protocolNumber: IPProtocolNumber.icmpv6,
+            timeToLive: hopLimit)
+        return buffer
+    }
+}

@@ -11,7 +11,7 @@ public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
     case badHeaderLength
     /// IPv4 total length below the header length or beyond the buffer; IPv6 payload length beyond the buffer.
     case badTotalLength
-    /// The IPv4 header checksum or the TCP checksum does not verify.
+    /// The IPv4 header checksum, or a TCP, UDP or ICMP checksum, does not verify.
     case badChecksum
     /// An IPv4 fragment (MF set or nonzero offset) or an IPv6 Fragment header: not reassembled yet.
     case fragment
@@ -23,6 +23,13 @@ public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
     case badOptionLength
     /// SYN together with FIN: dropped, as Linux does.
     case invalidFlags
+    /// A UDP length field below 8 or past the IP payload (RFC 768).
+    case badLength
+    /// A UDP datagram over IPv6 with a zero checksum (RFC 8200 §8.1).
+    case missingChecksum
+    /// The datagram an ICMP error quotes is not an IP header of the right family followed by at least
+    /// eight octets of its payload (RFC 792, RFC 4443 §2.4(c)).
+    case badQuotedDatagram
 
     /// A short, stable name for drop counters, e.g. `"bad_checksum"`.
     public var counterName: String {
@@ -37,6 +44,9 @@ public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
         case .badDataOffset: "bad_data_offset"
         case .badOptionLength: "bad_option_length"
         case .invalidFlags: "invalid_flags"
+        case .badLength: "bad_length"
+        case .missingChecksum: "missing_checksum"
+        case .badQuotedDatagram: "bad_quoted_datagram"
         }
     }
 

@@ -6,7 +6,8 @@ import TCPIPWire
     @Test func counterNamesAreDistinctAndStable() {
         let all: [WireError] = [
             .truncated, .unsupportedVersion, .badHeaderLength, .badTotalLength, .badChecksum, .fragment,
-            .badExtensionHeader, .badDataOffset, .badOptionLength, .invalidFlags,
+            .badExtensionHeader, .badDataOffset, .badOptionLength, .invalidFlags, .badLength, .missingChecksum,
+            .badQuotedDatagram,
         ]
         #expect(Set(all.map(\.counterName)).count == all.count)
         #expect(WireError.badChecksum.counterName == "bad_checksum")
