@@ -32,7 +32,7 @@ extension Stack {
             return
         }
         guard ip.upperLayerProtocol == IPProtocolNumber.tcp else {
-            io.counters.ipUnknownProtocol &+= 1
+            icmpArrives(ip, verifyChecksum: verify, now: now)
             return
         }
         // The addresses and the ECN field first, so that the TCP parse is the datagram's last use
