@@ -230,7 +230,7 @@ private struct Parser {
             try expect(close, "to close the IP information")
             packet.ipInformation.append(words.joined(separator: " "))
         }
-        if case .word(let word)? = current?.kind, ["udp", "icmp", "ipv4", "ipv6", "gre", "mpls", "encap"].contains(word) {
+        if case .word(let word)? = current?.kind, ["udp", "icmp", "icmp6", "ipv4", "ipv6", "gre", "mpls", "encap"].contains(word) {
             var words: [String] = []
             while onLine(self) { words.append(tokenText(take()!)) }
             packet.other = words.joined(separator: " ")
