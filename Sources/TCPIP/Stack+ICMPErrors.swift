@@ -4,7 +4,7 @@ import TCPIPWire
 /// ICMP errors into TCP (RFC 5927, RFC 1122 §4.2.3.9, RFC 5461) and path MTU discovery (RFC 1191,
 /// RFC 8201): what the stack does with an error once the IP layer has parsed it.
 extension Stack {
-    /// An ICMP or ICMPv6 error that quotes a TCP segment (`ICMPErrorReport`).
+    /// An ICMP or ICMPv6 error that quotes a TCP segment (`TCPICMPError`).
     ///
     /// RFC 5927 §4.1: nothing changes unless the quoted 4-tuple names a connection and the quoted
     /// sequence number is one we sent and is unacknowledged; a blind attacker guessing at either is
@@ -12,7 +12,7 @@ extension Stack {
     /// lowers the path MTU and the connection's MSS at once, resending what no longer fits
     /// (fragmentation needed, packet too big); aborts a connection still opening (hard errors,
     /// RFC 5461 §4); or is noted as the connection's soft error (RFC 1122 §4.2.3.9).
-    public func icmpErrorArrived(_ report: ICMPErrorReport, now: Instant) {
+    public func icmpErrorArrived(_ report: TCPICMPError, now: Instant) {
         io.counters.icmpErrorsReceived &+= 1
         let tuple = FourTuple(local: report.local, remote: report.remote)
         if let handle = connectionHandle(for: tuple) {
@@ -59,7 +59,7 @@ extension Stack {
     /// An error about our SYN-ACK of a half-open entry: the quoted sequence number must be its ISS
     /// (RFC 5927 §4.1). A hard error drops the entry (Linux's `tcp_req_err`); a smaller MTU is
     /// remembered for the connection it may become; soft errors change nothing.
-    private func halfOpenICMPError(_ handle: SlabHandle, _ report: ICMPErrorReport, now: Instant) {
+    private func halfOpenICMPError(_ handle: SlabHandle, _ report: TCPICMPError, now: Instant) {
         guard let entry = halfOpen.withElement(handle, { $0 }) else { return }
         let tuple = entry.tuple
         guard report.sequenceNumber == entry.iss else {
@@ -97,7 +97,7 @@ extension Stack {
     ///   not below that length, which cannot be the reason the datagram was too big.
     /// - RFC 1191 §3 / RFC 8201 §4: never below the family's minimum (`PathMTUConfiguration`).
     /// - RFC 1191 §6.1: "MUST NOT increase its estimate" from such a message.
-    func pathMTU(from report: ICMPErrorReport, current: Int) -> Int? {
+    func pathMTU(from report: TCPICMPError, current: Int) -> Int? {
         let family = report.remote.address
         var mtu: Int
         switch report.kind {

@@ -71,20 +71,20 @@ import Testing
 
     /// The RFC 1122 §4.2.3.9 / RFC 5461 table, both families.
     @Test func classification() {
-        #expect(ICMPErrorReport.ipv4Kind(type: 3, code: 3) == .hard(.connectionRefused))
-        #expect(ICMPErrorReport.ipv4Kind(type: 3, code: 2) == .hard(.protocolUnreachable))
-        #expect(ICMPErrorReport.ipv4Kind(type: 3, code: 1) == .soft(.hostUnreachable))
-        #expect(ICMPErrorReport.ipv4Kind(type: 3, code: 0) == .soft(.networkUnreachable))
-        #expect(ICMPErrorReport.ipv4Kind(type: 3, code: 13) == .soft(.hostUnreachable))
-        #expect(ICMPErrorReport.ipv4Kind(type: 3, code: 4, nextHopMTU: 1280) == .fragmentationNeeded(nextHopMTU: 1280))
-        #expect(ICMPErrorReport.ipv4Kind(type: 11, code: 0) == .soft(.hostUnreachable))
-        #expect(ICMPErrorReport.ipv4Kind(type: 4, code: 0) == nil)
-        #expect(ICMPErrorReport.ipv4Kind(type: 0, code: 0) == nil)
-        #expect(ICMPErrorReport.ipv6Kind(type: 1, code: 4) == .hard(.connectionRefused))
-        #expect(ICMPErrorReport.ipv6Kind(type: 1, code: 1) == .soft(.hostUnreachable))
-        #expect(ICMPErrorReport.ipv6Kind(type: 2, code: 0, mtu: 1280) == .packetTooBig(mtu: 1280))
-        #expect(ICMPErrorReport.ipv6Kind(type: 4, code: 1) == .hard(.protocolUnreachable))
-        #expect(ICMPErrorReport.ipv6Kind(type: 128, code: 0) == nil)
+        #expect(TCPICMPError.ipv4Kind(type: 3, code: 3) == .hard(.connectionRefused))
+        #expect(TCPICMPError.ipv4Kind(type: 3, code: 2) == .hard(.protocolUnreachable))
+        #expect(TCPICMPError.ipv4Kind(type: 3, code: 1) == .soft(.hostUnreachable))
+        #expect(TCPICMPError.ipv4Kind(type: 3, code: 0) == .soft(.networkUnreachable))
+        #expect(TCPICMPError.ipv4Kind(type: 3, code: 13) == .soft(.hostUnreachable))
+        #expect(TCPICMPError.ipv4Kind(type: 3, code: 4, nextHopMTU: 1280) == .fragmentationNeeded(nextHopMTU: 1280))
+        #expect(TCPICMPError.ipv4Kind(type: 11, code: 0) == .soft(.hostUnreachable))
+        #expect(TCPICMPError.ipv4Kind(type: 4, code: 0) == nil)
+        #expect(TCPICMPError.ipv4Kind(type: 0, code: 0) == nil)
+        #expect(TCPICMPError.ipv6Kind(type: 1, code: 4) == .hard(.connectionRefused))
+        #expect(TCPICMPError.ipv6Kind(type: 1, code: 1) == .soft(.hostUnreachable))
+        #expect(TCPICMPError.ipv6Kind(type: 2, code: 0, mtu: 1280) == .packetTooBig(mtu: 1280))
+        #expect(TCPICMPError.ipv6Kind(type: 4, code: 1) == .hard(.protocolUnreachable))
+        #expect(TCPICMPError.ipv6Kind(type: 128, code: 0) == nil)
     }
 
     /// The whole input path: an ICMP datagram from a router, parsed by the wire layer, reaches the

@@ -142,7 +142,7 @@ import Testing
             let id = try stack.connect(to: remote, now: now)
             let status = try #require(stack.status(id))
             stack.icmpErrorArrived(
-                ICMPErrorReport(
+                TCPICMPError(
                     kind: .fragmentationNeeded(nextHopMTU: 1000), local: status.local, remote: remote,
                     sequenceNumber: SequenceNumber(status.sendUnacknowledged)),
                 now: now)

@@ -7,7 +7,7 @@ import TCPIPWire
 ///
 /// Parsing the ICMP message is the IP layer's business; `Stack.icmpErrorArrived(_:now:)` takes
 /// this and does the TCP side (RFC 5927, RFC 1122 §4.2.3.9, RFC 1191, RFC 8201).
-public struct ICMPErrorReport: Hashable, Sendable {
+public struct TCPICMPError: Hashable, Sendable {
     public enum Kind: Hashable, Sendable {
         /// RFC 792 type 3 code 4 with RFC 1191 §4's next-hop MTU (0 from a router that predates it).
         case fragmentationNeeded(nextHopMTU: Int)
