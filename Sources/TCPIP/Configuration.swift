@@ -19,6 +19,10 @@ public struct StackConfiguration: Sendable {
     /// Seeds the ISN key, ephemeral ports and every other random choice: one seed, one run.
     public var seed: UInt64
     public var tcp: TCPConfiguration
+    /// ICMP and ICMPv6: echo replies and the errors we send.
+    public var icmp: ICMPConfiguration = ICMPConfiguration()
+    /// UDP endpoints.
+    public var udp: UDPConfiguration = UDPConfiguration()
     /// Most connections the stack holds at once (established, closing and TIME-WAIT alike).
     public var maximumConnections: Int
     /// Most TIME-WAIT records (`Stack.timeWaitCount`) held at once. A connection the application has
@@ -258,4 +262,30 @@ public enum ExplicitCongestionNotification: String, Hashable, Sendable, CaseIter
     case acceptWhenRequested = "accept"
     /// Also send an ECN-setup SYN on active opens (tcp_ecn = 1).
     case request
+}
+
+/// ICMP's knobs (RFC 792, RFC 1122 §3.2.2, RFC 4443). Defaults are Linux's.
+public struct ICMPConfiguration: Sendable, Hashable {
+    /// Answer echo requests to our addresses (RFC 1122 §3.2.2.6: MUST). Off is Linux's
+    /// `icmp_echo_ignore_all`.
+    public var answersEcho: Bool = true
+    /// The token bucket every ICMP error we send draws from (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8):
+    /// tokens per second, Linux's `icmp_msgs_per_sec`; 0 sends none.
+    public var errorsPerSecond: Int = 1000
+    /// The bucket's depth: errors that may go out at once after a quiet spell (`icmp_msgs_burst`).
+    public var errorBurst: Int = 50
+
+    public init() {}
+}
+
+/// UDP's knobs (RFC 768, RFC 1122 §4.1).
+public struct UDPConfiguration: Sendable, Hashable {
+    /// Storage an endpoint's queue of unread datagrams may pin (the buffers they arrived in, as
+    /// Linux's `SO_RCVBUF` counts `skb->truesize`); beyond it arriving datagrams are dropped and
+    /// counted (`udpReceiveBufferErrors`). Linux's `rmem_default`.
+    public var receiveBufferSize: Int = 212_992
+    /// Most UDP endpoints the stack holds at once.
+    public var maximumEndpoints: Int = 65_536
+
+    public init() {}
 }

@@ -8,6 +8,52 @@ public struct StackCounters: Hashable, Sendable {
     public var ipFragmentsDropped: UInt64 = 0
     public var ipNotForUs: UInt64 = 0
     public var ipUnknownProtocol: UInt64 = 0
+    /// Datagrams UDP or ICMP built that were larger than the MTU and not sent (no output fragmentation).
+    public var ipOutputTooBig: UInt64 = 0
+
+    // ICMP (RFC 792) and ICMPv6 (RFC 4443), as Linux's Icmp and Icmp6 sections count them. The
+    // In/Out per-type counts are the IcmpMsg section.
+    public var icmpInMessages: UInt64 = 0
+    /// Messages dropped as malformed: bad checksum, truncated, or an error that quotes too little.
+    public var icmpInErrors: UInt64 = 0
+    public var icmpInChecksumErrors: UInt64 = 0
+    public var icmpInDestinationUnreachables: UInt64 = 0
+    public var icmpInTimeExceeded: UInt64 = 0
+    public var icmpInParameterProblems: UInt64 = 0
+    public var icmpInEchos: UInt64 = 0
+    public var icmpInEchoReplies: UInt64 = 0
+    public var icmpOutMessages: UInt64 = 0
+    public var icmpOutDestinationUnreachables: UInt64 = 0
+    public var icmpOutEchoReplies: UInt64 = 0
+    /// Errors not sent because the token bucket was empty (RFC 4443 §2.4(f); Linux's IcmpOutRateLimitGlobal).
+    public var icmpOutRateLimited: UInt64 = 0
+    /// Errors not sent because RFC 1122 §3.2.2 / RFC 4443 §2.4(e) forbid one: in answer to an ICMP
+    /// error, a non-first fragment, or a datagram from or to no single host.
+    public var icmpOutSuppressed: UInt64 = 0
+    public var icmp6InMessages: UInt64 = 0
+    public var icmp6InErrors: UInt64 = 0
+    public var icmp6InChecksumErrors: UInt64 = 0
+    public var icmp6InDestinationUnreachables: UInt64 = 0
+    public var icmp6InPacketTooBigs: UInt64 = 0
+    public var icmp6InTimeExceeded: UInt64 = 0
+    public var icmp6InParameterProblems: UInt64 = 0
+    public var icmp6InEchos: UInt64 = 0
+    public var icmp6InEchoReplies: UInt64 = 0
+    public var icmp6OutMessages: UInt64 = 0
+    public var icmp6OutDestinationUnreachables: UInt64 = 0
+    public var icmp6OutParameterProblems: UInt64 = 0
+    public var icmp6OutEchoReplies: UInt64 = 0
+
+    // UDP (RFC 768), as Linux's Udp section.
+    public var udpInDatagrams: UInt64 = 0
+    /// Datagrams to a port nobody is bound to (answered with port unreachable, rate-limited).
+    public var udpNoPorts: UInt64 = 0
+    /// Datagrams dropped: malformed, bad checksum, or no room in the receive queue.
+    public var udpInErrors: UInt64 = 0
+    public var udpInChecksumErrors: UInt64 = 0
+    /// Datagrams dropped because the endpoint's receive queue was full (`UDPConfiguration.receiveBufferSize`).
+    public var udpReceiveBufferErrors: UInt64 = 0
+    public var udpOutDatagrams: UInt64 = 0
 
     // TCP, RFC 9293 and friends
     public var segmentsReceived: UInt64 = 0
@@ -110,7 +156,29 @@ public struct StackCounters: Hashable, Sendable {
             ("ip_packets_received", ipPacketsReceived), ("ip_packets_sent", ipPacketsSent),
             ("ip_malformed", ipMalformed), ("ip_bad_checksum", ipBadChecksum),
             ("ip_fragments_dropped", ipFragmentsDropped), ("ip_not_for_us", ipNotForUs),
-            ("ip_unknown_protocol", ipUnknownProtocol),
+            ("ip_unknown_protocol", ipUnknownProtocol), ("ip_output_too_big", ipOutputTooBig),
+            ("icmp_in_messages", icmpInMessages), ("icmp_in_errors", icmpInErrors),
+            ("icmp_in_checksum_errors", icmpInChecksumErrors),
+            ("icmp_in_destination_unreachables", icmpInDestinationUnreachables),
+            ("icmp_in_time_exceeded", icmpInTimeExceeded), ("icmp_in_parameter_problems", icmpInParameterProblems),
+            ("icmp_in_echos", icmpInEchos), ("icmp_in_echo_replies", icmpInEchoReplies),
+            ("icmp_out_messages", icmpOutMessages),
+            ("icmp_out_destination_unreachables", icmpOutDestinationUnreachables),
+            ("icmp_out_echo_replies", icmpOutEchoReplies), ("icmp_out_rate_limited", icmpOutRateLimited),
+            ("icmp_out_suppressed", icmpOutSuppressed),
+            ("icmp6_in_messages", icmp6InMessages), ("icmp6_in_errors", icmp6InErrors),
+            ("icmp6_in_checksum_errors", icmp6InChecksumErrors),
+            ("icmp6_in_destination_unreachables", icmp6InDestinationUnreachables),
+            ("icmp6_in_packet_too_bigs", icmp6InPacketTooBigs), ("icmp6_in_time_exceeded", icmp6InTimeExceeded),
+            ("icmp6_in_parameter_problems", icmp6InParameterProblems),
+            ("icmp6_in_echos", icmp6InEchos), ("icmp6_in_echo_replies", icmp6InEchoReplies),
+            ("icmp6_out_messages", icmp6OutMessages),
+            ("icmp6_out_destination_unreachables", icmp6OutDestinationUnreachables),
+            ("icmp6_out_parameter_problems", icmp6OutParameterProblems),
+            ("icmp6_out_echo_replies", icmp6OutEchoReplies),
+            ("udp_in_datagrams", udpInDatagrams), ("udp_no_ports", udpNoPorts), ("udp_in_errors", udpInErrors),
+            ("udp_in_checksum_errors", udpInChecksumErrors), ("udp_receive_buffer_errors", udpReceiveBufferErrors),
+            ("udp_out_datagrams", udpOutDatagrams),
             ("segments_received", segmentsReceived), ("segments_sent", segmentsSent),
             ("segments_retransmitted", segmentsRetransmitted), ("bad_segments", badSegments),
             ("bad_checksums", badChecksums), ("resets_received", resetsReceived), ("resets_sent", resetsSent),

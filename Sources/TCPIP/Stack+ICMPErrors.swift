@@ -124,3 +124,31 @@ extension IPAddress {
         if case .v6 = self { true } else { false }
     }
 }
+
+extension Stack {
+    /// The IP layer's ICMP dispatch (`icmpErrorArrives`, Stack+ICMP.swift) hands over an error whose
+    /// quote is of a TCP segment from one of our addresses: it becomes a `TCPICMPError`.
+    ///
+    /// RFC 1122 §4.2.3.9 and RFC 5461 §4: port and protocol unreachable are hard; the other
+    /// unreachables, time exceeded and parameter problem are soft; RFC 1191 / RFC 8201 for too big.
+    func tcpErrorArrives(_ error: ICMPErrorReport, quoted: ICMPQuotedDatagram, now: Instant) {
+        guard !quoted.isNonFirstFragment, let sourcePort = quoted.sourcePort, let destinationPort = quoted.destinationPort,
+              let sequence = quoted.tcpSequenceNumber
+        else { return }
+        let kind: TCPICMPError.Kind = switch error {
+        case .portUnreachable: .hard(.connectionRefused)
+        case .protocolUnreachable: .hard(.protocolUnreachable)
+        case .packetTooBig(let mtu): quoted.source.isIPv6 ? .packetTooBig(mtu: mtu) : .fragmentationNeeded(nextHopMTU: mtu)
+        case .unreachable, .timeExceeded, .parameterProblem: .soft(.hostUnreachable)
+        }
+        let length = switch quoted.header {
+        case .v4(let header): Int(header.totalLength)
+        case .v6(let header): Int(header.payloadLength) + 40
+        }
+        icmpErrorArrived(
+            TCPICMPError(
+                kind: kind, local: Endpoint(quoted.source, sourcePort), remote: Endpoint(quoted.destination, destinationPort),
+                sequenceNumber: sequence, quotedLength: length),
+            now: now)
+    }
+}

@@ -31,8 +31,23 @@ extension Stack {
             io.counters.ipNotForUs &+= 1
             return
         }
-        guard ip.upperLayerProtocol == IPProtocolNumber.tcp else {
-            icmpArrives(ip, verifyChecksum: verify, now: now)
+        // The protocol table (RFC 791 §3.1 "Protocol", RFC 8200 §4 "Next Header"). TCP, the hot
+        // path, is the first case and goes on below in this function, so that its segment is parsed
+        // from the datagram's own buffer; every other protocol returns from its case.
+        switch ip.upperLayerProtocol {
+        case IPProtocolNumber.tcp:
+            break
+        case IPProtocolNumber.udp:
+            udpDatagramArrives(ip, verify: verify, now: now)
+            return
+        case IPProtocolNumber.icmp where ip.header.isV4:
+            icmpv4Arrives(ip, verify: verify, now: now)
+            return
+        case IPProtocolNumber.icmpv6 where !ip.header.isV4:
+            icmpv6Arrives(ip, verify: verify, now: now)
+            return
+        default:
+            unknownProtocolArrives(ip, now: now)
             return
         }
         // The addresses and the ECN field first, so that the TCP parse is the datagram's last use
@@ -78,6 +93,16 @@ extension Stack {
         } else {
             closedSegmentArrives(tuple: tuple, segment, now: now)
         }
+    }
+
+    /// A datagram for one of our addresses whose protocol we do not speak: RFC 1122 §3.2.2.1 ICMP
+    /// protocol unreachable, RFC 8200 §4 ICMPv6 parameter problem code 1 (rate-limited, and only
+    /// where an error may be sent at all).
+    private func unknownProtocolArrives(_ ip: IPDatagram, now: Instant) {
+        io.counters.ipUnknownProtocol &+= 1
+        // RFC 8200 §4.7: "No Next Header" is not an unknown protocol; there is nothing to deliver.
+        guard ip.upperLayerProtocol != IPProtocolNumber.noNextHeader || ip.header.isV4 else { return }
+        sendICMPError(.protocolUnreachable, about: ip, now: now)
     }
 
     /// The connection `tuple` names, if any: `connectionTable[tuple]`.

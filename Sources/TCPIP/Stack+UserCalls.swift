@@ -55,17 +55,12 @@ extension Stack {
             io.counters.memoryBudgetRefusals &+= 1
             throw .resourcesExhausted
         }
-        var tuple: FourTuple?
-        for _ in 0..<16384 {
-            let port = nextEphemeralPort
-            nextEphemeralPort = nextEphemeralPort == 65535 ? 49152 : nextEphemeralPort + 1
+        let port = allocateEphemeralPort { port in
             let candidate = FourTuple(local: Endpoint(local, port), remote: remote)
-            if connectionTable[candidate] == nil && halfOpenTable[candidate] == nil && timeWaitTable[candidate] == nil {
-                tuple = candidate
-                break
-            }
+            return connectionTable[candidate] == nil && halfOpenTable[candidate] == nil && timeWaitTable[candidate] == nil
         }
-        guard let tuple else { throw .addressUnavailable }
+        guard let port else { throw .addressUnavailable }
+        let tuple = FourTuple(local: Endpoint(local, port), remote: remote)
         let iss = initialSequenceNumbers.initialSequenceNumber(for: tuple, now: now)
         let connection = TCPConnection(
             tuple: tuple, iss: iss, state: .synSent, receiveMSS: announcedMSS(for: local, clampedTo: maximumSegmentSize),

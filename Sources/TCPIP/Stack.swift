@@ -54,6 +54,15 @@ public final class Stack {
     @exclusivity(unchecked) var pinned = PinnedTotals()
     /// Path MTUs learnt from ICMP, per destination (RFC 1191 §5, RFC 8201 §5.2; Stack+ICMPErrors.swift).
     var pathMTUCache: PathMTUCache
+    /// UDP endpoints (Stack+UDP.swift), found through `udpTable`; `udpPortOwners` lists the addresses
+    /// bound on each port (nil: every address), for the overlap check of a bind.
+    @exclusivity(unchecked) var udpEndpoints = Slab<UDPEndpoint>()
+    @exclusivity(unchecked) var udpTable: [UDPKey: SlabHandle] = [:]
+    @exclusivity(unchecked) var udpPortOwners: [UInt16: [IPAddress?]] = [:]
+    /// UDP endpoints with something to read since the application last looked.
+    @exclusivity(unchecked) var udpEvents = CircularBuffer<SlabHandle>(initialCapacity: 4)
+    /// The token bucket of the ICMP errors we send (Stack+ICMP.swift).
+    @exclusivity(unchecked) var icmpErrorLimiter: ICMPRateLimiter
 
     struct ListenerKey: Hashable {
         var address: IPAddress?
@@ -75,6 +84,8 @@ public final class Stack {
         self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
         self.nextEphemeralPort = UInt16.random(in: 49152...65535, using: &random)
         self.random = random
+        self.icmpErrorLimiter = ICMPRateLimiter(
+            perSecond: configuration.icmp.errorsPerSecond, burst: configuration.icmp.errorBurst)
     }
 
     // MARK: The sans-IO front door
@@ -137,6 +148,10 @@ public final class Stack {
         if let handle = io.listenerEvents.popFirst() {
             listeners.withElement(handle) { $0.pendingEvent = false }
             return .acceptable(ListenerID(handle: handle))
+        }
+        while let handle = udpEvents.popFirst() {
+            let live: Void? = udpEndpoints.withElement(handle) { $0.pendingEvent = false }
+            if live != nil { return .udpReadable(UDPEndpointID(handle: handle)) }
         }
         while let handle = io.events.popFirst() {
             let events = connections.withElement(handle) { connection -> ConnectionEvents in

@@ -116,6 +116,8 @@ public enum StackEvent: Hashable, Sendable {
     case connection(ConnectionID, ConnectionEvents)
     /// A listener has a connection waiting in its accept queue.
     case acceptable(ListenerID)
+    /// A UDP endpoint has a datagram, or an error, to receive.
+    case udpReadable(UDPEndpointID)
 }
 
 /// A handle to a connection: a slot in the stack's slab and the generation that owns it.

@@ -270,6 +270,8 @@ private final class Run {
                     }
                 case .connection(let id, _):
                     if let index = pairOfServer[id] { serve(index) }
+                case .udpReadable:
+                    break
                 }
             }
             while let event = client.nextEvent() {

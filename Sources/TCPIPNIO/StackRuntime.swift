@@ -46,6 +46,7 @@ public final class StackRuntime: @unchecked Sendable {
     let closePromise: EventLoopPromise<Void>
     var channels: [ConnectionID: TCPConnectionChannel] = [:]
     var listeners: [ListenerID: TCPListener] = [:]
+    var udpChannels: [UDPEndpointID: UDPChannel] = [:]
     private var dirty: [TCPConnectionChannel] = []
     private var pumping = false
     private var pumpAgain = false
@@ -218,6 +219,8 @@ public final class StackRuntime: @unchecked Sendable {
             }
         case .connection(let id, let events):
             channels[id]?.handle(events, now: now)
+        case .udpReadable(let id):
+            udpChannels[id]?.readable(now: now)
         }
     }
 
@@ -252,6 +255,14 @@ public final class StackRuntime: @unchecked Sendable {
         if channels[channel.connection] === channel { channels[channel.connection] = nil }
     }
 
+    func register(_ channel: UDPChannel) {
+        udpChannels[channel.endpoint] = channel
+    }
+
+    func unregister(_ channel: UDPChannel) {
+        if udpChannels[channel.endpoint] === channel { udpChannels[channel.endpoint] = nil }
+    }
+
     func stop(error: Error?) {
         guard !stopped else { return }
         stopped = true
@@ -263,6 +274,8 @@ public final class StackRuntime: @unchecked Sendable {
         channels.removeAll()
         for listener in listeners.values { listener.runtimeStopped() }
         listeners.removeAll()
+        for channel in Array(udpChannels.values) { channel.runtimeStopped(error) }
+        udpChannels.removeAll()
         reader?.stop()
         reader = nil
         device.close()

@@ -8,6 +8,12 @@ public struct IPDatagram: Hashable, Sendable {
     public enum Header: Hashable, Sendable {
         case v4(IPv4Header)
         case v6(IPv6Header)
+
+        /// Whether this is an IPv4 header.
+        @inlinable
+        public var isV4: Bool {
+            if case .v4 = self { true } else { false }
+        }
     }
 
     public var header: Header

@@ -6,14 +6,15 @@ import TCPIP
 import TCPIPLinks
 import TCPIPNIO
 
-/// `tcpip serve`: echo, discard and HTTP servers on a TUN device, on our TCP.
+/// `tcpip serve`: echo, discard and HTTP servers on a TUN device, on our TCP and UDP; pings answered.
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve echo, discard and HTTP on a TUN device, over this stack's TCP.",
+        abstract: "Serve echo, discard and HTTP on a TUN device, over this stack's TCP and UDP.",
         discussion: """
             Prints READY once every server listens, then the connection table every --status-interval \
             seconds. The HTTP server is NIOHTTP1, unchanged, on our TCP channels. --read-size and \
-            --read-interval-ms make the discard server a slow reader: its receive window closes.
+            --read-interval-ms make the discard server a slow reader: its receive window closes. \
+            Echo requests to our addresses are answered (ping, ping -6) unless --no-ping.
             """)
 
     @OptionGroup var device: TUNOptions
@@ -25,6 +26,12 @@ struct Serve: ParsableCommand {
     var readSize: Int?
     @Option(help: "Discard server: milliseconds between reads (default: read as fast as data comes).")
     var readIntervalMs: Int?
+    @Option(help: "UDP echo server port (RFC 862): each datagram goes back to its sender.")
+    var udpEcho: UInt16?
+    @Option(help: "UDP discard server port (RFC 863).")
+    var udpDiscard: UInt16?
+    @Flag(inversion: .prefixedNo, help: "Answer ICMP and ICMPv6 echo requests to our addresses.")
+    var ping = true
     @Option(help: "HTTP/1.1 server port; serves the files under --root.")
     var http: UInt16?
     @Option(help: "Directory the HTTP server serves.")
@@ -35,15 +42,16 @@ struct Serve: ParsableCommand {
     var details = false
 
     func validate() throws {
-        guard echo != nil || discard != nil || http != nil else {
-            throw ValidationError("give at least one of --echo, --discard, --http")
+        guard echo != nil || discard != nil || http != nil || udpEcho != nil || udpDiscard != nil else {
+            throw ValidationError("give at least one of --echo, --discard, --http, --udp-echo, --udp-discard")
         }
         if let readSize, readSize <= 0 { throw ValidationError("--read-size must be positive") }
         if let readIntervalMs, readIntervalMs <= 0 { throw ValidationError("--read-interval-ms must be positive") }
     }
 
     func run() throws {
-        let running = try device.start()
+        let ping = self.ping
+        let running = try device.start { $0.icmp.answersEcho = ping }
         let runtime = running.runtime
         var listeners: [TCPListener] = []
         if let echo {
@@ -69,14 +77,58 @@ struct Serve: ParsableCommand {
                 }
                 .bind(port: http).wait())
         }
-        let ports = listeners.map { String($0.port) }.joined(separator: ",")
+        var datagramChannels: [Channel] = []
+        if let udpEcho {
+            datagramChannels.append(try TCPIPDatagramBootstrap(runtime: runtime)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPEchoHandler()) }
+                }
+                .bind(port: udpEcho).wait())
+        }
+        if let udpDiscard {
+            datagramChannels.append(try TCPIPDatagramBootstrap(runtime: runtime)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPDiscardHandler()) }
+                }
+                .bind(port: udpDiscard).wait())
+        }
+        let ports = (listeners.map { String($0.port) } + [udpEcho, udpDiscard].compactMap { $0 }.map { "udp/\($0)" })
+            .joined(separator: ",")
         announce("listening on \(device.addresses.joined(separator: " ")) port \(ports) via \(device.tun) (MTU \(try running.onLoop { runtime.device.mtu }))")
         announce("READY")
         if statusInterval > 0 {
             ConnectionTable.printEvery(.seconds(Int64(statusInterval)), runtime: runtime, details: details)
         }
         try running.waitForStop()
+        _ = datagramChannels
     }
+}
+
+/// RFC 862 over UDP: each datagram goes back to its sender, from the address it was sent to.
+final class UDPEchoHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.write(data, promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A datagram that could not be echoed (too large) is dropped, as a socket's sendto fails.
+    }
+}
+
+/// RFC 863 over UDP: every datagram is dropped.
+final class UDPDiscardHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {}
 }
 
 /// RFC 862: everything read is written back.
@@ -196,6 +248,9 @@ enum ConnectionTable {
                 internals.append(statistics.summaryLine)
                 internals.append("    " + statistics.detailFields.joined(separator: " "))
             }
+        }
+        for endpoint in runtime.stack.allUDPEndpoints {
+            if let status = runtime.stack.udpStatus(endpoint) { table.add(status) }
         }
         return table.lines + internals
     }

@@ -52,6 +52,23 @@ public struct NetstatTable: Hashable, Sendable {
             local: local.description, foreign: foreign, state: TCPState.listen.rfcName))
     }
 
+    /// Adds a row for a UDP endpoint, as `netstat -un` shows one: Recv-Q is the bytes of the datagrams
+    /// not yet read; an endpoint bound to every address shows `0.0.0.0` (or `[::]`, IPv6 only: ours
+    /// takes both families, shown as `*`); a connected one shows its peer and ESTABLISHED.
+    public mutating func add(_ status: UDPEndpointStatus) {
+        let local: String
+        if let address = status.localAddress {
+            local = Endpoint(address, status.localPort).description
+        } else {
+            local = "*:\(status.localPort)"
+        }
+        let family = status.localAddress ?? status.remote?.address
+        let proto = if case .v6? = family { "udp6" } else { "udp" }
+        rows.append(Row(
+            proto: proto, receiveQueue: status.queuedBytes, sendQueue: 0, local: local,
+            foreign: status.remote?.description ?? "*:*", state: status.remote == nil ? "" : "ESTABLISHED"))
+    }
+
     /// The header, then one line per row.
     public var lines: [String] {
         [Self.header] + rows.map { row in

@@ -87,9 +87,34 @@ public struct SegmentFormatter: Sendable {
     public mutating func format(_ datagram: ByteBuffer, at time: Instant) -> String {
         do {
             if let segment = try CapturedSegment.parse(datagram) { return format(segment, at: time) }
-            return timePrefix(time) + "IP not TCP, length \(datagram.readableBytes)"
+            return timePrefix(time) + (try Self.describeNonTCP(datagram))
         } catch {
             return timePrefix(time) + "IP malformed datagram (\(error.counterName)), length \(datagram.readableBytes)"
+        }
+    }
+
+    /// A datagram that is not TCP in tcpdump's notation (checksums not verified, as for TCP):
+    ///
+    ///     IP 198.18.0.1.40000 > 198.18.0.2.7: UDP, length 5
+    ///     IP 198.18.0.1 > 198.18.0.2: ICMP echo request, id 7, seq 1, length 64
+    ///     IP6 2001:db8::2 > 2001:db8::1: ICMP6, destination unreachable, unreachable port 2001:db8::1 udp port 9, length 56
+    ///     IP 198.18.0.1 > 198.18.0.2: ip-proto-253 100
+    static func describeNonTCP(_ datagram: ByteBuffer) throws(WireError) -> String {
+        let ip = try IPDatagram.parse(datagram, verifyChecksum: false)
+        let family = if case .v6 = ip.source { "IP6" } else { "IP" }
+        switch (ip.upperLayerProtocol, ip.source, ip.destination) {
+        case (IPProtocolNumber.udp, _, _):
+            let (header, _) = try UDPHeader.parse(ip.payload, source: ip.source, destination: ip.destination, verifyChecksum: false)
+            return "\(family) \(Endpoint(ip.source, header.sourcePort).tcpdumpDescription) > "
+                + "\(Endpoint(ip.destination, header.destinationPort).tcpdumpDescription): \(header)"
+        case (IPProtocolNumber.icmp, .v4, .v4):
+            let packet = try ICMPv4Packet.parse(ip.payload, verifyChecksum: false)
+            return "\(family) \(ip.source) > \(ip.destination): \(packet)"
+        case (IPProtocolNumber.icmpv6, .v6(let source), .v6(let destination)):
+            let packet = try ICMPv6Packet.parse(ip.payload, source: source, destination: destination, verifyChecksum: false)
+            return "\(family) \(ip.source) > \(ip.destination): \(packet)"
+        default:
+            return "\(family) \(ip.source) > \(ip.destination): ip-proto-\(ip.upperLayerProtocol) \(ip.payload.readableBytes)"
         }
     }
 

@@ -19,7 +19,11 @@ extension StackCounters {
             guard !entries.isEmpty else { continue }
             lines.append(section.title + ":")
             for entry in entries {
-                lines.append("\(margin)\(self[keyPath: entry.counter]) \(entry.phrase)")
+                if section.nameFirst {
+                    lines.append("\(margin)\(entry.phrase): \(self[keyPath: entry.counter])")
+                } else {
+                    lines.append("\(margin)\(self[keyPath: entry.counter]) \(entry.phrase)")
+                }
             }
         }
         return lines
@@ -28,6 +32,8 @@ extension StackCounters {
     private struct ReportSection {
         var title: String
         var entries: [(counter: KeyPath<StackCounters, UInt64>, phrase: String)]
+        /// `InType8: 5`, as netstat prints the IcmpMsg section, instead of `5 phrase`.
+        var nameFirst = false
     }
 
     private static var reportSections: [ReportSection] {
@@ -40,6 +46,54 @@ extension StackCounters {
                 (\.ipFragmentsDropped, "fragments dropped (no reassembly)"),
                 (\.ipNotForUs, "not addressed to us"),
                 (\.ipUnknownProtocol, "with unknown protocol"),
+                (\.ipOutputTooBig, "outgoing packets dropped: larger than the MTU"),
+            ]),
+            ReportSection(title: "Icmp", entries: [
+                (\.icmpInMessages, "ICMP messages received"),
+                (\.icmpInErrors, "input ICMP message failed"),
+                (\.icmpInChecksumErrors, "ICMP messages with bad checksum"),
+                (\.icmpInDestinationUnreachables, "destination unreachable received"),
+                (\.icmpInTimeExceeded, "time exceeded received"),
+                (\.icmpInParameterProblems, "parameter problems received"),
+                (\.icmpInEchos, "echo requests received"),
+                (\.icmpInEchoReplies, "echo replies received"),
+                (\.icmpOutMessages, "ICMP messages sent"),
+                (\.icmpOutDestinationUnreachables, "destination unreachable sent"),
+                (\.icmpOutEchoReplies, "echo replies sent"),
+                (\.icmpOutRateLimited, "ICMP errors not sent: rate limit (RFC 1812 §4.3.2.8)"),
+                (\.icmpOutSuppressed, "ICMP errors not sent: forbidden (RFC 1122 §3.2.2, RFC 4443 §2.4(e))"),
+            ]),
+            ReportSection(title: "IcmpMsg", entries: [
+                (\.icmpInEchoReplies, "InType0"),
+                (\.icmpInDestinationUnreachables, "InType3"),
+                (\.icmpInEchos, "InType8"),
+                (\.icmpInTimeExceeded, "InType11"),
+                (\.icmpInParameterProblems, "InType12"),
+                (\.icmpOutEchoReplies, "OutType0"),
+                (\.icmpOutDestinationUnreachables, "OutType3"),
+            ], nameFirst: true),
+            ReportSection(title: "Icmp6", entries: [
+                (\.icmp6InMessages, "ICMPv6 messages received"),
+                (\.icmp6InErrors, "input ICMPv6 message failed"),
+                (\.icmp6InChecksumErrors, "ICMPv6 messages with bad checksum"),
+                (\.icmp6InDestinationUnreachables, "destination unreachable received"),
+                (\.icmp6InPacketTooBigs, "packet too big received"),
+                (\.icmp6InTimeExceeded, "time exceeded received"),
+                (\.icmp6InParameterProblems, "parameter problems received"),
+                (\.icmp6InEchos, "echo requests received"),
+                (\.icmp6InEchoReplies, "echo replies received"),
+                (\.icmp6OutMessages, "ICMPv6 messages sent"),
+                (\.icmp6OutDestinationUnreachables, "destination unreachable sent"),
+                (\.icmp6OutParameterProblems, "parameter problems sent"),
+                (\.icmp6OutEchoReplies, "echo replies sent"),
+            ]),
+            ReportSection(title: "Udp", entries: [
+                (\.udpInDatagrams, "packets received"),
+                (\.udpNoPorts, "packets to unknown port received"),
+                (\.udpInErrors, "packet receive errors"),
+                (\.udpOutDatagrams, "packets sent"),
+                (\.udpReceiveBufferErrors, "receive buffer errors"),
+                (\.udpInChecksumErrors, "checksum errors"),
             ]),
             ReportSection(title: "Tcp", entries: [
                 (\.activeOpens, "active connection openings"),

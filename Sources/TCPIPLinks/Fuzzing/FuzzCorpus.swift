@@ -14,7 +14,7 @@ public enum FuzzCorpus {
     }
 
     /// The fuzz targets, by the name of their executable's suffix and corpus folder.
-    public static let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack"]
+    public static let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "udp", "icmp"]
 
     public static func generate() -> [Seed] {
         var seeds: [Seed] = []
@@ -38,6 +38,15 @@ public enum FuzzCorpus {
         for (index, text) in ["198.18.0.1", "2001:db8::1", "::ffff:198.18.0.1", "fe80::1:2:3:4", "::", "1::", "255.255.255.255",
                               "2001:db8:0:0:1:0:0:1", "::1.2.3.4"].enumerated() {
             seeds.append(Seed(target: "address", name: "text-\(index)", bytes: Array(text.utf8)))
+        }
+        for (index, datagram) in udpAndICMPDatagrams().enumerated() {
+            let bytes = Array(datagram.readableBytesView)
+            seeds.append(Seed(target: "datagram", name: "ip-\(index)", bytes: bytes))
+            seeds.append(Seed(target: "stack", name: "ip-\(index)", bytes: rawDatagramEvent(datagram)))
+            if let ip = try? IPDatagram.parse(datagram, verifyChecksum: false) {
+                let target = ip.upperLayerProtocol == IPProtocolNumber.udp ? "udp" : "icmp"
+                seeds.append(Seed(target: target, name: "ip-\(index)", bytes: Array(ip.payload.readableBytesView)))
+            }
         }
         seeds.append(Seed(target: "stack", name: "replay", bytes: replay))
         for (name, events) in attackEvents {
@@ -89,6 +98,55 @@ public enum FuzzCorpus {
         _ = try? server.server.send(server.serverConnections[0], StackFuzzing.pattern(count: 1000), now: server.now)
         while let datagram = server.server.nextPacketToSend() { all.append(datagram) }
         return (all, events)
+    }
+
+    /// UDP and ICMP datagrams from the client to the fuzz fixture's server: echo requests, UDP to a
+    /// closed port, the errors that quote our own datagrams (port unreachable, fragmentation needed,
+    /// packet too big, time exceeded), and a protocol nobody speaks.
+    static func udpAndICMPDatagrams() -> [ByteBuffer] {
+        guard case .v4(let client4) = StackFuzzing.clientV4, case .v4(let server4) = StackFuzzing.serverV4,
+              case .v6(let client6) = StackFuzzing.clientV6, case .v6(let server6) = StackFuzzing.serverV6 else { return [] }
+        var datagrams: [ByteBuffer] = []
+        let data = StackFuzzing.pattern(count: 56)
+        datagrams.append(PacketBuffer.icmpv4Datagram(
+            message: .echoRequest(identifier: 1, sequenceNumber: 1), body: data, source: client4, destination: server4))
+        datagrams.append(PacketBuffer.icmpv6Datagram(
+            message: .echoRequest(identifier: 1, sequenceNumber: 1), body: data, source: client6, destination: server6))
+        for (client, server) in [(StackFuzzing.clientV4, StackFuzzing.serverV4), (StackFuzzing.clientV6, StackFuzzing.serverV6)] {
+            datagrams.append(PacketBuffer.udpDatagram(
+                header: UDPHeader(sourcePort: 40000, destinationPort: 53), payload: StackFuzzing.pattern(count: 30),
+                source: client, destination: server))
+        }
+        // What the server sent, as routers and the client quote it back.
+        let ours4 = PacketBuffer.udpDatagram(
+            header: UDPHeader(sourcePort: 53, destinationPort: 40000), payload: StackFuzzing.pattern(count: 30),
+            source: StackFuzzing.serverV4, destination: StackFuzzing.clientV4)
+        let ours6 = PacketBuffer.udpDatagram(
+            header: UDPHeader(sourcePort: 53, destinationPort: 40000), payload: StackFuzzing.pattern(count: 30),
+            source: StackFuzzing.serverV6, destination: StackFuzzing.clientV6)
+        let segment4 = PacketBuffer.tcpDatagram(
+            header: TCPHeader(sourcePort: StackFuzzing.port, destinationPort: 40000, sequenceNumber: SequenceNumber(1),
+                              acknowledgmentNumber: SequenceNumber(1), flags: .ack, window: 100),
+            payload: StackFuzzing.pattern(count: 100), source: StackFuzzing.serverV4, destination: StackFuzzing.clientV4)
+        let segment6 = PacketBuffer.tcpDatagram(
+            header: TCPHeader(sourcePort: StackFuzzing.port, destinationPort: 40000, sequenceNumber: SequenceNumber(1),
+                              acknowledgmentNumber: SequenceNumber(1), flags: .ack, window: 100),
+            payload: StackFuzzing.pattern(count: 100), source: StackFuzzing.serverV6, destination: StackFuzzing.clientV6)
+        for (message, quote) in [(ICMPv4Message.destinationUnreachable(.portUnreachable, nextHopMTU: 0), ours4),
+                                 (.destinationUnreachable(.fragmentationNeeded, nextHopMTU: 1280), segment4),
+                                 (.timeExceeded(code: 0), segment4)] {
+            datagrams.append(PacketBuffer.icmpv4Datagram(message: message, body: quote, source: client4, destination: server4))
+        }
+        for (message, quote) in [(ICMPv6Message.destinationUnreachable(.portUnreachable), ours6),
+                                 (.packetTooBig(mtu: 1280), segment6), (.parameterProblem(code: 1, pointer: 6), segment6)] {
+            datagrams.append(PacketBuffer.icmpv6Datagram(message: message, body: quote, source: client6, destination: server6))
+        }
+        var unknown = PacketBuffer.make(payloadCapacity: 20)
+        unknown.writeImmutableBuffer(StackFuzzing.pattern(count: 20))
+        PacketBuffer.prependIPHeader(
+            to: &unknown, source: StackFuzzing.clientV4, destination: StackFuzzing.serverV4, protocolNumber: 253)
+        datagrams.append(unknown)
+        return datagrams
     }
 
     static func rawDatagramEvent(_ datagram: ByteBuffer) -> [UInt8] {

@@ -67,6 +67,59 @@ public enum WireFuzzing {
         precondition(first == second, "TCP header is no fixed point of emit and parse: \(first) vs \(second)")
     }
 
+    /// `UDPHeader.parse` over both families, with and without the checksum; a datagram that parses is
+    /// written back with its ports and data and must parse, checksum verified, to the same.
+    public static func udp(_ bytes: UnsafeRawBufferPointer) {
+        let buffer = packet(bytes)
+        _ = try? UDPHeader.parse(buffer, source: addressV6, destination: addressV6, verifyChecksum: true)
+        _ = try? UDPHeader.parse(buffer, source: addressV4, destination: addressV4, verifyChecksum: true)
+        guard let (header, payload) = try? UDPHeader.parse(
+            buffer, source: addressV4, destination: addressV4, verifyChecksum: false)
+        else { return }
+        precondition(payload.readableBytes + UDPHeader.length == Int(header.length), "UDP data not as long as its length field")
+        for address in [addressV4, addressV6] {
+            var written = PacketBuffer.make(payloadCapacity: payload.readableBytes)
+            written.writeImmutableBuffer(payload)
+            UDPHeader(sourcePort: header.sourcePort, destinationPort: header.destinationPort)
+                .prepend(to: &written, source: address, destination: address)
+            guard let (again, data) = try? UDPHeader.parse(written, source: address, destination: address, verifyChecksum: true)
+            else { preconditionFailure("a UDP datagram we wrote does not parse") }
+            precondition(again.sourcePort == header.sourcePort && again.destinationPort == header.destinationPort
+                && data == payload && again.checksum != 0, "UDP datagram changed through emit and parse")
+        }
+    }
+
+    /// `ICMPv4Packet.parse` and `ICMPv6Packet.parse` (the quoted datagram included), with and without
+    /// the checksum; a message that parses, written back with its body, must parse to the same message.
+    public static func icmp(_ bytes: UnsafeRawBufferPointer) {
+        let buffer = packet(bytes)
+        guard case .v6(let v6) = addressV6 else { return }
+        _ = try? ICMPv4Packet.parse(buffer, verifyChecksum: true)
+        _ = try? ICMPv6Packet.parse(buffer, source: v6, destination: v6, verifyChecksum: true)
+        if let packet = try? ICMPv4Packet.parse(buffer, verifyChecksum: false) {
+            _ = packet.description
+            var written = PacketBuffer.make(payloadCapacity: packet.body.readableBytes)
+            written.writeImmutableBuffer(packet.body)
+            packet.message.prepend(to: &written)
+            guard let again = try? ICMPv4Packet.parse(written, verifyChecksum: true) else {
+                preconditionFailure("an ICMP message we wrote does not parse: \(packet.message)")
+            }
+            precondition(again.message == packet.message && again.body == packet.body && again.quoted == packet.quoted,
+                         "ICMP message changed through emit and parse: \(packet.message) vs \(again.message)")
+        }
+        if let packet = try? ICMPv6Packet.parse(buffer, source: v6, destination: v6, verifyChecksum: false) {
+            _ = packet.description
+            var written = PacketBuffer.make(payloadCapacity: packet.body.readableBytes)
+            written.writeImmutableBuffer(packet.body)
+            packet.message.prepend(to: &written, source: v6, destination: v6)
+            guard let again = try? ICMPv6Packet.parse(written, source: v6, destination: v6, verifyChecksum: true) else {
+                preconditionFailure("an ICMPv6 message we wrote does not parse: \(packet.message)")
+            }
+            precondition(again.message == packet.message && again.body == packet.body && again.quoted == packet.quoted,
+                         "ICMPv6 message changed through emit and parse: \(packet.message) vs \(again.message)")
+        }
+    }
+
     /// IPv4 and IPv6 addresses in text (`IPAddress(_:)`, used by the CLI and the script parser).
     public static func addressText(_ bytes: UnsafeRawBufferPointer) {
         let text = String(decoding: bytes, as: UTF8.self)

@@ -17,6 +17,8 @@ import Testing
         case "datagram": WireFuzzing.datagram
         case "tcp": WireFuzzing.tcp
         case "address": WireFuzzing.addressText
+        case "udp": WireFuzzing.udp
+        case "icmp": WireFuzzing.icmp
         default: { StackFuzzing.run($0) }
         }
     }
