@@ -79,7 +79,8 @@ extension TCPConnection {
         guard state.isSynchronized, flightSize > 0 else { return }
         let marked = scoreboard.markLost(longerThan: sendMSS)
         guard marked > 0 else { return }
-        io.decision("RFC 1191 §6.4", "\(marked) octets in flight were cut for the old MSS: retransmitted now, cwnd unchanged",
+        let rule: StaticString = tuple.remote.address.isIPv6 ? "RFC 8201 §5.4" : "RFC 1191 §6.4"
+        io.decision(rule, "\(marked) octets in flight were cut for the old MSS: retransmitted now, cwnd unchanged",
                     connection: tuple, now: now)
         output(now: now, io: &io)
     }
