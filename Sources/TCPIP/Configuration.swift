@@ -233,6 +233,11 @@ public struct TCPConfiguration: Sendable {
     /// the default), all but SYNs, or none — FreeBSD's net.inet.tcp.blackhole 0, 1 and 2, which hide
     /// closed ports from scans (tcp_input.c, dropwithreset).
     public var closedPortResets: ClosedPortResets = .all
+    /// Path MTU discovery from ICMP (RFC 1191, RFC 8201): the cache's ageing and bounds.
+    public var pathMTU = PathMTUConfiguration()
+    /// RFC 4821 black-hole detection and probing (Linux's `tcp_mtu_probing=1`: on once a black hole
+    /// is suspected); nil turns it off.
+    public var mtuProbing: MTUProbing? = MTUProbing()
 
     public init() {}
 

@@ -55,6 +55,10 @@ public struct ConnectionStatus: Hashable, Sendable {
     public var bytesAcked: UInt64
     public var bytesReceived: UInt64
     public var error: TCPError?
+    /// The last soft ICMP error (RFC 1122 §4.2.3.9), as SO_ERROR shows it before a timeout turns it fatal.
+    public var softError: TCPError? = nil
+    /// The path MTU this connection uses, when ICMP or RFC 4821 probing made it smaller than the MSS allows.
+    public var pathMTU: Int? = nil
     /// ECN (RFC 3168) negotiated; CE-marked segments received, ECE ACKs received, cwnd reductions
     /// they caused (at most one per window, §6.1.2), and segments sent with CWR.
     public var ecn: Bool = false

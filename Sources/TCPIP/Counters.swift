@@ -155,6 +155,21 @@ public struct StackCounters: Hashable, Sendable {
     public var timeWaitRecycledBySequence: UInt64 = 0
     public var timeWaitSYNsRejected: UInt64 = 0
     public var timeWaitReusedByConnect: UInt64 = 0
+    /// ICMP errors about TCP segments (RFC 5927): handed to TCP, ignored because the quoted sequence
+    /// number was outside SND.UNA..SND.NXT (Linux's OutOfWindowIcmps) or no connection matched, and
+    /// what the valid ones did: path MTU reductions (RFC 1191 / RFC 8201), connections aborted by a
+    /// hard error (RFC 5461), soft errors noted (RFC 1122 §4.2.3.9).
+    public var icmpErrorsReceived: UInt64 = 0
+    public var icmpErrorsOutOfWindow: UInt64 = 0
+    public var icmpErrorsNoConnection: UInt64 = 0
+    public var pathMTUReductions: UInt64 = 0
+    public var icmpHardErrorAborts: UInt64 = 0
+    public var icmpSoftErrors: UInt64 = 0
+    /// RFC 4821 (Linux's TCPMTUP*): black holes suspected, probes sent, acknowledged, lost.
+    public var mtuBlackHolesDetected: UInt64 = 0
+    public var mtuProbesSent: UInt64 = 0
+    public var mtuProbesSucceeded: UInt64 = 0
+    public var mtuProbesFailed: UInt64 = 0
 
     // Drops by reason (each a segment that reached TCP and was discarded)
     public var droppedOutOfWindow: UInt64 = 0
@@ -236,6 +251,11 @@ public struct StackCounters: Hashable, Sendable {
             ("time_wait_syns_rejected", timeWaitSYNsRejected), ("time_wait_reused_by_connect", timeWaitReusedByConnect),
             ("receive_buffer_growths", receiveBufferGrowths), ("receive_buffer_shrinks", receiveBufferShrinks),
             ("send_buffer_growths", sendBufferGrowths), ("send_buffer_shrinks", sendBufferShrinks),
+            ("icmp_errors_received", icmpErrorsReceived), ("icmp_errors_out_of_window", icmpErrorsOutOfWindow),
+            ("icmp_errors_no_connection", icmpErrorsNoConnection), ("path_mtu_reductions", pathMTUReductions),
+            ("icmp_hard_error_aborts", icmpHardErrorAborts), ("icmp_soft_errors", icmpSoftErrors),
+            ("mtu_black_holes_detected", mtuBlackHolesDetected), ("mtu_probes_sent", mtuProbesSent),
+            ("mtu_probes_succeeded", mtuProbesSucceeded), ("mtu_probes_failed", mtuProbesFailed),
             ("dropped_out_of_window", droppedOutOfWindow), ("dropped_unacceptable_ack", droppedUnacceptableAck),
             ("dropped_no_ack_flag", droppedNoAckFlag), ("dropped_reassembly_limit", droppedReassemblyLimit),
             ("dropped_in_closed_state", droppedInClosedState),

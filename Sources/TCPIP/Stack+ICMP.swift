@@ -120,9 +120,8 @@ extension Stack {
         case IPProtocolNumber.udp:
             udpErrorArrives(error, quoted: quoted, now: now)
         case IPProtocolNumber.tcp:
-            // ICMP errors into TCP (RFC 5927, RFC 1191, RFC 8201) are the path-MTU work's
-            // (branch issue-18-pmtu): it hooks in here.
-            break
+            // ICMP errors into TCP (RFC 5927, RFC 1191, RFC 8201): Stack+ICMPErrors.swift.
+            tcpErrorArrives(error, quoted: quoted, now: now)
         default:
             break
         }

@@ -426,6 +426,7 @@ extension Stack {
             receiveMSS: announcedMSS(for: entry.tuple.local.address, listener: entry.listener),
             timestampOffset: entry.timestampOffset, configuration: sharedTCPConfiguration)
         connection.listener = entry.listener
+        if let mtu = pathMTUCache.mtu(to: entry.tuple.remote.address, now: now) { connection.path.mtu = Int32(clamping: mtu) }
         connection.adoptPeerOptions(entry.peerOptions, now: now)
         if entry.explicitCongestion {
             // RFC 3168 §6.1.1: an ECN-setup SYN met our ECN-setup SYN-ACK.

@@ -75,6 +75,7 @@ extension Stack {
             connection.handle = handle
             if let storage = recycledScoreboards.popLast() { connection.scoreboard.adoptStorage(storage) }
             connection.openedAt = now
+            if let mtu = pathMTUCache.mtu(to: remote.address, now: now) { connection.path.mtu = Int32(clamping: mtu) }
             io.decision("RFC 9293 §3.10.1", "active OPEN: SYN-SENT, ISS \(iss)", connection: tuple, now: now)
             connection.sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)
         }

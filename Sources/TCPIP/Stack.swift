@@ -53,6 +53,8 @@ public final class Stack {
     let localAddresses: LocalAddresses
     /// Running totals of the storage connections' queues pin (Stack+Memory.swift keeps them).
     @exclusivity(unchecked) var pinned = PinnedTotals()
+    /// Path MTUs learnt from ICMP, per destination (RFC 1191 §5, RFC 8201 §5.2; Stack+ICMPErrors.swift).
+    var pathMTUCache: PathMTUCache
     /// UDP endpoints (Stack+UDP.swift), found through `udpTable`; `udpPortOwners` lists the addresses
     /// bound on each port (nil: every address), for the overlap check of a bind.
     @exclusivity(unchecked) var udpEndpoints = Slab<UDPEndpoint>()
@@ -78,6 +80,7 @@ public final class Stack {
         self.configuration = configuration
         self.localAddresses = LocalAddresses(configuration.addresses)
         self.sharedTCPConfiguration = SharedTCPConfiguration(configuration.tcp)
+        self.pathMTUCache = PathMTUCache(configuration.tcp.pathMTU)
         self.io = StackIO(checksumOffload: configuration.checksumOffload || configuration.transmitChecksumOffload)
         self.io.timeToLive = configuration.timeToLive
         if let seed = configuration.seed {

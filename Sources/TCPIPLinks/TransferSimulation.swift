@@ -36,6 +36,11 @@ public struct TransferSimulation {
         public var serverMemoryBudget: Int? = nil
         /// The server's TCP configuration, if it differs from the client's (`tcp`).
         public var serverTCP: TCPConfiguration? = nil
+        /// A router hop in the path whose next link carries datagrams of at most this many octets
+        /// (`PathMTURouter`); nil: the path MTU is the link's.
+        public var pathMTU: Int? = nil
+        /// The router drops too-big datagrams without an ICMP error (a PMTUD black hole).
+        public var icmpBlackHole = false
 
         public init() {}
     }
@@ -61,6 +66,10 @@ public struct TransferSimulation {
         public var serverMemoryViolations: Int = 0
         /// Each server connection's status at the end (receive and send buffers, autotuning).
         public var serverStatuses: [ConnectionStatus] = []
+        /// With a `pathMTU` router: the path MTU the connections settled on (the largest datagram the
+        /// router forwarded in the last segments each side sent), and the router's counts.
+        public var settledPathMTU: Int? = nil
+        public var router: PathMTURouter.Statistics? = nil
     }
 
     public static let clientAddress4 = IPAddress.v4(IPv4Address(198, 18, 0, 1))
@@ -96,6 +105,9 @@ private final class Run {
     let server: Stack
     let clientFaults: FaultInjector?
     let serverFaults: FaultInjector?
+    let routers: [PathMTURouter]
+    /// The largest path MTU a client connection reported last (`ConnectionStatus.pathMTU`).
+    var lastPathMTU: Int?
     /// 64 KiB plus one period of the pattern, so any write is a zero-copy slice of it.
     let pattern: ByteBuffer
     var failures: [String] = []
@@ -142,6 +154,18 @@ private final class Run {
         } else {
             clientFaults = nil
             serverFaults = nil
+        }
+        if let pathMTU = configuration.pathMTU {
+            // The router is one hop in the middle of the path: its errors take one link delay back.
+            let clientSide = PathMTURouter(
+                wrapping: clientLink, pathMTU: pathMTU, blackHole: configuration.icmpBlackHole, delay: configuration.delay)
+            let serverSide = PathMTURouter(
+                wrapping: serverLink, pathMTU: pathMTU, blackHole: configuration.icmpBlackHole, delay: configuration.delay)
+            routers = [clientSide, serverSide]
+            clientLink = clientSide
+            serverLink = serverSide
+        } else {
+            routers = []
         }
         if let sink = configuration.pcap {
             clientLink = PcapWriter(wrapping: clientLink, sink: sink)
@@ -288,6 +312,7 @@ private final class Run {
     /// The client side: write, half-close, read what comes back.
     func drive(_ index: Int) {
         var pair = pairs[index]
+        if !routers.isEmpty, let mtu = client.status(pair.client)?.pathMTU { lastPathMTU = mtu }
         write(stack: client, id: pair.client, stream: &pair.up, streamNumber: index * 2, closed: &pair.clientClosed)
         read(stack: client, id: pair.client, stream: &pair.down, streamNumber: index * 2 + 1, index: index)
         pairs[index] = pair
@@ -386,6 +411,18 @@ private final class Run {
         let delivered = pairs.reduce(0) { total, pair in
             total + (pair.up.corrupt ? 0 : pair.up.received) + (pair.down.corrupt ? 0 : pair.down.received)
         }
+        var router: PathMTURouter.Statistics?
+        if !routers.isEmpty {
+            router = routers.reduce(into: PathMTURouter.Statistics()) { total, each in
+                total.forwarded += each.statistics.forwarded
+                total.tooBig += each.statistics.tooBig
+                total.errorsSent += each.statistics.errorsSent
+                total.largestForwarded = max(total.largestForwarded, each.statistics.largestForwarded)
+            }
+        }
+        let serverAddress = configuration.ipVersion == 6 ? TransferSimulation.serverAddress6 : TransferSimulation.serverAddress4
+        let settled = routers.isEmpty ? nil
+            : lastPathMTU ?? client.pathMTU(to: serverAddress, now: network.now) ?? router?.largestForwarded
         return TransferSimulation.Result(
             verified: verified && delivered == expected, bytesVerified: delivered, bytesExpected: expected,
             connections: configuration.connections, virtualDuration: network.now - .zero,
@@ -395,6 +432,7 @@ private final class Run {
                 (pair.up.corrupt ? 0 : pair.up.received, deliveredAtCheckpoint?[index] ?? pair.up.received)
             },
             serverPeakMemory: serverPeakMemory, serverMemoryViolations: serverMemoryViolations,
-            serverStatuses: pairs.compactMap { $0.server.flatMap(server.status) })
+            serverStatuses: pairs.compactMap { $0.server.flatMap(server.status) },
+            settledPathMTU: settled, router: router)
     }
 }

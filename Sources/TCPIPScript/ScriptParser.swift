@@ -259,7 +259,7 @@ private struct Parser {
             try ipFields(words, into: &packet.ip)
             packet.ipInformation.append(words.map(tokenText).joined(separator: " "))
         }
-        if case .word(let word)? = current?.kind, ["udp", "icmp", "ipv4", "ipv6", "gre", "mpls", "encap"].contains(word) {
+        if case .word(let word)? = current?.kind, ["udp", "icmp", "icmp6", "ipv4", "ipv6", "gre", "mpls", "encap"].contains(word) {
             var words: [String] = []
             while onLine(self) { words.append(tokenText(take()!)) }
             packet.other = words.joined(separator: " ")

@@ -360,6 +360,9 @@ extension ScriptRunner {
         case .addressUnavailable: "EADDRNOTAVAIL"
         case .resourcesExhausted: "ENOBUFS"
         case .invalidArgument: "EINVAL"
+        case .networkUnreachable: "ENETUNREACH"
+        case .hostUnreachable: "EHOSTUNREACH"
+        case .protocolUnreachable: "ENOPROTOOPT"
         }
     }
 

@@ -213,7 +213,13 @@ public final class ScriptRunner {
     private func perform(_ event: ScriptEvent) throws {
         switch event.action {
         case .packet(let packet) where packet.other != nil:
-            throw ScriptSkip(reason: "non-TCP packet `\(packet.other!)`")
+            guard packet.direction == .inbound, let icmp = ScriptICMP(packet.other!) else {
+                throw ScriptSkip(reason: "non-TCP packet `\(packet.other!)`")
+            }
+            let time = try scheduledTime(event.timing)
+            try advance(to: time)
+            try injectICMP(icmp, line: packet.other!)
+            base = time
         case .packet(let packet) where packet.options.containsMD5:
             throw ScriptSkip(reason: "TCP MD5 signature option (RFC 2385): the stack does not implement it")
         case .packet(let packet) where packet.encapsulation != nil:

@@ -11,6 +11,7 @@ struct Simulate: ParsableCommand {
             Runs on virtual time: a 10-minute transfer over a 200 ms path finishes in seconds, and the same \
             --seed gives the same run, packet for packet. The last line is machine-readable:
               verified=true bytes=<N> connections=<N> virtual_seconds=<T> retransmits=<R>
+            and, with --path-mtu, pmtu=<the path MTU the connections settled on>.
             """)
 
     @Option(help: "Bytes to send in all, shared evenly over the connections (each way with --bidirectional).")
@@ -51,6 +52,13 @@ struct Simulate: ParsableCommand {
     var ecn = false
     @Option(name: .customLong("congestion-control"), help: "cubic or reno (NewReno).")
     var congestionControl: String = TCPConfiguration().congestionControl.rawValue
+    @Option(name: .customLong("path-mtu"), help: """
+        A router hop in the path forwards datagrams of up to this many octets and answers larger ones with \
+        ICMP fragmentation needed / ICMPv6 packet too big (RFC 1191, RFC 8201).
+        """)
+    var pathMTU: Int?
+    @Flag(name: .customLong("icmp-blackhole"), help: "With --path-mtu: the router drops too-big datagrams silently (RFC 4821 probing finds the MTU).")
+    var icmpBlackHole = false
     @Flag(help: """
         Run the table of paths instead: RTT 10/50/200 ms × random loss 0/0.1/1/5 % × 1 and 4 flows through         a drop-tail bottleneck, printing goodput, retransmissions and Jain's fairness per cell; then the         bandwidth-delay sweep (10/100/500 Mbit/s × 10/50/100/200 ms, no loss, autotuned buffers): goodput as a         fraction of the link.
         """)
@@ -63,6 +71,13 @@ struct Simulate: ParsableCommand {
         }
         guard ip == 4 || ip == 6 else { throw ValidationError("--ip must be 4 or 6") }
         guard mtu >= (ip == 6 ? 1280 : 576), mtu <= 65535 else { throw ValidationError("--mtu out of range") }
+        if let pathMTU {
+            guard pathMTU >= (ip == 6 ? 1280 : 576), pathMTU <= mtu else {
+                throw ValidationError("--path-mtu must be between \(ip == 6 ? 1280 : 576) and --mtu")
+            }
+        } else if icmpBlackHole {
+            throw ValidationError("--icmp-blackhole needs --path-mtu")
+        }
         guard CongestionControlAlgorithm(rawValue: congestionControl) != nil else {
             throw ValidationError("--congestion-control must be one of: "
                 + CongestionControlAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))
@@ -98,6 +113,8 @@ struct Simulate: ParsableCommand {
         configuration.ipVersion = ip
         configuration.seed = seed
         configuration.timeLimit = .seconds(Int64(timeLimit))
+        configuration.pathMTU = pathMTU
+        configuration.icmpBlackHole = icmpBlackHole
         var sink: PcapFileSink?
         if let pcap {
             do {
@@ -112,6 +129,10 @@ struct Simulate: ParsableCommand {
         print("  link: delay \(delayMilliseconds) ms, \(bandwidthMegabits > 0 ? "\(bandwidthMegabits) Mbit/s" : "unlimited rate"), "
             + "loss \(loss), duplicate \(duplicate), reorder \(reorder), corrupt \(corrupt), seed \(seed)"
             + (ecn ? ", ECN marking" : ""))
+        if let pathMTU {
+            print("  path: a router forwards datagrams of up to \(pathMTU) octets"
+                + (icmpBlackHole ? " and drops larger ones silently (black hole)" : " and answers larger ones with ICMP"))
+        }
         let result = TransferSimulation.run(configuration)
         sink?.flush()
 
@@ -140,9 +161,17 @@ struct Simulate: ParsableCommand {
             print("  \(result.bytesVerified) of \(result.bytesExpected) bytes verified in \(formatted(seconds)) virtual seconds "
                 + "(\(formatted(goodput)) Mbit/s goodput)")
         }
+        if let router = result.router {
+            print("  path MTU: router forwarded \(router.forwarded) datagrams (largest \(router.largestForwarded)), "
+                + "\(router.tooBig) too big, \(router.errorsSent) ICMP errors sent; "
+                + "\(client.pathMTUReductions + server.pathMTUReductions) PMTU reductions, "
+                + "\(client.mtuBlackHolesDetected + server.mtuBlackHolesDetected) black holes suspected, "
+                + "\(client.mtuProbesSent + server.mtuProbesSent) probes (\(client.mtuProbesSucceeded + server.mtuProbesSucceeded) acknowledged)")
+        }
         for failure in result.failures.prefix(10) { print("  FAILURE: \(failure)") }
         print("verified=\(result.verified) bytes=\(result.bytesVerified) connections=\(result.connections) "
-            + "virtual_seconds=\(formatted(seconds)) retransmits=\(result.retransmits)")
+            + "virtual_seconds=\(formatted(seconds)) retransmits=\(result.retransmits)"
+            + (result.settledPathMTU.map { " pmtu=\($0)" } ?? ""))
         if !result.verified { throw ExitCode(1) }
     }
 

@@ -58,6 +58,8 @@ struct TCPConnection {
     var maximumSegmentSize: Int
     /// Our announced MSS (RFC 9293 §3.7.1).
     let receiveMSS: Int
+    /// What the path allows: ICMP's path MTU (RFC 1191, RFC 8201) and the RFC 4821 search (PathMTUDiscovery.swift).
+    var path = PathState()
     /// RFC 7323 §2.3: shift applied to the peer's window field, and to ours.
     var sndWindowShift: UInt8 = 0
     var rcvWindowShift: UInt8 = 0
@@ -181,6 +183,9 @@ struct TCPConnection {
     // MARK: User interface
 
     var error: TCPError?
+    /// The last soft ICMP error (RFC 1122 §4.2.3.9; Linux's `sk_err_soft`): what a timeout reports
+    /// instead of `.timedOut`. Forgotten when data is acknowledged again.
+    var softError: TCPError?
     /// The user has called CLOSE or ABORT: once the state is CLOSED the slot is freed.
     var userClosed = false
     /// The application closed its end in both directions (`Stack.release`): it reads no more.
@@ -306,6 +311,9 @@ struct TCPConnection {
 
     /// Moves to CLOSED, dropping buffers and timers, and tells the application.
     mutating func enterClosed(error: TCPError?, io: inout StackIO, now: Instant) {
+        // RFC 1122 §4.2.3.9: a soft error is reported when the connection gives up (as Linux's
+        // tcp_write_err: sk_err = sk_err_soft ?: ETIMEDOUT).
+        let error = error == .timedOut ? softError ?? error : error
         if let error, self.error == nil { self.error = error }
         state = .closed
         retransmissionDeadline = nil

@@ -236,7 +236,7 @@ extension TCPConnection {
     /// RFC 6675 §5 (4.1)–(4.3), RFC 6937 §3 initialisation, RFC 8985 §7.1 TLP_init.
     mutating func enterFastRecovery(deliveredData: Int, now: Instant, io: inout StackIO) {
         let flight = flightSize
-        beginEpisode(.loss, now: now)
+        beginEpisode(.loss, now: now, io: &io)
         inFastRecovery = true
         fastRecoveries &+= 1
         // (4.1) RecoveryPoint = HighData.
@@ -273,7 +273,8 @@ extension TCPConnection {
     }
 
     /// Starts (or continues) a loss episode and tells the algorithm.
-    mutating func beginEpisode(_ kind: CongestionEvent.Kind, now: Instant) {
+    mutating func beginEpisode(_ kind: CongestionEvent.Kind, now: Instant, io: inout StackIO) {
+        if path.search != nil { mtuProbeLost(now: now, io: &io) }
         congestionWindowReduced()
         let starts = episode == nil || episode?.closesAt != nil
         if starts {
@@ -437,7 +438,7 @@ extension TCPConnection {
             lossProbe.end = nil
             // The probe repaired a single loss: react as fast recovery would, at once.
             io.decision("RFC 8985 §7.4.2", "the loss probe repaired a loss: congestion response", connection: tuple, now: now)
-            beginEpisode(.loss, now: now)
+            beginEpisode(.loss, now: now, io: &io)
             startCongestionControl()
             congestion.recoveryEnded(now: now)
             episode?.closesAt = sndMax

@@ -224,7 +224,16 @@ extension TCPConnection {
             let usable = min(room, windowRoom)
             let offset = sendBufferNextOffset
             let unsent = sendBuffer.count - offset
-            let length = min(unsent, usable, payloadRoom)
+            var length = min(unsent, usable, payloadRoom)
+            var isMTUProbe = false
+            if path.search != nil, !probe, let probePayload = mtuProbePayload(
+                unsent: unsent, room: room, windowRoom: windowRoom,
+                optionsLength: maximumSegmentSize - payloadRoom, now: now)
+            {
+                // RFC 4821 §7.3: this segment is the probe, larger than the MSS in use.
+                length = probePayload
+                isMTUProbe = true
+            }
             let finPending = finSequence != nil && !finSent
             let carriesFIN = finPending && length == unsent
 
@@ -264,6 +273,7 @@ extension TCPConnection {
             sendSegment(
                 flags: flags, sequence: sndNxt, payloadOffset: offset, payloadLength: length,
                 newData: !isRetransmission, now: now, io: &io)
+            if isMTUProbe { mtuProbeSent(from: sndNxt, to: sndNxt + length, now: now, io: &io) }
             if isRetransmission {
                 retransmittedSegments &+= 1
                 io.counters.segmentsRetransmitted &+= 1

@@ -71,6 +71,7 @@ struct Scoreboard {
 
     subscript(index: Int) -> Segment { segments[head + index] }
     var last: Segment? { isEmpty ? nil : segments[segments.count - 1] }
+    var first: Segment? { isEmpty ? nil : segments[head] }
 
     // MARK: Sending
 
@@ -317,6 +318,28 @@ struct Scoreboard {
         } else {
             _ = markLost(at: head)
         }
+    }
+
+    /// Linux's `tcp_simple_retransmit`: every entry longer than `length` and not SACKed is lost — the
+    /// path MTU went down and it was too big to arrive. Earlier retransmissions of it count as lost
+    /// again. Returns the octets now waiting to be retransmitted because of this.
+    mutating func markLost(longerThan length: Int) -> Int {
+        var marked = 0
+        var index = head
+        while index < segments.count {
+            let segment = segments[index]
+            if segment.length > length, !segment.flags.contains(.sacked) {
+                if segment.flags.contains(.retransmitted) {
+                    segments[index].flags.remove(.retransmitted)
+                    retransmittedBytes -= segment.length
+                    marked += segment.length
+                } else {
+                    marked += markLost(at: index)
+                }
+            }
+            index += 1
+        }
+        return marked
     }
 
     /// Forgets every lost mark (the retransmissions were judged spurious, RFC 3522).

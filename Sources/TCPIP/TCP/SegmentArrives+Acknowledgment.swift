@@ -142,6 +142,9 @@ extension TCPConnection {
         }
         duplicateAcks = 0
         consecutiveTimeouts = 0
+        // Something got through: the soft error is history (as Linux clears sk_err_soft on an ACK).
+        softError = nil
+        if path.search != nil { mtuProbeAcknowledged(now: now, io: &io) }
 
         // RFC 8985 §6.2 steps 2–3 for what the cumulative ACK delivers.
         var rack = self.rack

@@ -126,6 +126,9 @@ extension TCPConnection {
         let defaultMSS = if case .v6 = tuple.remote.address { 1220 } else { 536 }
         let peerMSS = options.maximumSegmentSize.map { Int($0) } ?? defaultMSS
         maximumSegmentSize = max(64, min(peerMSS, receiveMSS))
+        path.negotiatedMSS = Int32(clamping: maximumSegmentSize)
+        // RFC 1191 §3: a path MTU already known (ICMP while opening, the stack's cache) bounds it too.
+        if path.mtu > 0 { applyPathLimits() }
         if configuration.pointee.windowScaling, let shift = options.windowScale {
             sndWindowShift = min(shift, 14)
         } else {

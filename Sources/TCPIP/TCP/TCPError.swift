@@ -19,6 +19,13 @@ public enum TCPError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A memory or table limit of the stack was reached.
     case resourcesExhausted
     case invalidArgument
+    /// An ICMP error said the peer's network (RFC 792 type 3 code 0; RFC 4443 §3.1 code 0) or
+    /// host (the other unreachable codes, time exceeded) cannot be reached: ENETUNREACH,
+    /// EHOSTUNREACH. Soft (RFC 1122 §4.2.3.9): reported only if the connection then fails.
+    case networkUnreachable
+    case hostUnreachable
+    /// ICMP protocol unreachable (RFC 792 type 3 code 2; RFC 4443 §3.4 code 1): ENOPROTOOPT.
+    case protocolUnreachable
 
     public var description: String {
         switch self {
@@ -32,6 +39,9 @@ public enum TCPError: Error, Hashable, Sendable, CustomStringConvertible {
         case .addressUnavailable: "address unavailable"
         case .resourcesExhausted: "insufficient resources"
         case .invalidArgument: "invalid argument"
+        case .networkUnreachable: "network unreachable"
+        case .hostUnreachable: "host unreachable"
+        case .protocolUnreachable: "protocol unreachable"
         }
     }
 }

@@ -142,9 +142,11 @@ extension TCPConnection {
             // RFC 7323 §2.2, §3.2 and RFC 2018 §2: a SYN-ACK carries only options the SYN offered.
             sendSYN(acknowledging: true, peerOffered: agreedPeerOptions, now: now, io: &io)
         case .established, .finWait1, .closeWait, .closing, .lastAck, .finWait2:
+            // RFC 4821 §7.5: repeated timeouts on full-sized segments may be a black hole.
+            if configuration.pointee.mtuProbing != nil { suspectBlackHole(now: now, io: &io) }
             // RFC 5681 §3.1: ssthresh = max(FlightSize/2, 2*SMSS), cwnd = 1 SMSS; RFC 6582 §3.2
             // step 4: recover = the highest sequence number sent.
-            beginEpisode(.retransmissionTimeout, now: now)
+            beginEpisode(.retransmissionTimeout, now: now, io: &io)
             inFastRecovery = false
             prr = nil
             inTimeoutRecovery = true

@@ -134,6 +134,8 @@ extension TCPConnection {
             outOfOrderBytes: reassembly.byteCount, timestamps: timestampsEnabled, sack: sackEnabled,
             bytesAcked: bytesAcked, bytesReceived: bytesReceived, error: error)
         status.ecn = ecn.enabled
+        status.softError = softError
+        if path.mtu > 0 || path.search != nil { status.pathMTU = mtu(forSegmentSize: maximumSegmentSize) }
         status.congestionExperiencedReceived = ecn.congestionExperiencedReceived
         status.ecnEchoesReceived = ecn.echoesReceived
         status.ecnWindowReductions = ecn.windowReductions
