@@ -372,6 +372,11 @@ struct FilterParser {
 
     mutating func rule(_ table: FilterTable, _ jumps: inout [(String, FilterToken)]) throws(FilterParseError) -> FilterRule {
         var rule = FilterRule(matches: [], statements: [])
+        func ip(_ match: FilterMatch, ipv4: Bool) {
+            // `ip protocol`, `ip6 nexthdr`, `ip length` look at one family's header: nft adds the family check.
+            if case .address = match {} else if rule.matches.last != .family(ipv4: ipv4) { rule.matches.append(.family(ipv4: ipv4)) }
+            rule.matches.append(match)
+        }
         var terminal: FilterToken?
         while !(current.kind == .newline || current.kind == .end || isPunctuation(";") || isPunctuation("}")) {
             let start = current
@@ -381,7 +386,7 @@ struct FilterParser {
             guard current.kind == .word else { throw error("expected a match or a statement") }
             switch advance().text {
             case "meta": rule.matches.append(try meta())
-            case "ip", "ip6": rule.matches.append(try ipHeader(ipv4: start.text == "ip", table))
+            case "ip", "ip6": ip(try ipHeader(ipv4: start.text == "ip", table), ipv4: start.text == "ip")
             case "tcp", "udp", "th": rule.matches.append(try transport(start.text, table))
             case "icmp", "icmpv6": rule.matches.append(try icmp(ipv4: start.text == "icmp"))
             case "iifname", "oifname": rule.matches.append(try linkName(input: start.text == "iifname"))
@@ -543,7 +548,7 @@ struct FilterParser {
                 return .address(ipv4: ipv4, source: source, .anonymous(try addressList(ipv4: ipv4, intervals: true)), negated: negated)
             }
             let token = current
-            guard case .prefix(let prefix) = try addressElement(ipv4: ipv4, intervals: false) else {
+            guard case .prefix(let prefix) = try addressElement(ipv4: ipv4, intervals: true) else {
                 throw error("a range needs braces", at: token)
             }
             return .address(ipv4: ipv4, source: source, .prefix(prefix), negated: negated)

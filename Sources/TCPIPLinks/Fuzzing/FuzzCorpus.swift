@@ -14,7 +14,7 @@ public enum FuzzCorpus {
     }
 
     /// The fuzz targets, by the name of their executable's suffix and corpus folder.
-    public static let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack"]
+    public static let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "rules"]
 
     public static func generate() -> [Seed] {
         var seeds: [Seed] = []
@@ -38,6 +38,9 @@ public enum FuzzCorpus {
         for (index, text) in ["198.18.0.1", "2001:db8::1", "::ffff:198.18.0.1", "fe80::1:2:3:4", "::", "1::", "255.255.255.255",
                               "2001:db8:0:0:1:0:0:1", "::1.2.3.4"].enumerated() {
             seeds.append(Seed(target: "address", name: "text-\(index)", bytes: Array(text.utf8)))
+        }
+        for (name, text) in RuleFuzzing.seeds {
+            seeds.append(Seed(target: "rules", name: name, bytes: Array(text.utf8)))
         }
         seeds.append(Seed(target: "stack", name: "replay", bytes: replay))
         for (name, events) in attackEvents {

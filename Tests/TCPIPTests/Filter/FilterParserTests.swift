@@ -109,7 +109,7 @@ import Testing
         #expect(try FilterRuleset(parsing: again.listing()) == again)
         #expect(ruleset.tables.map(\.name) == ["filter", "only6"])
         #expect(ruleset.tables[0].chains.map(\.name) == ["input", "syn_checks", "sink", "output"])
-        #expect(ruleset.tables[0].chains[0].rules.count == 26)
+        #expect(ruleset.tables[0].chains[0].rules.count == 25)
         #expect(ruleset.tables[1].chains[0].base?.priority == -300)
     }
 
@@ -140,6 +140,7 @@ import Testing
         #expect(rules[17].matches == [.port(protocolNumber: nil, source: false, .ranges([53...53]), negated: false)])
         #expect(rules[18].matches == [.protocolNumber([6, 17], negated: false), .length(.greater, 1400...1400)])
         #expect(rules[19].matches == [.protocolNumber([1], negated: true), .length(.equal, 20...40)])
+        #expect(rules[20].matches == [.family(ipv4: true), .protocolNumber([6], negated: false), .family(ipv4: false), .protocolNumber([58], negated: false)])
         #expect(rules[21].matches == [.meter(name: "per_source", size: 1024, source: true, ipv4: true, RateLimit(rate: 3, unit: .second))])
         #expect(rules[22].matches == [.random(modulus: 100, .less, 5)])
         var spec = ImpairmentSpec()
@@ -157,7 +158,6 @@ import Testing
         second.queue = 50
         #expect(rules[23].statements == [.impair(second)])
         #expect(rules[24].statements == [.reject(.tcpReset)])
-        #expect(rules[25].statements == [.reject(.default)])
         let syn = try FilterRuleset(parsing: Self.everything).tables[0].chains[1]
         #expect(syn.base == nil)
         #expect(syn.rules.map(\.statements) == [[.return], [.goto("sink")], [.log(prefix: nil)], [.reject(.default)]])
@@ -213,7 +213,7 @@ import Testing
         ("table ip t { chain c { accept drop } }", 1, 31, "nothing may follow 'accept'"),
         ("table ip t { chain c { ip saddr 198.18.0.300 drop } }", 1, 33, "expected an IPv4 address"),
         ("table ip t { chain c { ip6 saddr 198.18.0.1 drop } }", 1, 34, "expected an IPv6 address"),
-        ("table ip t { chain c { ip saddr 198.18.0.1-198.18.0.9 drop } }", 1, 33, "needs a set with flags interval"),
+        ("table ip t { chain c { ip saddr 198.18.0.1-198.18.0.9 drop } }", 1, 33, "a range needs braces"),
         ("table ip t { set s { type ipv4_addr; elements = { 198.18.0.0/16 } } }", 1, 51, "needs flags interval"),
         ("table ip t { set s { type inet_service; elements = { 22 } }\n chain c { ip saddr @s drop } }", 2, 21, "holds inet_service"),
         ("table ip t { set s { elements = { 22 } } }", 1, 40, "has no type"),
@@ -232,7 +232,6 @@ import Testing
         ("table ip t { chain c { policy drop; } }", 1, 24, "needs a base chain"),
         ("table ip t { chain c {} chain c {} }", 1, 31, "chain c defined twice"),
         ("table ip t { chain c { icmp type echo-bogus drop } }", 1, 34, "expected an icmp type"),
-        ("table ip t { chain c { tcp dport { 22, } drop } }", 1, 40, "expected a number"),
         ("table ip t { chain c { tcp dport { 22 23 } drop } }", 1, 39, "expected ',' or '}'"),
         ("table ip t { chain c { numgen random mod 0 < 1 drop } }", 1, 42, "expected a number"),
         ("table ip t { chain c { drop }", 1, 30, "expected 'set', 'chain' or '}'"),

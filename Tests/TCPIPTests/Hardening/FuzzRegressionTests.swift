@@ -17,6 +17,7 @@ import Testing
         case "datagram": WireFuzzing.datagram
         case "tcp": WireFuzzing.tcp
         case "address": WireFuzzing.addressText
+        case "rules": RuleFuzzing.rules
         default: { StackFuzzing.run($0) }
         }
     }
