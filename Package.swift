@@ -7,12 +7,15 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "swift-tcpip",
-    platforms: [.macOS(.v14)],
+    // Everything but the Linux TUN device (`TCPIPLinks`) builds for Apple platforms too.
+    platforms: [.macOS(.v14), .iOS(.v17)],
     products: [
         .library(name: "TCPIPWire", targets: ["TCPIPWire"]),
         .library(name: "TCPIP", targets: ["TCPIP"]),
         .library(name: "TCPIPLinks", targets: ["TCPIPLinks"]),
         .library(name: "TCPIPNIO", targets: ["TCPIPNIO"]),
+        // One import for an app: the stack, the runtime, the bootstraps, NIO, and on Linux the TUN device.
+        .library(name: "TCPIPStack", targets: ["TCPIPStack"]),
         .executable(name: "tcpip", targets: ["tcpip"]),
     ],
     dependencies: [
@@ -46,14 +49,27 @@ let package = Package(
             dependencies: ["TCPIP", "TCPIPWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
-        // The runtime: a Stack on a SwiftNIO EventLoop with its TUN link; TCP connections as NIO Channels.
+        // The runtime: a Stack on a SwiftNIO EventLoop over any packet source; TCP connections as NIO
+        // Channels. Portable; the TUN device (TCPIPLinks) is Linux's source.
         .target(
             name: "TCPIPNIO",
             dependencies: [
-                "TCPIP", "TCPIPWire", "TCPIPLinks",
+                "TCPIP", "TCPIPWire",
+                .target(name: "TCPIPLinks", condition: .when(platforms: [.linux])),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // The one-import umbrella: re-exports TCPIPWire, TCPIP, TCPIPNIO, NIOCore, NIOPosix (and TCPIPLinks on Linux).
+        .target(
+            name: "TCPIPStack",
+            dependencies: [
+                "TCPIPWire", "TCPIP", "TCPIPNIO",
+                .target(name: "TCPIPLinks", condition: .when(platforms: [.linux])),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -68,6 +84,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Examples/: each imports only TCPIPStack (and NIOHTTP1 for HTTP). Run without arguments they
+        // serve over the in-process pair, check themselves and exit; ExamplesTests runs them in CI.
+        .executableTarget(
+            name: "EchoServerExample", dependencies: ["TCPIPStack"], path: "Examples/EchoServer", swiftSettings: strict),
+        .executableTarget(
+            name: "InProcessPairExample", dependencies: ["TCPIPStack"], path: "Examples/InProcessPair",
+            swiftSettings: strict),
+        .executableTarget(name: "ClientExample", dependencies: ["TCPIPStack"], path: "Examples/Client", swiftSettings: strict),
+        .executableTarget(
+            name: "HTTPServerExample",
+            dependencies: ["TCPIPStack", .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "Examples/HTTPServer", swiftSettings: strict),
+        .testTarget(
+            name: "ExamplesTests",
+            dependencies: ["EchoServerExample", "InProcessPairExample", "ClientExample", "HTTPServerExample"],
+            swiftSettings: strict),
         .testTarget(name: "TCPIPWireTests", dependencies: ["TCPIPWire"], swiftSettings: strict),
         .testTarget(name: "TCPIPTests", dependencies: ["TCPIP", "TCPIPWire", "TCPIPLinks"], swiftSettings: strict),
         .testTarget(name: "TCPIPLinksTests", dependencies: ["TCPIPLinks", "TCPIP", "TCPIPWire"], swiftSettings: strict),
@@ -83,9 +115,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strict),
         // Kernel interop over TUN in network namespaces; runs the built `tcpip` binary (needs root).
-        .testTarget(name: "InteropTests", dependencies: ["tcpip"], swiftSettings: strict),
+        .testTarget(
+            name: "InteropTests", dependencies: ["tcpip", "EchoServerExample", "HTTPServerExample"], swiftSettings: strict),
     ]
 )

@@ -2,7 +2,12 @@ import NIOCore
 import TCPIPWire
 
 /// Everything a `Stack` needs to know before the first packet: who it is, how big things may get,
-/// and the seed of all its randomness.
+/// and where its randomness comes from.
+///
+/// Secure by default: without a `seed`, every secret (the RFC 6528 ISN key, the SYN-cookie and
+/// timestamp-offset keys, the start of the ephemeral ports, the challenge-ACK budget) is drawn from
+/// the system's cryptographic generator. Pass a seed only where a run must be reproducible — tests,
+/// simulations, benchmarks, fuzzing.
 public struct StackConfiguration: Sendable {
     /// The addresses this stack answers for (IPv4 and IPv6 may be mixed).
     public var addresses: [IPAddress]
@@ -19,8 +24,14 @@ public struct StackConfiguration: Sendable {
     /// local delivery), the stack leaves it 0. Received datagrams are still checked, unless
     /// `checksumOffload` or the link vouches for them one by one (`Stack.receive`'s `checksumVerified`).
     public var transmitChecksumOffload: Bool = false
-    /// Seeds the ISN key, ephemeral ports and every other random choice: one seed, one run.
-    public var seed: UInt64
+    /// Where every random choice comes from. nil (the default): each secret is drawn from
+    /// `SystemRandomNumberGenerator` (the OS's cryptographic generator), so an off-path attacker
+    /// cannot predict sequence numbers (RFC 6528 §3), forge SYN cookies (RFC 4987 §3.6), guess the
+    /// next ephemeral port (RFC 6056 §3.1) or learn the challenge-ACK budget (CVE-2016-5696).
+    /// A value: everything is derived from it — one seed, one run, bit for bit — which is what
+    /// tests, the simulator and benchmarks want, and what a server on a network must not use: the
+    /// secrets are then as public as the seed.
+    public var seed: UInt64?
     public var tcp: TCPConfiguration
     /// Most connections the stack holds at once (established, closing and TIME-WAIT alike).
     public var maximumConnections: Int
@@ -42,7 +53,7 @@ public struct StackConfiguration: Sendable {
         addresses: [IPAddress],
         mtu: Int = 1500,
         checksumOffload: Bool = false,
-        seed: UInt64 = 0,
+        seed: UInt64? = nil,
         tcp: TCPConfiguration = TCPConfiguration(),
         maximumConnections: Int = 1 << 20
     ) {

@@ -5,6 +5,14 @@
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var state: (UInt64, UInt64, UInt64, UInt64)
 
+    /// A generator whose whole 256-bit state comes from `source` (e.g. `SystemRandomNumberGenerator`):
+    /// its stream reveals nothing about another generator's, as a seed shared through SplitMix64 would.
+    public init(entropyFrom source: inout some RandomNumberGenerator) {
+        state = (source.next(), source.next(), source.next(), source.next())
+        // xoshiro's one forbidden state; 2^-256, but a constant source could hand it over.
+        if state == (0, 0, 0, 0) { state.0 = 0x9E37_79B9_7F4A_7C15 }
+    }
+
     public init(seed: UInt64) {
         var splitMix = seed
         func next() -> UInt64 {

@@ -64,15 +64,30 @@ public final class Stack {
         self.sharedTCPConfiguration = SharedTCPConfiguration(configuration.tcp)
         self.io = StackIO(checksumOffload: configuration.checksumOffload || configuration.transmitChecksumOffload)
         self.io.timeToLive = configuration.timeToLive
-        // Streams of their own from the same seed, so they leave the other draws as they were.
-        self.synCookies = SYNCookies(generator: SeededGenerator(seed: configuration.seed ^ 0x5359_4E43_4F4F_4B49))
-        self.io.challengeAcks = ChallengeAckLimiter(
-            limit: configuration.tcp.challengeAckLimit,
-            generator: SeededGenerator(seed: configuration.seed ^ 0x5246_4335_3936_3137))
-        var random = SeededGenerator(seed: configuration.seed)
-        self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
-        self.nextEphemeralPort = UInt16.random(in: 49152...65535, using: &random)
-        self.random = random
+        if let seed = configuration.seed {
+            // Reproducible: streams of their own from the same seed, so they leave the other draws
+            // as they were.
+            self.synCookies = SYNCookies(generator: SeededGenerator(seed: seed ^ 0x5359_4E43_4F4F_4B49))
+            self.io.challengeAcks = ChallengeAckLimiter(
+                limit: configuration.tcp.challengeAckLimit,
+                generator: SeededGenerator(seed: seed ^ 0x5246_4335_3936_3137))
+            var random = SeededGenerator(seed: seed)
+            self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
+            self.nextEphemeralPort = UInt16.random(in: 49152...65535, using: &random)
+            self.random = random
+        } else {
+            // Secure by default: every stream keyed from the OS's cryptographic generator, 256 bits
+            // each. The ISN key has a stream of its own, because `random`'s outputs are seen on the
+            // wire (timestamp offsets) and xoshiro is not a cryptographic generator: nothing an
+            // attacker observes comes from a stream that also made a secret.
+            var system = SystemRandomNumberGenerator()
+            self.synCookies = SYNCookies(generator: SeededGenerator(entropyFrom: &system))
+            self.io.challengeAcks = ChallengeAckLimiter(
+                limit: configuration.tcp.challengeAckLimit, generator: SeededGenerator(entropyFrom: &system))
+            self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &system)
+            self.nextEphemeralPort = UInt16.random(in: 49152...65535, using: &system)
+            self.random = SeededGenerator(entropyFrom: &system)
+        }
     }
 
     // MARK: The sans-IO front door

@@ -182,8 +182,15 @@ public final class TUNDevice: PacketLink {
         close()
     }
 
+    /// Called once when the device closes: a reader on a thread of its own (a `StackRuntime`'s)
+    /// stops there.
+    public var whenClosed: (() -> Void)?
+
     /// Closes the descriptor. Further sends drop, receives return nil.
     public func close() {
+        let closing = whenClosed
+        whenClosed = nil
+        closing?()
         guard descriptor >= 0 else { return }
         try? SystemCall.closeFile(descriptor)
         descriptor = -1

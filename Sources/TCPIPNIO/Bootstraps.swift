@@ -1,62 +1,27 @@
-#if os(Linux)
 import NIOCore
 import TCPIP
 import TCPIPWire
 
-/// A listening port of a `StackRuntime`: each accepted connection becomes a channel, set up by the
-/// bootstrap's child initializer, then activated.
-public final class TCPListener: @unchecked Sendable {
-    public let runtime: StackRuntime
-    public let port: UInt16
-    let id: ListenerID
-    private let childOptions: ChannelOptions.Storage
-    private let initializer: @Sendable (Channel) -> EventLoopFuture<Void>
-    private var open = true
-
-    init(
-        runtime: StackRuntime, id: ListenerID, port: UInt16, childOptions: ChannelOptions.Storage,
-        initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
-    ) {
-        self.runtime = runtime
-        self.id = id
-        self.port = port
-        self.childOptions = childOptions
-        self.initializer = initializer
-    }
-
-    func accepted(_ connection: ConnectionID, runtime: StackRuntime) {
-        let channel = TCPConnectionChannel(runtime: runtime, connection: connection, parent: nil, connecting: nil)
-        runtime.register(channel)
-        channel.pipeline.fireChannelRegistered()
-        childOptions.applyAllChannelOptions(to: channel).flatMap {
-            self.initializer(channel)
-        }.whenComplete { result in
-            switch result {
-            case .success:
-                channel.becomeActive()
-            case .failure:
-                channel.close(promise: nil)
-            }
-        }
-    }
-
-    /// Stops listening; connections already accepted go on.
-    public func close() -> EventLoopFuture<Void> {
-        runtime.eventLoop.submit {
-            guard self.open else { return }
-            self.open = false
-            self.runtime.listeners[self.id] = nil
-            self.runtime.stack.closeListener(self.id, now: StackRuntime.now())
-            self.runtime.pump()
-        }
-    }
-
-    func runtimeStopped() {
-        open = false
-    }
-}
-
 /// Listens on a port of a `StackRuntime`, as `ServerBootstrap` does on a socket.
+///
+/// With async/await, each connection an `NIOAsyncChannel`:
+///
+/// ```swift
+/// let server = try await TCPIPServerBootstrap(runtime: runtime).bind(port: 7)
+/// try await withThrowingDiscardingTaskGroup { group in
+///     try await server.executeThenClose { connections in
+///         for try await connection in connections {
+///             group.addTask {
+///                 try await connection.executeThenClose { inbound, outbound in
+///                     for try await chunk in inbound { try await outbound.write(chunk) }
+///                 }
+///             }
+///         }
+///     }
+/// }
+/// ```
+///
+/// With handlers, as before:
 ///
 /// ```swift
 /// let listener = try await TCPIPServerBootstrap(runtime: runtime)
@@ -84,6 +49,7 @@ public struct TCPIPServerBootstrap: Sendable {
         return copy
     }
 
+    /// Sets up every accepted channel before it becomes active (and before its first read).
     public func childChannelInitializer(_ initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> Self {
         var copy = self
         copy.initializer = initializer
@@ -92,21 +58,85 @@ public struct TCPIPServerBootstrap: Sendable {
 
     /// §3.10.1 OPEN, passive, on `port` of every address of the stack (or of `address`).
     public func bind(port: UInt16, address: IPAddress? = nil, backlog: Int = 1024) -> EventLoopFuture<TCPListener> {
+        listen(port: port, address: address, backlog: backlog, initializer: initializer) { $0 }
+    }
+
+    /// §3.10.1 OPEN, passive, with async/await: every accepted connection is set up by
+    /// `childChannelInitializer` (after the bootstrap's own) before its first read, and what it
+    /// returns (typically an `NIOAsyncChannel`) is an element of the returned channel's inbound stream.
+    /// Closing the returned channel (leaving `executeThenClose`) stops listening.
+    public func bind<Output: Sendable>(
+        port: UInt16, address: IPAddress? = nil, backlog: Int = 1024,
+        childChannelInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Output>
+    ) async throws -> NIOAsyncChannel<Output, Never> {
+        let bootstrapInitializer = initializer
+        // The listener is created in `listen` before this initializer can run; it is read from the
+        // child's `parent`, where each output is handed to the listener's pipeline.
+        let perChild: @Sendable (Channel) -> EventLoopFuture<Void> = { channel in
+            bootstrapInitializer(channel).flatMap {
+                childChannelInitializer(channel)
+            }.map { output in
+                // A read and its end: NIOAsyncChannel hands what it buffered over at the end.
+                channel.parent?.pipeline.fireChannelRead(output)
+                channel.parent?.pipeline.fireChannelReadComplete()
+            }
+        }
+        return try await listen(port: port, address: address, backlog: backlog, initializer: perChild) { listener in
+            try NIOAsyncChannel<Output, Never>(wrappingChannelSynchronously: listener)
+        }.get()
+    }
+
+    /// §3.10.1 OPEN, passive, with async/await: each accepted connection an
+    /// `NIOAsyncChannel<ByteBuffer, ByteBuffer>`, wrapped before its first read.
+    public func bind(
+        port: UInt16, address: IPAddress? = nil, backlog: Int = 1024,
+        childChannelConfiguration: NIOAsyncChannel<ByteBuffer, ByteBuffer>.Configuration = .init()
+    ) async throws -> NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never> {
+        try await bind(port: port, address: address, backlog: backlog) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                    wrappingChannelSynchronously: channel, configuration: childChannelConfiguration)
+            }
+        }
+    }
+
+    /// Opens the listener on the loop and, before any connection can be accepted, makes of it
+    /// what the caller returns (the listener, or an `NIOAsyncChannel` wrapping it).
+    private func listen<Result: Sendable>(
+        port: UInt16, address: IPAddress?, backlog: Int,
+        initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>,
+        _ wrap: @escaping @Sendable (TCPListener) throws -> Result
+    ) -> EventLoopFuture<Result> {
         let runtime = self.runtime
         let childOptions = self.childOptions
-        let initializer = self.initializer
         return runtime.eventLoop.submit {
+            let core = runtime.core.value
+            guard !core.stopped else { throw ChannelError.ioOnClosedChannel }
             let id = try runtime.stack.listen(on: port, address: address, backlog: backlog)
             let listener = TCPListener(
-                runtime: runtime, id: id, port: port, childOptions: childOptions, initializer: initializer)
-            runtime.listeners[id] = listener
-            return listener
+                runtime: runtime, id: id, port: port, address: address, childOptions: childOptions,
+                initializer: initializer)
+            let result: Result
+            do {
+                result = try wrap(listener)
+            } catch {
+                listener.close(promise: nil)
+                throw error
+            }
+            core.listeners[id] = listener
+            return result
         }
     }
 }
 
 /// Opens connections from a `StackRuntime`, as `ClientBootstrap` does with sockets. The future
 /// succeeds once the handshake completes and fails with a `TCPError` (refused, timed out).
+///
+/// ```swift
+/// let connection = try await TCPIPClientBootstrap(runtime: runtime)
+///     .connect(to: Endpoint("198.18.0.2:7")!, configuration: .init())
+/// try await connection.executeThenClose { inbound, outbound in … }
+/// ```
 public struct TCPIPClientBootstrap: Sendable {
     public let runtime: StackRuntime
     private var options = ChannelOptions.Storage()
@@ -130,28 +160,64 @@ public struct TCPIPClientBootstrap: Sendable {
 
     /// §3.10.1 OPEN, active.
     public func connect(to remote: Endpoint) -> EventLoopFuture<Channel> {
+        open(to: remote) { $0.eventLoop.makeSucceededFuture($0) }
+    }
+
+    /// §3.10.1 OPEN, active, with async/await: `channelInitializer` (after the bootstrap's own)
+    /// sets the channel up before the handshake completes, so nothing the peer sends first is
+    /// missed; its output is returned once the connection is established.
+    public func connect<Output: Sendable>(
+        to remote: Endpoint, channelInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Output>
+    ) async throws -> Output {
+        try await open(to: remote, channelInitializer).get()
+    }
+
+    /// §3.10.1 OPEN, active, with async/await: the connection as an `NIOAsyncChannel`, wrapped
+    /// before its first read.
+    public func connect(
+        to remote: Endpoint, configuration: NIOAsyncChannel<ByteBuffer, ByteBuffer>.Configuration
+    ) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try await connect(to: remote) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel, configuration: configuration)
+            }
+        }
+    }
+
+    /// §3.10.1 OPEN, active, to a NIO `SocketAddress` (IPv4 or IPv6).
+    public func connect(to address: SocketAddress) -> EventLoopFuture<Channel> {
+        guard let remote = Endpoint(address) else {
+            return runtime.eventLoop.makeFailedFuture(TCPError.invalidArgument)
+        }
+        return connect(to: remote)
+    }
+
+    private func open<Output: Sendable>(
+        to remote: Endpoint, _ channelInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Output>
+    ) -> EventLoopFuture<Output> {
         let runtime = self.runtime
         let options = self.options
         let initializer = self.initializer
         return runtime.eventLoop.flatSubmit {
+            let core = runtime.core.value
+            guard !core.stopped else { return runtime.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
             let connection: ConnectionID
             do {
-                connection = try runtime.stack.connect(to: remote, now: StackRuntime.now())
+                connection = try core.stack.connect(to: remote, now: StackRuntime.now())
             } catch {
                 return runtime.eventLoop.makeFailedFuture(error)
             }
             let connected = runtime.eventLoop.makePromise(of: Void.self)
-            let channel = TCPConnectionChannel(
-                runtime: runtime, connection: connection, parent: nil, connecting: connected)
-            runtime.register(channel)
+            let channel = TCPConnectionChannel(runtime: core, connection: connection, parent: nil, connecting: connected)
+            core.register(channel)
             channel.pipeline.fireChannelRegistered()
-            runtime.pump()
+            core.pump()
             return options.applyAllChannelOptions(to: channel).flatMap {
                 initializer(channel)
             }.flatMap {
-                connected.futureResult
-            }.map {
-                channel as Channel
+                channelInitializer(channel)
+            }.flatMap { output in
+                connected.futureResult.map { output }
             }.flatMapErrorThrowing { error in
                 channel.close(promise: nil)
                 throw error
@@ -159,4 +225,3 @@ public struct TCPIPClientBootstrap: Sendable {
         }
     }
 }
-#endif

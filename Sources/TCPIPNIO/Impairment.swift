@@ -1,7 +1,5 @@
-#if os(Linux)
 import NIOCore
 import TCPIP
-import TCPIPLinks
 
 /// netem's model of a bad path — loss, duplication, corruption, delay, and reordering by letting a
 /// fraction of datagrams skip the delay — applied by the runtime to every datagram that crosses the
@@ -110,4 +108,3 @@ extension String {
         String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
     }
 }
-#endif

@@ -1,66 +1,34 @@
-#if os(Linux)
-import Dispatch
-import NIOConcurrencyHelpers
 import NIOCore
-import NIOPosix
 import TCPIP
-import TCPIPLinks
 import TCPIPWire
 
-/// A `Stack` on one SwiftNIO `EventLoop`, with its TUN device: the driver loop of DESIGN.md.
+/// A `Stack` on one SwiftNIO `EventLoop`, with its packet source: the driver loop of DESIGN.md.
 ///
-///     reader thread: poll ▶ read a batch ──▶ stack.receive ─┐
-///     timer (nextDeadline) ──▶ stack.advanceTime ───────────┼─▶ pump: events ▶ channels, packets ▶ TUN
-///     channel write/flush/read/close ───────────────────────┘
+///     source: read a batch ──▶ stack.receive ─────────────┐
+///     timer (nextDeadline) ──▶ stack.advanceTime ──────────┼─▶ pump: events ▶ channels, packets ▶ source
+///     channel write/flush/read/close ──────────────────────┘
 ///
-/// A thread of the runtime's own reads the device (`DeviceReader`) and hands batches of datagrams
-/// to the loop, at most two batches ahead of it; everything that touches the stack, and every
-/// write to the device, happens on `eventLoop` (the stack is not thread-safe).
+/// Everything that touches the stack, and every write to the source, happens on `eventLoop` (the
+/// stack is not thread-safe). This handle is `Sendable`: what it holds of the loop's state is
+/// reachable only on the loop (`stack`, `packetSource` and the observers check), and `stop` may be
+/// called from anywhere.
 ///
-/// Why not a NIO channel on the descriptor: NIO takes an error condition on a descriptor for the
-/// end of its input and then requires a read to return data or end-of-file; TUN signals an error
-/// (POLLERR) while its interface is being deleted and a read then returns EAGAIN, which NIO treats
-/// as a broken invariant and traps on. A device that disappears must stop the runtime cleanly.
-public final class StackRuntime: @unchecked Sendable {
-    /// Datagrams read from the device per turn of the loop before other work gets a chance.
+/// ```swift
+/// let runtime = try await StackRuntime.start(
+///     StackConfiguration(addresses: [IPAddress("198.18.0.2")!]), source: device, on: group.next())
+/// ```
+public final class StackRuntime: Sendable {
+    /// Datagrams read from a device per turn of the loop before other work gets a chance.
     public static let readBatch = 256
-    /// Datagrams between two pumps while draining the device. Measured with the peers kit's sender at
-    /// MTU 1500: pumping only after 256 gave 1.2–1.4 Gbit/s, every 32 gave 1.6–2.2, every 4 gave 1.3.
-    static let pumpEvery = 32
 
     public let eventLoop: EventLoop
-    /// Touch only on `eventLoop`.
-    public let stack: Stack
-    /// Touch only on `eventLoop`.
-    public let device: TUNDevice
-    /// Succeeds when the runtime stops; fails with the `TUNError` that stopped it.
-    public var closeFuture: EventLoopFuture<Void> { closePromise.futureResult }
+    let core: NIOLoopBound<RuntimeCore>
+    private let closePromise: EventLoopPromise<Void>
 
-    /// Called on the loop with every datagram that crosses the device, for `--trace` and captures.
-    public var packetObserver: ((ByteBuffer, Instant, Direction) -> Void)?
-    /// Called on the loop with the decision trace after each pump when the stack is tracing.
-    public var traceObserver: (([TraceRecord]) -> Void)?
-
-    public enum Direction: Sendable { case inbound, outbound }
-
-    let closePromise: EventLoopPromise<Void>
-    var channels: [ConnectionID: TCPConnectionChannel] = [:]
-    var listeners: [ListenerID: TCPListener] = [:]
-    private var dirty: [TCPConnectionChannel] = []
-    private var pumping = false
-    private var pumpAgain = false
-    private var timer: Scheduled<Void>?
-    private var timerDeadline: Instant?
-    private var reader: DeviceReader?
-    private var stopped = false
-    private var impairer: Impairer?
-    private var impairmentTimer: Scheduled<Void>?
-
-    private init(stack: Stack, device: TUNDevice, eventLoop: EventLoop) {
-        self.stack = stack
-        self.device = device
-        self.eventLoop = eventLoop
-        self.closePromise = eventLoop.makePromise()
+    private init(core: RuntimeCore) {
+        self.eventLoop = core.eventLoop
+        self.core = NIOLoopBound(core, eventLoop: core.eventLoop)
+        self.closePromise = core.closePromise
     }
 
     /// The monotonic clock the runtime passes to the stack.
@@ -68,41 +36,182 @@ public final class StackRuntime: @unchecked Sendable {
         Instant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))
     }
 
-    /// Starts a stack on `eventLoop` reading from and writing to `device`.
+    /// The stack. Only on `eventLoop`.
+    public var stack: Stack { core.value.stack }
+    /// The source the stack reads from and writes to. Only on `eventLoop`.
+    public var packetSource: any PacketSource { core.value.source }
+    /// Succeeds when the runtime stops; fails with the error of the source that stopped it.
+    public var closeFuture: EventLoopFuture<Void> { closePromise.futureResult }
+
+    public enum Direction: Sendable { case inbound, outbound }
+
+    /// Called on the loop with every datagram that crosses the source, for `--trace` and captures.
+    /// Only on `eventLoop`.
+    public var packetObserver: ((ByteBuffer, Instant, Direction) -> Void)? {
+        get { core.value.packetObserver }
+        set { core.value.packetObserver = newValue }
+    }
+    /// Called on the loop with the decision trace after each pump when the stack is tracing.
+    /// Only on `eventLoop`.
+    public var traceObserver: (([TraceRecord]) -> Void)? {
+        get { core.value.traceObserver }
+        set { core.value.traceObserver = newValue }
+    }
+
+    /// Impairs every datagram crossing the source from now on (see `Impairment`); nil for none.
+    /// Only on `eventLoop`.
+    public func impair(_ model: Impairment?) {
+        core.value.impair(model)
+    }
+
+    // MARK: Starting
+
+    /// Why a runtime would not start: the stack and its source disagree, which would otherwise
+    /// show only as a silent hang (the peer dropping every segment).
+    public enum ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+        /// The stack's MTU is larger than the source's: every full-sized segment would be dropped.
+        case mtuLargerThanSource(stack: Int, source: Int)
+        /// The stack leaves checksums to the source (`transmitChecksumOffload` or `checksumOffload`),
+        /// which does not complete them (a TUN device without `Options.virtioNetHeader`): the
+        /// peer's kernel would drop every segment (`TcpInCsumErrors`).
+        case checksumOffloadUnavailable
+        /// The stack skips verifying received checksums (`checksumOffload`) on a source where
+        /// datagrams may be damaged.
+        case checksumVerificationRequired
+
+        public var description: String {
+            switch self {
+            case .mtuLargerThanSource(let stack, let source):
+                "the stack's MTU (\(stack)) is larger than its packet source's (\(source))"
+            case .checksumOffloadUnavailable:
+                "the stack leaves TCP checksums to its packet source, which does not complete them (open a TUN device with virtioNetHeader, or turn transmitChecksumOffload off)"
+            case .checksumVerificationRequired:
+                "checksumOffload skips verifying checksums, but this packet source can deliver damaged datagrams"
+            }
+        }
+    }
+
+    /// The contradictions between a stack's configuration and its source that `start` refuses.
+    public static func validate(_ configuration: StackConfiguration, for source: any PacketSource) throws(ConfigurationError) {
+        if configuration.mtu > source.mtu {
+            throw .mtuLargerThanSource(stack: configuration.mtu, source: source.mtu)
+        }
+        let offloads = source.offloads
+        if configuration.checksumOffload && !offloads.lossless { throw .checksumVerificationRequired }
+        if configuration.transmitChecksumOffload && !offloads.transmitChecksum { throw .checksumOffloadUnavailable }
+    }
+
+    /// `configuration` with what the source already knows: its MTU, and the checksum offloads
+    /// it offers — so that a stack never asks for what its source cannot do.
+    public static func derive(_ configuration: StackConfiguration, from source: any PacketSource) -> StackConfiguration {
+        var configuration = configuration
+        configuration.mtu = source.mtu
+        configuration.transmitChecksumOffload = source.offloads.transmitChecksum
+        configuration.checksumOffload = source.offloads.lossless
+        return configuration
+    }
+
+    /// Starts a stack built from `configuration` on `eventLoop`, over `source`. The MTU and the
+    /// checksum offloads come from the source (`derive`), whatever `configuration` says of them.
     ///
-    /// The device is handed over: from now on only the loop may use it.
+    /// The source is handed over: from now on only the loop may use it.
     public static func start(
-        stack: Stack, device: TUNDevice, on eventLoop: EventLoop
+        _ configuration: StackConfiguration, source: some PacketSource, on eventLoop: EventLoop
     ) -> EventLoopFuture<StackRuntime> {
-        let runtime = StackRuntime(stack: stack, device: device, eventLoop: eventLoop)
-        let receiver: TUNReceiver
+        start(stack: Stack(derive(configuration, from: source)), source: source, on: eventLoop)
+    }
+
+    /// Starts `stack` on `eventLoop`, over `source`. Fails with a `ConfigurationError` when the
+    /// stack was configured for what the source cannot do.
+    public static func start(
+        stack: Stack, source: some PacketSource, on eventLoop: EventLoop
+    ) -> EventLoopFuture<StackRuntime> {
         do {
-            receiver = try TUNReceiver(device)
+            try validate(stack.configuration, for: source)
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
+        // Stack and source are handed over to the loop; nothing else holds them from here on.
+        let handOver = UnsafeTransfer((stack, source as any PacketSource))
         return eventLoop.submit {
-            let reader = DeviceReader(receiver: receiver, runtime: runtime)
-            runtime.reader = reader
-            reader.start()
-            runtime.pump()
+            let (stack, source) = handOver.value
+            let core = RuntimeCore(stack: stack, source: source, eventLoop: eventLoop)
+            let runtime = StackRuntime(core: core)
+            do {
+                try source.startReading(into: PacketReceiver(eventLoop: eventLoop, core: runtime.core))
+            } catch {
+                core.stop(error: error)
+                throw error
+            }
+            core.pump()
             return runtime
         }
     }
 
-    /// Stops the runtime: aborts nothing, stops the reader thread, completes `closeFuture`.
+    /// `start(_:source:on:)`, awaited.
+    public static func start(
+        _ configuration: StackConfiguration, source: some PacketSource, on eventLoop: EventLoop
+    ) async throws -> StackRuntime {
+        try await start(configuration, source: source, on: eventLoop).get()
+    }
+
+    // MARK: Stopping
+
+    /// Stops the runtime: aborts nothing, closes the source, completes `closeFuture`. Any thread.
     public func stop() {
-        eventLoop.execute { self.stop(error: nil) }
+        requestStop()
+    }
+
+    /// Stops the runtime and waits until it has: channels closed, source closed. Throws the
+    /// source's error if it had stopped the runtime before.
+    public func stop() async throws {
+        requestStop()
+        try await closeFuture.get()
+    }
+
+    private func requestStop() {
+        let core = self.core
+        eventLoop.execute { core.value.stop(error: nil) }
+    }
+}
+
+/// What the runtime keeps on its loop: the stack, the source, the channels and the pump.
+final class RuntimeCore {
+    /// Datagrams between two pumps while draining the source. Measured with the peers kit's sender
+    /// at MTU 1500: pumping only after 256 gave 1.2–1.4 Gbit/s, every 32 gave 1.6–2.2, every 4 gave 1.3.
+    static let pumpEvery = 32
+
+    let eventLoop: EventLoop
+    let stack: Stack
+    let source: any PacketSource
+    let closePromise: EventLoopPromise<Void>
+    var packetObserver: ((ByteBuffer, Instant, StackRuntime.Direction) -> Void)?
+    var traceObserver: (([TraceRecord]) -> Void)?
+    var channels: [ConnectionID: TCPConnectionChannel] = [:]
+    var listeners: [ListenerID: TCPListener] = [:]
+    private var dirty: [TCPConnectionChannel] = []
+    private var pumping = false
+    private var pumpAgain = false
+    var timer: Scheduled<Void>?
+    var timerDeadline: Instant?
+    private(set) var stopped = false
+    private var impairer: Impairer?
+    private var impairmentTimer: Scheduled<Void>?
+
+    init(stack: Stack, source: any PacketSource, eventLoop: EventLoop) {
+        self.stack = stack
+        self.source = source
+        self.eventLoop = eventLoop
+        self.closePromise = eventLoop.makePromise()
     }
 
     // MARK: The loop
 
-    /// A batch the reader thread read from the device.
-    func received(_ batch: TUNReceiver.Batch) {
+    /// A batch the source read.
+    func received(_ batch: [InboundDatagram]) {
         guard !stopped else { return }
-        if batch.badVirtioNetHeaders > 0 { device.countDropped(badVirtioNetHeaders: batch.badVirtioNetHeaders) }
-        for (index, datagram) in batch.datagrams.enumerated() {
-            if device.admit(datagram) { deliver(datagram) }
+        for (index, datagram) in batch.enumerated() {
+            deliver(datagram)
             // Let the application read and the ACKs and window updates go out every few datagrams,
             // so the sender is not kept waiting for the whole batch.
             if (index + 1) % Self.pumpEvery == 0 { pump() }
@@ -110,8 +219,8 @@ public final class StackRuntime: @unchecked Sendable {
         pump()
     }
 
-    private func deliver(_ datagram: TUNDatagram) {
-        let now = Self.now()
+    private func deliver(_ datagram: InboundDatagram) {
+        let now = StackRuntime.now()
         packetObserver?(datagram.packet, now, .inbound)
         if impairer != nil {
             // Impairment may corrupt bytes, which the stack must then catch: give it checksums to check.
@@ -124,30 +233,39 @@ public final class StackRuntime: @unchecked Sendable {
         }
     }
 
-    /// Impairs every datagram crossing the device from now on (see `Impairment`); nil for none.
-    public func impair(_ model: Impairment?) {
-        eventLoop.preconditionInEventLoop()
+    func impair(_ model: Impairment?) {
         impairer = model.map(Impairer.init)
     }
 
     private func armImpairmentTimer() {
         guard impairmentTimer == nil, let release = impairer?.held.first?.release else { return }
-        impairmentTimer = eventLoop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, release.nanoseconds)))) { [self] in
-            impairmentTimer = nil
-            let now = Self.now()
-            for (packet, inbound) in impairer?.due(now: now) ?? [] {
-                if inbound {
-                    stack.receive(packet, now: now)
-                } else {
-                    do { try device.write(packet) } catch { stop(error: error); return }
-                }
-            }
-            armImpairmentTimer()
-            pump()
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        impairmentTimer = eventLoop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, release.nanoseconds)))) {
+            bound.value.impairmentTimerFired()
         }
     }
 
-    /// Runs timers that are due, hands events to channels and datagrams to the device, until nothing
+    private func impairmentTimerFired() {
+        impairmentTimer = nil
+        let now = StackRuntime.now()
+        for (packet, inbound) in impairer?.due(now: now) ?? [] {
+            if inbound {
+                stack.receive(packet, now: now)
+            } else {
+                do {
+                    try source.writeAsIs(packet)
+                    try source.flush()
+                } catch {
+                    stop(error: error)
+                    return
+                }
+            }
+        }
+        armImpairmentTimer()
+        pump()
+    }
+
+    /// Runs timers that are due, hands events to channels and datagrams to the source, until nothing
     /// more happens; then arms the timer for the stack's next deadline. Re-entrant calls (a handler
     /// writing from inside a read) ask the running pump for another round instead of nesting.
     func pump() {
@@ -159,7 +277,7 @@ public final class StackRuntime: @unchecked Sendable {
         pumping = true
         repeat {
             pumpAgain = false
-            let now = Self.now()
+            let now = StackRuntime.now()
             if let deadline = stack.nextDeadline, deadline <= now {
                 stack.advanceTime(to: now)
             }
@@ -189,11 +307,11 @@ public final class StackRuntime: @unchecked Sendable {
             packetObserver?(packet, now, .outbound)
             do {
                 if impairer == nil {
-                    try device.enqueue(packet)
+                    try source.enqueue(packet)
                 } else {
-                    // Impairment may corrupt bytes, which the kernel must then catch: checksums in full.
-                    let whole = stack.configuration.transmitChecksumOffload ? TUNDevice.completingChecksum(packet) : packet
-                    for copy in impairer!.admit(whole, inbound: false, now: now) { try device.write(copy) }
+                    // Impairment may corrupt bytes, which the peer must then catch: checksums in full.
+                    let whole = stack.configuration.transmitChecksumOffload ? source.completingChecksum(packet) : packet
+                    for copy in impairer!.admit(whole, inbound: false, now: now) { try source.writeAsIs(copy) }
                 }
             } catch {
                 stop(error: error)
@@ -201,7 +319,7 @@ public final class StackRuntime: @unchecked Sendable {
             }
         }
         do {
-            try device.flush()
+            try source.flush()
         } catch {
             stop(error: error)
             return
@@ -214,7 +332,7 @@ public final class StackRuntime: @unchecked Sendable {
         case .acceptable(let id):
             guard let listener = listeners[id] else { return }
             while let connection = stack.accept(id) {
-                listener.accepted(connection, runtime: self)
+                listener.accepted(connection)
             }
         case .connection(let id, let events):
             channels[id]?.handle(events, now: now)
@@ -228,10 +346,12 @@ public final class StackRuntime: @unchecked Sendable {
         timer?.cancel()
         timerDeadline = deadline
         let when = NIODeadline.uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds)))
-        timer = eventLoop.scheduleTask(deadline: when) { [self] in
-            timerDeadline = nil
-            timer = nil
-            pump()
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        timer = eventLoop.scheduleTask(deadline: when) {
+            let core = bound.value
+            core.timerDeadline = nil
+            core.timer = nil
+            core.pump()
         }
     }
 
@@ -261,92 +381,15 @@ public final class StackRuntime: @unchecked Sendable {
         impairmentTimer = nil
         for channel in Array(channels.values) { channel.runtimeStopped(error) }
         channels.removeAll()
-        for listener in listeners.values { listener.runtimeStopped() }
+        for listener in listeners.values { listener.runtimeStopped(error) }
         listeners.removeAll()
-        reader?.stop()
-        reader = nil
-        device.close()
+        source.close()
         if let error { closePromise.fail(error) } else { closePromise.succeed(()) }
     }
 }
 
-/// The runtime's reading thread: waits for the device, reads a batch, hands it to the loop.
-///
-/// At most `permits` batches wait on the loop at once, so a loop that falls behind slows the
-/// reader rather than letting datagrams pile up in memory; the kernel's queue (500 datagrams by
-/// default) then fills and the kernel drops, as it would for a slow NIC.
-private final class DeviceReader: @unchecked Sendable {
-    static let permits = 2
-
-    private let receiver: TUNReceiver
-    private let runtime: StackRuntime
-    private let pool = NIOThreadPool(numberOfThreads: 1)
-    private let credit = DispatchSemaphore(value: DeviceReader.permits)
-    /// `stopping` and whether the receiver is closed, so `stop` never wakes a closed receiver.
-    private let state = NIOLockedValueBox((stopping: false, closed: false))
-
-    init(receiver: TUNReceiver, runtime: StackRuntime) {
-        self.receiver = receiver
-        self.runtime = runtime
-    }
-
-    func start() {
-        pool.start()
-        pool.submit { [self] _ in
-            run()
-            state.withLockedValue { state in
-                state.closed = true
-                receiver.close()
-            }
-            pool.shutdownGracefully { _ in }
-        }
-    }
-
-    /// Any thread: the thread exits at its next wait.
-    func stop() {
-        state.withLockedValue { state in
-            state.stopping = true
-            if !state.closed { receiver.wake() }
-        }
-        credit.signal()
-    }
-
-    private var stopping: Bool { state.withLockedValue { $0.stopping } }
-
-    private func run() {
-        let loop = runtime.eventLoop
-        while true {
-            credit.wait()
-            if stopping { return }
-            do {
-                guard try receiver.wait(), !stopping else { return }
-                let batch = try receiver.read(upTo: StackRuntime.readBatch)
-                if batch.datagrams.isEmpty, batch.badVirtioNetHeaders == 0 {
-                    credit.signal()
-                    continue
-                }
-                loop.execute { [self] in
-                    runtime.received(batch)
-                    credit.signal()
-                }
-            } catch {
-                loop.execute { [runtime] in runtime.stop(error: error) }
-                return
-            }
-        }
-    }
+/// A value handed from one isolation domain to another, never touched by the first again.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
-
-extension Endpoint {
-    /// The NIO spelling of this endpoint, for `Channel.localAddress` and `remoteAddress`.
-    var socketAddress: SocketAddress? {
-        try? SocketAddress(ipAddress: address.description, port: Int(port))
-    }
-
-    /// The stack's spelling of a NIO address; nil for a Unix-domain address.
-    init?(_ address: SocketAddress) {
-        guard let text = address.ipAddress, let ip = IPAddress(text), let port = address.port else { return nil }
-        self.init(ip, UInt16(port))
-    }
-}
-#endif

@@ -1,4 +1,3 @@
-#if os(Linux)
 import NIOConcurrencyHelpers
 import NIOCore
 import TCPIP
@@ -33,7 +32,7 @@ final class TCPConnectionChannel: Channel, ChannelCore, @unchecked Sendable {
         var promise: EventLoopPromise<Void>?
     }
 
-    let runtime: StackRuntime
+    let runtime: RuntimeCore
     let connection: ConnectionID
     let eventLoop: EventLoop
     let parent: Channel?
@@ -63,7 +62,7 @@ final class TCPConnectionChannel: Channel, ChannelCore, @unchecked Sendable {
     private var maxMessagesPerRead = 16
     private var maximumReadSize = Int.max
 
-    init(runtime: StackRuntime, connection: ConnectionID, parent: Channel?, connecting: EventLoopPromise<Void>?) {
+    init(runtime: RuntimeCore, connection: ConnectionID, parent: Channel?, connecting: EventLoopPromise<Void>?) {
         self.runtime = runtime
         self.connection = connection
         self.eventLoop = runtime.eventLoop
@@ -519,4 +518,3 @@ public enum TCPChannelOptions {
 extension ChannelError {
     static var _unsupportedOption: ChannelError { .operationUnsupported }
 }
-#endif

@@ -48,15 +48,13 @@ struct DemoFlowControl: ParsableCommand {
     var realTime = false
 
     func validate() throws {
-        guard bytes >= 0 else { throw ValidationError("--bytes must be >= 0") }
-        guard readSize >= 1 else { throw ValidationError("--read-size must be >= 1") }
-        guard readIntervalMilliseconds >= 1 else { throw ValidationError("--read-interval-ms must be >= 1") }
-        guard receiveBuffer >= 1, sendBuffer >= 1 else {
-            throw ValidationError("--recv-buffer and --send-buffer must be >= 1")
-        }
-        guard (576...65535).contains(mtu) else { throw ValidationError("--mtu must be between 576 and 65535") }
-        guard ip == 4 || ip == 6 else { throw ValidationError("--ip must be 4 or 6") }
-        if ip == 6 && mtu < 1280 { throw ValidationError("IPv6 needs --mtu of at least 1280 (RFC 8200 §5)") }
+        try OptionChecks.nonNegative(bytes, option: "bytes", what: "the bytes to send")
+        try OptionChecks.positive(readSize, option: "read-size", what: "each read")
+        try OptionChecks.positive(readIntervalMilliseconds, option: "read-interval-ms", what: "the time between reads")
+        try OptionChecks.positive(receiveBuffer, option: "recv-buffer", what: "the receive buffer")
+        try OptionChecks.positive(sendBuffer, option: "send-buffer", what: "the send buffer")
+        try OptionChecks.ipVersion(ip)
+        try OptionChecks.mtu(mtu, ip: ip)
     }
 
     var options: FlowControlDemo.Options {

@@ -39,10 +39,10 @@ struct DemoSYNFlood: ParsableCommand {
     var benchmark: Int?
 
     func validate() throws {
-        guard (0...1_000_000).contains(floodRate) else { throw ValidationError("--flood-rate must be 0...1000000") }
-        guard (1...600).contains(floodSeconds) else { throw ValidationError("--flood-seconds must be 1...600") }
-        guard (0...10_000).contains(legitimate) else { throw ValidationError("--legit must be 0...10000") }
-        guard (1...65535).contains(backlog) else { throw ValidationError("--backlog must be 1...65535") }
+        try OptionChecks.within(floodRate, 0...1_000_000, option: "flood-rate", because: "SYNs per second of virtual time")
+        try OptionChecks.within(floodSeconds, 1...600, option: "flood-seconds", because: "seconds of virtual time")
+        try OptionChecks.within(legitimate, 0...10_000, option: "legit", because: "legitimate clients connecting during the flood")
+        try OptionChecks.within(backlog, 1...65_535, option: "backlog", because: "the SYN queue's length, as listen(2)'s backlog")
     }
 
     func run() throws {

@@ -58,13 +58,13 @@ struct TUNOptions: ParsableArguments {
     /// Opens the device, starts a stack on one event loop, and wires the capture and the trace.
     func start(configure: (inout StackConfiguration) -> Void = { _ in }) throws -> RunningStack {
         let device = try TUNDevice(name: tun, options: TUNDevice.Options(virtioNetHeader: offload))
-        var configuration = StackConfiguration(
-            addresses: try parsedAddresses(), mtu: device.mtu,
-            seed: UInt64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds))
-        // With a virtio-net header the kernel takes our TCP checksums as partial: none to compute.
-        configuration.transmitChecksumOffload = offload
+        // No seed: the secrets come from the system's cryptographic generator (a seed from the clock
+        // would make ISNs and SYN cookies guessable from the boot time).
+        var configuration = StackConfiguration(addresses: try parsedAddresses())
         configure(&configuration)
-        let stack = Stack(configuration)
+        // The MTU and the checksum offload are the device's: with a virtio-net header the kernel
+        // takes our TCP checksums as partial, so there are none to compute.
+        let stack = Stack(StackRuntime.derive(configuration, from: device))
         stack.tracing = trace
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let runtime = try StackRuntime.start(stack: stack, device: device, on: group.next()).wait()

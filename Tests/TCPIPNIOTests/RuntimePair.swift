@@ -35,10 +35,8 @@ final class RuntimePair: Sendable {
     }
 
     func shutdown() async throws {
-        client.stop()
-        server.stop()
-        _ = try? await client.closeFuture.get()
-        _ = try? await server.closeFuture.get()
+        try? await client.stop()
+        try? await server.stop()
         try await group.shutdownGracefully()
     }
 }

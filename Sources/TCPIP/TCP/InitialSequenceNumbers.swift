@@ -11,7 +11,7 @@ struct InitialSequenceNumberGenerator: Sendable {
     private let key1: UInt64
 
     /// Draws the secret key from `generator` (RFC 6528 §3: a secret key, here fixed for the stack's life).
-    init(generator: inout SeededGenerator) {
+    init(generator: inout some RandomNumberGenerator) {
         key0 = generator.next()
         key1 = generator.next()
     }

@@ -1,0 +1,141 @@
+// Linux only: the TUN device as a packet source. The rest of TCPIPNIO is portable (no C library);
+// this is the one file that knows the platform.
+#if os(Linux)
+import Dispatch
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import TCPIP
+import TCPIPLinks
+
+/// A TUN device as the runtime's packet source. A thread of the runtime's own reads the device
+/// (`DeviceReader`) and hands batches to the loop, at most two batches ahead of it; writes happen
+/// on the loop, consecutive segments of a flow joined into TSO super-packets with a virtio-net header.
+///
+/// Why not a NIO channel on the descriptor: NIO takes an error condition on a descriptor for the
+/// end of its input and then requires a read to return data or end-of-file; TUN signals an error
+/// (POLLERR) while its interface is being deleted and a read then returns EAGAIN, which NIO treats
+/// as a broken invariant and traps on. A device that disappears must stop the runtime cleanly.
+extension TUNDevice: PacketSource {
+    /// With a virtio-net header (`Options.virtioNetHeader`) the kernel takes our checksums as
+    /// partial; without, each datagram must carry its own.
+    public var offloads: PacketSourceOffloads {
+        PacketSourceOffloads(transmitChecksum: virtioNetHeader)
+    }
+
+    /// Starts a thread of its own that reads the device; `close()` stops it.
+    public func startReading(into receiver: PacketReceiver) throws {
+        let reader = DeviceReader(receiver: try TUNReceiver(self), device: self, inbound: receiver)
+        whenClosed = { reader.stop() }
+        reader.start()
+    }
+
+    public func completingChecksum(_ packet: ByteBuffer) -> ByteBuffer {
+        Self.completingChecksum(packet)
+    }
+
+    /// One write(2), behind a virtio-net header saying "checksum complete, no segmentation" when
+    /// the device has them; what `enqueue` still holds goes first, so the order is kept.
+    public func writeAsIs(_ packet: ByteBuffer) throws {
+        try flush()
+        try write(packet)
+    }
+}
+
+extension StackRuntime {
+    /// Starts `stack` on `eventLoop` over `device` (see `start(stack:source:on:)`).
+    public static func start(stack: Stack, device: TUNDevice, on eventLoop: EventLoop) -> EventLoopFuture<StackRuntime> {
+        start(stack: stack, source: device, on: eventLoop)
+    }
+
+    /// The TUN device of a runtime started on one. Only on `eventLoop`; traps on a runtime over
+    /// another source.
+    public var device: TUNDevice { packetSource as! TUNDevice }
+}
+
+/// The runtime's reading thread: waits for the device, reads a batch, hands it to the loop.
+///
+/// At most `permits` batches wait on the loop at once, so a loop that falls behind slows the
+/// reader rather than letting datagrams pile up in memory; the kernel's queue (500 datagrams by
+/// default) then fills and the kernel drops, as it would for a slow NIC.
+private final class DeviceReader: @unchecked Sendable {
+    static let permits = 2
+
+    private let receiver: TUNReceiver
+    /// Touched only on the loop.
+    private let device: TUNDevice
+    private let inbound: PacketReceiver
+    private let pool = NIOThreadPool(numberOfThreads: 1)
+    private let credit = DispatchSemaphore(value: DeviceReader.permits)
+    /// `stopping` and whether the receiver is closed, so `stop` never wakes a closed receiver.
+    private let state = NIOLockedValueBox((stopping: false, closed: false))
+
+    init(receiver: TUNReceiver, device: TUNDevice, inbound: PacketReceiver) {
+        self.receiver = receiver
+        self.device = device
+        self.inbound = inbound
+    }
+
+    func start() {
+        pool.start()
+        pool.submit { [self] _ in
+            run()
+            state.withLockedValue { state in
+                state.closed = true
+                receiver.close()
+            }
+            pool.shutdownGracefully { _ in }
+        }
+    }
+
+    /// Any thread: the thread exits at its next wait.
+    func stop() {
+        state.withLockedValue { state in
+            state.stopping = true
+            if !state.closed { receiver.wake() }
+        }
+        credit.signal()
+    }
+
+    private var stopping: Bool { state.withLockedValue { $0.stopping } }
+
+    private func run() {
+        let loop = inbound.eventLoop
+        while true {
+            credit.wait()
+            if stopping { return }
+            do {
+                guard try receiver.wait(), !stopping else { return }
+                let batch = try receiver.read(upTo: StackRuntime.readBatch)
+                if batch.datagrams.isEmpty, batch.badVirtioNetHeaders == 0 {
+                    credit.signal()
+                    continue
+                }
+                loop.execute { [self] in
+                    if batch.badVirtioNetHeaders > 0 { device.countDropped(badVirtioNetHeaders: batch.badVirtioNetHeaders) }
+                    var admitted: [InboundDatagram] = []
+                    admitted.reserveCapacity(batch.datagrams.count)
+                    for datagram in batch.datagrams where device.admit(datagram) {
+                        admitted.append(InboundDatagram(datagram))
+                    }
+                    inbound.receive(admitted)
+                    credit.signal()
+                }
+            } catch {
+                loop.execute { [inbound] in inbound.fail(error) }
+                return
+            }
+        }
+    }
+}
+
+extension InboundDatagram {
+    init(_ datagram: TUNDatagram) {
+        switch datagram.checksum {
+        case .unverified: self.init(datagram.packet, checksum: .unverified)
+        case .verified: self.init(datagram.packet, checksum: .verified)
+        case .partial(let start, let offset): self.init(datagram.packet, checksum: .partial(start: start, offset: offset))
+        }
+    }
+}
+#endif
