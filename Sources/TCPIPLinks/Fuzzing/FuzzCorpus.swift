@@ -14,7 +14,7 @@ public enum FuzzCorpus {
     }
 
     /// The fuzz targets, by the name of their executable's suffix and corpus folder.
-    public static let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "udp", "icmp", "reassembly"]
+    public static let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "udp", "icmp", "reassembly", "rules"]
 
     public static func generate() -> [Seed] {
         var seeds: [Seed] = []
@@ -47,6 +47,9 @@ public enum FuzzCorpus {
                 let target = ip.upperLayerProtocol == IPProtocolNumber.udp ? "udp" : "icmp"
                 seeds.append(Seed(target: target, name: "ip-\(index)", bytes: Array(ip.payload.readableBytesView)))
             }
+        }
+        for (name, text) in RuleFuzzing.seeds {
+            seeds.append(Seed(target: "rules", name: name, bytes: Array(text.utf8)))
         }
         seeds.append(Seed(target: "stack", name: "replay", bytes: replay))
         for (name, events) in attackEvents {

@@ -20,6 +20,7 @@ import Testing
         case "udp": WireFuzzing.udp
         case "icmp": WireFuzzing.icmp
         case "reassembly": { ReassemblyFuzzing.run($0) }
+        case "rules": RuleFuzzing.rules
         default: { StackFuzzing.run($0) }
         }
     }
