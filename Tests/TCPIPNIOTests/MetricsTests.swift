@@ -21,8 +21,9 @@ import Testing
             try await Task.sleep(nanoseconds: 60_000_000)
         }
         let client = pair.client
-        try await pair.shutdown()  // the last export runs as the runtime stops
+        try await client.stop()  // the last export runs as the runtime stops
         let counted = try await client.eventLoop.submit { client.stack.counters }.get()
+        try await pair.shutdown()
 
         #expect(counted.activeOpens == 2)
         #expect(counted.failedConnectionAttempts == 2)
