@@ -40,7 +40,7 @@ struct TUNOptions: ParsableArguments {
             --no-offload to impair wire-sized segments.
             """))
     var impair: String?
-    @Option(help: "What to log to standard error: trace, debug, info, notice, warning, error or critical.")
+    @Option(help: "What to log to standard error, from trace to critical.")
     var logLevel: Logger.Level = .info
 
     /// The command's logger: to standard error, at `--log-level`.
