@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import TCPIP
 import TCPIPWire
@@ -12,6 +13,11 @@ import TCPIPWire
 /// stack is not thread-safe). This handle is `Sendable`: what it holds of the loop's state is
 /// reachable only on the loop (`stack`, `packetSource` and the observers check), and `stop` may be
 /// called from anywhere.
+///
+/// With a `Logger`, the runtime says what a user needs to know: `info` when it starts (with the
+/// configuration it derived from the source) and stops, `error` when its source fails, and `debug`
+/// for each connection that ends in error (with `tcp.local` and `tcp.remote` metadata). Nothing is
+/// logged per segment.
 ///
 /// ```swift
 /// let runtime = try await StackRuntime.start(
@@ -116,26 +122,33 @@ public final class StackRuntime: Sendable {
     ///
     /// The source is handed over: from now on only the loop may use it.
     public static func start(
-        _ configuration: StackConfiguration, source: some PacketSource, on eventLoop: EventLoop
+        _ configuration: StackConfiguration, source: some PacketSource, on eventLoop: EventLoop, logger: Logger? = nil
     ) -> EventLoopFuture<StackRuntime> {
-        start(stack: Stack(derive(configuration, from: source)), source: source, on: eventLoop)
+        let derived = derive(configuration, from: source)
+        if let logger, derived.mtu != configuration.mtu {
+            logger.debug("MTU taken from the packet source", metadata: [
+                "configured": "\(configuration.mtu)", "source": "\(derived.mtu)",
+            ])
+        }
+        return start(stack: Stack(derived), source: source, on: eventLoop, logger: logger)
     }
 
     /// Starts `stack` on `eventLoop`, over `source`. Fails with a `ConfigurationError` when the
     /// stack was configured for what the source cannot do.
     public static func start(
-        stack: Stack, source: some PacketSource, on eventLoop: EventLoop
+        stack: Stack, source: some PacketSource, on eventLoop: EventLoop, logger: Logger? = nil
     ) -> EventLoopFuture<StackRuntime> {
         do {
             try validate(stack.configuration, for: source)
         } catch {
+            logger?.error("the stack's configuration does not fit its packet source", metadata: ["error": "\(error)"])
             return eventLoop.makeFailedFuture(error)
         }
         // Stack and source are handed over to the loop; nothing else holds them from here on.
         let handOver = UnsafeTransfer((stack, source as any PacketSource))
         return eventLoop.submit {
             let (stack, source) = handOver.value
-            let core = RuntimeCore(stack: stack, source: source, eventLoop: eventLoop)
+            let core = RuntimeCore(stack: stack, source: source, eventLoop: eventLoop, logger: logger)
             let runtime = StackRuntime(core: core)
             do {
                 try source.startReading(into: PacketReceiver(eventLoop: eventLoop, core: runtime.core))
@@ -143,16 +156,17 @@ public final class StackRuntime: Sendable {
                 core.stop(error: error)
                 throw error
             }
+            core.logStarted()
             core.pump()
             return runtime
         }
     }
 
-    /// `start(_:source:on:)`, awaited.
+    /// `start(_:source:on:logger:)`, awaited.
     public static func start(
-        _ configuration: StackConfiguration, source: some PacketSource, on eventLoop: EventLoop
+        _ configuration: StackConfiguration, source: some PacketSource, on eventLoop: EventLoop, logger: Logger? = nil
     ) async throws -> StackRuntime {
-        try await start(configuration, source: source, on: eventLoop).get()
+        try await start(configuration, source: source, on: eventLoop, logger: logger).get()
     }
 
     // MARK: Stopping
@@ -167,6 +181,30 @@ public final class StackRuntime: Sendable {
     public func stop() async throws {
         requestStop()
         try await closeFuture.get()
+    }
+
+    /// How a graceful shutdown ended.
+    public struct ShutdownOutcome: Hashable, Sendable {
+        /// Connections that finished on their own before the deadline.
+        public var finished: Int
+        /// Connections still open at the deadline, reset (RST).
+        public var reset: Int
+    }
+
+    /// Stops gracefully: listeners close at once (no new connection is accepted), the open
+    /// connections' channels are told `ChannelShouldQuiesceEvent` (NIO's HTTP server then closes
+    /// idle keep-alive connections), and the runtime waits for them to finish. Those still open at
+    /// `deadline` are reset (RFC 9293 §3.10.5 ABORT). Then it stops as `stop()` does. Any thread.
+    public func shutdownGracefully(deadline: NIODeadline) async throws -> ShutdownOutcome {
+        let result = try await shutdownGracefully(deadline: deadline).get()
+        try await closeFuture.get()
+        return result
+    }
+
+    /// `shutdownGracefully(deadline:)`, as a future that succeeds once the runtime has stopped.
+    public func shutdownGracefully(deadline: NIODeadline) -> EventLoopFuture<ShutdownOutcome> {
+        let core = self.core
+        return eventLoop.flatSubmit { core.value.drain(deadline: deadline) }
     }
 
     private func requestStop() {
@@ -196,14 +234,31 @@ final class RuntimeCore {
     var timer: Scheduled<Void>?
     var timerDeadline: Instant?
     private(set) var stopped = false
+    /// While shutting down gracefully: what `drain` promised, and how many connections it waits for.
+    private var draining: (promise: EventLoopPromise<StackRuntime.ShutdownOutcome>, open: Int, deadline: Scheduled<Void>)?
     private var impairer: Impairer?
     private var impairmentTimer: Scheduled<Void>?
+    /// Nil for silence: the fast path then pays one nil check where it would log.
+    let logger: Logger?
 
-    init(stack: Stack, source: any PacketSource, eventLoop: EventLoop) {
+    init(stack: Stack, source: any PacketSource, eventLoop: EventLoop, logger: Logger? = nil) {
         self.stack = stack
         self.source = source
         self.eventLoop = eventLoop
         self.closePromise = eventLoop.makePromise()
+        self.logger = logger
+    }
+
+    func logStarted() {
+        guard let logger else { return }
+        let configuration = stack.configuration
+        logger.info("stack started", metadata: [
+            "addresses": "\(configuration.addresses.map { "\($0)" }.joined(separator: " "))",
+            "mtu": "\(configuration.mtu)",
+            "checksum-offload.transmit": "\(configuration.transmitChecksumOffload)",
+            "checksum-offload.receive": "\(configuration.checksumOffload)",
+            "source": "\(type(of: source))",
+        ])
     }
 
     // MARK: The loop
@@ -373,6 +428,59 @@ final class RuntimeCore {
 
     func unregister(_ channel: TCPConnectionChannel) {
         if channels[channel.connection] === channel { channels[channel.connection] = nil }
+        if let draining, channels.isEmpty {
+            draining.deadline.cancel()
+            self.draining = nil
+            let outcome = StackRuntime.ShutdownOutcome(finished: draining.open, reset: 0)
+            logger?.info("all connections finished", metadata: ["connections": "\(draining.open)"])
+            // Not from inside the channel's own close: let it finish first.
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            eventLoop.execute {
+                bound.value.stop(error: nil)
+                draining.promise.succeed(outcome)
+            }
+        }
+    }
+
+    /// `StackRuntime.shutdownGracefully(deadline:)`, on the loop.
+    func drain(deadline: NIODeadline) -> EventLoopFuture<StackRuntime.ShutdownOutcome> {
+        if let draining { return draining.promise.futureResult }
+        let promise = eventLoop.makePromise(of: StackRuntime.ShutdownOutcome.self)
+        guard !stopped else {
+            promise.succeed(.init(finished: 0, reset: 0))
+            return promise.futureResult
+        }
+        for listener in Array(listeners.values) { listener.close(promise: nil) }
+        let open = channels.count
+        logger?.info("shutting down: listeners closed", metadata: ["connections": "\(open)"])
+        guard open > 0 else {
+            stop(error: nil)
+            promise.succeed(.init(finished: 0, reset: 0))
+            return promise.futureResult
+        }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let timer = eventLoop.scheduleTask(deadline: deadline) { bound.value.drainDeadlinePassed() }
+        draining = (promise, open, timer)
+        for channel in Array(channels.values) {
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+        return promise.futureResult
+    }
+
+    private func drainDeadlinePassed() {
+        guard let draining else { return }
+        self.draining = nil
+        let now = StackRuntime.now()
+        let remaining = Array(channels.values)
+        logger?.warning("shutdown deadline passed: resetting connections", metadata: ["connections": "\(remaining.count)"])
+        // RFC 9293 §3.10.5 ABORT: each still-open connection gets its RST before the source closes.
+        for channel in remaining {
+            logger?.debug("connection reset at shutdown", metadata: channel.logMetadata())
+            stack.abort(channel.connection, now: now)
+        }
+        transmit(now: now)
+        stop(error: nil)
+        draining.promise.succeed(.init(finished: draining.open - remaining.count, reset: remaining.count))
     }
 
     func register(_ channel: UDPChannel) {
@@ -386,6 +494,12 @@ final class RuntimeCore {
     func stop(error: Error?) {
         guard !stopped else { return }
         stopped = true
+        if let draining {
+            self.draining = nil
+            draining.deadline.cancel()
+            let open = channels.count
+            draining.promise.succeed(.init(finished: draining.open - open, reset: 0))
+        }
         timer?.cancel()
         timer = nil
         impairmentTimer?.cancel()
@@ -397,7 +511,13 @@ final class RuntimeCore {
         for channel in Array(udpChannels.values) { channel.runtimeStopped(error) }
         udpChannels.removeAll()
         source.close()
-        if let error { closePromise.fail(error) } else { closePromise.succeed(()) }
+        if let error {
+            logger?.error("packet source failed; stack stopped", metadata: ["error": "\(error)"])
+            closePromise.fail(error)
+        } else {
+            logger?.info("stack stopped")
+            closePromise.succeed(())
+        }
     }
 }
 

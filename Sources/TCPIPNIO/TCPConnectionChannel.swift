@@ -1,3 +1,4 @@
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import TCPIP
@@ -293,6 +294,7 @@ final class TCPConnectionChannel: Channel, ChannelCore, @unchecked Sendable {
 
     func becomeActive() {
         lifecycle = .active
+        runtime.logger?.trace("connection established", metadata: logMetadata())
         activeBox.withLockedValue { $0 = true }
         let promise = connectPromise
         connectPromise = nil
@@ -408,6 +410,13 @@ final class TCPConnectionChannel: Channel, ChannelCore, @unchecked Sendable {
     /// The connection reached CLOSED: in error (reset, timeout, refused) or after both FINs.
     private func connectionClosed(now: Instant) {
         let error = runtime.stack.status(connection)?.error
+        if let logger = runtime.logger {
+            if let error {
+                logger.debug("connection ended in error", metadata: logMetadata(["error": "\(error)"]))
+            } else {
+                logger.trace("connection closed", metadata: logMetadata())
+            }
+        }
         switch lifecycle {
         case .connecting:
             let promise = connectPromise
@@ -454,6 +463,14 @@ final class TCPConnectionChannel: Channel, ChannelCore, @unchecked Sendable {
     }
 
     // MARK: Helpers
+
+    /// What identifies this connection in a log line.
+    func logMetadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
+        var metadata = extra
+        metadata["tcp.local"] = "\(local.map { "\($0)" } ?? "?")"
+        metadata["tcp.remote"] = "\(remote.map { "\($0)" } ?? "?")"
+        return metadata
+    }
 
     private func becomeClosed(promise: EventLoopPromise<Void>?, lingering: Bool = false) {
         let wasActive = lifecycle == .active

@@ -2,6 +2,7 @@
 // this is the one file that knows the platform.
 #if os(Linux)
 import Dispatch
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -43,9 +44,11 @@ extension TUNDevice: PacketSource {
 }
 
 extension StackRuntime {
-    /// Starts `stack` on `eventLoop` over `device` (see `start(stack:source:on:)`).
-    public static func start(stack: Stack, device: TUNDevice, on eventLoop: EventLoop) -> EventLoopFuture<StackRuntime> {
-        start(stack: stack, source: device, on: eventLoop)
+    /// Starts `stack` on `eventLoop` over `device` (see `start(stack:source:on:logger:)`).
+    public static func start(
+        stack: Stack, device: TUNDevice, on eventLoop: EventLoop, logger: Logger? = nil
+    ) -> EventLoopFuture<StackRuntime> {
+        start(stack: stack, source: device, on: eventLoop, logger: logger)
     }
 
     /// The TUN device of a runtime started on one. Only on `eventLoop`; traps on a runtime over

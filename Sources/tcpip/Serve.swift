@@ -1,6 +1,7 @@
 #if os(Linux)
 import ArgumentParser
 import NIOCore
+import Logging
 import NIOHTTP1
 import TCPIP
 import TCPIPLinks
@@ -40,6 +41,7 @@ struct Serve: ParsableCommand {
     var statusInterval: Int = 5
     @Flag(help: "Print each connection's TCP internals under it, as `ss -ti` (cwnd, rtt, windows, retransmissions).")
     var details = false
+    @OptionGroup var shutdown: ShutdownOptions
 
     func validate() throws {
         guard echo != nil || discard != nil || http != nil || udpEcho != nil || udpDiscard != nil else {
@@ -94,12 +96,13 @@ struct Serve: ParsableCommand {
         }
         let ports = (listeners.map { String($0.port) } + [udpEcho, udpDiscard].compactMap { $0 }.map { "udp/\($0)" })
             .joined(separator: ",")
-        announce("listening on \(device.addresses.joined(separator: " ")) port \(ports) via \(device.tun) (MTU \(try running.onLoop { runtime.device.mtu }))")
+        let mtu = try running.onLoop { runtime.device.mtu }
+        running.logger.info("listening on \(device.addresses.joined(separator: " ")) port \(ports) via \(device.tun) (MTU \(mtu))")
         announce("READY")
         if statusInterval > 0 {
             ConnectionTable.printEvery(.seconds(Int64(statusInterval)), runtime: runtime, details: details)
         }
-        try running.waitForStop()
+        try running.runUntilSignalled(shutdownTimeout: shutdown.timeout)
         _ = datagramChannels
     }
 }

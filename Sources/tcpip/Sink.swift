@@ -15,12 +15,13 @@ struct Sink: ParsableCommand {
     @OptionGroup var device: TUNOptions
     @Option(help: "Port to listen on.")
     var port: UInt16 = 5001
+    @OptionGroup var shutdown: ShutdownOptions
 
     func run() throws {
         let running = try device.start()
         _ = try DiscardHandler.bind(runtime: running.runtime, port: port, readSize: nil, interval: nil).wait()
         announce("READY")
-        try running.waitForStop()
+        try running.runUntilSignalled(shutdownTimeout: shutdown.timeout)
     }
 }
 #endif

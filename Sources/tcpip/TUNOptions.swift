@@ -1,7 +1,7 @@
 #if os(Linux)
 import ArgumentParser
-import Dispatch
 import Glibc
+import Logging
 import NIOCore
 import NIOPosix
 import TCPIP
@@ -44,6 +44,15 @@ struct TUNOptions: ParsableArguments {
         "Buffer sizing: server (grow to 8 MiB each way), tunnel (start at 64 KiB, grow to 4 MiB, 32 MiB for the whole stack) or fixed (256 KiB each).",
         discussion: "server and tunnel autotune: each connection's buffers follow what its path and reader need."))
     var buffers: BufferPreset = .server
+    @Option(help: "What to log to standard error, from trace to critical.")
+    var logLevel: Logger.Level = .info
+
+    /// The command's logger: to standard error, at `--log-level`.
+    var logger: Logger {
+        var logger = Logger(label: "tcpip", factory: { label in StreamLogHandler.standardError(label: label) })
+        logger.logLevel = logLevel
+        return logger
+    }
 
     func validate() throws {
         guard !addresses.isEmpty else { throw ValidationError("give at least one --address") }
@@ -71,8 +80,9 @@ struct TUNOptions: ParsableArguments {
         // takes our TCP checksums as partial, so there are none to compute.
         let stack = Stack(StackRuntime.derive(configuration, from: device))
         stack.tracing = trace
+        let logger = self.logger
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let runtime = try StackRuntime.start(stack: stack, device: device, on: group.next()).wait()
+        let runtime = try StackRuntime.start(stack: stack, device: device, on: group.next(), logger: logger).wait()
         // The recorder lives on the runtime's loop, as every packet it records does.
         let recorder = NIOLoopBoundBox.makeEmptyBox(valueType: PcapRecorder.self, eventLoop: runtime.eventLoop)
         let plot = NIOLoopBoundBox.makeEmptyBox(valueType: ConnectionPlot.self, eventLoop: runtime.eventLoop)
@@ -99,7 +109,9 @@ struct TUNOptions: ParsableArguments {
                 }
             }.wait()
         }
-        return RunningStack(group: group, runtime: runtime, recorder: recorder, plot: plot, plotPath: self.plot, device: tun)
+        if let pcap { logger.info("capturing to \(pcap)") }
+        return RunningStack(
+            group: group, runtime: runtime, recorder: recorder, plot: plot, plotPath: self.plot, device: tun, logger: logger)
     }
 }
 
@@ -111,21 +123,7 @@ struct RunningStack: Sendable {
     let plot: NIOLoopBoundBox<ConnectionPlot?>
     let plotPath: String?
     let device: String
-
-    /// Blocks until the runtime stops: SIGINT or SIGTERM (returns), or the device going away (throws).
-    func waitForStop() throws {
-        let source = SignalStop(runtime: runtime)
-        defer { withExtendedLifetime(source) {} }
-        var failure: Error?
-        do {
-            try runtime.closeFuture.wait()
-        } catch {
-            printError("tcpip: \(error)")
-            failure = error
-        }
-        finish()
-        if failure != nil { throw ExitCode.failure }
-    }
+    let logger: Logger
 
     /// Stops the runtime, flushes the capture and shuts the loop down.
     func finish() {
@@ -135,8 +133,9 @@ struct RunningStack: Sendable {
         if let plotPath, let drawn = try? runtime.eventLoop.submit({ [plot] in plot.value?.plot }).wait() {
             do {
                 try PlotFile.write(drawn, to: plotPath)
+                logger.info("plot written to \(plotPath)")
             } catch {
-                printError("tcpip: cannot write \(plotPath): \(error)")
+                logger.error("cannot write \(plotPath): \(error)")
             }
         }
         try? group.syncShutdownGracefully()
@@ -148,30 +147,12 @@ struct RunningStack: Sendable {
     }
 }
 
-/// Stops the runtime on SIGINT or SIGTERM, so captures are flushed and the device released.
-final class SignalStop: @unchecked Sendable {
-    private let sources: [DispatchSourceSignal]
-
-    init(runtime: StackRuntime) {
-        sources = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { runtime.stop() }
-            source.resume()
-            return source
-        }
-    }
-}
-
-func printError(_ message: String) {
-    let line = message + "\n"
-    _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
-}
-
 /// Prints a line and flushes, so a parent waiting for `READY` on a pipe sees it at once.
 func announce(_ line: String) {
     // Unbuffered, so a parent waiting for `READY` on a pipe sees it at once.
     let text = line + "\n"
     _ = text.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
 }
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
 #endif

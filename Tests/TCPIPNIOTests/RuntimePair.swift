@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 import NIOCore
 import NIOPosix
 import TCPIP
@@ -17,7 +18,10 @@ final class RuntimePair: Sendable {
     let client: StackRuntime
     let server: StackRuntime
 
-    init(mtu: Int = 1500, configure: (inout TCPConfiguration) -> Void = { _ in }) async throws {
+    init(
+        mtu: Int = 1500, clientLogger: Logger? = nil, serverLogger: Logger? = nil,
+        configure: (inout TCPConfiguration) -> Void = { _ in }
+    ) async throws {
         var descriptors: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &descriptors) == 0 else {
             throw IOError(errnoCode: errno, reason: "socketpair")
@@ -28,10 +32,10 @@ final class RuntimePair: Sendable {
         let loops = Array(group.makeIterator())
         client = try await StackRuntime.start(
             stack: Stack(StackConfiguration(addresses: [Self.clientAddress], mtu: mtu, seed: 1, tcp: tcp)),
-            device: try TUNDevice(adopting: descriptors[0], name: "pair0", mtu: mtu), on: loops[0]).get()
+            device: try TUNDevice(adopting: descriptors[0], name: "pair0", mtu: mtu), on: loops[0], logger: clientLogger).get()
         server = try await StackRuntime.start(
             stack: Stack(StackConfiguration(addresses: [Self.serverAddress], mtu: mtu, seed: 2, tcp: tcp)),
-            device: try TUNDevice(adopting: descriptors[1], name: "pair1", mtu: mtu), on: loops[1]).get()
+            device: try TUNDevice(adopting: descriptors[1], name: "pair1", mtu: mtu), on: loops[1], logger: serverLogger).get()
     }
 
     func shutdown() async throws {
