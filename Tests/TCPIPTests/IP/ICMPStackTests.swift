@@ -83,7 +83,7 @@ import TCPIPWire
         let t = IPTester { $0.mtu = 9000 }
         let offending = IPTester.raw(family: family, protocolNumber: 253, payload: [UInt8](repeating: 0xAB, count: 4000))
         t.inject(offending)
-        let sent = try t.stack.nextPacketToSend()
+        let sent = t.stack.nextPacketToSend()
         let packet = try #require(sent)
         #expect(packet.readableBytes == (family == 4 ? 576 : 1280))
         let quoted = IPTester.raw(family: family, protocolNumber: 253, payload: [UInt8](repeating: 0xAB, count: 4000))
