@@ -31,7 +31,7 @@ import Testing
         #expect(refused.metadata["error"] != nil)
 
         try await pair.shutdown()
-        #expect(serverLog.records.last?.message == "stack stopped")
+        #expect(serverLog.records.last?.message == "stack stopped", "\(serverLog.records.last.map { "\($0.metadata)" } ?? "")")
         #expect(serverLog.records.last?.level == .info)
         #expect(!serverLog.records.contains { $0.level >= .error })
     }
