@@ -88,15 +88,20 @@ struct ReassemblyQueue {
         }
 
         // First pass: count the pieces of [start, end) not yet held, and check the limits.
-        let firstOverlap = firstIndex(endingAfter: start, rcvNxt: rcvNxt)
+        var firstOverlap = firstIndex(endingAfter: start, rcvNxt: rcvNxt)
         let pieceCount = gapCount(from: start, to: end, firstOverlap: firstOverlap, rcvNxt: rcvNxt)
         let addedPinned = pieceCount * payload.pinnedStorageBytes
         if pieceCount > 0 {
             var fits: Bool {
                 pinnedBytes + addedPinned <= pinnedLimit && segments.count + pieceCount <= Self.maximumSegmentCount
             }
-            // Over a limit only because small pieces pin big buffers: copy them out first.
-            guard fits || (compact() && fits) else { return .overLimit }
+            if !fits {
+                // Over a limit only because small pieces pin big buffers: copy them out first.
+                guard compact(), fits else { return .overLimit }
+                // Compaction joined adjacent pieces, so the array's indices moved: find the first
+                // overlap again (the gaps in sequence space, and so `pieceCount`, are unchanged).
+                firstOverlap = firstIndex(endingAfter: start, rcvNxt: rcvNxt)
+            }
         }
 
         let stamp = nextStamp
