@@ -18,23 +18,33 @@ final class RuntimePair: Sendable {
     let client: StackRuntime
     let server: StackRuntime
 
+    /// - Parameter inProcess: join the stacks with `InProcessPacketSource`s instead of descriptors, so
+    ///   that neither runtime sees its source fail when the other stops first.
     init(
-        mtu: Int = 1500, clientLogger: Logger? = nil, serverLogger: Logger? = nil,
+        mtu: Int = 1500, clientLogger: Logger? = nil, serverLogger: Logger? = nil, inProcess: Bool = false,
         configure: (inout TCPConfiguration) -> Void = { _ in }
     ) async throws {
-        var descriptors: [Int32] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &descriptors) == 0 else {
-            throw IOError(errnoCode: errno, reason: "socketpair")
-        }
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         var tcp = TCPConfiguration()
         configure(&tcp)
         let loops = Array(group.makeIterator())
+        let clientStack = Stack(StackConfiguration(addresses: [Self.clientAddress], mtu: mtu, seed: 1, tcp: tcp))
+        let serverStack = Stack(StackConfiguration(addresses: [Self.serverAddress], mtu: mtu, seed: 2, tcp: tcp))
+        if inProcess {
+            let (near, far) = InProcessPacketSource.makePair(mtu: mtu)
+            client = try await StackRuntime.start(stack: clientStack, source: near, on: loops[0], logger: clientLogger).get()
+            server = try await StackRuntime.start(stack: serverStack, source: far, on: loops[1], logger: serverLogger).get()
+            return
+        }
+        var descriptors: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &descriptors) == 0 else {
+            throw IOError(errnoCode: errno, reason: "socketpair")
+        }
         client = try await StackRuntime.start(
-            stack: Stack(StackConfiguration(addresses: [Self.clientAddress], mtu: mtu, seed: 1, tcp: tcp)),
+            stack: clientStack,
             device: try TUNDevice(adopting: descriptors[0], name: "pair0", mtu: mtu), on: loops[0], logger: clientLogger).get()
         server = try await StackRuntime.start(
-            stack: Stack(StackConfiguration(addresses: [Self.serverAddress], mtu: mtu, seed: 2, tcp: tcp)),
+            stack: serverStack,
             device: try TUNDevice(adopting: descriptors[1], name: "pair1", mtu: mtu), on: loops[1], logger: serverLogger).get()
     }
 
