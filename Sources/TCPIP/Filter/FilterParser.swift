@@ -215,6 +215,8 @@ struct FilterParser {
         var jumps: [(String, FilterToken)] = []
         while true {
             skipSeparators()
+            // A block cut short by the end of the input is an error, never an endless loop.
+            if current.kind == .end { throw error("expected 'set', 'chain' or '}'") }
             if accept(punctuation: "}") { break }
             if accept(word: "set") {
                 let start = tokens[position]
@@ -245,6 +247,8 @@ struct FilterParser {
         var elementTokens: (Int, Int)?
         while true {
             skipSeparators()
+            // A block cut short by the end of the input is an error, never an endless loop.
+            if current.kind == .end { throw error("expected '}'") }
             if accept(punctuation: "}") { break }
             if accept(word: "type") {
                 guard current.kind == .word, let parsed = FilterSet.ElementType(rawValue: current.text) else {
@@ -311,6 +315,8 @@ struct FilterParser {
         try expect(punctuation: "{")
         while true {
             skipSeparators()
+            // A chain cut short by the end of the input is an error, never an endless loop.
+            if current.kind == .end { throw error("expected '}'") }
             if accept(punctuation: "}") { return chain }
             if accept(word: "type") {
                 let typeToken = current

@@ -83,6 +83,19 @@ import Testing
         }
         """#
 
+    /// A ruleset cut short inside a table, a set or a chain is an error at the end of the input: the
+    /// `rules` fuzz target once found that a chain cut short after its `type` line looped, adding
+    /// empty rules until memory ran out.
+    @Test func aRulesetCutShortIsAnErrorNotALoop() {
+        for text in [
+            "table inet t {\n    chain input {\n        type filter hook input priority filter; ",
+            "table inet t {\n    set svc { type inet_service; elements = { 22 }",
+            "table inet t {\n",
+        ] {
+            #expect(throws: FilterParseError.self, "\(text)") { _ = try FilterRuleset(parsing: text) }
+        }
+    }
+
     @Test func theIssuesExampleParses() throws {
         let ruleset = try FilterRuleset(parsing: Self.example)
         #expect(ruleset.tables.count == 1)
