@@ -22,7 +22,10 @@ public enum IPFragmentation {
     /// `mtu` octets each, in order of offset.
     ///
     /// - Parameters:
+    ///   - datagram: the whole datagram, header first, at the reader index.
+    ///   - mtu: the largest fragment, header included, in octets.
     ///   - identification: the datagram's Identification, unpredictable (RFC 7739); IPv4 takes its low 16 bits.
+    ///   - allocator: allocates each fragment's buffer.
     /// - Throws: `.dontFragment` for IPv4 with DF set, `.mtuTooSmall`, `.malformed`.
     public static func fragment(
         _ datagram: ByteBuffer, mtu: Int, identification: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()

@@ -54,8 +54,13 @@ public struct TCPHeader: Hashable, Sendable {
     ///   (`consuming`: no slice, so no second reference to the storage; a caller that keeps its
     ///   buffer passes a copy).
     ///
-    /// - Parameter acceptsSYNWithFIN: a SYN with FIN set parses (FreeBSD with net.inet.tcp.drop_synfin=0)
-    ///   instead of throwing `.invalidFlags` (Linux).
+    /// - Parameters:
+    ///   - segment: the TCP header and payload, nothing else.
+    ///   - source: the IP source address, for the pseudo-header.
+    ///   - destination: the IP destination address, for the pseudo-header.
+    ///   - verifyChecksum: `false` when the link already verified it (checksum offload).
+    ///   - acceptsSYNWithFIN: a SYN with FIN set parses (FreeBSD with net.inet.tcp.drop_synfin=0)
+    ///     instead of throwing `.invalidFlags` (Linux).
     public static func parse(
         _ segment: consuming ByteBuffer, source: IPAddress, destination: IPAddress, verifyChecksum: Bool = true,
         acceptsSYNWithFIN: Bool = false
