@@ -18,8 +18,8 @@ extension Stack {
         switch reassembly.insert(fragment, now: now, counters: &io.counters) {
         case .incomplete:
             return nil
-        case .dropped(let rule, let reason):
-            io.decision(rule, reason, connection: nil, now: now)
+        case .dropped(let drop):
+            io.decision(drop.rule, drop.description, connection: nil, now: now)
             return nil
         case .complete(let whole):
             do {
