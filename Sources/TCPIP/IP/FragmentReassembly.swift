@@ -187,8 +187,10 @@ struct FragmentReassembly {
             return .dropped(.tinyFirstFragment(length: length, needed: needed))
         }
 
-        let existing = queues[key]
-        if let existing {
+        let isNew = queues[key] == nil
+        // (Bound in this scope only: a copy of the queue alive at the insertion below would make
+        // its pieces array copy itself.)
+        if let existing = queues[key] {
             // RFC 5722 §4: an overlapping fragment abandons the datagram; RFC 8200 §4.5 lets an exact
             // duplicate go alone instead (a network duplicates packets).
             if let duplicate = existing.pieces.first(where: { $0.offset == offset && $0.end == end }),
@@ -228,7 +230,7 @@ struct FragmentReassembly {
             payload = compact
         }
         let cost = payload.pinnedStorageBytes + Self.pieceOverheadBytes + (firstHeaders?.capacity ?? 0)
-            + (existing == nil ? Self.queueOverheadBytes : 0)
+            + (isNew ? Self.queueOverheadBytes : 0)
         // Linux's ipfrag_high_thresh: make room by evicting the oldest datagrams. When the oldest is
         // this fragment's own, it goes instead.
         while pinnedBytes + cost > configuration.memoryLimit {
@@ -241,32 +243,37 @@ struct FragmentReassembly {
             counters.ipReassemblyEvictions &+= 1
         }
 
-        var queue: Queue
-        if let current = queues[key] {
-            queue = current  // read again: an eviction may have relinked its neighbours
-        } else {
-            queue = Queue(created: now, isIPv6: isIPv6)
+        if queues[key] == nil {
+            var queue = Queue(created: now, isIPv6: isIPv6)
             append(key, to: &queue)
+            queues[key] = queue
         }
-        let index = queue.pieces.firstIndex { $0.offset > offset } ?? queue.pieces.count
-        queue.pieces.insert(Piece(offset: offset, payload: payload), at: index)
-        queue.receivedBytes += length
-        queue.pinnedBytes += cost
         pinnedBytes += cost
+        // In place: the table holds the only reference to the pieces.
+        let whole = Self.add(Piece(offset: offset, payload: payload), to: &queues[key]!, cost: cost, ecn: ecn,
+                             last: !info.moreFragments, firstHeaders: firstHeaders, nextHeaderField: info.nextHeaderField)
+        guard whole, let queue = remove(key) else { return .incomplete }
+        return reassembled(queue, counters: &counters)
+    }
+
+    /// Records a piece that passed every check; returns whether the datagram is whole.
+    private static func add(
+        _ piece: Piece, to queue: inout Queue, cost: Int, ecn: ECNCodepoint, last: Bool, firstHeaders: ByteBuffer?,
+        nextHeaderField: Int
+    ) -> Bool {
+        let index = queue.pieces.firstIndex { $0.offset > piece.offset } ?? queue.pieces.count
+        queue.receivedBytes += piece.payload.readableBytes
+        if last { queue.totalLength = piece.end }
+        queue.pieces.insert(piece, at: index)
+        queue.pinnedBytes += cost
         queue.ecnSeen |= 1 << ecn.rawValue
-        if !info.moreFragments { queue.totalLength = end }
         if let firstHeaders {
             queue.firstHeaders = firstHeaders
-            queue.nextHeaderField = info.nextHeaderField
-        }
-        guard let total = queue.totalLength, queue.receivedBytes == total else {
-            queues[key] = queue
-            return .incomplete
+            queue.nextHeaderField = nextHeaderField
         }
         // Disjoint pieces inside 0..<total adding up to total cover it: the datagram is whole.
-        queues[key] = queue
-        remove(key)
-        return reassembled(queue, counters: &counters)
+        guard let total = queue.totalLength else { return false }
+        return queue.receivedBytes == total
     }
 
     /// Why a fragment at `offset..<end` cannot join `queue`, or nil if it can.
