@@ -53,8 +53,9 @@ public final class Stack {
     /// Running totals of the storage connections' queues pin (Stack+Memory.swift keeps them).
     @exclusivity(unchecked) var pinned = PinnedTotals()
     /// Datagrams being reassembled from fragments, and the time-exceeded notices their timeouts
-    /// leave for the ICMP layer (Stack+Fragments.swift).
-    var reassembly: FragmentReassembly
+    /// leave for the ICMP layer (Stack+Fragments.swift). Unchecked like the rest: `nextDeadline`
+    /// reads it on every turn of the caller's loop.
+    @exclusivity(unchecked) var reassembly: FragmentReassembly
     var reassemblyTimeExceeded = CircularBuffer<ReassemblyTimeExceeded>()
     /// Identifications of the datagrams we fragment (RFC 7739).
     var fragmentIdentifiers: FragmentIdentifiers
