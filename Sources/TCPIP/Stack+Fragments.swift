@@ -18,8 +18,8 @@ extension Stack {
         switch reassembly.insert(fragment, now: now, counters: &io.counters) {
         case .incomplete:
             return nil
-        case .dropped(let rule, let reason):
-            io.decision(rule, reason, connection: nil, now: now)
+        case .dropped(let drop):
+            io.decision(drop.rule, drop.description, connection: nil, now: now)
             return nil
         case .complete(let whole):
             do {
@@ -66,14 +66,17 @@ extension Stack {
     /// fragmentation.
     public func fragment(_ datagram: ByteBuffer, mtu: Int) throws(FragmentationError) -> [ByteBuffer] {
         let addresses: (IPAddress, IPAddress)
+        let length: Int
         do throws(WireError) {
             switch datagram.readableBytesView.first.map({ $0 >> 4 }) {
             case 4:
                 let header = try IPv4Header.parse(datagram, verifyChecksum: false)
                 addresses = (.v4(header.source), .v4(header.destination))
+                length = Int(header.totalLength)
             case 6:
                 let header = try IPv6Header.parse(datagram)
                 addresses = (.v6(header.source), .v6(header.destination))
+                length = IPv6Header.length + Int(header.payloadLength)
             default:
                 throw .unsupportedVersion
             }
@@ -81,6 +84,8 @@ extension Stack {
             io.counters.ipFragmentationFailures &+= 1
             throw .malformed(error)
         }
+        // A datagram that fits spends no identification.
+        guard length > mtu else { return [datagram.getSlice(at: datagram.readerIndex, length: length)!] }
         let identification = fragmentIdentifiers.next(source: addresses.0, destination: addresses.1)
         do {
             let fragments = try IPFragmentation.fragment(datagram, mtu: mtu, identification: identification)

@@ -3,27 +3,36 @@ import NIOCore
 /// What makes a datagram a fragment (RFC 791 §3.2, RFC 8200 §4.5): the fields a reassembler needs,
 /// from the IPv4 header or the IPv6 Fragment header, and where the fragmentable bytes begin.
 public struct IPFragmentInfo: Hashable, Sendable {
-    /// IPv4's 16-bit Identification (widened) or IPv6's 32-bit one.
-    public var identification: UInt32
-    /// Where this fragment's bytes go in the reassembled payload, in octets (a multiple of 8).
-    public var offset: Int
+    // Stored narrow: every datagram the input path parses carries an optional one (12 octets, not 40).
+    @usableFromInline var storedOffset: UInt16
+    @usableFromInline var storedHeaderLength: UInt16
+    @usableFromInline var storedNextHeaderField: UInt16
     /// The MF flag (IPv4) or M flag (IPv6): more fragments follow this one.
     public var moreFragments: Bool
+    /// IPv4's 16-bit Identification (widened) or IPv6's 32-bit one.
+    public var identification: UInt32
+
+    /// Where this fragment's bytes go in the reassembled payload, in octets (a multiple of 8).
+    @inlinable
+    public var offset: Int { Int(storedOffset) }
     /// Octets in front of the fragment's payload in the datagram as received: the IPv4 header with its
     /// options, or the IPv6 header, the extension headers before the Fragment header, and the
     /// Fragment header itself.
-    public var headerLength: Int
+    @inlinable
+    public var headerLength: Int { Int(storedHeaderLength) }
     /// IPv6: the offset of the octet that names the Fragment header (the fixed header's Next Header,
     /// 6, or the first octet of the extension header in front of it), which reassembly rewrites.
     /// IPv4: the protocol field, 9.
-    public var nextHeaderField: Int
+    @inlinable
+    public var nextHeaderField: Int { Int(storedNextHeaderField) }
 
+    /// - Precondition: `offset`, `headerLength` and `nextHeaderField` fit in 16 bits (as they do on the wire).
     public init(identification: UInt32, offset: Int, moreFragments: Bool, headerLength: Int, nextHeaderField: Int) {
         self.identification = identification
-        self.offset = offset
+        self.storedOffset = UInt16(offset)
         self.moreFragments = moreFragments
-        self.headerLength = headerLength
-        self.nextHeaderField = nextHeaderField
+        self.storedHeaderLength = UInt16(headerLength)
+        self.storedNextHeaderField = UInt16(nextHeaderField)
     }
 
     /// RFC 6946 §2: an IPv6 Fragment header with offset 0 and M clear — the datagram is whole.

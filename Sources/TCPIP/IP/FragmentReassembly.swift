@@ -60,8 +60,50 @@ struct FragmentReassembly {
         case incomplete
         /// The datagram is whole: its headers and payload in one new buffer.
         case complete(ByteBuffer)
-        /// Dropped (and with it, for some reasons, the datagram it belonged to), for `rule`'s reason.
-        case dropped(rule: StaticString, reason: String)
+        /// Dropped (and with it, for most reasons, the datagram it belonged to).
+        case dropped(Drop)
+    }
+
+    /// Why a fragment or a datagram was dropped: values, so that a flood of them formats no text
+    /// unless the decision trace is on.
+    enum Drop: Hashable {
+        case notMultipleOfEight(length: Int)
+        case beyondMaximumLength(end: Int)
+        case tcpAtOffsetOne
+        case tinyFirstFragment(length: Int, needed: Int)
+        case overlap(offset: Int, end: Int, otherOffset: Int, otherEnd: Int)
+        case conflictingEnd(end: Int, total: Int)
+        case tooManyFragments(limit: Int)
+        case memoryFull(pinned: Int)
+        case missingHeaders
+        case congestionMixedWithNotECT
+
+        var rule: StaticString {
+            switch self {
+            case .notMultipleOfEight, .beyondMaximumLength, .tooManyFragments, .memoryFull: "RFC 8200 §4.5"
+            case .tcpAtOffsetOne: "RFC 1858 §3.2"
+            case .tinyFirstFragment: "RFC 3128 §3"
+            case .overlap, .conflictingEnd: "RFC 5722 §4"
+            case .missingHeaders: "RFC 791 §3.2"
+            case .congestionMixedWithNotECT: "RFC 3168 §5.3"
+            }
+        }
+
+        var description: String {
+            switch self {
+            case .notMultipleOfEight(let length): "fragment of \(length) octets with more to come: not a multiple of 8"
+            case .beyondMaximumLength(let end): "fragment ending at \(end): datagram beyond 65,535 octets"
+            case .tcpAtOffsetOne: "TCP fragment at offset 1 (8 octets)"
+            case .tinyFirstFragment(let length, let needed): "first fragment of \(length) octets splits the \(needed)-octet transport header"
+            case .overlap(let offset, let end, let otherOffset, let otherEnd):
+                "fragment \(offset)..<\(end) overlaps \(otherOffset)..<\(otherEnd): datagram abandoned"
+            case .conflictingEnd(let end, let total): "fragment ending at \(end) conflicts with the datagram's end \(total): datagram abandoned"
+            case .tooManyFragments(let limit): "more than \(limit) fragments: datagram abandoned"
+            case .memoryFull(let pinned): "reassembly memory full (\(pinned) octets)"
+            case .missingHeaders: "reassembled datagram without its first fragment's headers"
+            case .congestionMixedWithNotECT: "CE and Not-ECT fragments in one datagram"
+            }
+        }
     }
 
     /// Storage and bookkeeping a datagram costs beyond its fragments' buffers (the queue, its table
@@ -120,7 +162,7 @@ struct FragmentReassembly {
         // offsets count in 8-octet units, so the same holds for IPv4). Nor may it be empty.
         if info.moreFragments && (length == 0 || length % 8 != 0) {
             counters.ipFragmentsDropped &+= 1
-            return .dropped(rule: "RFC 8200 §4.5", reason: "fragment of \(length) octets with more to come: not a multiple of 8")
+            return .dropped(.notMultipleOfEight(length: length))
         }
         // RFC 8200 §4.5 / RFC 791 §3.1: the reassembled datagram may not exceed 65,535 octets
         // (IPv6: its Payload Length). A chain that would is an attack (the "ping of death"): the
@@ -129,7 +171,7 @@ struct FragmentReassembly {
         if allowance + end > Int(UInt16.max) {
             counters.ipFragmentsDropped &+= 1
             abandon(key, counters: &counters)
-            return .dropped(rule: "RFC 8200 §4.5", reason: "fragment ending at \(end): datagram beyond 65,535 octets")
+            return .dropped(.beyondMaximumLength(end: end))
         }
         // RFC 1858 §3.2 and RFC 3128 §3: "if FO=1 and PROTOCOL=TCP then DROP PACKET" — it could only
         // overwrite the TCP flags — and a first fragment must hold the whole transport header
@@ -137,16 +179,18 @@ struct FragmentReassembly {
         if offset == 8 && protocolNumber == IPProtocolNumber.tcp {
             counters.ipFragmentsDropped &+= 1
             abandon(key, counters: &counters)
-            return .dropped(rule: "RFC 1858 §3.2", reason: "TCP fragment at offset 1 (8 octets)")
+            return .dropped(.tcpAtOffsetOne)
         }
         if offset == 0, let needed = Self.transportHeaderLength(protocolNumber, payload), length < needed {
             counters.ipFragmentsDropped &+= 1
             abandon(key, counters: &counters)
-            return .dropped(rule: "RFC 3128 §3", reason: "first fragment of \(length) octets splits the \(needed)-octet transport header")
+            return .dropped(.tinyFirstFragment(length: length, needed: needed))
         }
 
-        let existing = queues[key]
-        if let existing {
+        let isNew = queues[key] == nil
+        // (Bound in this scope only: a copy of the queue alive at the insertion below would make
+        // its pieces array copy itself.)
+        if let existing = queues[key] {
             // RFC 5722 §4: an overlapping fragment abandons the datagram; RFC 8200 §4.5 lets an exact
             // duplicate go alone instead (a network duplicates packets).
             if let duplicate = existing.pieces.first(where: { $0.offset == offset && $0.end == end }),
@@ -154,15 +198,15 @@ struct FragmentReassembly {
                 counters.ipFragmentDuplicates &+= 1
                 return .incomplete
             }
-            if let reason = Self.conflict(existing, offset: offset, end: end, last: !info.moreFragments) {
+            if let conflict = Self.conflict(existing, offset: offset, end: end, last: !info.moreFragments) {
                 counters.ipFragmentOverlaps &+= 1
                 abandon(key, counters: &counters)
-                return .dropped(rule: "RFC 5722 §4", reason: reason)
+                return .dropped(conflict)
             }
             guard existing.pieces.count < configuration.maximumFragmentsPerDatagram else {
                 counters.ipFragmentsDropped &+= 1
                 abandon(key, counters: &counters)
-                return .dropped(rule: "RFC 8200 §4.5", reason: "more than \(configuration.maximumFragmentsPerDatagram) fragments")
+                return .dropped(.tooManyFragments(limit: configuration.maximumFragmentsPerDatagram))
             }
         }
 
@@ -186,61 +230,68 @@ struct FragmentReassembly {
             payload = compact
         }
         let cost = payload.pinnedStorageBytes + Self.pieceOverheadBytes + (firstHeaders?.capacity ?? 0)
-            + (existing == nil ? Self.queueOverheadBytes : 0)
+            + (isNew ? Self.queueOverheadBytes : 0)
         // Linux's ipfrag_high_thresh: make room by evicting the oldest datagrams. When the oldest is
         // this fragment's own, it goes instead.
         while pinnedBytes + cost > configuration.memoryLimit {
             guard let victim = oldestKey(), victim != key else {
                 counters.ipFragmentsDropped &+= 1
                 abandon(key, counters: &counters)
-                return .dropped(rule: "RFC 8200 §4.5", reason: "reassembly memory full (\(pinnedBytes) octets)")
+                return .dropped(.memoryFull(pinned: pinnedBytes))
             }
             abandon(victim, counters: &counters)
             counters.ipReassemblyEvictions &+= 1
         }
 
-        var queue: Queue
-        if let current = queues[key] {
-            queue = current  // read again: an eviction may have relinked its neighbours
-        } else {
-            queue = Queue(created: now, isIPv6: isIPv6)
+        if queues[key] == nil {
+            var queue = Queue(created: now, isIPv6: isIPv6)
             append(key, to: &queue)
-        }
-        let index = queue.pieces.firstIndex { $0.offset > offset } ?? queue.pieces.count
-        queue.pieces.insert(Piece(offset: offset, payload: payload), at: index)
-        queue.receivedBytes += length
-        queue.pinnedBytes += cost
-        pinnedBytes += cost
-        queue.ecnSeen |= 1 << ecn.rawValue
-        if !info.moreFragments { queue.totalLength = end }
-        if let firstHeaders {
-            queue.firstHeaders = firstHeaders
-            queue.nextHeaderField = info.nextHeaderField
-        }
-        guard let total = queue.totalLength, queue.receivedBytes == total else {
             queues[key] = queue
-            return .incomplete
         }
-        // Disjoint pieces inside 0..<total adding up to total cover it: the datagram is whole.
-        queues[key] = queue
-        remove(key)
+        pinnedBytes += cost
+        // In place: the table holds the only reference to the pieces.
+        let whole = Self.add(Piece(offset: offset, payload: payload), to: &queues[key]!, cost: cost, ecn: ecn,
+                             last: !info.moreFragments, firstHeaders: firstHeaders, nextHeaderField: info.nextHeaderField)
+        guard whole, let queue = remove(key) else { return .incomplete }
         return reassembled(queue, counters: &counters)
     }
 
+    /// Records a piece that passed every check; returns whether the datagram is whole.
+    private static func add(
+        _ piece: Piece, to queue: inout Queue, cost: Int, ecn: ECNCodepoint, last: Bool, firstHeaders: ByteBuffer?,
+        nextHeaderField: Int
+    ) -> Bool {
+        let index = queue.pieces.firstIndex { $0.offset > piece.offset } ?? queue.pieces.count
+        queue.receivedBytes += piece.payload.readableBytes
+        if last { queue.totalLength = piece.end }
+        queue.pieces.insert(piece, at: index)
+        queue.pinnedBytes += cost
+        queue.ecnSeen |= 1 << ecn.rawValue
+        if let firstHeaders {
+            queue.firstHeaders = firstHeaders
+            queue.nextHeaderField = nextHeaderField
+        }
+        // Disjoint pieces inside 0..<total adding up to total cover it: the datagram is whole.
+        guard let total = queue.totalLength else { return false }
+        return queue.receivedBytes == total
+    }
+
     /// Why a fragment at `offset..<end` cannot join `queue`, or nil if it can.
-    static func conflict(_ queue: Queue, offset: Int, end: Int, last: Bool) -> String? {
+    static func conflict(_ queue: Queue, offset: Int, end: Int, last: Bool) -> Drop? {
         if let total = queue.totalLength {
-            if last && end != total { return "second last fragment: ends at \(end), not \(total)" }
-            if end > total { return "fragment ending at \(end) beyond the last one's end \(total)" }
+            // A second last fragment with another end, or bytes beyond the end.
+            if (last && end != total) || end > total { return .conflictingEnd(end: end, total: total) }
         } else if last, let highest = queue.pieces.last, highest.end > end {
-            return "last fragment ends at \(end), before data already received up to \(highest.end)"
+            return .conflictingEnd(end: end, total: highest.end)
         }
         let index = queue.pieces.firstIndex { $0.offset >= offset } ?? queue.pieces.count
         if index > 0, queue.pieces[index - 1].end > offset {
-            return "fragment \(offset)..<\(end) overlaps \(queue.pieces[index - 1].offset)..<\(queue.pieces[index - 1].end)"
+            let other = queue.pieces[index - 1]
+            return .overlap(offset: offset, end: end, otherOffset: other.offset, otherEnd: other.end)
         }
         if index < queue.pieces.count, queue.pieces[index].offset < end {
-            return "fragment \(offset)..<\(end) overlaps \(queue.pieces[index].offset)..<\(queue.pieces[index].end)"
+            let other = queue.pieces[index]
+            return .overlap(offset: offset, end: end, otherOffset: other.offset, otherEnd: other.end)
         }
         return nil
     }
@@ -263,14 +314,14 @@ struct FragmentReassembly {
     private func reassembled(_ queue: Queue, counters: inout StackCounters) -> Outcome {
         guard let total = queue.totalLength, let headers = queue.firstHeaders, headers.readableBytes > 0 else {
             counters.ipReassemblyFailures &+= 1
-            return .dropped(rule: "RFC 791 §3.2", reason: "reassembled datagram without its first fragment's headers")
+            return .dropped(.missingHeaders)
         }
         // RFC 3168 §5.3: CE on any fragment is kept — unless another was Not-ECT, then the datagram goes.
         var ce = false
         if queue.ecnSeen & (1 << ECNCodepoint.congestionExperienced.rawValue) != 0 {
             guard queue.ecnSeen & (1 << ECNCodepoint.notECT.rawValue) == 0 else {
                 counters.ipReassemblyFailures &+= 1
-                return .dropped(rule: "RFC 3168 §5.3", reason: "CE and Not-ECT fragments in one datagram")
+                return .dropped(.congestionMixedWithNotECT)
             }
             ce = true
         }
@@ -278,7 +329,7 @@ struct FragmentReassembly {
         let payloadLength = (queue.isIPv6 ? headerLength - IPv6Header.length : headerLength) + total
         guard payloadLength <= Int(UInt16.max), headerLength >= (queue.isIPv6 ? IPv6Header.length : IPv4Header.minimumLength) else {
             counters.ipReassemblyFailures &+= 1
-            return .dropped(rule: "RFC 8200 §4.5", reason: "reassembled datagram beyond 65,535 octets")
+            return .dropped(.beyondMaximumLength(end: payloadLength))
         }
         var whole = ByteBufferAllocator().buffer(capacity: headerLength + total)
         whole.writeImmutableBuffer(headers.getSlice(at: headers.readerIndex, length: headerLength)!)

@@ -82,6 +82,20 @@ import Testing
         try t.expectNothing()
     }
 
+    /// The decision trace cites the rule behind each fragment dropped.
+    @Test func droppedFragmentsAreTraced() throws {
+        var t = try TCPTester(.established)
+        t.stack.tracing = true
+        let datagram = F.clearingDontFragment(try t.datagram("+0 < P. 1:3001(3000) ack 1 win 65535"))
+        let wide = try IPFragmentation.fragment(datagram, mtu: 1500, identification: 1)
+        let narrow = try IPFragmentation.fragment(datagram, mtu: 576, identification: 1)
+        t.inject(datagram: wide[0])
+        t.inject(datagram: narrow[1])
+        let trace = t.stack.drainTrace().map(\.description)
+        #expect(trace.contains("RFC 5722 §4: fragment 552..<1104 overlaps 0..<1480: datagram abandoned"))
+        #expect(t.counters.ipFragmentOverlaps == 1 && t.stack.reassemblyStatus.datagrams == 0)
+    }
+
     /// The counters appear in the netstat-style report's Ip section.
     @Test func reportShowsReassembly() throws {
         var t = try TCPTester(.established)
