@@ -122,9 +122,10 @@ extension Stack {
     /// - Returns: the connection.
     /// - Throws: `TCPError.connectionDoesNotExist` when the request was already answered or expired.
     public func accept(
-        _ id: ConnectionRequestID, configuration tcp: TCPConfiguration? = nil, now: Instant
+        _ id: ConnectionRequestID, configuration: TCPConfiguration? = nil, now: Instant
     ) throws(TCPError) -> ConnectionID {
         guard let record = takeRequest(id.handle) else { throw .connectionDoesNotExist }
+        let tcp = configuration
         let tuple = record.tuple
         let shared = tcp.map(SharedTCPConfiguration.init) ?? sharedTCPConfiguration
         let iss = initialSequenceNumber(for: tuple, now: now, previousSndNxt: record.previousSndNxt)
@@ -147,7 +148,7 @@ extension Stack {
             connection.tsRecent = timestamps.value
             connection.tsRecentTime = now
         }
-        if record.explicitCongestion && (tcp ?? configuration.tcp).explicitCongestionNotification != .off {
+        if record.explicitCongestion && (tcp ?? self.configuration.tcp).explicitCongestionNotification != .off {
             // RFC 3168 §6.1.1: "If a host has received an ECN-setup SYN packet, then it MAY send an
             // ECN-setup SYN-ACK packet."
             connection.ecn.setupSent = true

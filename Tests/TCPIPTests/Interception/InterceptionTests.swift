@@ -105,6 +105,26 @@ import Testing
         #expect(t.status == nil || t.status?.error == .timedOut)
     }
 
+    /// Accepted with a TCP configuration of its own: its buffers and ACK policy, not the stack's.
+    @Test func acceptWithAConfigurationOfItsOwn() throws {
+        var t = try Self.intercepting()
+        try t.inject("+0 < S 0:0(0) win 65535 <mss 1460>")
+        let request = try Self.request(t)
+        var tcp = TCPConfiguration()
+        tcp.receiveBufferSize = 8192
+        tcp.receiveBufferMaximum = 8192
+        t.connection = try t.stack.accept(request.id, configuration: tcp, now: t.now)
+        try t.run("""
+            +0 > S. 0:0(0) ack 1 win 8192 <mss 1460>
+            +.01 < . 1:1(0) ack 1 win 65535
+            +0 < P. 1:1001(1000) ack 1 win 65535
+            +0 > . 1:1(0) ack 1001 win 7192
+            """)
+        // At once, not 40 ms later: this configuration's quick-ACK start (`quickAcks` 16), where the
+        // tester's stack has none.
+        #expect(try t.app.read() == .data(TCPTester.payload(from: 1, count: 1000)))
+    }
+
     /// Refused with RST: <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK> (RFC 9293 §3.10.7.1); the client's
     /// connect fails with "connection refused".
     @Test(arguments: [false, true]) func refusedWithReset(ipv6: Bool) throws {
