@@ -99,7 +99,8 @@ import Testing
     /// A request answered later, from another thread (a relay that dialled upstream first): the
     /// client waits in SYN-SENT meanwhile, then connects.
     @Test func requestAnsweredLaterFromAnotherThread() async throws {
-        let runtimes = try await Self.pair()
+        // A deadline far beyond the wait, so that a loaded machine cannot turn it into a refusal.
+        let runtimes = try await Self.pair { $0.requestDeadline = .seconds(120) }
         let gateway = runtimes.gateway
         let pending = NIOLockedValueBox<ConnectionRequest?>(nil)
         gateway.setConnectionRequestHandler { request in pending.withLockedValue { $0 = request } }
