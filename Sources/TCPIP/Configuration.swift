@@ -64,6 +64,10 @@ public struct StackConfiguration: Sendable {
     public static let packetTunnelMemoryBudget = 32 * 1024 * 1024
     /// Fragment reassembly (RFC 791, RFC 8200 §4.5): its memory bound and timeouts.
     public var fragments = FragmentReassemblyConfiguration()
+    /// Intercept mode: the stack terminates TCP, UDP and ICMP echo to every address, holding each
+    /// SYN as a connection request until the application answers it (`InterceptionConfiguration`).
+    /// nil (the default): the stack answers for `addresses` only.
+    public var interception: InterceptionConfiguration? = nil
 
     public init(
         addresses: [IPAddress],

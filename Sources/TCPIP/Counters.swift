@@ -73,6 +73,25 @@ public struct StackCounters: Hashable, Sendable {
     public var udpReceiveBufferErrors: UInt64 = 0
     public var udpOutDatagrams: UInt64 = 0
 
+    // Intercept mode (`StackConfiguration.interception`): connection requests made, SYNs absorbed while
+    // pending, requests accepted, refused each way, refused because the pending table or the
+    // connection table was full, or because their deadline passed; UDP flows made, expired, and
+    // datagrams dropped because the flow table was full; echo requests delivered or dropped.
+    public var interceptRequests: UInt64 = 0
+    public var interceptSYNsAbsorbed: UInt64 = 0
+    public var interceptAccepted: UInt64 = 0
+    public var interceptRefusedReset: UInt64 = 0
+    public var interceptRefusedUnreachable: UInt64 = 0
+    public var interceptRefusedSilence: UInt64 = 0
+    public var interceptPendingFull: UInt64 = 0
+    public var interceptConnectionsFull: UInt64 = 0
+    public var interceptDeadlineExpired: UInt64 = 0
+    public var udpFlowsCreated: UInt64 = 0
+    public var udpFlowsExpired: UInt64 = 0
+    public var udpFlowTableFull: UInt64 = 0
+    public var icmpEchoDelivered: UInt64 = 0
+    public var icmpEchoDropped: UInt64 = 0
+
     // TCP, RFC 9293 and friends
     public var segmentsReceived: UInt64 = 0
     public var segmentsSent: UInt64 = 0
@@ -216,6 +235,15 @@ public struct StackCounters: Hashable, Sendable {
             ("udp_in_datagrams", udpInDatagrams), ("udp_no_ports", udpNoPorts), ("udp_in_errors", udpInErrors),
             ("udp_in_checksum_errors", udpInChecksumErrors), ("udp_receive_buffer_errors", udpReceiveBufferErrors),
             ("udp_out_datagrams", udpOutDatagrams),
+            ("intercept_requests", interceptRequests), ("intercept_syns_absorbed", interceptSYNsAbsorbed),
+            ("intercept_accepted", interceptAccepted), ("intercept_refused_reset", interceptRefusedReset),
+            ("intercept_refused_unreachable", interceptRefusedUnreachable),
+            ("intercept_refused_silence", interceptRefusedSilence), ("intercept_pending_full", interceptPendingFull),
+            ("intercept_connections_full", interceptConnectionsFull),
+            ("intercept_deadline_expired", interceptDeadlineExpired),
+            ("udp_flows_created", udpFlowsCreated), ("udp_flows_expired", udpFlowsExpired),
+            ("udp_flow_table_full", udpFlowTableFull),
+            ("icmp_echo_delivered", icmpEchoDelivered), ("icmp_echo_dropped", icmpEchoDropped),
             ("segments_received", segmentsReceived), ("segments_sent", segmentsSent),
             ("segments_retransmitted", segmentsRetransmitted), ("bad_segments", badSegments),
             ("bad_checksums", badChecksums), ("resets_received", resetsReceived), ("resets_sent", resetsSent),

@@ -27,7 +27,9 @@ extension Stack {
             }
             return
         }
-        guard isLocal(ip.destination) else {
+        // In intercept mode every address is ours; the check after `||` runs only for datagrams a
+        // normal stack drops.
+        guard isLocal(ip.destination) || interceptsEverything else {
             io.counters.ipNotForUs &+= 1
             return
         }
@@ -105,6 +107,8 @@ extension Stack {
             timeWaitSegmentArrives(recordHandle, segment, now: now)
         } else if let listener = listener(for: tuple.local) {
             listenSegmentArrives(listener, tuple: tuple, segment, now: now)
+        } else if interceptsEverything {
+            interceptedSegmentArrives(tuple: tuple, segment, now: now)
         } else {
             closedSegmentArrives(tuple: tuple, segment, now: now)
         }

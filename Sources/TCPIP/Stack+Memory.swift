@@ -83,7 +83,7 @@ extension Stack {
     /// and are left out, as Linux's tcp_mem leaves out its hash tables).
     public var memoryInUse: Int {
         pinned.buffers + connections.count * Self.connectionEntryBytes + halfOpen.count * Self.halfOpenEntryBytes
-            + timeWait.count * Self.timeWaitEntryBytes
+            + timeWait.count * Self.timeWaitEntryBytes + requests.count * Self.connectionRequestEntryBytes
     }
 
     /// Runs `body` on a connection and keeps the pinned totals in step with what it did to the queues.
@@ -112,6 +112,7 @@ extension Stack {
         }) else { return }
         connections.delete(handle)
         timers.cancel(.connection(handle))
+        if !acceptedConfigurations.isEmpty { acceptedConfigurations[handle] = nil }
         connectionTable[tuple] = nil
         pinned.buffers -= buffers
         pinned.outOfOrder -= outOfOrder

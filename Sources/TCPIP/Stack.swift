@@ -71,6 +71,20 @@ public final class Stack {
     @exclusivity(unchecked) var reassemblyTimeExceeded = CircularBuffer<ReassemblyTimeExceeded>()
     /// Identifications of the datagrams we fragment (RFC 7739).
     @exclusivity(unchecked) var fragmentIdentifiers: FragmentIdentifiers
+    /// Intercept mode (`StackConfiguration.interception`, Stack+Interception.swift): every address is
+    /// ours. Read where a normal stack would drop a datagram as not for us, or answer a segment as
+    /// for no connection — never on the path of an established connection.
+    let interceptsEverything: Bool
+    /// Connection requests held without a SYN-ACK, found by 4-tuple.
+    @exclusivity(unchecked) var requests = Slab<PendingConnectionRequest>()
+    @exclusivity(unchecked) var requestTable: [FourTuple: SlabHandle] = [:]
+    /// Requests, flows, expired flows and echo requests for the application, oldest first.
+    var interceptEvents = CircularBuffer<StackEvent>(initialCapacity: 4)
+    /// UDP endpoints that are intercepted flows.
+    var udpFlows = 0
+    /// The TCP configurations of connections accepted with one of their own (`accept(_:configuration:now:)`),
+    /// kept alive as long as their TCBs point to them.
+    var acceptedConfigurations: [SlabHandle: SharedTCPConfiguration] = [:]
 
     struct ListenerKey: Hashable {
         var address: IPAddress?
@@ -84,6 +98,7 @@ public final class Stack {
         self.pathMTUCache = PathMTUCache(configuration.tcp.pathMTU)
         self.io = StackIO(checksumOffload: configuration.checksumOffload || configuration.transmitChecksumOffload)
         self.io.timeToLive = configuration.timeToLive
+        self.interceptsEverything = configuration.interception != nil
         if let seed = configuration.seed {
             // Reproducible: streams of their own from the same seed, so they leave the other draws
             // as they were.
@@ -172,6 +187,10 @@ public final class Stack {
                 halfOpenTimerFired(handle, entry: entry, now: now)
             case .timeWait(let handle):
                 timeWaitExpired(handle, deadline: entry.deadline)
+            case .request(let handle):
+                requestDeadlinePassed(handle, deadline: entry.deadline, now: now)
+            case .udpFlow(let handle):
+                udpFlowTimerFired(handle, now: now)
             }
         }
     }
@@ -182,6 +201,7 @@ public final class Stack {
             listeners.withElement(handle) { $0.pendingEvent = false }
             return .acceptable(ListenerID(handle: handle))
         }
+        if !interceptEvents.isEmpty, let event = nextInterceptEvent() { return event }
         while let handle = io.events.popFirst() {
             let events = connections.withElement(handle) { connection -> ConnectionEvents in
                 defer { connection.pendingEvents = [] }

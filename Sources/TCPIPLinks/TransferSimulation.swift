@@ -297,7 +297,7 @@ private final class Run {
                     }
                 case .connection(let id, _):
                     if let index = pairOfServer[id] { serve(index) }
-                case .udpReadable:
+                case .udpReadable, .connectionRequest, .udpFlow, .udpFlowExpired, .echoRequest:
                     break
                 }
             }

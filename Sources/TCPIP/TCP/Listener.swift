@@ -84,7 +84,7 @@ struct HalfOpenConnection {
 
 /// The options of a SYN that matter once it has been answered, packed into 8 bytes where
 /// `TCPOptions` takes 56 (it has room for SACK blocks, which a SYN never carries).
-private struct SYNOptions {
+struct SYNOptions {
     private let timestampValue: UInt32
     private let maximumSegmentSize: UInt16
     private let windowScale: UInt8
