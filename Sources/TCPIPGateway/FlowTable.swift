@@ -31,7 +31,7 @@ public final class FlowRecord {
     public private(set) var bytesFromClient: UInt64 = 0
     public private(set) var bytesToClient: UInt64 = 0
     /// The client side's smoothed RTT, when its channel is the stack's (filled by the table's reader).
-    public var rtt: Duration?
+    public var rtt: TimeAmount?
     public let openedAt: NIODeadline
     private var inputsEnded = 0
     private var sidesOpen = 0
@@ -127,9 +127,9 @@ public final class FlowTable {
     public func report() -> [String] {
         var lines = ["Proto Client                                  Destination                              Upstream              State        BytesOut    BytesIn  RTT"]
         for flow in all {
-            let rtt = flow.rtt.map { duration -> String in
-                let micros = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
-                return "\(micros / 1000).\(String(micros % 1000 / 100))ms"
+            let rtt = flow.rtt.map { amount -> String in
+                let micros = amount.nanoseconds / 1000
+                return "\(micros / 1000).\(micros % 1000 / 100)ms"
             } ?? "-"
             lines.append(
                 [
