@@ -37,7 +37,12 @@ extension Stack {
     /// A segment for a 4-tuple with no connection, no half-open entry, no TIME-WAIT record and no
     /// listener, in intercept mode: a SYN becomes a connection request; a segment for a pending
     /// request is absorbed; anything else meets the CLOSED state (RFC 9293 §3.10.7.1).
-    func interceptedSegmentArrives(tuple: FourTuple, _ segment: IncomingSegment, now: Instant) {
+    ///
+    /// `previousSndNxt`: the SYN ended a TIME-WAIT whose connection had sent up to there; the
+    /// accepted connection's ISS must be above it (RFC 1122 §4.2.2.13), as for a listener's.
+    func interceptedSegmentArrives(
+        tuple: FourTuple, _ segment: IncomingSegment, now: Instant, previousSndNxt: SequenceNumber? = nil
+    ) {
         if let handle = requestTable[tuple] {
             requestSegmentArrives(handle, segment, now: now)
             return
@@ -60,14 +65,14 @@ extension Stack {
         // Requests reserve their connection: an accepted request never finds the table full.
         guard connections.count + requests.count < interception.maxConnections else {
             io.counters.interceptConnectionsFull &+= 1
-            io.decision("interception", "connections full (\(connections.count) + \(requests.count) pending): SYN refused with RST",
+            io.decision("RFC 9293 §3.10.7.1", "maxConnections reached (\(connections.count) + \(requests.count) pending): SYN refused with RST",
                         connection: tuple, now: now)
             resetRequest(tuple: tuple, irs: segment.seq)
             return
         }
         guard requests.count < interception.maxPendingRequests else {
             io.counters.interceptPendingFull &+= 1
-            io.decision("interception", "\(requests.count) requests pending: SYN refused with RST", connection: tuple, now: now)
+            io.decision("RFC 4987 §3.2", "maxPendingRequests reached (\(requests.count)): SYN refused with RST", connection: tuple, now: now)
             resetRequest(tuple: tuple, irs: segment.seq)
             return
         }
@@ -75,7 +80,7 @@ extension Stack {
         let record = PendingConnectionRequest(
             tuple: tuple, irs: segment.seq, peerOptions: segment.header.options,
             explicitCongestion: ECNState.isSetupSYN(segment.flags), window: segment.header.window,
-            receivedAt: now, deadline: deadline)
+            receivedAt: now, deadline: deadline, previousSndNxt: previousSndNxt)
         let handle = requests.insert(record)
         requestTable[tuple] = handle
         timers.schedule(.request(handle), at: deadline)
@@ -97,7 +102,7 @@ extension Stack {
         }
         if segment.syn, !segment.flags.contains(.ack), segment.seq == record.irs {
             io.counters.interceptSYNsAbsorbed &+= 1
-            io.decision("interception", "SYN retransmitted while the request is pending: absorbed",
+            io.decision("RFC 9293 §3.10.7.2", "SYN retransmitted while its request is pending: absorbed, still no SYN-ACK",
                         connection: record.tuple, now: now)
             return
         }
@@ -117,12 +122,13 @@ extension Stack {
     /// - Returns: the connection.
     /// - Throws: `TCPError.connectionDoesNotExist` when the request was already answered or expired.
     public func accept(
-        _ id: ConnectionRequestID, configuration tcp: TCPConfiguration? = nil, now: Instant
+        _ id: ConnectionRequestID, configuration: TCPConfiguration? = nil, now: Instant
     ) throws(TCPError) -> ConnectionID {
         guard let record = takeRequest(id.handle) else { throw .connectionDoesNotExist }
+        let tcp = configuration
         let tuple = record.tuple
         let shared = tcp.map(SharedTCPConfiguration.init) ?? sharedTCPConfiguration
-        let iss = initialSequenceNumber(for: tuple, now: now, previousSndNxt: nil)
+        let iss = initialSequenceNumber(for: tuple, now: now, previousSndNxt: record.previousSndNxt)
         let peerOptions = record.peerOptions
         var connection = TCPConnection(
             tuple: tuple, iss: iss, state: .synReceived,
@@ -142,7 +148,7 @@ extension Stack {
             connection.tsRecent = timestamps.value
             connection.tsRecentTime = now
         }
-        if record.explicitCongestion && (tcp ?? configuration.tcp).explicitCongestionNotification != .off {
+        if record.explicitCongestion && (tcp ?? self.configuration.tcp).explicitCongestionNotification != .off {
             // RFC 3168 §6.1.1: "If a host has received an ECN-setup SYN packet, then it MAY send an
             // ECN-setup SYN-ACK packet."
             connection.ecn.setupSent = true
@@ -170,7 +176,7 @@ extension Stack {
     /// answered or expired is left alone.
     public func refuse(_ id: ConnectionRequestID, with refusal: Refusal, now: Instant) {
         guard let record = takeRequest(id.handle) else { return }
-        io.decision("interception", "connection request refused: \(refusal)", connection: record.tuple, now: now)
+        io.decision(refusal.rule, "connection request refused: \(refusal)", connection: record.tuple, now: now)
         switch refusal {
         case .reset:
             io.counters.interceptRefusedReset &+= 1
@@ -192,7 +198,7 @@ extension Stack {
     func requestDeadlinePassed(_ handle: SlabHandle, deadline: Instant, now: Instant) {
         guard let record = requests[handle], record.deadline == deadline, let record = takeRequest(handle) else { return }
         io.counters.interceptDeadlineExpired &+= 1
-        io.decision("interception", "connection request unanswered for \(record.deadline - record.receivedAt): refused with RST",
+        io.decision("RFC 9293 §3.10.7.1", "connection request unanswered for \((record.deadline - record.receivedAt).nanoseconds / 1_000_000) ms (requestDeadline): refused with RST",
                     connection: record.tuple, now: now)
         resetRequest(tuple: record.tuple, irs: record.irs)
     }
@@ -224,7 +230,7 @@ extension Stack {
         guard udpFlows < interception.maxUDPFlows, udpEndpoints.count < configuration.udp.maximumEndpoints else {
             io.counters.udpFlowTableFull &+= 1
             io.counters.udpInErrors &+= 1
-            io.decision("interception", "\(udpFlows) UDP flows open: datagram from \(remote) to \(local) dropped",
+            io.decision("RFC 4787 §4.3", "maxUDPFlows reached (\(udpFlows)): datagram from \(remote) to \(local) dropped",
                         connection: nil, now: now)
             return nil
         }
@@ -325,6 +331,17 @@ extension Stack {
     }
 }
 
+extension Refusal {
+    /// The rule a refusal follows, for the decision trace.
+    var rule: StaticString {
+        switch self {
+        case .reset: "RFC 9293 §3.10.7.1"
+        case .unreachable: "RFC 1122 §3.2.2.1"
+        case .silence: "RFC 9293 §3.10.7.2"
+        }
+    }
+}
+
 /// A SYN held in intercept mode: what it said, and when it must be answered by. Small, as a
 /// SYN-queue entry (`HalfOpenConnection`): a SYN flood to every address costs records, not TCBs.
 struct PendingConnectionRequest {
@@ -334,10 +351,12 @@ struct PendingConnectionRequest {
     private let peer: SYNOptions
     let receivedAt: Instant
     let deadline: Instant
+    /// What the TIME-WAIT incarnation this SYN replaces had sent up to, if it replaces one.
+    let previousSndNxt: SequenceNumber?
 
     init(
         tuple: FourTuple, irs: SequenceNumber, peerOptions: TCPOptions, explicitCongestion: Bool, window: UInt16,
-        receivedAt: Instant, deadline: Instant
+        receivedAt: Instant, deadline: Instant, previousSndNxt: SequenceNumber?
     ) {
         self.tuple = tuple
         self.irs = irs
@@ -345,6 +364,7 @@ struct PendingConnectionRequest {
         self.peer = SYNOptions(peerOptions, explicitCongestion: explicitCongestion)
         self.receivedAt = receivedAt
         self.deadline = deadline
+        self.previousSndNxt = previousSndNxt
     }
 
     var peerOptions: TCPOptions { peer.options }

@@ -79,12 +79,12 @@ public final class Stack {
     @exclusivity(unchecked) var requests = Slab<PendingConnectionRequest>()
     @exclusivity(unchecked) var requestTable: [FourTuple: SlabHandle] = [:]
     /// Requests, flows, expired flows and echo requests for the application, oldest first.
-    var interceptEvents = CircularBuffer<StackEvent>(initialCapacity: 4)
+    @exclusivity(unchecked) var interceptEvents = CircularBuffer<StackEvent>(initialCapacity: 4)
     /// UDP endpoints that are intercepted flows.
-    var udpFlows = 0
+    @exclusivity(unchecked) var udpFlows = 0
     /// The TCP configurations of connections accepted with one of their own (`accept(_:configuration:now:)`),
     /// kept alive as long as their TCBs point to them.
-    var acceptedConfigurations: [SlabHandle: SharedTCPConfiguration] = [:]
+    @exclusivity(unchecked) var acceptedConfigurations: [SlabHandle: SharedTCPConfiguration] = [:]
 
     struct ListenerKey: Hashable {
         var address: IPAddress?

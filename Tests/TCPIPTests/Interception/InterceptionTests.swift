@@ -105,6 +105,26 @@ import Testing
         #expect(t.status == nil || t.status?.error == .timedOut)
     }
 
+    /// Accepted with a TCP configuration of its own: its buffers and ACK policy, not the stack's.
+    @Test func acceptWithAConfigurationOfItsOwn() throws {
+        var t = try Self.intercepting()
+        try t.inject("+0 < S 0:0(0) win 65535 <mss 1460>")
+        let request = try Self.request(t)
+        var tcp = TCPConfiguration()
+        tcp.receiveBufferSize = 8192
+        tcp.receiveBufferMaximum = 8192
+        t.connection = try t.stack.accept(request.id, configuration: tcp, now: t.now)
+        try t.run("""
+            +0 > S. 0:0(0) ack 1 win 8192 <mss 1460>
+            +.01 < . 1:1(0) ack 1 win 65535
+            +0 < P. 1:1001(1000) ack 1 win 65535
+            +0 > . 1:1(0) ack 1001 win 7192
+            """)
+        // At once, not 40 ms later: this configuration's quick-ACK start (`quickAcks` 16), where the
+        // tester's stack has none.
+        #expect(try t.app.read() == .data(TCPTester.payload(from: 1, count: 1000)))
+    }
+
     /// Refused with RST: <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK> (RFC 9293 §3.10.7.1); the client's
     /// connect fails with "connection refused".
     @Test(arguments: [false, true]) func refusedWithReset(ipv6: Bool) throws {
@@ -166,10 +186,15 @@ import Testing
     /// Unanswered until the deadline: refused with RST, and counted.
     @Test func deadlineRefusesWithReset() throws {
         var t = try Self.intercepting { $0.requestDeadline = .seconds(3) }
+        t.stack.tracing = true
         try t.inject("+0 < S 0:0(0) win 65535 <mss 1460>")
         let request = try Self.request(t)
         try t.inject("+1 < S 0:0(0) win 65535 <mss 1460>")
         try t.expect("+2 > R. 0:0(0) ack 1")
+        // The trace says what happened, and by which rule.
+        let trace = t.stack.drainTrace()
+        #expect(trace.map(\.rule) == ["RFC 9293 §3.10.7.2", "RFC 9293 §3.10.7.2", "RFC 9293 §3.10.7.1"])
+        #expect(trace.last?.message.contains("3000 ms (requestDeadline)") == true)
         #expect(t.stack.connectionRequest(request.id) == nil)
         #expect(t.counters.interceptDeadlineExpired == 1 && t.stack.pendingRequestCount == 0)
         #expect(throws: TCPError.connectionDoesNotExist) { try t.stack.accept(request.id, now: t.now) }
@@ -209,6 +234,59 @@ import Testing
         try t.inject("+0 < P. 1:101(100) ack 1 win 65535")
         try t.expect("+.04 > . 1:1(0) ack 101")
         #expect(try t.app.read() == .data(TCPTester.payload(from: 1, count: 100)))
+    }
+
+    /// A SYN that reopens a 4-tuple in TIME-WAIT (RFC 6191 §2) is a new connection request, and the
+    /// accepted incarnation's ISS is above the old one's SND.NXT (RFC 1122 §4.2.2.13).
+    @Test func synInTimeWaitIsANewRequest() throws {
+        var t = try Self.intercepting()
+        try t.inject("+0 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 700 ecr 0,nop,wscale 7>")
+        let request = try Self.request(t)
+        t.connection = try t.stack.accept(request.id, now: t.now)
+        try t.run("""
+            +0 > S. 0:0(0) ack 1 <mss 1460,sackOK,TS val * ecr 700,nop,wscale 3>
+            +.01 < . 1:1(0) ack 1 win 512 <nop,nop,TS val 710 ecr *>
+            """)
+        try t.app.close()
+        try t.app.release()
+        try t.expect("+0 > F. 1:1(0) ack 1 <nop,nop,TS val * ecr 710>")
+        try t.inject("+.01 < F. 1:1(0) ack 2 win 512 <nop,nop,TS val 720 ecr *>")
+        try t.expect("+0 > . 2:2(0) ack 2 <nop,nop,TS val * ecr 720>")
+        #expect(t.stack.timeWaitCount == 1)
+        while t.stack.nextEvent() != nil {}
+        let oldSndNxt = try #require(t.iss) + UInt32(2)
+        t.advance(by: .seconds(1))
+        t.beginNewIncarnation()
+        try t.inject("+0 < S 1000:1000(0) win 65535 <mss 1460,sackOK,TS val 2000 ecr 0,nop,wscale 7>")
+        try t.expectNothing()
+        let again = try Self.request(t)
+        #expect(t.stack.timeWaitCount == 0 && again.source == request.source)
+        t.connection = try t.stack.accept(again.id, now: t.now)
+        try t.expect("+0 > S. 0:0(0) ack 1001 <mss 1460,sackOK,TS val * ecr 2000,nop,wscale 3>")
+        #expect(try #require(t.iss).isAfter(oldSndNxt))
+    }
+
+    /// At the memory budget, a SYN is refused as a listener's would be (`memoryBudgetRefusal`), and
+    /// a pending request costs a compact record, not a TCB.
+    @Test func memoryBudgetRefusesRequests() throws {
+        let budget = 64 * 1024
+        var t = try TCPTester(.closed) { configuration in
+            configuration.addresses = []
+            configuration.interception = InterceptionConfiguration()
+            configuration.memoryBudget = budget
+        }
+        #expect(Stack.connectionRequestEntryBytes <= Stack.halfOpenEntryBytes + 16)
+        #expect(Stack.connectionRequestEntryBytes < Stack.connectionEntryBytes / 4)
+        var port: UInt16 = 7000
+        while t.counters.memoryBudgetRefusals == 0 && port < 9000 {
+            t.inject(datagram: try t.datagram("+0 < S 0:0(0) win 65535 <mss 1460>", fromPort: port))
+            port += 1
+        }
+        #expect(t.counters.memoryBudgetRefusals == 1)
+        #expect(t.stack.memoryInUse <= budget)
+        #expect(t.stack.pendingRequestCount == Int(port - 7000) - 1)
+        let refusal = t.takeSegments()
+        #expect(refusal.count == 1 && refusal.first?.flags == [.rst, .ack])
     }
 
     /// Normal mode is untouched: a SYN to an address that is not ours is not for us.
