@@ -12,7 +12,11 @@ extension Gateway {
             this.value.relayConnection(
                 source: request.source, destination: request.destination,
                 accept: { initializer in runtime.accept(request, initializer: initializer) },
-                refuse: { refusal in runtime.refuse(request, with: Refusal(refusal)) })
+                refuse: { refusal in runtime.refuse(request, with: Refusal(refusal)) },
+                resetClient: { channel in
+                    // A reset from upstream reaches the client as a reset (RFC 9293 §3.10.4 ABORT).
+                    channel.triggerUserOutboundEvent(TCPChannelAbort(), promise: nil)
+                })
         }
         runtime.setUDPFlowHandler { channel in this.value.relayDatagrams(on: channel) }
     }

@@ -38,6 +38,15 @@ final class KernelUDPEcho: ChannelInboundHandler {
     }
 }
 
+/// Answers the first bytes it reads with a reset (SO_LINGER 0, then close).
+final class ResetOnRead: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        SpliceHandler.resetSocket(context.channel)
+    }
+}
+
 /// Collects datagrams a test's channel reads.
 final class DatagramCollector: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
@@ -141,6 +150,26 @@ final class DatagramCollector: ChannelInboundHandler {
         }
         let refused = try await setup.intercepting.eventLoop.submit { setup.gateway.value.flows.refused }.get()
         #expect(refused == 1)
+        try await setup.shutdown()
+    }
+
+    /// A reset by the server is carried to the client as a reset: its channel fails with
+    /// `connectionReset`, not an orderly end of stream.
+    @Test func aServerResetReachesTheClientAsAReset() async throws {
+        let setup = try await Self.setup()
+        let target = try await RelayTests.server(setup.group) { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ResetOnRead()) }
+        }
+        let port = UInt16(target.localAddress!.port!)
+        let done = setup.client.eventLoop.makePromise(of: Digest.self)
+        let channel = try await TCPIPClientBootstrap(runtime: setup.client)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(done: done)) }
+            }
+            .connect(to: Endpoint(IPAddress("198.19.0.1")!, port)).get()
+        try await channel.writeAndFlush(ByteBuffer(string: "reset me"))
+        await #expect(throws: TCPError.connectionReset) { _ = try await done.futureResult.get() }
+        try await target.close()
         try await setup.shutdown()
     }
 
