@@ -18,7 +18,7 @@ struct GatewayInteropTests {
     /// Runs the whole scenario in one shell script, which builds the namespaces (named with its
     /// pid), starts the servers and the gateway, runs the clients, and deletes everything on exit.
     /// (One process for the lot: the namespaces, their processes and their cleanup stay together.)
-    static func exercise(_ upstream: String, label: String) throws {
+    static func exercise(_ upstream: String, label: String, fakeDNS: Bool = false) throws {
         let scratch = try Interop.scratchDirectory("gw-\(label)")
         defer { try? FileManager.default.removeItem(at: scratch) }
         try servers.write(to: scratch.appendingPathComponent("servers.py"), atomically: true, encoding: .utf8)
@@ -29,11 +29,18 @@ struct GatewayInteropTests {
         guard let ping = Interop.which("ping") else { throw InteropError("no ping (iputils-ping) installed") }
         let result = try Namespace.capture(
             ["/usr/bin/env", "bash", scratch.appendingPathComponent("scenario.sh").path, scratch.path, Interop.tcpip, danted, dnsmasq,
-             ping, label, upstream, String(size)],
+             ping, label, upstream, String(size), fakeDNS ? "fakedns" : "full"],
             timeout: 400)
         let output = result.output
         let expected = output.split(separator: "\n").first { $0.hasPrefix("file ") }.map { String($0.dropFirst(5)) } ?? "?"
         #expect(result.status == 0, "\(output.suffix(3000))")
+        if fakeDNS {
+            // curl resolved target.test through the tunnel (the pool's address), and the gateway
+            // CONNECTed by name; dante resolved it with dnsmasq.
+            #expect(output.contains("resolved 198.19.128."), "\(output.suffix(3000))")
+            #expect(output.contains("byname \(expected)"), "\(output.suffix(3000))")
+            return
+        }
         for family in ["v4", "v6"] {
             #expect(output.contains("download \(family) \(expected)"), "\(output.suffix(3000))")
             #expect(output.contains("upload \(family) \(expected)"), "\(output.suffix(3000))")
@@ -50,6 +57,13 @@ struct GatewayInteropTests {
         try Self.exercise("--socks5 198.18.1.2:1080", label: "s5")
     }
 
+    /// `--fake-dns`: the client's resolver is behind the tunnel; `curl http://target.test:8080/`
+    /// downloads through SOCKS5 by name.
+    @Test func fakeDNSThroughSOCKS5() throws {
+        try Interop.check()
+        try Self.exercise("--socks5 198.18.1.2:1080 --fake-dns 198.19.128.0/17", label: "fd", fakeDNS: true)
+    }
+
     @Test func direct() throws {
         try Interop.check()
         try Self.exercise("--direct --mark 19", label: "dir")
@@ -59,11 +73,12 @@ struct GatewayInteropTests {
     /// label, the gateway's upstream arguments and the transfer size.
     static let scenario = """
         set -u
-        W=$1; TCPIP=$2; DANTED=$3; DNSMASQ=$4; PING=$5; C=tcpip-gwc-$6-$$; S=tcpip-gws-$6-$$; UPSTREAM=$7; SIZE=$8
+        W=$1; TCPIP=$2; DANTED=$3; DNSMASQ=$4; PING=$5; C=tcpip-gwc-$6-$$; S=tcpip-gws-$6-$$; UPSTREAM=$7; SIZE=$8; MODE=$9
         cleanup() {
             for n in $C $S; do
                 for p in $(ip netns pids $n 2>/dev/null); do kill -9 $p 2>/dev/null; done
                 ip netns del $n 2>/dev/null
+                rm -rf /etc/netns/$n
             done
         }
         trap cleanup EXIT
@@ -91,6 +106,13 @@ struct GatewayInteropTests {
         ip -n $C -6 rule add fwmark 19 lookup 19
         ip -n $C route add 198.19.0.0/16 via 198.18.1.2 table 19
         ip -n $C -6 route add 2001:db8:19::/48 via 2001:db8:1::2 table 19 || fail "routes"
+        if [ "$MODE" = fakedns ]; then
+            # `ip netns exec` mounts these over /etc/resolv.conf: the client asks through the tunnel,
+            # the server namespace (dante) asks dnsmasq.
+            mkdir -p /etc/netns/$C /etc/netns/$S
+            echo "nameserver 198.19.0.53" > /etc/netns/$C/resolv.conf
+            echo "nameserver 198.19.0.1" > /etc/netns/$S/resolv.conf
+        fi
         mkdir -p $W/www
         head -c $SIZE /dev/urandom > $W/www/download.bin
         echo "file $(sha256sum $W/www/download.bin | cut -d' ' -f1)"
@@ -118,6 +140,14 @@ struct GatewayInteropTests {
         ip netns exec $C $TCPIP gateway --tun tun0 $UPSTREAM --status-interval 1 > $W/gateway.log 2>&1 &
         for i in $(seq 150); do grep -q READY $W/gateway.log && break; sleep 0.2; done
         grep -q READY $W/gateway.log || fail "no READY"
+        if [ "$MODE" = fakedns ]; then
+            echo "resolved $(ip netns exec $C getent ahostsv4 target.test | head -1 | cut -d' ' -f1)"
+            rm -f $W/got.bin
+            timeout 120 ip netns exec $C curl -sS -4 -o $W/got.bin http://target.test:8080/download.bin || fail "download by name"
+            echo "byname $(sha256sum $W/got.bin | cut -d' ' -f1)"
+            tail -6 $W/gateway.log
+            exit 0
+        fi
         for target in v4:198.19.0.1 v6:[2001:db8:19::1]; do
             family=${target%%:*}; host=${target#*:}
             rm -f $W/got.bin
