@@ -13,7 +13,7 @@ import Glibc
 /// 2001:db8:19::1 on its loopback: HTTP (GET and PUT), a half-close server and dnsmasq.
 @Suite(.serialized, .enabled(if: Interop.enabled, Interop.skipReason))
 struct GatewayInteropTests {
-    static let size = 10 * 1024 * 1024
+    static let size = 100 * 1024 * 1024
 
     /// Runs the whole scenario in one shell script, which builds the namespaces (named with its
     /// pid), starts the servers and the gateway, runs the clients, and deletes everything on exit.
