@@ -37,6 +37,9 @@ extension Stack {
         let compiled = try PacketFilter(ruleset, seed: seed, tracker: ConnectionTracker(capacity: configuration.filterConnectionLimit))
         var hooks: UInt8 = 0
         for hook in FilterHook.allCases where compiled.hasRules(at: hook) { hooks |= hook.bit }
+        // Connection tracking sees every datagram in and out, as Linux's does from its hooks at
+        // prerouting and output, so that `ct state` knows replies.
+        if compiled.tracksConnections { hooks |= FilterHook.prerouting.bit | FilterHook.output.bit }
         filter = compiled
         filterHooks = hooks
     }
