@@ -68,6 +68,14 @@ public struct StackConfiguration: Sendable {
     /// SYN as a connection request until the application answers it (`InterceptionConfiguration`).
     /// nil (the default): the stack answers for `addresses` only.
     public var interception: InterceptionConfiguration? = nil
+    /// Netfilter rules installed when the stack is made (`Stack.install` replaces them later); nil:
+    /// none, and the hooks cost one test per datagram. They must compile: check a ruleset read
+    /// from a user with `PacketFilter(_:)` first, which reports what is wrong.
+    public var rules: FilterRuleset? = nil
+    /// Most flows connection tracking holds (`nf_conntrack_max`); a new flow beyond it is dropped.
+    public var filterConnectionLimit: Int = 65_536
+    /// The name of the stack's link, as `iifname` and `oifname` match it; nil matches no name.
+    public var linkName: String? = nil
 
     public init(
         addresses: [IPAddress],

@@ -166,6 +166,7 @@ extension Stack {
             case .portUnreachable: .destinationUnreachable(.portUnreachable, nextHopMTU: 0)
             case .protocolUnreachable: .destinationUnreachable(.protocolUnreachable, nextHopMTU: 0)
             case .unreachable(let code): .destinationUnreachable(ICMPv4UnreachableCode(rawValue: code), nextHopMTU: 0)
+            case .rejected(let code): .destinationUnreachable(ICMPv4UnreachableCode(rawValue: code), nextHopMTU: 0)
             }
             let datagram = PacketBuffer.icmpv4Datagram(message: message, body: quote, source: source, destination: destination)
             if transmitIPDatagram(datagram) {
@@ -193,6 +194,9 @@ extension Stack {
                     return
                 }
                 message = .destinationUnreachable(translated)
+                io.counters.icmp6OutDestinationUnreachables &+= 1
+            case .rejected(let code):
+                message = .destinationUnreachable(ICMPv6UnreachableCode(rawValue: code))
                 io.counters.icmp6OutDestinationUnreachables &+= 1
             }
             let datagram = PacketBuffer.icmpv6Datagram(message: message, body: quote, source: source, destination: destination)
@@ -230,7 +234,7 @@ extension Stack {
     /// The offending datagram as it arrived, IP header first: `payload` shares its buffer with the
     /// datagram, which ends where the payload ends. When the bytes in front are not its header (a
     /// datagram rebuilt by reassembly), a header is written in front of a copy of the payload.
-    private func originalBytes(of ip: IPDatagram) -> ByteBuffer {
+    func originalBytes(of ip: IPDatagram) -> ByteBuffer {
         var bytes = ip.payload
         let ipLength = switch ip.header {
         case .v4(let header): Int(header.totalLength)
@@ -292,12 +296,15 @@ enum ICMPErrorToSend: Hashable, CustomStringConvertible {
     /// Destination unreachable with this ICMP code (intercept mode's `Refusal.unreachable`); over
     /// IPv6 translated as RFC 7915 §4.2 does.
     case unreachable(code: UInt8)
+    /// A `reject` rule's answer: destination unreachable (ICMP type 3, ICMPv6 type 1) with its code.
+    case rejected(code: UInt8)
 
     var rule: StaticString {
         switch self {
         case .portUnreachable: "RFC 1122 §4.1.3.1"
         case .protocolUnreachable: "RFC 1122 §3.2.2.1"
         case .unreachable: "RFC 792"
+        case .rejected: "RFC 1812 §5.2.7.1"
         }
     }
 
@@ -306,6 +313,7 @@ enum ICMPErrorToSend: Hashable, CustomStringConvertible {
         case .portUnreachable: "port unreachable"
         case .protocolUnreachable: "protocol unreachable"
         case .unreachable(let code): "destination unreachable (code \(code))"
+        case .rejected(let code): "unreachable code \(code) (rule)"
         }
     }
 }

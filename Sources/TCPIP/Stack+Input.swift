@@ -27,6 +27,18 @@ extension Stack {
             }
             return
         }
+        // Netfilter's hooks (Stack+Filter.swift), only while rules on them are installed.
+        if filterHooks & Self.inputHookBits != 0 {
+            filteredDatagramArrives(consume ip, verify: verify, now: now)
+            return
+        }
+        ipDatagramArrives(consume ip, verify: verify, now: now)
+    }
+
+    /// A parsed datagram from the link, with no rules on the input hooks: ours or not, reassembled,
+    /// then the protocol table.
+    @inline(__always)
+    private func ipDatagramArrives(_ ip: consuming IPDatagram, verify: Bool, now: Instant) {
         // In intercept mode every address is ours; the check after `||` runs only for datagrams a
         // normal stack drops.
         guard isLocal(ip.destination) || interceptsEverything else {
@@ -44,9 +56,10 @@ extension Stack {
         datagramArrives(ip, verify: verify, now: now)
     }
 
-    /// A whole datagram for one of our addresses, to its upper-layer protocol.
+    /// A whole datagram for one of our addresses, to its upper-layer protocol (also past the input
+    /// hooks, Stack+Filter.swift).
     @inline(__always)
-    private func datagramArrives(_ ip: consuming IPDatagram, verify: Bool, now: Instant) {
+    func datagramArrives(_ ip: consuming IPDatagram, verify: Bool, now: Instant) {
         // The protocol table (RFC 791 §3.1 "Protocol", RFC 8200 §4 "Next Header"). TCP, the hot
         // path, is the first case and goes on below in this function, so that its segment is parsed
         // from the datagram's own buffer; every other protocol returns from its case.
