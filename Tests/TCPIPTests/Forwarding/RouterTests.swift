@@ -1,6 +1,6 @@
 import NIOCore
 @testable import TCPIP
-import TCPIPLinks
+@testable import TCPIPLinks
 import TCPIPWire
 import Testing
 
@@ -335,5 +335,19 @@ import Testing
         #expect(router.counters.timeExceeded == 1)
         #expect(a.counters.icmpInTimeExceeded == 1)
         #expect(a.counters.icmpInDestinationUnreachables == 1)
+    }
+}
+
+/// The `forward` fuzz target's seeds and a few thousand random inputs: no trap, every invariant held.
+@Suite struct ForwardFuzzingTests {
+    @Test func seedsAndRandomInputsHoldTheInvariants() {
+        for (_, bytes) in ForwardFuzzing.seeds {
+            bytes.withUnsafeBytes { ForwardFuzzing.forward($0) }
+        }
+        var random = SeededGenerator(seed: 20)
+        for _ in 0..<2_000 {
+            let bytes = (0..<Int(random.next() % 400)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            bytes.withUnsafeBytes { ForwardFuzzing.forward($0) }
+        }
     }
 }
