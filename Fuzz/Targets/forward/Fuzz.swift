@@ -1,7 +1,7 @@
 import CLibFuzzer
-import TCPIPLinks
+import TCPIPFuzzing
 
-/// `fuzz-forward`: libFuzzer on `ForwardFuzzing.forward(_:)` (Sources/TCPIPLinks/Fuzzing/). Takes libFuzzer's options.
+/// `fuzz-forward`: libFuzzer on `ForwardFuzzing.forward(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main
 enum FuzzForward {
     static func main() {

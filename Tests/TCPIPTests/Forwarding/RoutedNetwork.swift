@@ -1,6 +1,6 @@
 import NIOCore
 @testable import TCPIP
-import TCPIPLinks
+import TCPIPSimulation
 import TCPIPWire
 
 /// Stacks behind a `Router` on one virtual clock: host i sits at the far end of an in-memory link

@@ -1,6 +1,7 @@
 import NIOCore
 @testable import TCPIP
-@testable import TCPIPLinks
+@testable import TCPIPFuzzing
+import TCPIPSimulation
 import TCPIPWire
 import Testing
 
