@@ -64,6 +64,14 @@ public struct StackConfiguration: Sendable {
     public static let packetTunnelMemoryBudget = 32 * 1024 * 1024
     /// Fragment reassembly (RFC 791, RFC 8200 §4.5): its memory bound and timeouts.
     public var fragments = FragmentReassemblyConfiguration()
+    /// Netfilter rules installed when the stack is made (`Stack.install` replaces them later); nil:
+    /// none, and the hooks cost one test per datagram. They must compile: check a ruleset read
+    /// from a user with `PacketFilter(_:)` first, which reports what is wrong.
+    public var rules: FilterRuleset? = nil
+    /// Most flows connection tracking holds (`nf_conntrack_max`); a new flow beyond it is dropped.
+    public var filterConnectionLimit: Int = 65_536
+    /// The name of the stack's link, as `iifname` and `oifname` match it; nil matches no name.
+    public var linkName: String? = nil
 
     public init(
         addresses: [IPAddress],

@@ -29,6 +29,20 @@ public struct StackCounters: Hashable, Sendable {
     public var ipFragmentsCreated: UInt64 = 0
     public var ipFragmentationFailures: UInt64 = 0
 
+    // Netfilter (Stack+Filter.swift): what the installed rules did, at every hook.
+    /// Datagrams a rule or a chain's policy dropped (the connection table full included).
+    public var filterDropped: UInt64 = 0
+    /// Datagrams a `reject` rule dropped and answered (RST or ICMP unreachable).
+    public var filterRejected: UInt64 = 0
+    /// Datagrams an `impair` rule lost (its loss, or its rate queue's tail drop).
+    public var filterImpairLost: UInt64 = 0
+    /// Datagrams an `impair` rule held back (delay, jitter, rate), duplicated or corrupted.
+    public var filterImpairDelayed: UInt64 = 0
+    public var filterImpairDuplicated: UInt64 = 0
+    public var filterImpairCorrupted: UInt64 = 0
+    /// Datagrams dropped because the queue of held datagrams was full (`Stack.filterHeldLimit`).
+    public var filterHeldOverflows: UInt64 = 0
+
     // ICMP (RFC 792) and ICMPv6 (RFC 4443), as Linux's Icmp and Icmp6 sections count them. The
     // In/Out per-type counts are the IcmpMsg section.
     public var icmpInMessages: UInt64 = 0
@@ -194,6 +208,10 @@ public struct StackCounters: Hashable, Sendable {
             ("ip_fragment_duplicates", ipFragmentDuplicates), ("ip_atomic_fragments", ipAtomicFragments),
             ("ip_fragmented_datagrams", ipFragmentedDatagrams), ("ip_fragments_created", ipFragmentsCreated),
             ("ip_fragmentation_failures", ipFragmentationFailures),
+            ("filter_dropped", filterDropped), ("filter_rejected", filterRejected),
+            ("filter_impair_lost", filterImpairLost), ("filter_impair_delayed", filterImpairDelayed),
+            ("filter_impair_duplicated", filterImpairDuplicated), ("filter_impair_corrupted", filterImpairCorrupted),
+            ("filter_held_overflows", filterHeldOverflows),
             ("icmp_in_messages", icmpInMessages), ("icmp_in_errors", icmpInErrors),
             ("icmp_in_checksum_errors", icmpInChecksumErrors),
             ("icmp_in_destination_unreachables", icmpInDestinationUnreachables),

@@ -152,6 +152,7 @@ extension Stack {
             let message: ICMPv4Message = switch error {
             case .portUnreachable: .destinationUnreachable(.portUnreachable, nextHopMTU: 0)
             case .protocolUnreachable: .destinationUnreachable(.protocolUnreachable, nextHopMTU: 0)
+            case .rejected(let code): .destinationUnreachable(ICMPv4UnreachableCode(rawValue: code), nextHopMTU: 0)
             }
             let datagram = PacketBuffer.icmpv4Datagram(message: message, body: quote, source: source, destination: destination)
             if transmitIPDatagram(datagram) {
@@ -173,6 +174,9 @@ extension Stack {
                 message = .parameterProblem(code: ICMPv6Message.unrecognizedNextHeader,
                                             pointer: UInt32(nextHeaderFieldOffset(in: quote)))
                 io.counters.icmp6OutParameterProblems &+= 1
+            case .rejected(let code):
+                message = .destinationUnreachable(ICMPv6UnreachableCode(rawValue: code))
+                io.counters.icmp6OutDestinationUnreachables &+= 1
             }
             let datagram = PacketBuffer.icmpv6Datagram(message: message, body: quote, source: source, destination: destination)
             if transmitIPDatagram(datagram) { io.counters.icmp6OutMessages &+= 1 }
@@ -209,7 +213,7 @@ extension Stack {
     /// The offending datagram as it arrived, IP header first: `payload` shares its buffer with the
     /// datagram, which ends where the payload ends. When the bytes in front are not its header (a
     /// datagram rebuilt by reassembly), a header is written in front of a copy of the payload.
-    private func originalBytes(of ip: IPDatagram) -> ByteBuffer {
+    func originalBytes(of ip: IPDatagram) -> ByteBuffer {
         var bytes = ip.payload
         let ipLength = switch ip.header {
         case .v4(let header): Int(header.totalLength)
@@ -268,11 +272,14 @@ enum ICMPErrorToSend: Hashable, CustomStringConvertible {
     case portUnreachable
     /// RFC 1122 §3.2.2.1 / RFC 8200 §4: an upper-layer protocol we do not speak.
     case protocolUnreachable
+    /// A `reject` rule's answer: destination unreachable (ICMP type 3, ICMPv6 type 1) with its code.
+    case rejected(code: UInt8)
 
     var rule: StaticString {
         switch self {
         case .portUnreachable: "RFC 1122 §4.1.3.1"
         case .protocolUnreachable: "RFC 1122 §3.2.2.1"
+        case .rejected: "RFC 1812 §5.2.7.1"
         }
     }
 
@@ -280,6 +287,7 @@ enum ICMPErrorToSend: Hashable, CustomStringConvertible {
         switch self {
         case .portUnreachable: "port unreachable"
         case .protocolUnreachable: "protocol unreachable"
+        case .rejected(let code): "unreachable code \(code) (rule)"
         }
     }
 }

@@ -27,6 +27,19 @@ extension Stack {
             }
             return
         }
+        // Netfilter's hooks (Stack+Filter.swift), only while rules on them are installed.
+        if filterHooks & Self.inputHookBits != 0 {
+            filteredDatagramArrives(consume ip, verify: verify, now: now)
+            return
+        }
+        datagramArrives(consume ip, verify: verify, now: now)
+    }
+
+    /// A parsed datagram from the link (or past the input hooks): ours or not, reassembled, then
+    /// the protocol table.
+    @inline(__always)
+    func datagramArrives(_ arriving: consuming IPDatagram, verify: Bool, now: Instant) {
+        var ip = arriving
         guard isLocal(ip.destination) else {
             io.counters.ipNotForUs &+= 1
             return

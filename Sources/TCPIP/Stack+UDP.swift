@@ -159,6 +159,7 @@ extension Stack {
         _ id: UDPEndpointID, _ payload: ByteBuffer, to remote: Endpoint? = nil, from localAddress: IPAddress? = nil,
         now: Instant
     ) throws(UDPError) {
+        noteFilterTime(now)
         guard let endpoint = udpEndpoints[id.handle] else { throw .endpointDoesNotExist }
         guard let destination = remote ?? endpoint.remote else { throw .destinationRequired }
         guard destination.port != 0, destination.address.namesSingleHost else { throw .invalidArgument }

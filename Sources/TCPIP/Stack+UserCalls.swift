@@ -49,6 +49,7 @@ extension Stack {
     public func connect(
         to remote: Endpoint, from localAddress: IPAddress? = nil, maximumSegmentSize: Int? = nil, now: Instant
     ) throws(TCPError) -> ConnectionID {
+        noteFilterTime(now)
         guard remote.port != 0 else { throw .invalidArgument }
         // RFC 9293 §3.9.1.1 (MUST-46): an OPEN to a broadcast or multicast address is an error.
         guard remote.address.canBeAPeer else { throw .invalidArgument }
@@ -107,6 +108,7 @@ extension Stack {
 
     /// §3.10.2 SEND. Returns how many bytes the send buffer took (0 when it is full).
     public func send(_ id: ConnectionID, _ bytes: ByteBuffer, now: Instant) throws(TCPError) -> Int {
+        noteFilterTime(now)
         var bytes = bytes
         if configuration.memoryBudget != nil, bytes.readableBytes > 0,
            !makeRoom(for: min(bytes.readableBytes, connections.withElement(id.handle) { $0.sendBuffer.freeSpace } ?? 0)) {
@@ -127,6 +129,7 @@ extension Stack {
 
     /// §3.10.3 RECEIVE: up to `maxLength` bytes, or why there are none.
     public func read(_ id: ConnectionID, upTo maxLength: Int = .max, now: Instant) throws(TCPError) -> ReceiveResult {
+        noteFilterTime(now)
         if configuration.memoryBudget != nil { updateBufferCeiling() }
         let result = withConnection(id.handle) { connection -> Result<ReceiveResult, TCPError> in
             do throws(TCPError) {
@@ -146,6 +149,7 @@ extension Stack {
     /// segment brought — a slice of the datagram they came in, so no allocation and no copy. Calls
     /// in a row return, chunk by chunk, the bytes one `read` would have joined into one buffer.
     public func readChunk(_ id: ConnectionID, upTo maxLength: Int = .max, now: Instant) throws(TCPError) -> ReceiveResult {
+        noteFilterTime(now)
         if configuration.memoryBudget != nil { updateBufferCeiling() }
         let result = withConnection(id.handle) { connection -> Result<ReceiveResult, TCPError> in
             do throws(TCPError) {
@@ -169,6 +173,7 @@ extension Stack {
     /// §3.10.4 CLOSE: no more data from us; reading goes on until the peer's FIN. The handle stays
     /// valid until the connection has fully closed.
     public func close(_ id: ConnectionID, now: Instant) throws(TCPError) {
+        noteFilterTime(now)
         let result = withConnection(id.handle) { connection -> TCPError? in
             connection.userClosed = true
             do throws(TCPError) {
@@ -205,6 +210,7 @@ extension Stack {
 
     /// §3.10.5 ABORT: RST, and the connection is gone.
     public func abort(_ id: ConnectionID, now: Instant) {
+        noteFilterTime(now)
         withConnection(id.handle) { connection in
             connection.userClosed = true
             connection.abort(now: now, io: &io)

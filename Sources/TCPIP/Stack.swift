@@ -71,6 +71,21 @@ public final class Stack {
     @exclusivity(unchecked) var reassemblyTimeExceeded = CircularBuffer<ReassemblyTimeExceeded>()
     /// Identifications of the datagrams we fragment (RFC 7739).
     @exclusivity(unchecked) var fragmentIdentifiers: FragmentIdentifiers
+    /// The installed rules (Stack+Filter.swift); nil when none are.
+    @exclusivity(unchecked) var filter: PacketFilter?
+    /// One bit per hook with chains on it (`FilterHook.bit`): 0 when no rules are installed, which
+    /// is all the input and output paths look at then.
+    @exclusivity(unchecked) var filterHooks: UInt8 = 0
+    /// The latest time an entry point was given while rules are installed (`noteFilterTime`).
+    var filterNow = Instant.zero
+    /// Datagrams `impair` rules hold back, by release time; then those released on the way out or
+    /// through, waiting for `nextPacketToSend` and `nextForwardedPacket`.
+    @exclusivity(unchecked) var filterHeld = HeldDatagramHeap()
+    var filterHeldOrder: UInt64 = 0
+    var filterReady = CircularBuffer<ReadyDatagram>()
+    var filterForwardReady = CircularBuffer<ReadyDatagram>()
+    static var outputHookBits: UInt8 { FilterHook.output.bit | FilterHook.postrouting.bit }
+    static var inputHookBits: UInt8 { FilterHook.prerouting.bit | FilterHook.input.bit }
 
     struct ListenerKey: Hashable {
         var address: IPAddress?
@@ -115,6 +130,13 @@ public final class Stack {
         self.reassembly = FragmentReassembly(configuration: configuration.fragments)
         self.icmpErrorLimiter = ICMPRateLimiter(
             perSecond: configuration.icmp.errorsPerSecond, burst: configuration.icmp.errorBurst)
+        if let rules = configuration.rules {
+            do {
+                try install(rules)
+            } catch {
+                preconditionFailure("StackConfiguration.rules do not compile (\(error)); check them with PacketFilter(_:) first")
+            }
+        }
     }
 
     // MARK: The sans-IO front door
@@ -125,13 +147,14 @@ public final class Stack {
     /// (`TCPConfiguration.batchesAcknowledgments`).
     public func nextPacketToSend() -> ByteBuffer? {
         if !io.deferredAcks.isEmpty { sendDeferredAcks() }
+        if filterHooks & Self.outputHookBits != 0 { return filteredNextPacket() }
         return io.outgoing.popFirst()
     }
 
     /// Datagrams waiting to be sent (deferred ACKs included: asking ends the batch).
     public var pendingPacketCount: Int {
         if !io.deferredAcks.isEmpty { sendDeferredAcks() }
-        return io.outgoing.count
+        return io.outgoing.count + filterReady.count
     }
 
     /// Builds the ACKs deferred since the last call, one per connection, each acknowledging all
@@ -150,12 +173,15 @@ public final class Stack {
 
     /// When the stack next needs `advanceTime(to:)` even if no packet arrives.
     public var nextDeadline: Instant? {
-        let deadline = Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline)
+        var deadline = Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline)
+        // Datagrams held back by `impair` rules are released by `advanceTime` too.
+        if filterHooks != 0, let held = filterHeld.first { deadline = Instant.earliest(deadline, held.release) }
         return reassembly.count == 0 ? deadline : Instant.earliest(deadline, reassembly.nextDeadline)
     }
 
     /// Runs every timer due at `now` (RFC 9293 §3.10.8).
     public func advanceTime(to now: Instant) {
+        if filterHooks != 0 { releaseHeldDatagrams(now: now) }
         expireTimeWait(now: now)
         expireFragments(now: now)
         while let entry = timers.popDue(now: now) {

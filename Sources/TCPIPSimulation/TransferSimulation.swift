@@ -41,6 +41,9 @@ public struct TransferSimulation {
         public var pathMTU: Int? = nil
         /// The router drops too-big datagrams without an ICMP error (a PMTUD black hole).
         public var icmpBlackHole = false
+        /// Netfilter rules installed in the client's and the server's stack (`StackConfiguration.rules`).
+        public var clientRules: FilterRuleset? = nil
+        public var serverRules: FilterRuleset? = nil
 
         public init() {}
     }
@@ -66,6 +69,9 @@ public struct TransferSimulation {
         public var serverMemoryViolations: Int = 0
         /// Each server connection's status at the end (receive and send buffers, autotuning).
         public var serverStatuses: [ConnectionStatus] = []
+        /// `nft list ruleset` of each stack's rules with their counters at the end; nil without rules.
+        public var clientRuleListing: String? = nil
+        public var serverRuleListing: String? = nil
         /// With a `pathMTU` router: the path MTU the connections settled on (the largest datagram the
         /// router forwarded in the last segments each side sent), and the router's counts.
         public var settledPathMTU: Int? = nil
@@ -171,15 +177,18 @@ private final class Run {
             clientLink = PcapWriter(wrapping: clientLink, sink: sink)
         }
         let v6 = configuration.ipVersion == 6
-        client = Stack(StackConfiguration(
+        var clientConfiguration = StackConfiguration(
             addresses: [v6 ? TransferSimulation.clientAddress6 : TransferSimulation.clientAddress4],
             mtu: configuration.mtu, checksumOffload: clientLink.capabilities.checksumOffload,
-            seed: configuration.seed, tcp: configuration.tcp))
+            seed: configuration.seed, tcp: configuration.tcp)
+        clientConfiguration.rules = configuration.clientRules
+        client = Stack(clientConfiguration)
         var serverConfiguration = StackConfiguration(
             addresses: [v6 ? TransferSimulation.serverAddress6 : TransferSimulation.serverAddress4],
             mtu: configuration.mtu, checksumOffload: serverLink.capabilities.checksumOffload,
             seed: configuration.seed &+ 0x5EED, tcp: configuration.serverTCP ?? configuration.tcp)
         serverConfiguration.memoryBudget = configuration.serverMemoryBudget
+        serverConfiguration.rules = configuration.serverRules
         server = Stack(serverConfiguration)
         network.addHost(client, link: clientLink)
         network.addHost(server, link: serverLink)
@@ -433,6 +442,7 @@ private final class Run {
             },
             serverPeakMemory: serverPeakMemory, serverMemoryViolations: serverMemoryViolations,
             serverStatuses: pairs.compactMap { $0.server.flatMap(server.status) },
+            clientRuleListing: client.filterListing(), serverRuleListing: server.filterListing(),
             settledPathMTU: settled, router: router)
     }
 }

@@ -30,7 +30,7 @@ struct Route: ParsableCommand {
     var address: [String] = []
     @Option(help: "LINK[.in|.out]:MODEL: impair a link's directions, MODEL as --impair of the other commands (delay=25ms,loss=1%).")
     var impair: [String] = []
-    @Option(help: "A ruleset for the forward hook (not yet: the hooks land with issue 20's other half).")
+    @Option(help: "Install this ruleset (nftables' syntax, plus impair) in the router: its forward hook and its own input and output; see `tcpip rules`.")
     var rules: String?
     @Option(help: "Most datagrams read from one device before the others get a turn.")
     var batch: Int = 64
@@ -46,9 +46,7 @@ struct Route: ParsableCommand {
     func validate() throws {
         guard tun.count >= 2 else { throw ValidationError("give two or more --tun") }
         guard Set(tun).count == tun.count else { throw ValidationError("a --tun given twice") }
-        guard rules == nil else {
-            throw ValidationError("--rules needs the forward hook, which is not merged yet (issue 20, branch issue-20-hooks)")
-        }
+        if let rules { _ = try RulesFile.load(rules) }
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
         _ = try plan(mtus: tun.map { _ in 1500 })
     }
@@ -98,7 +96,9 @@ struct Route: ParsableCommand {
     func run() throws {
         let devices = try tun.map { try TUNDevice(name: $0) }
         let plan = try plan(mtus: devices.map(\.mtu))
-        let router = Router(RouterConfiguration(links: plan.links, routes: plan.routes))
+        var configuration = RouterConfiguration(links: plan.links, routes: plan.routes)
+        configuration.rules = try RulesFile.load(rules)
+        let router = Router(configuration)
         var forwarder = Forwarder(router: router, devices: devices, inbound: plan.inbound.map { $0.map(Impairer.init) },
                                   outbound: plan.outbound.map { $0.map(Impairer.init) }, batch: batch)
         Forwarder.installSignalHandlers()
@@ -108,7 +108,8 @@ struct Route: ParsableCommand {
         announce("received=\(c.received) forwarded=\(c.forwarded) bytes_forwarded=\(c.bytesForwarded) local=\(c.deliveredLocally) "
             + "time_exceeded=\(c.timeExceeded) too_big=\(c.tooBig) fragmented=\(c.fragmented) no_route=\(c.noRoute) "
             + "malformed=\(c.malformed) bad_checksum=\(c.badChecksum) icmp_errors=\(c.icmpErrorsSent) "
-            + "impaired_dropped=\(forwarder.impairmentDrops)")
+            + "filtered=\(c.filtered) impaired_dropped=\(forwarder.impairmentDrops)")
+        if configuration.rules != nil { print(router.stack.filterListing(), terminator: "") }
         for device in devices { device.close() }
     }
 }

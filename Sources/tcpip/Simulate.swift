@@ -39,6 +39,10 @@ struct Simulate: ParsableCommand {
     var mtu: Int = 1500
     @Option(help: "IP version: 4 or 6.")
     var ip: Int = 4
+    @Option(help: "Install this ruleset (nftables' syntax, plus impair; see `tcpip rules`) in the server's stack.")
+    var rules: String?
+    @Option(name: .customLong("client-rules"), help: "Install this ruleset in the client's stack.")
+    var clientRules: String?
     @Option(help: "Seed of every random choice (faults, ISNs, ports).")
     var seed: UInt64 = 1
     @Option(help: "Write a pcap of the client's link to this file.")
@@ -116,6 +120,8 @@ struct Simulate: ParsableCommand {
         configuration.timeLimit = .seconds(Int64(timeLimit))
         configuration.pathMTU = pathMTU
         configuration.icmpBlackHole = icmpBlackHole
+        configuration.serverRules = try RulesFile.load(rules)
+        configuration.clientRules = try RulesFile.load(clientRules)
         var sink: PcapFileSink?
         if let pcap {
             do {
@@ -168,6 +174,11 @@ struct Simulate: ParsableCommand {
                 + "\(client.pathMTUReductions + server.pathMTUReductions) PMTU reductions, "
                 + "\(client.mtuBlackHolesDetected + server.mtuBlackHolesDetected) black holes suspected, "
                 + "\(client.mtuProbesSent + server.mtuProbesSent) probes (\(client.mtuProbesSucceeded + server.mtuProbesSucceeded) acknowledged)")
+        }
+        for (side, listing) in [("client", result.clientRuleListing), ("server", result.serverRuleListing)] {
+            guard let listing else { continue }
+            print("  \(side) rules:")
+            for line in listing.split(separator: "\n", omittingEmptySubsequences: false).dropLast() { print("    \(line)") }
         }
         for failure in result.failures.prefix(10) { print("  FAILURE: \(failure)") }
         print("verified=\(result.verified) bytes=\(result.bytesVerified) connections=\(result.connections) "

@@ -24,7 +24,8 @@ public struct ForwardingCounters: Hashable, Sendable {
     public var tooBig: UInt64 = 0
     /// IPv4 datagrams without DF cut into fragments for a narrower next link (`FragOKs`).
     public var fragmented: UInt64 = 0
-    /// Dropped by the forward hook.
+    /// Stopped at the forward hook: dropped, rejected or lost by a rule, or held by an `impair` delay
+    /// (a held datagram is counted again as forwarded when it leaves).
     public var filtered: UInt64 = 0
     /// ICMP errors sent, suppressed by RFC 1812 §4.3.2.7 / RFC 4443 §2.4(e), and held back by the
     /// token bucket.

@@ -25,6 +25,9 @@ public struct RouterConfiguration: Sendable {
     /// The token bucket of the ICMP errors the router sends about datagrams it forwards
     /// (RFC 1812 §4.3.2.8), and its own stack's for those to its addresses.
     public var icmp = ICMPConfiguration()
+    /// Rules for the own stack's hooks, the forward hook included (docs/NETFILTER.md). They must
+    /// compile: check a ruleset read from a user with `PacketFilter(_:)` first.
+    public var rules: FilterRuleset?
 
     public init(links: [RouterLink], routes: [RoutingTable.Route], seed: UInt64? = nil) {
         self.links = links
@@ -77,6 +80,7 @@ public final class Router {
             mtu: configuration.links.map(\.mtu).min()!,
             seed: configuration.seed)
         own.icmp = configuration.icmp
+        own.rules = configuration.rules
         self.stack = Stack(own)
         self.outgoing = configuration.links.map { _ in PacketQueue(initialCapacity: 64) }
         self.icmpErrors = ICMPRateLimiter(
@@ -130,6 +134,42 @@ public final class Router {
     /// Runs the own stack's timers that are due.
     public func advanceTime(to now: Instant) {
         stack.advanceTime(to: now)
+        drainForwardHook()
+    }
+
+    /// Datagrams the forward hook held (an `impair` delay) or duplicated, now due: on their way.
+    private func drainForwardHook() {
+        while let (datagram, name) = stack.nextForwardedPacket() {
+            guard let out = configuration.links.firstIndex(where: { $0.name == name }) else {
+                counters.noRoute &+= 1
+                continue
+            }
+            var datagram = datagram
+            guard Self.decrementHopCount(&datagram) else {
+                counters.malformed &+= 1
+                continue
+            }
+            transmit(datagram, on: out)
+        }
+    }
+
+    /// TTL or hop limit − 1 in a datagram that passed the checks before the hook held it.
+    private static func decrementHopCount(_ datagram: inout ByteBuffer) -> Bool {
+        let base = datagram.readerIndex
+        switch datagram.getInteger(at: base, as: UInt8.self).map({ $0 >> 4 }) {
+        case 4?:
+            guard let header = try? IPv4Header.parse(datagram, verifyChecksum: false), header.timeToLive > 1 else { return false }
+            let old = UInt16(header.timeToLive) << 8 | UInt16(header.protocolNumber)
+            datagram.setInteger(header.timeToLive - 1, at: base + 8)
+            datagram.setInteger(InternetChecksum.update(header.headerChecksum, replacing: old, with: old &- 0x0100), at: base + 10)
+            return true
+        case 6?:
+            guard let hop = datagram.getInteger(at: base + 7, as: UInt8.self), hop > 1 else { return false }
+            datagram.setInteger(hop - 1, at: base + 7)
+            return true
+        default:
+            return false
+        }
     }
 
     // MARK: IPv4 (RFC 1812 §5.2, §5.3)
@@ -181,17 +221,13 @@ public final class Router {
                            about: datagram, header: header, from: link, now: now)
                 return
             }
+            guard forwardHook(&datagram, from: link, to: out, now: now) else { return }
             decrementTimeToLive(&datagram, header: header)
             fragment(datagram, identification: header.identification, to: out, mtu: mtu)
             return
         }
+        guard forwardHook(&datagram, from: link, to: out, now: now) else { return }
         decrementTimeToLive(&datagram, header: header)
-        // FORWARD HOOK — the one call site. Where Linux's ip_forward runs NF_INET_FORWARD: after the
-        // route, the TTL and the MTU. issue-20-hooks (docs/NETFILTER.md) runs the forward chain here.
-        guard forwardHook(datagram, from: link, to: out, now: now) else {
-            counters.filtered &+= 1
-            return
-        }
         transmit(datagram, on: out)
     }
 
@@ -261,22 +297,28 @@ public final class Router {
             sendError6(.packetTooBig(mtu: UInt32(clamping: mtu)), about: datagram, header: header, from: link, now: now)
             return
         }
+        guard forwardHook(&datagram, from: link, to: out, now: now) else { return }
         datagram.setInteger(header.hopLimit - 1, at: datagram.readerIndex + 7)
-        // FORWARD HOOK — see forward4: issue-20-hooks runs the forward chain here.
-        guard forwardHook(datagram, from: link, to: out, now: now) else {
-            counters.filtered &+= 1
-            return
-        }
         transmit(datagram, on: out)
     }
 
     // MARK: Shared
 
-    /// The forward hook's place (netfilter's NF_INET_FORWARD). Accepts everything until the hooks
-    /// of issue 20 (branch issue-20-hooks) are merged and called from here.
+    /// The forward hook (netfilter's NF_INET_FORWARD) and postrouting, the one call site: after the
+    /// routing decision and the checks that answer with ICMP, before the TTL is decremented
+    /// (docs/NETFILTER.md). With no rules there it costs one test. False when a rule dropped,
+    /// rejected (its answer goes out through the own stack), lost or held the datagram; a held one
+    /// comes back through `drainForwardHook`. The datagram may come back as a copy (a corrupted bit).
     @inline(__always)
-    private func forwardHook(_ datagram: borrowing ByteBuffer, from link: Int, to out: Int, now: Instant) -> Bool {
-        true
+    private func forwardHook(_ datagram: inout ByteBuffer, from link: Int, to out: Int, now: Instant) -> Bool {
+        guard let passed = stack.filterForward(
+            datagram, inputLink: configuration.links[link].name, outputLink: configuration.links[out].name, now: now)
+        else {
+            counters.filtered &+= 1
+            return false
+        }
+        datagram = passed
+        return true
     }
 
     @inline(__always)

@@ -59,6 +59,15 @@ extension StackCounters {
                 (\.ipFragmentationFailures, "fragments failed"),
                 (\.ipFragmentsCreated, "fragments created"),
             ]),
+            ReportSection(title: "Netfilter", entries: [
+                (\.filterDropped, "packets dropped by rules"),
+                (\.filterRejected, "packets rejected by rules"),
+                (\.filterImpairLost, "packets lost by impair rules"),
+                (\.filterImpairDelayed, "packets delayed by impair rules"),
+                (\.filterImpairDuplicated, "packets duplicated by impair rules"),
+                (\.filterImpairCorrupted, "packets corrupted by impair rules"),
+                (\.filterHeldOverflows, "packets dropped: held-packet queue full"),
+            ]),
             ReportSection(title: "Icmp", entries: [
                 (\.icmpInMessages, "ICMP messages received"),
                 (\.icmpInErrors, "input ICMP message failed"),
