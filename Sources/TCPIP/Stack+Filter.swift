@@ -92,7 +92,7 @@ extension Stack {
         if done != .input, filterHooks & FilterHook.input.bit != 0 {
             guard passInbound(&ip, &packet, hook: .input, verify: &verify, now: now) else { return }
         }
-        datagramArrives(ip, verify: verify, now: now)
+        arrivalIsOurs(ip, verify: verify, now: now)
     }
 
     /// One inbound hook. Returns whether the datagram goes on now; otherwise it was dropped,
@@ -284,7 +284,7 @@ extension Stack {
         // Delivered past the hooks: an answer the rules made is not filtered again.
         guard let ip = try? IPDatagram.parse(answer, verifyChecksum: false, keepingFragments: true) else { return }
         io.counters.ipPacketsReceived &+= 1
-        datagramArrives(ip, verify: false, now: now)
+        arrivalIsOurs(ip, verify: false, now: now)
     }
 
     // MARK: Forward (for a router)

@@ -32,14 +32,13 @@ extension Stack {
             filteredDatagramArrives(consume ip, verify: verify, now: now)
             return
         }
-        datagramArrives(consume ip, verify: verify, now: now)
+        arrivalIsOurs(consume ip, verify: verify, now: now)
     }
 
     /// A parsed datagram from the link (or past the input hooks): ours or not, reassembled, then
     /// the protocol table.
     @inline(__always)
-    func datagramArrives(_ arriving: consuming IPDatagram, verify: Bool, now: Instant) {
-        var ip = arriving
+    func arrivalIsOurs(_ ip: consuming IPDatagram, verify: Bool, now: Instant) {
         guard isLocal(ip.destination) else {
             io.counters.ipNotForUs &+= 1
             return

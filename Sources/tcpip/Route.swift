@@ -109,7 +109,7 @@ struct Route: ParsableCommand {
             + "time_exceeded=\(c.timeExceeded) too_big=\(c.tooBig) fragmented=\(c.fragmented) no_route=\(c.noRoute) "
             + "malformed=\(c.malformed) bad_checksum=\(c.badChecksum) icmp_errors=\(c.icmpErrorsSent) "
             + "filtered=\(c.filtered) impaired_dropped=\(forwarder.impairmentDrops)")
-        if configuration.rules != nil { print(router.stack.filterListing(), terminator: "") }
+        if let listing = router.stack.filterListing() { print(listing, terminator: "") }
         for device in devices { device.close() }
     }
 }
