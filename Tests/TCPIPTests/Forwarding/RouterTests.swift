@@ -112,6 +112,46 @@ import Testing
         #expect(out.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == address)
     }
 
+    // MARK: The forward hook (docs/NETFILTER.md)
+
+    /// Rules on the forward hook see the router's datagrams with their links: one is dropped by
+    /// `iifname`/`dport`, another passes with its TTL decremented after the hook, and an `impair`
+    /// delay holds a third until `advanceTime` releases it.
+    @Test func forwardHookRulesApply() throws {
+        var configuration = Self.router().configuration
+        configuration.rules = try FilterRuleset(parsing: """
+            table inet filter {
+                chain fwd {
+                    type filter hook forward priority 0; policy accept;
+                    iifname "a" oifname "b" udp dport 9 drop
+                    udp dport 7 impair delay 20ms
+                }
+            }
+            """)
+        let router = Router(configuration)
+        router.receive(Self.udp4(size: 100), from: 0, now: .zero)
+        #expect(Self.drain(router, link: 1).isEmpty)
+        #expect(router.counters.filtered == 1)
+        var other = Self.udp4(size: 100)
+        other.setInteger(UInt16(10), at: other.readerIndex + 22)
+        other.setInteger(UInt16(0), at: other.readerIndex + 26)  // no UDP checksum (RFC 768)
+        router.receive(other, from: 0, now: .zero)
+        let passed = Self.drain(router, link: 1)
+        try #require(passed.count == 1)
+        #expect(try IPv4Header.parse(passed[0], verifyChecksum: true).timeToLive == 63)
+        var delayed = Self.udp4(size: 100)
+        delayed.setInteger(UInt16(7), at: delayed.readerIndex + 22)
+        delayed.setInteger(UInt16(0), at: delayed.readerIndex + 26)
+        router.receive(delayed, from: 0, now: .zero)
+        #expect(Self.drain(router, link: 1).isEmpty)
+        let release = try #require(router.nextDeadline)
+        #expect(release == .zero + .milliseconds(20))
+        router.advanceTime(to: release)
+        let late = Self.drain(router, link: 1)
+        try #require(late.count == 1)
+        #expect(try IPv4Header.parse(late[0], verifyChecksum: true).timeToLive == 63)
+    }
+
     // MARK: TTL expiry (RFC 792, RFC 4443 §3.3)
 
     @Test func ttlOfOneGetsTimeExceededFromTheIncomingLinksAddress() throws {
