@@ -80,7 +80,7 @@ struct BenchForward: ParsableCommand {
     func run() throws {
         let result = ForwardBenchmark.run(size: size, ipVersion: ip, seconds: seconds, packets: packets, routes: routes)
         print("metric=tcpip_forward_ipv\(ip)_size\(size) value=\(benchFormatted(result.packetsPerSecond / 1e6)) unit=Mpps threads=1 "
-            + "gbit_per_s=\(benchFormatted(result.gigabitsPerSecond)) packets=\(result.packets) routes=\(routes) "
+            + "gbit_per_s=\(benchFormatted(result.gigabitsPerSecond)) packets=\(result.packets) copies=\(result.copies) routes=\(routes) "
             + "seconds=\(benchFormatted(result.seconds))")
     }
 }

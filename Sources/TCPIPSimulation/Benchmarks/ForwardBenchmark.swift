@@ -15,6 +15,8 @@ public enum ForwardBenchmark {
         public var packets: Int
         public var bytes: Int
         public var seconds: Double
+        /// Datagrams that left in other storage than they came in: a copy somewhere on the path.
+        public var copies: Int
         public var packetsPerSecond: Double { Double(packets) / seconds }
         public var gigabitsPerSecond: Double { Double(bytes) * 8 / seconds / 1e9 }
     }
@@ -43,13 +45,16 @@ public enum ForwardBenchmark {
         var now = start
         var forwarded = 0
         var bytes = 0
+        var copies = 0
         let limit = packets ?? .max
         let end = start + .nanoseconds(Int64(seconds * 1e9))
         outer: while forwarded < limit {
             for _ in 0..<1024 {
                 guard forwarded < limit, let next = queue.popFirst() else { break outer }
-                router.receive(next, from: 0, now: now)
+                let storage = next.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+                router.receive(consume next, from: 0, now: now)
                 guard var out = router.nextPacketToSend(on: 1) else { break outer }
+                if out.withUnsafeReadableBytes({ UInt(bitPattern: $0.baseAddress) }) != storage { copies &+= 1 }
                 bytes &+= out.readableBytes
                 forwarded &+= 1
                 restoreHopCount(&out, v4: v4)
@@ -58,7 +63,7 @@ public enum ForwardBenchmark {
             now = clock.now()
             if packets == nil && now >= end { break }
         }
-        return Result(packets: forwarded, bytes: bytes, seconds: WallClock.seconds(from: start, to: clock.now()))
+        return Result(packets: forwarded, bytes: bytes, seconds: WallClock.seconds(from: start, to: clock.now()), copies: copies)
     }
 
     static func datagram(size: Int, v4: Bool, port: UInt16) -> ByteBuffer {
