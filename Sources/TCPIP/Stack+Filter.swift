@@ -37,6 +37,9 @@ extension Stack {
         let compiled = try PacketFilter(ruleset, seed: seed, tracker: ConnectionTracker(capacity: configuration.filterConnectionLimit))
         var hooks: UInt8 = 0
         for hook in FilterHook.allCases where compiled.hasRules(at: hook) { hooks |= hook.bit }
+        // Connection tracking sees every datagram in and out, as Linux's does from its hooks at
+        // prerouting and output, so that `ct state` knows replies.
+        if compiled.tracksConnections { hooks |= FilterHook.prerouting.bit | FilterHook.output.bit }
         filter = compiled
         filterHooks = hooks
     }
@@ -92,7 +95,7 @@ extension Stack {
         if done != .input, filterHooks & FilterHook.input.bit != 0 {
             guard passInbound(&ip, &packet, hook: .input, verify: &verify, now: now) else { return }
         }
-        arrivalIsOurs(ip, verify: verify, now: now)
+        datagramArrives(ip, verify: verify, now: now)
     }
 
     /// One inbound hook. Returns whether the datagram goes on now; otherwise it was dropped,
@@ -284,7 +287,7 @@ extension Stack {
         // Delivered past the hooks: an answer the rules made is not filtered again.
         guard let ip = try? IPDatagram.parse(answer, verifyChecksum: false, keepingFragments: true) else { return }
         io.counters.ipPacketsReceived &+= 1
-        arrivalIsOurs(ip, verify: false, now: now)
+        datagramArrives(ip, verify: false, now: now)
     }
 
     // MARK: Forward (for a router)

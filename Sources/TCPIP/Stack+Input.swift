@@ -32,13 +32,13 @@ extension Stack {
             filteredDatagramArrives(consume ip, verify: verify, now: now)
             return
         }
-        arrivalIsOurs(consume ip, verify: verify, now: now)
+        ipDatagramArrives(consume ip, verify: verify, now: now)
     }
 
-    /// A parsed datagram from the link (or past the input hooks): ours or not, reassembled, then
-    /// the protocol table.
+    /// A parsed datagram from the link, with no rules on the input hooks: ours or not, reassembled,
+    /// then the protocol table.
     @inline(__always)
-    func arrivalIsOurs(_ ip: consuming IPDatagram, verify: Bool, now: Instant) {
+    private func ipDatagramArrives(_ ip: consuming IPDatagram, verify: Bool, now: Instant) {
         guard isLocal(ip.destination) else {
             io.counters.ipNotForUs &+= 1
             return
@@ -54,9 +54,10 @@ extension Stack {
         datagramArrives(ip, verify: verify, now: now)
     }
 
-    /// A whole datagram for one of our addresses, to its upper-layer protocol.
+    /// A whole datagram for one of our addresses, to its upper-layer protocol (also past the input
+    /// hooks, Stack+Filter.swift).
     @inline(__always)
-    private func datagramArrives(_ ip: consuming IPDatagram, verify: Bool, now: Instant) {
+    func datagramArrives(_ ip: consuming IPDatagram, verify: Bool, now: Instant) {
         // The protocol table (RFC 791 §3.1 "Protocol", RFC 8200 §4 "Next Header"). TCP, the hot
         // path, is the first case and goes on below in this function, so that its segment is parsed
         // from the datagram's own buffer; every other protocol returns from its case.

@@ -138,7 +138,7 @@ struct NetfilterDemo {
         emit("tcpip demo netfilter: rules at netfilter's hooks, on virtual time")
         emit("")
         emit("The server's rules (nftables' syntax):")
-        for line in wrapped(FilterListing.ruleset(try! FilterRuleset(parsing: serverRules))) { emit("  " + line) }
+        for line in wrapped(serverRules + "\n") { emit("  " + line) }
         emit("")
         emit("1. One SYN walks the hooks: the client's output and postrouting, then the")
         emit("   server's prerouting and input. Each `log` rule it meets says so:")
@@ -233,11 +233,12 @@ struct NetfilterDemo {
     /// A listing's lines, those longer than 76 columns continued on the next with nft's `\`.
     static func wrapped(_ listing: String) -> [String] {
         var result: [String] = []
-        for line in listing.split(separator: "\n", omittingEmptySubsequences: false) where !line.isEmpty {
+        let spaced = String(listing.flatMap { $0 == "\t" ? Array("    ") : [$0] })
+        for line in spaced.split(separator: "\n", omittingEmptySubsequences: false) where !line.isEmpty {
             let indent = String(line.prefix { $0 == " " || $0 == "\t" })
             var current = ""
             for word in line.dropFirst(indent.count).split(separator: " ") {
-                if !current.isEmpty, indent.count + current.count + word.count + 3 > 76 {
+                if !current.isEmpty, indent.count + current.count + word.count + 3 > 78 {
                     result.append(indent + current + " \\")
                     current = "    " + word
                 } else {
