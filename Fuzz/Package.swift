@@ -7,7 +7,7 @@ import PackageDescription
 // A path dependency is named after its folder, whatever the checkout is called.
 let parent = URL(fileURLWithPath: Context.packageDirectory).deletingLastPathComponent().lastPathComponent
 
-let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "udp", "icmp", "reassembly", "rules", "filter"]
+let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "udp", "icmp", "reassembly", "rules", "filter", "forward"]
 
 let package = Package(
     name: "swift-tcpip-fuzz",
