@@ -270,25 +270,34 @@ extension TCPConfiguration {
     /// overshoot a path's queue in slow start by more (without HyStart, cwnd doubles until the
     /// receive window or a loss stops it): 16 MiB into a 500 Mbit/s, 100 ms path with a one-BDP
     /// queue lost 13% of its segments and averaged less than 8 MiB did.
+    ///
+    /// Slow start counts every segment an ACK delivers (`slowStartLimitSegments` nil), as Linux's
+    /// tcp_slow_start does: a Linux receiver whose reader wakes once per burst acknowledges the
+    /// whole burst with one ACK when the reader has drained it (__tcp_ack_snd_check waits for the
+    /// window to reopen), and RFC 5681's one SMSS per ACK then grows cwnd by one segment per round
+    /// trip — a 100 MB download over 100 ms sat at 80 KB a flight for two seconds.
     public static var server: TCPConfiguration {
         var tcp = TCPConfiguration()
         tcp.receiveBufferSize = 128 * 1024
         tcp.receiveBufferMaximum = 8 * 1024 * 1024
         tcp.sendBufferSize = 256 * 1024
         tcp.sendBufferMaximum = 8 * 1024 * 1024
+        tcp.slowStartLimitSegments = nil
         return tcp
     }
 
     /// A packet tunnel's (a phone's VPN extension with ~50 MiB for everything): every connection
     /// starts small, 64 KiB each way, and only the flows that fill their window grow, to 4 MiB at
     /// most. Pair it with `StackConfiguration.packetTunnelMemoryBudget` as the hard ceiling for the
-    /// whole stack: under its pressure, growth stops and the largest buffers shrink first.
+    /// whole stack: under its pressure, growth stops and the largest buffers shrink first. Slow
+    /// start counts every segment delivered, as `server`'s does.
     public static var packetTunnel: TCPConfiguration {
         var tcp = TCPConfiguration()
         tcp.receiveBufferSize = 64 * 1024
         tcp.receiveBufferMaximum = 4 * 1024 * 1024
         tcp.sendBufferSize = 64 * 1024
         tcp.sendBufferMaximum = 4 * 1024 * 1024
+        tcp.slowStartLimitSegments = nil
         return tcp
     }
 }
