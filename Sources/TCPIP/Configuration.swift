@@ -83,8 +83,8 @@ public struct StackConfiguration: Sendable {
 }
 
 /// TCP's knobs. The defaults are Linux's where RFCs leave a range, and each says so. Buffers
-/// autotune by default, as `server` describes: 128 KiB to receive and 256 KiB to send, each
-/// growing to 8 MiB as the path and the reader need.
+/// autotune by default, as `server` describes: 128 KiB to receive and 256 KiB to send, growing
+/// as the path and the reader need to 8 MiB and 16 MiB.
 public struct TCPConfiguration: Sendable {
     /// Receive buffer per connection at the start (Linux's tcp_rmem[1] is 128 KiB); the advertised
     /// window is its free space (RFC 9293 §3.8.6). Setting it fixes the buffer at that size, as
@@ -116,9 +116,9 @@ public struct TCPConfiguration: Sendable {
     /// (RFC 7323 §2.3), not the starting size.
     public var receiveBufferMaximum: Int? = 8 * 1024 * 1024
     /// Send autotuning (Linux's tcp_sndbuf_expand): the send buffer starts at `sendBufferSize` and
-    /// grows to hold about two congestion windows, up to this (8 MiB by default). nil: fixed at
-    /// `sendBufferSize`.
-    public var sendBufferMaximum: Int? = 8 * 1024 * 1024
+    /// grows to hold about two congestion windows, up to this (16 MiB by default, as `server`).
+    /// nil: fixed at `sendBufferSize`.
+    public var sendBufferMaximum: Int? = 16 * 1024 * 1024
     /// How long a connection whose buffers grew must sit idle — nothing queued to send, nothing
     /// left to read, nothing heard — before it gives them back: both buffers return to their
     /// starting sizes and the rings that held their queues are freed (the wait is at least an RTO,
