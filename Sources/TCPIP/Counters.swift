@@ -178,6 +178,8 @@ public struct StackCounters: Hashable, Sendable {
     public var receiveBufferShrinks: UInt64 = 0
     public var sendBufferGrowths: UInt64 = 0
     public var sendBufferShrinks: UInt64 = 0
+    /// Connections that sat idle with grown buffers and gave them back (`TCPConfiguration.idleBufferReclaim`).
+    public var idleBufferReclaims: UInt64 = 0
     /// Released connections that reached TIME-WAIT with `StackConfiguration.maximumTimeWaitRecords`
     /// records held already, and were closed without waiting 2·MSL (Linux's TCPTimeWaitOverflow).
     public var timeWaitOverflows: UInt64 = 0
@@ -297,6 +299,7 @@ public struct StackCounters: Hashable, Sendable {
             ("time_wait_syns_rejected", timeWaitSYNsRejected), ("time_wait_reused_by_connect", timeWaitReusedByConnect),
             ("receive_buffer_growths", receiveBufferGrowths), ("receive_buffer_shrinks", receiveBufferShrinks),
             ("send_buffer_growths", sendBufferGrowths), ("send_buffer_shrinks", sendBufferShrinks),
+            ("idle_buffer_reclaims", idleBufferReclaims),
             ("icmp_errors_received", icmpErrorsReceived), ("icmp_errors_out_of_window", icmpErrorsOutOfWindow),
             ("icmp_errors_no_connection", icmpErrorsNoConnection), ("path_mtu_reductions", pathMTUReductions),
             ("icmp_hard_error_aborts", icmpHardErrorAborts), ("icmp_soft_errors", icmpSoftErrors),

@@ -15,16 +15,22 @@ public struct StackMemory: Hashable, Sendable {
     public var buffers: Int
     /// Size of one slot, TCB included.
     public var bytesPerSlot: Int
+    /// The rings the send and receive queues are kept in, by capacity: nothing for a connection
+    /// that never carried data, and nothing again once an idle one gave its buffers back
+    /// (`TCPConfiguration.idleBufferReclaim`).
+    public var queueRings: Int = 0
 
-    public var total: Int { connectionSlots + lookupTables + timers + buffers }
+    public var total: Int { connectionSlots + lookupTables + timers + buffers + queueRings }
 }
 
 extension Stack {
     /// The memory this stack's connections hold, as the stack accounts it. O(connections): for reports.
     public var memory: StackMemory {
         var buffers = 0
+        var rings = 0
         for handle in connections.handles {
             guard let connection = connections[handle] else { continue }
+            rings += connection.sendBuffer.queueStorageBytes + connection.receiveBuffer.queueStorageBytes
             // Recounted chunk by chunk, so comparing this with `memoryInUse` checks the running totals.
             buffers += connection.sendBuffer.recountedPinnedBytes + connection.receiveBuffer.pinnedBytes
                 + connection.reassembly.pinnedBytes
@@ -38,7 +44,8 @@ extension Stack {
             lookupTables: tables,
             timers: timers.storageBytes + timeWaitExpiries.capacity * MemoryLayout<TimeWaitExpiry>.stride,
             buffers: buffers,
-            bytesPerSlot: Slab<TCPConnection>.slotStride)
+            bytesPerSlot: Slab<TCPConnection>.slotStride,
+            queueRings: rings)
     }
 }
 

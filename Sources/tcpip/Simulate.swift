@@ -49,9 +49,9 @@ struct Simulate: ParsableCommand {
     var pcap: String?
     @Option(name: .customLong("time-limit"), help: "Give up after this many virtual seconds.")
     var timeLimit: Int = 3600
-    @Option(name: .customLong("buffer-bytes"), help: "Send and receive buffer of every connection (default: the stack's, 256 KiB).")
+    @Option(name: .customLong("buffer-bytes"), help: "Send and receive buffer of every connection (fixed; default: autotuned per --buffers).")
     var bufferBytes: Int?
-    @Option(help: "Buffer sizing when --buffer-bytes is not given: server (autotuned, grows to 8 MiB each way), tunnel (64 KiB growing to 4 MiB) or fixed (256 KiB).")
+    @Option(help: "Buffer sizing when --buffer-bytes is not given: server (autotuned, grows to 8 MiB to receive and 16 MiB to send), tunnel (64 KiB growing to 4 MiB) or fixed (256 KiB).")
     var buffers: BufferPreset = .server
     @Flag(help: "ECN (RFC 3168): the connections negotiate it, and the link marks ECN-capable datagrams CE where --loss would drop them.")
     var ecn = false

@@ -187,6 +187,7 @@ extension StackCounters {
                 (\.receiveBufferShrinks, "receive buffers shrunk: memory pressure"),
                 (\.sendBufferGrowths, "send buffers grown (autotuning)"),
                 (\.sendBufferShrinks, "send buffers shrunk: memory pressure"),
+                (\.idleBufferReclaims, "idle connections that gave their grown buffers back"),
                 (\.timeWaitOverflows, "connections closed without TIME-WAIT: record limit"),
                 (\.timeWaitRecycledByTimestamp, "TIME-WAIT sockets recycled by time stamp (RFC 6191)"),
                 (\.timeWaitRecycledBySequence, "TIME-WAIT sockets recycled by sequence number (RFC 1122 §4.2.2.13)"),

@@ -341,6 +341,7 @@ struct TCPConnection {
         var earliest = Instant.earliest(retransmissionDeadline, persistDeadline)
         earliest = Instant.earliest(earliest, delayedAckDeadline)
         earliest = Instant.earliest(earliest, keepaliveDeadline)
+        earliest = Instant.earliest(earliest, bufferReclaimDeadline)
         earliest = Instant.earliest(earliest, reorderingDeadline)
         earliest = Instant.earliest(earliest, lossProbe.deadline)
         earliest = Instant.earliest(earliest, establishmentDeadline)

@@ -5,11 +5,10 @@ import TCPIPWire
 /// and every other state (§3.10.7.4). LISTEN and CLOSED are the stack's (Listener.swift, Stack+Input.swift).
 extension TCPConnection {
     mutating func segmentArrives(_ segment: consuming IncomingSegment, now: Instant, io: inout StackIO) {
-        if keepalive != nil {
-            // RFC 1122 §4.2.3.6: probes only when nothing has been heard for the interval.
-            lastHeardFrom = now
-            keepaliveProbesSent = 0
-        }
+        // RFC 1122 §4.2.3.6: keep-alive probes only when nothing has been heard for the interval;
+        // an idle connection gives its grown buffers back the same way (`bufferReclaimDeadline`).
+        lastHeardFrom = now
+        if keepalive != nil { keepaliveProbesSent = 0 }
         switch state {
         case .synSent:
             synSentSegmentArrives(segment, now: now, io: &io)
