@@ -238,6 +238,9 @@ public struct TCPConfiguration: Sendable {
     /// RFC 4821 black-hole detection and probing (Linux's `tcp_mtu_probing=1`: on once a black hole
     /// is suspected); nil turns it off.
     public var mtuProbing: MTUProbing? = MTUProbing()
+    /// TCP Fast Open (RFC 7413): data in the SYN, for clients that hold a cookie from the server
+    /// (FastOpen.swift). Client on, server off by default, as Linux's tcp_fastopen = 1.
+    public var fastOpen = FastOpen()
 
     public init() {}
 

@@ -8,9 +8,12 @@ extension Stack {
         guard port != 0, backlog > 0 else { throw .invalidArgument }
         let key = ListenerKey(address: address, port: port)
         guard listenerTable[key] == nil else { throw .addressInUse }
-        let listener = Listener(
+        var listener = Listener(
             address: address, port: port, backlog: backlog,
             synQueueLimit: max(backlog, configuration.tcp.synQueueLimit))
+        if configuration.tcp.fastOpen.server && configuration.tcp.fastOpen.serverOnEveryListener {
+            listener.fastOpenQueueLimit = backlog
+        }
         let handle = listeners.insert(listener)
         listenerTable[key] = handle
         return ListenerID(handle: handle)

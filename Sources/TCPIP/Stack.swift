@@ -71,6 +71,8 @@ public final class Stack {
     var reassemblyTimeExceeded = CircularBuffer<ReassemblyTimeExceeded>()
     /// Identifications of the datagrams we fragment (RFC 7739).
     var fragmentIdentifiers: FragmentIdentifiers
+    /// TCP Fast Open: the server's cookie key and the client's cookie cache (Stack+FastOpen.swift).
+    var fastOpenState: FastOpenState
 
     struct ListenerKey: Hashable {
         var address: IPAddress?
@@ -97,6 +99,8 @@ public final class Stack {
             self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
             self.random = random
             self.fragmentIdentifiers = FragmentIdentifiers(generator: SeededGenerator(seed: seed ^ 0x4950_4652_4147_4944))
+            var fastOpenKeys = SeededGenerator(seed: seed ^ 0x5446_4F5F_4B45_5953)
+            self.fastOpenState = FastOpenState(configuration.tcp.fastOpen, generator: &fastOpenKeys)
         } else {
             // Secure by default: every stream keyed from the OS's cryptographic generator, 256 bits
             // each. The ISN key has a stream of its own, because `random`'s outputs are seen on the
@@ -111,6 +115,7 @@ public final class Stack {
             self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &system)
             self.random = SeededGenerator(entropyFrom: &system)
             self.fragmentIdentifiers = FragmentIdentifiers(generator: SeededGenerator(entropyFrom: &system))
+            self.fastOpenState = FastOpenState(configuration.tcp.fastOpen, generator: &system)
         }
         self.reassembly = FragmentReassembly(configuration: configuration.fragments)
         self.icmpErrorLimiter = ICMPRateLimiter(

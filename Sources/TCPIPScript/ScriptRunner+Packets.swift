@@ -29,6 +29,10 @@ extension ScriptRunner {
                 case .md5:
                     throw ScriptSkip(reason: "TCP MD5 signature option (RFC 2385): the stack does not implement it")
                 case .other(let text):
+                    if let cookie = try fastOpenOption(text) {
+                        options.fastOpen = cookie
+                        continue
+                    }
                     let feature = text.hasPrefix("FO") ? "TCP Fast Open's cookie option (RFC 7413), which the stack does not implement"
                         : "an option the runner cannot inject"
                     throw ScriptSkip(reason: "inbound option `\(text)`: \(feature)")
@@ -287,6 +291,8 @@ extension ScriptRunner {
             case (8, 10): list.append(.timestamp(value: word(2), echo: word(6)))
             case (5, _):
                 list.append(.sack((0..<(Int(length) - 2) / 8).map { (word(2 + 8 * $0), word(6 + 8 * $0)) }))
+            case (34, _), (254, _):
+                list.append(rawFastOpenOption(kind: kind, bytes: (2..<Int(length)).map { tcp.getInteger(at: at + $0, as: UInt8.self) ?? 0 }))
             default: list.append(.other("kind \(kind)"))
             }
             at += Int(length)
@@ -303,7 +309,7 @@ extension ScriptRunner {
             recordTimestamp(written: nil, actual: actual)
             return nil
         case .none: expected = []
-        case .list(let list): expected = list
+        case .list(let list): expected = list.map(normalisedOption)
         }
 
         // Map the stack's values into script space before comparing: SACK blocks count from the

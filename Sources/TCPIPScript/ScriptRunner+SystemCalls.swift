@@ -27,6 +27,12 @@ struct ScriptSocket {
     var reportedError = false
     /// The error of a connection the stack already freed (see `inject`).
     var lostError: TCPError?
+    /// TCP_FASTOPEN: the limit of pending Fast Open connections of the listener this socket becomes.
+    var fastOpenQueueLimit: Int?
+    /// TCP_FASTOPEN_CONNECT: connect() opens with the first write's data in the SYN.
+    var fastOpenConnect = false
+    /// An accepted socket: a Fast Open connection may be written to in SYN-RECEIVED.
+    var accepted = false
 }
 
 /// A blocking system call still waiting for the stack (packetdrill runs them on a second thread).
@@ -134,6 +140,7 @@ extension ScriptRunner {
             let backlog = try integer(arguments, 1)
             let listener = try stack.listen(on: header.bindPort, backlog: Int(max(1, backlog)))
             sockets[fd]!.listener = listener
+            if let limit = sockets[fd]!.fastOpenQueueLimit { try? stack.setFastOpen(listener, queueLimit: limit) }
             if let size = sockets[fd]!.maximumSegmentSize { try stack.setMaximumSegmentSize(listener, size) }
             return .value(0)
         case "accept", "accept4":
@@ -152,6 +159,7 @@ extension ScriptRunner {
             child.receiveBuffer = sockets[fd]!.receiveBuffer
             child.sendBuffer = sockets[fd]!.sendBuffer
             child.lingerZero = sockets[fd]!.lingerZero
+            child.accepted = true
             if child.noDelay { stack.setNoDelay(connection, true, now: now) }
             if let size = child.sendBuffer { stack.setSendBufferSize(connection, profile.reportedBufferSize(size, true, nil), now: now) }
             child.connection = connection
@@ -322,7 +330,8 @@ extension ScriptRunner {
         guard let connection = socket.connection else { return .error("ENOTCONN") }
         if socket.writeShut { return .error("EPIPE") }
         let count = try integer(call.arguments, 2, default: 0)
-        if let status = stack.status(connection), status.state == .synSent || status.state == .synReceived {
+        // A Fast Open server's connection is accepted in SYN-RECEIVED and may send (RFC 7413 §4.2.2).
+        if let status = stack.status(connection), status.state == .synSent || (status.state == .synReceived && !socket.accepted) {
             return socket.nonBlocking && state.end == nil ? .error("EAGAIN") : .wouldBlock
         }
         var bytes = ByteBufferAllocator().buffer(capacity: Int(count - state.written))

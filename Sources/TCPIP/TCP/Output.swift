@@ -171,6 +171,10 @@ extension TCPConnection {
         armRetransmissionTimer(now: now)
     }
 
+    /// A Fast Open server's SYN-ACK is all that is outstanding: for Nagle (RFC 9293 §3.7.4) no
+    /// data is, as Linux's child socket, whose SYN-ACK is not in its write queue.
+    private var synIsAllInFlight: Bool { state == .synReceived && sndNxt == iss + 1 }
+
     /// Sends what the windows and the send-side rules allow: RFC 9293 §3.8.6.2.1 (sender SWS
     /// avoidance), §3.7.4 (Nagle), RFC 5681 (cwnd), RFC 6675 §5 (C.1)–(C.5) (lost segments first, then
     /// new data, while cwnd − pipe allows) and, in fast recovery, RFC 6937 (PRR's sndcnt instead).
@@ -182,6 +186,10 @@ extension TCPConnection {
     mutating func output(now: Instant, io: inout StackIO, probe: Bool = false, overrideSWS: Bool = false) {
         switch state {
         case .established, .closeWait, .finWait1, .closing, .lastAck:
+            break
+        case .synReceived where fastOpened:
+            // RFC 7413 §4.2.2 step 6: a Fast Open server sends data before the handshake completes,
+            // within the initial window of RFC 5681.
             break
         case .closed, .listen, .synSent, .synReceived, .finWait2, .timeWait:
             return
@@ -257,7 +265,7 @@ extension TCPConnection {
             // on whose expiry the window's worth goes (4).
             let sendNow =
                 length == sendMSS || length >= payloadRoom
-                || (length == unsent && (!nagle || flightSize == 0))
+                || (length == unsent && (!nagle || flightSize == 0 || synIsAllInFlight))
                 || (maxSndWnd > 0 && length >= Int(maxSndWnd / 2))
                 || overrideSWS
                 // RFC 9293 §3.9.1.4: "Close also implies push function" — no more data can come to
