@@ -154,3 +154,34 @@ extension Stack {
         return stillPending.count
     }
 }
+
+// MARK: - Client
+
+extension Stack {
+    /// OPEN, active, with TCP Fast Open (RFC 7413 §4.2.2; Linux's `sendto(MSG_FASTOPEN)`): with a
+    /// cookie cached for `remote`'s address, the SYN carries it and the first octets of `data`;
+    /// without one, the SYN asks for a cookie and carries no data (§4.2.1). The data the SYN does
+    /// not carry is the application's to send once the connection is established — as with any
+    /// SEND, nothing of it is queued here.
+    ///
+    /// Data in a SYN may reach the server application twice (§6.1: a duplicated SYN): use Fast
+    /// Open only for requests that bear that.
+    ///
+    /// - Returns: the connection, and how many octets of `data` the SYN carries (0 without a cookie).
+    public func connectWithFastOpen(
+        to remote: Endpoint, data: ByteBuffer, from localAddress: IPAddress? = nil, maximumSegmentSize: Int? = nil,
+        now: Instant
+    ) throws(TCPError) -> (connection: ConnectionID, sentInSYN: Int) {
+        try open(to: remote, from: localAddress, maximumSegmentSize: maximumSegmentSize, fastOpen: data, now: now)
+    }
+
+    /// Whether a Fast Open to `remote` would carry data: a cookie for it is cached (or the
+    /// configuration sends data without one). Linux's TCP_FASTOPEN_CONNECT defers the SYN to the
+    /// first write exactly when this holds.
+    public func hasFastOpenCookie(for remote: IPAddress, from localAddress: IPAddress? = nil) -> Bool {
+        guard configuration.tcp.fastOpen.client else { return false }
+        if !configuration.tcp.fastOpen.clientRequiresCookie { return true }
+        guard let local = localAddress ?? self.localAddress(matching: remote) else { return false }
+        return io.fastOpenCookies[FastOpenCookieCache.Key(local: local, remote: remote)]?.cookie != nil
+    }
+}

@@ -52,6 +52,14 @@ extension Stack {
     public func connect(
         to remote: Endpoint, from localAddress: IPAddress? = nil, maximumSegmentSize: Int? = nil, now: Instant
     ) throws(TCPError) -> ConnectionID {
+        try open(to: remote, from: localAddress, maximumSegmentSize: maximumSegmentSize, fastOpen: nil, now: now).connection
+    }
+
+    /// OPEN, active, with RFC 7413's Fast Open when `fastOpen` is not nil (`connectWithFastOpen`):
+    /// returns the connection and how many octets of `fastOpen` the SYN carries.
+    func open(
+        to remote: Endpoint, from localAddress: IPAddress?, maximumSegmentSize: Int?, fastOpen: ByteBuffer?, now: Instant
+    ) throws(TCPError) -> (connection: ConnectionID, sentInSYN: Int) {
         guard remote.port != 0 else { throw .invalidArgument }
         // RFC 9293 §3.9.1.1 (MUST-46): an OPEN to a broadcast or multicast address is an error.
         guard remote.address.canBeAPeer else { throw .invalidArgument }
@@ -74,16 +82,22 @@ extension Stack {
         let handle = connections.insert(consume connection)
         connectionTable[tuple] = handle
         io.counters.activeOpens &+= 1
+        var sentInSYN = 0
         withConnection(handle) { connection in
             connection.handle = handle
             if let storage = recycledScoreboards.popLast() { connection.scoreboard.adoptStorage(storage) }
             connection.openedAt = now
             if let mtu = pathMTUCache.mtu(to: remote.address, now: now) { connection.path.mtu = Int32(clamping: mtu) }
             io.decision("RFC 9293 §3.10.1", "active OPEN: SYN-SENT, ISS \(iss)", connection: tuple, now: now)
-            connection.sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)
+            if let fastOpen {
+                // RFC 7413 §4.2.2 (Stack+FastOpen.swift).
+                sentInSYN = connection.sendFastOpenSYN(fastOpen, now: now, io: &io)
+            } else {
+                connection.sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)
+            }
         }
         connectionActivity(handle, now: now)
-        return ConnectionID(handle: handle)
+        return (ConnectionID(handle: handle), sentInSYN)
     }
 
     /// The 4-tuple of an active open from `local` to `remote`: the first free one in the order of

@@ -117,6 +117,7 @@ public final class Stack {
             self.fragmentIdentifiers = FragmentIdentifiers(generator: SeededGenerator(entropyFrom: &system))
             self.fastOpenState = FastOpenState(configuration.tcp.fastOpen, generator: &system)
         }
+        self.io.fastOpenCookies.limit = configuration.tcp.fastOpen.clientCacheLimit
         self.reassembly = FragmentReassembly(configuration: configuration.fragments)
         self.icmpErrorLimiter = ICMPRateLimiter(
             perSecond: configuration.icmp.errorsPerSecond, burst: configuration.icmp.errorBurst)

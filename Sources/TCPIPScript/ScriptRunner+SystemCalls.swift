@@ -33,6 +33,8 @@ struct ScriptSocket {
     var fastOpenConnect = false
     /// An accepted socket: a Fast Open connection may be written to in SYN-RECEIVED.
     var accepted = false
+    /// connect() with TCP_FASTOPEN_CONNECT and a cookie cached: the SYN waits for the first write.
+    var deferredConnect = false
 }
 
 /// A blocking system call still waiting for the stack (packetdrill runs them on a second thread).
@@ -43,6 +45,9 @@ struct PendingCall {
     var started: Instant
     /// Bytes a blocking write has queued so far.
     var written: Int64 = 0
+    /// The call opened the connection with Fast Open: until the handshake completes, its errors
+    /// are the connection's (ECONNREFUSED, ETIMEDOUT), whatever the SYN carried.
+    var openedWithFastOpen = false
 }
 
 /// What a system call did: returned a value, failed with an errno name, or would block.
@@ -256,6 +261,18 @@ extension ScriptRunner {
         remotePort = header.connectPort
         if let receive = socket.receiveBuffer { configuration.tcp.receiveBufferSize = receive }
         if let send = socket.sendBuffer { configuration.tcp.sendBufferSize = send }
+        if socket.fastOpenConnect {
+            // TCP_FASTOPEN_CONNECT: with a cookie, connect() returns at once and the SYN goes with
+            // the first write's data; without one, the SYN asks for a cookie (RFC 7413 §4.2.1).
+            if socket.deferredConnect { return .error("EALREADY") }
+            if stack.hasFastOpenCookie(for: remoteAddress) {
+                sockets[fd]!.deferredConnect = true
+                return .value(0)
+            }
+            try openWithFastOpen(fd, data: 0)
+            if socket.nonBlocking && state.end == nil { return .error("EINPROGRESS") }
+            return .wouldBlock
+        }
         let connection = try stack.connect(
             to: Endpoint(remoteAddress, header.connectPort), maximumSegmentSize: sockets[fd]!.maximumSegmentSize, now: now)
         if socket.noDelay { stack.setNoDelay(connection, true, now: now) }
@@ -313,7 +330,6 @@ extension ScriptRunner {
         guard call.name.hasPrefix("send"), let argument = call.arguments[safe: flagsIndex],
             let flags = ScriptSymbols.evaluate(argument) else { return }
         let unsupported: [(Int64, String)] = [
-            (0x2000_0000, "MSG_FASTOPEN: TCP Fast Open (RFC 7413), which the stack does not implement"),
             (0x8000, "MSG_MORE: Linux's corking of a write with the next"),
             (0x80, "MSG_EOR: Linux's record boundaries that keep TSO from coalescing writes"),
             (0x400_0000, "MSG_ZEROCOPY: Linux's zero-copy send"),
@@ -326,10 +342,21 @@ extension ScriptRunner {
         let call = state.call
         try checkSendable(call)
         let fd = try descriptor(call.arguments)
+        let count = try integer(call.arguments, 2, default: 0)
+        let flags = call.name == "sendto" || call.name == "send" ? ScriptSymbols.evaluate(call.arguments[safe: 3] ?? .integer(0)) ?? 0 : 0
+        if sockets[fd]!.connection == nil && (sockets[fd]!.deferredConnect || flags & 0x2000_0000 != 0) {
+            // sendto(MSG_FASTOPEN), or the first write after connect() with TCP_FASTOPEN_CONNECT:
+            // OPEN with the data in the SYN (RFC 7413 §4.2.2). Without a cookie the SYN carries
+            // none: a non-blocking call says EINPROGRESS, a blocking one sends after the handshake.
+            let taken = try openWithFastOpen(fd, data: Int(count))
+            state.written = Int64(taken)
+            state.openedWithFastOpen = true
+            if sockets[fd]!.nonBlocking && state.end == nil { return taken > 0 ? .value(Int64(taken)) : .error("EINPROGRESS") }
+            return .wouldBlock
+        }
         let socket = sockets[fd]!
         guard let connection = socket.connection else { return .error("ENOTCONN") }
         if socket.writeShut { return .error("EPIPE") }
-        let count = try integer(call.arguments, 2, default: 0)
         // A Fast Open server's connection is accepted in SYN-RECEIVED and may send (RFC 7413 §4.2.2).
         if let status = stack.status(connection), status.state == .synSent || (status.state == .synReceived && !socket.accepted) {
             return socket.nonBlocking && state.end == nil ? .error("EAGAIN") : .wouldBlock
@@ -341,7 +368,7 @@ extension ScriptRunner {
             collect()
             state.written += Int64(taken)
         } catch {
-            if state.written > 0 { return .value(state.written) }
+            if state.written > 0 && !state.openedWithFastOpen { return .value(state.written) }
             return try connectionError(fd, error)
         }
         if state.written == count { return .value(count) }
@@ -349,6 +376,24 @@ extension ScriptRunner {
             return state.written > 0 ? .value(state.written) : .error("EAGAIN")
         }
         return .wouldBlock
+    }
+
+    /// `Stack.connectWithFastOpen` for socket `fd` with `data` zeros; returns what the SYN carries.
+    @discardableResult
+    private func openWithFastOpen(_ fd: Int, data: Int) throws -> Int {
+        var bytes = ByteBufferAllocator().buffer(capacity: data)
+        bytes.writeRepeatingByte(0, count: data)
+        remotePort = header.connectPort
+        let (connection, taken) = try stack.connectWithFastOpen(
+            to: Endpoint(remoteAddress, header.connectPort), data: bytes, maximumSegmentSize: sockets[fd]!.maximumSegmentSize, now: now)
+        if sockets[fd]!.noDelay { stack.setNoDelay(connection, true, now: now) }
+        collect()
+        sockets[fd]!.connection = connection
+        sockets[fd]!.deferredConnect = false
+        sockets[fd]!.connecting = true
+        applyKeepalive(sockets[fd]!, connection)
+        remember(connection)
+        return taken
     }
 
     private func connectionError(_ fd: Int, _ error: TCPError) throws -> CallResult {

@@ -41,6 +41,10 @@ public final class ScriptRunner {
     let segmentSize: Int
     /// Our ISS (the stack's), learnt from its SYN or SYN-ACK.
     var iss: UInt32?
+    /// The peer's ISN in script space, from the SYN or SYN-ACK that opened the connection under
+    /// test: packetdrill numbers the peer's later sequence numbers from it (`< S. 123:123(0)`, then
+    /// `> . 1:1(0) ack 1`), while our SYN-ACK's ack field stays as written (`ack 1428933`).
+    var remoteBase: UInt32 = 0
     /// The first outbound TS val minus the script's: maps TS values between the two clocks.
     var timestampOffset: UInt32?
     var liveTimestamps: [UInt32: UInt32] = [:]

@@ -89,3 +89,43 @@ extension SipHash24 {
         }
     }
 }
+
+/// A client's cookies (RFC 7413 §4.1.3: "The client MUST cache cookies from servers"), one per
+/// pair of our address and the server's, with the MSS the server announced beside it (§4.1.3
+/// recommends caching it: it bounds the data of the next SYN). At most `limit` servers; the
+/// oldest entry goes first.
+struct FastOpenCookieCache {
+    struct Key: Hashable {
+        var local: IPAddress
+        var remote: IPAddress
+    }
+
+    struct Entry {
+        var cookie: TCPFastOpenCookie?
+        var maximumSegmentSize: Int?
+    }
+
+    private(set) var entries: [Key: Entry] = [:]
+    private var order: [Key] = []
+    var limit = 1024
+
+    subscript(key: Key) -> Entry? { entries[key] }
+
+    /// RFC 7413 §4.2.1 step 3: a SYN-ACK's cookie replaces the cached one; one without a cookie
+    /// leaves it (Linux's tcp_fastopen_cache_set); the MSS is always the latest.
+    mutating func update(_ key: Key, cookie: TCPFastOpenCookie?, maximumSegmentSize: Int?) {
+        if var entry = entries[key] {
+            if let cookie { entry.cookie = cookie }
+            if let maximumSegmentSize { entry.maximumSegmentSize = maximumSegmentSize }
+            entries[key] = entry
+            return
+        }
+        guard limit > 0 else { return }
+        if order.count >= limit, let oldest = order.first {
+            order.removeFirst()
+            entries[oldest] = nil
+        }
+        entries[key] = Entry(cookie: cookie, maximumSegmentSize: maximumSegmentSize)
+        order.append(key)
+    }
+}

@@ -140,8 +140,16 @@ extension TCPConnection {
     }
 
     /// The SYN (active open) or SYN-ACK (simultaneous open) with our options (RFC 9293 §3.10.1; RFC 7323; RFC 2018).
-    mutating func sendSYN(acknowledging: Bool, peerOffered: TCPOptions?, now: Instant, io: inout StackIO) {
+    ///
+    /// - Parameters:
+    ///   - fastOpen: RFC 7413's option for a client's first SYN: a cookie request or a cookie.
+    ///   - dataLength: octets of the send buffer the SYN carries (RFC 7413 §4.2.2).
+    mutating func sendSYN(
+        acknowledging: Bool, peerOffered: TCPOptions?, fastOpen: TCPFastOpenCookie? = nil, dataLength: Int = 0,
+        now: Instant, io: inout StackIO
+    ) {
         var options = TCPOptions(maximumSegmentSize: UInt16(clamping: receiveMSS))
+        options.fastOpen = fastOpen
         options.layout = configuration.pointee.synOptionLayout
         let offerAll = peerOffered == nil
         if configuration.pointee.windowScaling && (offerAll || peerOffered?.windowScale != nil) {
@@ -166,8 +174,13 @@ extension TCPConnection {
         } else {
             ecn.setupSent = false
         }
-        sendSegment(flags: flags, sequence: iss, options: options, now: now, io: &io)
-        if sndNxt == iss { sndNxt = iss + 1 }
+        if !acknowledging, state == .synSent, sndNxt.isAfter(iss + 1), fastOpen == nil {
+            // RFC 7413 §4.2.2: "when the SYN timer fires, the client SHOULD retransmit a SYN packet
+            // without data and Fast Open options"; the data goes after the handshake.
+            sndNxt = iss + 1
+        }
+        sendSegment(flags: flags, sequence: iss, payloadLength: dataLength, options: options, newData: dataLength > 0, now: now, io: &io)
+        if sndNxt == iss { sndNxt = iss + 1 + dataLength }
         armRetransmissionTimer(now: now)
     }
 

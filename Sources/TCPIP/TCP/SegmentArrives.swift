@@ -32,7 +32,8 @@ extension TCPConnection {
 
     private mutating func synSentSegmentArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) {
         // First, check the ACK bit: an ACK outside ISS < SEG.ACK =< SND.NXT is unacceptable.
-        let ackIsAcceptable = segment.ack.isBetween(after: iss, atOrBefore: sndNxt)
+        // (SND.MAX: a Fast Open SYN's data counts even after a retransmitted SYN left it out.)
+        let ackIsAcceptable = segment.ack.isBetween(after: iss, atOrBefore: sndMax)
         if segment.flags.contains(.ack) && !ackIsAcceptable {
             if !segment.flags.contains(.rst) {
                 // <SEQ=SEG.ACK><CTL=RST>
@@ -68,8 +69,10 @@ extension TCPConnection {
             tsRecent = timestamps.value
             tsRecentTime = now
         }
+        var resendsSYNData = false
         if segment.flags.contains(.ack) {
             acknowledgeSYN(ack: segment.ack, now: now, io: &io)
+            if fastOpenRequested { resendsSYNData = fastOpenSYNACKArrives(segment, now: now, io: &io) }
             if timestampsEnabled, let echo = segment.header.options.timestamps?.echoReply, echo != 0 {
                 rtt.addSample(.milliseconds(Int64(timestampClock(now) &- echo)))
             }
@@ -89,7 +92,9 @@ extension TCPConnection {
             if rest.payload.readableBytes > 0 || rest.fin {
                 processText(rest, now: now, io: &io)
             }
-            sendAck(now: now, io: &io)
+            // A Fast Open SYN's data the SYN-ACK did not acknowledge goes at once and carries the
+            // ACK (as Linux's tcp_rcv_fastopen_synack): no bare ACK before it.
+            if !resendsSYNData { sendAck(now: now, io: &io) }
             output(now: now, io: &io)
         } else {
             // Simultaneous open: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, enter SYN-RECEIVED.
