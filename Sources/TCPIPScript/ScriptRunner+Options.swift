@@ -113,6 +113,12 @@ extension ScriptRunner {
 
     /// The octets of a C string literal's text (`\xf7\x63…`, other characters as themselves).
     static func escapedBytes(_ text: String) -> [UInt8] {
+        // The lexer keeps an escaped character without its backslash: `\xf7\x63` reads `xf7x63`.
+        let groups = text.split(separator: "x", omittingEmptySubsequences: true)
+        if text.first == "x", groups.count * 3 == text.count, case let decoded = groups.compactMap({ UInt8($0, radix: 16) }),
+           decoded.count == groups.count {
+            return decoded
+        }
         var bytes: [UInt8] = []
         var characters = Substring(text)
         while let first = characters.first {
