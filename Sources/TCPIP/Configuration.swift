@@ -113,6 +113,10 @@ public struct TCPConfiguration: Sendable {
     public var recentAcknowledgment: Bool = true
     /// Nagle's algorithm (RFC 9293 §3.7.4); `false` is TCP_NODELAY.
     public var nagle: Bool = true
+    /// Minshall's modification of Nagle's algorithm (RFC 9293 Appendix A.3, draft-minshall-nagle):
+    /// a short segment waits only while another short segment is unacknowledged, not while any data
+    /// is — as Linux (tcp_minshall_check). Off: the algorithm of §3.7.4 itself.
+    public var nagleMinshall: Bool = false
     /// Delayed ACK timeout (RFC 9293 §3.8.6.3 allows up to 500 ms; Linux's minimum is 40 ms).
     public var delayedAckTimeout: TimeAmount = .milliseconds(40)
     /// Turn delayed ACKs off entirely: every segment is acknowledged at once.

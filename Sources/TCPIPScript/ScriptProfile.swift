@@ -93,6 +93,8 @@ public struct ScriptProfile: Sendable, Hashable {
     public var maximumRTO: TimeAmount = .seconds(60)
     /// TCP_KEEPINIT's default (FreeBSD net.inet.tcp.keepinit = 75 s); Linux has none.
     public var connectionTimeout: TimeAmount? = nil
+    /// Minshall's Nagle (`TCPConfiguration.nagleMinshall`): Linux's tcp_nagle_check.
+    public var nagleMinshall = false
     /// TCP Fast Open (`TCPConfiguration.fastOpen`); the RFC's defaults unless the platform's differ.
     public var fastOpen = FastOpen()
 
@@ -117,6 +119,7 @@ public struct ScriptProfile: Sendable, Hashable {
         var profile = self
         ScriptRunner.applyFastOpenFlags(0x70403, to: &profile.fastOpen)
         profile.fastOpen.key = FastOpenKey(linuxNotation: "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4")
+        profile.nagleMinshall = true
         return profile
     }
 
@@ -176,6 +179,7 @@ public struct ScriptProfile: Sendable, Hashable {
         tcp.acknowledgesSegmentsInTimeWait = acknowledgesSegmentsInTimeWait
         tcp.acceptsSYNWithFIN = acceptsSYNWithFIN
         tcp.fastOpen = fastOpen
+        tcp.nagleMinshall = nagleMinshall
         return tcp
     }
 }

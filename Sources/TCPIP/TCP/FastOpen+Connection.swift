@@ -52,10 +52,8 @@ extension TCPConnection {
             io.counters.fastOpenActiveFailures &+= 1
             io.decision("RFC 7413 §4.2.2", "SYN-ACK acknowledges \(acknowledged) of \(synData) octets of the SYN: the rest goes again",
                         connection: tuple, now: now)
-            // Not a retransmission: the peer never took it (its SYN-ACK says so), so SND.MAX goes
-            // back too, as for a lost zero-window probe.
+            // A retransmission of what the SYN carried (as Linux's tcp_rcv_fastopen_synack counts it).
             sndNxt = sndUna
-            sndMax = sndUna
             return true
         }
         return false

@@ -188,6 +188,12 @@ extension TCPConnection {
     /// data is, as Linux's child socket, whose SYN-ACK is not in its write queue.
     private var synIsAllInFlight: Bool { state == .synReceived && sndNxt == iss + 1 }
 
+    /// RFC 9293 Appendix A.3 (Minshall): the short segment may go when no other short segment is
+    /// unacknowledged (SND.UNA has passed the last one's end).
+    private var minshallAllowsShortSegment: Bool {
+        configuration.pointee.nagleMinshall && !(lastShortSegmentEnd.isAfter(sndUna) && lastShortSegmentEnd.isAtOrBefore(sndMax))
+    }
+
     /// Sends what the windows and the send-side rules allow: RFC 9293 §3.8.6.2.1 (sender SWS
     /// avoidance), §3.7.4 (Nagle), RFC 5681 (cwnd), RFC 6675 §5 (C.1)–(C.5) (lost segments first, then
     /// new data, while cwnd − pipe allows) and, in fast recovery, RFC 6937 (PRR's sndcnt instead).
@@ -278,7 +284,7 @@ extension TCPConnection {
             // on whose expiry the window's worth goes (4).
             let sendNow =
                 length == sendMSS || length >= payloadRoom
-                || (length == unsent && (!nagle || flightSize == 0 || synIsAllInFlight))
+                || (length == unsent && (!nagle || flightSize == 0 || synIsAllInFlight || minshallAllowsShortSegment))
                 || (maxSndWnd > 0 && length >= Int(maxSndWnd / 2))
                 || overrideSWS
                 // RFC 9293 §3.9.1.4: "Close also implies push function" — no more data can come to
@@ -304,6 +310,7 @@ extension TCPConnection {
                 rttTimedAt = now
             }
             sndNxt = sndNxt + (length + (carriesFIN ? 1 : 0))
+            if length < sendMSS && !isRetransmission { lastShortSegmentEnd = sndNxt }
             armRetransmissionTimer(now: now)
             sentNewData = true
             if probe || overrideSWS { break }
