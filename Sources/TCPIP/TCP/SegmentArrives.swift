@@ -89,12 +89,16 @@ extension TCPConnection {
             var rest = segment
             rest.seq = segment.seq + 1
             rest.syn = false
+            var acknowledged = false
             if rest.payload.readableBytes > 0 || rest.fin {
+                let sent = io.counters.segmentsSent
                 processText(rest, now: now, io: &io)
+                // Text acknowledged at once (a quick ACK) needs no second ACK.
+                acknowledged = io.counters.segmentsSent != sent && lastAckSent == rcvNxt
             }
             // A Fast Open SYN's data the SYN-ACK did not acknowledge goes at once and carries the
             // ACK (as Linux's tcp_rcv_fastopen_synack): no bare ACK before it.
-            if !resendsSYNData { sendAck(now: now, io: &io) }
+            if !resendsSYNData && !acknowledged { sendAck(now: now, io: &io) }
             output(now: now, io: &io)
         } else {
             // Simultaneous open: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, enter SYN-RECEIVED.
