@@ -313,10 +313,10 @@ extension ScriptRunner {
                 case .wouldBlock: break
                 }
             } catch {
-                return try connectionError(fd, error)
+                return try connectionError(fd, error, reading: true)
             }
         }
-        if let error = stack.status(connection)?.error { return try connectionError(fd, error) }
+        if let error = stack.status(connection)?.error { return try connectionError(fd, error, reading: true) }
         if stack.state(connection) == nil { return .error("ENOTCONN") }
         return nonBlocking && !blocking ? .error("EAGAIN") : .wouldBlock
     }
@@ -396,7 +396,10 @@ extension ScriptRunner {
         return taken
     }
 
-    private func connectionError(_ fd: Int, _ error: TCPError) throws -> CallResult {
+    /// - Parameter reading: a read after the error was reported returns 0, end of stream (Linux's
+    ///   tcp_reset shuts the socket down both ways: recvmsg finds RCV_SHUTDOWN).
+    private func connectionError(_ fd: Int, _ error: TCPError, reading: Bool = false) throws -> CallResult {
+        if sockets[fd]!.reportedError, reading, error == .connectionReset { return .value(0) }
         if sockets[fd]!.reportedError { return .error(error == .connectionClosing ? "EPIPE" : "ENOTCONN") }
         sockets[fd]!.reportedError = true
         return .error(errno(error))
