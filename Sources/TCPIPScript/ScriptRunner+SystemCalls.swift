@@ -352,6 +352,14 @@ extension ScriptRunner {
             state.written = Int64(taken)
             state.openedWithFastOpen = true
             if sockets[fd]!.nonBlocking && state.end == nil { return taken > 0 ? .value(Int64(taken)) : .error("EINPROGRESS") }
+            // Without a cookie, a blocking call's data waits in the send buffer (RFC 9293 §3.10.2
+            // queues a SEND in SYN-SENT), so it leaves with the handshake's ACK, as Linux's waiting
+            // writer's does. (With one, the rest follows the SYN's data once it is acknowledged.)
+            if taken == 0, let connection = sockets[fd]!.connection, count > 0 {
+                var rest = ByteBufferAllocator().buffer(capacity: Int(count - state.written))
+                rest.writeRepeatingByte(0, count: Int(count - state.written))
+                state.written += Int64((try? stack.send(connection, rest, now: now)) ?? 0)
+            }
             return .wouldBlock
         }
         let socket = sockets[fd]!

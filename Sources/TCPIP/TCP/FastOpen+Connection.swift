@@ -36,8 +36,8 @@ extension TCPConnection {
 
     /// The SYN-ACK of a Fast Open: its cookie and MSS are cached (§4.1.3, §4.2.1 step 3); the data
     /// it acknowledges leaves the send buffer; data it does not is sent again at once, as new data
-    /// after the handshake (§4.2.2, "Client: Receiving SYN-ACK").
-    /// - Returns: whether data of the SYN goes again.
+    /// after the handshake (§4.2.2, "Client: Receiving SYN-ACK"). Returns whether data of the SYN goes again.
+    @discardableResult
     mutating func fastOpenSYNACKArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) -> Bool {
         let offered = segment.header.options.fastOpen
         io.fastOpenCookies.update(

@@ -69,10 +69,9 @@ extension TCPConnection {
             tsRecent = timestamps.value
             tsRecentTime = now
         }
-        var resendsSYNData = false
         if segment.flags.contains(.ack) {
             acknowledgeSYN(ack: segment.ack, now: now, io: &io)
-            if fastOpenRequested { resendsSYNData = fastOpenSYNACKArrives(segment, now: now, io: &io) }
+            if fastOpenRequested { fastOpenSYNACKArrives(segment, now: now, io: &io) }
             if timestampsEnabled, let echo = segment.header.options.timestamps?.echoReply, echo != 0 {
                 rtt.addSample(.milliseconds(Int64(timestampClock(now) &- echo)))
             }
@@ -96,10 +95,12 @@ extension TCPConnection {
                 // Text acknowledged at once (a quick ACK) needs no second ACK.
                 acknowledged = io.counters.segmentsSent != sent && lastAckSent == rcvNxt
             }
-            // A Fast Open SYN's data the SYN-ACK did not acknowledge goes at once and carries the
-            // ACK (as Linux's tcp_rcv_fastopen_synack): no bare ACK before it.
-            if !resendsSYNData && !acknowledged { sendAck(now: now, io: &io) }
+            // Data queued in SYN-SENT (RFC 9293 §3.10.2 lets SEND queue it), or a Fast Open SYN's
+            // data the SYN-ACK did not acknowledge, goes at once and carries the ACK: no bare ACK
+            // before it (as Linux saves it when a write is pending, and tcp_rcv_fastopen_synack).
+            let sentBefore = io.counters.segmentsSent
             output(now: now, io: &io)
+            if !acknowledged && io.counters.segmentsSent == sentBefore { sendAck(now: now, io: &io) }
         } else {
             // Simultaneous open: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, enter SYN-RECEIVED.
             state = .synReceived
