@@ -344,7 +344,10 @@ extension ScriptRunner {
         let fd = try descriptor(call.arguments)
         let count = try integer(call.arguments, 2, default: 0)
         let flags = call.name == "sendto" || call.name == "send" ? ScriptSymbols.evaluate(call.arguments[safe: 3] ?? .integer(0)) ?? 0 : 0
-        if sockets[fd]!.connection == nil && (sockets[fd]!.deferredConnect || flags & 0x2000_0000 != 0) {
+        // FreeBSD: sendto() on an unconnected socket with TCP_FASTOPEN set is the Fast Open connect.
+        let freeBSDFastOpen = profile.name == .freebsd && call.name == "sendto" && sockets[fd]!.listener == nil
+            && (sockets[fd]!.fastOpenQueueLimit ?? 0) > 0
+        if sockets[fd]!.connection == nil && (sockets[fd]!.deferredConnect || flags & 0x2000_0000 != 0 || freeBSDFastOpen) {
             // sendto(MSG_FASTOPEN), or the first write after connect() with TCP_FASTOPEN_CONNECT:
             // OPEN with the data in the SYN (RFC 7413 §4.2.2). Without a cookie the SYN carries
             // none: a non-blocking call says EINPROGRESS, a blocking one sends after the handshake.

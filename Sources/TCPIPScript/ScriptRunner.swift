@@ -129,6 +129,10 @@ public final class ScriptRunner {
             switch name {
             case "net.ipv4.tcp_fastopen":
                 applyFastOpenFlags(value, to: &tcp.fastOpen)
+            case "net.inet.tcp.fastopen.client_enable":
+                tcp.fastOpen.client = value != 0
+            case "net.inet.tcp.fastopen.server_enable":
+                tcp.fastOpen.server = value != 0
             case "net.ipv4.tcp_ecn", "net.inet.tcp.ecn.enable":
                 switch value {
                 case 0: tcp.explicitCongestionNotification = .off

@@ -400,11 +400,19 @@ public struct TCPOptions: Hashable, Sendable {
             length += 8
         }
         if let fastOpen {
-            pad { $0 % 4 == 0 }
-            length += Self.write(fastOpen, to: header, at: index + length)
+            if fastOpen.form == .standard {
+                // tcp_addoptions' TOF_FASTOPEN: kind 34 where it falls, unaligned.
+                byte(Kind.fastOpen)
+                byte(UInt8(fastOpen.optionLength))
+                for position in 0..<Int(fastOpen.length) { byte(fastOpen.byte(at: position)) }
+            } else {
+                length += Self.write(fastOpen, to: header, at: index + length)
+            }
         }
         if length % 4 != 0 { byte(Kind.endOfList) }
-        while length % 4 != 0 { byte(0) }
+        // Zeros to a word, and to the length of our layout when FreeBSD's is shorter (an unaligned
+        // Fast Open option): the header's data offset counts `encodedLength`.
+        while length % 4 != 0 || length < encodedLength { byte(0) }
         return length
     }
 
