@@ -95,9 +95,10 @@ extension TCPConnection {
                 // Text acknowledged at once (a quick ACK) needs no second ACK.
                 acknowledged = io.counters.segmentsSent != sent && lastAckSent == rcvNxt
             }
-            // Data queued in SYN-SENT (RFC 9293 §3.10.2 lets SEND queue it), or a Fast Open SYN's
-            // data the SYN-ACK did not acknowledge, goes at once and carries the ACK: no bare ACK
-            // before it (as Linux saves it when a write is pending, and tcp_rcv_fastopen_synack).
+            // RFC 9293 §3.10.7.3: "Data or controls that were queued for transmission MAY be
+            // included" in the ACK. Data queued in SYN-SENT (§3.10.2), or a Fast Open SYN's data the
+            // SYN-ACK did not acknowledge, goes at once and carries it: no bare ACK before it (as
+            // Linux saves the ACK when a write is pending, and tcp_rcv_fastopen_synack).
             let sentBefore = io.counters.segmentsSent
             output(now: now, io: &io)
             if !acknowledged && io.counters.segmentsSent == sentBefore { sendAck(now: now, io: &io) }
