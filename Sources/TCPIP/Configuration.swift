@@ -154,6 +154,10 @@ public struct TCPConfiguration: Sendable {
     public var recentAcknowledgment: Bool = true
     /// Nagle's algorithm (RFC 9293 §3.7.4); `false` is TCP_NODELAY.
     public var nagle: Bool = true
+    /// Minshall's modification of Nagle's algorithm (RFC 9293 Appendix A.3, draft-minshall-nagle):
+    /// a short segment waits only while another short segment is unacknowledged, not while any data
+    /// is — as Linux (tcp_minshall_check). Off: the algorithm of §3.7.4 itself.
+    public var nagleMinshall: Bool = false
     /// Delayed ACK timeout (RFC 9293 §3.8.6.3 allows up to 500 ms; Linux's minimum is 40 ms).
     public var delayedAckTimeout: TimeAmount = .milliseconds(40)
     /// Turn delayed ACKs off entirely: every segment is acknowledged at once.
@@ -280,6 +284,9 @@ public struct TCPConfiguration: Sendable {
     /// RFC 4821 black-hole detection and probing (Linux's `tcp_mtu_probing=1`: on once a black hole
     /// is suspected); nil turns it off.
     public var mtuProbing: MTUProbing? = MTUProbing()
+    /// TCP Fast Open (RFC 7413): data in the SYN, for clients that hold a cookie from the server
+    /// (FastOpen.swift). Client on, server off by default, as Linux's tcp_fastopen = 1.
+    public var fastOpen = FastOpen()
 
     public init() {}
 

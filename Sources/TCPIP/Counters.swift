@@ -116,6 +116,17 @@ public struct StackCounters: Hashable, Sendable {
     public var resetsSent: UInt64 = 0
     public var activeOpens: UInt64 = 0
     public var passiveOpens: UInt64 = 0
+    /// TCP Fast Open (RFC 7413), as Linux's TCPFastOpen* counters: connections opened by a SYN
+    /// with a valid cookie (TCPFastOpenPassive), SYNs whose cookie was invalid (…PassiveFail),
+    /// cookie requests answered (…CookieReqd), SYNs falling back because too many Fast Open
+    /// connections were pending (§5.1; …ListenOverflow); as a client, SYNs sent with data
+    /// (…Active), and SYN-ACKs that did not acknowledge it (…ActiveFail).
+    public var fastOpenPassive: UInt64 = 0
+    public var fastOpenPassiveFailures: UInt64 = 0
+    public var fastOpenCookieRequests: UInt64 = 0
+    public var fastOpenListenOverflows: UInt64 = 0
+    public var fastOpenActive: UInt64 = 0
+    public var fastOpenActiveFailures: UInt64 = 0
     public var failedConnectionAttempts: UInt64 = 0
     public var establishedResets: UInt64 = 0
     public var synsReceived: UInt64 = 0
@@ -268,6 +279,10 @@ public struct StackCounters: Hashable, Sendable {
             ("segments_retransmitted", segmentsRetransmitted), ("bad_segments", badSegments),
             ("bad_checksums", badChecksums), ("resets_received", resetsReceived), ("resets_sent", resetsSent),
             ("active_opens", activeOpens), ("passive_opens", passiveOpens),
+            ("fast_open_passive", fastOpenPassive), ("fast_open_passive_failures", fastOpenPassiveFailures),
+            ("fast_open_cookie_requests", fastOpenCookieRequests),
+            ("fast_open_listen_overflows", fastOpenListenOverflows),
+            ("fast_open_active", fastOpenActive), ("fast_open_active_failures", fastOpenActiveFailures),
             ("failed_connection_attempts", failedConnectionAttempts), ("established_resets", establishedResets),
             ("syns_received", synsReceived), ("listen_overflows", listenOverflows),
             ("syn_queue_drops", synQueueDrops), ("retransmission_timeouts", retransmissionTimeouts),

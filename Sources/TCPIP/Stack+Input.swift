@@ -283,6 +283,12 @@ extension Stack {
             return
         }
         let iss = initialSequenceNumber(for: tuple, now: now, previousSndNxt: previousSndNxt)
+        // RFC 7413 §4.2: a Fast Open SYN opens the connection at once, or asks for a cookie (Stack+FastOpen.swift).
+        let fastOpen = fastOpenSYNArrives(listener: handle, tuple: tuple, segment, now: now)
+        if case .open = fastOpen {
+            openFastOpenConnection(listener: handle, tuple: tuple, segment, iss: iss, now: now)
+            return
+        }
         let receiveSpace = configuration.tcp.receiveBufferSize
         let entry = HalfOpenConnection(
             tuple: tuple, listener: handle, iss: iss, irs: segment.seq, peerOptions: segment.header.options,
@@ -295,7 +301,8 @@ extension Stack {
             // RFC 3168 §6.1.1: "If a host has received an ECN-setup SYN packet, then it MAY send an
             // ECN-setup SYN-ACK packet."
             explicitCongestion: configuration.tcp.explicitCongestionNotification != .off
-                && ECNState.isSetupSYN(segment.flags))
+                && ECNState.isSetupSYN(segment.flags),
+            fastOpenCookie: fastOpen.cookieForm)
         let entryHandle = halfOpen.insert(entry)
         halfOpenTable[tuple] = entryHandle
         listeners.withElement(handle) { $0.synQueueCount += 1 }
@@ -317,6 +324,10 @@ extension Stack {
         if tcp.timestamps, let peer = entry.peerOptions.timestamps {
             let clock = UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ entry.timestampOffset
             options.timestamps = TCPTimestamps(value: clock, echoReply: peer.value)
+        }
+        if let form = entry.fastOpenCookie {
+            // RFC 7413 §4.2.1: the cookie the client asked for (or a valid one for an invalid one).
+            options.fastOpen = fastOpenState.key.cookie(client: entry.tuple.remote.address, server: entry.tuple.local.address, form: form)
         }
         let header = TCPHeader(
             sourcePort: entry.tuple.local.port, destinationPort: entry.tuple.remote.port,

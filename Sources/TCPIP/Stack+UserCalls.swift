@@ -8,9 +8,12 @@ extension Stack {
         guard port != 0, backlog > 0 else { throw .invalidArgument }
         let key = ListenerKey(address: address, port: port)
         guard listenerTable[key] == nil else { throw .addressInUse }
-        let listener = Listener(
+        var listener = Listener(
             address: address, port: port, backlog: backlog,
             synQueueLimit: max(backlog, configuration.tcp.synQueueLimit))
+        if configuration.tcp.fastOpen.server && configuration.tcp.fastOpen.serverOnEveryListener {
+            listener.fastOpenQueueLimit = backlog
+        }
         let handle = listeners.insert(listener)
         listenerTable[key] = handle
         return ListenerID(handle: handle)
@@ -50,6 +53,14 @@ extension Stack {
         to remote: Endpoint, from localAddress: IPAddress? = nil, maximumSegmentSize: Int? = nil, now: Instant
     ) throws(TCPError) -> ConnectionID {
         noteFilterTime(now)
+        return try open(to: remote, from: localAddress, maximumSegmentSize: maximumSegmentSize, fastOpen: nil, now: now).connection
+    }
+
+    /// OPEN, active, with RFC 7413's Fast Open when `fastOpen` is not nil (`connectWithFastOpen`):
+    /// returns the connection and how many octets of `fastOpen` the SYN carries.
+    func open(
+        to remote: Endpoint, from localAddress: IPAddress?, maximumSegmentSize: Int?, fastOpen: ByteBuffer?, now: Instant
+    ) throws(TCPError) -> (connection: ConnectionID, sentInSYN: Int) {
         guard remote.port != 0 else { throw .invalidArgument }
         // RFC 9293 §3.9.1.1 (MUST-46): an OPEN to a broadcast or multicast address is an error.
         guard remote.address.canBeAPeer else { throw .invalidArgument }
@@ -72,16 +83,22 @@ extension Stack {
         let handle = connections.insert(consume connection)
         connectionTable[tuple] = handle
         io.counters.activeOpens &+= 1
+        var sentInSYN = 0
         withConnection(handle) { connection in
             connection.handle = handle
             if let storage = recycledScoreboards.popLast() { connection.scoreboard.adoptStorage(storage) }
             connection.openedAt = now
             if let mtu = pathMTUCache.mtu(to: remote.address, now: now) { connection.path.mtu = Int32(clamping: mtu) }
             io.decision("RFC 9293 §3.10.1", "active OPEN: SYN-SENT, ISS \(iss)", connection: tuple, now: now)
-            connection.sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)
+            if let fastOpen {
+                // RFC 7413 §4.2.2 (Stack+FastOpen.swift).
+                sentInSYN = connection.sendFastOpenSYN(fastOpen, now: now, io: &io)
+            } else {
+                connection.sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)
+            }
         }
         connectionActivity(handle, now: now)
-        return ConnectionID(handle: handle)
+        return (ConnectionID(handle: handle), sentInSYN)
     }
 
     /// The 4-tuple of an active open from `local` to `remote`: the first free one in the order of

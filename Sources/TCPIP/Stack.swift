@@ -100,6 +100,8 @@ public final class Stack {
     var filterForwardReady = CircularBuffer<ReadyDatagram>()
     static var outputHookBits: UInt8 { FilterHook.output.bit | FilterHook.postrouting.bit }
     static var inputHookBits: UInt8 { FilterHook.prerouting.bit | FilterHook.input.bit }
+    /// TCP Fast Open: the server's cookie key (Stack+FastOpen.swift).
+    var fastOpenState: FastOpenState
 
     struct ListenerKey: Hashable {
         var address: IPAddress?
@@ -127,6 +129,8 @@ public final class Stack {
             self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
             self.random = random
             self.fragmentIdentifiers = FragmentIdentifiers(generator: SeededGenerator(seed: seed ^ 0x4950_4652_4147_4944))
+            var fastOpenKeys = SeededGenerator(seed: seed ^ 0x5446_4F5F_4B45_5953)
+            self.fastOpenState = FastOpenState(configuration.tcp.fastOpen, generator: &fastOpenKeys)
         } else {
             // Secure by default: every stream keyed from the OS's cryptographic generator, 256 bits
             // each. The ISN key has a stream of its own, because `random`'s outputs are seen on the
@@ -141,7 +145,9 @@ public final class Stack {
             self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &system)
             self.random = SeededGenerator(entropyFrom: &system)
             self.fragmentIdentifiers = FragmentIdentifiers(generator: SeededGenerator(entropyFrom: &system))
+            self.fastOpenState = FastOpenState(configuration.tcp.fastOpen, generator: &system)
         }
+        self.io.fastOpenCookies.limit = configuration.tcp.fastOpen.clientCacheLimit
         self.reassembly = FragmentReassembly(configuration: configuration.fragments)
         self.icmpErrorLimiter = ICMPRateLimiter(
             perSecond: configuration.icmp.errorsPerSecond, burst: configuration.icmp.errorBurst)

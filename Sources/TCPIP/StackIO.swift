@@ -26,6 +26,8 @@ struct StackIO {
     /// Under memory pressure (`Stack.memoryPressure`), the most one connection's send or receive
     /// buffer may hold: buffers stop growing, and those above it shrink to it. nil: no pressure.
     var bufferCeiling: Int?
+    /// TCP Fast Open: the cookies servers gave us (RFC 7413 §4.1.3), updated by SYN-SENT connections.
+    var fastOpenCookies = FastOpenCookieCache()
 
     init(checksumOffload: Bool) {
         self.checksumOffload = checksumOffload
