@@ -25,8 +25,11 @@ struct Send: ParsableCommand {
     var file: String?
 
     func validate() throws {
-        guard bytes != nil || file != nil else { throw ValidationError("give --bytes or --file") }
-        guard parseEndpoint(to) != nil else { throw ValidationError("not HOST:PORT: \(to)") }
+        guard bytes != nil || file != nil else { throw ValidationError("give --bytes or --file: what to send") }
+        if let bytes { try OptionChecks.nonNegative(bytes, option: "bytes", what: "the bytes to send") }
+        guard parseEndpoint(to) != nil else {
+            throw ValidationError("--to \(to): where to send, as 198.18.0.1:5001 or [2001:db8::1]:5001")
+        }
     }
 
     func run() throws {
