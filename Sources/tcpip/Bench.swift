@@ -37,9 +37,10 @@ struct BenchBulk: ParsableCommand {
     var bytes: Int?
 
     func validate() throws {
-        guard ip == 4 || ip == 6 else { throw ValidationError("--ip must be 4 or 6") }
-        guard mtu >= (ip == 6 ? 1280 : 576), mtu <= 65535 else { throw ValidationError("--mtu out of range") }
-        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        try OptionChecks.ipVersion(ip)
+        try OptionChecks.mtu(mtu, ip: ip)
+        try OptionChecks.seconds(seconds, 0.001...86_400, option: "seconds", because: "how long the sender writes, up to a day")
+        if let bytes { try OptionChecks.positive(bytes, option: "bytes", what: "the bytes to write") }
     }
 
     func run() throws {
@@ -108,9 +109,10 @@ struct BenchConnectionRate: ParsableCommand {
     var clientAddresses: Int = 256
 
     func validate() throws {
-        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
-        guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64") }
-        guard (1...256).contains(clientAddresses) else { throw ValidationError("--client-addresses must be 1...256") }
+        try OptionChecks.seconds(seconds, 0.001...86_400, option: "seconds", because: "how long to run, up to a day")
+        try OptionChecks.within(threads, 1...64, option: "threads", because: "pairs of stacks, one per thread")
+        try OptionChecks.within(
+            clientAddresses, 1...256, option: "client-addresses", because: "the addresses the client connects from, in turn")
     }
 
     func run() throws {
@@ -168,7 +170,8 @@ struct BenchMemory: ParsableCommand {
     var connections: Int = 100_000
 
     func validate() throws {
-        guard connections >= 1 else { throw ValidationError("--connections must be >= 1") }
+        try OptionChecks.within(
+            connections, 1...(16_384 * 65_536), option: "connections", because: "16,384 per client address, up to 65,536 addresses")
     }
 
     func run() throws {

@@ -27,9 +27,14 @@ struct Send: ParsableCommand {
     var seconds: Double?
 
     func validate() throws {
-        guard bytes != nil || file != nil || seconds != nil else { throw ValidationError("give --bytes, --file or --seconds") }
-        if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be positive") }
-        guard parseEndpoint(to) != nil else { throw ValidationError("not HOST:PORT: \(to)") }
+        guard bytes != nil || file != nil || seconds != nil else {
+            throw ValidationError("give --bytes, --file or --seconds: what to send")
+        }
+        if let bytes { try OptionChecks.nonNegative(bytes, option: "bytes", what: "the bytes to send") }
+        if let seconds, !(seconds > 0) { throw ValidationError("--seconds \(seconds): must be positive (how long to write)") }
+        guard parseEndpoint(to) != nil else {
+            throw ValidationError("--to \(to): where to send, as 198.18.0.1:5001 or [2001:db8::1]:5001")
+        }
     }
 
     func run() throws {
