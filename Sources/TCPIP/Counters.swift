@@ -42,6 +42,8 @@ public struct StackCounters: Hashable, Sendable {
     public var icmpInEchoReplies: UInt64 = 0
     public var icmpOutMessages: UInt64 = 0
     public var icmpOutDestinationUnreachables: UInt64 = 0
+    /// Time exceeded sent: fragment reassembly timed out after the first fragment (RFC 1122 §3.3.2).
+    public var icmpOutTimeExceeded: UInt64 = 0
     public var icmpOutEchoReplies: UInt64 = 0
     /// Errors not sent because the token bucket was empty (RFC 4443 §2.4(f); Linux's IcmpOutRateLimitGlobal).
     public var icmpOutRateLimited: UInt64 = 0
@@ -60,6 +62,8 @@ public struct StackCounters: Hashable, Sendable {
     public var icmp6OutMessages: UInt64 = 0
     public var icmp6OutDestinationUnreachables: UInt64 = 0
     public var icmp6OutParameterProblems: UInt64 = 0
+    /// Time exceeded sent: fragment reassembly timed out after the first fragment (RFC 8200 §4.5).
+    public var icmp6OutTimeExceeded: UInt64 = 0
     public var icmp6OutEchoReplies: UInt64 = 0
 
     // UDP (RFC 768), as Linux's Udp section.
@@ -71,6 +75,9 @@ public struct StackCounters: Hashable, Sendable {
     public var udpInChecksumErrors: UInt64 = 0
     /// Datagrams dropped because the endpoint's receive queue was full (`UDPConfiguration.receiveBufferSize`).
     public var udpReceiveBufferErrors: UInt64 = 0
+    /// Datagrams dropped because the stack was at its memory budget (`StackConfiguration.memoryBudget`;
+    /// Linux's UdpMemErrors, for `udp_mem`).
+    public var udpMemoryErrors: UInt64 = 0
     public var udpOutDatagrams: UInt64 = 0
 
     // TCP, RFC 9293 and friends
@@ -201,6 +208,7 @@ public struct StackCounters: Hashable, Sendable {
             ("icmp_in_echos", icmpInEchos), ("icmp_in_echo_replies", icmpInEchoReplies),
             ("icmp_out_messages", icmpOutMessages),
             ("icmp_out_destination_unreachables", icmpOutDestinationUnreachables),
+            ("icmp_out_time_exceeded", icmpOutTimeExceeded),
             ("icmp_out_echo_replies", icmpOutEchoReplies), ("icmp_out_rate_limited", icmpOutRateLimited),
             ("icmp_out_suppressed", icmpOutSuppressed),
             ("icmp6_in_messages", icmp6InMessages), ("icmp6_in_errors", icmp6InErrors),
@@ -212,9 +220,11 @@ public struct StackCounters: Hashable, Sendable {
             ("icmp6_out_messages", icmp6OutMessages),
             ("icmp6_out_destination_unreachables", icmp6OutDestinationUnreachables),
             ("icmp6_out_parameter_problems", icmp6OutParameterProblems),
+            ("icmp6_out_time_exceeded", icmp6OutTimeExceeded),
             ("icmp6_out_echo_replies", icmp6OutEchoReplies),
             ("udp_in_datagrams", udpInDatagrams), ("udp_no_ports", udpNoPorts), ("udp_in_errors", udpInErrors),
             ("udp_in_checksum_errors", udpInChecksumErrors), ("udp_receive_buffer_errors", udpReceiveBufferErrors),
+            ("udp_memory_errors", udpMemoryErrors),
             ("udp_out_datagrams", udpOutDatagrams),
             ("segments_received", segmentsReceived), ("segments_sent", segmentsSent),
             ("segments_retransmitted", segmentsRetransmitted), ("bad_segments", badSegments),

@@ -64,11 +64,9 @@ public final class Stack {
     @exclusivity(unchecked) var udpEvents = CircularBuffer<SlabHandle>(initialCapacity: 4)
     /// The token bucket of the ICMP errors we send (Stack+ICMP.swift).
     @exclusivity(unchecked) var icmpErrorLimiter: ICMPRateLimiter
-    /// Datagrams being reassembled from fragments, and the time-exceeded notices their timeouts
-    /// leave for the ICMP layer (Stack+Fragments.swift). Unchecked like the rest: `nextDeadline`
-    /// reads it on every turn of the caller's loop.
+    /// Datagrams being reassembled from fragments (Stack+Fragments.swift). Unchecked like the rest:
+    /// `nextDeadline` reads it on every turn of the caller's loop.
     @exclusivity(unchecked) var reassembly: FragmentReassembly
-    var reassemblyTimeExceeded = CircularBuffer<ReassemblyTimeExceeded>()
     /// Identifications of the datagrams we fragment (RFC 7739).
     var fragmentIdentifiers: FragmentIdentifiers
 
