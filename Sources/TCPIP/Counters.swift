@@ -170,6 +170,9 @@ public struct StackCounters: Hashable, Sendable {
     public var icmpErrorsOutOfWindow: UInt64 = 0
     public var icmpErrorsNoConnection: UInt64 = 0
     public var pathMTUReductions: UInt64 = 0
+    /// Connections whose MSS went back up when the path MTU estimate that had lowered it aged out
+    /// (RFC 1191 §6.3, RFC 8201 §5.3).
+    public var pathMTUIncreases: UInt64 = 0
     public var icmpHardErrorAborts: UInt64 = 0
     public var icmpSoftErrors: UInt64 = 0
     /// RFC 4821 (Linux's TCPMTUP*): black holes suspected, probes sent, acknowledged, lost.
@@ -263,6 +266,7 @@ public struct StackCounters: Hashable, Sendable {
             ("send_buffer_growths", sendBufferGrowths), ("send_buffer_shrinks", sendBufferShrinks),
             ("icmp_errors_received", icmpErrorsReceived), ("icmp_errors_out_of_window", icmpErrorsOutOfWindow),
             ("icmp_errors_no_connection", icmpErrorsNoConnection), ("path_mtu_reductions", pathMTUReductions),
+            ("path_mtu_increases", pathMTUIncreases),
             ("icmp_hard_error_aborts", icmpHardErrorAborts), ("icmp_soft_errors", icmpSoftErrors),
             ("mtu_black_holes_detected", mtuBlackHolesDetected), ("mtu_probes_sent", mtuProbesSent),
             ("mtu_probes_succeeded", mtuProbesSucceeded), ("mtu_probes_failed", mtuProbesFailed),

@@ -148,7 +148,8 @@ public final class Stack {
 
     /// When the stack next needs `advanceTime(to:)` even if no packet arrives.
     public var nextDeadline: Instant? {
-        let deadline = Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline)
+        let deadline = Instant.earliest(Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline),
+                                        pathMTUCache.nextExpiry)
         return reassembly.count == 0 ? deadline : Instant.earliest(deadline, reassembly.nextDeadline)
     }
 
@@ -156,6 +157,7 @@ public final class Stack {
     public func advanceTime(to now: Instant) {
         expireTimeWait(now: now)
         expireFragments(now: now)
+        if let expiry = pathMTUCache.nextExpiry, expiry <= now { expirePathMTUs(now: now) }
         while let entry = timers.popDue(now: now) {
             switch entry.owner {
             case .connection(let handle):

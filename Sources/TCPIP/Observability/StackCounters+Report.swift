@@ -175,6 +175,7 @@ extension StackCounters {
                 (\.icmpErrorsOutOfWindow, "ICMP errors ignored: quoted sequence outside the window (RFC 5927)"),
                 (\.icmpErrorsNoConnection, "ICMP errors ignored: no such connection"),
                 (\.pathMTUReductions, "path MTU reductions (RFC 1191, RFC 8201)"),
+                (\.pathMTUIncreases, "path MTU estimates aged out: MSS raised again (RFC 1191 §6.3)"),
                 (\.icmpHardErrorAborts, "connections aborted by a hard ICMP error (RFC 5461)"),
                 (\.icmpSoftErrors, "soft ICMP errors noted (RFC 1122 §4.2.3.9)"),
                 (\.mtuBlackHolesDetected, "PMTU black holes suspected (RFC 4821)"),
