@@ -16,7 +16,7 @@ extension Stack {
     public func receive(_ datagram: consuming ByteBuffer, now: Instant, checksumVerified: Bool = false) {
         io.counters.ipPacketsReceived &+= 1
         let verify = !configuration.checksumOffload && !checksumVerified
-        var ip: IPDatagram
+        let ip: IPDatagram
         do {
             ip = try IPDatagram.parse(datagram, verifyChecksum: verify, keepingFragments: true)
         } catch {
@@ -32,11 +32,19 @@ extension Stack {
             return
         }
         // Fragments (RFC 791 §3.2, RFC 8200 §4.5): reassembled first; the whole datagram, once it
-        // is, goes on from here as if it had arrived in one piece (Stack+Fragments.swift).
+        // is, goes on as if it had arrived in one piece (Stack+Fragments.swift). Two calls rather than
+        // one `var` reassigned: the `var` cost three copies of the datagram's value per packet
+        // (memcpy from here, 1.3% of `bench connrate` under callgrind).
         if ip.fragment != nil {
-            guard let whole = reassemble(consume ip, now: now) else { return }
-            ip = whole
+            if let whole = reassemble(consume ip, now: now) { datagramArrives(whole, verify: verify, now: now) }
+            return
         }
+        datagramArrives(ip, verify: verify, now: now)
+    }
+
+    /// A whole datagram for one of our addresses, to its upper-layer protocol.
+    @inline(__always)
+    private func datagramArrives(_ ip: consuming IPDatagram, verify: Bool, now: Instant) {
         // The protocol table (RFC 791 §3.1 "Protocol", RFC 8200 §4 "Next Header"). TCP, the hot
         // path, is the first case and goes on below in this function, so that its segment is parsed
         // from the datagram's own buffer; every other protocol returns from its case.

@@ -42,11 +42,11 @@ public final class Stack {
     /// one malloc and free per connection. At most `recycledScoreboardLimit`, each small.
     @exclusivity(unchecked) var recycledScoreboards: [[Scoreboard.Segment]] = []
     static var recycledScoreboardLimit: Int { 64 }
-    var random: SeededGenerator
+    @exclusivity(unchecked) var random: SeededGenerator
     let initialSequenceNumbers: InitialSequenceNumberGenerator
     @exclusivity(unchecked) var synCookies: SYNCookies
     /// RFC 6056 Algorithm 4 (EphemeralPorts.swift).
-    var ephemeralPorts: EphemeralPorts
+    @exclusivity(unchecked) var ephemeralPorts: EphemeralPorts
     /// `configuration.tcp`, shared by every connection's TCB.
     let sharedTCPConfiguration: SharedTCPConfiguration
     /// `configuration.addresses`, for the question every datagram asks.
@@ -54,7 +54,7 @@ public final class Stack {
     /// Running totals of the storage connections' queues pin (Stack+Memory.swift keeps them).
     @exclusivity(unchecked) var pinned = PinnedTotals()
     /// Path MTUs learnt from ICMP, per destination (RFC 1191 §5, RFC 8201 §5.2; Stack+ICMPErrors.swift).
-    var pathMTUCache: PathMTUCache
+    @exclusivity(unchecked) var pathMTUCache: PathMTUCache
     /// UDP endpoints (Stack+UDP.swift), found through `udpTable`; `udpPortOwners` lists the addresses
     /// bound on each port (nil: every address), for the overlap check of a bind.
     @exclusivity(unchecked) var udpEndpoints = Slab<UDPEndpoint>()
@@ -68,7 +68,7 @@ public final class Stack {
     /// `nextDeadline` reads it on every turn of the caller's loop.
     @exclusivity(unchecked) var reassembly: FragmentReassembly
     /// Identifications of the datagrams we fragment (RFC 7739).
-    var fragmentIdentifiers: FragmentIdentifiers
+    @exclusivity(unchecked) var fragmentIdentifiers: FragmentIdentifiers
 
     struct ListenerKey: Hashable {
         var address: IPAddress?
