@@ -7,6 +7,8 @@ public struct PathMTUConfiguration: Sendable {
     /// How long a lowered estimate is kept before the stack tries the link MTU again. RFC 1191 §6.3:
     /// "The recommended setting for this timer is twice its minimum value (10 minutes)"; RFC 8201
     /// §4 likewise ("at least 5 minutes", 10 recommended). Linux's `mtu_expires` is the same 600 s.
+    /// When an estimate ages out, the connections it lowered get their MSS back. RFC 1191 §6.3 asks
+    /// for a way to set it to "infinity": `.nanoseconds(.max)` never forgets.
     public var ageing: TimeAmount = .seconds(600)
     /// Most destinations remembered at once; beyond it the entry closest to expiry is forgotten
     /// first, so a flood of valid errors for many destinations costs bounded memory.
@@ -89,6 +91,8 @@ struct PathMTUCache {
         }
         let expires = now + configuration.ageing
         entries[destination] = Entry(mtu: mtu, expires: expires)
+        // An estimate that never ages (the "infinity" of RFC 1191 §6.3) is no deadline to wake for.
+        guard expires != .distantFuture else { return true }
         expiries.append((destination, expires))
         if expiries.count > 2 * max(entries.count, configuration.cacheLimit, 16) {
             // Lowered again and again: the stale records go, the live ones stay in order.

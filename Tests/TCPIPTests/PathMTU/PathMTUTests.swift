@@ -179,6 +179,24 @@ import Testing
         #expect(t.counters.segmentsRetransmitted == retransmitted)
     }
 
+    /// RFC 1191 §6.3: "a means for changing the timeout duration, including setting it to
+    /// 'infinity'": an estimate that never ages keeps the MSS down and sets no deadline.
+    @Test func ageingSetToInfinityNeverRaises() throws {
+        var t = try TCPTester(.established) { $0.tcp.pathMTU.ageing = .nanoseconds(.max) }
+        try t.app.send(1460)
+        try t.expect("+0 > P. 1:1461(1460) ack 1")
+        t.icmp(.fragmentationNeeded(nextHopMTU: 1280), quoting: 1)
+        try t.expect("+0 > . 1:1241(1240) ack 1")
+        try t.expect("+0 > P. 1241:1461(220) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 1461 win 65535")
+        t.advance(by: .seconds(24 * 3600))
+        #expect(t.status?.maximumSegmentSize == 1240 && t.counters.pathMTUIncreases == 0)
+        #expect(t.stack.pathMTU(to: t.remoteAddress, now: t.now) == 1280)
+        try t.app.send(2480)
+        try t.expect("+0 > . 1461:2701(1240) ack 1")
+        try t.expect("+0 > P. 2701:3941(1240) ack 1")
+    }
+
     /// The cache is bounded: the entry closest to expiry goes first.
     @Test func cacheIsBounded() throws {
         var configuration = StackConfiguration(addresses: [.v4(IPv4Address(198, 18, 0, 1))], seed: 1)
