@@ -7,12 +7,20 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "swift-tcpip",
-    // Everything but the Linux TUN device (`TCPIPLinks`) builds for Apple platforms too.
+    // Everything but the real links (`TCPIPLinks`: the Linux TUN device) builds for Apple platforms too.
+    //
+    // The dependency tree (arrows point to what a module imports):
+    //
+    //   tcpip (CLI) ─┬─ TCPIPScript ─────────────┐
+    //                ├─ TCPIPFuzzing (no product) ┤
+    //                ├─ TCPIPSimulation ──────────┤
+    //   TCPIPStack ──┴─ TCPIPNIO ─ (Linux) TCPIPLinks ─┴─ TCPIP ─ TCPIPWire
     platforms: [.macOS(.v14), .iOS(.v17)],
     products: [
         .library(name: "TCPIPWire", targets: ["TCPIPWire"]),
         .library(name: "TCPIP", targets: ["TCPIP"]),
         .library(name: "TCPIPLinks", targets: ["TCPIPLinks"]),
+        .library(name: "TCPIPSimulation", targets: ["TCPIPSimulation"]),
         .library(name: "TCPIPNIO", targets: ["TCPIPNIO"]),
         // One import for an app: the stack, the runtime, the bootstraps, NIO, and on Linux the TUN device.
         .library(name: "TCPIPStack", targets: ["TCPIPStack"]),
@@ -43,9 +51,25 @@ let package = Package(
             dependencies: ["TCPIPWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
-        // The only layer that touches the outside world: links, captures, fault injection.
+        // Real links, the only library layer (with the runtime) that touches the outside world: the Linux TUN
+        // device (virtio header, segment coalescing), the system-call funnel, pcap captures to files.
+        // `PacketLink` and the pcap format live in TCPIP, so that simulation does not need this module.
         .target(
             name: "TCPIPLinks",
+            dependencies: ["TCPIP", "TCPIPWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        // Everything on virtual time, portable: the in-memory link, fault injection, the PMTU router, the
+        // virtual network, transfer simulation and its matrix, the in-memory benchmark harness.
+        .target(
+            name: "TCPIPSimulation",
+            dependencies: ["TCPIP", "TCPIPWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        // The fuzzing harness: one entry point per libFuzzer target (Fuzz/) and the seed corpus writer
+        // (`tcpip fuzz-corpus`). No library product: Fuzz/ compiles these sources itself (Fuzz/Package.swift).
+        .target(
+            name: "TCPIPFuzzing",
             dependencies: ["TCPIP", "TCPIPWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
@@ -84,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "tcpip",
             dependencies: [
-                "TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPScript", "TCPIPNIO",
+                "TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPSimulation", "TCPIPFuzzing", "TCPIPScript", "TCPIPNIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -111,11 +135,17 @@ let package = Package(
             dependencies: ["EchoServerExample", "InProcessPairExample", "ClientExample", "HTTPServerExample"],
             swiftSettings: strict),
         .testTarget(name: "TCPIPWireTests", dependencies: ["TCPIPWire"], swiftSettings: strict),
-        .testTarget(name: "TCPIPTests", dependencies: ["TCPIP", "TCPIPWire", "TCPIPLinks"], swiftSettings: strict),
-        .testTarget(name: "TCPIPLinksTests", dependencies: ["TCPIPLinks", "TCPIP", "TCPIPWire"], swiftSettings: strict),
+        .testTarget(
+            name: "TCPIPTests", dependencies: ["TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPSimulation", "TCPIPFuzzing"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "TCPIPLinksTests", dependencies: ["TCPIPLinks", "TCPIPSimulation", "TCPIP", "TCPIPWire"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "TCPIPSimulationTests", dependencies: ["TCPIPSimulation", "TCPIP", "TCPIPWire"], swiftSettings: strict),
         .testTarget(name: "TCPIPScriptTests", dependencies: ["TCPIPScript", "TCPIP", "TCPIPWire"], swiftSettings: strict),
         .testTarget(
-            name: "tcpipTests", dependencies: ["tcpip", "TCPIPLinks"],
+            name: "tcpipTests", dependencies: ["tcpip", "TCPIPLinks", "TCPIPSimulation"],
             exclude: ["Snapshots"],  // read from the source tree by path, not bundled
             swiftSettings: strict),
         .testTarget(

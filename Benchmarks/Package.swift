@@ -21,7 +21,7 @@ let package = Package(
                 .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "TCPIP", package: "swift-tcpip"),
                 .product(name: "TCPIPWire", package: "swift-tcpip"),
-                .product(name: "TCPIPLinks", package: "swift-tcpip"),
+                .product(name: "TCPIPSimulation", package: "swift-tcpip"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Benchmarks/HotPath",

@@ -12,11 +12,26 @@ let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "udp", "ic
 let package = Package(
     name: "swift-tcpip-fuzz",
     platforms: [.macOS(.v14)],
-    dependencies: [.package(path: "..")],
-    targets: [.target(name: "CLibFuzzer", path: "Targets/CLibFuzzer")] + targets.map { name in
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        .target(name: "CLibFuzzer", path: "Targets/CLibFuzzer"),
+        // The harness is the main package's TCPIPFuzzing target, which no library product exposes (apps
+        // have no use for it): compiled here from its sources through the symlink Targets/TCPIPFuzzing.
+        .target(
+            name: "TCPIPFuzzing",
+            dependencies: [
+                .product(name: "TCPIP", package: parent), .product(name: "TCPIPWire", package: parent),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Targets/TCPIPFuzzing",
+            swiftSettings: [.swiftLanguageMode(.v6)]),
+    ] + targets.map { name in
         .executableTarget(
             name: "fuzz-\(name)",
-            dependencies: ["CLibFuzzer", .product(name: "TCPIPLinks", package: parent)],
+            dependencies: ["CLibFuzzer", "TCPIPFuzzing"],
             path: "Targets/\(name)",
             swiftSettings: [.swiftLanguageMode(.v6)])
     }

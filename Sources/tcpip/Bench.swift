@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TCPIP
 import TCPIPLinks
+import TCPIPSimulation
 
 /// `tcpip bench`: figures comparable with `../shared/peers` (same definitions), measured on the wall clock.
 struct Bench: ParsableCommand {
@@ -141,7 +142,7 @@ struct BenchMemory: ParsableCommand {
     }
 
     func run() throws {
-        let result = try MemoryBenchmark.run(connections: connections)
+        let result = try MemoryBenchmark.run(connections: connections, residentBytes: ProcessMemory.residentBytes)
         print("metric=tcpip_mem_bytes_per_connection value=\(benchFormatted(result.accountedPerConnection, decimals: 0)) "
             + "unit=bytes threads=1 source=stack connections=\(connections) slot=\(result.client.bytesPerSlot) "
             + "slots=\(result.client.connectionSlots + result.server.connectionSlots) "
@@ -151,7 +152,7 @@ struct BenchMemory: ParsableCommand {
         if let resident = result.residentPerConnection {
             print("metric=tcpip_mem_rss_per_connection value=\(benchFormatted(resident, decimals: 0)) unit=bytes threads=1 "
                 + "source=rss connections=\(connections) rss_growth=\(result.residentGrowth ?? 0) "
-                + "peak_rss=\(MemoryBenchmark.peakResidentBytes() ?? 0)")
+                + "peak_rss=\(ProcessMemory.peakResidentBytes() ?? 0)")
         }
         print("metric=tcpip_mem_open_rate value=\(benchFormatted(Double(connections) / max(result.openSeconds, 1e-9), decimals: 0)) "
             + "unit=conn/s threads=1 connections=\(connections) seconds=\(benchFormatted(result.openSeconds))")

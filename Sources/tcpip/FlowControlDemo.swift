@@ -1,6 +1,5 @@
 import NIOCore
 import TCPIP
-import TCPIPLinks
 import TCPIPWire
 
 /// The "TCP overflow" experiment: a client writes as fast as its stack accepts, a server reads a

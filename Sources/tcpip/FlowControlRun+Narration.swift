@@ -1,6 +1,5 @@
 import NIOCore
 import TCPIP
-import TCPIPLinks
 import TCPIPWire
 
 /// What the flow-control demo prints, and when: an introduction, the segments and decisions

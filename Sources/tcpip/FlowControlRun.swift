@@ -1,6 +1,6 @@
 import NIOCore
 import TCPIP
-import TCPIPLinks
+import TCPIPSimulation
 import TCPIPWire
 
 /// One run of the flow-control demo: the two stacks, the two applications, and the narrator.

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import TCPIPLinks
+import TCPIPFuzzing
 
 /// `tcpip fuzz-corpus DIR` (hidden): writes the fuzz targets' seed corpus, one folder per target.
 /// `Fuzz/Corpus/` holds its output; run it again when the fixture or the event format changes.

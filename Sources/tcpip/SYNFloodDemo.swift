@@ -1,6 +1,5 @@
 import NIOCore
 import TCPIP
-import TCPIPLinks
 import TCPIPWire
 
 /// The SYN-flood experiment (RFC 4987): an attacker fills a listener's SYN queue with spoofed SYNs

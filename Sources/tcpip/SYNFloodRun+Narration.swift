@@ -1,6 +1,5 @@
 import NIOCore
 import TCPIP
-import TCPIPLinks
 import TCPIPWire
 
 /// What the SYN-flood demo prints: an introduction, the first client's handshake segment by

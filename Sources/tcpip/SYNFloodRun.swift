@@ -1,6 +1,5 @@
 import NIOCore
 import TCPIP
-import TCPIPLinks
 import TCPIPWire
 
 /// One run of the SYN-flood demo: the driver loop and the narrator.

@@ -4,7 +4,6 @@ import NIOCore
 import Logging
 import NIOHTTP1
 import TCPIP
-import TCPIPLinks
 import TCPIPNIO
 
 /// `tcpip serve`: echo, discard and HTTP servers on a TUN device, on our TCP and UDP; pings answered.

@@ -2,6 +2,7 @@ import ArgumentParser
 import NIOCore
 import TCPIP
 import TCPIPLinks
+import TCPIPSimulation
 
 /// `tcpip simulate`: two stacks over a faulty memory link on virtual time, every byte verified.
 struct Simulate: ParsableCommand {

@@ -1,6 +1,5 @@
 import NIOCore
 import TCPIP
-import TCPIPLinks
 
 /// Watches one end of a link as tcpdump watches an interface: each datagram is reported when it
 /// leaves (at the `now` of `send`) or arrives (at the `now` of `receive`), then passed on untouched.

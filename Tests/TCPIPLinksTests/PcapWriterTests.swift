@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import TCPIP
 import TCPIPLinks
+import TCPIPSimulation
 import Testing
 
 @Suite struct PcapWriterTests {

@@ -1,7 +1,7 @@
 import Benchmark
 import NIOCore
 import TCPIP
-import TCPIPLinks
+import TCPIPSimulation
 import TCPIPWire
 
 // The hot paths of the stack, each with its malloc count. `swift package benchmark thresholds check`

@@ -1,7 +1,7 @@
 import CLibFuzzer
-import TCPIPLinks
+import TCPIPFuzzing
 
-/// `fuzz-address`: libFuzzer on `WireFuzzing.addressText(_:)` (Sources/TCPIPLinks/Fuzzing/). Takes libFuzzer's options.
+/// `fuzz-address`: libFuzzer on `WireFuzzing.addressText(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main
 enum FuzzAddress {
     static func main() {

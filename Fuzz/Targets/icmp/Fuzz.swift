@@ -1,7 +1,7 @@
 import CLibFuzzer
-import TCPIPLinks
+import TCPIPFuzzing
 
-/// `fuzz-icmp`: libFuzzer on `WireFuzzing.icmp(_:)` (Sources/TCPIPLinks/Fuzzing/). Takes libFuzzer's options.
+/// `fuzz-icmp`: libFuzzer on `WireFuzzing.icmp(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main
 enum FuzzIcmp {
     static func main() {

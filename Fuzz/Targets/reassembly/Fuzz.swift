@@ -1,7 +1,7 @@
 import CLibFuzzer
-import TCPIPLinks
+import TCPIPFuzzing
 
-/// `fuzz-reassembly`: libFuzzer on `ReassemblyFuzzing.run(_:)` (Sources/TCPIPLinks/Fuzzing/). Takes libFuzzer's options.
+/// `fuzz-reassembly`: libFuzzer on `ReassemblyFuzzing.run(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main
 enum FuzzReassembly {
     static func main() {

@@ -1,7 +1,7 @@
 import CLibFuzzer
-import TCPIPLinks
+import TCPIPFuzzing
 
-/// `fuzz-stack`: libFuzzer on `StackFuzzing.run(_:)` (Sources/TCPIPLinks/Fuzzing/). Takes libFuzzer's options.
+/// `fuzz-stack`: libFuzzer on `StackFuzzing.run(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main
 enum FuzzStack {
     static func main() {

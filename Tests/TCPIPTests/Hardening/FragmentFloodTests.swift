@@ -1,6 +1,7 @@
 import NIOCore
 @testable import TCPIP
-import TCPIPLinks
+import TCPIPSimulation
+import TCPIPFuzzing
 import TCPIPWire
 import Testing
 

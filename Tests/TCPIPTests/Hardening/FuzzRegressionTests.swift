@@ -1,5 +1,5 @@
 import Foundation
-import TCPIPLinks
+import TCPIPFuzzing
 import Testing
 
 /// The fuzz targets of `Fuzz/` under `swift test`: every committed seed of `Fuzz/Corpus/` replays

@@ -1,6 +1,6 @@
 import NIOCore
 @testable import TCPIP
-import TCPIPLinks
+import TCPIPSimulation
 import TCPIPWire
 import Testing
 

@@ -1,7 +1,7 @@
 import NIOCore
 import TCPIPWire
 import TCPIP
-import TCPIPLinks
+import TCPIPSimulation
 import Testing
 
 /// Receive and send autotuning (BufferAutotuning.swift) inside the memory budget, on virtual time

@@ -1,6 +1,6 @@
 import NIOCore
 import TCPIP
-import TCPIPLinks
+import TCPIPSimulation
 import Testing
 
 /// A thousand seeded transfers through a router hop with a narrower next link (`PathMTURouter`):

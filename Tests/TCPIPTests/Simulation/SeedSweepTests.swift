@@ -1,6 +1,6 @@
 import NIOCore
 import TCPIP
-import TCPIPLinks
+import TCPIPSimulation
 import Testing
 
 /// A thousand seeded runs across loss, reordering, duplication and corruption, both IP versions,

@@ -13,7 +13,7 @@ public enum MemoryBenchmark {
         public var openSeconds: Double
         public var client: StackMemory
         public var server: StackMemory
-        /// Resident set growth over the run, or nil where /proc/self/statm cannot be read.
+        /// Resident set growth over the run, or nil where the resident set cannot be read.
         public var residentGrowth: Int?
 
         /// Stack-accounted bytes per connection end.
@@ -26,8 +26,13 @@ public enum MemoryBenchmark {
         }
     }
 
+    /// - Parameters:
+    ///   - residentBytes: reads the process's resident set size (`ProcessMemory.residentBytes` of
+    ///     `TCPIPLinks` on Linux); the default, which reads nothing, leaves `residentGrowth` nil. A
+    ///     parameter, so that this module does no I/O of its own.
     public static func run(
-        connections count: Int, tcp: TCPConfiguration = TCPConfiguration(), clock: WallClock = WallClock()
+        connections count: Int, tcp: TCPConfiguration = TCPConfiguration(), clock: WallClock = WallClock(),
+        residentBytes: () -> Int? = { nil }
     ) throws(TCPError) -> Result {
         let residentBefore = residentBytes()
         let addresses = max(1, (count + 16383) / 16384)
@@ -67,25 +72,5 @@ public enum MemoryBenchmark {
             residentGrowth: growth)
         withExtendedLifetime((pair, opened, accepted)) {}
         return result
-    }
-
-    /// The process's resident set size, from /proc/self/statm (Linux), in bytes.
-    public static func residentBytes() -> Int? {
-        guard let bytes = try? SystemCall.readSmallFile("/proc/self/statm") else { return nil }
-        let fields = String(decoding: bytes, as: UTF8.self).split(separator: " ")
-        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
-        return pages * SystemCall.pageSize
-    }
-
-    /// The most the process has had resident so far (`VmHWM` in /proc/self/status), in bytes:
-    /// what a machine must have for the whole run, both ends and the benchmark's own arrays included.
-    public static func peakResidentBytes() -> Int? {
-        guard let bytes = try? SystemCall.readSmallFile("/proc/self/status", capacity: 16384) else { return nil }
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let fields = line.split(separator: " ")
-            guard fields.count >= 2, let kibibytes = Int(fields[1]) else { return nil }
-            return kibibytes * 1024
-        }
-        return nil
     }
 }

@@ -1,5 +1,4 @@
 import NIOCore
-import TCPIP
 
 /// What a link can do for the stack above it.
 public struct LinkCapabilities: Hashable, Sendable {

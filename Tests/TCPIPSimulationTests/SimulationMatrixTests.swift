@@ -2,7 +2,7 @@ import Foundation
 import NIOCore
 import TCPIP
 import Testing
-@testable import TCPIPLinks
+@testable import TCPIPSimulation
 
 /// The committed `docs/simulate-matrix.txt` is what `tcpip simulate --matrix` prints. The runs are
 /// deterministic, so any difference is a change in behaviour: small ones pass within a tolerance,

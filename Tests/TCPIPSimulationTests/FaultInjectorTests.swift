@@ -1,6 +1,6 @@
 import NIOCore
 import TCPIP
-import TCPIPLinks
+import TCPIPSimulation
 import TCPIPWire
 import Testing
 

@@ -1,6 +1,6 @@
 import NIOCore
 import TCPIP
-import TCPIPLinks
+import TCPIPSimulation
 import Testing
 
 /// The engines behind `tcpip bench`, run small: they must finish, move every byte, and count right.

@@ -1,5 +1,4 @@
 import NIOCore
-import TCPIP
 
 /// Writes datagrams as classic pcap records (not pcapng) with microsecond timestamps and LINKTYPE_RAW,
 /// so each record is a bare IPv4 or IPv6 datagram.
