@@ -27,6 +27,9 @@ struct ScriptSocket {
     var reportedError = false
     /// The error of a connection the stack already freed (see `inject`).
     var lostError: TCPError?
+    /// `SOCK_DGRAM`: a UDP socket, played by `ScriptRunner+UDP.swift`, and its endpoint once bound.
+    var datagram = false
+    var udp: UDPEndpointID?
 }
 
 /// A blocking system call still waiting for the stack (packetdrill runs them on a second thread).
@@ -118,6 +121,7 @@ extension ScriptRunner {
         let call = state.call
         let arguments = call.arguments
         let blocking = state.end != nil
+        if let result = try attemptUDP(call, blocking: blocking) { return result }
         switch call.name {
         case "socket":
             let type = try integer(arguments, 1)

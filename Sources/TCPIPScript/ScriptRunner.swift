@@ -213,13 +213,8 @@ public final class ScriptRunner {
     private func perform(_ event: ScriptEvent) throws {
         switch event.action {
         case .packet(let packet) where packet.other != nil:
-            guard packet.direction == .inbound, let icmp = ScriptICMP(packet.other!) else {
-                throw ScriptSkip(reason: "non-TCP packet `\(packet.other!)`")
-            }
-            let time = try scheduledTime(event.timing)
-            try advance(to: time)
-            try injectICMP(icmp, line: packet.other!)
-            base = time
+            // ICMP and UDP lines: ScriptRunner+UDP.swift.
+            base = try playNonTCP(packet, timing: event.timing)
         case .packet(let packet) where packet.options.containsMD5:
             throw ScriptSkip(reason: "TCP MD5 signature option (RFC 2385): the stack does not implement it")
         case .packet(let packet) where packet.encapsulation != nil:
