@@ -91,8 +91,10 @@ extension ScriptRunner {
     private func injectUDP(_ udp: ScriptUDP) throws {
         var payload = ByteBufferAllocator().buffer(capacity: udp.length)
         payload.writeRepeatingByte(0, count: udp.length)
+        let ports = (source: udp.sourcePort ?? remotePort, destination: udp.destinationPort ?? localPort)
+        lastInboundUDPPorts = ports
         let datagram = PacketBuffer.udpDatagram(
-            header: UDPHeader(sourcePort: udp.sourcePort ?? remotePort, destinationPort: udp.destinationPort ?? localPort),
+            header: UDPHeader(sourcePort: ports.source, destinationPort: ports.destination),
             payload: payload, source: remoteAddress, destination: localAddress)
         exchanged.append("\(format(now)) < \(udp.text)")
         capture.append((now, datagram))
@@ -222,6 +224,7 @@ extension ScriptRunner {
         let quotedText = parsed.quoted.map { " quoting \($0.sourcePort.map(String.init) ?? "?") > \($0.destinationPort.map(String.init) ?? "?")" } ?? ""
         let actual = "icmp type \(parsed.type) code \(parsed.code)\(quotedText)"
         exchanged.append("\(format(time)) > \(actual)")
+        let ports = lastInboundUDPPorts ?? (remotePort, localPort)
         let problem: String? =
             if ip.source != localAddress || ip.destination != remoteAddress {
                 "addresses \(ip.source) > \(ip.destination) instead of \(localAddress) > \(remoteAddress)"
@@ -229,8 +232,8 @@ extension ScriptRunner {
                 "type \(parsed.type) code \(parsed.code) instead of type \(type) code \(code)"
             } else if let quoted = parsed.quoted,
                       quoted.source != remoteAddress || quoted.destination != localAddress
-                        || quoted.sourcePort != remotePort || quoted.destinationPort != localPort {
-                "the quote is not of the peer's datagram to port \(localPort)"
+                        || quoted.sourcePort != ports.source || quoted.destinationPort != ports.destination {
+                "the quote is not of the peer's datagram \(ports.source) > \(ports.destination)"
             } else if parsed.quoted == nil {
                 "no quoted datagram"
             } else { nil }

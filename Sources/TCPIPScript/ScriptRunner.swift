@@ -52,6 +52,8 @@ public final class ScriptRunner {
     var currentLine = 0
 
     var sockets: [Int: ScriptSocket] = [:]
+    /// The ports of the last `< udp` line, which an outbound ICMP error must quote (ScriptRunner+UDP.swift).
+    var lastInboundUDPPorts: (source: UInt16, destination: UInt16)?
     /// The connection most recently opened or accepted, for state queries after its fd is closed.
     var lastConnection: ConnectionID?
     var lastConnectionTuple: FourTuple?
