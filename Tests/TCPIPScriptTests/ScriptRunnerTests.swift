@@ -188,6 +188,25 @@ import Testing
         #expect(line == 1 && reason.contains("udp"))
     }
 
+    /// The same over IPv6 (RFC 8200 §8.1: the checksum over the IPv6 pseudo-header; RFC 4443 §3.1:
+    /// port unreachable is code 4): a connected socket refused, a closed port answered.
+    @Test func udpLinesOverIPv6() throws {
+        let refused = try run("""
+            --ip_version=ipv6
+            0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3
+            +0 connect(3, ..., ...) = 0
+            +0 write(3, ..., 1200) = 1200
+            +0 > udp (1200)
+            +.01 < icmp unreachable port_unreachable
+            +0 read(3, ..., 100) = -1 ECONNREFUSED (Connection refused)
+            +0 < udp (7)
+            +0 read(3, ..., 100) = 7
+            """)
+        #expect(refused.passed, "\(refused.verdict)")
+        let closedPort = try run("--ip_version=ipv6\n0 < udp (20)\n+0 > icmp unreachable port_unreachable")
+        #expect(closedPort.passed, "\(closedPort.verdict)")
+    }
+
     @Test func unsupportedCallsSkipTheScript() throws {
         let outcome = try run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 epoll_create(1) = 4")
         guard case .skipped(let reason, let line) = outcome.verdict else {
