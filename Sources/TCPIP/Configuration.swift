@@ -53,9 +53,10 @@ public struct StackConfiguration: Sendable {
     /// range, as RFC 6056 §3.2 recommends.
     public var ephemeralPorts: ClosedRange<UInt16> = 49152...65535
     /// Most bytes the stack may pin (`Stack.memoryInUse`: connection slots, half-open entries, send,
-    /// receive and out-of-order storage); nil for no limit. At the limit, out-of-order data is pruned
-    /// first, then new connections are refused (`memoryBudgetRefusal`), then arriving data is dropped
-    /// (its ACK still processed) until the applications read or the peers acknowledge.
+    /// receive and out-of-order storage, UDP receive queues); nil for no limit. At the limit,
+    /// out-of-order data is pruned first, then new connections are refused (`memoryBudgetRefusal`),
+    /// then arriving data is dropped (its ACK still processed) until the applications read or the
+    /// peers acknowledge; a UDP datagram that would pass the budget is dropped (`udpMemoryErrors`).
     public var memoryBudget: Int? = nil
     /// What a new connection meets at the memory budget: an RST, or silence.
     public var memoryBudgetRefusal: MemoryBudgetRefusal = .reset

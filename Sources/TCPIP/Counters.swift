@@ -56,6 +56,8 @@ public struct StackCounters: Hashable, Sendable {
     public var icmpInEchoReplies: UInt64 = 0
     public var icmpOutMessages: UInt64 = 0
     public var icmpOutDestinationUnreachables: UInt64 = 0
+    /// Time exceeded sent: fragment reassembly timed out after the first fragment (RFC 1122 §3.3.2).
+    public var icmpOutTimeExceeded: UInt64 = 0
     public var icmpOutEchoReplies: UInt64 = 0
     /// Errors not sent because the token bucket was empty (RFC 4443 §2.4(f); Linux's IcmpOutRateLimitGlobal).
     public var icmpOutRateLimited: UInt64 = 0
@@ -74,6 +76,8 @@ public struct StackCounters: Hashable, Sendable {
     public var icmp6OutMessages: UInt64 = 0
     public var icmp6OutDestinationUnreachables: UInt64 = 0
     public var icmp6OutParameterProblems: UInt64 = 0
+    /// Time exceeded sent: fragment reassembly timed out after the first fragment (RFC 8200 §4.5).
+    public var icmp6OutTimeExceeded: UInt64 = 0
     public var icmp6OutEchoReplies: UInt64 = 0
 
     // UDP (RFC 768), as Linux's Udp section.
@@ -85,6 +89,9 @@ public struct StackCounters: Hashable, Sendable {
     public var udpInChecksumErrors: UInt64 = 0
     /// Datagrams dropped because the endpoint's receive queue was full (`UDPConfiguration.receiveBufferSize`).
     public var udpReceiveBufferErrors: UInt64 = 0
+    /// Datagrams dropped because the stack was at its memory budget (`StackConfiguration.memoryBudget`;
+    /// Linux's UdpMemErrors, for `udp_mem`).
+    public var udpMemoryErrors: UInt64 = 0
     public var udpOutDatagrams: UInt64 = 0
 
     // Intercept mode (`StackConfiguration.interception`): connection requests made, SYNs absorbed while
@@ -209,6 +216,9 @@ public struct StackCounters: Hashable, Sendable {
     public var icmpErrorsOutOfWindow: UInt64 = 0
     public var icmpErrorsNoConnection: UInt64 = 0
     public var pathMTUReductions: UInt64 = 0
+    /// Connections whose MSS went back up when the path MTU estimate that had lowered it aged out
+    /// (RFC 1191 §6.3, RFC 8201 §5.3).
+    public var pathMTUIncreases: UInt64 = 0
     public var icmpHardErrorAborts: UInt64 = 0
     public var icmpSoftErrors: UInt64 = 0
     /// RFC 4821 (Linux's TCPMTUP*): black holes suspected, probes sent, acknowledged, lost.
@@ -251,6 +261,7 @@ public struct StackCounters: Hashable, Sendable {
             ("icmp_in_echos", icmpInEchos), ("icmp_in_echo_replies", icmpInEchoReplies),
             ("icmp_out_messages", icmpOutMessages),
             ("icmp_out_destination_unreachables", icmpOutDestinationUnreachables),
+            ("icmp_out_time_exceeded", icmpOutTimeExceeded),
             ("icmp_out_echo_replies", icmpOutEchoReplies), ("icmp_out_rate_limited", icmpOutRateLimited),
             ("icmp_out_suppressed", icmpOutSuppressed),
             ("icmp6_in_messages", icmp6InMessages), ("icmp6_in_errors", icmp6InErrors),
@@ -262,9 +273,11 @@ public struct StackCounters: Hashable, Sendable {
             ("icmp6_out_messages", icmp6OutMessages),
             ("icmp6_out_destination_unreachables", icmp6OutDestinationUnreachables),
             ("icmp6_out_parameter_problems", icmp6OutParameterProblems),
+            ("icmp6_out_time_exceeded", icmp6OutTimeExceeded),
             ("icmp6_out_echo_replies", icmp6OutEchoReplies),
             ("udp_in_datagrams", udpInDatagrams), ("udp_no_ports", udpNoPorts), ("udp_in_errors", udpInErrors),
             ("udp_in_checksum_errors", udpInChecksumErrors), ("udp_receive_buffer_errors", udpReceiveBufferErrors),
+            ("udp_memory_errors", udpMemoryErrors),
             ("udp_out_datagrams", udpOutDatagrams),
             ("intercept_requests", interceptRequests), ("intercept_syns_absorbed", interceptSYNsAbsorbed),
             ("intercept_accepted", interceptAccepted), ("intercept_refused_reset", interceptRefusedReset),
@@ -317,6 +330,7 @@ public struct StackCounters: Hashable, Sendable {
             ("idle_buffer_reclaims", idleBufferReclaims),
             ("icmp_errors_received", icmpErrorsReceived), ("icmp_errors_out_of_window", icmpErrorsOutOfWindow),
             ("icmp_errors_no_connection", icmpErrorsNoConnection), ("path_mtu_reductions", pathMTUReductions),
+            ("path_mtu_increases", pathMTUIncreases),
             ("icmp_hard_error_aborts", icmpHardErrorAborts), ("icmp_soft_errors", icmpSoftErrors),
             ("mtu_black_holes_detected", mtuBlackHolesDetected), ("mtu_probes_sent", mtuProbesSent),
             ("mtu_probes_succeeded", mtuProbesSucceeded), ("mtu_probes_failed", mtuProbesFailed),

@@ -7,6 +7,8 @@ public struct PathMTUConfiguration: Sendable {
     /// How long a lowered estimate is kept before the stack tries the link MTU again. RFC 1191 §6.3:
     /// "The recommended setting for this timer is twice its minimum value (10 minutes)"; RFC 8201
     /// §4 likewise ("at least 5 minutes", 10 recommended). Linux's `mtu_expires` is the same 600 s.
+    /// When an estimate ages out, the connections it lowered get their MSS back. RFC 1191 §6.3 asks
+    /// for a way to set it to "infinity": `.nanoseconds(.max)` never forgets.
     public var ageing: TimeAmount = .seconds(600)
     /// Most destinations remembered at once; beyond it the entry closest to expiry is forgotten
     /// first, so a flood of valid errors for many destinations costs bounded memory.
@@ -53,6 +55,10 @@ struct PathMTUCache {
     }
 
     private(set) var entries: [IPAddress: Entry] = [:]
+    /// Every estimate recorded, in order of expiry (the ageing is one constant and time only moves
+    /// forward, so that is the order they were recorded in): what `expire(now:)` walks and
+    /// `nextExpiry` reads in O(1). A record whose entry was lowered again since is stale and skipped.
+    private var expiries = CircularBuffer<(destination: IPAddress, expires: Instant)>()
     let configuration: PathMTUConfiguration
 
     init(_ configuration: PathMTUConfiguration) {
@@ -83,8 +89,37 @@ struct PathMTUCache {
                 entries[oldest] = nil
             }
         }
-        entries[destination] = Entry(mtu: mtu, expires: now + configuration.ageing)
+        let expires = now + configuration.ageing
+        entries[destination] = Entry(mtu: mtu, expires: expires)
+        // An estimate that never ages (the "infinity" of RFC 1191 §6.3) is no deadline to wake for.
+        guard expires != .distantFuture else { return true }
+        expiries.append((destination, expires))
+        if expiries.count > 2 * max(entries.count, configuration.cacheLimit, 16) {
+            // Lowered again and again: the stale records go, the live ones stay in order.
+            expiries = CircularBuffer(
+                entries.map { (destination: $0.key, expires: $0.value.expires) }.sorted { $0.expires < $1.expires })
+        }
         return true
+    }
+
+    /// When the oldest estimate ages out (a stale record may make it early: one wakeup that finds nothing).
+    var nextExpiry: Instant? { expiries.first?.expires }
+
+    /// RFC 1191 §6.3: forgets every estimate that has not been lowered for `configuration.ageing` at
+    /// `now`, and returns the destinations whose estimate went, for their connections to be told.
+    /// (Also those whose entry a lookup already dropped as stale, or the bound evicted: their
+    /// connections still hold the lower MTU.)
+    mutating func expire(now: Instant) -> [IPAddress] {
+        var expired: [IPAddress] = []
+        while let (destination, expires) = expiries.first, expires <= now {
+            expiries.removeFirst()
+            if let entry = entries[destination] {
+                guard entry.expires == expires else { continue }
+                entries[destination] = nil
+            }
+            expired.append(destination)
+        }
+        return expired
     }
 
     /// RFC 1191 §7 table 7-1: the plateaus, highest first, for a router that reports no next-hop MTU.

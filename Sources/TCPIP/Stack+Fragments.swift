@@ -35,24 +35,25 @@ extension Stack {
         }
     }
 
-    /// Reassemblies whose time ran out at `now` (part of `advanceTime`).
+    /// Reassemblies whose time ran out at `now` (part of `advanceTime`): each whose first fragment
+    /// had arrived gets its source an ICMP / ICMPv6 Time Exceeded, code 1 ("fragment reassembly time
+    /// exceeded"), through the ICMP error path: the same rules and the same token bucket as every
+    /// error we send, so a flood of incomplete datagrams earns no more answers than the rate allows.
     func expireFragments(now: Instant) {
         guard reassembly.count > 0 else { return }
-        let limit = configuration.fragments.maximumPendingTimeExceeded
         for notice in reassembly.expire(now: now, counters: &io.counters) {
-            io.decision("RFC 8200 §4.5", "reassembly from \(notice.source) timed out: time exceeded (code 1) due",
-                        connection: nil, now: now)
-            guard limit > 0 else { continue }
-            if reassemblyTimeExceeded.count >= limit { reassemblyTimeExceeded.removeFirst() }
-            reassemblyTimeExceeded.append(notice)
+            io.decision(notice.source.isIPv6 ? "RFC 8200 §4.5" : "RFC 1122 §3.3.2",
+                        "reassembly from \(notice.source) timed out after its first fragment", connection: nil, now: now)
+            let payload = notice.quote.getSlice(
+                at: notice.quote.readerIndex + notice.headerLength, length: notice.quote.readableBytes - notice.headerLength
+            ) ?? ByteBuffer()
+            guard mayAnswerWithError(source: notice.source, destination: notice.destination,
+                                     upperLayerProtocol: notice.upperLayerProtocol, payload: payload) else {
+                io.counters.icmpOutSuppressed &+= 1
+                continue
+            }
+            sendICMPError(.reassemblyTimeExceeded, quoting: notice.quote, from: notice.destination, to: notice.source, now: now)
         }
-    }
-
-    /// The next "fragment reassembly time exceeded" the stack owes a sender (RFC 792, RFC 4443 §3.3,
-    /// code 1): a datagram whose first fragment arrived but which did not arrive whole in time. The
-    /// ICMP layer turns it into an error message (and rate-limits it).
-    public func nextReassemblyTimeExceeded() -> ReassemblyTimeExceeded? {
-        reassemblyTimeExceeded.popFirst()
     }
 
     /// Datagrams being reassembled, and the bytes they pin (what `FragmentReassemblyConfiguration.memoryLimit` bounds).

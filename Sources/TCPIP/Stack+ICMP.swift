@@ -147,17 +147,31 @@ extension Stack {
     func sendICMPError(_ error: ICMPErrorToSend, about offending: IPDatagram, now: Instant) {
         // RFC 1122 §3.2.2 and RFC 4443 §2.4(e): never about an ICMP error, a datagram to a broadcast or
         // multicast address, a non-first fragment, or a datagram whose source names no single host.
-        guard mayAnswerWithError(offending) else {
+        if case .v4(let header) = offending.header, header.fragmentOffset != 0 {
             io.counters.icmpOutSuppressed &+= 1
             return
         }
+        guard mayAnswerWithError(source: offending.source, destination: offending.destination,
+                                 upperLayerProtocol: offending.upperLayerProtocol, payload: offending.payload) else {
+            io.counters.icmpOutSuppressed &+= 1
+            return
+        }
+        sendICMPError(error, quoting: originalBytes(of: offending), from: offending.destination, to: offending.source, now: now)
+    }
+
+    /// Sends `error` from `source` (ours) to `destination`, quoting `quote` (the offending datagram,
+    /// IP header first) as far as it fits, unless the token bucket is empty. The caller has checked
+    /// that RFC 1122 §3.2.2 / RFC 4443 §2.4(e) allow an error at all.
+    func sendICMPError(
+        _ error: ICMPErrorToSend, quoting quote: ByteBuffer, from source: IPAddress, to destination: IPAddress, now: Instant
+    ) {
         // RFC 4443 §2.4(f), RFC 1812 §4.3.2.8: the token bucket.
         guard icmpErrorLimiter.allow(now: now) else {
             io.counters.icmpOutRateLimited &+= 1
             return
         }
-        var quote = originalBytes(of: offending)
-        switch (offending.destination, offending.source) {
+        var quote = quote
+        switch (source, destination) {
         case (.v4(let source), .v4(let destination)):
             // RFC 1812 §4.3.2.3: as much of the datagram as fits in 576 octets with our headers.
             let room = Self.minimumIPv4ErrorDatagram - IPv4Header.minimumLength - ICMPv4Message.headerLength
@@ -167,11 +181,16 @@ extension Stack {
             case .protocolUnreachable: .destinationUnreachable(.protocolUnreachable, nextHopMTU: 0)
             case .unreachable(let code): .destinationUnreachable(ICMPv4UnreachableCode(rawValue: code), nextHopMTU: 0)
             case .rejected(let code): .destinationUnreachable(ICMPv4UnreachableCode(rawValue: code), nextHopMTU: 0)
+            case .reassemblyTimeExceeded: .timeExceeded(code: ICMPErrorToSend.fragmentReassemblyTimeExceeded)
             }
             let datagram = PacketBuffer.icmpv4Datagram(message: message, body: quote, source: source, destination: destination)
             if transmitIPDatagram(datagram) {
                 io.counters.icmpOutMessages &+= 1
-                io.counters.icmpOutDestinationUnreachables &+= 1
+                if case .reassemblyTimeExceeded = error {
+                    io.counters.icmpOutTimeExceeded &+= 1
+                } else {
+                    io.counters.icmpOutDestinationUnreachables &+= 1
+                }
             }
         case (.v6(let source), .v6(let destination)):
             // RFC 4443 §2.4(c): "as much of invoking packet as possible without the ICMPv6 packet
@@ -198,13 +217,16 @@ extension Stack {
             case .rejected(let code):
                 message = .destinationUnreachable(ICMPv6UnreachableCode(rawValue: code))
                 io.counters.icmp6OutDestinationUnreachables &+= 1
+            case .reassemblyTimeExceeded:
+                message = .timeExceeded(code: ICMPErrorToSend.fragmentReassemblyTimeExceeded)
+                io.counters.icmp6OutTimeExceeded &+= 1
             }
             let datagram = PacketBuffer.icmpv6Datagram(message: message, body: quote, source: source, destination: destination)
             if transmitIPDatagram(datagram) { io.counters.icmp6OutMessages &+= 1 }
         default:
             break
         }
-        io.decision(error.rule, "\(error) to \(offending.source)", connection: nil, now: now)
+        io.decision(error.rule, "\(error) to \(destination)", connection: nil, now: now)
     }
 
     /// RFC 1812 §4.3.2.3: an ICMP error datagram is at most 576 octets.
@@ -212,18 +234,18 @@ extension Stack {
     /// RFC 8200 §5: every IPv6 link carries 1280 octets.
     static var minimumIPv6MTU: Int { 1280 }
 
-    /// Whether RFC 1122 §3.2.2 / RFC 4443 §2.4(e) allow an error about `offending`.
-    private func mayAnswerWithError(_ offending: IPDatagram) -> Bool {
-        guard offending.source.namesSingleHost, offending.destination.namesSingleHost else { return false }
-        if case .v4(let header) = offending.header, header.fragmentOffset != 0 { return false }
-        switch offending.upperLayerProtocol {
+    /// Whether RFC 1122 §3.2.2 / RFC 4443 §2.4(e) allow an error about a datagram (the first or only
+    /// fragment of one) from `source` to `destination` carrying `payload` of `upperLayerProtocol`.
+    func mayAnswerWithError(source: IPAddress, destination: IPAddress, upperLayerProtocol: UInt8, payload: ByteBuffer) -> Bool {
+        guard source.namesSingleHost, destination.namesSingleHost else { return false }
+        switch upperLayerProtocol {
         case IPProtocolNumber.icmp:
             // An unreadable type counts as an error: when in doubt, stay quiet.
-            guard offending.payload.readableBytes > 0 else { return false }
-            return !ICMPv4Message.isError(type: offending.payload.getInteger(at: offending.payload.readerIndex) ?? 3)
+            guard payload.readableBytes > 0 else { return false }
+            return !ICMPv4Message.isError(type: payload.getInteger(at: payload.readerIndex) ?? 3)
         case IPProtocolNumber.icmpv6:
-            guard offending.payload.readableBytes > 0 else { return false }
-            let type: UInt8 = offending.payload.getInteger(at: offending.payload.readerIndex) ?? 1
+            guard payload.readableBytes > 0 else { return false }
+            let type: UInt8 = payload.getInteger(at: payload.readerIndex) ?? 1
             // RFC 4443 §2.4(e.2): nor about a Redirect (type 137).
             return !ICMPv6Message.isError(type: type) && type != 137
         default:
@@ -298,6 +320,12 @@ enum ICMPErrorToSend: Hashable, CustomStringConvertible {
     case unreachable(code: UInt8)
     /// A `reject` rule's answer: destination unreachable (ICMP type 3, ICMPv6 type 1) with its code.
     case rejected(code: UInt8)
+    /// RFC 1122 §3.3.2 / RFC 8200 §4.5: a datagram whose first fragment arrived did not arrive whole
+    /// in time. ICMP type 11 / ICMPv6 type 3, code 1.
+    case reassemblyTimeExceeded
+
+    /// RFC 792 and RFC 4443 §3.3: "fragment reassembly time exceeded".
+    static let fragmentReassemblyTimeExceeded: UInt8 = 1
 
     var rule: StaticString {
         switch self {
@@ -305,6 +333,7 @@ enum ICMPErrorToSend: Hashable, CustomStringConvertible {
         case .protocolUnreachable: "RFC 1122 §3.2.2.1"
         case .unreachable: "RFC 792"
         case .rejected: "RFC 1812 §5.2.7.1"
+        case .reassemblyTimeExceeded: "RFC 792"
         }
     }
 
@@ -314,6 +343,7 @@ enum ICMPErrorToSend: Hashable, CustomStringConvertible {
         case .protocolUnreachable: "protocol unreachable"
         case .unreachable(let code): "destination unreachable (code \(code))"
         case .rejected(let code): "unreachable code \(code) (rule)"
+        case .reassemblyTimeExceeded: "time exceeded (fragment reassembly)"
         }
     }
 }

@@ -56,6 +56,24 @@ extension Stack {
     /// Destinations with a path MTU remembered (aged-out entries included until next asked about).
     public var pathMTUCacheCount: Int { pathMTUCache.count }
 
+    /// RFC 1191 §6.3: estimates not lowered for `PathMTUConfiguration.ageing` are forgotten, "and
+    /// the packetization layers should be notified of the change": every connection to such a
+    /// destination that a lowered path MTU holds below its handshake's MSS gets that MSS back
+    /// (RFC 8201 §5.3 likewise for IPv6), and full-sized segments find out again whether the path
+    /// still needs less. O(connections), once per expiry.
+    func expirePathMTUs(now: Instant) {
+        let destinations = pathMTUCache.expire(now: now)
+        guard !destinations.isEmpty else { return }
+        var cursor = connections.handle(after: nil)
+        while let handle = cursor {
+            cursor = connections.handle(after: handle)
+            _ = withConnection(handle) { connection in
+                guard connection.path.mtu > 0, destinations.contains(connection.tuple.remote.address) else { return }
+                connection.pathMTUExpired(now: now, io: &io)
+            }
+        }
+    }
+
     /// An error about our SYN-ACK of a half-open entry: the quoted sequence number must be its ISS
     /// (RFC 5927 §4.1). A hard error drops the entry (Linux's `tcp_req_err`); a smaller MTU is
     /// remembered for the connection it may become; soft errors change nothing.

@@ -11,7 +11,8 @@ public struct StackMemory: Hashable, Sendable {
     public var lookupTables: Int
     /// The timer heap and the TIME-WAIT expiry queue, by capacity.
     public var timers: Int
-    /// Storage pinned by send, receive and out-of-order queues (Linux's truesize).
+    /// Storage pinned by TCP's send, receive and out-of-order queues and UDP's receive queues
+    /// (Linux's truesize).
     public var buffers: Int
     /// Size of one slot, TCB included.
     public var bytesPerSlot: Int
@@ -35,6 +36,9 @@ extension Stack {
             buffers += connection.sendBuffer.recountedPinnedBytes + connection.receiveBuffer.pinnedBytes
                 + connection.reassembly.pinnedBytes
         }
+        for handle in udpEndpoints.handles {
+            buffers += udpEndpoints[handle]?.queue.reduce(0) { $0 + $1.payload.pinnedStorageBytes } ?? 0
+        }
         let tableEntry = MemoryLayout<FourTuple>.stride + MemoryLayout<SlabHandle>.stride
         // A Swift Dictionary stores keys and values in separate arrays plus one bit per bucket.
         let tableCapacity = connectionTable.capacity + halfOpenTable.capacity + timeWaitTable.capacity
@@ -56,6 +60,8 @@ struct PinnedTotals {
     var buffers = 0
     /// Out-of-order queues alone: what pressure prunes first.
     var outOfOrder = 0
+    /// UDP endpoints' receive queues (Stack+UDP.swift keeps it).
+    var datagrams = 0
 }
 
 /// A stack's memory against its budget (`Stack.memoryPressure`), as Linux's tcp_mem states.
@@ -85,11 +91,11 @@ extension TCPConnection {
 
 extension Stack {
     /// Bytes the stack pins by its own accounting: connection slots, half-open entries, and the
-    /// storage of every send, receive and out-of-order queue. O(1). This is what
-    /// `StackConfiguration.memoryBudget` bounds (its tables and timer heap grow with the counts
-    /// and are left out, as Linux's tcp_mem leaves out its hash tables).
+    /// storage of every send, receive and out-of-order queue and of every UDP receive queue. O(1).
+    /// This is what `StackConfiguration.memoryBudget` bounds (its tables and timer heap grow with the
+    /// counts and are left out, as Linux's tcp_mem leaves out its hash tables).
     public var memoryInUse: Int {
-        pinned.buffers + connections.count * Self.connectionEntryBytes + halfOpen.count * Self.halfOpenEntryBytes
+        pinned.buffers + pinned.datagrams + connections.count * Self.connectionEntryBytes + halfOpen.count * Self.halfOpenEntryBytes
             + timeWait.count * Self.timeWaitEntryBytes + requests.count * Self.connectionRequestEntryBytes
     }
 

@@ -43,6 +43,17 @@ extension Stack {
             return
         }
         let pinned = payload.pinnedStorageBytes
+        if let budget = configuration.memoryBudget, memoryInUse + pinned > budget {
+            // The stack's memory budget holds UDP's queues too: at it, the datagram is dropped (UDP
+            // promises nothing) rather than memory grown or TCP's out-of-order data pruned for it.
+            // Linux's udp_mem: the enqueue fails and counts UdpMemErrors and UdpInErrors.
+            udpEndpoints.withElement(handle) { $0.drops &+= 1 }
+            io.counters.udpMemoryErrors &+= 1
+            io.counters.udpInErrors &+= 1
+            io.decision("memory budget", "\(memoryInUse) of \(budget) bytes in use: UDP datagram to port \(header.destinationPort) dropped",
+                        connection: nil, now: now)
+            return
+        }
         let limit = configuration.udp.receiveBufferSize
         let accepted = udpEndpoints.withElement(handle) { endpoint -> Bool in
             // The receive buffer counts the storage queued datagrams pin, as Linux counts truesize;
@@ -64,6 +75,7 @@ extension Stack {
             io.counters.udpInErrors &+= 1
             return
         }
+        pinnedDatagrams += pinned
         io.counters.udpInDatagrams &+= 1
         markUDPReadable(handle)
     }
@@ -216,6 +228,7 @@ extension Stack {
             guard let datagram = endpoint.queue.popFirst() else { return .success(nil) }
             endpoint.queuedBytes -= datagram.payload.readableBytes
             endpoint.queuedPinnedBytes -= datagram.payload.pinnedStorageBytes
+            pinnedDatagrams -= datagram.payload.pinnedStorageBytes
             return .success(datagram)
         }
         guard let result else { throw .endpointDoesNotExist }
@@ -225,6 +238,7 @@ extension Stack {
     /// Closes an endpoint: its port is free again and its unread datagrams are gone.
     public func close(_ id: UDPEndpointID) {
         guard let endpoint = udpEndpoints.remove(id.handle) else { return }
+        pinnedDatagrams -= endpoint.queuedPinnedBytes
         udpTable[endpoint.key] = nil
         if endpoint.flowTimeout != nil {
             // A flow owns no port: it was never in `udpPortOwners`.
@@ -250,6 +264,12 @@ extension Stack {
     /// Every UDP endpoint, in slot order (deterministic).
     public var allUDPEndpoints: [UDPEndpointID] {
         udpEndpoints.handles.map { UDPEndpointID(handle: $0) }
+    }
+
+    /// What UDP's receive queues pin, in the stack's memory accounting (`memoryInUse`).
+    private var pinnedDatagrams: Int {
+        get { pinned.datagrams }
+        set { pinned.datagrams = newValue }
     }
 
     /// Whether `port` on `address` overlaps no bound endpoint: two endpoints on one port must have

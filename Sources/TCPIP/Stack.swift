@@ -64,11 +64,9 @@ public final class Stack {
     @exclusivity(unchecked) var udpEvents = CircularBuffer<SlabHandle>(initialCapacity: 4)
     /// The token bucket of the ICMP errors we send (Stack+ICMP.swift).
     @exclusivity(unchecked) var icmpErrorLimiter: ICMPRateLimiter
-    /// Datagrams being reassembled from fragments, and the time-exceeded notices their timeouts
-    /// leave for the ICMP layer (Stack+Fragments.swift). Unchecked like the rest: `nextDeadline`
-    /// reads it on every turn of the caller's loop.
+    /// Datagrams being reassembled from fragments (Stack+Fragments.swift). Unchecked like the rest:
+    /// `nextDeadline` reads it on every turn of the caller's loop.
     @exclusivity(unchecked) var reassembly: FragmentReassembly
-    @exclusivity(unchecked) var reassemblyTimeExceeded = CircularBuffer<ReassemblyTimeExceeded>()
     /// Identifications of the datagrams we fragment (RFC 7739).
     @exclusivity(unchecked) var fragmentIdentifiers: FragmentIdentifiers
     /// Intercept mode (`StackConfiguration.interception`, Stack+Interception.swift): every address is
@@ -194,7 +192,8 @@ public final class Stack {
 
     /// When the stack next needs `advanceTime(to:)` even if no packet arrives.
     public var nextDeadline: Instant? {
-        var deadline = Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline)
+        var deadline = Instant.earliest(Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline),
+                                        pathMTUCache.nextExpiry)
         // Datagrams held back by `impair` rules are released by `advanceTime` too.
         if filterHooks != 0, let held = filterHeld.first { deadline = Instant.earliest(deadline, held.release) }
         return reassembly.count == 0 ? deadline : Instant.earliest(deadline, reassembly.nextDeadline)
@@ -205,6 +204,7 @@ public final class Stack {
         if filterHooks != 0 { releaseHeldDatagrams(now: now) }
         expireTimeWait(now: now)
         expireFragments(now: now)
+        if let expiry = pathMTUCache.nextExpiry, expiry <= now { expirePathMTUs(now: now) }
         while let entry = timers.popDue(now: now) {
             switch entry.owner {
             case .connection(let handle):

@@ -139,22 +139,29 @@ public struct TCPIPServerBootstrap: Sendable {
 /// ```
 public struct TCPIPClientBootstrap: Sendable {
     public let runtime: StackRuntime
-    private var options = ChannelOptions.Storage()
-    private var initializer: @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
+    private var setup = ChannelSetup()
 
+    /// A bootstrap for connections from `runtime`'s stack.
+    /// - Parameter runtime: the running stack the connections belong to.
     public init(runtime: StackRuntime) {
         self.runtime = runtime
     }
 
+    /// Sets an option on every channel before its initializer runs.
+    /// - Parameters:
+    ///   - option: the option, e.g. `.allowRemoteHalfClosure`.
+    ///   - value: its value.
     public func channelOption<Option: ChannelOption>(_ option: Option, value: Option.Value) -> Self {
         var copy = self
-        copy.options.append(key: option, value: value)
+        copy.setup.options.append(key: option, value: value)
         return copy
     }
 
+    /// Sets up every channel before the handshake completes (and before its first read).
+    /// - Parameter initializer: adds the channel's handlers.
     public func channelInitializer(_ initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> Self {
         var copy = self
-        copy.initializer = initializer
+        copy.setup.initializer = initializer
         return copy
     }
 
@@ -196,8 +203,7 @@ public struct TCPIPClientBootstrap: Sendable {
         to remote: Endpoint, _ channelInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Output>
     ) -> EventLoopFuture<Output> {
         let runtime = self.runtime
-        let options = self.options
-        let initializer = self.initializer
+        let setup = self.setup
         return runtime.eventLoop.flatSubmit {
             let core = runtime.core.value
             guard !core.stopped else { return runtime.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
@@ -212,12 +218,167 @@ public struct TCPIPClientBootstrap: Sendable {
             core.register(channel)
             channel.pipeline.fireChannelRegistered()
             core.pump()
-            return options.applyAllChannelOptions(to: channel).flatMap {
-                initializer(channel)
-            }.flatMap {
-                channelInitializer(channel)
-            }.flatMap { output in
+            return setup.run(on: channel, then: channelInitializer).flatMap { output in
                 connected.futureResult.map { output }
+            }.flatMapErrorThrowing { error in
+                channel.close(promise: nil)
+                throw error
+            }
+        }
+    }
+}
+
+/// Binds UDP endpoints on a `StackRuntime`, as `DatagramBootstrap` does with sockets. Each channel
+/// carries `AddressedEnvelope<ByteBuffer>`: each read one datagram with its sender's address, each
+/// write one datagram to the envelope's address.
+///
+/// With async/await, the channel an `NIOAsyncChannel`, wrapped before its first read:
+///
+/// ```swift
+/// let server = try await TCPIPDatagramBootstrap(runtime: runtime).bind(port: 7)
+/// try await server.executeThenClose { inbound, outbound in
+///     for try await datagram in inbound {
+///         try await outbound.write(AddressedEnvelope(remoteAddress: datagram.remoteAddress, data: datagram.data))
+///     }
+/// }
+/// ```
+///
+/// With handlers:
+///
+/// ```swift
+/// let channel = try await TCPIPDatagramBootstrap(runtime: runtime)
+///     .channelInitializer { channel in
+///         channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Echo()) }
+///     }
+///     .bind(port: 7).get()
+/// ```
+public struct TCPIPDatagramBootstrap: Sendable {
+    /// What an async datagram channel carries both ways.
+    public typealias AsyncChannel = NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>
+
+    public let runtime: StackRuntime
+    private var setup = ChannelSetup()
+
+    /// A bootstrap for UDP endpoints of `runtime`'s stack.
+    /// - Parameter runtime: the running stack the endpoints belong to.
+    public init(runtime: StackRuntime) {
+        self.runtime = runtime
+    }
+
+    /// Sets an option on every channel before its initializer runs.
+    /// - Parameters:
+    ///   - option: the option, e.g. `.maxMessagesPerRead`.
+    ///   - value: its value.
+    public func channelOption<Option: ChannelOption>(_ option: Option, value: Option.Value) -> Self {
+        var copy = self
+        copy.setup.options.append(key: option, value: value)
+        return copy
+    }
+
+    /// Sets up every channel before it becomes active (and before its first read).
+    /// - Parameter initializer: adds the channel's handlers.
+    public func channelInitializer(_ initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> Self {
+        var copy = self
+        copy.setup.initializer = initializer
+        return copy
+    }
+
+    /// Binds `port` (0: an ephemeral one) on every address of the stack, or on `address`.
+    /// - Parameters:
+    ///   - port: the local port; 0 takes an ephemeral one (RFC 6056, TCP's allocator).
+    ///   - address: one of the stack's addresses, or nil for all of them.
+    public func bind(port: UInt16, address: IPAddress? = nil) -> EventLoopFuture<Channel> {
+        open({ stack throws(UDPError) in try stack.bindUDP(port: port, address: address) }) {
+            $0.eventLoop.makeSucceededFuture($0)
+        }
+    }
+
+    /// Binds `port` with async/await: `channelInitializer` (after the bootstrap's own) sets the
+    /// channel up before it becomes active, so no datagram is read before it has run; its output
+    /// (typically an `NIOAsyncChannel`) is returned.
+    /// - Parameters:
+    ///   - port: the local port; 0 takes an ephemeral one.
+    ///   - address: one of the stack's addresses, or nil for all of them.
+    ///   - channelInitializer: makes of the channel what the caller gets.
+    public func bind<Output: Sendable>(
+        port: UInt16, address: IPAddress? = nil,
+        channelInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Output>
+    ) async throws -> Output {
+        try await open({ stack throws(UDPError) in try stack.bindUDP(port: port, address: address) }, channelInitializer).get()
+    }
+
+    /// Binds `port` with async/await: the channel as an `NIOAsyncChannel` of envelopes, wrapped
+    /// before its first read.
+    /// - Parameters:
+    ///   - port: the local port; 0 takes an ephemeral one.
+    ///   - address: one of the stack's addresses, or nil for all of them.
+    ///   - configuration: the `NIOAsyncChannel`'s back-pressure and half-closure settings.
+    public func bind(
+        port: UInt16, address: IPAddress? = nil, configuration: AsyncChannel.Configuration = .init()
+    ) async throws -> AsyncChannel {
+        try await bind(port: port, address: address, channelInitializer: Self.wrap(configuration))
+    }
+
+    /// Binds an ephemeral port and connects it to `remote`: the channel receives only `remote`'s
+    /// datagrams, takes bare `ByteBuffer` writes, and hears of port unreachable.
+    /// - Parameter remote: the peer's address and port.
+    public func connect(to remote: Endpoint) -> EventLoopFuture<Channel> {
+        open({ stack throws(UDPError) in try stack.connectUDP(to: remote) }) { $0.eventLoop.makeSucceededFuture($0) }
+    }
+
+    /// Connects with async/await: `channelInitializer` (after the bootstrap's own) runs before the
+    /// channel becomes active, and its output is returned.
+    /// - Parameters:
+    ///   - remote: the peer's address and port.
+    ///   - channelInitializer: makes of the channel what the caller gets.
+    public func connect<Output: Sendable>(
+        to remote: Endpoint, channelInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Output>
+    ) async throws -> Output {
+        try await open({ stack throws(UDPError) in try stack.connectUDP(to: remote) }, channelInitializer).get()
+    }
+
+    /// Connects with async/await: the channel as an `NIOAsyncChannel` of envelopes (their address
+    /// is the peer's), wrapped before its first read.
+    /// - Parameters:
+    ///   - remote: the peer's address and port.
+    ///   - configuration: the `NIOAsyncChannel`'s back-pressure and half-closure settings.
+    public func connect(to remote: Endpoint, configuration: AsyncChannel.Configuration) async throws -> AsyncChannel {
+        try await connect(to: remote, channelInitializer: Self.wrap(configuration))
+    }
+
+    private static func wrap(
+        _ configuration: AsyncChannel.Configuration
+    ) -> @Sendable (Channel) -> EventLoopFuture<AsyncChannel> {
+        { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try AsyncChannel(wrappingChannelSynchronously: channel, configuration: configuration)
+            }
+        }
+    }
+
+    /// Makes the endpoint on the loop, then the channel, runs the setup and `channelInitializer`,
+    /// and only then makes it active (its first read).
+    private func open<Output: Sendable>(
+        _ make: @escaping @Sendable (Stack) throws(UDPError) -> UDPEndpointID,
+        _ channelInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Output>
+    ) -> EventLoopFuture<Output> {
+        let runtime = self.runtime
+        let setup = self.setup
+        return runtime.eventLoop.flatSubmit {
+            let core = runtime.core.value
+            guard !core.stopped else { return runtime.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+            let endpoint: UDPEndpointID
+            do {
+                endpoint = try make(core.stack)
+            } catch {
+                return runtime.eventLoop.makeFailedFuture(error)
+            }
+            let channel = UDPChannel(runtime: core, endpoint: endpoint)
+            core.register(channel)
+            channel.pipeline.fireChannelRegistered()
+            return setup.run(on: channel, then: channelInitializer).map { output in
+                channel.becomeActive()
+                return output
             }.flatMapErrorThrowing { error in
                 channel.close(promise: nil)
                 throw error

@@ -19,7 +19,7 @@ import TCPIPWire
 /// - `close()` is graceful, like close(2) on a socket: writes already flushed are still sent, then FIN.
 ///
 /// All state is touched on the event loop only; `isActive` and `isWritable` are readable anywhere.
-final class TCPConnectionChannel: Channel, ChannelCore, @unchecked Sendable {
+final class TCPConnectionChannel: LoopBoundOptionsChannel, ChannelCore, @unchecked Sendable {
     enum Lifecycle {
         case connecting
         case active
@@ -87,31 +87,7 @@ final class TCPConnectionChannel: Channel, ChannelCore, @unchecked Sendable {
     var isWritable: Bool { writableBox.withLockedValue { $0 } }
     var _channelCore: ChannelCore { self }
 
-    func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) -> EventLoopFuture<Void> {
-        if eventLoop.inEventLoop {
-            return eventLoop.makeCompletedFuture { try setOption0(option, value: value) }
-        }
-        return eventLoop.submit { try self.setOption0(option, value: value) }
-    }
-
-    func getOption<Option: ChannelOption>(_ option: Option) -> EventLoopFuture<Option.Value> {
-        if eventLoop.inEventLoop {
-            return eventLoop.makeCompletedFuture { try getOption0(option) }
-        }
-        return eventLoop.submit { try self.getOption0(option) }
-    }
-
-    var syncOptions: NIOSynchronousChannelOptions? { SynchronousOptions(channel: self) }
-
-    struct SynchronousOptions: NIOSynchronousChannelOptions {
-        let channel: TCPConnectionChannel
-        func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
-            try channel.setOption0(option, value: value)
-        }
-        func getOption<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
-            try channel.getOption0(option)
-        }
-    }
+    var syncOptions: NIOSynchronousChannelOptions? { LoopBoundSynchronousOptions(channel: self) }
 
     func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
         eventLoop.preconditionInEventLoop()

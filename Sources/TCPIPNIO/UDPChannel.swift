@@ -1,4 +1,3 @@
-#if os(Linux)
 import NIOConcurrencyHelpers
 import NIOCore
 import TCPIP
@@ -16,7 +15,7 @@ import TCPIPWire
 ///   through `errorCaught`, as NIO's datagram channels fire ECONNREFUSED; the channel stays open.
 ///
 /// All state is touched on the event loop only; `isActive` is readable anywhere.
-final class UDPChannel: Channel, ChannelCore, @unchecked Sendable {
+final class UDPChannel: LoopBoundOptionsChannel, ChannelCore, @unchecked Sendable {
     let runtime: RuntimeCore
     let endpoint: UDPEndpointID
     let eventLoop: EventLoop
@@ -58,19 +57,7 @@ final class UDPChannel: Channel, ChannelCore, @unchecked Sendable {
     var isWritable: Bool { true }
     var _channelCore: ChannelCore { self }
 
-    func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) -> EventLoopFuture<Void> {
-        if eventLoop.inEventLoop {
-            return eventLoop.makeCompletedFuture { try setOption0(option, value: value) }
-        }
-        return eventLoop.submit { try self.setOption0(option, value: value) }
-    }
-
-    func getOption<Option: ChannelOption>(_ option: Option) -> EventLoopFuture<Option.Value> {
-        if eventLoop.inEventLoop {
-            return eventLoop.makeCompletedFuture { try getOption0(option) }
-        }
-        return eventLoop.submit { try self.getOption0(option) }
-    }
+    var syncOptions: NIOSynchronousChannelOptions? { LoopBoundSynchronousOptions(channel: self) }
 
     func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
         eventLoop.preconditionInEventLoop()
@@ -263,75 +250,3 @@ final class UDPChannel: Channel, ChannelCore, @unchecked Sendable {
         }
     }
 }
-
-/// Binds UDP endpoints on a `StackRuntime`, as `DatagramBootstrap` does with sockets. Each channel
-/// carries `AddressedEnvelope<ByteBuffer>`.
-///
-/// ```swift
-/// let channel = try await TCPIPDatagramBootstrap(runtime: runtime)
-///     .channelInitializer { channel in
-///         channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Echo()) }
-///     }
-///     .bind(port: 7).get()
-/// ```
-public struct TCPIPDatagramBootstrap: Sendable {
-    public let runtime: StackRuntime
-    private var options = ChannelOptions.Storage()
-    private var initializer: @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
-
-    public init(runtime: StackRuntime) {
-        self.runtime = runtime
-    }
-
-    public func channelOption<Option: ChannelOption>(_ option: Option, value: Option.Value) -> Self {
-        var copy = self
-        copy.options.append(key: option, value: value)
-        return copy
-    }
-
-    public func channelInitializer(_ initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> Self {
-        var copy = self
-        copy.initializer = initializer
-        return copy
-    }
-
-    /// Binds `port` (0: an ephemeral one) on every address of the stack, or on `address`.
-    public func bind(port: UInt16, address: IPAddress? = nil) -> EventLoopFuture<Channel> {
-        open { stack throws(UDPError) in try stack.bindUDP(port: port, address: address) }
-    }
-
-    /// Binds an ephemeral port and connects it to `remote`: the channel receives only `remote`'s
-    /// datagrams, takes bare `ByteBuffer` writes, and hears of port unreachable.
-    public func connect(to remote: Endpoint) -> EventLoopFuture<Channel> {
-        open { stack throws(UDPError) in try stack.connectUDP(to: remote) }
-    }
-
-    private func open(_ make: @escaping @Sendable (Stack) throws(UDPError) -> UDPEndpointID) -> EventLoopFuture<Channel> {
-        let runtime = self.runtime
-        let options = self.options
-        let initializer = self.initializer
-        return runtime.eventLoop.flatSubmit {
-            let core = runtime.core.value
-            guard !core.stopped else { return runtime.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
-            let endpoint: UDPEndpointID
-            do {
-                endpoint = try make(core.stack)
-            } catch {
-                return runtime.eventLoop.makeFailedFuture(error)
-            }
-            let channel = UDPChannel(runtime: core, endpoint: endpoint)
-            core.register(channel)
-            channel.pipeline.fireChannelRegistered()
-            return options.applyAllChannelOptions(to: channel).flatMap {
-                initializer(channel)
-            }.map {
-                channel.becomeActive()
-                return channel as Channel
-            }.flatMapErrorThrowing { error in
-                channel.close(promise: nil)
-                throw error
-            }
-        }
-    }
-}
-#endif

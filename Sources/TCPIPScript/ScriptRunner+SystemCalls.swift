@@ -35,6 +35,9 @@ struct ScriptSocket {
     var accepted = false
     /// connect() with TCP_FASTOPEN_CONNECT and a cookie cached: the SYN waits for the first write.
     var deferredConnect = false
+    /// `SOCK_DGRAM`: a UDP socket, played by `ScriptRunner+UDP.swift`, and its endpoint once bound.
+    var datagram = false
+    var udp: UDPEndpointID?
 }
 
 /// A blocking system call still waiting for the stack (packetdrill runs them on a second thread).
@@ -129,6 +132,7 @@ extension ScriptRunner {
         let call = state.call
         let arguments = call.arguments
         let blocking = state.end != nil
+        if let result = try attemptUDP(call, blocking: blocking) { return result }
         switch call.name {
         case "socket":
             let type = try integer(arguments, 1)

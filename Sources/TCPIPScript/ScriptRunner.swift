@@ -56,6 +56,8 @@ public final class ScriptRunner {
     var currentLine = 0
 
     var sockets: [Int: ScriptSocket] = [:]
+    /// The ports of the last `< udp` line, which an outbound ICMP error must quote (ScriptRunner+UDP.swift).
+    var lastInboundUDPPorts: (source: UInt16, destination: UInt16)?
     /// The connection most recently opened or accepted, for state queries after its fd is closed.
     var lastConnection: ConnectionID?
     var lastConnectionTuple: FourTuple?
@@ -241,13 +243,8 @@ public final class ScriptRunner {
     private func perform(_ event: ScriptEvent) throws {
         switch event.action {
         case .packet(let packet) where packet.other != nil:
-            guard packet.direction == .inbound, let icmp = ScriptICMP(packet.other!) else {
-                throw ScriptSkip(reason: "non-TCP packet `\(packet.other!)`")
-            }
-            let time = try scheduledTime(event.timing)
-            try advance(to: time)
-            try injectICMP(icmp, line: packet.other!)
-            base = time
+            // ICMP and UDP lines: ScriptRunner+UDP.swift.
+            base = try playNonTCP(packet, timing: event.timing)
         case .packet(let packet) where packet.options.containsMD5:
             throw ScriptSkip(reason: "TCP MD5 signature option (RFC 2385): the stack does not implement it")
         case .packet(let packet) where packet.encapsulation != nil:

@@ -2,7 +2,7 @@
 enum ScriptSymbols {
     static let values: [String: Int64] = [
         "AF_INET": 2, "AF_INET6": 10, "AF_UNSPEC": 0, "PF_INET": 2, "PF_INET6": 10,
-        "SOCK_STREAM": 1, "SOCK_DGRAM": 2, "SOCK_NONBLOCK": 0x800, "IPPROTO_TCP": 6, "IPPROTO_IP": 0,
+        "SOCK_STREAM": 1, "SOCK_DGRAM": 2, "SOCK_NONBLOCK": 0x800, "IPPROTO_TCP": 6, "IPPROTO_UDP": 17, "IPPROTO_IP": 0,
         "SOL_SOCKET": 1, "SOL_TCP": 6, "SOL_IP": 0,
         "SO_REUSEADDR": 2, "SO_ERROR": 4, "SO_SNDBUF": 7, "SO_RCVBUF": 8, "SO_KEEPALIVE": 9, "SO_LINGER": 13,
         "SO_REUSEPORT": 15,

@@ -109,6 +109,57 @@ import Testing
         }
     }
 
+    /// `TCPIPDatagramBootstrap.bind(…) async` and `connect(…) async` return `NIOAsyncChannel`s of
+    /// envelopes: an echo server and a connected client over the in-process pair, datagrams of
+    /// 0 to 30,000 octets (the large ones fragmented and reassembled) back byte for byte, in order.
+    @Test func asyncUDPEchoOverTheInProcessPair() async throws {
+        let (client, server) = try await Self.makePair()
+        let echo = try await TCPIPDatagramBootstrap(runtime: server).bind(port: 7)
+        let serving = Task {
+            try await echo.executeThenClose { inbound, outbound in
+                for try await datagram in inbound {
+                    try await outbound.write(AddressedEnvelope(remoteAddress: datagram.remoteAddress, data: datagram.data))
+                }
+            }
+        }
+        let sizes = [0, 1, 100, 1472, 1473, 8_000, 20_000, 30_000]
+        let serverAddress = try SocketAddress(ipAddress: "198.18.0.2", port: 7)
+        let connected = try await TCPIPDatagramBootstrap(runtime: client)
+            .connect(to: Endpoint(Self.serverAddress, 7), configuration: .init())
+        try await connected.executeThenClose { inbound, outbound in
+            var replies = inbound.makeAsyncIterator()
+            // One at a time, each reply awaited before the next is sent, so replies pair with requests.
+            for (index, size) in sizes.enumerated() {
+                let sent = pattern(size, seed: UInt64(index))
+                try await outbound.write(AddressedEnvelope(remoteAddress: serverAddress, data: sent))
+                let reply = try #require(try await replies.next())
+                #expect(reply.remoteAddress == serverAddress)
+                #expect(reply.data == sent, "datagram of \(size) octets")
+            }
+        }
+
+        // The generic, initializer-returning variant, on a bound (unconnected) channel that names
+        // the destination of each write.
+        let unconnected = try await TCPIPDatagramBootstrap(runtime: client)
+            .bind(port: 0) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>(
+                        wrappingChannelSynchronously: channel)
+                }
+            }
+        try await unconnected.executeThenClose { inbound, outbound in
+            var replies = inbound.makeAsyncIterator()
+            let sent = pattern(30_000, seed: 99)
+            try await outbound.write(AddressedEnvelope(remoteAddress: serverAddress, data: sent))
+            let reply = try #require(try await replies.next())
+            #expect(reply.data == sent && reply.remoteAddress == serverAddress)
+        }
+        serving.cancel()
+        try await client.stop()
+        try await server.stop()
+        _ = await serving.result
+    }
+
     @Test func endpointsFromTextAndSocketAddresses() throws {
         #expect(Endpoint("198.18.0.2:80") == Endpoint(IPAddress("198.18.0.2")!, 80))
         #expect(Endpoint("[2001:db8::2]:443") == Endpoint(IPAddress("2001:db8::2")!, 443))

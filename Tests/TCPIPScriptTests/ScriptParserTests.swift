@@ -173,6 +173,27 @@ import Testing
         #expect(p.other == "icmp unreachable port_unreachable")
     }
 
+    /// packetdrill's UDP lines (`< udp (LEN)`, `> udp (LEN)`, and ours with ports) keep their words
+    /// for the runner (ScriptRunner+UDP.swift); the UDP socket calls parse like TCP's.
+    @Test func udpLinesAndSocketCalls() throws {
+        let inbound = try packet("0 < udp (20)")
+        #expect(inbound.direction == .inbound)
+        #expect(inbound.other == "udp ( 20 )")
+        #expect(inbound.window == nil, "a UDP line needs no `win`")
+        let outbound = try packet("+.01 > udp (1472)")
+        #expect(outbound.direction == .outbound)
+        #expect(outbound.other == "udp ( 1472 )")
+        #expect(try packet("0 < udp 53 > 8080 (0)").other == "udp 53 > 8080 ( 0 )")
+        #expect(try packet("0 > (tos 0x10) udp (8)").ipInformation == ["tos 0x10"])
+        let socket = try call("0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3")
+        #expect(socket.arguments == [.ellipsis, .symbol("SOCK_DGRAM"), .symbol("IPPROTO_UDP")])
+        let receive = try call("0 recvfrom(3, ..., 100, MSG_DONTWAIT, ..., ...) = -1 EAGAIN (Resource temporarily unavailable)")
+        #expect(receive.result == -1 && receive.errno == "EAGAIN")
+        #expect(receive.arguments[3] == .symbol("MSG_DONTWAIT"))
+        let send = try call("0 sendto(3, ..., 20, 0, ..., ...) = 20")
+        #expect(send.name == "sendto" && send.result == 20 && send.arguments.count == 6)
+    }
+
     @Test func errorsPointAtLineAndColumn() {
         let error = syntaxError("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 > S 0:0(0) <mss 1460,bogus>\n+0 > Q 0:0(0)")
         // `bogus` is kept as an unknown option; the bad flag on line 3 is the error.

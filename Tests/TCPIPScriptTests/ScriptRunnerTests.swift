@@ -156,6 +156,57 @@ import Testing
         #expect(outcome.passed, "\(outcome.verdict)")
     }
 
+    /// UDP lines against a UDP socket: the datagram in reaches recvfrom whole, the one out is checked
+    /// for length and ports (a wrong one fails at its line), an unconnected send has no destination,
+    /// and `udp SPORT > DPORT (LEN)` names ports no socket holds.
+    @Test func udpLinesArePlayedAndChecked() throws {
+        let echo = """
+            0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3
+            +0 bind(3, ..., ...) = 0
+            +0 < udp (30)
+            +0 recvfrom(3, ..., 100, 0, ..., ...) = 30
+            +0 send(3, ..., 30, 0) = -1 EDESTADDRREQ (Destination address required)
+            +0 sendto(3, ..., 30, 0, ..., ...) = 30
+            +0 > udp (30)
+            """
+        let passed = try run(echo)
+        #expect(passed.passed, "\(passed.verdict)")
+        #expect(passed.exchanged.contains { $0.hasSuffix("> udp 8080 > 40000 (30)") })
+        #expect(failureOf(try run(echo.replacingOccurrences(of: "> udp (30)", with: "> udp (31)")))?.line == 7)
+        #expect(failureOf(try run(echo.replacingOccurrences(of: "> udp (30)", with: "> udp 8080 > 9 (30)")))?.message
+                    .contains("ports 8080 > 40000") == true)
+
+        let closedPort = try run("0 < udp 40000 > 7 (0)\n+0 > icmp unreachable port_unreachable")
+        #expect(closedPort.passed, "\(closedPort.verdict)")
+        let wrongCode = try run("0 < udp 40000 > 7 (0)\n+0 > icmp unreachable host_unreachable")
+        #expect(failureOf(wrongCode)?.message.contains("code 3 instead of type 3 code 1") == true)
+
+        guard case .skipped(let reason, let line) = try run("0 < udp (twenty)").verdict else {
+            Issue.record("a malformed UDP line is skipped, not played")
+            return
+        }
+        #expect(line == 1 && reason.contains("udp"))
+    }
+
+    /// The same over IPv6 (RFC 8200 §8.1: the checksum over the IPv6 pseudo-header; RFC 4443 §3.1:
+    /// port unreachable is code 4): a connected socket refused, a closed port answered.
+    @Test func udpLinesOverIPv6() throws {
+        let refused = try run("""
+            --ip_version=ipv6
+            0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3
+            +0 connect(3, ..., ...) = 0
+            +0 write(3, ..., 1200) = 1200
+            +0 > udp (1200)
+            +.01 < icmp unreachable port_unreachable
+            +0 read(3, ..., 100) = -1 ECONNREFUSED (Connection refused)
+            +0 < udp (7)
+            +0 read(3, ..., 100) = 7
+            """)
+        #expect(refused.passed, "\(refused.verdict)")
+        let closedPort = try run("--ip_version=ipv6\n0 < udp (20)\n+0 > icmp unreachable port_unreachable")
+        #expect(closedPort.passed, "\(closedPort.verdict)")
+    }
+
     @Test func unsupportedCallsSkipTheScript() throws {
         let outcome = try run("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 epoll_create(1) = 4")
         guard case .skipped(let reason, let line) = outcome.verdict else {

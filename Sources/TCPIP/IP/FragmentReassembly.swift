@@ -366,13 +366,25 @@ struct FragmentReassembly {
                 remove(key)
                 counters.ipReassemblyTimeouts &+= 1
                 counters.ipReassemblyFailures &+= 1
-                // RFC 792 / RFC 1122 §3.3.2 and RFC 8200 §4.5: time exceeded (code 1, "fragment
-                // reassembly time exceeded") only if the first fragment was received.
-                guard var quote = queue.firstHeaders, let first = queue.pieces.first, first.offset == 0 else { continue }
+                // RFC 1122 §3.3.2: "the partially-reassembled datagram MUST be discarded and an ICMP
+                // Time Exceeded message sent to the source host (if fragment zero has been received)";
+                // RFC 8200 §4.5: "If the first fragment (i.e., the one with a Fragment Offset of zero)
+                // has been received, an ICMP Time Exceeded -- Fragment Reassembly Time Exceeded
+                // message should be sent to the source of that fragment." Code 1 in both (RFC 792,
+                // RFC 4443 §3.3).
+                guard var quote = queue.firstHeaders, quote.readableBytes > 0, let first = queue.pieces.first,
+                      first.offset == 0 else { continue }
+                let headerLength = quote.readableBytes
+                // IPv4: the header's Protocol; IPv6: the Fragment header's Next Header (its first octet).
+                let upperLayerProtocol = queue.isIPv6
+                    ? quote.getInteger(at: quote.readerIndex + headerLength - IPv6FragmentHeader.length) ?? IPProtocolNumber.noNextHeader
+                    : key.protocolNumber
                 quote.writeImmutableBuffer(first.payload.getSlice(
                     at: first.payload.readerIndex,
-                    length: min(first.payload.readableBytes, max(0, ReassemblyTimeExceeded.maximumQuote - quote.readableBytes)))!)
-                notices.append(ReassemblyTimeExceeded(source: key.source, destination: key.destination, quote: quote))
+                    length: min(first.payload.readableBytes, max(0, ReassemblyTimeExceeded.maximumQuote - headerLength)))!)
+                notices.append(ReassemblyTimeExceeded(
+                    source: key.source, destination: key.destination, quote: quote,
+                    upperLayerProtocol: upperLayerProtocol, headerLength: headerLength))
             }
         }
         return notices
@@ -416,16 +428,21 @@ struct FragmentReassembly {
 }
 
 /// A datagram whose reassembly timed out after its first fragment had arrived: the stack owes its
-/// source an ICMP Time Exceeded, code 1 (RFC 792) or ICMPv6 Time Exceeded, code 1 (RFC 4443 §3.3).
-public struct ReassemblyTimeExceeded: Hashable, Sendable {
+/// source an ICMP Time Exceeded, code 1 (RFC 792) or ICMPv6 Time Exceeded, code 1 (RFC 4443 §3.3),
+/// which `Stack.expireFragments` sends through the ICMP error path and its token bucket.
+struct ReassemblyTimeExceeded: Hashable, Sendable {
     /// Most octets of the first fragment kept for the quote: what fits in a 1280-octet ICMPv6 error
     /// (RFC 4443 §2.4 (c)); an ICMPv4 error quotes less of it (RFC 1812 §4.3.2.3: 576 in all).
-    public static let maximumQuote = 1280 - 48
+    static let maximumQuote = 1280 - 48
 
     /// The source of the fragments, to whom the error goes.
-    public var source: IPAddress
+    var source: IPAddress
     /// Their destination: our address, the error's source.
-    public var destination: IPAddress
+    var destination: IPAddress
     /// The first fragment as it arrived (headers included), up to `maximumQuote` octets.
-    public var quote: ByteBuffer
+    var quote: ByteBuffer
+    /// The protocol the fragments carry, and where its header starts in `quote`: an ICMP error is
+    /// never sent about an ICMP error (RFC 1122 §3.2.2, RFC 4443 §2.4(e)).
+    var upperLayerProtocol: UInt8
+    var headerLength: Int
 }

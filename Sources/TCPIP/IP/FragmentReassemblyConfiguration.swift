@@ -15,9 +15,6 @@ public struct FragmentReassemblyConfiguration: Sendable, Hashable {
     /// Most fragments one datagram may come in; one more and the datagram is dropped. 64, as
     /// FreeBSD's `maxfragsperpacket` default (Linux bounds the count only indirectly, by memory).
     public var maximumFragmentsPerDatagram: Int = 64
-    /// Most "time exceeded, fragment reassembly" notices kept for the stack's caller
-    /// (`Stack.nextReassemblyTimeExceeded()`); older ones are dropped when nobody collects them.
-    public var maximumPendingTimeExceeded: Int = 64
 
     public init() {}
 }

@@ -79,6 +79,7 @@ extension StackCounters {
                 (\.icmpInEchoReplies, "echo replies received"),
                 (\.icmpOutMessages, "ICMP messages sent"),
                 (\.icmpOutDestinationUnreachables, "destination unreachable sent"),
+                (\.icmpOutTimeExceeded, "time exceeded sent"),
                 (\.icmpOutEchoReplies, "echo replies sent"),
                 (\.icmpOutRateLimited, "ICMP errors not sent: rate limit (RFC 1812 §4.3.2.8)"),
                 (\.icmpOutSuppressed, "ICMP errors not sent: forbidden (RFC 1122 §3.2.2, RFC 4443 §2.4(e))"),
@@ -91,6 +92,7 @@ extension StackCounters {
                 (\.icmpInParameterProblems, "InType12"),
                 (\.icmpOutEchoReplies, "OutType0"),
                 (\.icmpOutDestinationUnreachables, "OutType3"),
+                (\.icmpOutTimeExceeded, "OutType11"),
             ], nameFirst: true),
             ReportSection(title: "Icmp6", entries: [
                 (\.icmp6InMessages, "ICMPv6 messages received"),
@@ -105,6 +107,7 @@ extension StackCounters {
                 (\.icmp6OutMessages, "ICMPv6 messages sent"),
                 (\.icmp6OutDestinationUnreachables, "destination unreachable sent"),
                 (\.icmp6OutParameterProblems, "parameter problems sent"),
+                (\.icmp6OutTimeExceeded, "time exceeded sent"),
                 (\.icmp6OutEchoReplies, "echo replies sent"),
             ]),
             ReportSection(title: "Udp", entries: [
@@ -113,6 +116,7 @@ extension StackCounters {
                 (\.udpInErrors, "packet receive errors"),
                 (\.udpOutDatagrams, "packets sent"),
                 (\.udpReceiveBufferErrors, "receive buffer errors"),
+                (\.udpMemoryErrors, "receive memory errors: memory budget"),
                 (\.udpInChecksumErrors, "checksum errors"),
             ]),
             ReportSection(title: "Intercept", entries: [
@@ -197,6 +201,7 @@ extension StackCounters {
                 (\.icmpErrorsOutOfWindow, "ICMP errors ignored: quoted sequence outside the window (RFC 5927)"),
                 (\.icmpErrorsNoConnection, "ICMP errors ignored: no such connection"),
                 (\.pathMTUReductions, "path MTU reductions (RFC 1191, RFC 8201)"),
+                (\.pathMTUIncreases, "path MTU estimates aged out: MSS raised again (RFC 1191 §6.3)"),
                 (\.icmpHardErrorAborts, "connections aborted by a hard ICMP error (RFC 5461)"),
                 (\.icmpSoftErrors, "soft ICMP errors noted (RFC 1122 §4.2.3.9)"),
                 (\.mtuBlackHolesDetected, "PMTU black holes suspected (RFC 4821)"),

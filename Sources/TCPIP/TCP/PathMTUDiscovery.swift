@@ -72,6 +72,26 @@ extension TCPConnection {
         return true
     }
 
+    /// The stack's estimate for this path aged out (RFC 1191 §6.3, RFC 8201 §5.3): the MSS goes back
+    /// up to what the handshake allowed — the peer's MSS option and our link MTU — or to what an
+    /// RFC 4821 search has found to work. A path still too small answers the next full-sized segment
+    /// with another error, and discovery runs again.
+    mutating func pathMTUExpired(now: Instant, io: inout StackIO) {
+        let mtu = path.mtu
+        path.mtu = 0
+        let before = maximumSegmentSize
+        applyPathLimits()
+        let rule: StaticString = tuple.remote.address.isIPv6 ? "RFC 8201 §5.3" : "RFC 1191 §6.3"
+        guard maximumSegmentSize > before else {
+            io.decision(rule, "PMTU estimate \(mtu) aged out: MSS \(maximumSegmentSize) unchanged", connection: tuple, now: now)
+            return
+        }
+        // RFC 1191 §6.3: "An upper layer MUST not retransmit datagrams in response to an increase in
+        // the PMTU estimate": what is in flight stays as it was cut; new segments are cut larger.
+        io.counters.pathMTUIncreases &+= 1
+        io.decision(rule, "PMTU estimate \(mtu) aged out: MSS \(before) -> \(maximumSegmentSize)", connection: tuple, now: now)
+    }
+
     /// Linux's `tcp_simple_retransmit`: every segment in flight longer than the new MSS is lost —
     /// the path dropped it, congestion did not — and goes again, cut to the new size, at once. cwnd
     /// and ssthresh are left as they were: no loss episode begins, so nothing is undone later either.

@@ -4,8 +4,8 @@ import TCPIPWire
 import Testing
 
 /// Fragments through `Stack.receive`: reassembled datagrams continue down the input path as if
-/// they had arrived whole; atomic fragments are whole datagrams; timeouts leave a notice for ICMP;
-/// and `Stack.fragment` cuts datagrams with unpredictable identifications.
+/// they had arrived whole; atomic fragments are whole datagrams; and `Stack.fragment` cuts datagrams
+/// with unpredictable identifications. Timeouts: ReassemblyTimeExceededTests.
 @Suite struct StackFragmentTests {
     typealias F = FragmentFixtures
 
@@ -57,29 +57,6 @@ import Testing
         // The reassembly under way is unharmed: it completes (and, being UDP, goes no further today).
         for fragment in pendingFragments.dropFirst() { t.inject(datagram: fragment) }
         #expect(t.counters.ipReassembled == 1 && t.counters.ipReassemblyFailures == 0)
-    }
-
-    /// A reassembly that times out after its first fragment arrived leaves the stack a notice of the
-    /// ICMP time exceeded (code 1) it owes; `nextDeadline` wakes the caller for it.
-    @Test func timeoutLeavesATimeExceededNotice() throws {
-        var t = try TCPTester(.established)
-        let datagram = F.clearingDontFragment(try t.datagram("+0 < P. 1:3001(3000) ack 1 win 65535"))
-        let fragments = try IPFragmentation.fragment(datagram, mtu: 1500, identification: 1)
-        t.inject(datagram: fragments[0])
-        #expect(t.stack.reassemblyStatus.datagrams == 1)
-        t.advance(by: .seconds(29))
-        #expect(t.stack.nextReassemblyTimeExceeded() == nil)
-        t.advance(by: .seconds(1))
-        let notice = try #require(t.stack.nextReassemblyTimeExceeded())
-        #expect(notice.source == t.remoteAddress && notice.destination == t.localAddress)
-        #expect(Array(notice.quote.readableBytesView.prefix(28)) == Array(fragments[0].readableBytesView.prefix(28)))
-        #expect(t.stack.nextReassemblyTimeExceeded() == nil)
-        #expect(t.counters.ipReassemblyTimeouts == 1 && t.stack.reassemblyStatus.datagrams == 0)
-        // The rest of the segment, arriving late, cannot complete anything.
-        t.inject(datagram: fragments[1])
-        t.inject(datagram: fragments[2])
-        #expect(t.counters.ipReassembled == 0)
-        try t.expectNothing()
     }
 
     /// The decision trace cites the rule behind each fragment dropped.

@@ -131,6 +131,72 @@ import Testing
         _ = second
     }
 
+    /// RFC 1191 §6.3 / RFC 8201 §5.3: when the estimate ages out, the connection that lowered its
+    /// MSS for it gets the handshake's MSS back (the peer's option, 1440 here over IPv6, and our
+    /// link's): full-sized segments again, every octet verified by the tester, and nothing
+    /// retransmitted for the increase. A minute before, the segments are still cut small.
+    @Test(arguments: [false, true])
+    func mssRisesAgainWhenTheEstimateAgesOut(ipv6: Bool) throws {
+        let mss = ipv6 ? 1440 : 1460
+        let small = ipv6 ? 1220 : 1240
+        var t = try TCPTester(.established, peer: .init(maximumSegmentSize: UInt16(mss), ipv6: ipv6))
+        t.stack.tracing = true
+        try t.app.send(mss)
+        try t.expect("+0 > P. 1:\(1 + mss)(\(mss)) ack 1")
+        t.icmp(ipv6 ? .packetTooBig(mtu: 1280) : .fragmentationNeeded(nextHopMTU: 1280), quoting: 1)
+        try t.expect("+0 > . 1:\(1 + small)(\(small)) ack 1")
+        try t.expect("+0 > P. \(1 + small):\(1 + mss)(\(mss - small)) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack \(1 + mss) win 65535")
+        #expect(t.status?.maximumSegmentSize == small)
+
+        // At 599.1 s the estimate still holds.
+        t.advance(by: .seconds(599))
+        var next = 1 + mss
+        try t.app.send(2 * small)
+        try t.expect("+0 > . \(next):\(next + small)(\(small)) ack 1")
+        try t.expect("+0 > P. \(next + small):\(next + 2 * small)(\(small)) ack 1")
+        next += 2 * small
+        try t.inject("+.1 < . 1:1(0) ack \(next) win 65535")
+        #expect(t.stack.pathMTU(to: t.remoteAddress, now: t.now) == 1280)
+
+        // At 600 s it ages out: the MSS goes back up, with nothing sent for it.
+        t.advance(by: .seconds(1))
+        try t.expectNothing()
+        #expect(t.status?.maximumSegmentSize == mss)
+        #expect(t.status?.pathMTU == nil)
+        #expect(t.stack.pathMTU(to: t.remoteAddress, now: t.now) == nil && t.stack.pathMTUCacheCount == 0)
+        #expect(t.counters.pathMTUIncreases == 1 && t.counters.pathMTUReductions == 1)
+        let rule = ipv6 ? "RFC 8201 §5.3" : "RFC 1191 §6.3"
+        #expect(t.stack.drainTrace().contains { $0.description.hasPrefix("\(rule): PMTU estimate 1280 aged out: MSS \(small) -> \(mss)") })
+        let retransmitted = t.counters.segmentsRetransmitted
+
+        // Larger segments again.
+        try t.app.send(2 * mss)
+        try t.expect("+0 > . \(next):\(next + mss)(\(mss)) ack 1")
+        try t.expect("+0 > P. \(next + mss):\(next + 2 * mss)(\(mss)) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack \(next + 2 * mss) win 65535")
+        try t.expectNothing()
+        #expect(t.counters.segmentsRetransmitted == retransmitted)
+    }
+
+    /// RFC 1191 §6.3: "a means for changing the timeout duration, including setting it to
+    /// 'infinity'": an estimate that never ages keeps the MSS down and sets no deadline.
+    @Test func ageingSetToInfinityNeverRaises() throws {
+        var t = try TCPTester(.established) { $0.tcp.pathMTU.ageing = .nanoseconds(.max) }
+        try t.app.send(1460)
+        try t.expect("+0 > P. 1:1461(1460) ack 1")
+        t.icmp(.fragmentationNeeded(nextHopMTU: 1280), quoting: 1)
+        try t.expect("+0 > . 1:1241(1240) ack 1")
+        try t.expect("+0 > P. 1241:1461(220) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 1461 win 65535")
+        t.advance(by: .seconds(24 * 3600))
+        #expect(t.status?.maximumSegmentSize == 1240 && t.counters.pathMTUIncreases == 0)
+        #expect(t.stack.pathMTU(to: t.remoteAddress, now: t.now) == 1280)
+        try t.app.send(2480)
+        try t.expect("+0 > . 1461:2701(1240) ack 1")
+        try t.expect("+0 > P. 2701:3941(1240) ack 1")
+    }
+
     /// The cache is bounded: the entry closest to expiry goes first.
     @Test func cacheIsBounded() throws {
         var configuration = StackConfiguration(addresses: [.v4(IPv4Address(198, 18, 0, 1))], seed: 1)
