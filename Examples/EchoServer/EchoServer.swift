@@ -25,7 +25,11 @@ import TCPIPStack
 
     /// Echoes every connection on port 7 until the runtime stops.
     static func serve(on runtime: StackRuntime) async throws {
-        let server = try await TCPIPServerBootstrap(runtime: runtime).bind(port: 7)
+        try await serve(try await TCPIPServerBootstrap(runtime: runtime).bind(port: 7))
+    }
+
+    /// Echoes every connection `server` accepts until it closes.
+    static func serve(_ server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { connections in
                 for try await connection in connections {
@@ -45,7 +49,9 @@ import TCPIPStack
             StackConfiguration(addresses: [IPAddress("198.18.0.1")!]),
             StackConfiguration(addresses: [IPAddress("198.18.0.2")!]),
             group: MultiThreadedEventLoopGroup.singleton)
-        async let serving: Void = serve(on: server)
+        // Bound before the client connects: a SYN that arrived first would find no listener (RST).
+        let listener = try await TCPIPServerBootstrap(runtime: server).bind(port: 7)
+        async let serving: Void = serve(listener)
         let connection = try await TCPIPClientBootstrap(runtime: client)
             .connect(to: Endpoint("198.18.0.2:7")!, configuration: .init())
         let echoed = try await connection.executeThenClose { inbound, outbound in
