@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "TCPIPNIO", targets: ["TCPIPNIO"]),
         // One import for an app: the stack, the runtime, the bootstraps, NIO, and on Linux the TUN device.
         .library(name: "TCPIPStack", targets: ["TCPIPStack"]),
+        // tun2socks: every intercepted flow relayed through SOCKS5 or a direct socket (issue 19).
+        .library(name: "TCPIPGateway", targets: ["TCPIPGateway"]),
         .executable(name: "tcpip", targets: ["tcpip"]),
     ],
     dependencies: [
@@ -35,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // The stack's counters exported by the runtime (the sans-IO core only counts).
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // `--metrics-port` on the long-running commands: the counters in Prometheus' text format.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // `swift package generate-documentation`: the DocC catalogs under Sources/*/*.docc.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -105,16 +109,30 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The gateway: relays (direct, SOCKS5), the splice, fake DNS. Depends on the runtime and its
+        // PacketSource protocol only, so an app brings its own source (NEPacketTunnelFlow, VpnService).
+        // Portable: the C library only inside `#if os(Linux)`.
+        .target(
+            name: "TCPIPGateway",
+            dependencies: [
+                "TCPIP", "TCPIPWire", "TCPIPNIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tcpip",
             dependencies: [
-                "TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPSimulation", "TCPIPFuzzing", "TCPIPScript", "TCPIPNIO",
+                "TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPSimulation", "TCPIPFuzzing", "TCPIPScript", "TCPIPNIO", "TCPIPGateway",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),
@@ -158,6 +176,16 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "TCPIPGatewayTests",
+            dependencies: [
+                "TCPIPGateway", "TCPIPNIO", "TCPIP", "TCPIPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strict),
         // Kernel interop over TUN in network namespaces; runs the built `tcpip` binary (needs root).

@@ -7,7 +7,7 @@ import PackageDescription
 // A path dependency is named after its folder, whatever the checkout is called.
 let parent = URL(fileURLWithPath: Context.packageDirectory).deletingLastPathComponent().lastPathComponent
 
-let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "udp", "icmp", "reassembly", "rules"]
+let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "udp", "icmp", "reassembly", "rules", "filter", "forward"]
 
 let package = Package(
     name: "swift-tcpip-fuzz",
@@ -20,8 +20,10 @@ let package = Package(
         .target(name: "CLibFuzzer", path: "Targets/CLibFuzzer"),
         // The harness is the main package's TCPIPFuzzing target, which no library product exposes (apps
         // have no use for it): compiled here from its sources through the symlink Targets/TCPIPFuzzing.
+        // Named apart from the main package's TCPIPFuzzing target (target names are unique across a
+        // package graph), with the same sources.
         .target(
-            name: "TCPIPFuzzing",
+            name: "FuzzHarness",
             dependencies: [
                 .product(name: "TCPIP", package: parent), .product(name: "TCPIPWire", package: parent),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -31,7 +33,7 @@ let package = Package(
     ] + targets.map { name in
         .executableTarget(
             name: "fuzz-\(name)",
-            dependencies: ["CLibFuzzer", "TCPIPFuzzing"],
+            dependencies: ["CLibFuzzer", "FuzzHarness"],
             path: "Targets/\(name)",
             swiftSettings: [.swiftLanguageMode(.v6)])
     }

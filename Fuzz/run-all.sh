@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-60}
 jobs=${FUZZ_JOBS:-1}
-targets=(ipv4 ipv6 datagram tcp address stack udp icmp reassembly rules)
+targets=(ipv4 ipv6 datagram tcp address stack udp icmp reassembly rules filter forward)
 
 swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld >&2 || exit 1
 

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-target=${1:?usage: Fuzz/run.sh TARGET SECONDS (targets: ipv4 ipv6 datagram tcp address stack udp icmp reassembly rules)}
+target=${1:?usage: Fuzz/run.sh TARGET SECONDS (targets: ipv4 ipv6 datagram tcp address stack udp icmp reassembly rules filter forward)}
 seconds=${2:-60}
 [[ -d Corpus/$target ]] || { echo "error: no target $target (no Corpus/$target)" >&2; exit 2; }
 

@@ -65,6 +65,18 @@ public struct StackConfiguration: Sendable {
     public static let packetTunnelMemoryBudget = 32 * 1024 * 1024
     /// Fragment reassembly (RFC 791, RFC 8200 §4.5): its memory bound and timeouts.
     public var fragments = FragmentReassemblyConfiguration()
+    /// Intercept mode: the stack terminates TCP, UDP and ICMP echo to every address, holding each
+    /// SYN as a connection request until the application answers it (`InterceptionConfiguration`).
+    /// nil (the default): the stack answers for `addresses` only.
+    public var interception: InterceptionConfiguration? = nil
+    /// Netfilter rules installed when the stack is made (`Stack.install` replaces them later); nil:
+    /// none, and the hooks cost one test per datagram. They must compile: check a ruleset read
+    /// from a user with `PacketFilter(_:)` first, which reports what is wrong.
+    public var rules: FilterRuleset? = nil
+    /// Most flows connection tracking holds (`nf_conntrack_max`); a new flow beyond it is dropped.
+    public var filterConnectionLimit: Int = 65_536
+    /// The name of the stack's link, as `iifname` and `oifname` match it; nil matches no name.
+    public var linkName: String? = nil
 
     public init(
         addresses: [IPAddress],
@@ -83,20 +95,49 @@ public struct StackConfiguration: Sendable {
     }
 }
 
-/// TCP's knobs. The defaults are Linux's where RFCs leave a range, and each says so.
+/// TCP's knobs. The defaults are Linux's where RFCs leave a range, and each says so. Buffers
+/// autotune by default, as `server` describes: 128 KiB to receive and 256 KiB to send, growing
+/// as the path and the reader need to 8 MiB and 16 MiB.
 public struct TCPConfiguration: Sendable {
-    /// Receive buffer per connection; the advertised window is its free space (RFC 9293 §3.8.6).
-    public var receiveBufferSize: Int = 256 * 1024
-    /// Send buffer per connection: how much SEND accepts before it returns short.
-    public var sendBufferSize: Int = 256 * 1024
+    /// Receive buffer per connection at the start (Linux's tcp_rmem[1] is 128 KiB); the advertised
+    /// window is its free space (RFC 9293 §3.8.6). Setting it fixes the buffer at that size, as
+    /// SO_RCVBUF does on Linux (SOCK_RCVBUF_LOCK turns autotuning off): `receiveBufferMaximum`
+    /// becomes nil. Set the maximum after it to grow from a starting size of your own.
+    public var receiveBufferSize: Int {
+        get { receiveBufferStart }
+        set {
+            receiveBufferStart = newValue
+            receiveBufferMaximum = nil
+        }
+    }
+    private var receiveBufferStart = 128 * 1024
+    /// Send buffer per connection at the start: how much SEND accepts before it returns short.
+    /// Setting it fixes the buffer at that size, as SO_SNDBUF does on Linux (SOCK_SNDBUF_LOCK):
+    /// `sendBufferMaximum` becomes nil. Set the maximum after it to grow from it.
+    public var sendBufferSize: Int {
+        get { sendBufferStart }
+        set {
+            sendBufferStart = newValue
+            sendBufferMaximum = nil
+        }
+    }
+    private var sendBufferStart = 256 * 1024
     /// Receive autotuning (Linux's dynamic right-sizing, tcp_rcv_space_adjust): the receive buffer
     /// starts at `receiveBufferSize` and grows, once per round trip, to about twice what the
-    /// application read in the last one, up to this. nil: fixed at `receiveBufferSize`. The Window
-    /// Scale option offered in the SYN covers this maximum (RFC 7323 §2.3), not the starting size.
-    public var receiveBufferMaximum: Int? = nil
+    /// application read in the last one, up to this (8 MiB by default). nil: fixed at
+    /// `receiveBufferSize`. The Window Scale option offered in the SYN covers this maximum
+    /// (RFC 7323 §2.3), not the starting size.
+    public var receiveBufferMaximum: Int? = 8 * 1024 * 1024
     /// Send autotuning (Linux's tcp_sndbuf_expand): the send buffer starts at `sendBufferSize` and
-    /// grows to hold about two congestion windows, up to this. nil: fixed at `sendBufferSize`.
-    public var sendBufferMaximum: Int? = nil
+    /// grows to hold about two congestion windows, up to this (16 MiB by default, as `server`).
+    /// nil: fixed at `sendBufferSize`.
+    public var sendBufferMaximum: Int? = 16 * 1024 * 1024
+    /// How long a connection whose buffers grew must sit idle — nothing queued to send, nothing
+    /// left to read, nothing heard — before it gives them back: both buffers return to their
+    /// starting sizes and the rings that held their queues are freed (the wait is at least an RTO,
+    /// as Linux's tcp_cwnd_restart waits before it restarts an idle window). nil: buffers keep
+    /// what they grew to.
+    public var idleBufferReclaim: TimeAmount? = .seconds(1)
     /// Window scaling (RFC 7323 §2). The shift we offer is `windowScaleShift`, or else the smallest
     /// that covers the receive buffer.
     public var windowScaling: Bool = true
@@ -114,6 +155,10 @@ public struct TCPConfiguration: Sendable {
     public var recentAcknowledgment: Bool = true
     /// Nagle's algorithm (RFC 9293 §3.7.4); `false` is TCP_NODELAY.
     public var nagle: Bool = true
+    /// Minshall's modification of Nagle's algorithm (RFC 9293 Appendix A.3, draft-minshall-nagle):
+    /// a short segment waits only while another short segment is unacknowledged, not while any data
+    /// is — as Linux (tcp_minshall_check). Off: the algorithm of §3.7.4 itself.
+    public var nagleMinshall: Bool = false
     /// Delayed ACK timeout (RFC 9293 §3.8.6.3 allows up to 500 ms; Linux's minimum is 40 ms).
     public var delayedAckTimeout: TimeAmount = .milliseconds(40)
     /// Turn delayed ACKs off entirely: every segment is acknowledged at once.
@@ -178,9 +223,10 @@ public struct TCPConfiguration: Sendable {
     public var initialWindowSegments: Int = 10
     /// L of Appropriate Byte Counting (RFC 3465 §2), in segments: the most one ACK grows cwnd in slow
     /// start. 1 is RFC 5681 §3.1's standard ("cwnd += min (N, SMSS)"; §7 recommends ABC with
-    /// L = 1·SMSS), which also bounds what ACK division can win; nil counts every octet acknowledged,
-    /// as Linux's tcp_slow_start does.
-    public var slowStartLimitSegments: Int? = 1
+    /// L = 1·SMSS), which also bounds what ACK division can win; nil (the default) counts every
+    /// segment delivered, as Linux's tcp_slow_start does, so that a receiver acknowledging each
+    /// burst once (see `server`) does not hold slow start to one segment per round trip.
+    public var slowStartLimitSegments: Int? = nil
     /// Persist timer bounds for zero-window probes (RFC 9293 §3.8.6.1; backoff per RFC 1122 §4.2.2.17).
     public var minimumPersistTimeout: TimeAmount = .milliseconds(200)
     public var maximumPersistTimeout: TimeAmount = .seconds(60)
@@ -239,6 +285,9 @@ public struct TCPConfiguration: Sendable {
     /// RFC 4821 black-hole detection and probing (Linux's `tcp_mtu_probing=1`: on once a black hole
     /// is suspected); nil turns it off.
     public var mtuProbing: MTUProbing? = MTUProbing()
+    /// TCP Fast Open (RFC 7413): data in the SYN, for clients that hold a cookie from the server
+    /// (FastOpen.swift). Client on, server off by default, as Linux's tcp_fastopen = 1.
+    public var fastOpen = FastOpen()
 
     public init() {}
 
@@ -265,31 +314,44 @@ extension TCPConfiguration {
     /// A server's buffers, comparable with Linux's (tcp_rmem 4096 131072 6291456 for years, and
     /// 33554432 as the maximum of recent kernels; tcp_wmem's 4 MiB): each connection starts with
     /// 128 KiB to receive and 256 KiB to send and grows as far as its path and its reader need, to
-    /// 8 MiB each way — enough for 670 Mbit/s at 100 ms. Our send buffer counts payload (Linux
-    /// counts truesize, about twice that), and must hold a whole window in flight plus what the
-    /// application queued behind it: 4 MiB would cap one 100 ms flow at 335 Mbit/s. Larger maxima
-    /// overshoot a path's queue in slow start by more (without HyStart, cwnd doubles until the
-    /// receive window or a loss stops it): 16 MiB into a 500 Mbit/s, 100 ms path with a one-BDP
-    /// queue lost 13% of its segments and averaged less than 8 MiB did.
+    /// 8 MiB to receive — enough for 670 Mbit/s at 100 ms — and 16 MiB to send. Our send buffer
+    /// counts payload (Linux counts truesize, about twice that), and must hold a whole window in
+    /// flight plus what the application queued behind it: 4 MiB would cap one 100 ms flow at
+    /// 335 Mbit/s, and 8 MiB held the kernel's curl to 8 MiB per round trip while a loaded host
+    /// stretched that round trip to 250–500 ms (the kernel offered 20 MB of window; the send
+    /// buffer, full, was all that limited the flight). A larger receive maximum would overshoot a
+    /// path's queue in slow start by more (without HyStart, cwnd doubles until the receive window
+    /// or a loss stops it): 16 MiB into a 500 Mbit/s, 100 ms path with a one-BDP queue lost 13% of
+    /// its segments and averaged less than 8 MiB did. The send maximum does not: the receiver's
+    /// window bounds the flight.
+    ///
+    /// Slow start counts every segment an ACK delivers (`slowStartLimitSegments` nil), as Linux's
+    /// tcp_slow_start does: a Linux receiver whose reader wakes once per burst acknowledges the
+    /// whole burst with one ACK when the reader has drained it (__tcp_ack_snd_check waits for the
+    /// window to reopen), and RFC 5681's one SMSS per ACK then grows cwnd by one segment per round
+    /// trip — a 100 MB download over 100 ms sat at 80 KB a flight for two seconds.
     public static var server: TCPConfiguration {
         var tcp = TCPConfiguration()
         tcp.receiveBufferSize = 128 * 1024
         tcp.receiveBufferMaximum = 8 * 1024 * 1024
         tcp.sendBufferSize = 256 * 1024
-        tcp.sendBufferMaximum = 8 * 1024 * 1024
+        tcp.sendBufferMaximum = 16 * 1024 * 1024
+        tcp.slowStartLimitSegments = nil
         return tcp
     }
 
     /// A packet tunnel's (a phone's VPN extension with ~50 MiB for everything): every connection
     /// starts small, 64 KiB each way, and only the flows that fill their window grow, to 4 MiB at
     /// most. Pair it with `StackConfiguration.packetTunnelMemoryBudget` as the hard ceiling for the
-    /// whole stack: under its pressure, growth stops and the largest buffers shrink first.
+    /// whole stack: under its pressure, growth stops and the largest buffers shrink first. Slow
+    /// start counts every segment delivered, as `server`'s does.
     public static var packetTunnel: TCPConfiguration {
         var tcp = TCPConfiguration()
         tcp.receiveBufferSize = 64 * 1024
         tcp.receiveBufferMaximum = 4 * 1024 * 1024
         tcp.sendBufferSize = 64 * 1024
         tcp.sendBufferMaximum = 4 * 1024 * 1024
+        tcp.slowStartLimitSegments = nil
         return tcp
     }
 }

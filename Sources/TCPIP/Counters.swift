@@ -29,6 +29,20 @@ public struct StackCounters: Hashable, Sendable {
     public var ipFragmentsCreated: UInt64 = 0
     public var ipFragmentationFailures: UInt64 = 0
 
+    // Netfilter (Stack+Filter.swift): what the installed rules did, at every hook.
+    /// Datagrams a rule or a chain's policy dropped (the connection table full included).
+    public var filterDropped: UInt64 = 0
+    /// Datagrams a `reject` rule dropped and answered (RST or ICMP unreachable).
+    public var filterRejected: UInt64 = 0
+    /// Datagrams an `impair` rule lost (its loss, or its rate queue's tail drop).
+    public var filterImpairLost: UInt64 = 0
+    /// Datagrams an `impair` rule held back (delay, jitter, rate), duplicated or corrupted.
+    public var filterImpairDelayed: UInt64 = 0
+    public var filterImpairDuplicated: UInt64 = 0
+    public var filterImpairCorrupted: UInt64 = 0
+    /// Datagrams dropped because the queue of held datagrams was full (`Stack.filterHeldLimit`).
+    public var filterHeldOverflows: UInt64 = 0
+
     // ICMP (RFC 792) and ICMPv6 (RFC 4443), as Linux's Icmp and Icmp6 sections count them. The
     // In/Out per-type counts are the IcmpMsg section.
     public var icmpInMessages: UInt64 = 0
@@ -80,6 +94,25 @@ public struct StackCounters: Hashable, Sendable {
     public var udpMemoryErrors: UInt64 = 0
     public var udpOutDatagrams: UInt64 = 0
 
+    // Intercept mode (`StackConfiguration.interception`): connection requests made, SYNs absorbed while
+    // pending, requests accepted, refused each way, refused because the pending table or the
+    // connection table was full, or because their deadline passed; UDP flows made, expired, and
+    // datagrams dropped because the flow table was full; echo requests delivered or dropped.
+    public var interceptRequests: UInt64 = 0
+    public var interceptSYNsAbsorbed: UInt64 = 0
+    public var interceptAccepted: UInt64 = 0
+    public var interceptRefusedReset: UInt64 = 0
+    public var interceptRefusedUnreachable: UInt64 = 0
+    public var interceptRefusedSilence: UInt64 = 0
+    public var interceptPendingFull: UInt64 = 0
+    public var interceptConnectionsFull: UInt64 = 0
+    public var interceptDeadlineExpired: UInt64 = 0
+    public var udpFlowsCreated: UInt64 = 0
+    public var udpFlowsExpired: UInt64 = 0
+    public var udpFlowTableFull: UInt64 = 0
+    public var icmpEchoDelivered: UInt64 = 0
+    public var icmpEchoDropped: UInt64 = 0
+
     // TCP, RFC 9293 and friends
     public var segmentsReceived: UInt64 = 0
     public var segmentsSent: UInt64 = 0
@@ -90,6 +123,17 @@ public struct StackCounters: Hashable, Sendable {
     public var resetsSent: UInt64 = 0
     public var activeOpens: UInt64 = 0
     public var passiveOpens: UInt64 = 0
+    /// TCP Fast Open (RFC 7413), as Linux's TCPFastOpen* counters: connections opened by a SYN
+    /// with a valid cookie (TCPFastOpenPassive), SYNs whose cookie was invalid (…PassiveFail),
+    /// cookie requests answered (…CookieReqd), SYNs falling back because too many Fast Open
+    /// connections were pending (§5.1; …ListenOverflow); as a client, SYNs sent with data
+    /// (…Active), and SYN-ACKs that did not acknowledge it (…ActiveFail).
+    public var fastOpenPassive: UInt64 = 0
+    public var fastOpenPassiveFailures: UInt64 = 0
+    public var fastOpenCookieRequests: UInt64 = 0
+    public var fastOpenListenOverflows: UInt64 = 0
+    public var fastOpenActive: UInt64 = 0
+    public var fastOpenActiveFailures: UInt64 = 0
     public var failedConnectionAttempts: UInt64 = 0
     public var establishedResets: UInt64 = 0
     public var synsReceived: UInt64 = 0
@@ -152,6 +196,8 @@ public struct StackCounters: Hashable, Sendable {
     public var receiveBufferShrinks: UInt64 = 0
     public var sendBufferGrowths: UInt64 = 0
     public var sendBufferShrinks: UInt64 = 0
+    /// Connections that sat idle with grown buffers and gave them back (`TCPConfiguration.idleBufferReclaim`).
+    public var idleBufferReclaims: UInt64 = 0
     /// Released connections that reached TIME-WAIT with `StackConfiguration.maximumTimeWaitRecords`
     /// records held already, and were closed without waiting 2·MSL (Linux's TCPTimeWaitOverflow).
     public var timeWaitOverflows: UInt64 = 0
@@ -204,6 +250,10 @@ public struct StackCounters: Hashable, Sendable {
             ("ip_fragment_duplicates", ipFragmentDuplicates), ("ip_atomic_fragments", ipAtomicFragments),
             ("ip_fragmented_datagrams", ipFragmentedDatagrams), ("ip_fragments_created", ipFragmentsCreated),
             ("ip_fragmentation_failures", ipFragmentationFailures),
+            ("filter_dropped", filterDropped), ("filter_rejected", filterRejected),
+            ("filter_impair_lost", filterImpairLost), ("filter_impair_delayed", filterImpairDelayed),
+            ("filter_impair_duplicated", filterImpairDuplicated), ("filter_impair_corrupted", filterImpairCorrupted),
+            ("filter_held_overflows", filterHeldOverflows),
             ("icmp_in_messages", icmpInMessages), ("icmp_in_errors", icmpInErrors),
             ("icmp_in_checksum_errors", icmpInChecksumErrors),
             ("icmp_in_destination_unreachables", icmpInDestinationUnreachables),
@@ -229,10 +279,23 @@ public struct StackCounters: Hashable, Sendable {
             ("udp_in_checksum_errors", udpInChecksumErrors), ("udp_receive_buffer_errors", udpReceiveBufferErrors),
             ("udp_memory_errors", udpMemoryErrors),
             ("udp_out_datagrams", udpOutDatagrams),
+            ("intercept_requests", interceptRequests), ("intercept_syns_absorbed", interceptSYNsAbsorbed),
+            ("intercept_accepted", interceptAccepted), ("intercept_refused_reset", interceptRefusedReset),
+            ("intercept_refused_unreachable", interceptRefusedUnreachable),
+            ("intercept_refused_silence", interceptRefusedSilence), ("intercept_pending_full", interceptPendingFull),
+            ("intercept_connections_full", interceptConnectionsFull),
+            ("intercept_deadline_expired", interceptDeadlineExpired),
+            ("udp_flows_created", udpFlowsCreated), ("udp_flows_expired", udpFlowsExpired),
+            ("udp_flow_table_full", udpFlowTableFull),
+            ("icmp_echo_delivered", icmpEchoDelivered), ("icmp_echo_dropped", icmpEchoDropped),
             ("segments_received", segmentsReceived), ("segments_sent", segmentsSent),
             ("segments_retransmitted", segmentsRetransmitted), ("bad_segments", badSegments),
             ("bad_checksums", badChecksums), ("resets_received", resetsReceived), ("resets_sent", resetsSent),
             ("active_opens", activeOpens), ("passive_opens", passiveOpens),
+            ("fast_open_passive", fastOpenPassive), ("fast_open_passive_failures", fastOpenPassiveFailures),
+            ("fast_open_cookie_requests", fastOpenCookieRequests),
+            ("fast_open_listen_overflows", fastOpenListenOverflows),
+            ("fast_open_active", fastOpenActive), ("fast_open_active_failures", fastOpenActiveFailures),
             ("failed_connection_attempts", failedConnectionAttempts), ("established_resets", establishedResets),
             ("syns_received", synsReceived), ("listen_overflows", listenOverflows),
             ("syn_queue_drops", synQueueDrops), ("retransmission_timeouts", retransmissionTimeouts),
@@ -264,6 +327,7 @@ public struct StackCounters: Hashable, Sendable {
             ("time_wait_syns_rejected", timeWaitSYNsRejected), ("time_wait_reused_by_connect", timeWaitReusedByConnect),
             ("receive_buffer_growths", receiveBufferGrowths), ("receive_buffer_shrinks", receiveBufferShrinks),
             ("send_buffer_growths", sendBufferGrowths), ("send_buffer_shrinks", sendBufferShrinks),
+            ("idle_buffer_reclaims", idleBufferReclaims),
             ("icmp_errors_received", icmpErrorsReceived), ("icmp_errors_out_of_window", icmpErrorsOutOfWindow),
             ("icmp_errors_no_connection", icmpErrorsNoConnection), ("path_mtu_reductions", pathMTUReductions),
             ("path_mtu_increases", pathMTUIncreases),

@@ -22,7 +22,13 @@ extension Stack {
         switch packet.message {
         case .echoRequest(let identifier, let sequence):
             io.counters.icmpInEchos &+= 1
-            guard configuration.icmp.answersEcho, ip.source.namesSingleHost,
+            if interceptsEverything, configuration.interception?.icmpEcho != .answer {
+                interceptedEchoArrives(EchoRequest(
+                    source: ip.source, destination: ip.destination, identifier: identifier,
+                    sequenceNumber: sequence, payload: packet.body), now: now)
+                return
+            }
+            guard configuration.icmp.answersEcho, ip.source.namesSingleHost, ip.destination.namesSingleHost,
                   case .v4(let source) = ip.destination, case .v4(let destination) = ip.source else { return }
             // RFC 1122 §3.2.2.6: "The data received in the ICMP Echo Request MUST be entirely included
             // in the resulting Echo Reply", from the address the request was sent to (RFC 1122 §3.2.2.6
@@ -74,7 +80,13 @@ extension Stack {
         switch packet.message {
         case .echoRequest(let identifier, let sequence):
             io.counters.icmp6InEchos &+= 1
-            guard configuration.icmp.answersEcho, ip.source.namesSingleHost else { return }
+            if interceptsEverything, configuration.interception?.icmpEcho != .answer {
+                interceptedEchoArrives(EchoRequest(
+                    source: ip.source, destination: ip.destination, identifier: identifier,
+                    sequenceNumber: sequence, payload: packet.body), now: now)
+                return
+            }
+            guard configuration.icmp.answersEcho, ip.source.namesSingleHost, ip.destination.namesSingleHost else { return }
             // RFC 4443 §4.2: the reply's data is "the data from the invoking Echo Request message", its
             // source the unicast address the request was sent to (§2.2 (a)).
             let reply = PacketBuffer.icmpv6Datagram(
@@ -114,8 +126,9 @@ extension Stack {
     /// An ICMP or ICMPv6 error about a datagram we sent, handed to the protocol the quote names
     /// (RFC 1122 §3.2.2: "the ICMP error message … MUST be passed to the transport layer").
     func icmpErrorArrives(_ error: ICMPErrorReport, quoted: ICMPQuotedDatagram, now: Instant) {
-        // Only a quote of a datagram from one of our addresses can be about us.
-        guard isLocal(quoted.source) else { return }
+        // Only a quote of a datagram from one of our addresses can be about us (in intercept mode,
+        // every address is; the connection or flow lookup decides).
+        guard isLocal(quoted.source) || interceptsEverything else { return }
         switch quoted.upperLayerProtocol {
         case IPProtocolNumber.udp:
             udpErrorArrives(error, quoted: quoted, now: now)
@@ -166,6 +179,8 @@ extension Stack {
             let message: ICMPv4Message = switch error {
             case .portUnreachable: .destinationUnreachable(.portUnreachable, nextHopMTU: 0)
             case .protocolUnreachable: .destinationUnreachable(.protocolUnreachable, nextHopMTU: 0)
+            case .unreachable(let code): .destinationUnreachable(ICMPv4UnreachableCode(rawValue: code), nextHopMTU: 0)
+            case .rejected(let code): .destinationUnreachable(ICMPv4UnreachableCode(rawValue: code), nextHopMTU: 0)
             case .reassemblyTimeExceeded: .timeExceeded(code: ICMPErrorToSend.fragmentReassemblyTimeExceeded)
             }
             let datagram = PacketBuffer.icmpv4Datagram(message: message, body: quote, source: source, destination: destination)
@@ -187,11 +202,21 @@ extension Stack {
             case .portUnreachable:
                 message = .destinationUnreachable(.portUnreachable)
                 io.counters.icmp6OutDestinationUnreachables &+= 1
-            case .protocolUnreachable:
+            case .protocolUnreachable, .unreachable(code: ICMPv4UnreachableCode.protocolUnreachable.rawValue):
                 // RFC 8200 §4: an unrecognized Next Header gets parameter problem code 1, pointing at it.
                 message = .parameterProblem(code: ICMPv6Message.unrecognizedNextHeader,
                                             pointer: UInt32(nextHeaderFieldOffset(in: quote)))
                 io.counters.icmp6OutParameterProblems &+= 1
+            case .unreachable(let code):
+                guard let translated = ICMPv6UnreachableCode(translating: code) else {
+                    io.counters.icmpOutSuppressed &+= 1
+                    return
+                }
+                message = .destinationUnreachable(translated)
+                io.counters.icmp6OutDestinationUnreachables &+= 1
+            case .rejected(let code):
+                message = .destinationUnreachable(ICMPv6UnreachableCode(rawValue: code))
+                io.counters.icmp6OutDestinationUnreachables &+= 1
             case .reassemblyTimeExceeded:
                 message = .timeExceeded(code: ICMPErrorToSend.fragmentReassemblyTimeExceeded)
                 io.counters.icmp6OutTimeExceeded &+= 1
@@ -231,7 +256,7 @@ extension Stack {
     /// The offending datagram as it arrived, IP header first: `payload` shares its buffer with the
     /// datagram, which ends where the payload ends. When the bytes in front are not its header (a
     /// datagram rebuilt by reassembly), a header is written in front of a copy of the payload.
-    private func originalBytes(of ip: IPDatagram) -> ByteBuffer {
+    func originalBytes(of ip: IPDatagram) -> ByteBuffer {
         var bytes = ip.payload
         let ipLength = switch ip.header {
         case .v4(let header): Int(header.totalLength)
@@ -290,6 +315,11 @@ enum ICMPErrorToSend: Hashable, CustomStringConvertible {
     case portUnreachable
     /// RFC 1122 §3.2.2.1 / RFC 8200 §4: an upper-layer protocol we do not speak.
     case protocolUnreachable
+    /// Destination unreachable with this ICMP code (intercept mode's `Refusal.unreachable`); over
+    /// IPv6 translated as RFC 7915 §4.2 does.
+    case unreachable(code: UInt8)
+    /// A `reject` rule's answer: destination unreachable (ICMP type 3, ICMPv6 type 1) with its code.
+    case rejected(code: UInt8)
     /// RFC 1122 §3.3.2 / RFC 8200 §4.5: a datagram whose first fragment arrived did not arrive whole
     /// in time. ICMP type 11 / ICMPv6 type 3, code 1.
     case reassemblyTimeExceeded
@@ -301,6 +331,8 @@ enum ICMPErrorToSend: Hashable, CustomStringConvertible {
         switch self {
         case .portUnreachable: "RFC 1122 §4.1.3.1"
         case .protocolUnreachable: "RFC 1122 §3.2.2.1"
+        case .unreachable: "RFC 792"
+        case .rejected: "RFC 1812 §5.2.7.1"
         case .reassemblyTimeExceeded: "RFC 792"
         }
     }
@@ -309,7 +341,24 @@ enum ICMPErrorToSend: Hashable, CustomStringConvertible {
         switch self {
         case .portUnreachable: "port unreachable"
         case .protocolUnreachable: "protocol unreachable"
+        case .unreachable(let code): "destination unreachable (code \(code))"
+        case .rejected(let code): "unreachable code \(code) (rule)"
         case .reassemblyTimeExceeded: "time exceeded (fragment reassembly)"
+        }
+    }
+}
+
+extension ICMPv6UnreachableCode {
+    /// The ICMPv6 destination-unreachable code for an ICMPv4 one, as RFC 7915 §4.2 translates them:
+    /// net, host, source route and the "unknown"/"isolated"/TOS codes become 0 (no route), the
+    /// administrative ones 1, port unreachable 4. Nil for those it translates to no destination
+    /// unreachable (2, protocol, is a parameter problem; 4 is packet too big; 14 is dropped).
+    init?(translating code: UInt8) {
+        switch code {
+        case 0, 1, 5, 6, 7, 8, 11, 12: self = .noRoute
+        case 9, 10, 13, 15: self = .administrativelyProhibited
+        case 3: self = .portUnreachable
+        default: return nil
         }
     }
 }

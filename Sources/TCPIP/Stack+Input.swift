@@ -27,7 +27,21 @@ extension Stack {
             }
             return
         }
-        guard isLocal(ip.destination) else {
+        // Netfilter's hooks (Stack+Filter.swift), only while rules on them are installed.
+        if filterHooks & Self.inputHookBits != 0 {
+            filteredDatagramArrives(consume ip, verify: verify, now: now)
+            return
+        }
+        ipDatagramArrives(consume ip, verify: verify, now: now)
+    }
+
+    /// A parsed datagram from the link, with no rules on the input hooks: ours or not, reassembled,
+    /// then the protocol table.
+    @inline(__always)
+    private func ipDatagramArrives(_ ip: consuming IPDatagram, verify: Bool, now: Instant) {
+        // In intercept mode every address is ours; the check after `||` runs only for datagrams a
+        // normal stack drops.
+        guard isLocal(ip.destination) || interceptsEverything else {
             io.counters.ipNotForUs &+= 1
             return
         }
@@ -42,9 +56,10 @@ extension Stack {
         datagramArrives(ip, verify: verify, now: now)
     }
 
-    /// A whole datagram for one of our addresses, to its upper-layer protocol.
+    /// A whole datagram for one of our addresses, to its upper-layer protocol (also past the input
+    /// hooks, Stack+Filter.swift).
     @inline(__always)
-    private func datagramArrives(_ ip: consuming IPDatagram, verify: Bool, now: Instant) {
+    func datagramArrives(_ ip: consuming IPDatagram, verify: Bool, now: Instant) {
         // The protocol table (RFC 791 §3.1 "Protocol", RFC 8200 §4 "Next Header"). TCP, the hot
         // path, is the first case and goes on below in this function, so that its segment is parsed
         // from the datagram's own buffer; every other protocol returns from its case.
@@ -105,6 +120,8 @@ extension Stack {
             timeWaitSegmentArrives(recordHandle, segment, now: now)
         } else if let listener = listener(for: tuple.local) {
             listenSegmentArrives(listener, tuple: tuple, segment, now: now)
+        } else if interceptsEverything {
+            interceptedSegmentArrives(tuple: tuple, segment, now: now)
         } else {
             closedSegmentArrives(tuple: tuple, segment, now: now)
         }
@@ -266,6 +283,12 @@ extension Stack {
             return
         }
         let iss = initialSequenceNumber(for: tuple, now: now, previousSndNxt: previousSndNxt)
+        // RFC 7413 §4.2: a Fast Open SYN opens the connection at once, or asks for a cookie (Stack+FastOpen.swift).
+        let fastOpen = fastOpenSYNArrives(listener: handle, tuple: tuple, segment, now: now)
+        if case .open = fastOpen {
+            openFastOpenConnection(listener: handle, tuple: tuple, segment, iss: iss, now: now)
+            return
+        }
         let receiveSpace = configuration.tcp.receiveBufferSize
         let entry = HalfOpenConnection(
             tuple: tuple, listener: handle, iss: iss, irs: segment.seq, peerOptions: segment.header.options,
@@ -278,7 +301,8 @@ extension Stack {
             // RFC 3168 §6.1.1: "If a host has received an ECN-setup SYN packet, then it MAY send an
             // ECN-setup SYN-ACK packet."
             explicitCongestion: configuration.tcp.explicitCongestionNotification != .off
-                && ECNState.isSetupSYN(segment.flags))
+                && ECNState.isSetupSYN(segment.flags),
+            fastOpenCookie: fastOpen.cookieForm)
         let entryHandle = halfOpen.insert(entry)
         halfOpenTable[tuple] = entryHandle
         listeners.withElement(handle) { $0.synQueueCount += 1 }
@@ -300,6 +324,10 @@ extension Stack {
         if tcp.timestamps, let peer = entry.peerOptions.timestamps {
             let clock = UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ entry.timestampOffset
             options.timestamps = TCPTimestamps(value: clock, echoReply: peer.value)
+        }
+        if let form = entry.fastOpenCookie {
+            // RFC 7413 §4.2.1: the cookie the client asked for (or a valid one for an invalid one).
+            options.fastOpen = fastOpenState.key.cookie(client: entry.tuple.remote.address, server: entry.tuple.local.address, form: form)
         }
         let header = TCPHeader(
             sourcePort: entry.tuple.local.port, destinationPort: entry.tuple.remote.port,

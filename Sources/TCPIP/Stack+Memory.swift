@@ -16,16 +16,22 @@ public struct StackMemory: Hashable, Sendable {
     public var buffers: Int
     /// Size of one slot, TCB included.
     public var bytesPerSlot: Int
+    /// The rings the send and receive queues are kept in, by capacity: nothing for a connection
+    /// that never carried data, and nothing again once an idle one gave its buffers back
+    /// (`TCPConfiguration.idleBufferReclaim`).
+    public var queueRings: Int = 0
 
-    public var total: Int { connectionSlots + lookupTables + timers + buffers }
+    public var total: Int { connectionSlots + lookupTables + timers + buffers + queueRings }
 }
 
 extension Stack {
     /// The memory this stack's connections hold, as the stack accounts it. O(connections): for reports.
     public var memory: StackMemory {
         var buffers = 0
+        var rings = 0
         for handle in connections.handles {
             guard let connection = connections[handle] else { continue }
+            rings += connection.sendBuffer.queueStorageBytes + connection.receiveBuffer.queueStorageBytes
             // Recounted chunk by chunk, so comparing this with `memoryInUse` checks the running totals.
             buffers += connection.sendBuffer.recountedPinnedBytes + connection.receiveBuffer.pinnedBytes
                 + connection.reassembly.pinnedBytes
@@ -42,7 +48,8 @@ extension Stack {
             lookupTables: tables,
             timers: timers.storageBytes + timeWaitExpiries.capacity * MemoryLayout<TimeWaitExpiry>.stride,
             buffers: buffers,
-            bytesPerSlot: Slab<TCPConnection>.slotStride)
+            bytesPerSlot: Slab<TCPConnection>.slotStride,
+            queueRings: rings)
     }
 }
 
@@ -89,7 +96,7 @@ extension Stack {
     /// counts and are left out, as Linux's tcp_mem leaves out its hash tables).
     public var memoryInUse: Int {
         pinned.buffers + pinned.datagrams + connections.count * Self.connectionEntryBytes + halfOpen.count * Self.halfOpenEntryBytes
-            + timeWait.count * Self.timeWaitEntryBytes
+            + timeWait.count * Self.timeWaitEntryBytes + requests.count * Self.connectionRequestEntryBytes
     }
 
     /// Runs `body` on a connection and keeps the pinned totals in step with what it did to the queues.
@@ -118,6 +125,7 @@ extension Stack {
         }) else { return }
         connections.delete(handle)
         timers.cancel(.connection(handle))
+        if !acceptedConfigurations.isEmpty { acceptedConfigurations[handle] = nil }
         connectionTable[tuple] = nil
         pinned.buffers -= buffers
         pinned.outOfOrder -= outOfOrder

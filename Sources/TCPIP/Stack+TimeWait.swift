@@ -86,7 +86,8 @@ extension Stack {
     /// RST is ignored, RFC 1337) and retries.
     func timeWaitSegmentArrives(_ recordHandle: SlabHandle, _ segment: consuming IncomingSegment, now: Instant) {
         if segment.syn, !segment.flags.contains(.ack), !segment.flags.contains(.rst),
-           let record = timeWait[recordHandle], let listener = listener(for: record.tuple.local) {
+           let record = timeWait[recordHandle], case let listener = listener(for: record.tuple.local),
+           listener != nil || interceptsEverything {
             let timestamps = segment.header.options.timestamps
             let verdict = record.verdict(onSYN: segment.seq, timestamps: timestamps, timestampsOn: configuration.tcp.timestamps)
             let sequence = segment.seq
@@ -108,7 +109,12 @@ extension Stack {
                         io.decision("RFC 6191 §2", "TIME-WAIT recycled by RFC 6191: SYN newer than the old incarnation (\(shown()))",
                                     connection: record.tuple, now: now)
                     }
-                    listenSegmentArrives(listener, tuple: record.tuple, segment, now: now, previousSndNxt: record.sndNxt)
+                    if let listener {
+                        listenSegmentArrives(listener, tuple: record.tuple, segment, now: now, previousSndNxt: record.sndNxt)
+                    } else {
+                        // Intercept mode: the new incarnation is a connection request like any other.
+                        interceptedSegmentArrives(tuple: record.tuple, segment, now: now, previousSndNxt: record.sndNxt)
+                    }
                     return
                 }
             case .oldTimestamp:

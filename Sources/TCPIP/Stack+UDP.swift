@@ -25,9 +25,17 @@ extension Stack {
             return
         }
         let remote = Endpoint(source, header.sourcePort)
-        guard let handle = udpTable[UDPKey(address: destination, port: header.destinationPort, remote: remote)]
-                ?? udpTable[UDPKey(address: destination, port: header.destinationPort, remote: nil)]
-                ?? udpTable[UDPKey(address: nil, port: header.destinationPort, remote: nil)] else {
+        let handle: SlabHandle
+        if let found = udpTable[UDPKey(address: destination, port: header.destinationPort, remote: remote)]
+            ?? udpTable[UDPKey(address: destination, port: header.destinationPort, remote: nil)]
+            ?? udpTable[UDPKey(address: nil, port: header.destinationPort, remote: nil)] {
+            handle = found
+        } else if interceptsEverything {
+            // Intercept mode: a new 5-tuple is a flow (Stack+Interception.swift).
+            guard let flow = udpFlowBegins(local: Endpoint(destination, header.destinationPort), remote: remote, now: now)
+            else { return }
+            handle = flow
+        } else {
             // RFC 1122 §4.1.3.1: "If a datagram arrives addressed to a UDP port for which there is no
             // pending LISTEN call, UDP SHOULD send an ICMP Port Unreachable message."
             io.counters.udpNoPorts &+= 1
@@ -58,6 +66,8 @@ extension Stack {
                 source: remote, destination: Endpoint(destination, header.destinationPort), payload: payload))
             endpoint.queuedBytes += payload.readableBytes
             endpoint.queuedPinnedBytes += pinned
+            // RFC 4787 §4.3 REQ-6: traffic from the client refreshes an intercepted flow.
+            endpoint.lastActivity = now
             return true
         } ?? false
         guard accepted else {
@@ -171,6 +181,7 @@ extension Stack {
         _ id: UDPEndpointID, _ payload: ByteBuffer, to remote: Endpoint? = nil, from localAddress: IPAddress? = nil,
         now: Instant
     ) throws(UDPError) {
+        noteFilterTime(now)
         guard let endpoint = udpEndpoints[id.handle] else { throw .endpointDoesNotExist }
         guard let destination = remote ?? endpoint.remote else { throw .destinationRequired }
         guard destination.port != 0, destination.address.namesSingleHost else { throw .invalidArgument }
@@ -199,6 +210,11 @@ extension Stack {
             payload: payload, source: source, destination: destination.address, identification: identification)
         guard transmitIPDatagram(datagram) else { throw .messageTooLong }
         io.counters.udpOutDatagrams &+= 1
+        if endpoint.flowTimeout != nil {
+            // RFC 4787 §4.3 REQ-6 lets replies refresh a mapping too ("MAY"); a relay's answers mean
+            // the flow is alive.
+            udpEndpoints.withElement(id.handle) { $0.lastActivity = now }
+        }
     }
 
     /// The oldest datagram received and not yet read, or nil; a pending error (port unreachable on a
@@ -224,6 +240,11 @@ extension Stack {
         guard let endpoint = udpEndpoints.remove(id.handle) else { return }
         pinnedDatagrams -= endpoint.queuedPinnedBytes
         udpTable[endpoint.key] = nil
+        if endpoint.flowTimeout != nil {
+            // A flow owns no port: it was never in `udpPortOwners`.
+            udpFlowClosed(id.handle)
+            return
+        }
         if var owners = udpPortOwners[endpoint.localPort], let index = owners.firstIndex(of: endpoint.localAddress) {
             owners.remove(at: index)
             udpPortOwners[endpoint.localPort] = owners.isEmpty ? nil : owners

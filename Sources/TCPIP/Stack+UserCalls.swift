@@ -8,9 +8,12 @@ extension Stack {
         guard port != 0, backlog > 0 else { throw .invalidArgument }
         let key = ListenerKey(address: address, port: port)
         guard listenerTable[key] == nil else { throw .addressInUse }
-        let listener = Listener(
+        var listener = Listener(
             address: address, port: port, backlog: backlog,
             synQueueLimit: max(backlog, configuration.tcp.synQueueLimit))
+        if configuration.tcp.fastOpen.server && configuration.tcp.fastOpen.serverOnEveryListener {
+            listener.fastOpenQueueLimit = backlog
+        }
         let handle = listeners.insert(listener)
         listenerTable[key] = handle
         return ListenerID(handle: handle)
@@ -49,6 +52,15 @@ extension Stack {
     public func connect(
         to remote: Endpoint, from localAddress: IPAddress? = nil, maximumSegmentSize: Int? = nil, now: Instant
     ) throws(TCPError) -> ConnectionID {
+        noteFilterTime(now)
+        return try open(to: remote, from: localAddress, maximumSegmentSize: maximumSegmentSize, fastOpen: nil, now: now).connection
+    }
+
+    /// OPEN, active, with RFC 7413's Fast Open when `fastOpen` is not nil (`connectWithFastOpen`):
+    /// returns the connection and how many octets of `fastOpen` the SYN carries.
+    func open(
+        to remote: Endpoint, from localAddress: IPAddress?, maximumSegmentSize: Int?, fastOpen: ByteBuffer?, now: Instant
+    ) throws(TCPError) -> (connection: ConnectionID, sentInSYN: Int) {
         guard remote.port != 0 else { throw .invalidArgument }
         // RFC 9293 §3.9.1.1 (MUST-46): an OPEN to a broadcast or multicast address is an error.
         guard remote.address.canBeAPeer else { throw .invalidArgument }
@@ -71,16 +83,22 @@ extension Stack {
         let handle = connections.insert(consume connection)
         connectionTable[tuple] = handle
         io.counters.activeOpens &+= 1
+        var sentInSYN = 0
         withConnection(handle) { connection in
             connection.handle = handle
             if let storage = recycledScoreboards.popLast() { connection.scoreboard.adoptStorage(storage) }
             connection.openedAt = now
             if let mtu = pathMTUCache.mtu(to: remote.address, now: now) { connection.path.mtu = Int32(clamping: mtu) }
             io.decision("RFC 9293 §3.10.1", "active OPEN: SYN-SENT, ISS \(iss)", connection: tuple, now: now)
-            connection.sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)
+            if let fastOpen {
+                // RFC 7413 §4.2.2 (Stack+FastOpen.swift).
+                sentInSYN = connection.sendFastOpenSYN(fastOpen, now: now, io: &io)
+            } else {
+                connection.sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)
+            }
         }
         connectionActivity(handle, now: now)
-        return ConnectionID(handle: handle)
+        return (ConnectionID(handle: handle), sentInSYN)
     }
 
     /// The 4-tuple of an active open from `local` to `remote`: the first free one in the order of
@@ -107,6 +125,7 @@ extension Stack {
 
     /// §3.10.2 SEND. Returns how many bytes the send buffer took (0 when it is full).
     public func send(_ id: ConnectionID, _ bytes: ByteBuffer, now: Instant) throws(TCPError) -> Int {
+        noteFilterTime(now)
         var bytes = bytes
         if configuration.memoryBudget != nil, bytes.readableBytes > 0,
            !makeRoom(for: min(bytes.readableBytes, connections.withElement(id.handle) { $0.sendBuffer.freeSpace } ?? 0)) {
@@ -127,6 +146,7 @@ extension Stack {
 
     /// §3.10.3 RECEIVE: up to `maxLength` bytes, or why there are none.
     public func read(_ id: ConnectionID, upTo maxLength: Int = .max, now: Instant) throws(TCPError) -> ReceiveResult {
+        noteFilterTime(now)
         if configuration.memoryBudget != nil { updateBufferCeiling() }
         let result = withConnection(id.handle) { connection -> Result<ReceiveResult, TCPError> in
             do throws(TCPError) {
@@ -146,6 +166,7 @@ extension Stack {
     /// segment brought — a slice of the datagram they came in, so no allocation and no copy. Calls
     /// in a row return, chunk by chunk, the bytes one `read` would have joined into one buffer.
     public func readChunk(_ id: ConnectionID, upTo maxLength: Int = .max, now: Instant) throws(TCPError) -> ReceiveResult {
+        noteFilterTime(now)
         if configuration.memoryBudget != nil { updateBufferCeiling() }
         let result = withConnection(id.handle) { connection -> Result<ReceiveResult, TCPError> in
             do throws(TCPError) {
@@ -169,6 +190,7 @@ extension Stack {
     /// §3.10.4 CLOSE: no more data from us; reading goes on until the peer's FIN. The handle stays
     /// valid until the connection has fully closed.
     public func close(_ id: ConnectionID, now: Instant) throws(TCPError) {
+        noteFilterTime(now)
         let result = withConnection(id.handle) { connection -> TCPError? in
             connection.userClosed = true
             do throws(TCPError) {
@@ -205,6 +227,7 @@ extension Stack {
 
     /// §3.10.5 ABORT: RST, and the connection is gone.
     public func abort(_ id: ConnectionID, now: Instant) {
+        noteFilterTime(now)
         withConnection(id.handle) { connection in
             connection.userClosed = true
             connection.abort(now: now, io: &io)

@@ -69,6 +69,37 @@ public final class Stack {
     @exclusivity(unchecked) var reassembly: FragmentReassembly
     /// Identifications of the datagrams we fragment (RFC 7739).
     @exclusivity(unchecked) var fragmentIdentifiers: FragmentIdentifiers
+    /// Intercept mode (`StackConfiguration.interception`, Stack+Interception.swift): every address is
+    /// ours. Read where a normal stack would drop a datagram as not for us, or answer a segment as
+    /// for no connection — never on the path of an established connection.
+    let interceptsEverything: Bool
+    /// Connection requests held without a SYN-ACK, found by 4-tuple.
+    @exclusivity(unchecked) var requests = Slab<PendingConnectionRequest>()
+    @exclusivity(unchecked) var requestTable: [FourTuple: SlabHandle] = [:]
+    /// Requests, flows, expired flows and echo requests for the application, oldest first.
+    @exclusivity(unchecked) var interceptEvents = CircularBuffer<StackEvent>(initialCapacity: 4)
+    /// UDP endpoints that are intercepted flows.
+    @exclusivity(unchecked) var udpFlows = 0
+    /// The TCP configurations of connections accepted with one of their own (`accept(_:configuration:now:)`),
+    /// kept alive as long as their TCBs point to them.
+    @exclusivity(unchecked) var acceptedConfigurations: [SlabHandle: SharedTCPConfiguration] = [:]
+    /// The installed rules (Stack+Filter.swift); nil when none are.
+    @exclusivity(unchecked) var filter: PacketFilter?
+    /// One bit per hook with chains on it (`FilterHook.bit`): 0 when no rules are installed, which
+    /// is all the input and output paths look at then.
+    @exclusivity(unchecked) var filterHooks: UInt8 = 0
+    /// The latest time an entry point was given while rules are installed (`noteFilterTime`).
+    var filterNow = Instant.zero
+    /// Datagrams `impair` rules hold back, by release time; then those released on the way out or
+    /// through, waiting for `nextPacketToSend` and `nextForwardedPacket`.
+    @exclusivity(unchecked) var filterHeld = HeldDatagramHeap()
+    var filterHeldOrder: UInt64 = 0
+    var filterReady = CircularBuffer<ReadyDatagram>()
+    var filterForwardReady = CircularBuffer<ReadyDatagram>()
+    static var outputHookBits: UInt8 { FilterHook.output.bit | FilterHook.postrouting.bit }
+    static var inputHookBits: UInt8 { FilterHook.prerouting.bit | FilterHook.input.bit }
+    /// TCP Fast Open: the server's cookie key (Stack+FastOpen.swift).
+    var fastOpenState: FastOpenState
 
     struct ListenerKey: Hashable {
         var address: IPAddress?
@@ -82,6 +113,7 @@ public final class Stack {
         self.pathMTUCache = PathMTUCache(configuration.tcp.pathMTU)
         self.io = StackIO(checksumOffload: configuration.checksumOffload || configuration.transmitChecksumOffload)
         self.io.timeToLive = configuration.timeToLive
+        self.interceptsEverything = configuration.interception != nil
         if let seed = configuration.seed {
             // Reproducible: streams of their own from the same seed, so they leave the other draws
             // as they were.
@@ -95,6 +127,8 @@ public final class Stack {
             self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &random)
             self.random = random
             self.fragmentIdentifiers = FragmentIdentifiers(generator: SeededGenerator(seed: seed ^ 0x4950_4652_4147_4944))
+            var fastOpenKeys = SeededGenerator(seed: seed ^ 0x5446_4F5F_4B45_5953)
+            self.fastOpenState = FastOpenState(configuration.tcp.fastOpen, generator: &fastOpenKeys)
         } else {
             // Secure by default: every stream keyed from the OS's cryptographic generator, 256 bits
             // each. The ISN key has a stream of its own, because `random`'s outputs are seen on the
@@ -109,10 +143,19 @@ public final class Stack {
             self.initialSequenceNumbers = InitialSequenceNumberGenerator(generator: &system)
             self.random = SeededGenerator(entropyFrom: &system)
             self.fragmentIdentifiers = FragmentIdentifiers(generator: SeededGenerator(entropyFrom: &system))
+            self.fastOpenState = FastOpenState(configuration.tcp.fastOpen, generator: &system)
         }
+        self.io.fastOpenCookies.limit = configuration.tcp.fastOpen.clientCacheLimit
         self.reassembly = FragmentReassembly(configuration: configuration.fragments)
         self.icmpErrorLimiter = ICMPRateLimiter(
             perSecond: configuration.icmp.errorsPerSecond, burst: configuration.icmp.errorBurst)
+        if let rules = configuration.rules {
+            do {
+                try install(rules)
+            } catch {
+                preconditionFailure("StackConfiguration.rules do not compile (\(error)); check them with PacketFilter(_:) first")
+            }
+        }
     }
 
     // MARK: The sans-IO front door
@@ -123,13 +166,14 @@ public final class Stack {
     /// (`TCPConfiguration.batchesAcknowledgments`).
     public func nextPacketToSend() -> ByteBuffer? {
         if !io.deferredAcks.isEmpty { sendDeferredAcks() }
+        if filterHooks & Self.outputHookBits != 0 { return filteredNextPacket() }
         return io.outgoing.popFirst()
     }
 
     /// Datagrams waiting to be sent (deferred ACKs included: asking ends the batch).
     public var pendingPacketCount: Int {
         if !io.deferredAcks.isEmpty { sendDeferredAcks() }
-        return io.outgoing.count
+        return io.outgoing.count + filterReady.count
     }
 
     /// Builds the ACKs deferred since the last call, one per connection, each acknowledging all
@@ -148,13 +192,16 @@ public final class Stack {
 
     /// When the stack next needs `advanceTime(to:)` even if no packet arrives.
     public var nextDeadline: Instant? {
-        let deadline = Instant.earliest(Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline),
+        var deadline = Instant.earliest(Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline),
                                         pathMTUCache.nextExpiry)
+        // Datagrams held back by `impair` rules are released by `advanceTime` too.
+        if filterHooks != 0, let held = filterHeld.first { deadline = Instant.earliest(deadline, held.release) }
         return reassembly.count == 0 ? deadline : Instant.earliest(deadline, reassembly.nextDeadline)
     }
 
     /// Runs every timer due at `now` (RFC 9293 §3.10.8).
     public func advanceTime(to now: Instant) {
+        if filterHooks != 0 { releaseHeldDatagrams(now: now) }
         expireTimeWait(now: now)
         expireFragments(now: now)
         if let expiry = pathMTUCache.nextExpiry, expiry <= now { expirePathMTUs(now: now) }
@@ -172,6 +219,10 @@ public final class Stack {
                 halfOpenTimerFired(handle, entry: entry, now: now)
             case .timeWait(let handle):
                 timeWaitExpired(handle, deadline: entry.deadline)
+            case .request(let handle):
+                requestDeadlinePassed(handle, deadline: entry.deadline, now: now)
+            case .udpFlow(let handle):
+                udpFlowTimerFired(handle, now: now)
             }
         }
     }
@@ -182,6 +233,7 @@ public final class Stack {
             listeners.withElement(handle) { $0.pendingEvent = false }
             return .acceptable(ListenerID(handle: handle))
         }
+        if !interceptEvents.isEmpty, let event = nextInterceptEvent() { return event }
         while let handle = io.events.popFirst() {
             let events = connections.withElement(handle) { connection -> ConnectionEvents in
                 defer { connection.pendingEvents = [] }

@@ -26,6 +26,8 @@ struct StackIO {
     /// Under memory pressure (`Stack.memoryPressure`), the most one connection's send or receive
     /// buffer may hold: buffers stop growing, and those above it shrink to it. nil: no pressure.
     var bufferCeiling: Int?
+    /// TCP Fast Open: the cookies servers gave us (RFC 7413 §4.1.3), updated by SYN-SENT connections.
+    var fastOpenCookies = FastOpenCookieCache()
 
     init(checksumOffload: Bool) {
         self.checksumOffload = checksumOffload
@@ -123,6 +125,16 @@ public enum StackEvent: Hashable, Sendable {
     case acceptable(ListenerID)
     /// A UDP endpoint has a datagram, or an error, to receive.
     case udpReadable(UDPEndpointID)
+    /// Intercept mode: a SYN to some address waits for `Stack.accept(_:configuration:now:)` or
+    /// `Stack.refuse(_:with:now:)` (`Stack.connectionRequest(_:)` says who and where).
+    case connectionRequest(ConnectionRequestID)
+    /// Intercept mode: the first datagram of a new UDP 5-tuple made this connected endpoint, whose
+    /// local address is the original destination; the datagram waits on it.
+    case udpFlow(UDPEndpointID)
+    /// Intercept mode: a flow stayed idle for its timeout and the stack closed it (the handle is stale).
+    case udpFlowExpired(UDPEndpointID)
+    /// Intercept mode with `InterceptedEcho.deliver`: an echo request for the application to answer.
+    case echoRequest(EchoRequest)
 }
 
 /// A handle to a connection: a slot in the stack's slab and the generation that owns it.

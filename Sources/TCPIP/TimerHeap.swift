@@ -16,6 +16,10 @@ struct TimerHeap {
         case connection(SlabHandle)
         case halfOpen(SlabHandle)
         case timeWait(SlabHandle)
+        /// A connection request's deadline (intercept mode).
+        case request(SlabHandle)
+        /// A UDP flow's idle timer (intercept mode).
+        case udpFlow(SlabHandle)
     }
 
     struct Entry {
@@ -31,6 +35,8 @@ struct TimerHeap {
     private var connectionPositions = PositionIndex()
     private var halfOpenPositions = PositionIndex()
     private var timeWaitPositions = PositionIndex()
+    private var requestPositions = PositionIndex()
+    private var udpFlowPositions = PositionIndex()
 
     var isEmpty: Bool { entries.isEmpty }
     var count: Int { entries.count }
@@ -39,6 +45,7 @@ struct TimerHeap {
     var storageBytes: Int {
         entries.capacity * MemoryLayout<Entry>.stride + connectionPositions.storageBytes
             + halfOpenPositions.storageBytes + timeWaitPositions.storageBytes
+            + requestPositions.storageBytes + udpFlowPositions.storageBytes
     }
 
     /// Wakes `owner` at `deadline`, in place of any wakeup it had.
@@ -130,6 +137,8 @@ struct TimerHeap {
         case .connection(let handle): connectionPositions[handle.index]
         case .halfOpen(let handle): halfOpenPositions[handle.index]
         case .timeWait(let handle): timeWaitPositions[handle.index]
+        case .request(let handle): requestPositions[handle.index]
+        case .udpFlow(let handle): udpFlowPositions[handle.index]
         }
     }
 
@@ -138,6 +147,8 @@ struct TimerHeap {
         case .connection(let handle): connectionPositions[handle.index] = place
         case .halfOpen(let handle): halfOpenPositions[handle.index] = place
         case .timeWait(let handle): timeWaitPositions[handle.index] = place
+        case .request(let handle): requestPositions[handle.index] = place
+        case .udpFlow(let handle): udpFlowPositions[handle.index] = place
         }
     }
 }

@@ -14,7 +14,7 @@ public enum FuzzCorpus {
     }
 
     /// The fuzz targets, by the name of their executable's suffix and corpus folder.
-    public static let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "udp", "icmp", "reassembly", "rules"]
+    public static let targets = ["ipv4", "ipv6", "datagram", "tcp", "address", "stack", "udp", "icmp", "reassembly", "rules", "filter", "forward"]
 
     public static func generate() -> [Seed] {
         var seeds: [Seed] = []
@@ -54,6 +54,9 @@ public enum FuzzCorpus {
         seeds.append(Seed(target: "stack", name: "replay", bytes: replay))
         for (name, events) in attackEvents {
             seeds.append(Seed(target: "stack", name: name, bytes: events))
+        }
+        for (name, events) in ForwardFuzzing.seeds {
+            seeds.append(Seed(target: "forward", name: name, bytes: events))
         }
         for (name, events) in ReassemblyFuzzing.seeds {
             seeds.append(Seed(target: "reassembly", name: name, bytes: events))

@@ -55,14 +55,15 @@ public struct Impairment: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// The state of an `Impairment` in a runtime: its generator and the datagrams held for `delay`.
-struct Impairer {
-    let model: Impairment
+/// Public for drivers of their own (`tcpip route` impairs each link's directions with one each).
+public struct Impairer {
+    public let model: Impairment
     var generator: SeededGenerator
     /// Held datagrams in release order (one fixed delay keeps them sorted).
     var held = CircularBuffer<(release: Instant, packet: ByteBuffer, inbound: Bool)>(initialCapacity: 64)
-    var dropped: UInt64 = 0
+    public private(set) var dropped: UInt64 = 0
 
-    init(_ model: Impairment) {
+    public init(_ model: Impairment) {
         self.model = model
         self.generator = SeededGenerator(seed: model.seed)
     }
@@ -72,7 +73,7 @@ struct Impairer {
     }
 
     /// Decides one datagram's fate: the copies to deliver now; delayed ones go to `held`.
-    mutating func admit(_ packet: ByteBuffer, inbound: Bool, now: Instant) -> [ByteBuffer] {
+    public mutating func admit(_ packet: ByteBuffer, inbound: Bool, now: Instant) -> [ByteBuffer] {
         if chance(model.loss) {
             dropped &+= 1
             return []
@@ -92,8 +93,11 @@ struct Impairer {
         return []
     }
 
+    /// When the first held datagram's delay is over.
+    public var nextRelease: Instant? { held.first?.release }
+
     /// Datagrams whose delay is over.
-    mutating func due(now: Instant) -> [(packet: ByteBuffer, inbound: Bool)] {
+    public mutating func due(now: Instant) -> [(packet: ByteBuffer, inbound: Bool)] {
         var released: [(packet: ByteBuffer, inbound: Bool)] = []
         while let first = held.first, first.release <= now {
             held.removeFirst()

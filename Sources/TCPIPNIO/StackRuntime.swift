@@ -228,6 +228,12 @@ final class RuntimeCore {
     var channels: [ConnectionID: TCPConnectionChannel] = [:]
     var listeners: [ListenerID: TCPListener] = [:]
     var udpChannels: [UDPEndpointID: UDPChannel] = [:]
+    /// Intercept mode (Interception.swift): the application's handlers, and the connections it
+    /// accepted whose handshake has not completed yet.
+    var connectionRequestHandler: (@Sendable (ConnectionRequest) -> Void)?
+    var udpFlowHandler: (@Sendable (Channel) -> Void)?
+    var echoRequestHandler: (@Sendable (EchoRequest) -> Void)?
+    var pendingAccepts: [ConnectionID: PendingAccept] = [:]
     private var dirty: [TCPConnectionChannel] = []
     private var pumping = false
     private var pumpAgain = false
@@ -391,9 +397,21 @@ final class RuntimeCore {
                 listener.accepted(connection)
             }
         case .connection(let id, let events):
-            channels[id]?.handle(events, now: now)
+            if let channel = channels[id] {
+                channel.handle(events, now: now)
+            } else if !pendingAccepts.isEmpty {
+                acceptedConnectionEvents(id, events, now: now)
+            }
         case .udpReadable(let id):
             udpChannels[id]?.readable(now: now)
+        case .connectionRequest(let id):
+            connectionRequested(id, now: now)
+        case .udpFlow(let id):
+            udpFlowBegan(id)
+        case .udpFlowExpired(let id):
+            udpChannels[id]?.endpointClosedByStack()
+        case .echoRequest(let request):
+            echoRequestHandler?(request)
         }
     }
 
@@ -510,6 +528,7 @@ final class RuntimeCore {
         listeners.removeAll()
         for channel in Array(udpChannels.values) { channel.runtimeStopped(error) }
         udpChannels.removeAll()
+        failPendingAccepts(error ?? ChannelError.ioOnClosedChannel)
         source.close()
         if let error {
             logger?.error("packet source failed; stack stopped", metadata: ["error": "\(error)"])

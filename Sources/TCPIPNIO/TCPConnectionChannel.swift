@@ -231,7 +231,23 @@ final class TCPConnectionChannel: LoopBoundOptionsChannel, ChannelCore, @uncheck
     }
 
     func triggerUserOutboundEvent0(_ event: Any, promise: EventLoopPromise<Void>?) {
-        promise?.fail(ChannelError.operationUnsupported)
+        guard event is TCPChannelAbort else {
+            promise?.fail(ChannelError.operationUnsupported)
+            return
+        }
+        guard lifecycle == .active || lifecycle == .connecting else {
+            promise?.fail(ChannelError.alreadyClosed)
+            return
+        }
+        // RFC 9293 §3.10.4 ABORT: an RST to the peer, everything queued dropped (a socket's
+        // SO_LINGER 0 then close). A relay carries a reset it received this way.
+        runtime.stack.abort(connection, now: StackRuntime.now())
+        connectPromise?.fail(TCPError.aborted)
+        connectPromise = nil
+        failAllWrites(ChannelError.ioOnClosedChannel)
+        becomeClosed(promise: promise)
+        runtime.unregister(self)
+        runtime.pump()
     }
 
     func channelRead0(_ data: NIOAny) {
@@ -498,6 +514,12 @@ final class TCPConnectionChannel: LoopBoundOptionsChannel, ChannelCore, @uncheck
 }
 
 /// Options of TCP channels beyond NIO's own.
+/// An outbound user event (`channel.triggerUserOutboundEvent(TCPChannelAbort())`): the connection
+/// is aborted — an RST to the peer, what is queued dropped (RFC 9293 §3.10.4) — and the channel closes.
+public struct TCPChannelAbort: Sendable {
+    public init() {}
+}
+
 public enum TCPChannelOptions {
     /// The most bytes one `channelRead` carries (RECEIVE's length, RFC 9293 §3.10.3); unlimited by default.
     public struct MaximumReadSize: ChannelOption, Sendable {

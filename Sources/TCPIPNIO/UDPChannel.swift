@@ -215,6 +215,16 @@ final class UDPChannel: LoopBoundOptionsChannel, ChannelCore, @unchecked Sendabl
         if open && readPending && delivered == maxMessagesPerRead { scheduleDelivery() }
     }
 
+    /// Not closed yet (by the application or the stack).
+    var isOpen: Bool { open }
+
+    /// The stack closed the endpoint itself (an intercepted flow that stayed idle): the channel
+    /// closes as if the application had closed it.
+    func endpointClosedByStack() {
+        guard open else { return }
+        becomeClosed(promise: nil, error: ChannelError.ioOnClosedChannel)
+    }
+
     func runtimeStopped(_ error: Error?) {
         guard open else { return }
         if let error { pipeline.fireErrorCaught(error) }

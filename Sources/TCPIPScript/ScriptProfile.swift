@@ -93,6 +93,10 @@ public struct ScriptProfile: Sendable, Hashable {
     public var maximumRTO: TimeAmount = .seconds(60)
     /// TCP_KEEPINIT's default (FreeBSD net.inet.tcp.keepinit = 75 s); Linux has none.
     public var connectionTimeout: TimeAmount? = nil
+    /// Minshall's Nagle (`TCPConfiguration.nagleMinshall`): Linux's tcp_nagle_check.
+    public var nagleMinshall = false
+    /// TCP Fast Open (`TCPConfiguration.fastOpen`); the RFC's defaults unless the platform's differ.
+    public var fastOpen = FastOpen()
 
     public static func == (lhs: ScriptProfile, rhs: ScriptProfile) -> Bool { lhs.name == rhs.name }
     public func hash(into hasher: inout Hasher) { hasher.combine(name) }
@@ -105,7 +109,19 @@ public struct ScriptProfile: Sendable, Hashable {
         zeroWindowProbe: .acknowledgmentRequest, sendBufferSize: 4_194_304,
         reportedBufferSize: { size, set, _ in set ? size * 2 : size }, defaultReportedReceiveBuffer: 540_000, defaultReportedSendBuffer: 262_144,
         optionComparison: .exact, checksPush: false,
-        synOptionOrder: "<mss 1460,sackOK,TS val V ecr 0,nop,wscale 8>", mtu: 1500)
+        synOptionOrder: "<mss 1460,sackOK,TS val V ecr 0,nop,wscale 8>", mtu: 1500
+    ).withLinuxFastOpen()
+
+    /// defaults.sh: `tcp_fastopen=0x70403` (client, server, every listener without the socket
+    /// option) and `tcp_fastopen_key=a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4`, the key behind the
+    /// scripts' TFO_COOKIE.
+    private func withLinuxFastOpen() -> ScriptProfile {
+        var profile = self
+        ScriptRunner.applyFastOpenFlags(0x70403, to: &profile.fastOpen)
+        profile.fastOpen.key = FastOpenKey(linuxNotation: "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4")
+        profile.nagleMinshall = true
+        return profile
+    }
 
     /// freebsd-net/tcp-testsuite: `win 65535`, wscale 6, its own option order, SO_RCVBUF 65536 → 65700.
     /// The SYN and SYN-ACK options follow FreeBSD's tcp_addoptions (sys/netinet/tcp_output.c):
@@ -162,6 +178,8 @@ public struct ScriptProfile: Sendable, Hashable {
         tcp.synOptionLayout = synOptionLayout
         tcp.acknowledgesSegmentsInTimeWait = acknowledgesSegmentsInTimeWait
         tcp.acceptsSYNWithFIN = acceptsSYNWithFIN
+        tcp.fastOpen = fastOpen
+        tcp.nagleMinshall = nagleMinshall
         return tcp
     }
 }

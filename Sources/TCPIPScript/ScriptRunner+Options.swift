@@ -73,6 +73,31 @@ extension ScriptRunner {
             if let connection = sockets[fd]!.connection { applyKeepalive(sockets[fd]!, connection) }
             collect()
             return .value(0)
+        case "TCP_FASTOPEN":
+            // The listener's limit of pending Fast Open connections (RFC 7413 §5.1), Linux's qlen.
+            let limit = Int(try pointee(arguments, 3))
+            guard limit >= 0 else { return .error("EINVAL") }
+            sockets[fd]!.fastOpenQueueLimit = limit
+            if let listener = sockets[fd]!.listener { try? stack.setFastOpen(listener, queueLimit: limit) }
+            return .value(0)
+        case "TCP_FASTOPEN_CONNECT":
+            sockets[fd]!.fastOpenConnect = try pointee(arguments, 3) != 0
+            return .value(0)
+        case "TCP_FASTOPEN_NO_COOKIE":
+            guard stackStorage == nil else {
+                throw ScriptSkip(reason: "TCP_FASTOPEN_NO_COOKIE after the first connection: the stack's Fast Open settings are per stack")
+            }
+            let on = try pointee(arguments, 3) != 0
+            configuration.tcp.fastOpen.clientRequiresCookie = !on
+            configuration.tcp.fastOpen.serverRequiresCookie = !on
+            return .value(0)
+        case "TCP_FASTOPEN_KEY":
+            // DEVIATION: Linux keeps the key per listener; the stack has one key (Stack.setFastOpenKey).
+            guard case .string(let text)? = arguments[safe: 3], let key = FastOpenKey(bytes: Self.escapedBytes(text)) else {
+                return .error("EINVAL")
+            }
+            stack.setFastOpenKey(key)
+            return .value(0)
         case "SO_LINGER":
             guard case .structure(let fields)? = arguments[safe: 3] else { throw ScriptSkip(reason: "SO_LINGER without a struct") }
             let values = fields.compactMap { ScriptSymbols.evaluate($0.value) }
@@ -86,11 +111,31 @@ extension ScriptRunner {
         }
     }
 
+    /// The octets of a C string literal's text (`\xf7\x63…`, other characters as themselves).
+    static func escapedBytes(_ text: String) -> [UInt8] {
+        // The lexer keeps an escaped character without its backslash: `\xf7\x63` reads `xf7x63`.
+        let groups = text.split(separator: "x", omittingEmptySubsequences: true)
+        if text.first == "x", groups.count * 3 == text.count, case let decoded = groups.compactMap({ UInt8($0, radix: 16) }),
+           decoded.count == groups.count {
+            return decoded
+        }
+        var bytes: [UInt8] = []
+        var characters = Substring(text)
+        while let first = characters.first {
+            if first == "\\", characters.dropFirst().first == "x", let byte = UInt8(characters.dropFirst(2).prefix(2), radix: 16) {
+                bytes.append(byte)
+                characters = characters.dropFirst(4)
+            } else {
+                bytes += Array(String(first).utf8)
+                characters = characters.dropFirst()
+            }
+        }
+        return bytes
+    }
+
     /// The feature a socket option the runner does not map belongs to, for the reason of a skip.
     static func feature(ofOption option: String) -> String {
         switch option {
-        case "TCP_FASTOPEN", "TCP_FASTOPEN_CONNECT", "TCP_FASTOPEN_KEY", "TCP_FASTOPEN_NO_COOKIE":
-            "TCP Fast Open (RFC 7413), which the stack does not implement"
         case "SO_ZEROCOPY": "Linux's zero-copy send (MSG_ZEROCOPY), which the stack does not have"
         case "SO_TIMESTAMPING": "Linux's transmit and receive timestamps on the error queue, which the stack does not have"
         case "TCP_NOTSENT_LOWAT": "Linux's low-water mark of unsent data for poll, which the stack does not have"

@@ -29,6 +29,10 @@ extension ScriptRunner {
                 case .md5:
                     throw ScriptSkip(reason: "TCP MD5 signature option (RFC 2385): the stack does not implement it")
                 case .other(let text):
+                    if let cookie = try fastOpenOption(text) {
+                        options.fastOpen = cookie
+                        continue
+                    }
                     let feature = text.hasPrefix("FO") ? "TCP Fast Open's cookie option (RFC 7413), which the stack does not implement"
                         : "an option the runner cannot inject"
                     throw ScriptSkip(reason: "inbound option `\(text)`: \(feature)")
@@ -37,9 +41,17 @@ extension ScriptRunner {
         }
         // URG is injected as written: the stack delivers urgent data inline, in sequence (RFC 6093 §5),
         // and has no out-of-band API, so a script reading urgent data with MSG_OOB is skipped there.
+        let live = sockets.compactMap { fd, socket in socket.connection.flatMap { stack.state($0) }.map { (fd, socket, $0) } }
+        if packet.flags.contains(.syn) {
+            // A SYN-ACK to our SYN, or a SYN when no connection is open, starts the peer's numbering.
+            let opening = packet.flags.contains(.ack)
+                ? live.contains { $0.2 == .synSent }
+                : !live.contains { $0.2.isSynchronized || $0.2 == .synSent }
+            if opening { remoteBase = packet.start }
+        }
         var header = TCPHeader(
             sourcePort: remotePort, destinationPort: localPort,
-            sequenceNumber: SequenceNumber(packet.start),
+            sequenceNumber: SequenceNumber(packet.flags.contains(.syn) ? packet.start : packet.start &+ remoteBase),
             // packetdrill maps the ACK field of a packet with ACK set from script space whether or not
             // the line wrote `ack N` (an omitted one is 0: our ISN, run_packet.c).
             acknowledgmentNumber: SequenceNumber(
@@ -48,7 +60,6 @@ extension ScriptRunner {
         header.urgentPointer = packet.urgentPointer ?? 0
         // `[ect0]`, `[ce]`, …: the ECN field the peer's packet carries (RFC 3168 §5); Not-ECT otherwise.
         let ecn = try Self.writtenECN(packet)?.first ?? .notECT
-        let live = sockets.compactMap { fd, socket in socket.connection.flatMap { stack.state($0) }.map { (fd, socket, $0) } }
         // A packet longer than the MSS is one GSO packet (of `--mss`-octet segments, packetdrill's
         // gso_size), which Linux's GRO hands to TCP as one skb: it is injected as one segment.
         var payload: ByteBuffer?
@@ -251,7 +262,7 @@ extension ScriptRunner {
         let sequence = header.sequenceNumber.rawValue &- ourBase
         if !packet.anySequence, sequence != packet.start { return "sequence number \(sequence) instead of \(packet.start)" }
         if payloadLength != packet.length { return "payload length \(payloadLength) instead of \(packet.length)" }
-        let acknowledgment = header.acknowledgmentNumber.rawValue
+        let acknowledgment = header.acknowledgmentNumber.rawValue &- (header.flags.contains(.syn) ? 0 : remoteBase)
         if let expected = packet.acknowledgment {
             if acknowledgment != expected { return "ack \(acknowledgment) instead of \(expected)" }
         } else if !header.flags.contains(.ack), acknowledgment != 0 {
@@ -287,6 +298,8 @@ extension ScriptRunner {
             case (8, 10): list.append(.timestamp(value: word(2), echo: word(6)))
             case (5, _):
                 list.append(.sack((0..<(Int(length) - 2) / 8).map { (word(2 + 8 * $0), word(6 + 8 * $0)) }))
+            case (34, _), (254, _):
+                list.append(rawFastOpenOption(kind: kind, bytes: (2..<Int(length)).map { tcp.getInteger(at: at + $0, as: UInt8.self) ?? 0 }))
             default: list.append(.other("kind \(kind)"))
             }
             at += Int(length)
@@ -303,7 +316,7 @@ extension ScriptRunner {
             recordTimestamp(written: nil, actual: actual)
             return nil
         case .none: expected = []
-        case .list(let list): expected = list
+        case .list(let list): expected = list.map(normalisedOption)
         }
 
         // Map the stack's values into script space before comparing: SACK blocks count from the
@@ -329,7 +342,7 @@ extension ScriptRunner {
                     tsValue = writtenTS ?? mapped
                 }
                 return .timestamp(value: tsValue, echo: 0)
-            case .sack(let blocks): return .sack(blocks.map { ($0.0, $0.1) })
+            case .sack(let blocks): return .sack(blocks.map { ($0.0 &- remoteBase, $0.1 &- remoteBase) })
             default: return option
             }
         }
@@ -406,10 +419,11 @@ extension ScriptRunner {
     /// A live segment in the script's notation and numbering.
     func describe(_ header: TCPHeader, payloadLength: Int, outbound: Bool, wire: [ScriptOption]? = nil) -> String {
         let ourBase = iss ?? 0
-        let start = outbound ? header.sequenceNumber.rawValue &- ourBase : header.sequenceNumber.rawValue
+        let start = outbound ? header.sequenceNumber.rawValue &- ourBase : header.sequenceNumber.rawValue &- (header.flags.contains(.syn) ? 0 : remoteBase)
         var text = "\(Self.flagText(header.flags)) \(start):\(start &+ UInt32(payloadLength))(\(payloadLength))"
         if header.flags.contains(.ack) {
-            let ack = outbound ? header.acknowledgmentNumber.rawValue : header.acknowledgmentNumber.rawValue &- ourBase
+            let ack = outbound ? header.acknowledgmentNumber.rawValue &- (header.flags.contains(.syn) ? 0 : remoteBase)
+                : header.acknowledgmentNumber.rawValue &- ourBase
             text += " ack \(ack)"
         }
         text += " win \(header.window)"

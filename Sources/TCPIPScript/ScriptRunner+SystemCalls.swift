@@ -27,6 +27,14 @@ struct ScriptSocket {
     var reportedError = false
     /// The error of a connection the stack already freed (see `inject`).
     var lostError: TCPError?
+    /// TCP_FASTOPEN: the limit of pending Fast Open connections of the listener this socket becomes.
+    var fastOpenQueueLimit: Int?
+    /// TCP_FASTOPEN_CONNECT: connect() opens with the first write's data in the SYN.
+    var fastOpenConnect = false
+    /// An accepted socket: a Fast Open connection may be written to in SYN-RECEIVED.
+    var accepted = false
+    /// connect() with TCP_FASTOPEN_CONNECT and a cookie cached: the SYN waits for the first write.
+    var deferredConnect = false
     /// `SOCK_DGRAM`: a UDP socket, played by `ScriptRunner+UDP.swift`, and its endpoint once bound.
     var datagram = false
     var udp: UDPEndpointID?
@@ -40,6 +48,9 @@ struct PendingCall {
     var started: Instant
     /// Bytes a blocking write has queued so far.
     var written: Int64 = 0
+    /// The call opened the connection with Fast Open: until the handshake completes, its errors
+    /// are the connection's (ECONNREFUSED, ETIMEDOUT), whatever the SYN carried.
+    var openedWithFastOpen = false
 }
 
 /// What a system call did: returned a value, failed with an errno name, or would block.
@@ -138,6 +149,7 @@ extension ScriptRunner {
             let backlog = try integer(arguments, 1)
             let listener = try stack.listen(on: header.bindPort, backlog: Int(max(1, backlog)))
             sockets[fd]!.listener = listener
+            if let limit = sockets[fd]!.fastOpenQueueLimit { try? stack.setFastOpen(listener, queueLimit: limit) }
             if let size = sockets[fd]!.maximumSegmentSize { try stack.setMaximumSegmentSize(listener, size) }
             return .value(0)
         case "accept", "accept4":
@@ -156,6 +168,7 @@ extension ScriptRunner {
             child.receiveBuffer = sockets[fd]!.receiveBuffer
             child.sendBuffer = sockets[fd]!.sendBuffer
             child.lingerZero = sockets[fd]!.lingerZero
+            child.accepted = true
             if child.noDelay { stack.setNoDelay(connection, true, now: now) }
             if let size = child.sendBuffer { stack.setSendBufferSize(connection, profile.reportedBufferSize(size, true, nil), now: now) }
             child.connection = connection
@@ -252,6 +265,18 @@ extension ScriptRunner {
         remotePort = header.connectPort
         if let receive = socket.receiveBuffer { configuration.tcp.receiveBufferSize = receive }
         if let send = socket.sendBuffer { configuration.tcp.sendBufferSize = send }
+        if socket.fastOpenConnect {
+            // TCP_FASTOPEN_CONNECT: with a cookie, connect() returns at once and the SYN goes with
+            // the first write's data; without one, the SYN asks for a cookie (RFC 7413 §4.2.1).
+            if socket.deferredConnect { return .error("EALREADY") }
+            if stack.hasFastOpenCookie(for: remoteAddress) {
+                sockets[fd]!.deferredConnect = true
+                return .value(0)
+            }
+            try openWithFastOpen(fd, data: 0)
+            if socket.nonBlocking && state.end == nil { return .error("EINPROGRESS") }
+            return .wouldBlock
+        }
         let connection = try stack.connect(
             to: Endpoint(remoteAddress, header.connectPort), maximumSegmentSize: sockets[fd]!.maximumSegmentSize, now: now)
         if socket.noDelay { stack.setNoDelay(connection, true, now: now) }
@@ -292,10 +317,10 @@ extension ScriptRunner {
                 case .wouldBlock: break
                 }
             } catch {
-                return try connectionError(fd, error)
+                return try connectionError(fd, error, reading: true)
             }
         }
-        if let error = stack.status(connection)?.error { return try connectionError(fd, error) }
+        if let error = stack.status(connection)?.error { return try connectionError(fd, error, reading: true) }
         if stack.state(connection) == nil { return .error("ENOTCONN") }
         return nonBlocking && !blocking ? .error("EAGAIN") : .wouldBlock
     }
@@ -309,7 +334,6 @@ extension ScriptRunner {
         guard call.name.hasPrefix("send"), let argument = call.arguments[safe: flagsIndex],
             let flags = ScriptSymbols.evaluate(argument) else { return }
         let unsupported: [(Int64, String)] = [
-            (0x2000_0000, "MSG_FASTOPEN: TCP Fast Open (RFC 7413), which the stack does not implement"),
             (0x8000, "MSG_MORE: Linux's corking of a write with the next"),
             (0x80, "MSG_EOR: Linux's record boundaries that keep TSO from coalescing writes"),
             (0x400_0000, "MSG_ZEROCOPY: Linux's zero-copy send"),
@@ -322,11 +346,34 @@ extension ScriptRunner {
         let call = state.call
         try checkSendable(call)
         let fd = try descriptor(call.arguments)
+        let count = try integer(call.arguments, 2, default: 0)
+        let flags = call.name == "sendto" || call.name == "send" ? ScriptSymbols.evaluate(call.arguments[safe: 3] ?? .integer(0)) ?? 0 : 0
+        // FreeBSD: sendto() on an unconnected socket with TCP_FASTOPEN set is the Fast Open connect.
+        let freeBSDFastOpen = profile.name == .freebsd && call.name == "sendto" && sockets[fd]!.listener == nil
+            && (sockets[fd]!.fastOpenQueueLimit ?? 0) > 0
+        if sockets[fd]!.connection == nil && (sockets[fd]!.deferredConnect || flags & 0x2000_0000 != 0 || freeBSDFastOpen) {
+            // sendto(MSG_FASTOPEN), or the first write after connect() with TCP_FASTOPEN_CONNECT:
+            // OPEN with the data in the SYN (RFC 7413 §4.2.2). Without a cookie the SYN carries
+            // none: a non-blocking call says EINPROGRESS, a blocking one sends after the handshake.
+            let taken = try openWithFastOpen(fd, data: Int(count))
+            state.written = Int64(taken)
+            state.openedWithFastOpen = true
+            if sockets[fd]!.nonBlocking && state.end == nil { return taken > 0 ? .value(Int64(taken)) : .error("EINPROGRESS") }
+            // Without a cookie, a blocking call's data waits in the send buffer (RFC 9293 §3.10.2
+            // queues a SEND in SYN-SENT), so it leaves with the handshake's ACK, as Linux's waiting
+            // writer's does. (With one, the rest follows the SYN's data once it is acknowledged.)
+            if taken == 0, let connection = sockets[fd]!.connection, count > 0 {
+                var rest = ByteBufferAllocator().buffer(capacity: Int(count - state.written))
+                rest.writeRepeatingByte(0, count: Int(count - state.written))
+                state.written += Int64((try? stack.send(connection, rest, now: now)) ?? 0)
+            }
+            return .wouldBlock
+        }
         let socket = sockets[fd]!
         guard let connection = socket.connection else { return .error("ENOTCONN") }
         if socket.writeShut { return .error("EPIPE") }
-        let count = try integer(call.arguments, 2, default: 0)
-        if let status = stack.status(connection), status.state == .synSent || status.state == .synReceived {
+        // A Fast Open server's connection is accepted in SYN-RECEIVED and may send (RFC 7413 §4.2.2).
+        if let status = stack.status(connection), status.state == .synSent || (status.state == .synReceived && !socket.accepted) {
             return socket.nonBlocking && state.end == nil ? .error("EAGAIN") : .wouldBlock
         }
         var bytes = ByteBufferAllocator().buffer(capacity: Int(count - state.written))
@@ -336,7 +383,7 @@ extension ScriptRunner {
             collect()
             state.written += Int64(taken)
         } catch {
-            if state.written > 0 { return .value(state.written) }
+            if state.written > 0 && !state.openedWithFastOpen { return .value(state.written) }
             return try connectionError(fd, error)
         }
         if state.written == count { return .value(count) }
@@ -346,7 +393,28 @@ extension ScriptRunner {
         return .wouldBlock
     }
 
-    private func connectionError(_ fd: Int, _ error: TCPError) throws -> CallResult {
+    /// `Stack.connectWithFastOpen` for socket `fd` with `data` zeros; returns what the SYN carries.
+    @discardableResult
+    private func openWithFastOpen(_ fd: Int, data: Int) throws -> Int {
+        var bytes = ByteBufferAllocator().buffer(capacity: data)
+        bytes.writeRepeatingByte(0, count: data)
+        remotePort = header.connectPort
+        let (connection, taken) = try stack.connectWithFastOpen(
+            to: Endpoint(remoteAddress, header.connectPort), data: bytes, maximumSegmentSize: sockets[fd]!.maximumSegmentSize, now: now)
+        if sockets[fd]!.noDelay { stack.setNoDelay(connection, true, now: now) }
+        collect()
+        sockets[fd]!.connection = connection
+        sockets[fd]!.deferredConnect = false
+        sockets[fd]!.connecting = true
+        applyKeepalive(sockets[fd]!, connection)
+        remember(connection)
+        return taken
+    }
+
+    /// - Parameter reading: a read after the error was reported returns 0, end of stream (Linux's
+    ///   tcp_reset shuts the socket down both ways: recvmsg finds RCV_SHUTDOWN).
+    private func connectionError(_ fd: Int, _ error: TCPError, reading: Bool = false) throws -> CallResult {
+        if sockets[fd]!.reportedError, reading, error == .connectionReset { return .value(0) }
         if sockets[fd]!.reportedError { return .error(error == .connectionClosing ? "EPIPE" : "ENOTCONN") }
         sockets[fd]!.reportedError = true
         return .error(errno(error))

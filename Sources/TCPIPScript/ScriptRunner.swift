@@ -41,6 +41,10 @@ public final class ScriptRunner {
     let segmentSize: Int
     /// Our ISS (the stack's), learnt from its SYN or SYN-ACK.
     var iss: UInt32?
+    /// The peer's ISN in script space, from the SYN or SYN-ACK that opened the connection under
+    /// test: packetdrill numbers the peer's later sequence numbers from it (`< S. 123:123(0)`, then
+    /// `> . 1:1(0) ack 1`), while our SYN-ACK's ack field stays as written (`ack 1428933`).
+    var remoteBase: UInt32 = 0
     /// The first outbound TS val minus the script's: maps TS values between the two clocks.
     var timestampOffset: UInt32?
     var liveTimestamps: [UInt32: UInt32] = [:]
@@ -94,6 +98,17 @@ public final class ScriptRunner {
     /// - Buffers: `net.inet.tcp.recvspace`, `net.inet.tcp.sendspace` (the default socket buffers).
     /// - Timers: `net.ipv4.tcp_syn_retries`, `net.inet.tcp.keepinit` (ms), `net.inet.tcp.delacktime`
     ///   (ms), `net.inet.tcp.rexmit_initial` (ms), `net.inet.tcp.rexmit_min` (ms), `net.inet.tcp.msl` (ms).
+    /// Linux's `net.ipv4.tcp_fastopen` bits (include/net/tcp.h): 0x1 client, 0x2 server, 0x4 a
+    /// client sends data without a cookie, 0x200 a server takes data without one, 0x400 every
+    /// listener without TCP_FASTOPEN.
+    static func applyFastOpenFlags(_ value: Int, to fastOpen: inout FastOpen) {
+        fastOpen.client = value & 0x1 != 0
+        fastOpen.server = value & 0x2 != 0
+        fastOpen.clientRequiresCookie = value & 0x4 == 0
+        fastOpen.serverRequiresCookie = value & 0x200 == 0
+        fastOpen.serverOnEveryListener = value & 0x400 != 0
+    }
+
     /// `size` rounded up to whole segments, as FreeBSD's tcp_mss rounds its socket buffers.
     static func wholeSegments(_ size: Int, _ segment: Int) -> Int {
         let segment = max(segment, 1)
@@ -103,10 +118,23 @@ public final class ScriptRunner {
     static func applySysctls(_ command: String, to tcp: inout TCPConfiguration, segmentSize: Int) {
         for word in command.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "`" || $0 == "\"" || $0 == "'" }) {
             let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let value = Int(parts[1]) else { continue }
+            guard parts.count == 2 else { continue }
             var name = parts[0]
             if name.hasPrefix("/proc/sys/") { name = String(name.dropFirst("/proc/sys/".count)).replacingSlashes }
+            if name == "net.ipv4.tcp_fastopen_key" {
+                // The primary key; a backup key after a comma is not kept (the stack has one key).
+                if let key = FastOpenKey(linuxNotation: parts[1].split(separator: ",").first ?? "") { tcp.fastOpen.key = key }
+                continue
+            }
+            let hex = parts[1].hasPrefix("0x") ? Int(parts[1].dropFirst(2), radix: 16) : nil
+            guard let value = hex ?? Int(parts[1]) else { continue }
             switch name {
+            case "net.ipv4.tcp_fastopen":
+                applyFastOpenFlags(value, to: &tcp.fastOpen)
+            case "net.inet.tcp.fastopen.client_enable":
+                tcp.fastOpen.client = value != 0
+            case "net.inet.tcp.fastopen.server_enable":
+                tcp.fastOpen.server = value != 0
             case "net.ipv4.tcp_ecn", "net.inet.tcp.ecn.enable":
                 switch value {
                 case 0: tcp.explicitCongestionNotification = .off

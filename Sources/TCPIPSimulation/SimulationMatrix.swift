@@ -24,6 +24,8 @@ public struct SimulationMatrix: Sendable {
         tcp.receiveBufferSize = 1 << 20
         tcp.sendBufferSize = 1 << 20
         tcp.reassemblyLimit = 2 << 20
+        // RFC 5681 §3.1's one SMSS per ACK, as the table was recorded with.
+        tcp.slowStartLimitSegments = 1
         return tcp
     }()
 

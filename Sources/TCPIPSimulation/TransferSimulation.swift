@@ -41,6 +41,13 @@ public struct TransferSimulation {
         public var pathMTU: Int? = nil
         /// The router drops too-big datagrams without an ICMP error (a PMTUD black hole).
         public var icmpBlackHole = false
+        /// When set, a time–sequence graph of the first connection, seen at the client's link (after
+        /// its faults: what the client sent and what reached it) with the client's congestion
+        /// state, titled with this; returned in `Result.plot`.
+        public var plotTitle: String? = nil
+        /// Netfilter rules installed in the client's and the server's stack (`StackConfiguration.rules`).
+        public var clientRules: FilterRuleset? = nil
+        public var serverRules: FilterRuleset? = nil
 
         public init() {}
     }
@@ -66,10 +73,15 @@ public struct TransferSimulation {
         public var serverMemoryViolations: Int = 0
         /// Each server connection's status at the end (receive and send buffers, autotuning).
         public var serverStatuses: [ConnectionStatus] = []
+        /// `nft list ruleset` of each stack's rules with their counters at the end; nil without rules.
+        public var clientRuleListing: String? = nil
+        public var serverRuleListing: String? = nil
         /// With a `pathMTU` router: the path MTU the connections settled on (the largest datagram the
         /// router forwarded in the last segments each side sent), and the router's counts.
         public var settledPathMTU: Int? = nil
         public var router: PathMTURouter.Statistics? = nil
+        /// The graph asked for with `Configuration.plotTitle`.
+        public var plot: TimeSequencePlot? = nil
     }
 
     public static let clientAddress4 = IPAddress.v4(IPv4Address(198, 18, 0, 1))
@@ -131,6 +143,7 @@ private final class Run {
     var deliveredAtCheckpoint: [Int]?
     var serverPeakMemory = 0
     var serverMemoryViolations = 0
+    let plotTap: PlotTap?
 
     init(_ configuration: TransferSimulation.Configuration) {
         self.configuration = configuration
@@ -170,17 +183,28 @@ private final class Run {
         if let sink = configuration.pcap {
             clientLink = PcapWriter(wrapping: clientLink, sink: sink)
         }
+        if let title = configuration.plotTitle {
+            let tap = PlotTap(wrapping: clientLink, title: title)
+            plotTap = tap
+            clientLink = tap
+        } else {
+            plotTap = nil
+        }
         let v6 = configuration.ipVersion == 6
-        client = Stack(StackConfiguration(
+        var clientConfiguration = StackConfiguration(
             addresses: [v6 ? TransferSimulation.clientAddress6 : TransferSimulation.clientAddress4],
             mtu: configuration.mtu, checksumOffload: clientLink.capabilities.checksumOffload,
-            seed: configuration.seed, tcp: configuration.tcp))
+            seed: configuration.seed, tcp: configuration.tcp)
+        clientConfiguration.rules = configuration.clientRules
+        client = Stack(clientConfiguration)
         var serverConfiguration = StackConfiguration(
             addresses: [v6 ? TransferSimulation.serverAddress6 : TransferSimulation.serverAddress4],
             mtu: configuration.mtu, checksumOffload: serverLink.capabilities.checksumOffload,
             seed: configuration.seed &+ 0x5EED, tcp: configuration.serverTCP ?? configuration.tcp)
         serverConfiguration.memoryBudget = configuration.serverMemoryBudget
+        serverConfiguration.rules = configuration.serverRules
         server = Stack(serverConfiguration)
+        plotTap?.stack = client
         network.addHost(client, link: clientLink)
         network.addHost(server, link: serverLink)
         var pattern = ByteBufferAllocator().buffer(capacity: 65536 + 251)
@@ -297,7 +321,7 @@ private final class Run {
                     }
                 case .connection(let id, _):
                     if let index = pairOfServer[id] { serve(index) }
-                case .udpReadable:
+                case .udpReadable, .connectionRequest, .udpFlow, .udpFlowExpired, .echoRequest:
                     break
                 }
             }
@@ -433,6 +457,36 @@ private final class Run {
             },
             serverPeakMemory: serverPeakMemory, serverMemoryViolations: serverMemoryViolations,
             serverStatuses: pairs.compactMap { $0.server.flatMap(server.status) },
-            settledPathMTU: settled, router: router)
+            clientRuleListing: client.filterListing(), serverRuleListing: server.filterListing(),
+            settledPathMTU: settled, router: router, plot: plotTap?.plot.plot)
+    }
+}
+
+/// Draws what crosses the client's link, as the `WireTap` of `tcpip demo` does: each datagram when it
+/// leaves (at the `now` of `send`) or arrives (at the `now` of `receive`).
+private final class PlotTap: PacketLink {
+    let inner: PacketLink
+    var plot: ConnectionPlot
+    /// The client, whose congestion state is sampled; set once it exists.
+    var stack: Stack?
+
+    init(wrapping inner: PacketLink, title: String) {
+        self.inner = inner
+        self.plot = ConnectionPlot(title: title)
+    }
+
+    var mtu: Int { inner.mtu }
+    var capabilities: LinkCapabilities { inner.capabilities }
+    var nextArrival: Instant? { inner.nextArrival }
+
+    func send(_ packet: ByteBuffer, now: Instant) {
+        if let stack { plot.record(packet, at: now, stack: stack) }
+        inner.send(packet, now: now)
+    }
+
+    func receive(now: Instant) -> ByteBuffer? {
+        guard let packet = inner.receive(now: now) else { return nil }
+        if let stack { plot.record(packet, at: now, stack: stack) }
+        return packet
     }
 }

@@ -83,6 +83,14 @@ public struct InternetChecksum: Sendable {
         ~InternetChecksum.fold(sum)
     }
 
+    /// A checksum updated for one 16-bit word of what it covers changing from `old` to `new`,
+    /// without summing the rest again: RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'). (Eqn. 2's
+    /// HC - ~m - m' could give 0x0000 where 0xFFFF is right, RFC 1624 §3.)
+    @inlinable
+    public static func update(_ checksum: UInt16, replacing old: UInt16, with new: UInt16) -> UInt16 {
+        ~fold(UInt64(~checksum) &+ UInt64(~old) &+ UInt64(new))
+    }
+
     /// Adds a value made of whole big-endian words, at word alignment with respect to the byte stream.
     @inlinable
     mutating func addWords(_ value: UInt64) {

@@ -117,6 +117,106 @@ public struct TCPTimestamps: Hashable, Sendable {
     }
 }
 
+/// The TCP Fast Open cookie option of RFC 7413 §4.1.1: kind 34, or the experimental form the
+/// option had before kind 34 was assigned (kind 254 with the magic 0xF989, RFC 6994), which Linux
+/// still speaks. An empty cookie is a cookie request. Stored inline: no allocation per segment.
+public struct TCPFastOpenCookie: Hashable, Sendable, CustomStringConvertible {
+    public enum Form: UInt8, Hashable, Sendable {
+        /// Kind 34, length 2 + cookie (RFC 7413 §4.1.1).
+        case standard
+        /// Kind 254, length 4 + cookie, magic 0xF989 (RFC 7413 §4.1.1's experimental option, RFC 6994).
+        case experimental
+    }
+
+    public var form: Form
+    /// Octets of cookie: 0 (a request), or 4 to 16 (RFC 7413 §4.1.1: "between 4 and 16 bytes").
+    public var length: UInt8 { storedLength }
+    @usableFromInline var storedLength: UInt8
+    /// The cookie's octets in wire order: the first eight in `high`, the rest in `low`, big-endian.
+    @usableFromInline var high: UInt64
+    @usableFromInline var low: UInt64
+
+    public static let minimumLength = 4
+    public static let maximumLength = 16
+
+    /// A cookie request: the option without a cookie (RFC 7413 §4.1.2).
+    public static func request(_ form: Form = .standard) -> TCPFastOpenCookie {
+        TCPFastOpenCookie(form: form, length: 0, high: 0, low: 0)
+    }
+
+    @usableFromInline
+    init(form: Form, length: UInt8, high: UInt64, low: UInt64) {
+        self.form = form
+        self.storedLength = length
+        self.high = high
+        self.low = low
+    }
+
+    /// A cookie of `bytes`; nil when the length is not 0 or an even 4…16 — such an option is
+    /// ignored (RFC 7413 §4.1.1 bounds the cookie; Linux, tcp_parse_fastopen_option, also wants an
+    /// even length).
+    public init?(form: Form = .standard, bytes: some Collection<UInt8>) {
+        guard Self.isValidLength(bytes.count) else { return nil }
+        self.form = form
+        self.storedLength = UInt8(bytes.count)
+        high = 0
+        low = 0
+        for (index, byte) in bytes.enumerated() { setByte(byte, at: index) }
+    }
+
+    /// The cookie as the first 8 octets of a 64-bit MAC, written in little-endian order (as Linux
+    /// writes its SipHash: `cpu_to_le64`).
+    public init(form: Form, littleEndianMAC mac: UInt64) {
+        self.form = form
+        storedLength = 8
+        high = mac.byteSwapped
+        low = 0
+    }
+
+    @inlinable
+    static func isValidLength(_ count: Int) -> Bool {
+        count == 0 || (count >= minimumLength && count <= maximumLength && count % 2 == 0)
+    }
+
+    public var isRequest: Bool { length == 0 }
+
+    /// The cookie's octets.
+    public var bytes: [UInt8] { (0..<Int(length)).map(byte(at:)) }
+
+    /// Whether the cookies are the same octets, whatever the option's form.
+    public func sameCookie(as other: TCPFastOpenCookie) -> Bool {
+        length == other.length && high == other.high && low == other.low
+    }
+
+    @inlinable
+    func byte(at index: Int) -> UInt8 {
+        index < 8 ? UInt8(truncatingIfNeeded: high >> (56 - 8 * index)) : UInt8(truncatingIfNeeded: low >> (56 - 8 * (index - 8)))
+    }
+
+    @inlinable
+    mutating func setByte(_ value: UInt8, at index: Int) {
+        if index < 8 { high |= UInt64(value) << (56 - 8 * index) } else { low |= UInt64(value) << (56 - 8 * (index - 8)) }
+    }
+
+    /// The option's length field: the kind, the length octet, the magic of the experimental form,
+    /// and the cookie.
+    @inlinable
+    var optionLength: Int { (form == .standard ? 2 : 4) + Int(length) }
+
+    /// What the option takes on the wire, padded with NOPs to a multiple of 4 (as Linux writes it).
+    @inlinable
+    var paddedLength: Int { (optionLength + 3) & ~3 }
+
+    public var description: String {
+        let hex = bytes.map { byte in
+            let digits = String(byte, radix: 16)
+            return digits.count == 1 ? "0" + digits : digits
+        }.joined()
+        let name = form == .standard ? "FO" : "FOEXP"
+        return hex.isEmpty ? name : "\(name) \(hex)"
+    }
+}
+
 /// The TCP options this stack understands, as a value. Unknown options are skipped when parsing.
 ///
 /// Options are written in Linux's order and layout, so captures of this stack and of Linux read alike:
@@ -146,6 +246,8 @@ public struct TCPOptions: Hashable, Sendable {
     public var sackBlocks: SACKBlocks
     /// The arrangement of a SYN's options; parsing always yields `.linux` (order is not kept).
     public var layout: Layout = .linux
+    /// RFC 7413's Fast Open cookie option (in a SYN or SYN-ACK only, §4.1.1).
+    public var fastOpen: TCPFastOpenCookie?
 
     /// The most octets of options a TCP header can carry (data offset 15).
     public static let maximumLength = 40
@@ -182,6 +284,7 @@ public struct TCPOptions: Hashable, Sendable {
         if timestamps != nil { length += 12 }             // sackOK, if any, rides in the TS word's padding
         else if sackPermitted { length += 4 }
         if windowScale != nil { length += 4 }
+        if let fastOpen { length += fastOpen.paddedLength }
         return length
     }
 
@@ -212,6 +315,11 @@ public struct TCPOptions: Hashable, Sendable {
         static let sackPermitted: UInt8 = 4
         static let sack: UInt8 = 5
         static let timestamps: UInt8 = 8
+        /// RFC 7413 §4.1.1.
+        static let fastOpen: UInt8 = 34
+        /// RFC 6994 §2 (RFC 4727's experimental kind), with RFC 7413's magic 0xF989 after the length.
+        static let experimental: UInt8 = 254
+        static let fastOpenMagic: UInt16 = 0xF989
     }
 
     /// Writes the options at `index`, returning the octets written (`encodedLength`).
@@ -240,6 +348,7 @@ public struct TCPOptions: Hashable, Sendable {
         if let windowScale {
             word(nop << 24 | UInt32(Kind.windowScale) << 16 | 3 << 8 | UInt32(windowScale))
         }
+        if let fastOpen { at += Self.write(fastOpen, to: header, at: at) }
         let blocks = sackBlocksThatFit(after: at - index)
         if blocks > 0 {
             word(nop << 24 | nop << 16 | UInt32(Kind.sack) << 8 | UInt32(2 + 8 * blocks))
@@ -290,9 +399,46 @@ public struct TCPOptions: Hashable, Sendable {
             header.store(timestamps.echoReply, at: index + length + 4)
             length += 8
         }
+        if let fastOpen {
+            if fastOpen.form == .standard {
+                // tcp_addoptions' TOF_FASTOPEN: kind 34 where it falls, unaligned.
+                byte(Kind.fastOpen)
+                byte(UInt8(fastOpen.optionLength))
+                for position in 0..<Int(fastOpen.length) { byte(fastOpen.byte(at: position)) }
+            } else {
+                length += Self.write(fastOpen, to: header, at: index + length)
+            }
+        }
         if length % 4 != 0 { byte(Kind.endOfList) }
-        while length % 4 != 0 { byte(0) }
+        // Zeros to a word, and to the length of our layout when FreeBSD's is shorter (an unaligned
+        // Fast Open option): the header's data offset counts `encodedLength`.
+        while length % 4 != 0 || length < encodedLength { byte(0) }
         return length
+    }
+
+    /// The Fast Open option, then NOPs to a multiple of 4 (Linux's tcp_options_write); returns its
+    /// padded length.
+    private static func write(_ cookie: TCPFastOpenCookie, to header: WireWriter, at index: Int) -> Int {
+        var at = index
+        if cookie.form == .standard {
+            header.store(Kind.fastOpen, at: at)
+            header.store(UInt8(cookie.optionLength), at: at + 1)
+            at += 2
+        } else {
+            header.store(Kind.experimental, at: at)
+            header.store(UInt8(cookie.optionLength), at: at + 1)
+            header.store(Kind.fastOpenMagic, at: at + 2)
+            at += 4
+        }
+        for position in 0..<Int(cookie.length) {
+            header.store(cookie.byte(at: position), at: at)
+            at += 1
+        }
+        while (at - index) % 4 != 0 {
+            header.store(Kind.noOperation, at: at)
+            at += 1
+        }
+        return at - index
     }
 
     /// Parses the options in `length` octets at `offset` past `segment`'s reader index.
@@ -348,11 +494,25 @@ public struct TCPOptions: Hashable, Sendable {
                 options.timestamps = TCPTimestamps(
                     value: segment.wireUInt32(at: at + 2), echoReply: segment.wireUInt32(at: at + 6)
                 )
+            case Kind.fastOpen:
+                // RFC 7413 §4.1.1; a cookie of a length it does not allow is ignored (as Linux does).
+                options.fastOpen = fastOpenCookie(segment, form: .standard, at: at + 2, length: optionLength - 2)
+            case Kind.experimental:
+                if optionLength >= 4, segment.wireUInt16(at: at + 2) == Kind.fastOpenMagic {
+                    options.fastOpen = fastOpenCookie(segment, form: .experimental, at: at + 4, length: optionLength - 4)
+                }
             default:
                 break
             }
             at += optionLength
         }
         return options
+    }
+
+    private static func fastOpenCookie(_ segment: WireReader, form: TCPFastOpenCookie.Form, at: Int, length: Int) -> TCPFastOpenCookie? {
+        guard TCPFastOpenCookie.isValidLength(length) else { return nil }
+        var cookie = TCPFastOpenCookie(form: form, length: UInt8(length), high: 0, low: 0)
+        for index in 0..<length { cookie.setByte(segment.wireUInt8(at: at + index), at: index) }
+        return cookie
     }
 }

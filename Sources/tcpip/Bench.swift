@@ -14,7 +14,7 @@ struct Bench: ParsableCommand {
             checksum offload, like Linux loopback. Each figure prints one line:
               metric=<name> value=<number> unit=<unit> threads=1 [key=value ...]
             """,
-        subcommands: [BenchBulk.self, BenchConnectionRate.self, BenchMemory.self, BenchSYNFlood.self])
+        subcommands: [BenchBulk.self, BenchConnectionRate.self, BenchMemory.self, BenchSYNFlood.self, BenchForward.self])
 }
 
 /// A figure with `decimals` decimals (three unless told), as the peers' scripts print them.
@@ -37,9 +37,10 @@ struct BenchBulk: ParsableCommand {
     var bytes: Int?
 
     func validate() throws {
-        guard ip == 4 || ip == 6 else { throw ValidationError("--ip must be 4 or 6") }
-        guard mtu >= (ip == 6 ? 1280 : 576), mtu <= 65535 else { throw ValidationError("--mtu out of range") }
-        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        try OptionChecks.ipVersion(ip)
+        try OptionChecks.mtu(mtu, ip: ip)
+        try OptionChecks.seconds(seconds, 0.001...86_400, option: "seconds", because: "how long the sender writes, up to a day")
+        if let bytes { try OptionChecks.positive(bytes, option: "bytes", what: "the bytes to write") }
     }
 
     func run() throws {
@@ -52,6 +53,36 @@ struct BenchBulk: ParsableCommand {
         print("metric=\(name) value=\(benchFormatted(result.gigabitsPerSecond)) unit=Gbit/s threads=1 "
             + "bytes=\(result.bytes) seconds=\(benchFormatted(result.seconds)) segments=\(result.segmentsSent) "
             + "retransmits=\(result.retransmits)")
+    }
+}
+
+struct BenchForward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract: "A Router forwarding UDP datagrams of --size from one link to another in memory: packets/s and Gbit/s.")
+
+    @Option(help: "Datagram size in octets, IP header included.")
+    var size: Int = 1500
+    @Option(help: "How long to forward, in seconds.")
+    var seconds: Double = 3
+    @Option(help: "IP version: 4 or 6.")
+    var ip: Int = 4
+    @Option(help: "Routes in the table (2 are used; the rest are elsewhere in the range).")
+    var routes: Int = 2
+    @Option(help: "Forward exactly this many datagrams instead of for --seconds (for malloc counting: a fixed amount of work).")
+    var packets: Int?
+
+    func validate() throws {
+        guard ip == 4 || ip == 6 else { throw ValidationError("--ip must be 4 or 6") }
+        guard size >= (ip == 6 ? 48 : 28), size <= 65535 else { throw ValidationError("--size out of range") }
+        guard seconds > 0, routes >= 2 else { throw ValidationError("--seconds must be positive, --routes at least 2") }
+    }
+
+    func run() throws {
+        let result = ForwardBenchmark.run(size: size, ipVersion: ip, seconds: seconds, packets: packets, routes: routes)
+        print("metric=tcpip_forward_ipv\(ip)_size\(size) value=\(benchFormatted(result.packetsPerSecond / 1e6)) unit=Mpps threads=1 "
+            + "gbit_per_s=\(benchFormatted(result.gigabitsPerSecond)) packets=\(result.packets) copies=\(result.copies) routes=\(routes) "
+            + "seconds=\(benchFormatted(result.seconds))")
     }
 }
 
@@ -78,9 +109,10 @@ struct BenchConnectionRate: ParsableCommand {
     var clientAddresses: Int = 256
 
     func validate() throws {
-        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
-        guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64") }
-        guard (1...256).contains(clientAddresses) else { throw ValidationError("--client-addresses must be 1...256") }
+        try OptionChecks.seconds(seconds, 0.001...86_400, option: "seconds", because: "how long to run, up to a day")
+        try OptionChecks.within(threads, 1...64, option: "threads", because: "pairs of stacks, one per thread")
+        try OptionChecks.within(
+            clientAddresses, 1...256, option: "client-addresses", because: "the addresses the client connects from, in turn")
     }
 
     func run() throws {
@@ -138,7 +170,8 @@ struct BenchMemory: ParsableCommand {
     var connections: Int = 100_000
 
     func validate() throws {
-        guard connections >= 1 else { throw ValidationError("--connections must be >= 1") }
+        try OptionChecks.within(
+            connections, 1...(16_384 * 65_536), option: "connections", because: "16,384 per client address, up to 65,536 addresses")
     }
 
     func run() throws {

@@ -12,7 +12,7 @@ struct BenchSYNFlood: ParsableCommand {
     var seconds: Double = 5
 
     func validate() throws {
-        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        try OptionChecks.seconds(seconds, 0.001...86_400, option: "seconds", because: "how long each phase runs, up to a day")
     }
 
     func run() throws {

@@ -16,6 +16,9 @@ enum BufferPreset: String, ExpressibleByArgument, CaseIterable {
             configuration.tcp = .packetTunnel
             configuration.memoryBudget = StackConfiguration.packetTunnelMemoryBudget
         case .fixed:
+            // Setting the sizes fixes them (SO_RCVBUF / SO_SNDBUF): no autotuning.
+            configuration.tcp.receiveBufferSize = 256 * 1024
+            configuration.tcp.sendBufferSize = 256 * 1024
             return
         }
         configuration.tcp.congestionControl = congestionControl

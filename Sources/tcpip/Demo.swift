@@ -4,6 +4,6 @@ import ArgumentParser
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Watch TCP at work: experiments explained as they run (default: flow-control).",
-        subcommands: [DemoFlowControl.self, DemoSYNFlood.self],
+        subcommands: [DemoFlowControl.self, DemoSYNFlood.self, DemoNetfilter.self],
         defaultSubcommand: DemoFlowControl.self)
 }

@@ -78,8 +78,11 @@ final class FlowControlRun {
             pcapWriter = nil
         }
         var tcp = TCPConfiguration()
+        // Fixed buffers (setting the sizes turns autotuning off) and RFC 5681's slow start: the
+        // demo shows flow control, and its snapshot holds it byte for byte.
         tcp.receiveBufferSize = options.receiveBuffer
         tcp.sendBufferSize = options.sendBuffer
+        tcp.slowStartLimitSegments = 1
         client = Stack(StackConfiguration(
             addresses: [clientAddress], mtu: options.mtu, checksumOffload: false, seed: 1, tcp: tcp))
         server = Stack(StackConfiguration(

@@ -43,10 +43,38 @@ enum OptionChecks {
         guard value >= 0 else { throw ValidationError("--\(option) \(value): \(what) cannot be negative") }
     }
 
+    /// A duration in seconds in `range`, with the reason for the bounds.
+    static func seconds(_ value: Double, _ range: ClosedRange<Double>, option: String, because reason: String) throws {
+        guard range.contains(value) else {
+            throw ValidationError(
+                "--\(option) \(value): must be \(range.lowerBound.formatted)...\(range.upperBound.formatted) seconds (\(reason))")
+        }
+    }
+
+    /// `--path-mtu`: at least the minimum of IP version `ip`, at most the link's `--mtu`.
+    static func pathMTU(_ pathMTU: Int, linkMTU: Int, ip: Int) throws {
+        let minimum = ip == 6 ? 1280 : 576
+        guard pathMTU >= minimum else {
+            throw ValidationError(ip == 6
+                ? "--path-mtu \(pathMTU) --ip 6: IPv6 needs a path MTU of at least 1280 (RFC 8200 §5)"
+                : "--path-mtu \(pathMTU): at least 576, the datagram every IPv4 host must accept (RFC 791, RFC 1122 §3.3.3)")
+        }
+        guard pathMTU <= linkMTU else {
+            throw ValidationError("--path-mtu \(pathMTU): at most --mtu \(linkMTU), the link the router forwards from")
+        }
+    }
+
     /// A value in `range`, with the reason for the bounds.
     static func within(_ value: Int, _ range: ClosedRange<Int>, option: String, because reason: String) throws {
         guard range.contains(value) else {
             throw ValidationError("--\(option) \(value): must be \(range.lowerBound)...\(range.upperBound) (\(reason))")
         }
+    }
+}
+
+extension Double {
+    /// 5, 0.5, 3600: without a trailing `.0`, as a person writes it.
+    fileprivate var formatted: String {
+        self == rounded() && abs(self) < 1e15 ? String(Int64(self)) : String(self)
     }
 }

@@ -44,9 +44,8 @@ struct ShutdownOptions: ParsableArguments {
     var shutdownTimeout: Double = 10
 
     func validate() throws {
-        guard shutdownTimeout >= 0, shutdownTimeout <= 3600 else {
-            throw ValidationError("--shutdown-timeout must be between 0 and 3600 seconds")
-        }
+        try OptionChecks.seconds(
+            shutdownTimeout, 0...3600, option: "shutdown-timeout", because: "what open connections get to finish, up to an hour")
     }
 
     var timeout: TimeAmount { .nanoseconds(Int64(shutdownTimeout * 1e9)) }

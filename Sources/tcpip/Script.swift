@@ -31,7 +31,7 @@ struct RunScripts: ParsableCommand {
 
     func validate() throws {
         guard profile == "auto" || ScriptProfile.Name(rawValue: profile) != nil else {
-            throw ValidationError("--profile must be linux, freebsd or auto")
+            throw ValidationError("--profile \(profile): linux, freebsd or auto (the platform whose constants the scripts assume)")
         }
     }
 

@@ -23,16 +23,26 @@ struct Send: ParsableCommand {
     var bytes: Int?
     @Option(help: "Send this file's contents instead of a pattern.")
     var file: String?
+    @Option(help: "Stop writing after this many seconds (a timed run, as the peers' tcpbench send), whatever is left.")
+    var seconds: Double?
 
     func validate() throws {
-        guard bytes != nil || file != nil else { throw ValidationError("give --bytes or --file") }
-        guard parseEndpoint(to) != nil else { throw ValidationError("not HOST:PORT: \(to)") }
+        guard bytes != nil || file != nil || seconds != nil else {
+            throw ValidationError("give --bytes, --file or --seconds: what to send")
+        }
+        if let bytes { try OptionChecks.nonNegative(bytes, option: "bytes", what: "the bytes to send") }
+        if let seconds, !(seconds > 0) { throw ValidationError("--seconds \(seconds): must be positive (how long to write)") }
+        guard parseEndpoint(to) != nil else {
+            throw ValidationError("--to \(to): where to send, as 198.18.0.1:5001 or [2001:db8::1]:5001")
+        }
     }
 
     func run() throws {
         let remote = parseEndpoint(to)!
-        let source = try ByteSource(file: file, limit: bytes)
         let running = try device.start()
+        let source = try ByteSource(
+            file: file, limit: bytes ?? (seconds != nil && file == nil ? .max : nil),
+            deadline: seconds.map { NIODeadline.now() + .nanoseconds(Int64($0 * 1e9)) })
         defer { running.finish() }
         let done = running.runtime.eventLoop.makePromise(of: Void.self)
         let start = NIODeadline.now()
@@ -58,8 +68,11 @@ final class ByteSource: @unchecked Sendable {
     private let total: Int
     private(set) var sent = 0
     private var pattern: ByteBuffer
+    /// When a timed run stops writing.
+    private let deadline: NIODeadline?
 
-    init(file: String?, limit: Int?) throws {
+    init(file: String?, limit: Int?, deadline: NIODeadline? = nil) throws {
+        self.deadline = deadline
         if let file {
             descriptor = open(file, O_RDONLY | O_CLOEXEC)
             guard descriptor >= 0 else { throw ValidationError("cannot open \(file): \(String(cString: strerror(errno)))") }
@@ -77,9 +90,10 @@ final class ByteSource: @unchecked Sendable {
         if descriptor >= 0 { close(descriptor) }
     }
 
-    var isFinished: Bool { sent >= total }
+    var isFinished: Bool { sent >= total || deadline.map { NIODeadline.now() >= $0 } == true }
 
     func next(allocator: ByteBufferAllocator) -> ByteBuffer? {
+        if let deadline, NIODeadline.now() >= deadline { return nil }
         let length = min(Self.chunkSize, total - sent)
         guard length > 0 else { return nil }
         if descriptor < 0 {

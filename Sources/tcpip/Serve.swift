@@ -41,19 +41,24 @@ struct Serve: ParsableCommand {
     @Flag(help: "Print each connection's TCP internals under it, as `ss -ti` (cwnd, rtt, windows, retransmissions).")
     var details = false
     @OptionGroup var shutdown: ShutdownOptions
+    @OptionGroup var metrics: MetricsOptions
 
     func validate() throws {
         guard echo != nil || discard != nil || http != nil || udpEcho != nil || udpDiscard != nil else {
             throw ValidationError("give at least one of --echo, --discard, --http, --udp-echo, --udp-discard")
         }
-        if let readSize, readSize <= 0 { throw ValidationError("--read-size must be positive") }
-        if let readIntervalMs, readIntervalMs <= 0 { throw ValidationError("--read-interval-ms must be positive") }
+        if let readSize { try OptionChecks.positive(readSize, option: "read-size", what: "each read of the discard server") }
+        if let readIntervalMs {
+            try OptionChecks.within(readIntervalMs, 1...3_600_000, option: "read-interval-ms", because: "the time between reads, up to an hour")
+        }
+        try OptionChecks.within(statusInterval, 0...86_400, option: "status-interval", because: "seconds between tables, 0 for none")
     }
 
     func run() throws {
         let ping = self.ping
         let running = try device.start { $0.icmp.answersEcho = ping }
         let runtime = running.runtime
+        _ = try metrics.start(for: runtime, logger: running.logger)
         var listeners: [TCPListener] = []
         if let echo {
             listeners.append(try TCPIPServerBootstrap(runtime: runtime)

@@ -39,15 +39,24 @@ struct Simulate: ParsableCommand {
     var mtu: Int = 1500
     @Option(help: "IP version: 4 or 6.")
     var ip: Int = 4
+    @Option(help: "Install this ruleset (nftables' syntax, plus impair; see `tcpip rules`) in the server's stack.")
+    var rules: String?
+    @Option(name: .customLong("client-rules"), help: "Install this ruleset in the client's stack.")
+    var clientRules: String?
     @Option(help: "Seed of every random choice (faults, ISNs, ports).")
     var seed: UInt64 = 1
     @Option(help: "Write a pcap of the client's link to this file.")
     var pcap: String?
+    @Option(help: """
+        Draw the first connection's time–sequence graph (segments, retransmissions, ACKs, window, SACK blocks; \
+        cwnd, ssthresh and bytes in flight) as seen at the client's link to this SVG file.
+        """)
+    var plot: String?
     @Option(name: .customLong("time-limit"), help: "Give up after this many virtual seconds.")
     var timeLimit: Int = 3600
-    @Option(name: .customLong("buffer-bytes"), help: "Send and receive buffer of every connection (default: the stack's, 256 KiB).")
+    @Option(name: .customLong("buffer-bytes"), help: "Send and receive buffer of every connection (fixed; default: autotuned per --buffers).")
     var bufferBytes: Int?
-    @Option(help: "Buffer sizing when --buffer-bytes is not given: server (autotuned, grows to 8 MiB each way), tunnel (64 KiB growing to 4 MiB) or fixed (256 KiB).")
+    @Option(help: "Buffer sizing when --buffer-bytes is not given: server (autotuned, grows to 8 MiB to receive and 16 MiB to send), tunnel (64 KiB growing to 4 MiB) or fixed (256 KiB).")
     var buffers: BufferPreset = .server
     @Flag(help: "ECN (RFC 3168): the connections negotiate it, and the link marks ECN-capable datagrams CE where --loss would drop them.")
     var ecn = false
@@ -66,19 +75,28 @@ struct Simulate: ParsableCommand {
     var matrix = false
 
     func validate() throws {
-        guard bytes >= 0, connections >= 1 else { throw ValidationError("--bytes must be >= 0 and --connections >= 1") }
+        try OptionChecks.nonNegative(bytes, option: "bytes", what: "the bytes to send")
+        try OptionChecks.positive(connections, option: "connections", what: "the number of connections")
         for (name, value) in [("loss", loss), ("duplicate", duplicate), ("reorder", reorder), ("corrupt", corrupt)] {
-            guard (0...1).contains(value) else { throw ValidationError("--\(name) must be between 0 and 1") }
+            try OptionChecks.probability(value, option: name)
         }
-        guard ip == 4 || ip == 6 else { throw ValidationError("--ip must be 4 or 6") }
-        guard mtu >= (ip == 6 ? 1280 : 576), mtu <= 65535 else { throw ValidationError("--mtu out of range") }
+        try OptionChecks.ipVersion(ip)
+        try OptionChecks.mtu(mtu, ip: ip)
+        try OptionChecks.within(delayMilliseconds, 0...60_000, option: "delay-ms", because: "a one-way delay, up to a minute")
+        try OptionChecks.nonNegative(bandwidthMegabits, option: "bandwidth-mbit", what: "the link rate (0: unlimited)")
+        try OptionChecks.within(
+            queueBytes, mtu...(1 << 30), option: "queue-bytes", because: "the link's queue holds at least one datagram of --mtu, at most 1 GiB")
+        try OptionChecks.within(timeLimit, 1...(30 * 86_400), option: "time-limit", because: "virtual seconds, up to 30 days")
+        if let bufferBytes {
+            try OptionChecks.within(
+                bufferBytes, 1...(1 << 30), option: "buffer-bytes", because: "each connection's send and receive buffer, up to 1 GiB")
+        }
         if let pathMTU {
-            guard pathMTU >= (ip == 6 ? 1280 : 576), pathMTU <= mtu else {
-                throw ValidationError("--path-mtu must be between \(ip == 6 ? 1280 : 576) and --mtu")
-            }
+            try OptionChecks.pathMTU(pathMTU, linkMTU: mtu, ip: ip)
         } else if icmpBlackHole {
-            throw ValidationError("--icmp-blackhole needs --path-mtu")
+            throw ValidationError("--icmp-blackhole: the black hole is the --path-mtu router's; give --path-mtu too")
         }
+        if matrix, plot != nil { throw ValidationError("--plot draws one transfer; it cannot be combined with --matrix") }
         guard CongestionControlAlgorithm(rawValue: congestionControl) != nil else {
             throw ValidationError("--congestion-control must be one of: "
                 + CongestionControlAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))
@@ -116,6 +134,11 @@ struct Simulate: ParsableCommand {
         configuration.timeLimit = .seconds(Int64(timeLimit))
         configuration.pathMTU = pathMTU
         configuration.icmpBlackHole = icmpBlackHole
+        if plot != nil {
+            configuration.plotTitle = "tcpip simulate: \(bytes) bytes, loss \(loss), delay \(delayMilliseconds) ms, seed \(seed)"
+        }
+        configuration.serverRules = try RulesFile.load(rules)
+        configuration.clientRules = try RulesFile.load(clientRules)
         var sink: PcapFileSink?
         if let pcap {
             do {
@@ -168,6 +191,20 @@ struct Simulate: ParsableCommand {
                 + "\(client.pathMTUReductions + server.pathMTUReductions) PMTU reductions, "
                 + "\(client.mtuBlackHolesDetected + server.mtuBlackHolesDetected) black holes suspected, "
                 + "\(client.mtuProbesSent + server.mtuProbesSent) probes (\(client.mtuProbesSucceeded + server.mtuProbesSucceeded) acknowledged)")
+        }
+        if let plot, let drawn = result.plot {
+            do {
+                try PlotFile.write(drawn, to: plot)
+            } catch {
+                throw ValidationError("cannot write \(plot): \(error)")
+            }
+            let (sent, retransmitted) = drawn.segmentCounts
+            print("  plot: \(plot) (\(sent) segments, \(retransmitted) retransmitted, of the first connection)")
+        }
+        for (side, listing) in [("client", result.clientRuleListing), ("server", result.serverRuleListing)] {
+            guard let listing else { continue }
+            print("  \(side) rules:")
+            for line in listing.split(separator: "\n", omittingEmptySubsequences: false).dropLast() { print("    \(line)") }
         }
         for failure in result.failures.prefix(10) { print("  FAILURE: \(failure)") }
         print("verified=\(result.verified) bytes=\(result.bytesVerified) connections=\(result.connections) "

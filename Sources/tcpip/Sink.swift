@@ -16,9 +16,11 @@ struct Sink: ParsableCommand {
     @Option(help: "Port to listen on.")
     var port: UInt16 = 5001
     @OptionGroup var shutdown: ShutdownOptions
+    @OptionGroup var metrics: MetricsOptions
 
     func run() throws {
         let running = try device.start()
+        _ = try metrics.start(for: running.runtime, logger: running.logger)
         _ = try DiscardHandler.bind(runtime: running.runtime, port: port, readSize: nil, interval: nil).wait()
         announce("READY")
         try running.runUntilSignalled(shutdownTimeout: shutdown.timeout)

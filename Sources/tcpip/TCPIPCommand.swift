@@ -10,5 +10,5 @@ struct TCPIPCommand: ParsableCommand {
             Everything runs in this process, on virtual time: two stacks joined by an in-memory link. \
             Start with `tcpip demo`.
             """,
-        subcommands: [Demo.self, Simulate.self, RunScripts.self, Bench.self, FuzzCorpusCommand.self] + tunCommands)
+        subcommands: [Demo.self, Simulate.self, RunScripts.self, Bench.self, FuzzCorpusCommand.self, Rules.self] + tunCommands)
 }

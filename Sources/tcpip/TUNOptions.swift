@@ -41,9 +41,13 @@ struct TUNOptions: ParsableArguments {
             """))
     var impair: String?
     @Option(help: ArgumentHelp(
-        "Buffer sizing: server (grow to 8 MiB each way), tunnel (start at 64 KiB, grow to 4 MiB, 32 MiB for the whole stack) or fixed (256 KiB each).",
+        "Buffer sizing: server (grow to 8 MiB to receive, 16 MiB to send; the default of TCPConfiguration()), tunnel (start at 64 KiB, grow to 4 MiB, 32 MiB for the whole stack) or fixed (256 KiB each).",
         discussion: "server and tunnel autotune: each connection's buffers follow what its path and reader need."))
     var buffers: BufferPreset = .server
+    @Option(help: ArgumentHelp(
+        "Install this ruleset (nftables' syntax, plus impair) in the stack; see `tcpip rules`.",
+        discussion: "The listing with its counters is printed when the command stops."))
+    var rules: String?
     @Option(help: "What to log to standard error, from trace to critical.")
     var logLevel: Logger.Level = .info
 
@@ -58,6 +62,7 @@ struct TUNOptions: ParsableArguments {
         guard !addresses.isEmpty else { throw ValidationError("give at least one --address") }
         _ = try parsedAddresses()
         if let impair, Impairment(parsing: impair) == nil { throw ValidationError("cannot parse --impair \(impair)") }
+        _ = try RulesFile.load(rules)
     }
 
     func parsedAddresses() throws -> [IPAddress] {
@@ -75,6 +80,8 @@ struct TUNOptions: ParsableArguments {
         // would make ISNs and SYN cookies guessable from the boot time).
         var configuration = StackConfiguration(addresses: try parsedAddresses())
         buffers.apply(to: &configuration)
+        configuration.rules = try RulesFile.load(rules)
+        configuration.linkName = tun
         configure(&configuration)
         // The MTU and the checksum offload are the device's: with a virtio-net header the kernel
         // takes our TCP checksums as partial, so there are none to compute.
@@ -125,8 +132,12 @@ struct RunningStack: Sendable {
     let device: String
     let logger: Logger
 
-    /// Stops the runtime, flushes the capture and shuts the loop down.
+    /// Stops the runtime, flushes the capture, prints the rules' listing with their counters (when
+    /// rules are installed) and shuts the loop down.
     func finish() {
+        if let listing = try? runtime.eventLoop.submit({ [runtime] in runtime.stack.filterListing() }).wait() ?? nil {
+            announce(listing.hasSuffix("\n") ? String(listing.dropLast()) : listing)
+        }
         runtime.stop()
         _ = try? runtime.closeFuture.wait()
         try? runtime.eventLoop.submit { [recorder] in recorder.value?.flush() }.wait()

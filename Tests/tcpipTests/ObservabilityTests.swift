@@ -116,8 +116,8 @@ import Testing
         #expect(counters.report() == [
             "Tcp:", "    12 segments sent out", "TcpExt:", "    3 zero-window probes sent",
         ])
-        // A line per counter and per section title (Ip, Icmp, IcmpMsg, Icmp6, Udp, Tcp, TcpExt); IcmpMsg
-        // repeats eight Icmp counts by type number, as netstat does.
-        #expect(counters.report(includeZero: true).count == counters.all.count + 7 + 8)
+        // A line per counter and per section title (Ip, Netfilter, Icmp, IcmpMsg, Icmp6, Udp, Intercept,
+        // Tcp, TcpExt); IcmpMsg repeats eight Icmp counts by type number, as netstat does.
+        #expect(counters.report(includeZero: true).count == counters.all.count + 9 + 8)
     }
 }

@@ -43,4 +43,39 @@ import Testing
             #expect(text != nil && !(text!.contains("\n")), "\(arguments): \(text ?? "accepted")")
         }
     }
+
+    @Test func simulateSaysTheRangeOfAProbability() {
+        #expect(message(Simulate.self, ["--loss", "2"]) == "--loss 2.0: a probability, from 0 (never) to 1 (always); 0.05 is 5%")
+    }
+
+    @Test func simulatePathMTUForIPv6CitesRFC8200() {
+        let text = message(Simulate.self, ["--ip", "6", "--path-mtu", "1000"])
+        #expect(text == "--path-mtu 1000 --ip 6: IPv6 needs a path MTU of at least 1280 (RFC 8200 §5)")
+        #expect(message(Simulate.self, ["--path-mtu", "1600"])?.contains("at most --mtu 1500") == true)
+    }
+
+    @Test func simulateQueueHoldsADatagram() {
+        #expect(message(Simulate.self, ["--queue-bytes", "100"])?.hasPrefix("--queue-bytes 100: must be 1500...") == true)
+    }
+
+    @Test func benchSaysTheRangeOfSeconds() {
+        #expect(message(BenchBulk.self, ["--seconds", "0"])?.contains("must be 0.001...86400 seconds") == true)
+        #expect(message(BenchConnectionRate.self, ["--threads", "65"])?.hasPrefix("--threads 65: must be 1...64") == true)
+    }
+
+    @Test func scriptSaysWhichProfilesExist() {
+        #expect(message(RunScripts.self, ["a.pkt", "--profile", "bsd"])?.contains("linux, freebsd or auto") == true)
+    }
+
+    @Test func sendSaysWhatADestinationLooksLike() {
+        let text = message(Send.self, ["--tun", "tun0", "--address", "198.18.0.2", "--to", "nowhere", "--bytes", "1"])
+        #expect(text == "--to nowhere: where to send, as 198.18.0.1:5001 or [2001:db8::1]:5001")
+    }
+
+    @Test func everySimulateMessageIsOneLine() {
+        for arguments in [["--mtu", "1"], ["--connections", "0"], ["--delay-ms", "-1"], ["--time-limit", "0"], ["--icmp-blackhole"]] {
+            let text = message(Simulate.self, arguments)
+            #expect(text != nil && !(text!.contains("\n")), "\(arguments): \(text ?? "accepted")")
+        }
+    }
 }

@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import TCPIP
+import TCPIPSimulation
 import Testing
 @testable import tcpip
 
@@ -61,5 +62,48 @@ import Testing
         let text = try String(contentsOfFile: path, encoding: .utf8)
         #expect(text.hasPrefix("<?xml"))
         #expect(text.contains("</svg>"))
+    }
+
+    /// Parses `svg` and counts its elements by class; fails the test if it is not well-formed.
+    func elements(of svg: String) -> ElementCounter {
+        let parser = XMLParser(data: Data(svg.utf8))
+        let counter = ElementCounter()
+        parser.delegate = counter
+        #expect(parser.parse(), "not well-formed: \(String(describing: parser.parserError))")
+        #expect(counter.root == "svg")
+        return counter
+    }
+
+    /// `tcpip simulate --plot` over a lossy link: the file is a well-formed SVG whose graph marks the
+    /// client's retransmissions of data (its one connection is the one drawn; the counter also counts
+    /// retransmissions that carry no new sequence space to draw, such as a FIN's).
+    @Test func simulatePlotShowsTheRetransmissionsOfALossyRun() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tcpip-simulate-plot-\(getpid()).svg").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let command = try Simulate.parse(["--bytes", "200000", "--loss", "0.03", "--seed", "3", "--plot", path])
+        try command.run()
+        let svg = try String(contentsOfFile: path, encoding: .utf8)
+        let counter = elements(of: svg)
+        for drawnClass in ["sent", "ack", "window", "cwnd", "inflight", "retransmitted"] {
+            #expect(counter.classes[drawnClass] == 1, "no \(drawnClass) element")
+        }
+        #expect(svg.contains("time (s)") && svg.contains("sequence offset"))
+
+        // The same run, in process: the plot's retransmissions are the client's.
+        var configuration = TransferSimulation.Configuration()
+        configuration.bytes = 200_000
+        configuration.faults = FaultInjector.Configuration(loss: 0.03)
+        configuration.seed = 3
+        configuration.plotTitle = "lossy"
+        let result = TransferSimulation.run(configuration)
+        #expect(result.verified)
+        let plot = try #require(result.plot)
+        #expect(plot.segmentCounts.retransmitted > 0)
+        #expect(UInt64(plot.segmentCounts.retransmitted) <= result.clientCounters.segmentsRetransmitted)
+        #expect(plot.segmentCounts.sent > 200_000 / 1460)
+    }
+
+    @Test func simulatePlotCannotBeCombinedWithTheMatrix() {
+        #expect(throws: (any Error).self) { try Simulate.parse(["--matrix", "--plot", "x.svg"]) }
     }
 }

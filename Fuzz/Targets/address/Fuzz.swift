@@ -1,5 +1,5 @@
 import CLibFuzzer
-import TCPIPFuzzing
+import FuzzHarness
 
 /// `fuzz-address`: libFuzzer on `WireFuzzing.addressText(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main

@@ -1,5 +1,5 @@
 import CLibFuzzer
-import TCPIPFuzzing
+import FuzzHarness
 
 /// `fuzz-datagram`: libFuzzer on `WireFuzzing.datagram(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main

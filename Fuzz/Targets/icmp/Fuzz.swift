@@ -1,5 +1,5 @@
 import CLibFuzzer
-import TCPIPFuzzing
+import FuzzHarness
 
 /// `fuzz-icmp`: libFuzzer on `WireFuzzing.icmp(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main

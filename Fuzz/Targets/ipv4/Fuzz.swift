@@ -1,5 +1,5 @@
 import CLibFuzzer
-import TCPIPFuzzing
+import FuzzHarness
 
 /// `fuzz-ipv4`: libFuzzer on `WireFuzzing.ipv4(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main

@@ -1,5 +1,5 @@
 import CLibFuzzer
-import TCPIPFuzzing
+import FuzzHarness
 
 /// `fuzz-ipv6`: libFuzzer on `WireFuzzing.ipv6(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main

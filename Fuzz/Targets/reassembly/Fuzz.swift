@@ -1,5 +1,5 @@
 import CLibFuzzer
-import TCPIPFuzzing
+import FuzzHarness
 
 /// `fuzz-reassembly`: libFuzzer on `ReassemblyFuzzing.run(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main

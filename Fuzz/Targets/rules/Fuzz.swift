@@ -1,5 +1,5 @@
 import CLibFuzzer
-import TCPIPFuzzing
+import FuzzHarness
 
 /// `fuzz-rules`: libFuzzer on `RuleFuzzing.rules(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main

@@ -1,5 +1,5 @@
 import CLibFuzzer
-import TCPIPFuzzing
+import FuzzHarness
 
 /// `fuzz-stack`: libFuzzer on `StackFuzzing.run(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main

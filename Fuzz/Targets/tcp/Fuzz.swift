@@ -1,5 +1,5 @@
 import CLibFuzzer
-import TCPIPFuzzing
+import FuzzHarness
 
 /// `fuzz-tcp`: libFuzzer on `WireFuzzing.tcp(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main

@@ -1,5 +1,5 @@
 import CLibFuzzer
-import TCPIPFuzzing
+import FuzzHarness
 
 /// `fuzz-udp`: libFuzzer on `WireFuzzing.udp(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main

@@ -63,6 +63,8 @@ public struct FilterPacket: Sendable {
             length: length)
         self.inputLink = inputLink
         self.outputLink = outputLink
+        // A fragment after the first carries no transport header: its first octets are data.
+        if let fragment = datagram.fragment, fragment.offset != 0 { return }
         readTransport(datagram.payload)
     }
 

@@ -140,6 +140,10 @@ public struct PacketFilter: Sendable {
         try compile()
     }
 
+    /// Whether some rule matches on `ct state`: then every datagram in and out must be tracked
+    /// (`evaluate` at prerouting and output), whether those hooks have chains or not.
+    public var tracksConnections: Bool { usesConnectionTracking }
+
     /// Whether any chain is attached to `hook`: a caller skips building a `FilterPacket` otherwise.
     public func hasRules(at hook: FilterHook) -> Bool { !hooks[Self.hookIndex(hook)].isEmpty }
 
@@ -285,9 +289,8 @@ public struct PacketFilter: Sendable {
     /// next; drop, reject and impair end it. Connection tracking runs once per packet, the first time
     /// a hook with `ct` rules sees it (its result is kept in `packet.connectionState`).
     public mutating func evaluate(_ packet: inout FilterPacket, hook: FilterHook, now: Instant) -> FilterVerdict {
-        let chainsAtHook = hooks[Self.hookIndex(hook)]
-        guard !chainsAtHook.isEmpty else { return .accept }
-        let v4 = packet.isIPv4
+        // Tracking comes first, at a hook with no chains too: as Linux's conntrack at prerouting and
+        // output, it must see both directions of a flow to know it is established.
         if usesConnectionTracking && packet.connectionState == nil {
             guard let state = tracker.track(packet, now: now) else {
                 droppedTableFull += 1
@@ -295,6 +298,9 @@ public struct PacketFilter: Sendable {
             }
             packet.connectionState = state
         }
+        let chainsAtHook = hooks[Self.hookIndex(hook)]
+        guard !chainsAtHook.isEmpty else { return .accept }
+        let v4 = packet.isIPv4
         for chain in chainsAtHook where chains[chain].family.admits(v4: v4) {
             let verdict = run(chain, &packet, hook: hook, now: now)
             if verdict != .accept { return verdict }

@@ -139,6 +139,50 @@ extension TCPConnection {
         receiveBufferCapacity = target
     }
 
+    /// When a connection whose buffers grew gives them back (`TCPConfiguration.idleBufferReclaim`):
+    /// once nothing is queued either way and nothing has been sent or heard for that long, and at
+    /// least an RTO (the idle period after which Linux's tcp_cwnd_restart, like RFC 5681 §4.1,
+    /// no longer trusts what it learnt of the path). nil while the buffers are at their starting
+    /// sizes, or anything is queued: a connection with fixed buffers never gets this wakeup.
+    var bufferReclaimDeadline: Instant? {
+        guard let idle = configuration.pointee.idleBufferReclaim, buffersGrown,
+              state == .established || state == .closeWait,
+              sendBuffer.isEmpty, receiveBuffer.isEmpty, reassembly.isEmpty
+        else { return nil }
+        let last = lastHeardFrom > lastSendTime ? lastHeardFrom : lastSendTime
+        return last + max(idle, rtt.retransmissionTimeout)
+    }
+
+    /// Whether either buffer is above its starting size.
+    private var buffersGrown: Bool {
+        receiveBufferCapacity > configuration.pointee.receiveBufferSize
+            || (!sendBufferLocked && sendBuffer.capacity > configuration.pointee.sendBufferSize)
+    }
+
+    /// An idle connection gives memory back (inspired by Linux's sk_mem_reclaim, which returns a
+    /// socket's unused forward allocation to tcp_mem when its queues empty, and tcp_cwnd_restart's
+    /// idle test): both buffers return to their starting sizes, what receive autotuning measured
+    /// is forgotten (the next burst is measured afresh, as Linux's tcp_enter_quickack mode starts
+    /// a connection that wakes up), and the rings the queues grew are freed. The window already
+    /// advertised is honoured (RFC 9293 §3.8.6: the right edge never moves left).
+    mutating func reclaimIdleBuffers(now: Instant, io: inout StackIO) {
+        let tcp = configuration.pointee
+        let receiveWas = receiveBufferCapacity
+        let sendWas = sendBuffer.capacity
+        receiveBufferCapacity = min(receiveBufferCapacity, tcp.receiveBufferSize)
+        if !sendBufferLocked { sendBuffer.capacity = min(sendBuffer.capacity, tcp.sendBufferSize) }
+        let rtt = receiveTuning.rtt
+        receiveTuning = ReceiveAutotuning()
+        receiveTuning.rtt = rtt
+        sendBuffer.releaseStorage()
+        receiveBuffer.releaseStorage()
+        io.counters.idleBufferReclaims &+= 1
+        io.decision(
+            "idle (sk_mem_reclaim, tcp_cwnd_restart)",
+            "nothing queued or heard for \(tcp.idleBufferReclaim?.milliseconds ?? 0) ms: receive buffer \(receiveWas) → \(receiveBufferCapacity), send buffer \(sendWas) → \(sendBuffer.capacity), queue rings freed",
+            connection: tuple, now: now)
+    }
+
     /// Send autotuning after new data was acknowledged (Linux's tcp_sndbuf_expand): room for two
     /// congestion windows — one in flight, one queued behind it so the next ACKs find data to send —
     /// up to `sendBufferMaximum`. Under memory pressure the buffer does not grow, and one above the

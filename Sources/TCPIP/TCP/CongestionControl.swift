@@ -166,7 +166,12 @@ public enum CongestionControlAlgorithm: String, Sendable, CaseIterable {
     /// DeliveredData): those SACKed, or announced by duplicate ACKs, earlier were reported by their
     /// own ACKs — as Linux counts each delivered segment once.
     static func slowStartIncrease(acknowledged bytes: Int, delivered: Int?, mss: Int, limitSegments: Int?) -> Int {
-        guard let limitSegments else { return max(0, min(bytes, delivered ?? bytes)) }
+        guard let limitSegments else {
+            // DEVIATION(RFC 5681 §3.1): with no limit a stretch ACK grows cwnd by all it delivers,
+            // because a receiver that acknowledges once per burst (Linux's, when its reader drains
+            // a flight at once) would otherwise hold slow start to one segment per round trip.
+            return max(0, min(bytes, delivered ?? bytes))
+        }
         let (limit, overflow) = mss.multipliedReportingOverflow(by: max(1, limitSegments))
         return min(bytes, overflow ? .max : limit)
     }

@@ -144,6 +144,15 @@ struct TCPConnection {
     var textInSYN: ByteBuffer?
     var lastSendTime = Instant.zero
     var nagle: Bool
+    /// The end of the last segment shorter than the MSS we sent (Linux's snd_sml), for Minshall's
+    /// Nagle (`TCPConfiguration.nagleMinshall`).
+    var lastShortSegmentEnd = SequenceNumber(0)
+    /// RFC 7413 §4.2's FastOpened flag: a server connection opened by a SYN with a valid cookie,
+    /// which may send data while still in SYN-RECEIVED (§4.2.2 step 6).
+    var fastOpened = false
+    /// Our SYN carried a Fast Open option (a cookie request or a cookie with data): the SYN-ACK's
+    /// cookie is cached (RFC 7413 §4.1.3).
+    var fastOpenRequested = false
 
     // MARK: Keep-alive (RFC 1122 §4.2.3.6) and user timeout (RFC 5482)
 
@@ -233,6 +242,7 @@ struct TCPConnection {
         self.handle = SlabHandle(index: .max, generation: 0)
         self.state = state
         self.iss = iss
+        self.lastShortSegmentEnd = iss
         self.sndUna = iss
         self.sndNxt = iss
         self.sndMax = iss
@@ -341,6 +351,7 @@ struct TCPConnection {
         var earliest = Instant.earliest(retransmissionDeadline, persistDeadline)
         earliest = Instant.earliest(earliest, delayedAckDeadline)
         earliest = Instant.earliest(earliest, keepaliveDeadline)
+        earliest = Instant.earliest(earliest, bufferReclaimDeadline)
         earliest = Instant.earliest(earliest, reorderingDeadline)
         earliest = Instant.earliest(earliest, lossProbe.deadline)
         earliest = Instant.earliest(earliest, establishmentDeadline)

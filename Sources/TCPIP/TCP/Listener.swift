@@ -16,6 +16,11 @@ struct Listener {
     var pendingEvent = false
     /// The MSS the application set (TCP_MAXSEG): announced in SYN-ACKs, and the most we send.
     var maximumSegmentSize: Int?
+    /// RFC 7413 §5.1: most Fast Open connections in SYN-RECEIVED at once (TCP_FASTOPEN's qlen);
+    /// nil: this listener takes no data from SYNs.
+    var fastOpenQueueLimit: Int?
+    /// Its Fast Open connections that may still be in SYN-RECEIVED (pruned when counted).
+    var fastOpenPending: [SlabHandle] = []
 }
 
 /// A connection in SYN-RECEIVED reached through a passive OPEN, kept small until its handshake
@@ -48,7 +53,7 @@ struct HalfOpenConnection {
     init(
         tuple: FourTuple, listener: SlabHandle, iss: SequenceNumber, irs: SequenceNumber, peerOptions: TCPOptions,
         timestampOffset: UInt32, advertisedWindow: UInt16, retransmitAt: Instant, synAckSentAt: Instant?,
-        explicitCongestion: Bool = false
+        explicitCongestion: Bool = false, fastOpenCookie: TCPFastOpenCookie.Form? = nil
     ) {
         self.tuple = tuple
         self.listener = listener
@@ -56,7 +61,7 @@ struct HalfOpenConnection {
         self.synAckSentAt = synAckSentAt ?? retransmitAt
         self.iss = iss
         self.irs = irs
-        self.peer = SYNOptions(peerOptions, explicitCongestion: explicitCongestion)
+        self.peer = SYNOptions(peerOptions, explicitCongestion: explicitCongestion, fastOpenCookie: fastOpenCookie)
         self.timestampOffset = timestampOffset
         self.advertisedWindow = advertisedWindow
         self.retransmitAt = retransmitAt
@@ -74,17 +79,20 @@ struct HalfOpenConnection {
     }
     /// RFC 3168 §6.1.1: the peer's SYN was ECN-setup and we answer with an ECN-setup SYN-ACK.
     var explicitCongestion: Bool { peer.isExplicitCongestionAgreed }
+    /// RFC 7413 §4.2.1: the SYN asked for a Fast Open cookie (or brought an invalid one), and our
+    /// SYN-ACK carries one, in the form of the SYN's option.
+    var fastOpenCookie: TCPFastOpenCookie.Form? { peer.fastOpenCookie }
 
     /// RFC 3168 §6.1.1: the peer sent a non-ECN-setup SYN after all (its retransmission, §6.1.1.1),
     /// so ECN is off: our SYN-ACKs say so from now on, and the connection will not use it.
     mutating func withdrawExplicitCongestion() {
-        peer = SYNOptions(peer.options, explicitCongestion: false)
+        peer = SYNOptions(peer.options, explicitCongestion: false, fastOpenCookie: peer.fastOpenCookie)
     }
 }
 
 /// The options of a SYN that matter once it has been answered, packed into 8 bytes where
 /// `TCPOptions` takes 56 (it has room for SACK blocks, which a SYN never carries).
-private struct SYNOptions {
+struct SYNOptions {
     private let timestampValue: UInt32
     private let maximumSegmentSize: UInt16
     private let windowScale: UInt8
@@ -95,8 +103,10 @@ private struct SYNOptions {
     private static let sackPermitted: UInt8 = 1 << 2
     private static let hasTimestamps: UInt8 = 1 << 3
     private static let explicitCongestion: UInt8 = 1 << 4
+    private static let fastOpenCookie: UInt8 = 1 << 5
+    private static let fastOpenExperimental: UInt8 = 1 << 6
 
-    init(_ options: TCPOptions, explicitCongestion: Bool) {
+    init(_ options: TCPOptions, explicitCongestion: Bool, fastOpenCookie: TCPFastOpenCookie.Form? = nil) {
         timestampValue = options.timestamps?.value ?? 0
         maximumSegmentSize = options.maximumSegmentSize ?? 0
         windowScale = options.windowScale ?? 0
@@ -105,6 +115,13 @@ private struct SYNOptions {
             | (options.sackPermitted ? Self.sackPermitted : 0)
             | (options.timestamps != nil ? Self.hasTimestamps : 0)
             | (explicitCongestion ? Self.explicitCongestion : 0)
+            | (fastOpenCookie != nil ? Self.fastOpenCookie : 0)
+            | (fastOpenCookie == .experimental ? Self.fastOpenExperimental : 0)
+    }
+
+    var fastOpenCookie: TCPFastOpenCookie.Form? {
+        guard present & Self.fastOpenCookie != 0 else { return nil }
+        return present & Self.fastOpenExperimental != 0 ? .experimental : .standard
     }
 
     var isExplicitCongestionAgreed: Bool { present & Self.explicitCongestion != 0 }

@@ -140,8 +140,16 @@ extension TCPConnection {
     }
 
     /// The SYN (active open) or SYN-ACK (simultaneous open) with our options (RFC 9293 §3.10.1; RFC 7323; RFC 2018).
-    mutating func sendSYN(acknowledging: Bool, peerOffered: TCPOptions?, now: Instant, io: inout StackIO) {
+    ///
+    /// - Parameters:
+    ///   - fastOpen: RFC 7413's option for a client's first SYN: a cookie request or a cookie.
+    ///   - dataLength: octets of the send buffer the SYN carries (RFC 7413 §4.2.2).
+    mutating func sendSYN(
+        acknowledging: Bool, peerOffered: TCPOptions?, fastOpen: TCPFastOpenCookie? = nil, dataLength: Int = 0,
+        now: Instant, io: inout StackIO
+    ) {
         var options = TCPOptions(maximumSegmentSize: UInt16(clamping: receiveMSS))
+        options.fastOpen = fastOpen
         options.layout = configuration.pointee.synOptionLayout
         let offerAll = peerOffered == nil
         if configuration.pointee.windowScaling && (offerAll || peerOffered?.windowScale != nil) {
@@ -166,9 +174,24 @@ extension TCPConnection {
         } else {
             ecn.setupSent = false
         }
-        sendSegment(flags: flags, sequence: iss, options: options, now: now, io: &io)
-        if sndNxt == iss { sndNxt = iss + 1 }
+        if !acknowledging, state == .synSent, sndNxt.isAfter(iss + 1), fastOpen == nil {
+            // RFC 7413 §4.2.2: "when the SYN timer fires, the client SHOULD retransmit a SYN packet
+            // without data and Fast Open options"; the data goes after the handshake.
+            sndNxt = iss + 1
+        }
+        sendSegment(flags: flags, sequence: iss, payloadLength: dataLength, options: options, newData: dataLength > 0, now: now, io: &io)
+        if sndNxt == iss { sndNxt = iss + 1 + dataLength }
         armRetransmissionTimer(now: now)
+    }
+
+    /// A Fast Open server's SYN-ACK is all that is outstanding: for Nagle (RFC 9293 §3.7.4) no
+    /// data is, as Linux's child socket, whose SYN-ACK is not in its write queue.
+    private var synIsAllInFlight: Bool { state == .synReceived && sndNxt == iss + 1 }
+
+    /// RFC 9293 Appendix A.3 (Minshall): the short segment may go when no other short segment is
+    /// unacknowledged (SND.UNA has passed the last one's end).
+    private var minshallAllowsShortSegment: Bool {
+        configuration.pointee.nagleMinshall && !(lastShortSegmentEnd.isAfter(sndUna) && lastShortSegmentEnd.isAtOrBefore(sndMax))
     }
 
     /// Sends what the windows and the send-side rules allow: RFC 9293 §3.8.6.2.1 (sender SWS
@@ -182,6 +205,10 @@ extension TCPConnection {
     mutating func output(now: Instant, io: inout StackIO, probe: Bool = false, overrideSWS: Bool = false) {
         switch state {
         case .established, .closeWait, .finWait1, .closing, .lastAck:
+            break
+        case .synReceived where fastOpened:
+            // RFC 7413 §4.2.2 step 6: a Fast Open server sends data before the handshake completes,
+            // within the initial window of RFC 5681.
             break
         case .closed, .listen, .synSent, .synReceived, .finWait2, .timeWait:
             return
@@ -257,7 +284,7 @@ extension TCPConnection {
             // on whose expiry the window's worth goes (4).
             let sendNow =
                 length == sendMSS || length >= payloadRoom
-                || (length == unsent && (!nagle || flightSize == 0))
+                || (length == unsent && (!nagle || flightSize == 0 || synIsAllInFlight || minshallAllowsShortSegment))
                 || (maxSndWnd > 0 && length >= Int(maxSndWnd / 2))
                 || overrideSWS
                 // RFC 9293 §3.9.1.4: "Close also implies push function" — no more data can come to
@@ -283,6 +310,7 @@ extension TCPConnection {
                 rttTimedAt = now
             }
             sndNxt = sndNxt + (length + (carriesFIN ? 1 : 0))
+            if length < sendMSS && !isRetransmission { lastShortSegmentEnd = sndNxt }
             armRetransmissionTimer(now: now)
             sentNewData = true
             if probe || overrideSWS { break }

@@ -28,6 +28,15 @@ struct ReceiveBuffer {
 
     var isEmpty: Bool { count == 0 }
 
+    /// The ring the chunks are queued in (it grows by doubling and keeps its size).
+    var queueStorageBytes: Int { chunks.capacity * MemoryLayout<ByteBuffer?>.stride }
+
+    /// Frees the ring of an empty buffer (an idle connection giving memory back).
+    mutating func releaseStorage() {
+        guard count == 0 else { return }
+        chunks = PacketQueue()
+    }
+
     /// Queues `payload`'s readable bytes after those already held, without copying them.
     mutating func append(_ payload: ByteBuffer) {
         guard payload.readableBytes > 0 else { return }

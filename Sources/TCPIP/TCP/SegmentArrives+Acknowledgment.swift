@@ -14,7 +14,9 @@ extension TCPConnection {
                 sendReset(sequence: segment.ack, now: now, io: &io)
                 return false
             }
-            acknowledgeSYN(ack: segment.ack, now: now, io: &io)
+            // Data a Fast Open server sent in SYN-RECEIVED (RFC 7413 §4.2.2) is acknowledged below,
+            // as any data: here only the SYN.
+            acknowledgeSYN(ack: sndMax == iss + 1 ? segment.ack : iss + 1, now: now, io: &io)
             updateSendWindow(segment, force: true)
             state = .established
             io.decision("RFC 9293 §3.10.7.4", "ACK of our SYN: ESTABLISHED", connection: tuple, now: now)

@@ -231,6 +231,13 @@ extension TCPConnection {
             return
         }
         switch state {
+        case .synReceived where fastOpened:
+            // RFC 7413 §4.2.2: a Fast Open connection was the application's from its SYN (its data
+            // delivered, the connection in the accept queue): an RST resets it, as an established one.
+            io.counters.establishedResets &+= 1
+            io.decision("RFC 7413 §4.2.2", "RST at RCV.NXT in SYN-RECEIVED of a Fast Open connection: connection reset",
+                        connection: tuple, now: now)
+            enterClosed(error: .connectionReset, io: &io, now: now)
         case .synReceived:
             // Passive opens wait in the listener and never reach here; an active (simultaneous)
             // open is refused.

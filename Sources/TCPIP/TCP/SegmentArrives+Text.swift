@@ -99,6 +99,18 @@ extension TCPConnection {
         }
     }
 
+    /// RFC 7413 §4.2.2 step 4: a Fast Open SYN's data, in order at RCV.NXT and within the window
+    /// (it is at most one segment into the window the SYN-ACK will advertise); acknowledged by the SYN-ACK.
+    ///
+    /// Not counted in `bytesReceived`, which the acknowledgment policy reads as "data has arrived
+    /// since the handshake": as Linux's child socket, whose delayed-ACK state starts with the first
+    /// data after the SYN (quick-ACKs then; a FIN before any is acknowledged at once).
+    mutating func deliverSYNData(_ payload: ByteBuffer, io: inout StackIO) {
+        receiveBuffer.append(payload)
+        rcvNxt = rcvNxt + payload.readableBytes
+        post(.readable, io: &io)
+    }
+
     /// Appends in-order bytes to the receive buffer and advances RCV.NXT.
     private mutating func deliver(_ payload: ByteBuffer, io: inout StackIO) {
         receiveBuffer.append(payload)

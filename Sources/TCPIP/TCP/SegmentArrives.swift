@@ -5,11 +5,10 @@ import TCPIPWire
 /// and every other state (§3.10.7.4). LISTEN and CLOSED are the stack's (Listener.swift, Stack+Input.swift).
 extension TCPConnection {
     mutating func segmentArrives(_ segment: consuming IncomingSegment, now: Instant, io: inout StackIO) {
-        if keepalive != nil {
-            // RFC 1122 §4.2.3.6: probes only when nothing has been heard for the interval.
-            lastHeardFrom = now
-            keepaliveProbesSent = 0
-        }
+        // RFC 1122 §4.2.3.6: keep-alive probes only when nothing has been heard for the interval;
+        // an idle connection gives its grown buffers back the same way (`bufferReclaimDeadline`).
+        lastHeardFrom = now
+        if keepalive != nil { keepaliveProbesSent = 0 }
         switch state {
         case .synSent:
             synSentSegmentArrives(segment, now: now, io: &io)
@@ -32,7 +31,8 @@ extension TCPConnection {
 
     private mutating func synSentSegmentArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) {
         // First, check the ACK bit: an ACK outside ISS < SEG.ACK =< SND.NXT is unacceptable.
-        let ackIsAcceptable = segment.ack.isBetween(after: iss, atOrBefore: sndNxt)
+        // (SND.MAX: a Fast Open SYN's data counts even after a retransmitted SYN left it out.)
+        let ackIsAcceptable = segment.ack.isBetween(after: iss, atOrBefore: sndMax)
         if segment.flags.contains(.ack) && !ackIsAcceptable {
             if !segment.flags.contains(.rst) {
                 // <SEQ=SEG.ACK><CTL=RST>
@@ -70,6 +70,7 @@ extension TCPConnection {
         }
         if segment.flags.contains(.ack) {
             acknowledgeSYN(ack: segment.ack, now: now, io: &io)
+            if fastOpenRequested { fastOpenSYNACKArrives(segment, now: now, io: &io) }
             if timestampsEnabled, let echo = segment.header.options.timestamps?.echoReply, echo != 0 {
                 rtt.addSample(.milliseconds(Int64(timestampClock(now) &- echo)))
             }
@@ -86,11 +87,20 @@ extension TCPConnection {
             var rest = segment
             rest.seq = segment.seq + 1
             rest.syn = false
+            var acknowledged = false
             if rest.payload.readableBytes > 0 || rest.fin {
+                let sent = io.counters.segmentsSent
                 processText(rest, now: now, io: &io)
+                // Text acknowledged at once (a quick ACK) needs no second ACK.
+                acknowledged = io.counters.segmentsSent != sent && lastAckSent == rcvNxt
             }
-            sendAck(now: now, io: &io)
+            // RFC 9293 §3.10.7.3: "Data or controls that were queued for transmission MAY be
+            // included" in the ACK. Data queued in SYN-SENT (§3.10.2), or a Fast Open SYN's data the
+            // SYN-ACK did not acknowledge, goes at once and carries it: no bare ACK before it (as
+            // Linux saves the ACK when a write is pending, and tcp_rcv_fastopen_synack).
+            let sentBefore = io.counters.segmentsSent
             output(now: now, io: &io)
+            if !acknowledged && io.counters.segmentsSent == sentBefore { sendAck(now: now, io: &io) }
         } else {
             // Simultaneous open: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, enter SYN-RECEIVED.
             state = .synReceived

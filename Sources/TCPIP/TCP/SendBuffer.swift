@@ -45,6 +45,16 @@ struct SendBuffer {
 
     var isEmpty: Bool { count == 0 }
 
+    /// The ring the chunks are queued in (it grows by doubling and keeps its size): memory a
+    /// connection holds beyond what its chunks pin, until `releaseStorage()`.
+    var queueStorageBytes: Int { chunks.capacity * MemoryLayout<Chunk?>.stride }
+
+    /// Frees the ring of an empty buffer (an idle connection giving memory back).
+    mutating func releaseStorage() {
+        guard count == 0, chunks.isEmpty else { return }
+        chunks = PacketQueue()
+    }
+
     /// Storage kept alive by the chunks (see `ByteBuffer.pinnedStorageBytes`), kept up to date so the
     /// stack's memory budget can read it on every segment.
     private(set) var pinnedBytes: Int = 0

@@ -43,6 +43,9 @@ extension TCPConnection {
         if let deadline = keepaliveDeadline, deadline <= now {
             keepaliveTimerFired(now: now, io: &io)
         }
+        if let deadline = bufferReclaimDeadline, deadline <= now {
+            reclaimIdleBuffers(now: now, io: &io)
+        }
     }
 
     /// When an active OPEN still in SYN-SENT (or SYN-RECEIVED, simultaneous open) runs out of time.

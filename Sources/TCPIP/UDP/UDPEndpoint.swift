@@ -84,6 +84,9 @@ struct UDPEndpoint {
     /// Queued in the stack's UDP events and not yet taken.
     var pendingEvent = false
     var drops: UInt64 = 0
+    /// An intercepted flow's idle timeout (nil: not a flow), and when a datagram last crossed it.
+    var flowTimeout: TimeAmount?
+    var lastActivity = Instant.zero
 
     var key: UDPKey { UDPKey(address: localAddress, port: localPort, remote: remote) }
 }

@@ -27,6 +27,9 @@ public enum MemoryBenchmark {
     }
 
     /// - Parameters:
+    ///   - count: the connections to open and leave idle.
+    ///   - tcp: the TCP configuration of both stacks.
+    ///   - clock: the wall clock that times the opening.
     ///   - residentBytes: reads the process's resident set size (`ProcessMemory.residentBytes` of
     ///     `TCPIPLinks` on Linux); the default, which reads nothing, leaves `residentGrowth` nil. A
     ///     parameter, so that this module does no I/O of its own.

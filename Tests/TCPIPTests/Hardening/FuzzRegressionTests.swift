@@ -21,6 +21,7 @@ import Testing
         case "icmp": WireFuzzing.icmp
         case "reassembly": { ReassemblyFuzzing.run($0) }
         case "rules": RuleFuzzing.rules
+        case "filter": { FilterFuzzing.run($0) }
         default: { StackFuzzing.run($0) }
         }
     }

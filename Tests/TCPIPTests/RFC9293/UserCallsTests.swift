@@ -103,15 +103,17 @@ import Testing
         #expect(t.state == .closed)
     }
 
-    /// §3.10.2 SEND in SYN-SENT: "queue the data for transmission after entering ESTABLISHED".
+    /// §3.10.2 SEND in SYN-SENT: "queue the data for transmission after entering ESTABLISHED";
+    /// §3.10.7.3: the handshake's ACK — "Data or controls that were queued for transmission MAY be
+    /// included" — is the data's segment, with no bare ACK before it.
     @Test func sendInSynSentWaitsForTheHandshake() throws {
         var t = try TCPTester(.synSent)
         try t.expect("+0 > S 0:0(0)")
         #expect(try t.app.send(100) == 100)
         try t.expectNothing()
         try t.inject("+.1 < S. 0:0(0) ack 1 win 65535 <mss 1460>")
-        try t.expect("+0 > . 1:1(0) ack 1")
         try t.expect("+0 > P. 1:101(100) ack 1")
+        try t.expectNothing()
     }
 
     /// SEND takes only what fits in the send buffer.

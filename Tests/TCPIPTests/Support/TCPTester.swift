@@ -122,6 +122,11 @@ struct TCPTester {
         // The RFC 9293 §3.8.6.3 tests pin the delayed-ACK rules from the first segment; quick-ACK
         // mode at connection start is tested on its own (AcknowledgmentPolicyTests).
         configuration.tcp.quickAcks = 0
+        // The packetdrill-like tests are written for fixed 256 KiB buffers (their windows and
+        // scale) and RFC 5681's one SMSS per ACK in slow start; autotuning has its own tests.
+        configuration.tcp.receiveBufferSize = 256 * 1024
+        configuration.tcp.sendBufferSize = 256 * 1024
+        configuration.tcp.slowStartLimitSegments = 1
         configure(&configuration)
         stack = Stack(configuration)
         try reach(fixture)

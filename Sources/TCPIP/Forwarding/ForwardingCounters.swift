@@ -1,0 +1,37 @@
+/// What a `Router` did with the datagrams it was given, as `netstat -s`'s Ip section and Linux's
+/// `IpExt` counters (`ip -s`): forwarded, delivered, and each reason one was not.
+public struct ForwardingCounters: Hashable, Sendable {
+    /// Datagrams handed to `receive`.
+    public var received: UInt64 = 0
+    /// Datagrams queued on an outgoing link (fragments each count), and their bytes (`ForwDatagrams`).
+    public var forwarded: UInt64 = 0
+    public var bytesForwarded: UInt64 = 0
+    /// Datagrams to one of the router's own addresses, handed to its stack.
+    public var deliveredLocally: UInt64 = 0
+    /// Datagrams the router's own stack sent (echo replies, port unreachables).
+    public var sentLocally: UInt64 = 0
+    /// Unparsable headers, bad lengths, unknown versions (`InHdrErrors`).
+    public var malformed: UInt64 = 0
+    /// IPv4 headers whose checksum did not verify (`InCsumErrors`).
+    public var badChecksum: UInt64 = 0
+    /// No route to the destination (`OutNoRoutes`).
+    public var noRoute: UInt64 = 0
+    /// Source or destination a router must not forward (broadcast, multicast, link-local, martian).
+    public var notForwardable: UInt64 = 0
+    /// TTL or hop limit ran out (ICMP time exceeded).
+    public var timeExceeded: UInt64 = 0
+    /// Larger than the next link and not to be fragmented (ICMP fragmentation needed / packet too big).
+    public var tooBig: UInt64 = 0
+    /// IPv4 datagrams without DF cut into fragments for a narrower next link (`FragOKs`).
+    public var fragmented: UInt64 = 0
+    /// Stopped at the forward hook: dropped, rejected or lost by a rule, or held by an `impair` delay
+    /// (a held datagram is counted again as forwarded when it leaves).
+    public var filtered: UInt64 = 0
+    /// ICMP errors sent, suppressed by RFC 1812 §4.3.2.7 / RFC 4443 §2.4(e), and held back by the
+    /// token bucket.
+    public var icmpErrorsSent: UInt64 = 0
+    public var icmpErrorsSuppressed: UInt64 = 0
+    public var icmpErrorsRateLimited: UInt64 = 0
+
+    public init() {}
+}

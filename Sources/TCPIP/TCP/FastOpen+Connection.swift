@@ -1,0 +1,61 @@
+import NIOCore
+import TCPIPWire
+
+/// A Fast Open client's connection (RFC 7413 §4.2.1, §4.2.2): its first SYN, and the SYN-ACK.
+extension TCPConnection {
+    /// The first SYN of a Fast Open: with the cached cookie, as much of `data` as the server's cached
+    /// MSS allows (§4.2.2 "Client: Sending SYN", 1b); without one, a cookie request and no data
+    /// (§4.2.1 step 1). Returns the octets the SYN carries, which the send buffer now holds.
+    mutating func sendFastOpenSYN(_ data: ByteBuffer, now: Instant, io: inout StackIO) -> Int {
+        let settings = configuration.pointee.fastOpen
+        guard settings.client else {
+            sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)
+            return 0
+        }
+        let cached = io.fastOpenCookies[FastOpenCookieCache.Key(local: tuple.local.address, remote: tuple.remote.address)]
+        let cookie = cached?.cookie
+        fastOpenRequested = true
+        guard cookie != nil || !settings.clientRequiresCookie, data.readableBytes > 0 else {
+            io.decision("RFC 7413 §4.2.1", "Fast Open: no cookie cached; SYN requests one", connection: tuple, now: now)
+            sendSYN(acknowledging: false, peerOffered: nil, fastOpen: cookie ?? .request(), now: now, io: &io)
+            return 0
+        }
+        // §4.1.3: "Without a cached server MSS, the amount of data in the SYN packet is limited to the
+        // default MSS of 536 bytes for IPv4 … and 1220 bytes for IPv6"; as Linux (tcp_send_syn_data),
+        // less the 40 octets options may take, and never more than our own MSS allows.
+        let defaultMSS = if case .v6 = tuple.remote.address { 1220 } else { 536 }
+        let serverMSS = cached?.maximumSegmentSize ?? defaultMSS
+        let room = max(0, min(serverMSS, receiveMSS) - TCPOptions.maximumLength)
+        let taken = sendBuffer.append(data.getSlice(at: data.readerIndex, length: min(room, data.readableBytes)) ?? ByteBuffer(),
+                                      pool: &io.packedChunks)
+        io.counters.fastOpenActive &+= 1
+        io.decision("RFC 7413 §4.2.2", "Fast Open: SYN carries the cached cookie and \(taken) octets", connection: tuple, now: now)
+        sendSYN(acknowledging: false, peerOffered: nil, fastOpen: cookie, dataLength: taken, now: now, io: &io)
+        return taken
+    }
+
+    /// The SYN-ACK of a Fast Open: its cookie and MSS are cached (§4.1.3, §4.2.1 step 3); the data
+    /// it acknowledges leaves the send buffer; data it does not is sent again at once, as new data
+    /// after the handshake (§4.2.2, "Client: Receiving SYN-ACK"). Returns whether data of the SYN goes again.
+    @discardableResult
+    mutating func fastOpenSYNACKArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) -> Bool {
+        let offered = segment.header.options.fastOpen
+        io.fastOpenCookies.update(
+            FastOpenCookieCache.Key(local: tuple.local.address, remote: tuple.remote.address),
+            cookie: offered?.isRequest == false ? offered : nil,
+            maximumSegmentSize: segment.header.options.maximumSegmentSize.map(Int.init))
+        let synData = Int((iss + 1).octets(to: sndMax))
+        guard synData > 0 else { return false }
+        let acknowledged = min(synData, Int((iss + 1).octets(to: sndUna)))
+        if acknowledged > 0 { sendBuffer.removeFirst(acknowledged, pool: &io.packedChunks) }
+        if acknowledged < synData {
+            io.counters.fastOpenActiveFailures &+= 1
+            io.decision("RFC 7413 §4.2.2", "SYN-ACK acknowledges \(acknowledged) of \(synData) octets of the SYN: the rest goes again",
+                        connection: tuple, now: now)
+            // A retransmission of what the SYN carried (as Linux's tcp_rcv_fastopen_synack counts it).
+            sndNxt = sndUna
+            return true
+        }
+        return false
+    }
+}

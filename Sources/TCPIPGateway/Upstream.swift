@@ -1,0 +1,417 @@
+import NIOCore
+import NIOPosix
+import TCPIPWire
+
+/// Where a relayed flow goes out: a kernel socket (`DirectUpstream`) or a SOCKS5 server
+/// (`SOCKS5Upstream`). Every future completes on `loop`.
+public protocol Upstream: Sendable, CustomStringConvertible {
+    /// Opens a TCP connection to `target`. The channel it succeeds with is connected end to end
+    /// (for SOCKS5: the server has answered CONNECT), reads are held (`autoRead` off) until a
+    /// `SpliceHandler` is installed with `UpstreamConnection.splice`, and remote half-closure is allowed.
+    func connect(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UpstreamConnection>
+    /// Opens a UDP session for one flow whose datagrams go to `target`.
+    func openUDP(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UDPSession>
+}
+
+/// How a failed dial ends, for choosing what the tunnel's client is told.
+public enum UpstreamFailure: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The destination refused (RST to our SYN; SOCKS5 REP 5).
+    case refused
+    /// No route, or the host did not answer (EHOSTUNREACH, ENETUNREACH; SOCKS5 REP 3, 4).
+    case unreachable(network: Bool)
+    /// The connect did not complete in time (SOCKS5 REP 6, TTL expired, counts here too).
+    case timedOut
+    /// Anything else: the SOCKS server failed, refused the rule set, or spoke nonsense.
+    case failed(String)
+
+    public var description: String {
+        switch self {
+        case .refused: "refused"
+        case .unreachable(let network): network ? "network unreachable" : "host unreachable"
+        case .timedOut: "timed out"
+        case .failed(let why): "failed: \(why)"
+        }
+    }
+
+    /// The failure behind an error from NIO, a socket or the SOCKS5 handshake.
+    public init(_ error: Error) {
+        switch error {
+        case let failure as UpstreamFailure:
+            self = failure
+        case let error as IOError:
+            self = Self(errno: error.errnoCode) ?? .failed("\(error)")
+        case let error as NIOConnectionError:
+            // Every address of a name failed: the first error decides.
+            if let first = error.connectionErrors.first?.error {
+                self = Self(first)
+            } else {
+                self = .failed("\(error)")
+            }
+        case let error as ChannelError:
+            if case .connectTimeout = error { self = .timedOut } else { self = .failed("\(error)") }
+        case let error as SOCKS5Error:
+            switch error {
+            case .reply(.connectionRefused): self = .refused
+            case .reply(.networkUnreachable): self = .unreachable(network: true)
+            case .reply(.hostUnreachable): self = .unreachable(network: false)
+            case .reply(.ttlExpired): self = .timedOut
+            default: self = .failed(error.description)
+            }
+        default:
+            self = .failed("\(error)")
+        }
+    }
+
+    init?(errno: CInt) {
+        switch errno {
+        case Errno.connectionRefused: self = .refused
+        case Errno.hostUnreachable: self = .unreachable(network: false)
+        case Errno.networkUnreachable: self = .unreachable(network: true)
+        case Errno.timedOut: self = .timedOut
+        default: return nil
+        }
+    }
+}
+
+/// A connected upstream channel, its reads held until the splice is installed.
+public struct UpstreamConnection: Sendable {
+    public let channel: Channel
+    /// The SOCKS5 handshake handler, if any: removed when the splice goes in, handing on what the
+    /// server sent after its reply.
+    let handshake: NIOLoopBound<SOCKS5Handshake>?
+
+    /// Installs `handler` (the upstream half of a splice) and lets reads flow. On the channel's loop.
+    public func splice(_ handler: SpliceHandler) throws {
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(handler)
+        if let handshake {
+            pipeline.removeHandler(handshake.value, promise: nil)
+        }
+    }
+}
+
+/// TCP settings for upstream sockets.
+public struct UpstreamSocketOptions: Sendable {
+    /// How long a connect (and, for SOCKS5, its handshake) may take before the flow is refused.
+    public var connectTimeout: TimeAmount = .seconds(10)
+    /// TCP keep-alive on upstream sockets: idle seconds before the first probe, seconds between
+    /// probes, probes before giving up (Linux only for the three numbers; elsewhere SO_KEEPALIVE
+    /// with the system's timers). nil: no keep-alive.
+    public var keepAlive: KeepAlive? = KeepAlive()
+    /// `SO_BINDTODEVICE`: the interface relayed sockets leave by, so they cannot loop into the
+    /// tunnel (Linux; root or CAP_NET_RAW).
+    public var outboundInterface: String?
+    /// `SO_MARK` on relayed sockets, for policy routing (`ip rule add fwmark N …`; Linux, CAP_NET_ADMIN).
+    public var mark: UInt32?
+    /// The socket's write buffer high-water mark: beyond it the splice stops reading the client.
+    public var writeBufferHighWaterMark = 256 * 1024
+
+    public struct KeepAlive: Sendable, Hashable {
+        public var idle: Int32 = 60
+        public var interval: Int32 = 30
+        public var count: Int32 = 9
+
+        public init(idle: Int32 = 60, interval: Int32 = 30, count: Int32 = 9) {
+            self.idle = idle
+            self.interval = interval
+            self.count = count
+        }
+    }
+
+    public init() {}
+
+    /// Applies what must be set before connect or bind (device, mark, keep-alive) to a socket channel.
+    func apply(to channel: Channel, tcp: Bool) -> EventLoopFuture<Void> {
+        var futures: [EventLoopFuture<Void>] = []
+        if tcp {
+            futures.append(channel.setOption(.socketOption(.tcp_nodelay), value: 1))
+            futures.append(channel.setOption(.allowRemoteHalfClosure, value: true))
+            futures.append(channel.setOption(.autoRead, value: false))
+            futures.append(channel.setOption(
+                .writeBufferWaterMark,
+                value: .init(low: writeBufferHighWaterMark / 2, high: writeBufferHighWaterMark)))
+            if let keepAlive {
+                futures.append(channel.setOption(.socketOption(.so_keepalive), value: 1))
+                #if os(Linux)
+                // TCP_KEEPIDLE 4, TCP_KEEPINTVL 5, TCP_KEEPCNT 6 (linux/tcp.h).
+                futures.append(channel.setOption(.tcpOption(.init(rawValue: 4)), value: SocketOptionValue(keepAlive.idle)))
+                futures.append(channel.setOption(.tcpOption(.init(rawValue: 5)), value: SocketOptionValue(keepAlive.interval)))
+                futures.append(channel.setOption(.tcpOption(.init(rawValue: 6)), value: SocketOptionValue(keepAlive.count)))
+                #endif
+            }
+        }
+        #if os(Linux)
+        if let mark {
+            // SO_MARK is 36 (asm-generic/socket.h).
+            futures.append(channel.setOption(.socketOption(.init(rawValue: 36)), value: SocketOptionValue(mark)))
+        }
+        if let outboundInterface, let options = channel as? SocketOptionProvider {
+            // SO_BINDTODEVICE is 25; its value is the interface name, NUL-terminated, IFNAMSIZ (16) octets.
+            var name: (UInt64, UInt64) = (0, 0)
+            withUnsafeMutableBytes(of: &name) { raw in
+                for (index, byte) in outboundInterface.utf8.prefix(15).enumerated() { raw[index] = byte }
+            }
+            futures.append(options.unsafeSetSocketOption(level: .socket, name: .init(rawValue: 25), value: name))
+        }
+        #endif
+        return EventLoopFuture.andAllSucceed(futures, on: channel.eventLoop)
+    }
+}
+
+/// A kernel socket per flow (NIO's `ClientBootstrap` / `DatagramBootstrap`).
+public struct DirectUpstream: Upstream {
+    public var options: UpstreamSocketOptions
+
+    public init(options: UpstreamSocketOptions = UpstreamSocketOptions()) {
+        self.options = options
+    }
+
+    public var description: String {
+        var text = "direct"
+        if let interface = options.outboundInterface { text += " dev \(interface)" }
+        if let mark = options.mark { text += " mark \(mark)" }
+        return text
+    }
+
+    public func connect(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UpstreamConnection> {
+        let options = self.options
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(options.connectTimeout)
+            .channelInitializer { channel in options.apply(to: channel, tcp: true) }
+        let connected: EventLoopFuture<Channel>
+        switch target {
+        case .ip(let address, let port):
+            do {
+                connected = bootstrap.connect(to: try SocketAddress(ipAddress: address.description, port: Int(port)))
+            } catch {
+                return loop.makeFailedFuture(UpstreamFailure.failed("\(error)"))
+            }
+        case .domain(let name, let port):
+            connected = bootstrap.connect(host: name, port: Int(port))
+        }
+        return connected
+            .map { UpstreamConnection(channel: $0, handshake: nil) }
+            .flatMapErrorThrowing { throw UpstreamFailure($0) }
+    }
+
+    public func openUDP(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UDPSession> {
+        guard case .ip(let address, let port) = target,
+            let destination = try? SocketAddress(ipAddress: address.description, port: Int(port))
+        else {
+            // A name needs a resolver; a direct UDP flow always has an address (fake DNS names go by SOCKS5).
+            return loop.makeFailedFuture(UpstreamFailure.failed("direct UDP needs an address"))
+        }
+        let options = self.options
+        let session = UDPSession(loop: loop, encapsulation: nil, relay: destination)
+        let any = if case .v6 = address { "::" } else { "0.0.0.0" }
+        return DatagramBootstrap(group: loop)
+            .channelInitializer { channel in
+                options.apply(to: channel, tcp: false).flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(UDPSessionHandler(session))
+                }
+            }
+            .bind(host: any, port: 0)
+            .map { channel in
+                session.attach(channel)
+                return session
+            }
+    }
+}
+
+/// A SOCKS5 server (RFC 1928), with username/password (RFC 1929) when given: CONNECT by address or
+/// by name, UDP ASSOCIATE.
+public struct SOCKS5Upstream: Upstream {
+    public var server: SocketAddress
+    public var credentials: Credentials?
+    public var options: UpstreamSocketOptions
+
+    public init(server: SocketAddress, credentials: Credentials? = nil, options: UpstreamSocketOptions = UpstreamSocketOptions()) {
+        self.server = server
+        self.credentials = credentials
+        self.options = options
+    }
+
+    public var description: String { "socks5 \(server.ipAddress ?? "?"):\(server.port ?? 0)" }
+
+    /// A connected control channel on which the handshake for `command` completed; its BND address.
+    private func handshake(
+        _ command: SOCKS5.Command, _ target: SOCKS5.Address, on loop: EventLoop
+    ) -> EventLoopFuture<(Channel, NIOLoopBound<SOCKS5Handshake>, SOCKS5.Address)> {
+        let options = self.options
+        let credentials = self.credentials
+        let connected = ClientBootstrap(group: loop)
+            .connectTimeout(options.connectTimeout)
+            .channelInitializer { channel in options.apply(to: channel, tcp: true) }
+            .connect(to: server)
+        return connected.flatMap { channel in
+            let handshake = SOCKS5Handshake(command: command, target: target, credentials: credentials, eventLoop: loop)
+            let bound = NIOLoopBound(handshake, eventLoop: loop)
+            do {
+                try channel.pipeline.syncOperations.addHandler(handshake, name: "socks5")
+            } catch {
+                channel.close(promise: nil)
+                return loop.makeFailedFuture(error)
+            }
+            // The handshake is bounded by the same deadline as the connect.
+            let timeout = loop.scheduleTask(in: options.connectTimeout) {
+                channel.close(promise: nil)
+            }
+            return handshake.result.map { address in
+                timeout.cancel()
+                return (channel, bound, address)
+            }.flatMapErrorThrowing { error in
+                timeout.cancel()
+                channel.close(promise: nil)
+                if case SOCKS5Error.closedDuringHandshake = error { throw UpstreamFailure.timedOut }
+                throw error
+            }
+        }.flatMapErrorThrowing { throw UpstreamFailure($0) }
+    }
+
+    public func connect(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UpstreamConnection> {
+        handshake(.connect, target, on: loop).map { channel, handshake, _ in
+            UpstreamConnection(channel: channel, handshake: handshake)
+        }
+    }
+
+    /// RFC 1928 §7: an association whose lifetime is the control connection's: when either ends,
+    /// the other is closed.
+    public func openUDP(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UDPSession> {
+        let server = self.server
+        let options = self.options
+        // §4: DST.ADDR/DST.PORT of UDP ASSOCIATE is where the client will send from; zeros when not
+        // known (the relay then learns it from the first datagram).
+        let any: SOCKS5.Address = if server.protocol == .inet6 { .ip(.v6(IPv6Address(high: 0, low: 0)), port: 0) } else {
+            .ip(.v4(IPv4Address(rawValue: 0)), port: 0)
+        }
+        return handshake(.udpAssociate, any, on: loop).flatMap { control, _, bound in
+            // A relay address of all zeros means "the server's own address" in practice (dante, hev).
+            let relay: SocketAddress
+            do {
+                switch bound {
+                case .ip(let address, let port):
+                    let unspecified = address == .v4(IPv4Address(rawValue: 0)) || address == .v6(IPv6Address(high: 0, low: 0))
+                    relay = try SocketAddress(ipAddress: unspecified ? server.ipAddress ?? "" : address.description, port: Int(port))
+                case .domain:
+                    throw UpstreamFailure.failed("UDP relay named by domain")
+                }
+            } catch {
+                control.close(promise: nil)
+                return loop.makeFailedFuture(UpstreamFailure(error))
+            }
+            let session = UDPSession(loop: loop, encapsulation: target, relay: relay)
+            let any = relay.protocol == .inet6 ? "::" : "0.0.0.0"
+            return DatagramBootstrap(group: loop)
+                .channelInitializer { channel in
+                    options.apply(to: channel, tcp: false).flatMapThrowing {
+                        try channel.pipeline.syncOperations.addHandler(UDPSessionHandler(session))
+                    }
+                }
+                .bind(host: any, port: 0)
+                .map { channel in
+                    session.attach(channel, control: control)
+                    return session
+                }
+                .flatMapErrorThrowing { error in
+                    control.close(promise: nil)
+                    throw error
+                }
+        }
+    }
+}
+
+/// One UDP flow's way out: a datagram socket, and for SOCKS5 the association's control connection.
+/// On its loop only (futures carry it across, hence `@unchecked Sendable`: every member is touched
+/// on `loop`, which the methods check). Datagrams from upstream go to `onDatagram`.
+public final class UDPSession: @unchecked Sendable {
+    let loop: EventLoop
+    /// For SOCKS5: the destination every datagram is encapsulated for (RFC 1928 §7). nil: direct.
+    let encapsulation: SOCKS5.Address?
+    /// Where datagrams are sent: the destination (direct) or the server's relay (SOCKS5).
+    let relay: SocketAddress
+    private var channel: Channel?
+    private var control: Channel?
+    private var closed = false
+    /// Each datagram from upstream, with its payload (decapsulated for SOCKS5).
+    public var onDatagram: ((ByteBuffer) -> Void)?
+    /// Called once when the session ends (closed here, by the socket, or by the control connection).
+    public var onClose: (() -> Void)?
+    /// Datagrams dropped: malformed from the relay, or written after the session closed.
+    public private(set) var dropped = 0
+
+    init(loop: EventLoop, encapsulation: SOCKS5.Address?, relay: SocketAddress) {
+        self.loop = loop
+        self.encapsulation = encapsulation
+        self.relay = relay
+    }
+
+    func attach(_ channel: Channel, control: Channel? = nil) {
+        self.channel = channel
+        self.control = control
+        let this = NIOLoopBound(self, eventLoop: loop)
+        channel.closeFuture.whenComplete { _ in this.value.close() }
+        // RFC 1928 §7: "A UDP association terminates when the TCP connection that the UDP ASSOCIATE
+        // request arrived on terminates."
+        control?.closeFuture.whenComplete { _ in this.value.close() }
+        // Keep reading the control connection so its close is seen.
+        if let control {
+            control.pipeline.syncOperations.removeHandler(name: "socks5", promise: nil)
+            _ = control.setOption(.autoRead, value: true)
+        }
+    }
+
+    /// Sends one datagram of the flow upstream.
+    public func send(_ payload: ByteBuffer) {
+        loop.preconditionInEventLoop()
+        guard !closed, let channel else {
+            dropped += 1
+            return
+        }
+        let data = encapsulation.map { SOCKS5.encapsulate(payload, to: $0) } ?? payload
+        channel.writeAndFlush(AddressedEnvelope(remoteAddress: relay, data: data), promise: nil)
+    }
+
+    func received(_ envelope: AddressedEnvelope<ByteBuffer>) {
+        guard !closed else { return }
+        if encapsulation != nil {
+            guard let (_, payload) = SOCKS5.decapsulate(envelope.data) else {
+                dropped += 1
+                return
+            }
+            onDatagram?(payload)
+        } else {
+            onDatagram?(envelope.data)
+        }
+    }
+
+    /// Ends the session: the datagram socket and the control connection close.
+    public func close() {
+        loop.preconditionInEventLoop()
+        guard !closed else { return }
+        closed = true
+        channel?.close(promise: nil)
+        control?.close(promise: nil)
+        let onClose = self.onClose
+        self.onClose = nil
+        onDatagram = nil
+        onClose?()
+    }
+}
+
+/// Hands what a session's datagram socket reads to the session.
+final class UDPSessionHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    private let session: UDPSession
+
+    init(_ session: UDPSession) {
+        self.session = session
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        session.received(unwrapInboundIn(data))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // An ICMP error on an unconnected datagram socket (ECONNREFUSED) is not the flow's end.
+    }
+}

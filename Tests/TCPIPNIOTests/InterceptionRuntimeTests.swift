@@ -1,0 +1,193 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import TCPIP
+import TCPIPNIO
+import TCPIPWire
+import Testing
+
+/// Intercept mode on the runtime: a client stack dials 198.19.5.5, an address nobody owns, through a
+/// stack that intercepts everything; the application answers each request on the loop.
+@Suite struct InterceptionRuntimeTests {
+    static let target = Endpoint(IPAddress.v4(IPv4Address(198, 19, 5, 5)), 443)
+
+    /// A client runtime at 198.18.0.1 and an intercepting runtime with no address, in one process.
+    static func pair(
+        _ adjust: (inout InterceptionConfiguration) -> Void = { _ in }
+    ) async throws -> (client: StackRuntime, gateway: StackRuntime, group: MultiThreadedEventLoopGroup) {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        var gateway = StackConfiguration(addresses: [], seed: 19)
+        var interception = InterceptionConfiguration()
+        adjust(&interception)
+        gateway.interception = interception
+        let (client, intercepting) = try await StackRuntime.makePair(
+            StackConfiguration(addresses: [RuntimePair.clientAddress], seed: 1), gateway, group: group)
+        return (client, intercepting, group)
+    }
+
+    static func shutdown(_ runtimes: (client: StackRuntime, gateway: StackRuntime, group: MultiThreadedEventLoopGroup)) async throws {
+        try? await runtimes.client.stop()
+        try? await runtimes.gateway.stop()
+        try await runtimes.group.shutdownGracefully()
+    }
+
+    /// The handler accepts and echoes: 1 MiB to 198.19.5.5:443 and back, every byte checked; the
+    /// accepted channel's local address is the original destination.
+    @Test func acceptedConnectionEchoesEveryByte() async throws {
+        let runtimes = try await Self.pair()
+        let gateway = runtimes.gateway
+        let seen = NIOLockedValueBox<[ConnectionRequest]>([])
+        let accepted = gateway.eventLoop.makePromise(of: Channel.self)
+        gateway.setConnectionRequestHandler { request in
+            seen.withLockedValue { $0.append(request) }
+            gateway.accept(request) { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(TestEchoHandler()) }
+            }.cascade(to: accepted)
+        }
+        let channel = try await TCPIPClientBootstrap(runtime: runtimes.client).connect(to: Self.target).get()
+        let server = try await accepted.futureResult.get()
+        #expect(server.localAddress == Self.target.socketAddress)
+        #expect(server.remoteAddress == channel.localAddress)
+        let request = try #require(seen.withLockedValue { $0.first })
+        #expect(request.destination == Self.target)
+        #expect(request.source.address == RuntimePair.clientAddress)
+
+        let asyncChannel = try await channel.eventLoop.submit {
+            try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+        }.get()
+        let sent = pattern(1 << 20)
+        let received = try await asyncChannel.executeThenClose { inbound, outbound in
+            try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+                group.addTask {
+                    var rest = sent
+                    while let chunk = rest.readSlice(length: min(rest.readableBytes, 100_000)) {
+                        try await outbound.write(chunk)
+                        if rest.readableBytes == 0 { break }
+                    }
+                    outbound.finish()
+                    return nil
+                }
+                group.addTask {
+                    var all = ByteBuffer()
+                    for try await chunk in inbound { all.writeImmutableBuffer(chunk) }
+                    return all
+                }
+                var result = ByteBuffer()
+                for try await value in group { if let value { result = value } }
+                return result
+            }
+        }
+        #expect(received == sent)
+        let counters = try await gateway.eventLoop.submit { gateway.stack.counters }.get()
+        #expect(counters.interceptRequests == 1 && counters.interceptAccepted == 1)
+        try await Self.shutdown(runtimes)
+    }
+
+    /// Refused with RST: the client's connect fails with "connection refused" — never an accept
+    /// followed by a close.
+    @Test func refusedRequestFailsTheConnect() async throws {
+        let runtimes = try await Self.pair()
+        let gateway = runtimes.gateway
+        gateway.setConnectionRequestHandler { request in gateway.refuse(request, with: .reset) }
+        await #expect(throws: TCPError.connectionRefused) {
+            _ = try await TCPIPClientBootstrap(runtime: runtimes.client).connect(to: Self.target).get()
+        }
+        try await Self.shutdown(runtimes)
+    }
+
+    /// A request answered later, from another thread (a relay that dialled upstream first): the
+    /// client waits in SYN-SENT meanwhile, then connects.
+    @Test func requestAnsweredLaterFromAnotherThread() async throws {
+        // A deadline far beyond the wait, so that a loaded machine cannot turn it into a refusal.
+        let runtimes = try await Self.pair { $0.requestDeadline = .seconds(120) }
+        let gateway = runtimes.gateway
+        let pending = NIOLockedValueBox<ConnectionRequest?>(nil)
+        gateway.setConnectionRequestHandler { request in pending.withLockedValue { $0 = request } }
+        let connecting = TCPIPClientBootstrap(runtime: runtimes.client).connect(to: Self.target)
+        #expect(try await eventually(on: gateway) { pending.withLockedValue { $0 != nil } })
+        try await Task.sleep(nanoseconds: 100_000_000)
+        let request = try #require(pending.withLockedValue { $0 })
+        let accepted = gateway.accept(request) { $0.eventLoop.makeSucceededVoidFuture() }
+        let channel = try await connecting.get()
+        let server = try await accepted.get()
+        #expect(server.isActive && channel.isActive)
+        // Answered once: accepting again fails.
+        await #expect(throws: TCPError.connectionDoesNotExist) {
+            _ = try await gateway.accept(request) { $0.eventLoop.makeSucceededVoidFuture() }.get()
+        }
+        try await channel.close()
+        try await Self.shutdown(runtimes)
+    }
+
+    /// Half-close carried: the client's FIN is the accepted channel's `inputClosed`; it still answers,
+    /// and the client reads the answer before the end of the stream.
+    @Test func halfCloseIsCarried() async throws {
+        let runtimes = try await Self.pair()
+        let gateway = runtimes.gateway
+        gateway.setConnectionRequestHandler { request in
+            _ = gateway.accept(request) { channel in
+                channel.setOption(.allowRemoteHalfClosure, value: true).flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(AnswerAtEndHandler())
+                }
+            }
+        }
+        let answer = runtimes.client.eventLoop.makePromise(of: String.self)
+        let client = try await TCPIPClientBootstrap(runtime: runtimes.client)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ReadToEndHandler(done: answer))
+                }
+            }
+            .connect(to: Self.target).get()
+        try await client.writeAndFlush(ByteBuffer(string: "question"))
+        try await client.close(mode: .output)
+        #expect(try await answer.futureResult.get() == "got 8 bytes")
+        try await client.close()
+        try await Self.shutdown(runtimes)
+    }
+
+    /// A UDP flow: the handler gets a channel whose local address is the original destination and
+    /// echoes; the client's datagrams come back from that address, byte for byte.
+    @Test func udpFlowEchoes() async throws {
+        let runtimes = try await Self.pair()
+        let gateway = runtimes.gateway
+        let flowAddress = NIOLockedValueBox<SocketAddress?>(nil)
+        gateway.setUDPFlowHandler { channel in
+            flowAddress.withLockedValue { $0 = channel.localAddress }
+            try! channel.pipeline.syncOperations.addHandler(DatagramEchoHandler())
+        }
+        let collector = DatagramCollector()
+        let target = Endpoint(IPAddress.v4(IPv4Address(198, 19, 5, 5)), 5353)
+        let client = try await TCPIPDatagramBootstrap(runtime: runtimes.client)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+            }
+            .connect(to: target).get()
+        let sizes = [1, 100, 1472, 30_000]
+        for (index, size) in sizes.enumerated() {
+            try await client.writeAndFlush(pattern(size, seed: UInt64(index))).get()
+        }
+        #expect(try await eventually(on: runtimes.client) { collector.received.withLockedValue { $0.count } == sizes.count })
+        let received = collector.received.withLockedValue { $0 }
+        for (index, envelope) in received.enumerated() {
+            #expect(envelope.remoteAddress == target.socketAddress)
+            #expect(envelope.data == pattern(sizes[index], seed: UInt64(index)))
+        }
+        #expect(flowAddress.withLockedValue { $0 } == target.socketAddress)
+        let flows = try await gateway.eventLoop.submit { gateway.stack.udpFlowCount }.get()
+        #expect(flows == 1)
+        try await client.close()
+        try await Self.shutdown(runtimes)
+    }
+
+    /// Without a handler, requests are refused: nothing ever looks open.
+    @Test func withoutAHandlerRequestsAreRefused() async throws {
+        let runtimes = try await Self.pair()
+        await #expect(throws: TCPError.connectionRefused) {
+            _ = try await TCPIPClientBootstrap(runtime: runtimes.client).connect(to: Self.target).get()
+        }
+        try await Self.shutdown(runtimes)
+    }
+}

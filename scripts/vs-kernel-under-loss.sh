@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# scripts/vs-kernel-under-loss.sh [SECONDS] — the kernel's TCP (CUBIC) against ours on the same
+# impaired path, through `tcpip route`. Needs root (network namespaces, TUN devices); uses only
+# 198.18.0.0/15 inside namespaces of its own, which it deletes afterwards.
+#
+#   kernel A (sink, 198.18.0.1) ─ ra ─ tcpip route ─ rb ─ kernel B (198.18.2.1)
+#                                 │ delay RTT/2 each way, loss on the data direction (ra.out)
+#   baseline:  kernel B sends (Python socket client, the kernel's default congestion control)
+#   contender: `tcpip send` on TUN tb in namespace B (198.18.3.2 behind 198.18.3.1), B forwarding
+#
+# For each RTT 10/50/200 ms × loss 0/0.1/1/5 % it runs each sender for SECONDS (default 10) and prints
+# one table: goodput into A's application in Mbit/s (bytes the sink read / seconds), and ours/kernel.
+# TCPIP=path picks the binary (default: .build/release/tcpip, built if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+[[ $(id -u) -eq 0 ]] || { echo "error: needs root (network namespaces and TUN devices)" >&2; exit 1; }
+tcpip=${TCPIP:-.build/release/tcpip}
+if [[ ! -x $tcpip ]]; then swift build -c release --product tcpip >&2; fi
+tcpip=$(realpath "$tcpip")
+rtts=(${RTTS:-10 50 200})
+losses=(${LOSSES:-0 0.1 1 5})
+work=$(mktemp -d)
+ns_r=tcpip-vk-r-$$ ns_a=tcpip-vk-a-$$ ns_b=tcpip-vk-b-$$
+
+teardown() {
+    for ns in "$ns_r" "$ns_a" "$ns_b"; do
+        if ip netns list | grep -qw "$ns"; then
+            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+            ip netns del "$ns" 2>/dev/null || true
+        fi
+    done
+}
+trap 'teardown; rm -rf "$work"' EXIT
+
+# The kernel's side: a sink that reads each connection to its end and reports what it read and for
+# how long (first byte of the connection to its end), and a timed sender.
+cat >"$work/sink.py" <<'PY'
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.0.1", 5001)); s.listen(8)
+print("READY", flush=True)
+while True:
+    c, _ = s.accept(); start = time.monotonic(); total = 0
+    while True:
+        data = c.recv(1 << 18)
+        if not data: break
+        total += len(data)
+    seconds = time.monotonic() - start
+    c.close()
+    print(f"received={total} seconds={seconds:.3f} mbit_per_s={total * 8 / seconds / 1e6:.2f}", flush=True)
+PY
+cat >"$work/send.py" <<'PY'
+import socket, sys, time
+seconds = float(sys.argv[1]); chunk = b"\x5a" * (128 * 1024)
+c = socket.create_connection(("198.18.0.1", 5001)); end = time.monotonic() + seconds; sent = 0
+while time.monotonic() < end: sent += c.send(chunk)
+c.shutdown(socket.SHUT_WR)
+while c.recv(4096): pass
+print(f"sent={sent}", flush=True)
+PY
+
+wait_for() {  # FILE PATTERN
+    for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+    echo "error: no '$2' in $1: $(cat "$1")" >&2; return 1
+}
+
+# One cell: fresh namespaces, the router with this cell's impairment, then SENDER (kernel|ours).
+run_cell() {  # RTT LOSS SENDER
+    local half=$(($1 / 2)) loss=$2 sender=$3
+    teardown
+    for ns in "$ns_r" "$ns_a" "$ns_b"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+    ip -n "$ns_r" tuntap add dev ra mode tun
+    ip -n "$ns_r" tuntap add dev rb mode tun
+    : >"$work/route.log"
+    ip netns exec "$ns_r" "$tcpip" route --tun ra --tun rb --route 198.18.0.0/24=ra --route 198.18.2.0/23=rb \
+        --address ra=198.18.0.254 --address rb=198.18.2.254 \
+        --impair "ra.in:delay=${half}ms,seed=7" --impair "ra.out:delay=${half}ms,loss=${loss}%,seed=11" \
+        >"$work/route.log" 2>&1 &
+    wait_for "$work/route.log" READY
+    ip -n "$ns_r" link set ra netns "$ns_a"
+    ip -n "$ns_r" link set rb netns "$ns_b"
+    ip -n "$ns_a" addr add 198.18.0.1/24 dev ra; ip -n "$ns_a" link set ra up
+    ip -n "$ns_a" route add 198.18.2.0/23 dev ra
+    ip -n "$ns_b" addr add 198.18.2.1/24 dev rb; ip -n "$ns_b" link set rb up
+    ip -n "$ns_b" route add 198.18.0.0/24 dev rb
+    : >"$work/sink.log"
+    ip netns exec "$ns_a" python3 "$work/sink.py" >"$work/sink.log" 2>&1 &
+    wait_for "$work/sink.log" READY
+    if [[ $sender == kernel ]]; then
+        ip netns exec "$ns_b" python3 "$work/send.py" "$seconds" >/dev/null
+    else
+        ip netns exec "$ns_b" sysctl -q -w net.ipv4.ip_forward=1
+        ip -n "$ns_b" tuntap add dev tb mode tun
+        ip -n "$ns_b" addr add 198.18.3.1/24 dev tb; ip -n "$ns_b" link set tb up
+        ip netns exec "$ns_b" "$tcpip" send --tun tb --address 198.18.3.2 --to 198.18.0.1:5001 \
+            --seconds "$seconds" --log-level error >/dev/null 2>&1 || true
+    fi
+    wait_for "$work/sink.log" mbit_per_s || { echo 0; return; }
+    sed -n 's/.*mbit_per_s=\([0-9.]*\).*/\1/p' "$work/sink.log" | tail -n 1
+}
+
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "# vs-kernel-under-loss: ${seconds} s per run, $(nproc) cores, load average before: $load"
+echo "# goodput into the receiving application (kernel A), Mbit/s; ratio = ours / kernel"
+printf '%-8s %-7s %12s %12s %8s\n' "rtt_ms" "loss_%" "kernel" "ours" "ratio"
+for rtt in "${rtts[@]}"; do
+    for loss in "${losses[@]}"; do
+        kernel=$(run_cell "$rtt" "$loss" kernel)
+        ours=$(run_cell "$rtt" "$loss" ours)
+        ratio=$(python3 -c "k=float('$kernel' or 0); o=float('$ours' or 0); print(f'{o/k:.2f}' if k > 0 else 'n/a')")
+        printf '%-8s %-7s %12s %12s %8s\n' "$rtt" "$loss" "$kernel" "$ours" "$ratio"
+    done
+done
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
