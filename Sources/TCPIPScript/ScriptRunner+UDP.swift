@@ -311,6 +311,9 @@ extension ScriptRunner {
             case "close":
                 if let endpoint = sockets.removeValue(forKey: fd)!.udp { stack.close(endpoint) }
                 return .value(0)
+            case "fcntl":
+                // O_NONBLOCK is the socket table's, whatever the protocol.
+                return nil
             default:
                 throw ScriptSkip(reason: "system call \(call.name)() on a UDP socket")
             }
