@@ -1,5 +1,5 @@
 import CLibFuzzer
-import TCPIPFuzzing
+import FuzzHarness
 
 /// `fuzz-forward`: libFuzzer on `ForwardFuzzing.forward(_:)` (Sources/TCPIPFuzzing/). Takes libFuzzer's options.
 @main
