@@ -157,10 +157,15 @@ let package = Package(
             name: "TCPIPTests", dependencies: ["TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPSimulation", "TCPIPFuzzing"],
             swiftSettings: strict),
         .testTarget(
-            name: "TCPIPLinksTests", dependencies: ["TCPIPLinks", "TCPIPSimulation", "TCPIP", "TCPIPWire"],
+            name: "TCPIPLinksTests", dependencies: ["TCPIPLinks", "TCPIPSimulation", "TCPIP", "TCPIPWire", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "TCPIPSimulationTests", dependencies: ["TCPIPSimulation", "TCPIP", "TCPIPWire"], swiftSettings: strict),
+            name: "TCPIPSimulationTests", dependencies: ["TCPIPSimulation", "TCPIP", "TCPIPWire", "TestSupport"],
+            swiftSettings: strict),
+        // Hand-built datagrams shared by the link and simulation tests (not a product).
+        .target(
+            name: "TestSupport", dependencies: ["TCPIP", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TCPIPScriptTests", dependencies: ["TCPIPScript", "TCPIP", "TCPIPWire"], swiftSettings: strict),
         .testTarget(
             name: "tcpipTests", dependencies: ["tcpip", "TCPIPLinks", "TCPIPSimulation"],

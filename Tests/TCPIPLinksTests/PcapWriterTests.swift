@@ -4,6 +4,7 @@ import TCPIP
 import TCPIPLinks
 import TCPIPSimulation
 import Testing
+import TestSupport
 
 @Suite struct PcapWriterTests {
     /// Classic pcap, little-endian, microsecond magic, version 2.4, snaplen 65535, LINKTYPE_RAW (101).

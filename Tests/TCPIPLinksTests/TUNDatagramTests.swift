@@ -4,6 +4,7 @@ import NIOCore
 import TCPIP
 import TCPIPLinks
 import Testing
+import TestSupport
 
 /// The virtio-net header path of `TUNDevice` (IFF_VNET_HDR), over a SOCK_SEQPACKET pair standing in
 /// for /dev/net/tun: the test writes what the kernel would, the device reads it.

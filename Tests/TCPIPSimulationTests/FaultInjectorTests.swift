@@ -3,6 +3,7 @@ import TCPIP
 import TCPIPSimulation
 import TCPIPWire
 import Testing
+import TestSupport
 
 @Suite struct FaultInjectorTests {
     /// Sends `count` numbered datagrams one millisecond apart through a fault injector and returns

@@ -2,6 +2,7 @@ import NIOCore
 import TCPIP
 import TCPIPSimulation
 import Testing
+import TestSupport
 
 @Suite struct MemoryLinkTests {
     @Test func deliversAfterThePropagationDelay() {

@@ -1,13 +1,14 @@
 import NIOCore
 import TCPIP
 
-/// Hand-built IPv4/TCP datagrams for link tests, independent of the Wire target.
-enum TestDatagram {
+/// Hand-built IPv4/TCP datagrams for link tests, independent of the Wire target. Shared by the
+/// link and simulation test targets.
+public enum TestDatagram {
     /// An IPv4 datagram carrying a TCP segment, with valid IP and TCP checksums.
     ///
     /// - Parameters:
     ///   - flags: the TCP flag byte (0x02 SYN, 0x10 ACK, 0x12 SYN+ACK, 0x18 PSH+ACK).
-    static func ipv4TCP(
+    public static func ipv4TCP(
         source: (UInt8, UInt8, UInt8, UInt8) = (198, 18, 0, 1),
         destination: (UInt8, UInt8, UInt8, UInt8) = (198, 18, 0, 2),
         sourcePort: UInt16 = 41_234,
@@ -46,7 +47,7 @@ enum TestDatagram {
     }
 
     /// A datagram of `size` bytes whose first eight bytes hold `number`, to follow it through a link.
-    static func numbered(_ number: UInt64, size: Int = 64) -> ByteBuffer {
+    public static func numbered(_ number: UInt64, size: Int = 64) -> ByteBuffer {
         precondition(size >= 8)
         var buffer = ByteBufferAllocator().buffer(capacity: size)
         buffer.writeInteger(number)
@@ -54,12 +55,12 @@ enum TestDatagram {
         return buffer
     }
 
-    static func number(of packet: ByteBuffer) -> UInt64? {
+    public static func number(of packet: ByteBuffer) -> UInt64? {
         packet.getInteger(at: packet.readerIndex, as: UInt64.self)
     }
 
     /// RFC 1071: the 16-bit one's complement of the one's complement sum.
-    static func internetChecksum(_ bytes: [UInt8]) -> UInt16 {
+    public static func internetChecksum(_ bytes: [UInt8]) -> UInt16 {
         var sum: UInt32 = 0
         var index = 0
         while index + 1 < bytes.count {
@@ -85,6 +86,6 @@ enum TestDatagram {
 }
 
 extension Instant {
-    static func milliseconds(_ value: Int64) -> Instant { .zero + .milliseconds(value) }
-    static func microseconds(_ value: Int64) -> Instant { .zero + .microseconds(value) }
+    public static func milliseconds(_ value: Int64) -> Instant { .zero + .milliseconds(value) }
+    public static func microseconds(_ value: Int64) -> Instant { .zero + .microseconds(value) }
 }
