@@ -10,7 +10,9 @@ let (client, server) = try await StackRuntime.makePair(
     StackConfiguration(addresses: [IPAddress("198.18.0.1")!]),
     StackConfiguration(addresses: [IPAddress("198.18.0.2")!]),
     group: MultiThreadedEventLoopGroup.singleton)
-let listener = try await TCPIPServerBootstrap(runtime: server).bind(port: 7, childChannelConfiguration: .init())
+let listener = try await TCPIPServerBootstrap(runtime: server)
+    .childChannelOption(.allowRemoteHalfClosure, value: true)
+    .bind(port: 7, childChannelConfiguration: .init(isOutboundHalfClosureEnabled: true))
 let echoing = Task {
     try await withThrowingDiscardingTaskGroup { group in
         try await listener.executeThenClose { connections in
@@ -18,6 +20,7 @@ let echoing = Task {
                 group.addTask {
                     try? await connection.executeThenClose { inbound, outbound in
                         for try await chunk in inbound { try await outbound.write(chunk) }
+                        outbound.finish()
                     }
                 }
             }
