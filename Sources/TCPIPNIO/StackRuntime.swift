@@ -187,12 +187,6 @@ public final class StackRuntime: Sendable {
         if let promise { closeFuture.cascade(to: promise) }
     }
 
-    /// `stop(promise: nil)`, for the package's own synchronous callers. Not public: beside
-    /// `stop() async throws`, top-level code would get this one from `try await runtime.stop()`.
-    package func stop() {
-        requestStop()
-    }
-
     /// Stops the runtime and waits until it has: channels closed, source closed. Throws the
     /// source's error if it had stopped the runtime before.
     public func stop() async throws {
