@@ -71,7 +71,7 @@ struct TUNOptions: ParsableArguments {
     func parsedAddresses() throws -> [IPAddress] {
         try addresses.map { text in
             let bare = text.split(separator: "/", maxSplits: 1).first.map(String.init) ?? text
-            guard let address = IPAddress(bare) else { throw ValidationError("not an IP address: \(text)") }
+            guard let address = IPAddress(bare) else { throw ValidationError("--address \(text): not an IP address (198.18.0.2/24, 2001:db8::2/64)") }
             return address
         }
     }

@@ -86,6 +86,7 @@ import Testing
         // An hour at most: beyond, the nanoseconds would not fit.
         #expect(message(Sink.self, device + ["--impair", "delay=99999999999999ms"])?.contains("0ms to 3600000ms") == true)
         #expect(message(Send.self, device + ["--to", "198.18.0.2:9", "--seconds", "1e300"])?.hasPrefix("--seconds 1e+300: must be") == true)
+        #expect(message(Sink.self, ["--tun", "t", "--address", "198.18.0"]) == "--address 198.18.0: not an IP address (198.18.0.2/24, 2001:db8::2/64)")
     }
     #endif
 
