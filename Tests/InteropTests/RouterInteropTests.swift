@@ -219,4 +219,24 @@ struct RouterInteropTests {
         #expect(log.contains(" forwarded=6 "), "\(log.suffix(800))")
         #expect(log.contains("stopped"), "\(log.suffix(800))")
     }
+
+    /// SIGTERM while an impairment still delays a datagram: the router reads no more, waits for it
+    /// until --shutdown-timeout, then stops anyway and says what it dropped; the exit status is 0.
+    @Test func sigtermGivesDelayedDatagramsTheShutdownTimeout() throws {
+        try Interop.check()
+        let network = try RoutedNamespaces(
+            "rdrain", routerArguments: ["--impair", "rb.out:delay=5000ms", "--shutdown-timeout", "1"])
+        defer { network.delete() }
+        try network.spawn(in: network.a, ["ping", "-c", "1", "-W", "8", "198.18.2.1"])
+        usleep(1_500_000)  // the echo request is held for 5 s on its way out to B
+        let route = try #require(network.route)
+        let start = Date()
+        route.terminate()  // SIGTERM
+        Namespace.wait(route, timeout: 10)
+        #expect(!route.isRunning, "tcpip route did not stop within 10 s of SIGTERM")
+        #expect(route.terminationReason == .exit && route.terminationStatus == 0, "tcpip route exited \(route.terminationStatus)")
+        #expect(Date().timeIntervalSince(start) < 4, "it waited for the delay, not the shutdown timeout")
+        let log = try String(contentsOf: network.routeLog, encoding: .utf8)
+        #expect(log.contains("1 delayed datagram(s) dropped at the shutdown deadline"), "\(log.suffix(800))")
+    }
 }
