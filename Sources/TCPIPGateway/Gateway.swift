@@ -62,6 +62,8 @@ public final class Gateway {
     /// Counters: connections refused for each reason, datagrams dropped.
     public private(set) var refusedAtLimit = 0
     public private(set) var upstreamFailures = 0
+    /// Dials that failed, by how (`refused`, `unreachable`, `timed_out`, `failed`).
+    public private(set) var upstreamFailuresByKind: [String: Int] = [:]
     public private(set) var clientsGone = 0
     public private(set) var udpDropped = 0
     public private(set) var dnsAnswered = 0
@@ -128,6 +130,7 @@ public final class Gateway {
             case .failure(let error):
                 let failure = UpstreamFailure(error)
                 gateway.upstreamFailures += 1
+                gateway.upstreamFailuresByKind[failure.metricName, default: 0] += 1
                 gateway.live -= 1
                 gateway.flows.refuse(record.value)
                 gateway.logger.debug("\(source) -> \(target): upstream \(failure)")

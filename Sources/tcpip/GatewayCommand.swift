@@ -73,6 +73,7 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "What to log to standard error, from trace to critical.")
     var logLevel: Logger.Level = .info
     @OptionGroup var shutdown: ShutdownOptions
+    @OptionGroup var metrics: MetricsOptions
 
     func validate() throws {
         guard (socks5 != nil) != direct else { throw ValidationError("give exactly one of --socks5 HOST:PORT and --direct") }
@@ -174,6 +175,10 @@ struct GatewayCommand: ParsableCommand {
             gateway.serve(runtime)
             return NIOLoopBound(gateway, eventLoop: loop)
         }.wait()
+        _ = try metrics.start(
+            for: runtime,
+            exporting: [{ factory, interval in try loop.submit { gateway.value.exportMetrics(every: interval, factory: factory) }.wait() }],
+            logger: logger)
         let mtu = try running.onLoop { runtime.device.mtu }
         logger.info("gateway on \(tun) (MTU \(mtu)) via \(frozen.upstream)\(fakeDns.map { ", fake DNS \($0)" } ?? "")")
         announce("READY")

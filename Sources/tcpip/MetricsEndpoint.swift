@@ -26,10 +26,13 @@ struct MetricsOptions: ParsableArguments {
         }
     }
 
-    /// Starts the endpoint when `--metrics-port` was given.
-    func start(for runtime: StackRuntime, logger: Logger) throws -> MetricsEndpoint? {
+    /// Starts the endpoint when `--metrics-port` was given; `exporting` adds a command's own
+    /// figures (the gateway's flows) to the stack's counters.
+    func start(
+        for runtime: StackRuntime, exporting: [MetricsEndpoint.Export] = [], logger: Logger
+    ) throws -> MetricsEndpoint? {
         guard let metricsPort else { return nil }
-        return try MetricsEndpoint.start(for: runtime, host: metricsAddress, port: metricsPort, logger: logger)
+        return try MetricsEndpoint.start(for: runtime, host: metricsAddress, port: metricsPort, exporting: exporting, logger: logger)
     }
 }
 
@@ -40,24 +43,37 @@ struct MetricsOptions: ParsableArguments {
 /// The server shares the runtime's event loop (a scrape is rare and small), listens on a host
 /// socket, not on the stack, and closes when the runtime does. Counters are at most `interval` old.
 final class MetricsEndpoint: Sendable {
+    /// More figures for the registry: starts exporting them into the factory every `interval` and
+    /// returns the task (cancelled when the endpoint closes).
+    typealias Export = @Sendable (_ factory: PrometheusMetricsFactory, _ interval: TimeAmount) throws -> RepeatedTask
+
     let registry: PrometheusCollectorRegistry
     private let channel: Channel
-    private let export: RepeatedTask
+    private let exports: [RepeatedTask]
 
     /// The port it listens on (the one the system picked, for port 0).
     var port: Int { channel.localAddress?.port ?? 0 }
 
-    private init(registry: PrometheusCollectorRegistry, channel: Channel, export: RepeatedTask) {
+    private init(registry: PrometheusCollectorRegistry, channel: Channel, exports: [RepeatedTask]) {
         self.registry = registry
         self.channel = channel
-        self.export = export
+        self.exports = exports
     }
 
     static func start(
-        for runtime: StackRuntime, host: String, port: Int, interval: TimeAmount = .seconds(1), logger: Logger
+        for runtime: StackRuntime, host: String, port: Int, interval: TimeAmount = .seconds(1), exporting: [Export] = [],
+        logger: Logger
     ) throws -> MetricsEndpoint {
         let registry = PrometheusCollectorRegistry()
-        let export = runtime.exportMetrics(every: interval, factory: PrometheusMetricsFactory(registry: registry))
+        let factory = PrometheusMetricsFactory(registry: registry)
+        var started = [runtime.exportMetrics(every: interval, factory: factory)]
+        do {
+            for export in exporting { started.append(try export(factory, interval)) }
+        } catch {
+            for export in started { export.cancel() }
+            throw error
+        }
+        let exports = started
         let channel: Channel
         do {
             channel = try ServerBootstrap(group: runtime.eventLoop)
@@ -70,13 +86,13 @@ final class MetricsEndpoint: Sendable {
                 }
                 .bind(host: host, port: port).wait()
         } catch {
-            export.cancel()
+            for export in exports { export.cancel() }
             throw ValidationError("--metrics-port \(port): cannot listen on \(host): \(error)")
         }
-        let endpoint = MetricsEndpoint(registry: registry, channel: channel, export: export)
+        let endpoint = MetricsEndpoint(registry: registry, channel: channel, exports: exports)
         // On the loop, before the runtime's owner shuts it down.
         runtime.closeFuture.whenComplete { _ in
-            export.cancel()
+            for export in exports { export.cancel() }
             channel.close(promise: nil)
         }
         logger.info("metrics at http://\(host):\(endpoint.port)/metrics")
@@ -85,7 +101,7 @@ final class MetricsEndpoint: Sendable {
 
     /// Stops listening and exporting before the runtime stops (it does both when the runtime closes).
     func close() {
-        export.cancel()
+        for export in exports { export.cancel() }
         try? channel.close().wait()
     }
 }
