@@ -14,13 +14,16 @@ extension Gateway {
     /// - `<prefix>_bytes_from_clients`, `<prefix>_bytes_to_clients`: bytes relayed each way;
     /// - `<prefix>_clients_gone`, `<prefix>_udp_dropped`, `<prefix>_dns_answered`.
     ///
-    /// On the gateway's loop; returns the task, which `cancel()` stops.
+    /// `labels` go on every metric (`queue="1"` for one queue of several). On the gateway's loop;
+    /// returns the task, which `cancel()` stops.
     @discardableResult
     public func exportMetrics(
-        every interval: TimeAmount, prefix: String = "tcpip_gateway", factory: (any MetricsFactory)? = nil
+        every interval: TimeAmount, prefix: String = "tcpip_gateway", labels: [(String, String)] = [],
+        factory: (any MetricsFactory)? = nil
     ) -> RepeatedTask {
         loop.preconditionInEventLoop()
-        let exporter = NIOLoopBound(GatewayMetricsExporter(prefix: prefix, factory: factory ?? MetricsSystem.factory), eventLoop: loop)
+        let exporter = NIOLoopBound(
+            GatewayMetricsExporter(prefix: prefix, labels: labels, factory: factory ?? MetricsSystem.factory), eventLoop: loop)
         let this = NIOLoopBound(self, eventLoop: loop)
         return loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             exporter.value.export(this.value)
@@ -36,17 +39,19 @@ final class GatewayMetricsExporter {
     }
 
     private let prefix: String
+    private let labels: [(String, String)]
     private let factory: any MetricsFactory
     private var counters: [Key: Counter] = [:]
     private var exported: [Key: UInt64] = [:]
     private let openTCP: Gauge
     private let openUDP: Gauge
 
-    init(prefix: String, factory: any MetricsFactory) {
+    init(prefix: String, labels: [(String, String)], factory: any MetricsFactory) {
         self.prefix = prefix
+        self.labels = labels
         self.factory = factory
-        openTCP = Gauge(label: "\(prefix)_flows_open", dimensions: [("transport", "tcp")], factory: factory)
-        openUDP = Gauge(label: "\(prefix)_flows_open", dimensions: [("transport", "udp")], factory: factory)
+        openTCP = Gauge(label: "\(prefix)_flows_open", dimensions: labels + [("transport", "tcp")], factory: factory)
+        openUDP = Gauge(label: "\(prefix)_flows_open", dimensions: labels + [("transport", "udp")], factory: factory)
     }
 
     func export(_ gateway: Gateway) {
@@ -71,7 +76,7 @@ final class GatewayMetricsExporter {
         // Every counter shows from the first export (a zero tells "nothing refused", not "unknown").
         if let previous, value <= previous { return }
         exported[key] = value
-        let counter = counters[key] ?? Counter(label: "\(prefix)_\(name)", dimensions: dimension.map { [$0] } ?? [], factory: factory)
+        let counter = counters[key] ?? Counter(label: "\(prefix)_\(name)", dimensions: labels + (dimension.map { [$0] } ?? []), factory: factory)
         counters[key] = counter
         counter.increment(by: Int64(clamping: value - (previous ?? 0)))
     }

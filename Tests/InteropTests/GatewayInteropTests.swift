@@ -99,7 +99,8 @@ struct GatewayInteropTests {
         ip netns add $C && ip netns add $S || fail "netns"
         ip -n $C link set lo up; ip -n $S link set lo up
         # Client namespace: tun0 as gateway.sh has it; 198.19.0.0/16 and 2001:db8:19::/48 into the tunnel.
-        ip -n $C tuntap add dev tun0 mode tun
+        # --queues N attaches N queues: the device must be multi-queue.
+        case "$UPSTREAM" in *--queues*) ip -n $C tuntap add dev tun0 mode tun multi_queue;; *) ip -n $C tuntap add dev tun0 mode tun;; esac
         ip -n $C link set tun0 up
         ip -n $C addr add 198.18.0.1/24 dev tun0
         ip -n $C addr add 2001:db8::1/64 dev tun0 nodad

@@ -108,6 +108,26 @@ extension GatewayInteropTests {
         ip netns exec $C curl -sS http://127.0.0.1:9100/metrics | grep -E '^tcpip_(intercept_requests|intercept_pending_full|intercept_refused|gateway_upstream_dial_failures|gateway_refusals)'
         """
 
+    /// `--queues 2` (IFF_MULTI_QUEUE): 200 concurrent flows, all echoed; the kernel hashed flows to
+    /// both queues, whose gateways each counted some (each queue prints its own flow table).
+    @Test func twoQueuesBothCarryFlows() throws {
+        try Interop.check()
+        let output = try Self.limits(
+            "\(Self.direct) --queues 2", label: "mq",
+            "timeout 120 ip netns exec $C python3 $W/limits.py concurrent 200; sleep 1.5; grep '^queue' $W/gateway.log | tail -4")
+        #expect(output.contains("concurrent opened 200 verified 200 of 200"), "\(output.suffix(3000))")
+        var opened = [0, 0]
+        for line in output.split(separator: "\n") where line.hasPrefix("queue ") {
+            let words = line.split(separator: " ")
+            guard words.count > 2, let queue = Int(words[1]), (0...1).contains(queue),
+                let field = words.first(where: { $0.hasPrefix("opened=") }), let count = Int(field.dropFirst(7))
+            else { continue }
+            opened[queue] = max(opened[queue], count)
+        }
+        #expect(opened[0] > 0 && opened[1] > 0, "flows per queue \(opened): \(output.suffix(3000))")
+        #expect(opened[0] + opened[1] == 200, "flows per queue \(opened)")
+    }
+
     /// `nmap`-style: a connect to each of 100 ports nothing listens on, through SOCKS5; every one is
     /// refused (dial before SYN-ACK), none looks open.
     @Test func aHundredClosedPortsAllLookClosed() throws {
