@@ -35,8 +35,11 @@ public final class FlowRecord {
     public let openedAt: NIODeadline
     private var inputsEnded = 0
     private var sidesOpen = 0
+    /// The table's running totals, which outlive the record.
+    private let totals: FlowTotals
 
-    init(id: UInt64, transport: Transport, client: String, destination: String, upstream: String) {
+    init(id: UInt64, transport: Transport, client: String, destination: String, upstream: String, totals: FlowTotals) {
+        self.totals = totals
         self.id = id
         self.transport = transport
         self.client = client
@@ -59,13 +62,19 @@ public final class FlowRecord {
 
     func count(_ bytes: Int, from side: SpliceHandler.Side) {
         switch side {
-        case .client: bytesFromClient &+= UInt64(bytes)
-        case .upstream: bytesToClient &+= UInt64(bytes)
+        case .client: count(datagram: bytes, fromClient: true)
+        case .upstream: count(datagram: bytes, fromClient: false)
         }
     }
 
     func count(datagram bytes: Int, fromClient: Bool) {
-        if fromClient { bytesFromClient &+= UInt64(bytes) } else { bytesToClient &+= UInt64(bytes) }
+        if fromClient {
+            bytesFromClient &+= UInt64(bytes)
+            totals.bytesFromClient &+= UInt64(bytes)
+        } else {
+            bytesToClient &+= UInt64(bytes)
+            totals.bytesToClient &+= UInt64(bytes)
+        }
     }
 
     func noteOpen(_ side: SpliceHandler.Side) {
@@ -91,22 +100,41 @@ public final class FlowRecord {
     }
 }
 
+/// Bytes relayed by every flow since the start, finished ones included (the metrics' figures).
+final class FlowTotals {
+    var bytesFromClient: UInt64 = 0
+    var bytesToClient: UInt64 = 0
+}
+
 /// Every flow the gateway relays, for the `ss`-like table `tcpip gateway` prints and for tests.
 /// Finished flows stay for one report, then go. On the gateway's event loop only.
 public final class FlowTable {
     private var flows: [UInt64: FlowRecord] = [:]
     private var nextID: UInt64 = 1
+    private let totals = FlowTotals()
     /// Flows opened and refused since the start.
     public private(set) var opened: UInt64 = 0
     public private(set) var refused: UInt64 = 0
     public private(set) var finished: UInt64 = 0
+    /// Flows opened since the start, by transport.
+    public private(set) var openedTCP: UInt64 = 0
+    public private(set) var openedUDP: UInt64 = 0
 
     public init() {}
 
+    /// Bytes the clients sent (relayed upstream) and received, over every flow since the start.
+    public var bytesFromClients: UInt64 { totals.bytesFromClient }
+    public var bytesToClients: UInt64 { totals.bytesToClient }
+
     func open(_ transport: FlowRecord.Transport, client: String, destination: String, upstream: String) -> FlowRecord {
-        let flow = FlowRecord(id: nextID, transport: transport, client: client, destination: destination, upstream: upstream)
+        let flow = FlowRecord(
+            id: nextID, transport: transport, client: client, destination: destination, upstream: upstream, totals: totals)
         nextID += 1
         opened += 1
+        switch transport {
+        case .tcp: openedTCP += 1
+        case .udp: openedUDP += 1
+        }
         flows[flow.id] = flow
         return flow
     }
@@ -118,6 +146,11 @@ public final class FlowTable {
 
     /// Flows that are not finished.
     public var active: [FlowRecord] { flows.values.filter { !$0.isFinished }.sorted { $0.id < $1.id } }
+
+    /// How many flows of `transport` are not finished.
+    public func activeCount(_ transport: FlowRecord.Transport) -> Int {
+        flows.values.reduce(0) { $0 + ($1.transport == transport && !$1.isFinished ? 1 : 0) }
+    }
 
     /// All flows, finished ones included, oldest first.
     public var all: [FlowRecord] { flows.values.sorted { $0.id < $1.id } }

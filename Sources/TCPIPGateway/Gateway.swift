@@ -57,24 +57,35 @@ public final class Gateway {
     public let loop: EventLoop
     public private(set) var configuration: GatewayConfiguration
     public let flows = FlowTable()
+    /// The fake-DNS pool, when on: `configuration.fakeDNS`'s, or one shared with other gateways.
+    public let fakeDNS: SharedFakeDNS?
     let logger: Logger
     private var live = 0
     /// Counters: connections refused for each reason, datagrams dropped.
     public private(set) var refusedAtLimit = 0
     public private(set) var upstreamFailures = 0
+    /// Dials that failed, by how (`refused`, `unreachable`, `timed_out`, `failed`).
+    public private(set) var upstreamFailuresByKind: [String: Int] = [:]
     public private(set) var clientsGone = 0
     public private(set) var udpDropped = 0
     public private(set) var dnsAnswered = 0
 
-    public init(configuration: GatewayConfiguration, loop: EventLoop, logger: Logger = Logger(label: "tcpip.gateway")) {
+    /// - Parameter fakeDNS: a pool shared with the gateways of the other queues of a multi-queue
+    ///   device (a query answered on one queue, its connection arriving on another); by default
+    ///   the gateway's own, from `configuration.fakeDNS`.
+    public init(
+        configuration: GatewayConfiguration, loop: EventLoop, logger: Logger = Logger(label: "tcpip.gateway"),
+        fakeDNS: SharedFakeDNS? = nil
+    ) {
         self.configuration = configuration
+        self.fakeDNS = fakeDNS ?? configuration.fakeDNS.map(SharedFakeDNS.init)
         self.loop = loop
         self.logger = logger
     }
 
     /// Where a flow to `destination` goes: by name when fake DNS mapped the address.
     func target(for destination: Endpoint) -> SOCKS5.Address {
-        if configuration.fakeDNS != nil, let name = configuration.fakeDNS?.name(for: destination.address) {
+        if let name = fakeDNS?.name(for: destination.address) {
             return .domain(name, port: destination.port)
         }
         return .ip(destination.address, port: destination.port)
@@ -128,6 +139,7 @@ public final class Gateway {
             case .failure(let error):
                 let failure = UpstreamFailure(error)
                 gateway.upstreamFailures += 1
+                gateway.upstreamFailuresByKind[failure.metricName, default: 0] += 1
                 gateway.live -= 1
                 gateway.flows.refuse(record.value)
                 gateway.logger.debug("\(source) -> \(target): upstream \(failure)")
@@ -173,7 +185,7 @@ public final class Gateway {
         let target = self.target(for: local)
         let flow = flows.open(
             .udp, client: client?.description ?? "?", destination: target.description, upstream: configuration.upstream.description)
-        let answersDNS = configuration.fakeDNS != nil && local.port == 53
+        let answersDNS = fakeDNS != nil && local.port == 53
         if !answersDNS, let maxFlows = configuration.maxFlows, live >= maxFlows {
             refusedAtLimit += 1
             flows.refuse(flow)
@@ -193,8 +205,8 @@ public final class Gateway {
         live -= 1
     }
 
-    fileprivate func answerDNS(_ query: ByteBuffer) -> ByteBuffer? {
-        guard configuration.fakeDNS != nil, let answer = configuration.fakeDNS?.answer(query) else { return nil }
+    func answerDNS(_ query: ByteBuffer) -> ByteBuffer? {
+        guard let answer = fakeDNS?.answer(query) else { return nil }
         dnsAnswered += 1
         return answer
     }

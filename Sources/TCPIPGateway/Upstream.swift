@@ -33,6 +33,16 @@ public enum UpstreamFailure: Error, Hashable, Sendable, CustomStringConvertible 
         }
     }
 
+    /// The failure's kind as a metrics label: `refused`, `unreachable`, `timed_out`, `failed`.
+    public var metricName: String {
+        switch self {
+        case .refused: "refused"
+        case .unreachable: "unreachable"
+        case .timedOut: "timed_out"
+        case .failed: "failed"
+        }
+    }
+
     /// The failure behind an error from NIO, a socket or the SOCKS5 handshake.
     public init(_ error: Error) {
         switch error {
@@ -205,6 +215,7 @@ public struct DirectUpstream: Upstream {
         let session = UDPSession(loop: loop, encapsulation: nil, relay: destination)
         let any = if case .v6 = address { "::" } else { "0.0.0.0" }
         return DatagramBootstrap(group: loop)
+            .channelOption(.recvAllocator, value: UDPSession.receiveAllocator)
             .channelInitializer { channel in
                 options.apply(to: channel, tcp: false).flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(UDPSessionHandler(session))
@@ -302,6 +313,7 @@ public struct SOCKS5Upstream: Upstream {
             let session = UDPSession(loop: loop, encapsulation: target, relay: relay)
             let any = relay.protocol == .inet6 ? "::" : "0.0.0.0"
             return DatagramBootstrap(group: loop)
+                .channelOption(.recvAllocator, value: UDPSession.receiveAllocator)
                 .channelInitializer { channel in
                     options.apply(to: channel, tcp: false).flatMapThrowing {
                         try channel.pipeline.syncOperations.addHandler(UDPSessionHandler(session))
@@ -324,6 +336,10 @@ public struct SOCKS5Upstream: Upstream {
 /// On its loop only (futures carry it across, hence `@unchecked Sendable`: every member is touched
 /// on `loop`, which the methods check). Datagrams from upstream go to `onDatagram`.
 public final class UDPSession: @unchecked Sendable {
+    /// Reads of the session's socket take a whole datagram, up to IPv4's 65,535 bytes with a SOCKS5
+    /// header (NIO's default of 2,048 bytes would truncate larger ones without a word).
+    static let receiveAllocator = FixedSizeRecvByteBufferAllocator(capacity: 65_536)
+
     let loop: EventLoop
     /// For SOCKS5: the destination every datagram is encapsulated for (RFC 1928 §7). nil: direct.
     let encapsulation: SOCKS5.Address?

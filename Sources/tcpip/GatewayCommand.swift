@@ -44,6 +44,10 @@ struct GatewayCommand: ParsableCommand {
     var mark: UInt32?
     @Option(help: "Answer A/AAAA queries to port 53 with addresses from this pool (198.18.128.0/17) and connect upstream by name.")
     var fakeDns: String?
+    @Option(help: ArgumentHelp(
+        "Open the device with IFF_MULTI_QUEUE and run one stack and relay per queue, each on its own thread.",
+        discussion: "The device must be multi-queue (ip tuntap add … multi_queue). --max-flows and --memory-limit are shared out among the queues; the fake-DNS pool is one for all."))
+    var queues: Int = 1
     @Option(help: "Flows relayed at once; the next connection is refused with RST.")
     var maxFlows: Int?
     @Option(help: "Bytes of buffers the stack may hold in all; new connections are refused beyond it.")
@@ -73,6 +77,7 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "What to log to standard error, from trace to critical.")
     var logLevel: Logger.Level = .info
     @OptionGroup var shutdown: ShutdownOptions
+    @OptionGroup var metrics: MetricsOptions
 
     func validate() throws {
         guard (socks5 != nil) != direct else { throw ValidationError("give exactly one of --socks5 HOST:PORT and --direct") }
@@ -88,6 +93,8 @@ struct GatewayCommand: ParsableCommand {
         if let socks5 { _ = try Self.serverAddress(socks5) }
         if let fakeDns, FakeDNSPool(cidr: fakeDns) == nil { throw ValidationError("--fake-dns needs a CIDR with room, like 198.18.128.0/17") }
         if let maxFlows, maxFlows <= 0 { throw ValidationError("--max-flows must be positive") }
+        guard (1...64).contains(queues) else { throw ValidationError("--queues is 1 to 64") }
+        if queues > 1, pcap != nil { throw ValidationError("--pcap records one queue: leave it out with --queues") }
         if let memoryLimit, memoryLimit < 1 << 20 { throw ValidationError("--memory-limit must be at least 1 MiB") }
         guard udpTimeout > 0, idleTimeout > 0, connectTimeout > 0, connectTimeout <= 600 else {
             throw ValidationError("timeouts must be positive")
@@ -118,76 +125,125 @@ struct GatewayCommand: ParsableCommand {
             logger.logLevel = logLevel
             return logger
         }()
-        let device = try TUNDevice(name: tun, options: TUNDevice.Options(virtioNetHeader: offload))
-        var configuration = StackConfiguration(addresses: [])
-        buffers.apply(to: &configuration)
-        if let memoryLimit { configuration.memoryBudget = memoryLimit }
-        var interception = InterceptionConfiguration()
-        interception.udpFlowTimeout = .seconds(udpTimeout)
-        interception.icmpEcho = icmp == .local ? .answer : .drop
-        if let maxFlows {
-            interception.maxConnections = maxFlows
-            interception.maxUDPFlows = maxFlows
+        // One stack per queue, each on a loop (a thread) of its own; queue 0's runtime is the one the
+        // signals stop, and the others stop with it.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: queues)
+        let loops = Array(group.makeIterator())
+        var runtimes: [StackRuntime] = []
+        for index in 0..<queues {
+            let device = try TUNDevice(name: tun, options: TUNDevice.Options(multiQueue: queues > 1, virtioNetHeader: offload))
+            let stack = Stack(StackRuntime.derive(stackConfiguration(), from: device))
+            stack.tracing = trace
+            runtimes.append(try StackRuntime.start(stack: stack, device: device, on: loops[index], logger: logger).wait())
         }
-        configuration.interception = interception
-        let stack = Stack(StackRuntime.derive(configuration, from: device))
-        stack.tracing = trace
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let runtime = try StackRuntime.start(stack: stack, device: device, on: group.next(), logger: logger).wait()
+        let runtime = runtimes[0]
         let loop = runtime.eventLoop
+        let others = runtimes.dropFirst()
+        runtime.closeFuture.whenComplete { _ in
+            for other in others { other.stop(promise: nil) }
+        }
         let recorder = NIOLoopBoundBox.makeEmptyBox(valueType: PcapRecorder.self, eventLoop: loop)
         let plot = NIOLoopBoundBox.makeEmptyBox(valueType: ConnectionPlot.self, eventLoop: loop)
         let running = RunningStack(
             group: group, runtime: runtime, recorder: recorder, plot: plot, plotPath: nil, device: tun, logger: logger)
-        if let impairment = impair.flatMap(Impairment.init(parsing:)) {
-            try running.onLoop { runtime.impair(impairment) }
-        }
         let trace = self.trace
         if let pcap {
             try loop.submit { recorder.value = PcapRecorder(sink: try PcapFileSink(path: pcap)) }.wait()
             logger.info("capturing to \(pcap)")
         }
-        if pcap != nil || trace {
-            try running.onLoop {
+        for queue in runtimes {
+            if let impairment = impair.flatMap(Impairment.init(parsing:)) {
+                try queue.eventLoop.submit { queue.impair(impairment) }.wait()
+            }
+            guard pcap != nil || trace else { continue }
+            // --pcap goes with one queue only (validate), so the recorder is queue 0's.
+            try queue.eventLoop.submit {
                 var formatter = SegmentFormatter()
-                runtime.packetObserver = { packet, now, _ in
+                queue.packetObserver = { packet, now, _ in
                     recorder.value?.record(packet, at: now)
                     if trace { announce(formatter.format(packet, at: now)) }
                 }
                 if trace {
-                    runtime.traceObserver = { records in
+                    queue.traceObserver = { records in
                         for record in records { announce("  \(record.rule): \(record.message)") }
                     }
                 }
-            }
+            }.wait()
         }
 
         var gatewayConfiguration = GatewayConfiguration(upstream: try upstream())
         gatewayConfiguration.unreachable = unreachable
-        gatewayConfiguration.maxFlows = maxFlows
+        gatewayConfiguration.maxFlows = maxFlows.map(perQueue)
         gatewayConfiguration.idleTimeout = .seconds(Int64(idleTimeout))
         gatewayConfiguration.udpIdleTimeout = .seconds(Int64(udpTimeout))
         gatewayConfiguration.fakeDNS = fakeDns.flatMap { FakeDNSPool(cidr: $0) }
         let frozen = gatewayConfiguration
-        let gateway = try loop.submit {
-            let gateway = Gateway(configuration: frozen, loop: loop, logger: logger)
-            gateway.serve(runtime)
-            return NIOLoopBound(gateway, eventLoop: loop)
-        }.wait()
+        // The one thing the queues share: a name answered on one queue is connected on another.
+        let sharedDNS = frozen.fakeDNS.map(SharedFakeDNS.init)
+        let gateways = try runtimes.map { queue in
+            try queue.eventLoop.submit {
+                let gateway = Gateway(configuration: frozen, loop: queue.eventLoop, logger: logger, fakeDNS: sharedDNS)
+                gateway.serve(queue)
+                return NIOLoopBound(gateway, eventLoop: queue.eventLoop)
+            }.wait()
+        }
+        _ = try metrics.start(for: runtime, exporting: metricsExports(runtimes: runtimes, gateways: gateways), logger: logger)
         let mtu = try running.onLoop { runtime.device.mtu }
-        logger.info("gateway on \(tun) (MTU \(mtu)) via \(frozen.upstream)\(fakeDns.map { ", fake DNS \($0)" } ?? "")")
+        let queueNote = queues > 1 ? ", \(queues) queues" : ""
+        logger.info("gateway on \(tun) (MTU \(mtu)\(queueNote)) via \(frozen.upstream)\(fakeDns.map { ", fake DNS \($0)" } ?? "")")
         announce("READY")
         if statusInterval > 0 {
             let interval = TimeAmount.seconds(Int64(statusInterval))
-            loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                Self.printTable(gateway.value, runtime: runtime)
+            for (index, queue) in runtimes.enumerated() {
+                let gateway = gateways[index]
+                let label = queues > 1 ? "queue \(index) " : ""
+                queue.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                    Self.printTable(gateway.value, runtime: queue, label: label)
+                }
             }
         }
         try running.runUntilSignalled(shutdownTimeout: shutdown.timeout)
     }
 
+    /// A limit shared out among the queues (each stack and gateway enforces its part).
+    func perQueue(_ limit: Int) -> Int { max(1, limit / queues) }
+
+    /// The stack's configuration for one queue: intercept mode, the limits divided among the queues.
+    func stackConfiguration() -> StackConfiguration {
+        var configuration = StackConfiguration(addresses: [])
+        buffers.apply(to: &configuration)
+        if let memoryLimit { configuration.memoryBudget = perQueue(memoryLimit) }
+        var interception = InterceptionConfiguration()
+        interception.udpFlowTimeout = .seconds(udpTimeout)
+        interception.icmpEcho = icmp == .local ? .answer : .drop
+        if let maxFlows {
+            interception.maxConnections = perQueue(maxFlows)
+            interception.maxUDPFlows = perQueue(maxFlows)
+        }
+        configuration.interception = interception
+        return configuration
+    }
+
+    /// What `--metrics-port` adds to queue 0's stack counters: each gateway's figures (labelled
+    /// `queue="N"` with several queues) and the other queues' stack counters (`tcpip_queueN_…`).
+    func metricsExports(runtimes: [StackRuntime], gateways: [NIOLoopBound<Gateway>]) -> [MetricsEndpoint.Export] {
+        var exports: [MetricsEndpoint.Export] = []
+        let several = runtimes.count > 1
+        for (index, queue) in runtimes.enumerated() {
+            let gateway = gateways[index]
+            let labels = several ? [("queue", String(index))] : []
+            exports.append { factory, interval in
+                try queue.eventLoop.submit { gateway.value.exportMetrics(every: interval, labels: labels, factory: factory) }.wait()
+            }
+            if index > 0 {
+                exports.append { factory, interval in queue.exportMetrics(every: interval, prefix: "tcpip_queue\(index)", factory: factory) }
+            }
+        }
+        return exports
+    }
+
     /// The flow table, with each TCP flow's RTT from the stack's connection to the client.
-    static func printTable(_ gateway: Gateway, runtime: StackRuntime) {
+    static func printTable(_ gateway: Gateway, runtime: StackRuntime, label: String = "") {
         let flows = gateway.flows
         guard !flows.all.isEmpty else { return }
         var rtts: [String: TimeAmount] = [:]
@@ -198,7 +254,7 @@ struct GatewayCommand: ParsableCommand {
         for flow in flows.all where flow.transport == .tcp {
             if let rtt = rtts[flow.client] { flow.rtt = rtt }
         }
-        announce(([flows.summary] + flows.report()).joined(separator: "\n"))
+        announce(([label + flows.summary] + flows.report()).joined(separator: "\n"))
     }
 }
 

@@ -26,10 +26,13 @@ struct MetricsOptions: ParsableArguments {
         }
     }
 
-    /// Starts the endpoint when `--metrics-port` was given.
-    func start(for runtime: StackRuntime, logger: Logger) throws -> MetricsEndpoint? {
+    /// Starts the endpoint when `--metrics-port` was given; `exporting` adds a command's own
+    /// figures (the gateway's flows) to the stack's counters.
+    func start(
+        for runtime: StackRuntime, exporting: [MetricsEndpoint.Export] = [], logger: Logger
+    ) throws -> MetricsEndpoint? {
         guard let metricsPort else { return nil }
-        return try MetricsEndpoint.start(for: runtime, host: metricsAddress, port: metricsPort, logger: logger)
+        return try MetricsEndpoint.start(for: runtime, host: metricsAddress, port: metricsPort, exporting: exporting, logger: logger)
     }
 
     /// Starts the endpoint for counters that are not a stack's (`route`'s) when `--metrics-port` was
@@ -53,29 +56,41 @@ struct MetricsOptions: ParsableArguments {
 /// The server shares the runtime's event loop (a scrape is rare and small), listens on a host
 /// socket, not on the stack, and closes when the runtime does. Counters are at most `interval` old.
 final class MetricsEndpoint: Sendable {
+    /// More figures for the registry: starts exporting them into the factory every `interval` and
+    /// returns the task (cancelled when the endpoint closes).
+    typealias Export = @Sendable (_ factory: PrometheusMetricsFactory, _ interval: TimeAmount) throws -> RepeatedTask
+
     let registry: PrometheusCollectorRegistry
     private let channel: Channel
-    private let export: RepeatedTask
+    private let exports: [RepeatedTask]
     private let finalExport: (@Sendable () -> Void)?
 
     /// The port it listens on (the one the system picked, for port 0).
     var port: Int { channel.localAddress?.port ?? 0 }
 
     private init(
-        registry: PrometheusCollectorRegistry, channel: Channel, export: RepeatedTask, finalExport: (@Sendable () -> Void)?
+        registry: PrometheusCollectorRegistry, channel: Channel, exports: [RepeatedTask], finalExport: (@Sendable () -> Void)?
     ) {
         self.registry = registry
         self.channel = channel
-        self.export = export
+        self.exports = exports
         self.finalExport = finalExport
     }
 
     static func start(
-        for runtime: StackRuntime, host: String, port: Int, interval: TimeAmount = .seconds(1), logger: Logger
+        for runtime: StackRuntime, host: String, port: Int, interval: TimeAmount = .seconds(1), exporting: [Export] = [],
+        logger: Logger
     ) throws -> MetricsEndpoint {
         let registry = PrometheusCollectorRegistry()
-        let export = runtime.exportMetrics(every: interval, factory: PrometheusMetricsFactory(registry: registry))
-        let endpoint = try start(registry: registry, on: runtime.eventLoop, host: host, port: port, export: export, logger: logger)
+        let factory = PrometheusMetricsFactory(registry: registry)
+        var started = [runtime.exportMetrics(every: interval, factory: factory)]
+        do {
+            for export in exporting { started.append(try export(factory, interval)) }
+        } catch {
+            for export in started { export.cancel() }
+            throw error
+        }
+        let endpoint = try start(registry: registry, on: runtime.eventLoop, host: host, port: port, exports: started, logger: logger)
         // On the loop, before the runtime's owner shuts it down.
         runtime.closeFuture.whenComplete { _ in endpoint.stop() }
         return endpoint
@@ -86,6 +101,17 @@ final class MetricsEndpoint: Sendable {
     static func start(
         registry: PrometheusCollectorRegistry, on eventLoop: any EventLoop, host: String, port: Int, export: RepeatedTask,
         finalExport: (@Sendable () -> Void)? = nil, logger: Logger
+    ) throws -> MetricsEndpoint {
+        try start(
+            registry: registry, on: eventLoop, host: host, port: port, exports: [export], finalExport: finalExport,
+            logger: logger)
+    }
+
+    /// The server for any registry, on `eventLoop`; `exports` are the tasks that keep the registry
+    /// current (cancelled when the endpoint closes, after one last `finalExport`).
+    static func start(
+        registry: PrometheusCollectorRegistry, on eventLoop: any EventLoop, host: String, port: Int,
+        exports: [RepeatedTask], finalExport: (@Sendable () -> Void)? = nil, logger: Logger
     ) throws -> MetricsEndpoint {
         let channel: Channel
         do {
@@ -99,24 +125,24 @@ final class MetricsEndpoint: Sendable {
                 }
                 .bind(host: host, port: port).wait()
         } catch {
-            export.cancel()
+            for export in exports { export.cancel() }
             throw ValidationError("--metrics-port \(port): cannot listen on \(host): \(error)")
         }
-        let endpoint = MetricsEndpoint(registry: registry, channel: channel, export: export, finalExport: finalExport)
+        let endpoint = MetricsEndpoint(registry: registry, channel: channel, exports: exports, finalExport: finalExport)
         logger.info("metrics at http://\(host):\(endpoint.port)/metrics")
         return endpoint
     }
 
     /// Stops exporting (after a last export) and listening, without waiting.
     private func stop() {
-        export.cancel()
+        for export in exports { export.cancel() }
         finalExport?()
         channel.close(promise: nil)
     }
 
     /// Stops listening and exporting before the runtime stops (it does both when the runtime closes).
     func close() {
-        export.cancel()
+        for export in exports { export.cancel() }
         finalExport?()
         try? channel.close().wait()
     }

@@ -18,19 +18,30 @@ struct GatewayInteropTests {
     /// Runs the whole scenario in one shell script, which builds the namespaces (named with its
     /// pid), starts the servers and the gateway, runs the clients, and deletes everything on exit.
     /// (One process for the lot: the namespaces, their processes and their cleanup stay together.)
-    static func exercise(_ upstream: String, label: String, fakeDNS: Bool = false) throws {
+    /// `mode` picks the clients: `full` (transfers, refusal, half-close, DNS, ping), `fakedns`, or
+    /// `custom`, which runs `clients` (bash, with `$C` the client namespace, `$W` the scratch
+    /// directory, `$GW` the gateway's pid and `limits.py` there) instead.
+    static func run(_ upstream: String, label: String, mode: String, size: Int = size, clients: String = "", timeout: Double = 400) throws
+        -> (status: Int32, output: String)
+    {
         let scratch = try Interop.scratchDirectory("gw-\(label)")
         defer { try? FileManager.default.removeItem(at: scratch) }
         try servers.write(to: scratch.appendingPathComponent("servers.py"), atomically: true, encoding: .utf8)
         try clientScript.write(to: scratch.appendingPathComponent("client.py"), atomically: true, encoding: .utf8)
+        try limitsScript.write(to: scratch.appendingPathComponent("limits.py"), atomically: true, encoding: .utf8)
+        try clients.write(to: scratch.appendingPathComponent("custom.sh"), atomically: true, encoding: .utf8)
         try scenario.write(to: scratch.appendingPathComponent("scenario.sh"), atomically: true, encoding: .utf8)
         guard let danted = Interop.which("danted") else { throw InteropError("no danted (dante-server) installed") }
         guard let dnsmasq = Interop.which("dnsmasq") else { throw InteropError("no dnsmasq installed") }
         guard let ping = Interop.which("ping") else { throw InteropError("no ping (iputils-ping) installed") }
-        let result = try Namespace.capture(
+        return try Namespace.capture(
             ["/usr/bin/env", "bash", scratch.appendingPathComponent("scenario.sh").path, scratch.path, Interop.tcpip, danted, dnsmasq,
-             ping, label, upstream, String(size), fakeDNS ? "fakedns" : "full"],
-            timeout: 400)
+             ping, label, upstream, String(size), mode],
+            timeout: timeout)
+    }
+
+    static func exercise(_ upstream: String, label: String, fakeDNS: Bool = false) throws {
+        let result = try run(upstream, label: label, mode: fakeDNS ? "fakedns" : "full")
         let output = result.output
         let expected = output.split(separator: "\n").first { $0.hasPrefix("file ") }.map { String($0.dropFirst(5)) } ?? "?"
         #expect(result.status == 0, "\(output.suffix(3000))")
@@ -73,6 +84,8 @@ struct GatewayInteropTests {
     /// label, the gateway's upstream arguments and the transfer size.
     static let scenario = """
         set -u
+        # Room for a thousand flows: each is a socket in the client, the gateway and the servers.
+        ulimit -n 16384
         W=$1; TCPIP=$2; DANTED=$3; DNSMASQ=$4; PING=$5; C=tcpip-gwc-$6-$$; S=tcpip-gws-$6-$$; UPSTREAM=$7; SIZE=$8; MODE=$9
         cleanup() {
             for n in $C $S; do
@@ -86,7 +99,8 @@ struct GatewayInteropTests {
         ip netns add $C && ip netns add $S || fail "netns"
         ip -n $C link set lo up; ip -n $S link set lo up
         # Client namespace: tun0 as gateway.sh has it; 198.19.0.0/16 and 2001:db8:19::/48 into the tunnel.
-        ip -n $C tuntap add dev tun0 mode tun
+        # --queues N attaches N queues: the device must be multi-queue.
+        case "$UPSTREAM" in *--queues*) ip -n $C tuntap add dev tun0 mode tun multi_queue;; *) ip -n $C tuntap add dev tun0 mode tun;; esac
         ip -n $C link set tun0 up
         ip -n $C addr add 198.18.0.1/24 dev tun0
         ip -n $C addr add 2001:db8::1/64 dev tun0 nodad
@@ -138,8 +152,15 @@ struct GatewayInteropTests {
             sleep 0.2
         done
         ip netns exec $C $TCPIP gateway --tun tun0 $UPSTREAM --status-interval 1 > $W/gateway.log 2>&1 &
+        GW=$!  # `ip netns exec` execs the command: this is the gateway's pid
         for i in $(seq 150); do grep -q READY $W/gateway.log && break; sleep 0.2; done
         grep -q READY $W/gateway.log || fail "no READY"
+        if [ "$MODE" = custom ]; then
+            . $W/custom.sh
+            sleep 1.5
+            tail -6 $W/gateway.log
+            exit 0
+        fi
         if [ "$MODE" = fakedns ]; then
             echo "resolved $(ip netns exec $C getent ahostsv4 target.test | head -1 | cut -d' ' -f1)"
             rm -f $W/got.bin
@@ -164,7 +185,9 @@ struct GatewayInteropTests {
 
     /// In the server namespace: HTTP on 8080 (GET serves files, PUT answers the SHA-256 of the body)
     /// and the half-close server on 9001 (reads to end of stream, then sends the file and closes),
-    /// on 198.19.0.1 and 2001:db8:19::1.
+    /// on 198.19.0.1 and 2001:db8:19::1; on 198.19.0.1 only, TCP echo on 9002, UDP echo on 9003
+    /// (datagrams up to 65,535 bytes), and on 9004 a firehose (bytes 0...250 over and over, as fast
+    /// as the reader takes them).
     static let servers = """
         import hashlib, http.server, os, socket, socketserver, sys, threading
         root, payload = sys.argv[1], sys.argv[2]
@@ -194,6 +217,36 @@ struct GatewayInteropTests {
                     with open(payload, "rb") as f: conn.sendall(f.read())
                     conn.close()
                 threading.Thread(target=serve, args=(conn,), daemon=True).start()
+        class EchoHandler(socketserver.BaseRequestHandler):
+            def handle(self):
+                while True:
+                    data = self.request.recv(65536)
+                    if not data: break
+                    self.request.sendall(data)
+        class Echo(socketserver.ThreadingMixIn, socketserver.TCPServer):
+            daemon_threads = True; allow_reuse_address = True; request_queue_size = 2048
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        udp.bind(("198.19.0.1", 9003))
+        def udp_echo():
+            while True:
+                data, peer = udp.recvfrom(65535); udp.sendto(data, peer)
+        hose = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        hose.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hose.bind(("198.19.0.1", 9004)); hose.listen(16)
+        def firehose():
+            chunk = bytes(range(251)) * 261
+            while True:
+                conn, _ = hose.accept()
+                def serve(conn):
+                    try:
+                        while True: conn.sendall(chunk)
+                    except OSError: pass
+                    conn.close()
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+        threading.Thread(target=Echo(("198.19.0.1", 9002), EchoHandler).serve_forever, daemon=True).start()
+        threading.Thread(target=udp_echo, daemon=True).start()
+        threading.Thread(target=firehose, daemon=True).start()
         for server in (V4(("198.19.0.1", 8080), Handler), V6(("2001:db8:19::1", 8080), Handler)):
             threading.Thread(target=server.serve_forever, daemon=True).start()
         threading.Thread(target=half_close, args=(socket.AF_INET6, "2001:db8:19::1"), daemon=True).start()

@@ -1,5 +1,7 @@
 import NIOCore
-import TCPIPGateway
+import NIOPosix
+import TCPIP
+@testable import TCPIPGateway
 import TCPIPWire
 import Testing
 
@@ -113,6 +115,32 @@ import Testing
         // b comes back: d (touched before a and c) is now the oldest.
         let back = pool.address(for: "b.test")
         #expect(back == b)
+    }
+
+    /// `--queues N`: the kernel may hash a query to one queue and the connection to its answer to
+    /// another. Their gateways share one pool, so the second maps the address back to the name.
+    @Test func aNameAnsweredOnOneQueueIsConnectedByNameOnAnother() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        defer { try? group.syncShutdownGracefully() }
+        let loops = Array(group.makeIterator())
+        let shared = SharedFakeDNS(try #require(FakeDNSPool(cidr: "198.18.128.0/17")))
+        let configuration = GatewayConfiguration(upstream: DirectUpstream())
+        let answer = try loops[0].submit {
+            Gateway(configuration: configuration, loop: loops[0], fakeDNS: shared).answerDNS(Self.query("target.test", type: DNSMessage.typeA, id: 9))
+        }.wait()
+        let answered = try #require(answer)
+        let address = try #require(Self.answers(answered, id: 9)?.first)
+        let target = try loops[1].submit {
+            Gateway(configuration: configuration, loop: loops[1], fakeDNS: shared).target(for: Endpoint(address, 443)).description
+        }.wait()
+        #expect(target == "target.test:443")
+        // A gateway with a pool of its own (one queue) does not know the name.
+        let alone = try loops[1].submit {
+            var own = configuration
+            own.fakeDNS = FakeDNSPool(cidr: "198.18.128.0/17")
+            return Gateway(configuration: own, loop: loops[1]).target(for: Endpoint(address, 443)).description
+        }.wait()
+        #expect(alone == "\(address):443")
     }
 
     @Test func rejectsWhatIsNotAPlainQuery() {

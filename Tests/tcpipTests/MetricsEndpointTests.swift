@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import TCPIP
+import TCPIPGateway
 import TCPIPNIO
 import TCPIPWire
 import Testing
@@ -92,6 +93,68 @@ import Testing
     }
     #endif
 
+    /// `tcpip gateway --metrics-port`: the gateway's flow figures beside the stack's counters. A
+    /// client stack's flows enter an intercepting stack; its gateway relays them to 127.0.0.1: one
+    /// echo of 5 bytes, one port nobody listens on.
+    @Test func prometheusScrapesTheGatewaysFlows() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var intercepting = StackConfiguration(addresses: [], seed: 2)
+        intercepting.interception = InterceptionConfiguration()
+        let (client, gatewayStack) = try await StackRuntime.makePair(
+            StackConfiguration(addresses: [IPAddress("198.18.0.1")!], seed: 1), intercepting, group: group)
+        let loop = gatewayStack.eventLoop
+        let gateway = try await loop.submit {
+            let gateway = Gateway(configuration: GatewayConfiguration(upstream: ToLoopback()), loop: loop)
+            gateway.serve(gatewayStack)
+            return NIOLoopBound(gateway, eventLoop: loop)
+        }.get()
+        let endpoint = try MetricsEndpoint.start(
+            for: gatewayStack, host: "127.0.0.1", port: 0, interval: .milliseconds(20),
+            exporting: [{ factory, interval in try loop.submit { gateway.value.exportMetrics(every: interval, factory: factory) }.wait() }],
+            logger: Logger(label: "test"))
+        let echo = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let closed = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let closedPort = UInt16(closed.localAddress!.port!)
+        try await closed.close()
+
+        let channel = try await TCPIPClientBootstrap(runtime: client)
+            .connect(to: Endpoint(IPAddress("198.19.0.1")!, UInt16(echo.localAddress!.port!)), configuration: .init())
+        let echoed = try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "hello"))
+            var iterator = inbound.makeAsyncIterator()
+            return try await iterator.next().map { String(buffer: $0) }
+        }
+        #expect(echoed == "hello")
+        await #expect(throws: TCPError.connectionRefused) {
+            _ = try await TCPIPClientBootstrap(runtime: client).connect(to: Endpoint(IPAddress("198.19.0.1")!, closedPort)).get()
+        }
+
+        var body = ""
+        for _ in 0..<250 where !(body.contains("tcpip_gateway_bytes_to_clients 5") && body.contains("reason=\"refused\"")) {
+            body = try await Self.get("/metrics", port: endpoint.port, on: group)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(body.contains("tcpip_gateway_flows_opened{transport=\"tcp\"} 2"))
+        #expect(body.contains("tcpip_gateway_flows_opened{transport=\"udp\"} 0"))
+        #expect(body.contains("# TYPE tcpip_gateway_flows_open gauge"))
+        #expect(body.contains("tcpip_gateway_refusals{reason=\"refused\"} 1"))
+        #expect(body.contains("tcpip_gateway_refusals{reason=\"flow_limit\"} 0"))
+        #expect(body.contains("tcpip_gateway_upstream_dial_failures 1"))
+        #expect(body.contains("tcpip_gateway_bytes_from_clients 5"))
+        #expect(body.contains("tcpip_gateway_bytes_to_clients 5"))
+        #expect(body.contains("tcpip_intercept_accepted 1"), "the stack's counters are there too")
+
+        endpoint.close()
+        try await echo.close()
+        try? await client.stop()
+        try? await gatewayStack.stop()
+        try await group.shutdownGracefully()
+    }
+
     @Test func portOutOfRangeSaysTheRange() {
         do {
             _ = try MetricsOptions.parse(["--metrics-port", "70000"])
@@ -99,5 +162,19 @@ import Testing
         } catch {
             #expect(MetricsOptions.message(for: error) == "--metrics-port 70000: a TCP port is 0...65535 (0 picks any free one)")
         }
+    }
+}
+
+/// Every relayed flow goes to the same port on 127.0.0.1 (a test's kernel servers).
+struct ToLoopback: Upstream {
+    let base = DirectUpstream()
+    var description: String { "loopback" }
+
+    func connect(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UpstreamConnection> {
+        base.connect(to: .ip(.v4(IPv4Address(127, 0, 0, 1)), port: target.port), on: loop)
+    }
+
+    func openUDP(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UDPSession> {
+        base.openUDP(to: .ip(.v4(IPv4Address(127, 0, 0, 1)), port: target.port), on: loop)
     }
 }
