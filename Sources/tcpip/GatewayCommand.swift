@@ -36,6 +36,8 @@ struct GatewayCommand: ParsableCommand {
     var socks5User: String?
     @Option(help: "SOCKS5 password (RFC 1929).")
     var socks5Password: String?
+    @Flag(inversion: .prefixedNo, help: "Send the SOCKS5 request with the greeting (no credentials): one round trip per dial instead of two.")
+    var socks5Pipelining = true
     @Flag(help: "Relay through kernel sockets of this host.")
     var direct = false
     @Option(help: "Relayed sockets leave by this interface (SO_BINDTODEVICE), so they cannot loop into the tunnel.")
@@ -114,7 +116,8 @@ struct GatewayCommand: ParsableCommand {
         options.mark = mark
         if let socks5 {
             let credentials = socks5User.flatMap { user in socks5Password.flatMap { Credentials(username: user, password: $0) } }
-            return SOCKS5Upstream(server: try Self.serverAddress(socks5), credentials: credentials, options: options)
+            return SOCKS5Upstream(
+                server: try Self.serverAddress(socks5), credentials: credentials, options: options, pipelining: socks5Pipelining)
         }
         return DirectUpstream(options: options)
     }
