@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets=("$@")
-if ((${#targets[@]} == 0)); then targets=(TCPIPWire TCPIP TCPIPLinks TCPIPSimulation TCPIPNIO); fi
+if ((${#targets[@]} == 0)); then targets=(TCPIPWire TCPIP TCPIPLinks TCPIPSimulation TCPIPNIO TCPIPGateway TCPIPStack); fi
 for target in "${targets[@]}"; do
     log=$(mktemp)
     if ! swift package --disable-sandbox generate-documentation --target "$target" --warnings-as-errors >"$log" 2>&1; then

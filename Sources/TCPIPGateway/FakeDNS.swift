@@ -7,18 +7,22 @@ import TCPIPWire
 public enum DNSMessage {
     /// RFC 1035 §3.2.2: TYPE values we answer.
     public static let typeA: UInt16 = 1
+    /// RFC 3596 §2.1: the AAAA record, an IPv6 address.
     public static let typeAAAA: UInt16 = 28
     /// RFC 1035 §3.2.4: CLASS IN.
     public static let classIN: UInt16 = 1
 
     /// A standard query (QR 0, OPCODE 0) with exactly one question.
     public struct Query: Hashable, Sendable {
+        /// The header's ID, copied into the answer so the client matches it (RFC 1035 §4.1.1).
         public var id: UInt16
         /// The header's RD bit, echoed in the answer (RFC 1035 §4.1.1).
         public var recursionDesired: Bool
         /// The name, its labels joined by dots, lowercased (RFC 4343: names compare case-insensitively).
         public var name: String
+        /// QTYPE: ``DNSMessage/typeA``, ``DNSMessage/typeAAAA`` or any other the query asks for.
         public var type: UInt16
+        /// QCLASS: ``DNSMessage/classIN`` for anything the pool answers.
         public var qclass: UInt16
         /// The question's wire form (QNAME QTYPE QCLASS), repeated in the answer.
         var question: ByteBuffer
@@ -100,7 +104,9 @@ public enum DNSMessage {
 public struct FakeDNSPool: Sendable {
     /// The pool's first usable address (the network's address + 1) and how many it holds.
     public let base: IPAddress
+    /// How many addresses the pool holds: at most `limit`, at most what the prefix leaves.
     public let capacity: Int
+    /// The prefix length of the pool's CIDR (`17` for `198.18.128.0/17`).
     public let prefixLength: Int
     /// Seconds a client may cache an answer: short, so a recycled address is not used for long.
     public var ttl: UInt32 = 1

@@ -3,35 +3,48 @@ import NIOCore
 /// One relayed flow as the gateway sees it: who, through what, how far along, how many bytes.
 /// Lives on the gateway's event loop (every handler that updates it runs there).
 public final class FlowRecord {
+    /// What the flow carries: a TCP connection or a UDP flow (its 5-tuple).
     public enum Transport: String, Sendable { case tcp, udp }
 
+    /// How far along the flow is; its raw value is what the status report prints.
     public enum State: String, Sendable {
         /// Dialing upstream; the client's SYN is held.
         case dialing
         /// Upstream connected; completing the client's handshake.
         case accepting
+        /// Both sides connected; bytes are relayed.
         case established
         /// One direction has carried its FIN (half-closed).
         case halfClosed = "half-closed"
+        /// Both sides closed, every byte relayed.
         case closed
+        /// The dial failed or a limit was reached; the client was refused.
         case refused
+        /// One side reset; the reset was carried to the other.
         case reset
+        /// Nothing moved either way for the idle timeout; both sides were closed.
         case idle = "idle-timeout"
     }
 
+    /// The flow's number in its table, from 1, in the order flows opened.
     public let id: UInt64
+    /// TCP or UDP.
     public let transport: Transport
     /// The tunnel's client, and where it was going (`host:port`, or the name fake DNS mapped).
     public let client: String
+    /// Where the client was going (`host:port`, or the name fake DNS mapped).
     public var destination: String
     /// The upstream's description: `direct`, `socks5 198.18.1.2:1080`.
     public let upstream: String
+    /// How far along the flow is.
     public private(set) var state: State = .dialing
     /// Bytes the client sent (relayed upstream) and received (from upstream).
     public private(set) var bytesFromClient: UInt64 = 0
+    /// Bytes the client received (from upstream).
     public private(set) var bytesToClient: UInt64 = 0
     /// The client side's smoothed RTT, when its channel is the stack's (filled by the table's reader).
     public var rtt: TimeAmount?
+    /// When the client's SYN or first datagram reached the gateway.
     public let openedAt: NIODeadline
     private var inputsEnded = 0
     private var sidesOpen = 0
@@ -48,6 +61,7 @@ public final class FlowRecord {
         self.openedAt = .now()
     }
 
+    /// Whether the flow has ended: closed, refused, reset or timed out idle.
     public var isFinished: Bool {
         switch state {
         case .closed, .refused, .reset, .idle: true
@@ -118,16 +132,21 @@ public final class FlowTable {
     private let totals = FlowTotals()
     /// Flows opened and refused since the start.
     public private(set) var opened: UInt64 = 0
+    /// Flows refused since the start (a failed dial or a limit).
     public private(set) var refused: UInt64 = 0
+    /// Flows that ended since the start, whatever the way.
     public private(set) var finished: UInt64 = 0
     /// Flows opened since the start, by transport.
     public private(set) var openedTCP: UInt64 = 0
+    /// UDP flows opened since the start.
     public private(set) var openedUDP: UInt64 = 0
 
+    /// An empty table.
     public init() {}
 
     /// Bytes the clients sent (relayed upstream) and received, over every flow since the start.
     public var bytesFromClients: UInt64 { totals.bytesFromClient }
+    /// Bytes the clients received (from upstream), over every flow since the start.
     public var bytesToClients: UInt64 { totals.bytesToClient }
 
     func open(_ transport: FlowRecord.Transport, client: String, destination: String, upstream: String) -> FlowRecord {

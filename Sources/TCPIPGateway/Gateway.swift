@@ -42,6 +42,9 @@ public struct GatewayConfiguration: Sendable {
     /// Datagrams held per UDP flow while its upstream session opens; more are dropped.
     public var udpPendingLimit = 64
 
+    /// Settings that send every flow to `upstream`, with the defaults above for the rest.
+    ///
+    /// - Parameter upstream: where flows go.
     public init(upstream: any Upstream) {
         self.upstream = upstream
     }
@@ -54,8 +57,11 @@ public struct GatewayConfiguration: Sendable {
 /// (`accept`), so a closed port looks closed and an unreachable host unreachable (no "every port is
 /// open" as with gateways that answer the SYN at once). Then both channels are spliced.
 public final class Gateway {
+    /// The event loop the gateway runs on: the runtime's it serves; every method is called there.
     public let loop: EventLoop
+    /// The settings the gateway was made with.
     public private(set) var configuration: GatewayConfiguration
+    /// Every flow relayed, live and recently finished.
     public let flows = FlowTable()
     /// The fake-DNS pool, when on: `configuration.fakeDNS`'s, or one shared with other gateways.
     public let fakeDNS: SharedFakeDNS?
@@ -63,13 +69,23 @@ public final class Gateway {
     private var live = 0
     /// Counters: connections refused for each reason, datagrams dropped.
     public private(set) var refusedAtLimit = 0
+    /// Connections refused because their dial upstream failed.
     public private(set) var upstreamFailures = 0
     /// Dials that failed, by how (`refused`, `unreachable`, `timed_out`, `failed`).
     public private(set) var upstreamFailuresByKind: [String: Int] = [:]
+    /// Connections whose client went away after the dial upstream succeeded, before its own
+    /// handshake completed.
     public private(set) var clientsGone = 0
+    /// Datagrams dropped beyond `udpPendingLimit` while their flow's upstream session opened.
     public private(set) var udpDropped = 0
+    /// DNS queries answered from the fake-DNS pool.
     public private(set) var dnsAnswered = 0
 
+    /// A gateway with no flows yet; ``serve(_:)`` or the relay methods give it some.
+    ///
+    /// - Parameter configuration: where flows go, and the limits.
+    /// - Parameter loop: the event loop it runs on, the serving runtime's.
+    /// - Parameter logger: where dials that fail and flows that are refused are logged.
     /// - Parameter fakeDNS: a pool shared with the gateways of the other queues of a multi-queue
     ///   device (a query answered on one queue, its connection arriving on another); by default
     ///   the gateway's own, from `configuration.fakeDNS`.
@@ -175,6 +191,8 @@ public final class Gateway {
 
     /// Relays one intercepted UDP flow: `channel` carries `AddressedEnvelope<ByteBuffer>`, its
     /// local address the original destination. Adds its handler synchronously.
+    ///
+    /// - Parameter channel: the stack's channel of the flow, on the gateway's loop.
     public func relayDatagrams(on channel: Channel) {
         loop.preconditionInEventLoop()
         guard let address = channel.localAddress, let local = Endpoint(address) else {

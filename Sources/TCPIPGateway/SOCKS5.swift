@@ -19,6 +19,7 @@ public enum SOCKS5 {
         case ip(IPAddress, port: UInt16)
         case domain(String, port: UInt16)
 
+        /// DST.PORT, whichever the form of the address.
         public var port: UInt16 {
             switch self {
             case .ip(_, let port), .domain(_, let port): port
@@ -146,7 +147,9 @@ public enum SOCKS5 {
 
 /// RFC 1929 credentials; each field 1 to 255 octets.
 public struct Credentials: Hashable, Sendable {
+    /// UNAME, 1 to 255 octets of UTF-8.
     public var username: String
+    /// PASSWD, 1 to 255 octets of UTF-8.
     public var password: String
 
     /// nil when a field is empty or longer than 255 octets (RFC 1929 §2).

@@ -10,6 +10,9 @@ import TCPIPWire
 public final class SharedFakeDNS: Sendable {
     private let pool: NIOLockedValueBox<FakeDNSPool>
 
+    /// Shares `pool`, which the gateways then map names through under the lock.
+    ///
+    /// - Parameter pool: the pool every gateway of the process answers from.
     public init(_ pool: FakeDNSPool) {
         self.pool = NIOLockedValueBox(pool)
     }

@@ -85,6 +85,7 @@ public enum UpstreamFailure: Error, Hashable, Sendable, CustomStringConvertible 
 
 /// A connected upstream channel, its reads held until the splice is installed.
 public struct UpstreamConnection: Sendable {
+    /// The connected channel: to the destination, or to the SOCKS5 server that reached it.
     public let channel: Channel
     /// The SOCKS5 handshake handler, if any: removed when the splice goes in, handing on what the
     /// server sent after its reply.
@@ -124,11 +125,21 @@ public struct UpstreamSocketOptions: Sendable {
     /// The socket's write buffer high-water mark: beyond it the splice stops reading the client.
     public var writeBufferHighWaterMark = 256 * 1024
 
+    /// The three timers of TCP keep-alive (`TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT`).
     public struct KeepAlive: Sendable, Hashable {
+        /// Seconds without traffic before the first probe.
         public var idle: Int32 = 60
+        /// Seconds between unanswered probes.
         public var interval: Int32 = 30
+        /// Unanswered probes before the connection is dropped.
         public var count: Int32 = 9
 
+        /// Keep-alive with these timers.
+        ///
+        /// - Parameters:
+        ///   - idle: seconds without traffic before the first probe.
+        ///   - interval: seconds between unanswered probes.
+        ///   - count: unanswered probes before the connection is dropped.
         public init(idle: Int32 = 60, interval: Int32 = 30, count: Int32 = 9) {
             self.idle = idle
             self.interval = interval
@@ -136,6 +147,8 @@ public struct UpstreamSocketOptions: Sendable {
         }
     }
 
+    /// The defaults: a 10-second connect timeout, keep-alive on, no interface or mark, 256 KiB of
+    /// write buffer.
     public init() {}
 
     /// Applies what must be set before connect or bind (device, mark, keep-alive) to a socket channel.
@@ -182,8 +195,12 @@ public struct UpstreamSocketOptions: Sendable {
 
 /// A kernel socket per flow (NIO's `ClientBootstrap` / `DatagramBootstrap`).
 public struct DirectUpstream: Upstream {
+    /// The options of every socket it opens.
     public var options: UpstreamSocketOptions
 
+    /// A direct upstream with these socket options.
+    ///
+    /// - Parameter options: connect timeout, keep-alive, interface, mark and buffer for every socket.
     public init(options: UpstreamSocketOptions = UpstreamSocketOptions()) {
         self.options = options
     }
@@ -244,14 +261,24 @@ public struct DirectUpstream: Upstream {
 /// A SOCKS5 server (RFC 1928), with username/password (RFC 1929) when given: CONNECT by address or
 /// by name, UDP ASSOCIATE.
 public struct SOCKS5Upstream: Upstream {
+    /// The SOCKS5 server's address.
     public var server: SocketAddress
+    /// The username and password (RFC 1929) offered to the server; nil: no authentication.
     public var credentials: Credentials?
+    /// The options of the sockets to the server (and of the UDP sockets of its associations).
     public var options: UpstreamSocketOptions
     /// Without credentials, the request goes out with the greeting rather than after the server's
     /// method reply: one round trip to the server per flow instead of two (it halves the dial when
     /// the server is near). Off for a server that insists on the strict order.
     public var pipelining: Bool
 
+    /// A SOCKS5 upstream through `server`.
+    ///
+    /// - Parameters:
+    ///   - server: the SOCKS5 server's address.
+    ///   - credentials: the username and password to offer (RFC 1929); nil for no authentication.
+    ///   - options: the options of every socket to the server.
+    ///   - pipelining: whether the request goes out with the greeting (see ``pipelining``).
     public init(
         server: SocketAddress, credentials: Credentials? = nil, options: UpstreamSocketOptions = UpstreamSocketOptions(),
         pipelining: Bool = true
