@@ -30,6 +30,8 @@ public enum DNSMessage {
 
     /// The query in `message`, or nil when it is anything but a standard query with one question
     /// and no answer or authority records, or is malformed (RFC 1035 §4.1).
+    ///
+    /// - Parameter message: a UDP payload sent to port 53.
     public static func parseQuery(_ message: ByteBuffer) -> Query? {
         var buffer = message
         guard let id = buffer.readInteger(as: UInt16.self), let flags = buffer.readInteger(as: UInt16.self),
@@ -63,6 +65,11 @@ public enum DNSMessage {
 
     /// A response to `query` with `addresses` as its answer records (each A or AAAA by its family),
     /// none for NODATA. TTL in seconds.
+    ///
+    /// - Parameters:
+    ///   - query: the query answered.
+    ///   - addresses: the answer records' addresses.
+    ///   - ttl: seconds the client may cache them.
     public static func answer(_ query: Query, addresses: [IPAddress], ttl: UInt32) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(12 + query.question.readableBytes + addresses.count * 28)
@@ -123,6 +130,10 @@ public struct FakeDNSPool: Sendable {
 
     /// A pool over `cidr` (`198.18.128.0/17`, `2001:db8:53::/112`), at most `limit` addresses.
     /// nil when the text is not a CIDR or leaves no address.
+    ///
+    /// - Parameters:
+    ///   - cidr: the pool's network, an address and a prefix length.
+    ///   - limit: the most addresses the pool hands out, however large the network.
     public init?(cidr: String, limit: Int = 65_536) {
         let parts = cidr.split(separator: "/")
         guard parts.count == 2, let address = IPAddress(String(parts[0])), let length = Int(parts[1]), limit > 0 else {
@@ -158,6 +169,8 @@ public struct FakeDNSPool: Sendable {
 
     /// The address for `name`: its own if it has one (now the most recently used), else a free one,
     /// else the least recently used name's.
+    ///
+    /// - Parameter name: a name from a query, lowercased.
     public mutating func address(for name: String) -> IPAddress {
         if let index = indexByName[name] {
             touch(index)
@@ -179,6 +192,8 @@ public struct FakeDNSPool: Sendable {
     }
 
     /// The name mapped to `address`, or nil when it is not one of the pool's or not in use.
+    ///
+    /// - Parameter address: a connection's or datagram's destination.
     public mutating func name(for address: IPAddress) -> String? {
         guard let index = index(of: address), let name = names[index] else { return nil }
         touch(index)
@@ -186,6 +201,8 @@ public struct FakeDNSPool: Sendable {
     }
 
     /// Whether `address` is in the pool's range.
+    ///
+    /// - Parameter address: any address.
     public func contains(_ address: IPAddress) -> Bool { index(of: address) != nil }
 
     /// The family of the pool's addresses.
@@ -252,6 +269,8 @@ public struct FakeDNSPool: Sendable {
     /// The answer to a query fake DNS takes (A or AAAA, class IN), or nil to relay it upstream.
     /// A query of the other family than the pool's gets an empty answer (NODATA), so the client
     /// uses the family the pool has.
+    ///
+    /// - Parameter message: a UDP payload sent to port 53.
     public mutating func answer(_ message: ByteBuffer) -> ByteBuffer? {
         guard let query = DNSMessage.parseQuery(message), query.qclass == DNSMessage.classIN,
             query.type == DNSMessage.typeA || query.type == DNSMessage.typeAAAA

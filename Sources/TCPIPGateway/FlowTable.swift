@@ -4,7 +4,12 @@ import NIOCore
 /// Lives on the gateway's event loop (every handler that updates it runs there).
 public final class FlowRecord {
     /// What the flow carries: a TCP connection or a UDP flow (its 5-tuple).
-    public enum Transport: String, Sendable { case tcp, udp }
+    public enum Transport: String, Sendable {
+        /// A TCP connection.
+        case tcp
+        /// A UDP flow: the datagrams of one 5-tuple.
+        case udp
+    }
 
     /// How far along the flow is; its raw value is what the status report prints.
     public enum State: String, Sendable {
@@ -172,6 +177,8 @@ public final class FlowTable {
     public var active: [FlowRecord] { flows.values.filter { !$0.isFinished }.sorted { $0.id < $1.id } }
 
     /// How many flows of `transport` are not finished.
+    ///
+    /// - Parameter transport: TCP or UDP.
     public func activeCount(_ transport: FlowRecord.Transport) -> Int {
         flows.values.reduce(0) { $0 + ($1.transport == transport && !$1.isFinished ? 1 : 0) }
     }
@@ -201,6 +208,8 @@ public final class FlowTable {
 
     /// Drops finished flows (the table keeps only what it has not reported yet), all but the
     /// `keeping` most recent.
+    ///
+    /// - Parameter keeping: how many of the most recently finished flows stay.
     public func forgetFinished(keeping: Int = 0) {
         var done = flows.values.filter(\.isFinished).map(\.id)
         guard done.count > keeping else { return }

@@ -16,6 +16,12 @@ extension Gateway {
     ///
     /// `labels` go on every metric (`queue="1"` for one queue of several). On the gateway's loop;
     /// returns the task, which `cancel()` stops.
+    ///
+    /// - Parameters:
+    ///   - interval: how often the figures are exported.
+    ///   - prefix: the first part of every metric's name.
+    ///   - labels: labels on every metric.
+    ///   - factory: where the metrics go; nil: the process's `MetricsSystem.factory`.
     @discardableResult
     public func exportMetrics(
         every interval: TimeAmount, prefix: String = "tcpip_gateway", labels: [(String, String)] = [],

@@ -5,6 +5,8 @@ import TCPIPNIO
 extension Gateway {
     /// Relays every connection request and UDP flow of `runtime`, a stack in intercept mode
     /// (`StackConfiguration.interception`). The gateway's loop must be the runtime's.
+    ///
+    /// - Parameter runtime: the stack whose intercepted flows the gateway relays.
     public func serve(_ runtime: StackRuntime) {
         precondition(runtime.eventLoop === loop, "a gateway serves a runtime on its own loop")
         let this = NIOLoopBound(self, eventLoop: loop)
@@ -24,6 +26,8 @@ extension Gateway {
 
 extension Refusal {
     /// The stack's spelling of a gateway refusal.
+    ///
+    /// - Parameter refusal: what the gateway decided the client is told.
     public init(_ refusal: GatewayRefusal) {
         switch refusal {
         case .reset: self = .reset

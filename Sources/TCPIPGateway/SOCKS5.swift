@@ -10,13 +10,17 @@ import TCPIPWire
 public enum SOCKS5 {
     /// RFC 1928 §4: CMD.
     public enum Command: UInt8, Sendable {
+        /// CONNECT: a TCP connection to the address.
         case connect = 0x01
+        /// UDP ASSOCIATE: a relay for the datagrams of one client (RFC 1928 §7).
         case udpAssociate = 0x03
     }
 
     /// Where a request goes: DST.ADDR and DST.PORT (RFC 1928 §5: ATYP 1, 3 or 4).
     public enum Address: Hashable, Sendable, CustomStringConvertible {
+        /// An IPv4 (ATYP 1) or IPv6 (ATYP 4) address and a port.
         case ip(IPAddress, port: UInt16)
+        /// A domain name (ATYP 3), which the server resolves, and a port.
         case domain(String, port: UInt16)
 
         /// DST.PORT, whichever the form of the address.
@@ -26,6 +30,7 @@ public enum SOCKS5 {
             }
         }
 
+        /// `host:port`, with an IPv6 address in brackets.
         public var description: String {
             switch self {
             case .ip(.v6(let address), let port): "[\(address)]:\(port)"
@@ -89,14 +94,23 @@ public enum SOCKS5 {
 
     /// RFC 1928 §6: REP.
     public enum Reply: UInt8, Sendable {
+        /// X'00' succeeded.
         case succeeded = 0x00
+        /// X'01' general SOCKS server failure.
         case generalFailure = 0x01
+        /// X'02' connection not allowed by ruleset.
         case notAllowed = 0x02
+        /// X'03' network unreachable.
         case networkUnreachable = 0x03
+        /// X'04' host unreachable.
         case hostUnreachable = 0x04
+        /// X'05' connection refused.
         case connectionRefused = 0x05
+        /// X'06' TTL expired.
         case ttlExpired = 0x06
+        /// X'07' command not supported.
         case commandNotSupported = 0x07
+        /// X'08' address type not supported.
         case addressTypeNotSupported = 0x08
     }
 
@@ -122,6 +136,10 @@ public enum SOCKS5 {
     }
 
     /// RFC 1928 §7: the header of every datagram to and from the relay: RSV (2), FRAG, the address.
+    ///
+    /// - Parameters:
+    ///   - payload: the datagram's data.
+    ///   - address: DST.ADDR and DST.PORT, where the relay sends it.
     public static func encapsulate(_ payload: ByteBuffer, to address: Address) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(payload.readableBytes + 22)
@@ -135,6 +153,8 @@ public enum SOCKS5 {
     /// A datagram from the relay: its source and payload; nil for anything malformed or fragmented
     /// (RFC 1928 §7: "An implementation that does not support fragmentation MUST drop any datagram
     /// whose FRAG field is other than X'00'").
+    ///
+    /// - Parameter datagram: a UDP payload received from the relay.
     public static func decapsulate(_ datagram: ByteBuffer) -> (source: Address, payload: ByteBuffer)? {
         var buffer = datagram
         guard let reserved = buffer.readInteger(as: UInt16.self), reserved == 0,
@@ -153,6 +173,10 @@ public struct Credentials: Hashable, Sendable {
     public var password: String
 
     /// nil when a field is empty or longer than 255 octets (RFC 1929 §2).
+    ///
+    /// - Parameters:
+    ///   - username: UNAME, 1 to 255 octets.
+    ///   - password: PASSWD, 1 to 255 octets.
     public init?(username: String, password: String) {
         guard (1...255).contains(username.utf8.count), (1...255).contains(password.utf8.count) else { return nil }
         self.username = username
@@ -175,6 +199,7 @@ public enum SOCKS5Error: Error, Hashable, Sendable, CustomStringConvertible {
     /// The connection closed before the handshake completed.
     case closedDuringHandshake
 
+    /// What went wrong, in words.
     public var description: String {
         switch self {
         case .reply(let reply): "SOCKS5 reply \(reply)"

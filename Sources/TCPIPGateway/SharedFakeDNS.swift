@@ -18,11 +18,15 @@ public final class SharedFakeDNS: Sendable {
     }
 
     /// The name mapped to `address` (now the most recently used), or nil.
+    ///
+    /// - Parameter address: a connection's or datagram's destination.
     public func name(for address: IPAddress) -> String? {
         pool.withLockedValue { $0.name(for: address) }
     }
 
     /// The answer to an A/AAAA query from the pool, or nil to relay it upstream.
+    ///
+    /// - Parameter query: a UDP payload sent to port 53.
     public func answer(_ query: ByteBuffer) -> ByteBuffer? {
         pool.withLockedValue { $0.answer(query) }
     }

@@ -13,12 +13,20 @@ import TCPIP
 /// - A reset on one side (`TCPError.connectionReset`, `ECONNRESET`) is carried as a reset to the other.
 /// - Idle: a flow on which neither side read anything for `idleTimeout` is closed on both sides.
 public final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    /// The bytes read from this half's channel, written to the partner's.
     public typealias InboundIn = ByteBuffer
+    /// The bytes the partner writes to this half's channel.
     public typealias OutboundIn = ByteBuffer
+    /// The bytes this half writes on, as they came.
     public typealias OutboundOut = ByteBuffer
 
     /// Which side of the flow a half serves: bytes read on `.client` count as sent by the client.
-    public enum Side: Sendable { case client, upstream }
+    public enum Side: Sendable {
+        /// The half on the channel to the tunnel's client (the stack's).
+        case client
+        /// The half on the channel to the upstream (a socket).
+        case upstream
+    }
 
     let side: Side
     let flow: FlowRecord
@@ -72,6 +80,10 @@ public final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     // MARK: Lifecycle
 
+    /// Counts this side of the flow open, starts the idle timer, and lets the channel read (reads
+    /// were held while the flow was set up).
+    ///
+    /// - Parameter context: this handler's context.
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         flow.noteOpen(side)
@@ -83,6 +95,9 @@ public final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler 
         context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
     }
 
+    /// Lets the context go and stops the idle timer.
+    ///
+    /// - Parameter context: this handler's context.
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         idleTimer?.cancel()

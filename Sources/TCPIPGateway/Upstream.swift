@@ -8,8 +8,16 @@ public protocol Upstream: Sendable, CustomStringConvertible {
     /// Opens a TCP connection to `target`. The channel it succeeds with is connected end to end
     /// (for SOCKS5: the server has answered CONNECT), reads are held (`autoRead` off) until a
     /// `SpliceHandler` is installed with `UpstreamConnection.splice`, and remote half-closure is allowed.
+    ///
+    /// - Parameters:
+    ///   - target: the flow's destination, an address or (with fake DNS) a name.
+    ///   - loop: the gateway's loop, where the channel lives and the future completes.
     func connect(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UpstreamConnection>
     /// Opens a UDP session for one flow whose datagrams go to `target`.
+    ///
+    /// - Parameters:
+    ///   - target: the flow's destination.
+    ///   - loop: the gateway's loop, where the session lives and the future completes.
     func openUDP(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UDPSession>
 }
 
@@ -24,6 +32,7 @@ public enum UpstreamFailure: Error, Hashable, Sendable, CustomStringConvertible 
     /// Anything else: the SOCKS server failed, refused the rule set, or spoke nonsense.
     case failed(String)
 
+    /// How the dial failed, in words: `refused`, `host unreachable`, `timed out`.
     public var description: String {
         switch self {
         case .refused: "refused"
@@ -44,6 +53,8 @@ public enum UpstreamFailure: Error, Hashable, Sendable, CustomStringConvertible 
     }
 
     /// The failure behind an error from NIO, a socket or the SOCKS5 handshake.
+    ///
+    /// - Parameter error: what the dial failed with.
     public init(_ error: Error) {
         switch error {
         case let failure as UpstreamFailure:
@@ -94,6 +105,8 @@ public struct UpstreamConnection: Sendable {
     /// Installs `handler` (the upstream half of a splice) and lets reads flow. On the channel's loop.
     /// An upstream that already closed (it answered and hung up while the client's handshake
     /// completed) hands on what it sent and its FIN, then closes the splice.
+    ///
+    /// - Parameter handler: the upstream half of ``SpliceHandler/pair(flow:idleTimeout:resetClient:resetUpstream:)``.
     public func splice(_ handler: SpliceHandler) throws {
         let pipeline = channel.pipeline.syncOperations
         do {
@@ -205,6 +218,7 @@ public struct DirectUpstream: Upstream {
         self.options = options
     }
 
+    /// `direct`, with the outbound interface and mark when set.
     public var description: String {
         var text = "direct"
         if let interface = options.outboundInterface { text += " dev \(interface)" }
@@ -212,6 +226,11 @@ public struct DirectUpstream: Upstream {
         return text
     }
 
+    /// Opens a TCP connection to `target` (see ``Upstream/connect(to:on:)``).
+    ///
+    /// - Parameters:
+    ///   - target: the flow's destination.
+    ///   - loop: the gateway's loop.
     public func connect(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UpstreamConnection> {
         let options = self.options
         let bootstrap = ClientBootstrap(group: loop)
@@ -233,6 +252,11 @@ public struct DirectUpstream: Upstream {
             .flatMapErrorThrowing { throw UpstreamFailure($0) }
     }
 
+    /// Opens a UDP session for one flow to `target` (see ``Upstream/openUDP(to:on:)``).
+    ///
+    /// - Parameters:
+    ///   - target: the flow's destination.
+    ///   - loop: the gateway's loop.
     public func openUDP(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UDPSession> {
         guard case .ip(let address, let port) = target,
             let destination = try? SocketAddress(ipAddress: address.description, port: Int(port))
@@ -289,6 +313,7 @@ public struct SOCKS5Upstream: Upstream {
         self.pipelining = pipelining
     }
 
+    /// `socks5` and the server's address.
     public var description: String { "socks5 \(server.ipAddress ?? "?"):\(server.port ?? 0)" }
 
     /// A connected control channel on which the handshake for `command` completed; its BND address.
@@ -328,6 +353,11 @@ public struct SOCKS5Upstream: Upstream {
         }.flatMapErrorThrowing { throw UpstreamFailure($0) }
     }
 
+    /// Opens a TCP connection to `target` (see ``Upstream/connect(to:on:)``).
+    ///
+    /// - Parameters:
+    ///   - target: the flow's destination.
+    ///   - loop: the gateway's loop.
     public func connect(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UpstreamConnection> {
         handshake(.connect, target, on: loop).map { channel, handshake, _ in
             UpstreamConnection(channel: channel, handshake: handshake)
@@ -336,6 +366,11 @@ public struct SOCKS5Upstream: Upstream {
 
     /// RFC 1928 §7: an association whose lifetime is the control connection's: when either ends,
     /// the other is closed.
+    /// Opens a UDP session for one flow to `target` (see ``Upstream/openUDP(to:on:)``).
+    ///
+    /// - Parameters:
+    ///   - target: the flow's destination.
+    ///   - loop: the gateway's loop.
     public func openUDP(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UDPSession> {
         let server = self.server
         let options = self.options
@@ -426,6 +461,8 @@ public final class UDPSession: @unchecked Sendable {
     }
 
     /// Sends one datagram of the flow upstream.
+    ///
+    /// - Parameter payload: the client's datagram.
     public func send(_ payload: ByteBuffer) {
         loop.preconditionInEventLoop()
         guard !closed, let channel else {
