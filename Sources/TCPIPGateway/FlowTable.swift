@@ -107,8 +107,12 @@ final class FlowTotals {
 }
 
 /// Every flow the gateway relays, for the `ss`-like table `tcpip gateway` prints and for tests.
-/// Finished flows stay for one report, then go. On the gateway's event loop only.
+/// Finished flows stay for one report, then go; without reports (`--status-interval 0`, a library
+/// that never asks) only the `finishedKept` most recent stay, so a gateway that relays millions of
+/// short flows does not remember each one. On the gateway's event loop only.
 public final class FlowTable {
+    /// Finished flows kept between reports, at most (the oldest go first).
+    public static let finishedKept = 256
     private var flows: [UInt64: FlowRecord] = [:]
     private var nextID: UInt64 = 1
     private let totals = FlowTotals()
@@ -136,6 +140,7 @@ public final class FlowTable {
         case .udp: openedUDP += 1
         }
         flows[flow.id] = flow
+        if opened % UInt64(Self.finishedKept) == 0 { forgetFinished(keeping: Self.finishedKept) }
         return flow
     }
 
@@ -175,9 +180,13 @@ public final class FlowTable {
         return lines
     }
 
-    /// Drops finished flows (the table keeps only what it has not reported yet).
-    public func forgetFinished() {
-        for (id, flow) in flows where flow.isFinished {
+    /// Drops finished flows (the table keeps only what it has not reported yet), all but the
+    /// `keeping` most recent.
+    public func forgetFinished(keeping: Int = 0) {
+        var done = flows.values.filter(\.isFinished).map(\.id)
+        guard done.count > keeping else { return }
+        done.sort()
+        for id in done.dropLast(keeping) {
             flows[id] = nil
             finished += 1
         }

@@ -3,7 +3,9 @@ import NIOCore
 /// Drives a SOCKS5 client handshake (RFC 1928 §3–§6, RFC 1929) on a connected channel whose
 /// `autoRead` is off: it reads only what it needs. `result` succeeds with the server's BND address;
 /// bytes that follow the reply (the upstream's first data) are kept and passed on when the handler
-/// is removed, so nothing is lost between the handshake and the splice.
+/// is removed, so nothing is lost between the handshake and the splice. So is the end of the
+/// server's input (its FIN, `ChannelEvent.inputClosed`), which a target that answers and closes at
+/// once sends in the same read as the reply: without it the flow would wait for a FIN that came.
 final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -14,23 +16,39 @@ final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
     private let command: SOCKS5.Command
     private let target: SOCKS5.Address
     private let credentials: Credentials?
+    /// The request went out with the greeting (no credentials: only method 0 is offered).
+    private let pipelined: Bool
     private let promise: EventLoopPromise<SOCKS5.Address>
     private var phase = Phase.method
     private var buffered = ByteBuffer()
+    /// The server's FIN arrived after its reply, before the splice took over.
+    private var inputEnded = false
     /// RFC 1928 replies are at most 4 + 1 + 255 + 2 octets: more before the reply is complete is not SOCKS.
     private static let maximumHandshakeBytes = 1024
 
     var result: EventLoopFuture<SOCKS5.Address> { promise.futureResult }
 
-    init(command: SOCKS5.Command, target: SOCKS5.Address, credentials: Credentials?, eventLoop: EventLoop) {
+    /// - Parameter pipelining: without credentials, send the request with the greeting instead of
+    ///   after the method reply, saving a round trip per flow (see `SOCKS5Upstream.pipelining`).
+    init(command: SOCKS5.Command, target: SOCKS5.Address, credentials: Credentials?, pipelining: Bool = false, eventLoop: EventLoop) {
         self.command = command
         self.target = target
         self.credentials = credentials
+        self.pipelined = pipelining && credentials == nil
         self.promise = eventLoop.makePromise()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: SOCKS5.greeting(withCredentials: credentials != nil))), promise: nil)
+        var greeting = ByteBuffer(bytes: SOCKS5.greeting(withCredentials: credentials != nil))
+        if pipelined {
+            // DEVIATION(RFC 1928 §3–§4): the request follows the method reply there. With one method
+            // offered (0, no authentication) the reply can only be 0 or X'FF' (and a close), and a
+            // server reads its request from the stream whenever it comes; sent at once, it saves
+            // a round trip per flow (hev-socks5-tunnel's `pipeline` option does the same).
+            var request = SOCKS5.request(command, target)
+            greeting.writeBuffer(&request)
+        }
+        context.writeAndFlush(wrapOutboundOut(greeting), promise: nil)
         context.read()
     }
 
@@ -52,6 +70,18 @@ final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         // Still waiting for the server: ask for more (autoRead is off until the splice takes over).
         if phase == .method || phase == .authentication || phase == .reply { context.read() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, case .inputClosed = event else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        if phase == .done {
+            inputEnded = true
+        } else {
+            fail(SOCKS5Error.closedDuringHandshake, context: context)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -77,6 +107,10 @@ final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
             context.fireChannelRead(wrapInboundOut(rest))
             context.fireChannelReadComplete()
         }
+        if inputEnded {
+            inputEnded = false
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        }
         context.leavePipeline(removalToken: removalToken)
     }
 
@@ -91,7 +125,7 @@ final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
                 guard version == 0x05 else { throw .malformed("version \(version)") }
                 switch method {
                 case 0x00:
-                    sendRequest(context: context)
+                    if pipelined { phase = .reply } else { sendRequest(context: context) }
                 case 0x02:
                     guard let credentials else { throw .malformed("method 2 not offered") }
                     context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: SOCKS5.authentication(credentials))), promise: nil)

@@ -90,13 +90,24 @@ public final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        sideClosed()
+        context.fireChannelInactive()
+    }
+
+    /// This half's channel closed before (or while) the half was installed, so no `channelInactive`
+    /// will reach it: an upstream that hung up between its connect and the splice. The partner
+    /// closes once what it was given has gone.
+    func channelClosedBeforeSplice() {
+        sideClosed()
+    }
+
+    private func sideClosed() {
         flow.noteClosed(side)
         idleTimer?.cancel()
         idleTimer = nil
         let partner = self.partner
         self.partner = nil
         partner?.partnerClosed()
-        context.fireChannelInactive()
     }
 
     // MARK: Data

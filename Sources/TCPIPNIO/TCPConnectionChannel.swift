@@ -55,7 +55,9 @@ final class TCPConnectionChannel: LoopBoundOptionsChannel, ChannelCore, @uncheck
     private var outputClosed = false
     private var outputClosePromise: EventLoopPromise<Void>?
     private var finPending = false
-    private var pendingWrites = CircularBuffer<PendingWrite>(initialCapacity: 8)
+    /// Two slots to start with: an idle connection (a gateway may hold thousands) keeps no more;
+    /// a busy writer grows the ring by doubling.
+    private var pendingWrites = CircularBuffer<PendingWrite>(initialCapacity: 2)
     /// How many of `pendingWrites`, from the front, have been flushed.
     private var flushedCount = 0
     private var pendingBytes = 0

@@ -56,6 +56,58 @@ import Testing
         _ = try channel.finish()
     }
 
+    /// A target that answers and closes at once (an accept-and-close server): dante relays its
+    /// FIN right behind the reply, before the splice is installed. The FIN is held with the data
+    /// and handed on at removal; lost, the flow would wait for it forever.
+    @Test func theServersFINBeforeTheSpliceIsHandedOn() throws {
+        let channel = EmbeddedChannel()
+        let handshake = SOCKS5Handshake(
+            command: .connect, target: .ip(.v4(IPv4Address(198, 19, 0, 1)), port: 5002), credentials: nil,
+            eventLoop: channel.eventLoop)
+        let events = EventRecorder()
+        try channel.pipeline.syncOperations.addHandler(handshake)
+        try channel.pipeline.syncOperations.addHandler(events)
+        try channel.writeInbound(ByteBuffer(bytes: [5, 0]))
+        try channel.writeInbound(ByteBuffer(bytes: [5, 0, 0, 1, 198, 18, 1, 2, 0x04, 0x38, 0x2A]))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(events.inputClosed == 0)
+        #expect(try channel.readInbound(as: ByteBuffer.self) == nil)
+        try channel.pipeline.syncOperations.removeHandler(handshake).wait()
+        #expect(try channel.readInbound(as: ByteBuffer.self) == ByteBuffer(bytes: [0x2A]))
+        #expect(events.inputClosed == 1)
+        _ = try channel.finish()
+    }
+
+    /// Counts `ChannelEvent.inputClosed` and passes everything on.
+    final class EventRecorder: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        var inputClosed = 0
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let event = event as? ChannelEvent, case .inputClosed = event { inputClosed += 1 }
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// Pipelining (no credentials): greeting and CONNECT leave in one write; the method reply and
+    /// the CONNECT reply come back together or apart, and the handshake ends as without it.
+    @Test func pipelinedRequestGoesWithTheGreeting() throws {
+        let channel = EmbeddedChannel()
+        let handshake = SOCKS5Handshake(
+            command: .connect, target: .ip(.v4(IPv4Address(198, 19, 0, 1)), port: 80), credentials: nil, pipelining: true,
+            eventLoop: channel.eventLoop)
+        try channel.pipeline.syncOperations.addHandler(handshake)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(bytes: [5, 1, 0, 5, 1, 0, 1, 198, 19, 0, 1, 0, 80]))
+        let bound = NIOLockedValueBox<SOCKS5.Address?>(nil)
+        handshake.result.whenSuccess { address in bound.withLockedValue { $0 = address } }
+        try channel.writeInbound(ByteBuffer(bytes: [5, 0, 5, 0, 0, 1, 198, 18, 1, 2]))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        #expect(bound.withLockedValue { $0 } == nil)
+        try channel.writeInbound(ByteBuffer(bytes: [0x04, 0x38]))
+        #expect(bound.withLockedValue { $0 } == .ip(.v4(IPv4Address(198, 18, 1, 2)), port: 1080))
+        _ = try channel.finish()
+    }
+
     @Test func aRefusalIsTheRefusalReply() throws {
         let channel = EmbeddedChannel()
         let handshake = SOCKS5Handshake(
