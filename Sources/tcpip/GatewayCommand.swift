@@ -141,6 +141,7 @@ struct GatewayCommand: ParsableCommand {
         }
         let runtime = runtimes[0]
         let loop = runtime.eventLoop
+        // (Only queue 0 drains its connections gracefully; the others close when it has.)
         let others = runtimes.dropFirst()
         runtime.closeFuture.whenComplete { _ in
             for other in others { other.stop(promise: nil) }
@@ -154,16 +155,17 @@ struct GatewayCommand: ParsableCommand {
             try loop.submit { recorder.value = PcapRecorder(sink: try PcapFileSink(path: pcap)) }.wait()
             logger.info("capturing to \(pcap)")
         }
-        for queue in runtimes {
+        for (index, queue) in runtimes.enumerated() {
             if let impairment = impair.flatMap(Impairment.init(parsing:)) {
                 try queue.eventLoop.submit { queue.impair(impairment) }.wait()
             }
             guard pcap != nil || trace else { continue }
-            // --pcap goes with one queue only (validate), so the recorder is queue 0's.
+            // --pcap goes with one queue only (validate): the recorder is queue 0's, on its loop.
+            let records = index == 0
             try queue.eventLoop.submit {
                 var formatter = SegmentFormatter()
                 queue.packetObserver = { packet, now, _ in
-                    recorder.value?.record(packet, at: now)
+                    if records { recorder.value?.record(packet, at: now) }
                     if trace { announce(formatter.format(packet, at: now)) }
                 }
                 if trace {

@@ -99,8 +99,9 @@ import Testing
     /// A request answered later, from another thread (a relay that dialled upstream first): the
     /// client waits in SYN-SENT meanwhile, then connects.
     @Test func requestAnsweredLaterFromAnotherThread() async throws {
-        // A deadline far beyond the wait, so that a loaded machine cannot turn it into a refusal.
-        let runtimes = try await Self.pair { $0.requestDeadline = .seconds(120) }
+        // A deadline far beyond the wait: under the full suite, blocking interop tests can hold the
+        // cooperative pool (and so this task) for minutes, and a 120 s deadline once refused it.
+        let runtimes = try await Self.pair { $0.requestDeadline = .seconds(3600) }
         let gateway = runtimes.gateway
         let pending = NIOLockedValueBox<ConnectionRequest?>(nil)
         gateway.setConnectionRequestHandler { request in pending.withLockedValue { $0 = request } }
