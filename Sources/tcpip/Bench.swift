@@ -122,7 +122,7 @@ struct BenchConnectionRate: ParsableCommand {
         try OptionChecks.seconds(seconds, 0.001...86_400, option: "seconds", because: "how long to run, up to a day")
         if let count {
             try OptionChecks.positive(count, option: "count", what: "the cycles to run")
-            guard threads == 1 else { throw ValidationError("--count runs one pair of stacks: leave --threads at 1") }
+            guard threads == 1 else { throw ValidationError("--count \(count): one pair of stacks runs the count, so --threads must be 1") }
         }
         try OptionChecks.within(threads, 1...64, option: "threads", because: "pairs of stacks, one per thread")
         try OptionChecks.within(
