@@ -105,6 +105,9 @@ struct PathMTUCache {
     /// When the oldest estimate ages out (a stale record may make it early: one wakeup that finds nothing).
     var nextExpiry: Instant? { expiries.first?.expires }
 
+    /// Whether any estimate waits to age out: the inlined test `nextExpiry` is worth asking after.
+    var hasExpiries: Bool { !expiries.isEmpty }
+
     /// RFC 1191 §6.3: forgets every estimate that has not been lowered for `configuration.ageing` at
     /// `now`, and returns the destinations whose estimate went, for their connections to be told.
     /// (Also those whose entry a lookup already dropped as stale, or the bound evicted: their

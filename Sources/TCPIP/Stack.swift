@@ -192,8 +192,12 @@ public final class Stack {
 
     /// When the stack next needs `advanceTime(to:)` even if no packet arrives.
     public var nextDeadline: Instant? {
-        var deadline = Instant.earliest(Instant.earliest(timers.earliest, timeWaitExpiries.first?.deadline),
-                                        pathMTUCache.nextExpiry)
+        // A driver asks after every step (ten times a connection in `bench connrate`): each source
+        // is looked at only when it holds something, by `isEmpty` (inlined) rather than `first` (a
+        // call into CircularBuffer's specialization each, 30 instructions a question).
+        var deadline = timers.earliest
+        if !timeWaitExpiries.isEmpty { deadline = Instant.earliest(deadline, timeWaitExpiries.first?.deadline) }
+        if pathMTUCache.hasExpiries { deadline = Instant.earliest(deadline, pathMTUCache.nextExpiry) }
         // Datagrams held back by `impair` rules are released by `advanceTime` too.
         if filterHooks != 0, let held = filterHeld.first { deadline = Instant.earliest(deadline, held.release) }
         return reassembly.count == 0 ? deadline : Instant.earliest(deadline, reassembly.nextDeadline)
@@ -204,7 +208,7 @@ public final class Stack {
         if filterHooks != 0 { releaseHeldDatagrams(now: now) }
         expireTimeWait(now: now)
         expireFragments(now: now)
-        if let expiry = pathMTUCache.nextExpiry, expiry <= now { expirePathMTUs(now: now) }
+        if pathMTUCache.hasExpiries, let expiry = pathMTUCache.nextExpiry, expiry <= now { expirePathMTUs(now: now) }
         while let entry = timers.popDue(now: now) {
             switch entry.owner {
             case .connection(let handle):

@@ -111,16 +111,30 @@ struct BenchConnectionRate: ParsableCommand {
         4-tuple comes back while the server still holds it in TIME-WAIT, and is reopened by RFC 6191).
         """)
     var clientAddresses: Int = 256
+    @Option(help: """
+        Run exactly this many cycles instead of for --seconds, on a virtual clock that moves 1 µs each \
+        time it is read (for profilers: the same work in every run and every binary, and TIME-WAIT \
+        filling as at full speed; --threads 1 only).
+        """)
+    var count: Int?
 
     func validate() throws {
         try OptionChecks.seconds(seconds, 0.001...86_400, option: "seconds", because: "how long to run, up to a day")
+        if let count {
+            try OptionChecks.positive(count, option: "count", what: "the cycles to run")
+            guard threads == 1 else { throw ValidationError("--count \(count): one pair of stacks runs the count, so --threads must be 1") }
+        }
         try OptionChecks.within(threads, 1...64, option: "threads", because: "pairs of stacks, one per thread")
         try OptionChecks.within(
             clientAddresses, 1...256, option: "client-addresses", because: "the addresses the client connects from, in turn")
     }
 
     func run() throws {
-        let results = try Self.runPairs(threads: threads, seconds: seconds, clientAddresses: clientAddresses)
+        let results = if let count {
+            [try ConnectionRateBenchmark.run(count: count, clientAddresses: clientAddresses, virtualStep: .microseconds(1))]
+        } else {
+            try Self.runPairs(threads: threads, seconds: seconds, clientAddresses: clientAddresses)
+        }
         let connections = results.reduce(0) { $0 + $1.connections }
         let longest = results.map(\.seconds).max() ?? 0
         let name = threads == 1 ? "tcpip_mem_connrate" : "tcpip_mem_connrate_threads\(threads)"

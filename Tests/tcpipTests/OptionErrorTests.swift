@@ -61,6 +61,9 @@ import Testing
     @Test func benchSaysTheRangeOfSeconds() {
         #expect(message(BenchBulk.self, ["--seconds", "0"])?.contains("must be 0.001...86400 seconds") == true)
         #expect(message(BenchConnectionRate.self, ["--threads", "65"])?.hasPrefix("--threads 65: must be 1...64") == true)
+        #expect(message(BenchConnectionRate.self, ["--count", "0"]) == "--count 0: the cycles to run must be more than 0")
+        #expect(message(BenchConnectionRate.self, ["--count", "10", "--threads", "2"])
+            == "--count 10: one pair of stacks runs the count, so --threads must be 1")
     }
 
     @Test func benchForwardSaysTheRanges() {

@@ -23,6 +23,17 @@ import Testing
         #expect(result.serverConnectionsLeft == 200)
     }
 
+    /// `tcpip bench connrate --count`: on the stepped virtual clock, the same cycles whatever the
+    /// machine's speed (under valgrind too), every one without a timeout.
+    @Test func connectionRateOnTheVirtualClockDoesExactlyTheCount() throws {
+        let result = try ConnectionRateBenchmark.run(count: 500, clientAddresses: 2, virtualStep: .microseconds(1))
+        #expect(result.connections == 500)
+        #expect(result.serverConnectionsLeft == 500)
+        #expect(result.retransmissions == 0)
+        #expect(result.segmentsSent == 500 * 6)
+        #expect(result.seconds > 0)
+    }
+
     /// From one client address to one server port, past the 16,384 ephemeral ports: every 4-tuple
     /// comes back while the server holds it in TIME-WAIT, and every cycle still completes at once —
     /// the server reopens the record on the new SYN (RFC 6191), with no retransmission.
