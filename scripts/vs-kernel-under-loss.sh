@@ -9,8 +9,12 @@
 #   contender: `tcpip send` on TUN tb in namespace B (198.18.3.2 behind 198.18.3.1), B forwarding
 #
 # For each RTT 10/50/200 ms × loss 0/0.1/1/5 % it runs each sender for SECONDS (default 10) and prints
-# one table: goodput into A's application in Mbit/s (bytes the sink read / seconds), and ours/kernel.
-# TCPIP=path picks the binary (default: .build/release/tcpip, built if missing).
+# one table: goodput into A's application in Mbit/s (bytes the sink read / seconds), and ours/kernel,
+# with what the router saw of the data direction for each sender: the fraction of datagrams it
+# dropped (the loss the sender really met) and their mean size (wire-sized: 1500 or less).
+# TCPIP=path picks the binary (default: .build/release/tcpip, built if missing). KERNEL_CC picks the
+# kernel sender's congestion control (default cubic, set on its socket with TCP_CONGESTION: a new
+# namespace inherits the host's default, which may be bbr, and BBR does not answer loss as CUBIC does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -53,7 +57,8 @@ PY
 cat >"$work/send.py" <<'PY'
 import socket, sys, time
 seconds = float(sys.argv[1]); chunk = b"\x5a" * (128 * 1024)
-c = socket.create_connection(("198.18.0.1", 5001)); end = time.monotonic() + seconds; sent = 0
+c = socket.socket(); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, sys.argv[2].encode())
+c.connect(("198.18.0.1", 5001)); end = time.monotonic() + seconds; sent = 0
 while time.monotonic() < end: sent += c.send(chunk)
 c.shutdown(socket.SHUT_WR)
 while c.recv(4096): pass
@@ -65,7 +70,11 @@ wait_for() {  # FILE PATTERN
     echo "error: no '$2' in $1: $(cat "$1")" >&2; return 1
 }
 
+kernel_cc=${KERNEL_CC:-cubic}
+
 # One cell: fresh namespaces, the router with this cell's impairment, then SENDER (kernel|ours).
+# Prints "GOODPUT LOSS_SEEN_% MEAN_DATAGRAM_BYTES": the last two from the router's drops on ra.out
+# and the datagrams A's ra received.
 run_cell() {  # RTT LOSS SENDER
     local half=$(($1 / 2)) loss=$2 sender=$3
     teardown
@@ -77,6 +86,7 @@ run_cell() {  # RTT LOSS SENDER
         --address ra=198.18.0.254 --address rb=198.18.2.254 \
         --impair "ra.in:delay=${half}ms,seed=7" --impair "ra.out:delay=${half}ms,loss=${loss}%,seed=11" \
         >"$work/route.log" 2>&1 &
+    local router=$!
     wait_for "$work/route.log" READY
     ip -n "$ns_r" link set ra netns "$ns_a"
     ip -n "$ns_r" link set rb netns "$ns_b"
@@ -88,7 +98,7 @@ run_cell() {  # RTT LOSS SENDER
     ip netns exec "$ns_a" python3 "$work/sink.py" >"$work/sink.log" 2>&1 &
     wait_for "$work/sink.log" READY
     if [[ $sender == kernel ]]; then
-        ip netns exec "$ns_b" python3 "$work/send.py" "$seconds" >/dev/null
+        ip netns exec "$ns_b" python3 "$work/send.py" "$seconds" "$kernel_cc" >/dev/null
     else
         ip netns exec "$ns_b" sysctl -q -w net.ipv4.ip_forward=1
         ip -n "$ns_b" tuntap add dev tb mode tun
@@ -96,20 +106,31 @@ run_cell() {  # RTT LOSS SENDER
         ip netns exec "$ns_b" "$tcpip" send --tun tb --address 198.18.3.2 --to 198.18.0.1:5001 \
             --seconds "$seconds" --log-level error >/dev/null 2>&1 || true
     fi
-    wait_for "$work/sink.log" mbit_per_s || { echo 0; return; }
-    sed -n 's/.*mbit_per_s=\([0-9.]*\).*/\1/p' "$work/sink.log" | tail -n 1
+    local goodput=0
+    if wait_for "$work/sink.log" mbit_per_s; then
+        goodput=$(sed -n 's/.*mbit_per_s=\([0-9.]*\).*/\1/p' "$work/sink.log" | tail -n 1)
+    fi
+    # What reached A by ra, and what the router dropped (only ra.out has loss): the loss met per datagram.
+    local rx; rx=$(ip -n "$ns_a" -s -j link show ra | python3 -c "import json,sys; s=json.load(sys.stdin)[0]['stats64']['rx']; print(s['packets'], s['bytes'])")
+    kill -TERM "$router" 2>/dev/null || true
+    wait_for "$work/route.log" impaired_dropped >/dev/null 2>&1 || true
+    local dropped; dropped=$(sed -n 's/.*impaired_dropped=\([0-9]*\).*/\1/p' "$work/route.log" | tail -n 1)
+    python3 -c "
+p, b = map(int, '$rx'.split()); d = int('${dropped:-0}')
+print('$goodput', f'{100 * d / max(1, d + p):.3f}', f'{b / max(1, p):.0f}')"
 }
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "# vs-kernel-under-loss: ${seconds} s per run, $(nproc) cores, load average before: $load"
-echo "# goodput into the receiving application (kernel A), Mbit/s; ratio = ours / kernel"
-printf '%-8s %-7s %12s %12s %8s\n' "rtt_ms" "loss_%" "kernel" "ours" "ratio"
+echo "# kernel sender: $kernel_cc ($(uname -r)); goodput into the receiving application (kernel A), Mbit/s;"
+echo "# ratio = ours / kernel; k_/o_loss: % of data datagrams the router dropped; k_/o_size: their mean bytes"
+printf '%-7s %-7s %10s %10s %7s %8s %8s %7s %7s\n' "rtt_ms" "loss_%" "kernel" "ours" "ratio" "k_loss" "o_loss" "k_size" "o_size"
 for rtt in "${rtts[@]}"; do
     for loss in "${losses[@]}"; do
-        kernel=$(run_cell "$rtt" "$loss" kernel)
-        ours=$(run_cell "$rtt" "$loss" ours)
+        read -r kernel k_loss k_size < <(run_cell "$rtt" "$loss" kernel)
+        read -r ours o_loss o_size < <(run_cell "$rtt" "$loss" ours)
         ratio=$(python3 -c "k=float('$kernel' or 0); o=float('$ours' or 0); print(f'{o/k:.2f}' if k > 0 else 'n/a')")
-        printf '%-8s %-7s %12s %12s %8s\n' "$rtt" "$loss" "$kernel" "$ours" "$ratio"
+        printf '%-7s %-7s %10s %10s %7s %8s %8s %7s %7s\n' "$rtt" "$loss" "$kernel" "$ours" "$ratio" "$k_loss" "$o_loss" "$k_size" "$o_size"
     done
 done
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

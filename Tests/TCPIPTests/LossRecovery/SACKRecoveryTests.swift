@@ -68,6 +68,54 @@ private func newReno(_ configuration: inout StackConfiguration) { configuration.
         #expect(t.status?.lostBytes == 0)
     }
 
+    /// RFC 6675 §5: one loss event per window. A hole RACK finds while recovery is on, below
+    /// RecoveryPoint (here segment 12, 16061, seen lost only when 17521 is SACKed after recovery began
+    /// on segment 2), is retransmitted in the same episode, with no second reduction — as Linux, whose
+    /// tcp_enter_recovery runs only from Open or Disorder. The first loss after the full ACK, in data sent
+    /// after RecoveryPoint, is a new event: a new episode and a new reduction.
+    @Test func oneReductionPerWindowOfLosses() throws {
+        var t = try twelveSegmentsWithTwoLost()
+        try t.inject("+0 < . 1:1(0) ack 1461 win 65535 <sack 2921:4381>")
+        try t.expect("+0 > . 17521:18981(1460) ack 1")
+        try t.inject("+0 < . 1:1(0) ack 1461 win 65535 <sack 2921:5841>")
+        try t.expect("+0 > P. 18981:20441(1460) ack 1")
+        try t.inject("+0 < . 1:1(0) ack 1461 win 65535 <sack 2921:7301>")
+        try t.expect("+0 > . 1461:2921(1460) ack 1")
+        #expect(t.status?.inRecovery == true)
+        #expect(t.status?.slowStartThreshold == 9490)
+        for end in stride(from: 8761, through: 16061, by: 1460) {
+            try t.inject("+.001 < . 1:1(0) ack 1461 win 65535 <sack 2921:\(end)>")
+        }
+        // 17521 SACKed: 16061, sent before it, is lost (no reordering seen, reo_wnd 0 in recovery); the lost
+        // bytes are it and 1461 (retransmitted, not yet acknowledged).
+        try t.inject("+.001 < . 1:1(0) ack 1461 win 65535 <sack 2921:16061 17521:18981>")
+        var sent = t.takeOutput()
+        #expect(t.status?.lostBytes == 2920)
+        try t.inject("+.001 < . 1:1(0) ack 1461 win 65535 <sack 2921:16061 17521:20441>")
+        sent += t.takeOutput()
+        #expect(sent.contains { $0.contains("16061:17521(1460)") })
+        #expect(t.counters.fastRetransmits == 1)
+        #expect(t.status?.slowStartThreshold == 9490)
+        #expect(t.status?.retransmits == 2)
+        // The full ACK ends the episode: cwnd = ssthresh.
+        try t.inject("+.1 < . 1:1(0) ack 20441 win 65535")
+        #expect(t.status?.inRecovery == false)
+        #expect(t.status?.congestionWindow == 9490)
+        // New data, its first segment lost: a new loss event, a new reduction from the new flight. cwnd
+        // lets six segments go (20441–29201); two SACKs send the last two (limited transmit).
+        try t.app.send(8 * 1460)
+        #expect(t.takeOutput().filter { $0.contains("(1460)") }.count == 6)
+        try t.inject("+.1 < . 1:1(0) ack 20441 win 65535 <sack 21901:23361>")
+        #expect(t.takeOutput().contains { $0.contains("29201:30661(1460)") })
+        try t.inject("+0 < . 1:1(0) ack 20441 win 65535 <sack 21901:24821>")
+        #expect(t.takeOutput().contains { $0.contains("30661:32121(1460)") })
+        try t.inject("+0 < . 1:1(0) ack 20441 win 65535 <sack 21901:26281>")
+        #expect(t.takeOutput().contains { $0.contains("20441:21901(1460)") })
+        #expect(t.counters.fastRetransmits == 2)
+        #expect(t.status?.inRecovery == true)
+        #expect(t.status?.slowStartThreshold == (32121 - 20441) / 2)
+    }
+
     /// RFC 8985 §6.2 step 5 and its reordering timer: one SACKed segment is not enough to call the ones
     /// before it lost until RACK.rtt + reo_wnd (min_RTT / 4 = 25 ms) has passed since they were sent.
     @Test func rackWaitsOneReorderingWindowThenRetransmits() throws {
