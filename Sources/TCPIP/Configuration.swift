@@ -231,6 +231,11 @@ public struct TCPConfiguration: Sendable {
     /// segment delivered, as Linux's tcp_slow_start does, so that a receiver acknowledging each
     /// burst once (see `server`) does not hold slow start to one segment per round trip.
     public var slowStartLimitSegments: Int? = 1
+    /// HyStart++ (RFC 9406) in the first slow start: growth slows to a quarter once the round trip
+    /// rises by 4–16 ms (a queue is building), and congestion avoidance follows five rounds later,
+    /// instead of doubling until a queue overflows. On in `server` and `packetTunnel`; off by default,
+    /// where slow start is RFC 5681's.
+    public var hyStart: Bool = false
     /// Persist timer bounds for zero-window probes (RFC 9293 §3.8.6.1; backoff per RFC 1122 §4.2.2.17).
     public var minimumPersistTimeout: TimeAmount = .milliseconds(200)
     public var maximumPersistTimeout: TimeAmount = .seconds(60)
@@ -341,6 +346,7 @@ extension TCPConfiguration {
         tcp.sendBufferSize = 256 * 1024
         tcp.sendBufferMaximum = 16 * 1024 * 1024
         tcp.slowStartLimitSegments = nil
+        tcp.hyStart = true
         return tcp
     }
 
@@ -356,6 +362,7 @@ extension TCPConfiguration {
         tcp.sendBufferSize = 64 * 1024
         tcp.sendBufferMaximum = 4 * 1024 * 1024
         tcp.slowStartLimitSegments = nil
+        tcp.hyStart = true
         return tcp
     }
 }
