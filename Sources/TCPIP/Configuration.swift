@@ -329,8 +329,8 @@ extension TCPConfiguration {
     /// 335 Mbit/s, and 8 MiB held the kernel's curl to 8 MiB per round trip while a loaded host
     /// stretched that round trip to 250–500 ms (the kernel offered 20 MB of window; the send
     /// buffer, full, was all that limited the flight). A larger receive maximum would overshoot a
-    /// path's queue in slow start by more (without HyStart, cwnd doubles until the receive window
-    /// or a loss stops it): 16 MiB into a 500 Mbit/s, 100 ms path with a one-BDP queue lost 13% of
+    /// path's queue in slow start by more (cwnd doubles until the receive window, HyStart++ or a
+    /// loss stops it): 16 MiB into a 500 Mbit/s, 100 ms path with a one-BDP queue lost 13% of
     /// its segments and averaged less than 8 MiB did. The send maximum does not: the receiver's
     /// window bounds the flight.
     ///
@@ -338,7 +338,8 @@ extension TCPConfiguration {
     /// tcp_slow_start does: a Linux receiver whose reader wakes once per burst acknowledges the
     /// whole burst with one ACK when the reader has drained it (__tcp_ack_snd_check waits for the
     /// window to reopen), and RFC 5681's one SMSS per ACK then grows cwnd by one segment per round
-    /// trip — a 100 MB download over 100 ms sat at 80 KB a flight for two seconds.
+    /// trip — a 100 MB download over 100 ms sat at 80 KB a flight for two seconds. HyStart++
+    /// (`hyStart`, RFC 9406) ends that slow start when the round trip shows a queue building.
     public static var server: TCPConfiguration {
         var tcp = TCPConfiguration()
         tcp.receiveBufferSize = 128 * 1024
@@ -354,7 +355,7 @@ extension TCPConfiguration {
     /// starts small, 64 KiB each way, and only the flows that fill their window grow, to 4 MiB at
     /// most. Pair it with `StackConfiguration.packetTunnelMemoryBudget` as the hard ceiling for the
     /// whole stack: under its pressure, growth stops and the largest buffers shrink first. Slow
-    /// start counts every segment delivered, as `server`'s does.
+    /// start counts every segment delivered and runs under HyStart++, as `server`'s does.
     public static var packetTunnel: TCPConfiguration {
         var tcp = TCPConfiguration()
         tcp.receiveBufferSize = 64 * 1024

@@ -227,3 +227,47 @@ import TCPIPWire
         #expect(s.cwnd == 73 * Self.mss)       // 10 → 19 → 37 → 73
     }
 }
+
+/// HyStart++ through real segments: the connection takes each ACK's RTT sample from its timestamp
+/// echo (RFC 7323 §4.1) and the algorithm's rounds follow SND.NXT.
+@Suite struct HyStartConnectionTests {
+    /// The peer acknowledges every segment of a round one RTT after the round was sent, echoing the
+    /// TSval the round was sent with. Rounds of 100, 100 and 120 ms: the third round's minimum is
+    /// 20 ms above the second's (threshold 12.5 ms), so from its eighth sample on cwnd grows by a
+    /// quarter of a segment per ACK instead of a segment.
+    @Test func risingRTTSlowsSlowStart() throws {
+        var t = try TCPTester(.established, peer: .init(timestampValue: 1000)) { configuration in
+            configuration.tcp.congestionControl = .newReno
+            configuration.tcp.hyStart = true
+        }
+        try t.app.send(200_000)
+        var outstanding = t.takeSegments().count
+        #expect(outstanding == 10)
+        var acknowledged = 1
+        var peerClock: UInt32 = 1000
+        var growth: [Int] = []
+        for rtt in [100, 100, 120] as [Int64] {
+            let echo = try #require(t.latestTSval)
+            t.advance(by: .milliseconds(rtt))
+            peerClock += UInt32(rtt)
+            var sentThisRound = 0
+            for _ in 0..<outstanding {
+                let before = t.status?.congestionWindow ?? 0
+                acknowledged += 1460
+                try t.inject("+0 < . 1:1(0) ack \(acknowledged) win 65535 <nop,nop,TS val \(peerClock) ecr \(echo)>")
+                growth.append((t.status?.congestionWindow ?? 0) - before)
+                sentThisRound += t.takeSegments().count
+            }
+            outstanding = sentThisRound
+        }
+        // Rounds one and two (10 and 20 ACKs): a segment per ACK. Round three: HyStart++'s round
+        // begins with the ACK that covers SND.NXT as it was when its last round began, and its
+        // eighth sample of 120 ms enters CSS; every ACK after that grows cwnd by 1460 / 4.
+        #expect(growth[0..<30].allSatisfy { $0 == 1460 })
+        let third = Array(growth[30...])
+        let css = try #require(third.firstIndex(of: 365), "round three: \(third)")
+        #expect(css >= 8)
+        #expect(third[..<css].allSatisfy { $0 == 1460 }, "round three: \(third)")
+        #expect(third[css...].allSatisfy { $0 == 365 }, "round three: \(third)")
+    }
+}
