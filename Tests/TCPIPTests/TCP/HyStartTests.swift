@@ -234,7 +234,7 @@ import TCPIPWire
     /// The peer acknowledges every segment of a round one RTT after the round was sent, echoing the
     /// TSval the round was sent with. Rounds of 100, 100 and 120 ms: the third round's minimum is
     /// 20 ms above the second's (threshold 12.5 ms), so from its eighth sample on cwnd grows by a
-    /// quarter of a segment per ACK instead of a segment.
+    /// quarter of a segment per ACK instead of a segment (1,448 octets with timestamps).
     @Test func risingRTTSlowsSlowStart() throws {
         var t = try TCPTester(.established, peer: .init(timestampValue: 1000)) { configuration in
             configuration.tcp.congestionControl = .newReno
@@ -253,7 +253,7 @@ import TCPIPWire
             var sentThisRound = 0
             for _ in 0..<outstanding {
                 let before = t.status?.congestionWindow ?? 0
-                acknowledged += 1460
+                acknowledged += 1448   // the MSS less the timestamps option
                 try t.inject("+0 < . 1:1(0) ack \(acknowledged) win 65535 <nop,nop,TS val \(peerClock) ecr \(echo)>")
                 growth.append((t.status?.congestionWindow ?? 0) - before)
                 sentThisRound += t.takeSegments().count
@@ -262,12 +262,12 @@ import TCPIPWire
         }
         // Rounds one and two (10 and 20 ACKs): a segment per ACK. Round three: HyStart++'s round
         // begins with the ACK that covers SND.NXT as it was when its last round began, and its
-        // eighth sample of 120 ms enters CSS; every ACK after that grows cwnd by 1460 / 4.
-        #expect(growth[0..<30].allSatisfy { $0 == 1460 })
+        // eighth sample of 120 ms enters CSS; every ACK after that grows cwnd by 1448 / 4.
+        #expect(growth[0..<30].allSatisfy { $0 == 1448 })
         let third = Array(growth[30...])
-        let css = try #require(third.firstIndex(of: 365), "round three: \(third)")
+        let css = try #require(third.firstIndex(of: 362), "round three: \(third)")
         #expect(css >= 8)
-        #expect(third[..<css].allSatisfy { $0 == 1460 }, "round three: \(third)")
-        #expect(third[css...].allSatisfy { $0 == 365 }, "round three: \(third)")
+        #expect(third[..<css].allSatisfy { $0 == 1448 }, "round three: \(third)")
+        #expect(third[css...].allSatisfy { $0 == 362 }, "round three: \(third)")
     }
 }
