@@ -156,7 +156,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "TCPIPWireTests", dependencies: ["TCPIPWire"], swiftSettings: strict),
         .testTarget(
-            name: "TCPIPTests", dependencies: ["TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPSimulation", "TCPIPFuzzing"],
+            name: "TCPIPTests", dependencies: ["TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPSimulation", "TCPIPFuzzing", "TCPIPScript"],
             swiftSettings: strict),
         .testTarget(
             name: "TCPIPLinksTests", dependencies: ["TCPIPLinks", "TCPIPSimulation", "TCPIP", "TCPIPWire", "TestSupport"],

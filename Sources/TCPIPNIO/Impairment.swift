@@ -38,7 +38,9 @@ public struct Impairment: Hashable, Sendable, CustomStringConvertible {
                 default: corrupt = fraction
                 }
             case "delay":
-                guard value.hasSuffix("ms"), let milliseconds = Int64(value.dropLast(2)), milliseconds >= 0 else { return nil }
+                // Up to an hour: beyond, a delay is a loss (and the nanoseconds would not fit).
+                guard value.hasSuffix("ms"), let milliseconds = Int64(value.dropLast(2)), (0...3_600_000).contains(milliseconds)
+                else { return nil }
                 delay = .milliseconds(milliseconds)
             case "seed":
                 guard let seed = UInt64(value) else { return nil }
@@ -95,6 +97,9 @@ public struct Impairer {
 
     /// When the first held datagram's delay is over.
     public var nextRelease: Instant? { held.first?.release }
+
+    /// Datagrams held for their delay.
+    public var heldCount: Int { held.count }
 
     /// Datagrams whose delay is over.
     public mutating func due(now: Instant) -> [(packet: ByteBuffer, inbound: Bool)] {

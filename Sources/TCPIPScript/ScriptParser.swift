@@ -8,8 +8,14 @@ public enum ScriptParser {
     /// - Parameter defines: names for `#ifdef` (the FreeBSD suite's `#ifdef STANDARD` / `#ifdef FreeBSD`
     ///   branches, which packetdrill reads through the C preprocessor). `STANDARD` by default: the
     ///   RFC's behaviour rather than one platform's.
-    public static func parse(_ text: String, defines: Set<String> = ["STANDARD"]) throws(ScriptSyntaxError) -> Script {
+    /// - Parameter timestampWildcards: reads `*` for the value or echo of a `TS` option
+    ///   (`ScriptPacket.timestampWildcards`), the notation of the TCPIPTests' `TCPTester`; packetdrill's
+    ///   scripts never write it, so by default it is an error.
+    public static func parse(
+        _ text: String, defines: Set<String> = ["STANDARD"], timestampWildcards: Bool = false
+    ) throws(ScriptSyntaxError) -> Script {
         var parser = Parser(tokens: try ScriptLexer.tokens(try preprocess(text, defines: defines)))
+        parser.allowsTimestampWildcards = timestampWildcards
         return try parser.script()
     }
 
@@ -52,6 +58,9 @@ public enum ScriptParser {
 private struct Parser {
     var tokens: [ScriptToken]
     var index = 0
+    var allowsTimestampWildcards = false
+    /// The `*` fields of the TS option of the packet being read.
+    var timestampWildcards: ScriptTimestampWildcards = []
 
     init(tokens: [ScriptToken]) {
         self.tokens = tokens
@@ -300,7 +309,9 @@ private struct Parser {
             } else if acceptWord("urg") {
                 packet.urgentPointer = try unsignedNumber("urgent pointer", UInt16.self)
             } else if current!.isPunctuation("<") {
+                timestampWildcards = []
                 packet.options = try optionList(direction: direction)
+                packet.timestampWildcards = timestampWildcards
             } else if current!.isPunctuation("/") {
                 // nplab's packetdrill: `/udp(sport > dport)`, the segment encapsulated in UDP.
                 index += 1
@@ -415,9 +426,9 @@ private struct Parser {
             return .sack(blocks)
         case "TS":
             guard acceptWord("val") else { throw error("expected `val` after `TS`") }
-            let value = try unsignedNumber("TS val", UInt32.self)
+            let value = try timestampField("TS val", wildcard: .value)
             guard acceptWord("ecr") else { throw error("expected `ecr` after the TS value") }
-            return .timestamp(value: value, echo: try unsignedNumber("TS ecr", UInt32.self))
+            return .timestamp(value: value, echo: try timestampField("TS ecr", wildcard: .echo))
         case "md5":
             // RFC 2385: `md5 KEY-or-digest`, a hex blob (packetdrill's `MD5 hex_blob`).
             var text = ""
@@ -442,6 +453,15 @@ private struct Parser {
             }
             return .other(text)
         }
+    }
+
+    /// A TS value or echo: a number, or `*` when the caller allows wildcards (then 0, and noted).
+    mutating func timestampField(_ what: String, wildcard: ScriptTimestampWildcards) throws(ScriptSyntaxError) -> UInt32 {
+        if allowsTimestampWildcards && accept("*") {
+            timestampWildcards.insert(wildcard)
+            return 0
+        }
+        return try unsignedNumber(what, UInt32.self)
     }
 
     mutating func unsignedNumber<T: FixedWidthInteger & UnsignedInteger>(_ what: String, _ type: T.Type) throws(ScriptSyntaxError) -> T {

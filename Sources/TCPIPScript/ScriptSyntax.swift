@@ -115,6 +115,22 @@ public struct ScriptPacket: Sendable {
     public var options: OptionList
     /// Non-TCP packets (`icmp …`, `udp …`) as written; the runner cannot play them.
     public var other: String?
+    /// The fields of `TS val * ecr *` written as `*` (their value in `options` is then 0). Only when the
+    /// parser is asked for them (`ScriptParser.parse(_:defines:timestampWildcards:)`): packetdrill has no
+    /// such notation, the TCPIPTests' `TCPTester` does.
+    public var timestampWildcards: ScriptTimestampWildcards = []
+}
+
+/// Which fields of a `TS` option a line leaves open with `*`.
+public struct ScriptTimestampWildcards: OptionSet, Sendable, Hashable {
+    /// One bit per field.
+    public var rawValue: UInt8
+    /// The fields whose bits are set in `rawValue`.
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// `TS val *`
+    public static let value = ScriptTimestampWildcards(rawValue: 1 << 0)
+    /// `TS … ecr *`
+    public static let echo = ScriptTimestampWildcards(rawValue: 1 << 1)
 }
 
 /// The IP header fields a packet line names: injected as written on `<` lines, compared on `>` lines,

@@ -73,9 +73,13 @@ struct BenchForward: ParsableCommand {
     var packets: Int?
 
     func validate() throws {
-        guard ip == 4 || ip == 6 else { throw ValidationError("--ip must be 4 or 6") }
-        guard size >= (ip == 6 ? 48 : 28), size <= 65535 else { throw ValidationError("--size out of range") }
-        guard seconds > 0, routes >= 2 else { throw ValidationError("--seconds must be positive, --routes at least 2") }
+        try OptionChecks.ipVersion(ip)
+        try OptionChecks.within(
+            size, (ip == 6 ? 48 : 28)...65_535, option: "size",
+            because: "an IP header and a UDP header at least, at most what an IP length field can describe")
+        try OptionChecks.seconds(seconds, 0.001...86_400, option: "seconds", because: "how long to forward, up to a day")
+        try OptionChecks.within(routes, 2...1_000_000, option: "routes", because: "the two the datagrams use, and the rest of the table")
+        if let packets { try OptionChecks.positive(packets, option: "packets", what: "the datagrams to forward") }
     }
 
     func run() throws {

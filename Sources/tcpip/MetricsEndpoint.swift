@@ -31,6 +31,19 @@ struct MetricsOptions: ParsableArguments {
         guard let metricsPort else { return nil }
         return try MetricsEndpoint.start(for: runtime, host: metricsAddress, port: metricsPort, logger: logger)
     }
+
+    /// Starts the endpoint for counters that are not a stack's (`route`'s) when `--metrics-port` was
+    /// given: `export` fills `registry` every `interval` on `eventLoop`, and once more at `close()`.
+    func start(
+        registry: PrometheusCollectorRegistry, on eventLoop: any EventLoop, interval: TimeAmount = .seconds(1),
+        logger: Logger, export: @escaping @Sendable () -> Void
+    ) throws -> MetricsEndpoint? {
+        guard let metricsPort else { return nil }
+        let task = eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { _ in export() }
+        return try MetricsEndpoint.start(
+            registry: registry, on: eventLoop, host: metricsAddress, port: metricsPort, export: task, finalExport: export,
+            logger: logger)
+    }
 }
 
 /// The stack's counters in Prometheus' text format on a tiny HTTP/1 server: the runtime exports them
@@ -43,14 +56,18 @@ final class MetricsEndpoint: Sendable {
     let registry: PrometheusCollectorRegistry
     private let channel: Channel
     private let export: RepeatedTask
+    private let finalExport: (@Sendable () -> Void)?
 
     /// The port it listens on (the one the system picked, for port 0).
     var port: Int { channel.localAddress?.port ?? 0 }
 
-    private init(registry: PrometheusCollectorRegistry, channel: Channel, export: RepeatedTask) {
+    private init(
+        registry: PrometheusCollectorRegistry, channel: Channel, export: RepeatedTask, finalExport: (@Sendable () -> Void)?
+    ) {
         self.registry = registry
         self.channel = channel
         self.export = export
+        self.finalExport = finalExport
     }
 
     static func start(
@@ -58,9 +75,21 @@ final class MetricsEndpoint: Sendable {
     ) throws -> MetricsEndpoint {
         let registry = PrometheusCollectorRegistry()
         let export = runtime.exportMetrics(every: interval, factory: PrometheusMetricsFactory(registry: registry))
+        let endpoint = try start(registry: registry, on: runtime.eventLoop, host: host, port: port, export: export, logger: logger)
+        // On the loop, before the runtime's owner shuts it down.
+        runtime.closeFuture.whenComplete { _ in endpoint.stop() }
+        return endpoint
+    }
+
+    /// The server for any registry, on `eventLoop`; `export` is the task that keeps the registry
+    /// current (cancelled when the endpoint closes, after one last `finalExport`).
+    static func start(
+        registry: PrometheusCollectorRegistry, on eventLoop: any EventLoop, host: String, port: Int, export: RepeatedTask,
+        finalExport: (@Sendable () -> Void)? = nil, logger: Logger
+    ) throws -> MetricsEndpoint {
         let channel: Channel
         do {
-            channel = try ServerBootstrap(group: runtime.eventLoop)
+            channel = try ServerBootstrap(group: eventLoop)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -73,19 +102,22 @@ final class MetricsEndpoint: Sendable {
             export.cancel()
             throw ValidationError("--metrics-port \(port): cannot listen on \(host): \(error)")
         }
-        let endpoint = MetricsEndpoint(registry: registry, channel: channel, export: export)
-        // On the loop, before the runtime's owner shuts it down.
-        runtime.closeFuture.whenComplete { _ in
-            export.cancel()
-            channel.close(promise: nil)
-        }
+        let endpoint = MetricsEndpoint(registry: registry, channel: channel, export: export, finalExport: finalExport)
         logger.info("metrics at http://\(host):\(endpoint.port)/metrics")
         return endpoint
+    }
+
+    /// Stops exporting (after a last export) and listening, without waiting.
+    private func stop() {
+        export.cancel()
+        finalExport?()
+        channel.close(promise: nil)
     }
 
     /// Stops listening and exporting before the runtime stops (it does both when the runtime closes).
     func close() {
         export.cancel()
+        finalExport?()
         try? channel.close().wait()
     }
 }

@@ -1,7 +1,9 @@
 #if os(Linux)
 import ArgumentParser
 import Glibc
+import Logging
 import NIOCore
+import NIOPosix
 import TCPIP
 import TCPIPLinks
 import TCPIPNIO
@@ -18,8 +20,10 @@ struct Route: ParsableCommand {
             would be on a wire), prints READY, and forwards until interrupted. The router answers ping \
             and traceroute on its --address of each link. Impairment per link and direction: \
             --impair a:delay=25ms,loss=1% (both directions of link a), --impair a.out:loss=1% (what \
-            leaves by a), --impair a.in:… (what arrives by a). On SIGINT or SIGTERM it prints its \
-            counters and exits.
+            leaves by a), --impair a.in:… (what arrives by a). On SIGINT or SIGTERM it reads no more, \
+            lets what impairments still delay leave within --shutdown-timeout, prints its counters and \
+            exits 0 (1 when a device failed). --metrics-port serves the forwarding, per-link and rule \
+            counters to Prometheus.
             """)
 
     @Option(help: "A TUN interface to forward on (created if missing); repeat for each link, two or more.")
@@ -34,6 +38,10 @@ struct Route: ParsableCommand {
     var rules: String?
     @Option(help: "Most datagrams read from one device before the others get a turn.")
     var batch: Int = 64
+    @Option(help: "What to log to standard error, from trace to critical.")
+    var logLevel: Logger.Level = .info
+    @OptionGroup var shutdown: ShutdownOptions
+    @OptionGroup var metrics: MetricsOptions
 
     struct Plan {
         var links: [RouterLink]
@@ -47,7 +55,7 @@ struct Route: ParsableCommand {
         guard tun.count >= 2 else { throw ValidationError("give two or more --tun") }
         guard Set(tun).count == tun.count else { throw ValidationError("a --tun given twice") }
         if let rules { _ = try RulesFile.load(rules) }
-        guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        try OptionChecks.within(batch, 1...65_536, option: "batch", because: "datagrams read from one device per turn")
         _ = try plan(mtus: tun.map { _ in 1500 })
     }
 
@@ -80,7 +88,7 @@ struct Route: ParsableCommand {
             guard let colon = text.firstIndex(of: ":") else { throw ValidationError("--impair \(text): expected LINK[.in|.out]:MODEL") }
             let target = text[..<colon]
             guard let model = Impairment(parsing: String(text[text.index(after: colon)...])) else {
-                throw ValidationError("--impair \(text): cannot parse the model")
+                throw ValidationError("--impair \(text): after LINK[.in|.out]:, \(Impairment.syntax)")
             }
             let (name, direction) = target.hasSuffix(".in") ? (target.dropLast(3), "in")
                 : target.hasSuffix(".out") ? (target.dropLast(4), "out") : (target, "both")
@@ -94,23 +102,47 @@ struct Route: ParsableCommand {
     }
 
     func run() throws {
+        let logger = TUNOptions.logger(at: logLevel)
         let devices = try tun.map { try TUNDevice(name: $0) }
+        defer { for device in devices { device.close() } }
         let plan = try plan(mtus: devices.map(\.mtu))
         var configuration = RouterConfiguration(links: plan.links, routes: plan.routes)
         configuration.rules = try RulesFile.load(rules)
         let router = Router(configuration)
+        let control = RouteControl()
         var forwarder = Forwarder(router: router, devices: devices, inbound: plan.inbound.map { $0.map(Impairer.init) },
-                                  outbound: plan.outbound.map { $0.map(Impairer.init) }, batch: batch)
-        Forwarder.installSignalHandlers()
+                                  outbound: plan.outbound.map { $0.map(Impairer.init) }, batch: batch, control: control)
+        // The metrics endpoint has a loop of its own: the forwarding loop polls its devices.
+        let group = metrics.metricsPort == nil ? nil : MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group?.syncShutdownGracefully() }
+        var endpoint: MetricsEndpoint?
+        if let group {
+            let routeMetrics = RouteMetrics()
+            endpoint = try metrics.start(
+                registry: routeMetrics.registry, on: group.next(), logger: logger, export: { routeMetrics.export() })
+            forwarder.metrics = routeMetrics
+            forwarder.publish()
+        }
+        logger.info("forwarding between \(tun.joined(separator: " ")) (MTU \(devices.map { String($0.mtu) }.joined(separator: ",")))")
         announce("READY")
-        try forwarder.run()
-        let c = router.counters
-        announce("received=\(c.received) forwarded=\(c.forwarded) bytes_forwarded=\(c.bytesForwarded) local=\(c.deliveredLocally) "
-            + "time_exceeded=\(c.timeExceeded) too_big=\(c.tooBig) fragmented=\(c.fragmented) no_route=\(c.noRoute) "
-            + "malformed=\(c.malformed) bad_checksum=\(c.badChecksum) icmp_errors=\(c.icmpErrorsSent) "
-            + "filtered=\(c.filtered) impaired_dropped=\(forwarder.impairmentDrops)")
-        if let listing = router.stack.filterListing() { print(listing, terminator: "") }
-        for device in devices { device.close() }
+        let service = RouteService(control: control, shutdownTimeout: shutdown.timeout, logger: logger)
+        defer {
+            endpoint?.close()
+            let c = router.counters
+            announce("received=\(c.received) forwarded=\(c.forwarded) bytes_forwarded=\(c.bytesForwarded) local=\(c.deliveredLocally) "
+                + "time_exceeded=\(c.timeExceeded) too_big=\(c.tooBig) fragmented=\(c.fragmented) no_route=\(c.noRoute) "
+                + "malformed=\(c.malformed) bad_checksum=\(c.badChecksum) icmp_errors=\(c.icmpErrorsSent) "
+                + "filtered=\(c.filtered) impaired_dropped=\(forwarder.impairmentDrops)")
+            if let listing = router.stack.filterListing() { print(listing, terminator: "") }
+        }
+        try SignalledServices.run(service, logger: logger) {
+            do {
+                control.finish(.success(try forwarder.run()))
+            } catch {
+                control.finish(.failure(error))
+            }
+            forwarder.publish()
+        }
     }
 }
 
@@ -123,31 +155,64 @@ struct Forwarder {
     var inbound: [Impairer?]
     var outbound: [Impairer?]
     let batch: Int
+    /// Its service's stop request, read each turn.
+    let control: RouteControl
+    /// Per link, what was read from its device and written to it.
+    private(set) var links: [LinkCounters]
+    /// Where the counters go for `--metrics-port`, every `publishInterval`; nil without.
+    var metrics: RouteMetrics?
+    private var nextPublish = Instant.zero
+    static let publishInterval = TimeAmount.milliseconds(250)
 
-    /// Set by SIGINT and SIGTERM; the loop ends at its next turn.
-    nonisolated(unsafe) static var stopRequested: sig_atomic_t = 0
-
-    static func installSignalHandlers() {
-        for signal in [SIGINT, SIGTERM] {
-            var action = sigaction()
-            action.__sigaction_handler.sa_handler = { _ in Forwarder.stopRequested = 1 }
-            sigaction(signal, &action, nil)
-        }
+    init(router: Router, devices: [TUNDevice], inbound: [Impairer?], outbound: [Impairer?], batch: Int, control: RouteControl) {
+        self.router = router
+        self.devices = devices
+        self.inbound = inbound
+        self.outbound = outbound
+        self.batch = batch
+        self.control = control
+        links = Array(repeating: LinkCounters(), count: devices.count)
     }
 
     var impairmentDrops: UInt64 {
         (inbound + outbound).reduce(0) { $0 + ($1?.dropped ?? 0) }
     }
 
-    mutating func run() throws {
+    /// Datagrams still held back: by a link's impairment, or by an `impair` rule in the router.
+    var heldCount: Int {
+        (inbound + outbound).reduce(router.stack.filterHeldCount) { $0 + ($1?.heldCount ?? 0) }
+    }
+
+    /// Hands the metrics a snapshot of the counters.
+    func publish() {
+        guard let metrics else { return }
+        metrics.publish(RouteMetrics.Snapshot(
+            forwarding: router.counters, impairedDropped: impairmentDrops,
+            links: zip(devices, links).map { ($0.name, $1) }, rules: router.stack.packetFilter?.currentRuleset))
+    }
+
+    /// Forwards until its service asks it to stop, then, reading nothing more, until nothing is
+    /// held back or the stop's deadline passes. Returns how many datagrams were still held then.
+    mutating func run() throws -> Int {
         var descriptors = devices.map { pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0) }
-        while Forwarder.stopRequested == 0 {
+        while true {
             let now = StackRuntime.now()
+            if let deadline = control.stopRequested {
+                let held = heldCount
+                if held == 0 || now >= deadline { return held }
+                // Draining: no more reading, only the delayed datagrams and the timers.
+                for index in descriptors.indices { descriptors[index].events = 0 }
+            }
+            if metrics != nil, now >= nextPublish {
+                publish()
+                nextPublish = now + Self.publishInterval
+            }
             var wake = router.nextDeadline
             for impairer in inbound + outbound { wake = Instant.earliest(wake, impairer?.nextRelease) }
             // Milliseconds, rounded up: a delayed datagram leaves at most a millisecond late, never early.
-            var timeout: Int32 = 1_000
-            if let wake { timeout = Int32(max(0, min((wake - now).nanoseconds + 999_999, 1_000_000_000)) / 1_000_000) }
+            // At most 100 ms: a stop request (its service's, on a signal) is seen within that.
+            var timeout: Int32 = 100
+            if let wake { timeout = Int32(max(0, min((wake - now).nanoseconds + 999_999, 100_000_000)) / 1_000_000) }
             let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
@@ -162,6 +227,8 @@ struct Forwarder {
                 var count = 0
                 while count < batch, let packet = try devices[index].read() {
                     count += 1
+                    links[index].packetsReceived &+= 1
+                    links[index].bytesReceived &+= UInt64(packet.readableBytes)
                     if inbound[index] == nil {
                         router.receive(packet, from: index, now: after)
                     } else {
@@ -184,7 +251,7 @@ struct Forwarder {
                 for (packet, _) in inbound[index]!.due(now: now) { router.receive(packet, from: index, now: now) }
             }
             if outbound[index]?.nextRelease.map({ $0 <= now }) == true {
-                for (packet, _) in outbound[index]!.due(now: now) { try? devices[index].write(packet) }
+                for (packet, _) in outbound[index]!.due(now: now) { try? write(packet, on: index) }
             }
         }
     }
@@ -193,12 +260,18 @@ struct Forwarder {
         for index in devices.indices {
             while let packet = router.nextPacketToSend(on: index) {
                 if outbound[index] == nil {
-                    try devices[index].write(packet)
+                    try write(packet, on: index)
                 } else {
-                    for copy in outbound[index]!.admit(packet, inbound: false, now: now) { try devices[index].write(copy) }
+                    for copy in outbound[index]!.admit(packet, inbound: false, now: now) { try write(copy, on: index) }
                 }
             }
         }
+    }
+
+    private mutating func write(_ packet: ByteBuffer, on index: Int) throws {
+        links[index].packetsSent &+= 1
+        links[index].bytesSent &+= UInt64(packet.readableBytes)
+        try devices[index].write(packet)
     }
 }
 #endif

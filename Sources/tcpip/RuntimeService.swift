@@ -1,6 +1,5 @@
 #if os(Linux)
 import ArgumentParser
-import Dispatch
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -56,24 +55,8 @@ extension RunningStack {
     /// status 0) or its device failing (exit status 1); then flushes the capture and draws the plot.
     func runUntilSignalled(shutdownTimeout: TimeAmount) throws {
         let service = RuntimeService(runtime: runtime, shutdownTimeout: shutdownTimeout, logger: logger)
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
-        let failure = NIOLockedValueBox<(any Error)?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        // The commands are synchronous (their set-up waits on futures); the group runs beside them.
-        Task {
-            do {
-                try await group.run()
-            } catch {
-                failure.withLockedValue { $0 = error }
-            }
-            done.signal()
-        }
-        done.wait()
-        finish()
-        if failure.withLockedValue({ $0 }) != nil { throw ExitCode.failure }
+        defer { finish() }
+        try SignalledServices.run(service, logger: logger)
     }
 }
 #endif

@@ -31,7 +31,7 @@ struct Send: ParsableCommand {
             throw ValidationError("give --bytes, --file or --seconds: what to send")
         }
         if let bytes { try OptionChecks.nonNegative(bytes, option: "bytes", what: "the bytes to send") }
-        if let seconds, !(seconds > 0) { throw ValidationError("--seconds \(seconds): must be positive (how long to write)") }
+        if let seconds { try OptionChecks.seconds(seconds, 0.001...86_400, option: "seconds", because: "how long to write, up to a day") }
         guard parseEndpoint(to) != nil else {
             throw ValidationError("--to \(to): where to send, as 198.18.0.1:5001 or [2001:db8::1]:5001")
         }

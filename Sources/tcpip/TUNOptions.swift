@@ -52,23 +52,26 @@ struct TUNOptions: ParsableArguments {
     var logLevel: Logger.Level = .info
 
     /// The command's logger: to standard error, at `--log-level`.
-    var logger: Logger {
+    var logger: Logger { Self.logger(at: logLevel) }
+
+    /// A command's logger: to standard error, at `level`.
+    static func logger(at level: Logger.Level) -> Logger {
         var logger = Logger(label: "tcpip", factory: { label in StreamLogHandler.standardError(label: label) })
-        logger.logLevel = logLevel
+        logger.logLevel = level
         return logger
     }
 
     func validate() throws {
         guard !addresses.isEmpty else { throw ValidationError("give at least one --address") }
         _ = try parsedAddresses()
-        if let impair, Impairment(parsing: impair) == nil { throw ValidationError("cannot parse --impair \(impair)") }
+        if let impair, Impairment(parsing: impair) == nil { throw ValidationError("--impair \(impair): \(Impairment.syntax)") }
         _ = try RulesFile.load(rules)
     }
 
     func parsedAddresses() throws -> [IPAddress] {
         try addresses.map { text in
             let bare = text.split(separator: "/", maxSplits: 1).first.map(String.init) ?? text
-            guard let address = IPAddress(bare) else { throw ValidationError("not an IP address: \(text)") }
+            guard let address = IPAddress(bare) else { throw ValidationError("--address \(text): not an IP address (198.18.0.2/24, 2001:db8::2/64)") }
             return address
         }
     }
@@ -166,4 +169,10 @@ func announce(_ line: String) {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension Impairment {
+    /// What `--impair` takes, for its error message.
+    static let syntax = "expected netem's words separated by commas: loss=5%,reorder=10%,duplicate=1%,corrupt=0.1% "
+        + "(percentages, 0% to 100%), delay=10ms (0ms to 3600000ms), seed=N"
+}
 #endif

@@ -15,6 +15,9 @@ final class RoutedNamespaces: @unchecked Sendable {
     let b: String
     private var children: [Process] = []
     let scratch: URL
+    /// `tcpip route` and what it prints (standard output and error).
+    private(set) var route: Process?
+    var routeLog: URL { scratch.appendingPathComponent("route.log") }
 
     /// `mtuB`: the MTU of the router's link toward B, so that A's larger datagrams draw ICMP.
     init(_ label: String, mtuB: Int = 1500, routerArguments: [String] = []) throws {
@@ -32,7 +35,7 @@ final class RoutedNamespaces: @unchecked Sendable {
             try Namespace.ip(["-n", router, "tuntap", "add", "dev", "ra", "mode", "tun"])
             try Namespace.ip(["-n", router, "tuntap", "add", "dev", "rb", "mode", "tun"])
             try Namespace.ip(["-n", router, "link", "set", "rb", "mtu", String(mtuB)])
-            let log = scratch.appendingPathComponent("route.log")
+            let log = routeLog
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)
             let process = Process()
@@ -46,6 +49,7 @@ final class RoutedNamespaces: @unchecked Sendable {
             process.standardError = handle
             try process.run()
             children.append(process)
+            route = process
             let deadline = Date().addingTimeInterval(30)
             while !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("READY") {
                 guard process.isRunning, Date() < deadline else {
@@ -174,5 +178,65 @@ struct RouterInteropTests {
         }
         #expect(result.status == 0, "\(result.output)")
         #expect(try sha256(received.path) == sha256(blob.path))
+    }
+
+    /// `route` as a service: `--metrics-port` serves its counters to Prometheus (after pings through
+    /// it, forwarded datagrams and each link's packets), and SIGTERM stops it gracefully: exit status
+    /// 0, its counters printed.
+    @Test func prometheusScrapesTheRouterAndSIGTERMStopsIt() throws {
+        try Interop.check()
+        let network = try RoutedNamespaces(
+            "rmetrics", routerArguments: ["--metrics-port", "9464", "--shutdown-timeout", "2", "--log-level", "debug"])
+        defer { network.delete() }
+        let ping = try network.run(in: network.a, ["ping", "-c", "3", "-i", "0.2", "-W", "2", "198.18.2.1"], timeout: 30).output
+        #expect(ping.contains("3 packets transmitted, 3 received"), "\(ping)")
+
+        // The loop publishes every 250 ms, the endpoint exports every second. (The kernels' own IPv6
+        // multicast — MLD, router solicitations — reaches the router too: counts are at least.)
+        func value(_ sample: String, in body: String) -> Int {
+            body.split(separator: "\n").first { $0.hasPrefix(sample + " ") }.flatMap { Int($0.split(separator: " ").last!) } ?? -1
+        }
+        var body = ""
+        for _ in 0..<50 where value("tcpip_router_forwarded", in: body) < 6 {
+            body = (try? network.run(in: network.router, ["curl", "-sS", "--max-time", "5", "http://127.0.0.1:9464/metrics"], timeout: 10).output) ?? ""
+            usleep(200_000)
+        }
+        #expect(body.contains("# TYPE tcpip_router_forwarded counter"), "\(body.prefix(2000))")
+        #expect(value("tcpip_router_forwarded", in: body) == 6, "\(body.prefix(2000))")
+        #expect(value("tcpip_router_no_route", in: body) == 0, "\(body.prefix(2000))")
+        for link in ["ra", "rb"] {
+            #expect(value("tcpip_router_link_packets_received{link=\"\(link)\"}", in: body) >= 3, "\(body.prefix(2000))")
+            #expect(value("tcpip_router_link_packets_sent{link=\"\(link)\"}", in: body) >= 3, "\(body.prefix(2000))")
+            #expect(value("tcpip_router_link_bytes_sent{link=\"\(link)\"}", in: body) >= 3 * 84, "\(body.prefix(2000))")
+        }
+
+        let route = try #require(network.route)
+        route.terminate()  // SIGTERM
+        Namespace.wait(route, timeout: 10)
+        #expect(!route.isRunning, "tcpip route did not stop within 10 s of SIGTERM")
+        #expect(route.terminationReason == .exit && route.terminationStatus == 0, "tcpip route exited \(route.terminationStatus)")
+        let log = try String(contentsOf: network.routeLog, encoding: .utf8)
+        #expect(log.contains(" forwarded=6 "), "\(log.suffix(800))")
+        #expect(log.contains("stopped"), "\(log.suffix(800))")
+    }
+
+    /// SIGTERM while an impairment still delays a datagram: the router reads no more, waits for it
+    /// until --shutdown-timeout, then stops anyway and says what it dropped; the exit status is 0.
+    @Test func sigtermGivesDelayedDatagramsTheShutdownTimeout() throws {
+        try Interop.check()
+        let network = try RoutedNamespaces(
+            "rdrain", routerArguments: ["--impair", "rb.out:delay=5000ms", "--shutdown-timeout", "1"])
+        defer { network.delete() }
+        try network.spawn(in: network.a, ["ping", "-c", "1", "-W", "8", "198.18.2.1"])
+        usleep(1_500_000)  // the echo request is held for 5 s on its way out to B
+        let route = try #require(network.route)
+        let start = Date()
+        route.terminate()  // SIGTERM
+        Namespace.wait(route, timeout: 10)
+        #expect(!route.isRunning, "tcpip route did not stop within 10 s of SIGTERM")
+        #expect(route.terminationReason == .exit && route.terminationStatus == 0, "tcpip route exited \(route.terminationStatus)")
+        #expect(Date().timeIntervalSince(start) < 4, "it waited for the delay, not the shutdown timeout")
+        let log = try String(contentsOf: network.routeLog, encoding: .utf8)
+        #expect(log.contains("1 delayed datagram(s) dropped at the shutdown deadline"), "\(log.suffix(800))")
     }
 }

@@ -156,6 +156,19 @@ import Testing
         #expect(try packet("0 > S 0:0(0) <FO 3021b9d889017eeb,nop,nop>").options == .list([.other("FO 3021b9d889017eeb"), .nop, .nop]))
     }
 
+    @Test func timestampWildcardsOnlyWhenAskedFor() throws {
+        // packetdrill has no `*` in TS; the TCPIPTests' tester writes it, through this parser.
+        #expect(syntaxError("0 > . 1:1(0) ack 1 <nop,nop,TS val * ecr 5>") != nil)
+        let script = try ScriptParser.parse("0 > . 1:1(0) ack 1 <nop,nop,TS val * ecr 5>", timestampWildcards: true)
+        guard case .packet(let p) = script.events[0].action else { throw ParseTestFailure.notAPacket }
+        #expect(p.options == .list([.nop, .nop, .timestamp(value: 0, echo: 5)]))
+        #expect(p.timestampWildcards == .value)
+        let both = try ScriptParser.parse("0 < . 1:1(0) ack 1 win 9 <TS val * ecr *>", timestampWildcards: true)
+        guard case .packet(let q) = both.events[0].action else { throw ParseTestFailure.notAPacket }
+        #expect(q.timestampWildcards == [.value, .echo])
+        #expect(try packet("0 > . 1:1(0) ack 1 <TS val 1 ecr 2>").timestampWildcards.isEmpty)
+    }
+
     @Test func uncheckedOptionsOnlyOutbound() throws {
         #expect(try packet("0 > S 0:0(0) <...>").options == .unchecked)
         #expect(syntaxError("0 < S 0:0(0) win 100 <...>")?.message.contains("outbound") == true)

@@ -61,6 +61,37 @@ import Testing
         try await group.shutdownGracefully()
     }
 
+    #if os(Linux)
+    /// `route --metrics-port`: the loop's snapshots become Prometheus counters that only grow, each
+    /// link and rule with its labels, every counter present from the first export.
+    @Test func routerSnapshotsBecomeCounters() throws {
+        let metrics = RouteMetrics()
+        var snapshot = RouteMetrics.Snapshot()
+        snapshot.links = [("ra", LinkCounters()), ("rb", LinkCounters())]
+        snapshot.rules = try FilterRuleset(parsing: "table inet f { chain fwd { type filter hook forward priority 0; ip daddr 198.18.9.9 drop } }")
+        metrics.publish(snapshot)
+        metrics.export()
+        var text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+        #expect(text.contains("# TYPE tcpip_router_forwarded counter"))
+        #expect(text.contains("tcpip_router_forwarded 0"))
+        #expect(text.contains(#"tcpip_router_link_packets_received{link="ra"} 0"#))
+        #expect(text.contains(#"tcpip_router_rule_packets{table="f",chain="fwd",rule="0"} 0"#))
+
+        snapshot.forwarding.forwarded = 6
+        snapshot.forwarding.bytesForwarded = 504
+        snapshot.links[1].counters.packetsSent = 3
+        snapshot.rules!.tables[0].chains[0].rules[0].packets = 2
+        metrics.publish(snapshot)
+        metrics.export()
+        metrics.export()  // nothing new: no double counting
+        text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+        #expect(text.contains("tcpip_router_forwarded 6"))
+        #expect(text.contains("tcpip_router_bytes_forwarded 504"))
+        #expect(text.contains(#"tcpip_router_link_packets_sent{link="rb"} 3"#))
+        #expect(text.contains(#"tcpip_router_rule_packets{table="f",chain="fwd",rule="0"} 2"#))
+    }
+    #endif
+
     @Test func portOutOfRangeSaysTheRange() {
         do {
             _ = try MetricsOptions.parse(["--metrics-port", "70000"])

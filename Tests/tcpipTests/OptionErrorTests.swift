@@ -63,6 +63,33 @@ import Testing
         #expect(message(BenchConnectionRate.self, ["--threads", "65"])?.hasPrefix("--threads 65: must be 1...64") == true)
     }
 
+    @Test func benchForwardSaysTheRanges() {
+        #expect(message(BenchForward.self, ["--size", "20"])?.hasPrefix("--size 20: must be 28...65535") == true)
+        #expect(message(BenchForward.self, ["--ip", "5"]) == "--ip 5: the IP version is 4 or 6")
+        #expect(message(BenchForward.self, ["--routes", "1"])?.hasPrefix("--routes 1: must be 2...") == true)
+    }
+
+    #if os(Linux)
+    @Test func routeSaysTheRanges() {
+        let routing = ["--tun", "a", "--tun", "b", "--route", "198.18.2.0/24=b"]
+        #expect(message(Route.self, routing + ["--batch", "0"])?.hasPrefix("--batch 0: must be 1...65536") == true)
+        #expect(message(Route.self, routing + ["--shutdown-timeout", "4000"])?.hasPrefix("--shutdown-timeout 4000") == true)
+        #expect(message(Route.self, routing + ["--metrics-port", "70000"])
+            == "--metrics-port 70000: a TCP port is 0...65535 (0 picks any free one)")
+        #expect(message(Route.self, routing + ["--log-level", "loud"])?.contains("log-level") == true)
+        #expect(message(Route.self, routing + ["--impair", "a:delay=5"])?.hasPrefix("--impair a:delay=5: after LINK[.in|.out]:, expected") == true)
+    }
+
+    @Test func impairSaysWhatItTakes() {
+        let device = ["--tun", "t", "--address", "198.18.0.1"]
+        #expect(message(Sink.self, device + ["--impair", "delay=5"])?.hasPrefix("--impair delay=5: expected netem's words") == true)
+        // An hour at most: beyond, the nanoseconds would not fit.
+        #expect(message(Sink.self, device + ["--impair", "delay=99999999999999ms"])?.contains("0ms to 3600000ms") == true)
+        #expect(message(Send.self, device + ["--to", "198.18.0.2:9", "--seconds", "1e300"])?.hasPrefix("--seconds 1e+300: must be") == true)
+        #expect(message(Sink.self, ["--tun", "t", "--address", "198.18.0"]) == "--address 198.18.0: not an IP address (198.18.0.2/24, 2001:db8::2/64)")
+    }
+    #endif
+
     @Test func scriptSaysWhichProfilesExist() {
         #expect(message(RunScripts.self, ["a.pkt", "--profile", "bsd"])?.contains("linux, freebsd or auto") == true)
     }

@@ -16,17 +16,23 @@ import Testing
         #expect(options.maximumSegmentSize == 1460 && options.windowScale == 14 && options.sackPermitted)
         #expect(options.timestamps == .init(value: nil, echoReply: 7))
         #expect(options.sackBlocks == [.init(start: 1, end: 2), .init(start: 5, end: 9)])
-        #expect(try ScriptLine("1.5 < S 0:0(0)").timing == .absolute(earliest: .milliseconds(1500), latest: .milliseconds(1500)))
+        #expect(try ScriptLine("1.5 < S 0:0(0) win 65535").timing == .absolute(earliest: .milliseconds(1500), latest: .milliseconds(1500)))
         #expect(try ScriptLine("* > R 0:0(0)").timing == .any)
+        // No `<...>` on an outbound line: options unchecked; `<>`: none at all.
+        #expect(try ScriptLine("+0 > . 1:1(0) ack 1").options == nil)
+        #expect(try ScriptLine("+0 > . 1:1(0) ack 1 <>").options == ScriptLine.Options())
     }
 
     @Test func rejectsMalformedLines() {
-        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("+0 < S 0:5(0)") }        // end - start != length
-        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("+0 < X 0:0(0)") }        // unknown flag
-        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("+0 = S 0:0(0)") }        // direction
-        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("* < S 0:0(0)") }         // `*` inbound
-        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("+0 < S 0:0(0) <bogus>") }
+        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("+0 < S 0:5(0) win 65535") }        // end - start != length
+        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("+0 < X 0:0(0) win 65535") }        // unknown flag
+        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("+0 = S 0:0(0) win 65535") }        // direction
+        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("* < S 0:0(0) win 65535") }         // `*` inbound
+        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("+0 < S 0:0(0) win 65535 <bogus>") }
         #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("+0 < S 0:0(0) ack") }
+        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("+0 < S 0:0(0)") }         // inbound needs `win`
+        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("+0 > [ect0] S. 0:0(0) ack 1") } // not played
+        #expect(throws: ScriptLine.ParseError.self) { try ScriptLine("+0 close(3) = 0") }      // a system call
     }
 
     @Test func expectFailsWhenNothingIsSent() throws {
