@@ -231,6 +231,11 @@ public struct TCPConfiguration: Sendable {
     /// segment delivered, as Linux's tcp_slow_start does, so that a receiver acknowledging each
     /// burst once (see `server`) does not hold slow start to one segment per round trip.
     public var slowStartLimitSegments: Int? = 1
+    /// HyStart++ (RFC 9406) in the first slow start: growth slows to a quarter once the round trip
+    /// rises by 4–16 ms (a queue is building), and congestion avoidance follows five rounds later,
+    /// instead of doubling until a queue overflows. On in `server` and `packetTunnel`; off by default,
+    /// where slow start is RFC 5681's.
+    public var hyStart: Bool = false
     /// Persist timer bounds for zero-window probes (RFC 9293 §3.8.6.1; backoff per RFC 1122 §4.2.2.17).
     public var minimumPersistTimeout: TimeAmount = .milliseconds(200)
     public var maximumPersistTimeout: TimeAmount = .seconds(60)
@@ -324,8 +329,8 @@ extension TCPConfiguration {
     /// 335 Mbit/s, and 8 MiB held the kernel's curl to 8 MiB per round trip while a loaded host
     /// stretched that round trip to 250–500 ms (the kernel offered 20 MB of window; the send
     /// buffer, full, was all that limited the flight). A larger receive maximum would overshoot a
-    /// path's queue in slow start by more (without HyStart, cwnd doubles until the receive window
-    /// or a loss stops it): 16 MiB into a 500 Mbit/s, 100 ms path with a one-BDP queue lost 13% of
+    /// path's queue in slow start by more (cwnd doubles until the receive window, HyStart++ or a
+    /// loss stops it): 16 MiB into a 500 Mbit/s, 100 ms path with a one-BDP queue lost 13% of
     /// its segments and averaged less than 8 MiB did. The send maximum does not: the receiver's
     /// window bounds the flight.
     ///
@@ -333,7 +338,8 @@ extension TCPConfiguration {
     /// tcp_slow_start does: a Linux receiver whose reader wakes once per burst acknowledges the
     /// whole burst with one ACK when the reader has drained it (__tcp_ack_snd_check waits for the
     /// window to reopen), and RFC 5681's one SMSS per ACK then grows cwnd by one segment per round
-    /// trip — a 100 MB download over 100 ms sat at 80 KB a flight for two seconds.
+    /// trip — a 100 MB download over 100 ms sat at 80 KB a flight for two seconds. HyStart++
+    /// (`hyStart`, RFC 9406) ends that slow start when the round trip shows a queue building.
     public static var server: TCPConfiguration {
         var tcp = TCPConfiguration()
         tcp.receiveBufferSize = 128 * 1024
@@ -347,6 +353,7 @@ extension TCPConfiguration {
         tcp.sendBufferSize = 256 * 1024
         tcp.sendBufferMaximum = 16 * 1024 * 1024
         tcp.slowStartLimitSegments = nil
+        tcp.hyStart = true
         return tcp
     }
 
@@ -354,7 +361,7 @@ extension TCPConfiguration {
     /// starts small, 64 KiB each way, and only the flows that fill their window grow, to 4 MiB at
     /// most. Pair it with `StackConfiguration.packetTunnelMemoryBudget` as the hard ceiling for the
     /// whole stack: under its pressure, growth stops and the largest buffers shrink first. Slow
-    /// start counts every segment delivered, as `server`'s does.
+    /// start counts every segment delivered and runs under HyStart++, as `server`'s does.
     public static var packetTunnel: TCPConfiguration {
         var tcp = TCPConfiguration()
         tcp.receiveBufferSize = 64 * 1024
@@ -362,6 +369,7 @@ extension TCPConfiguration {
         tcp.sendBufferSize = 64 * 1024
         tcp.sendBufferMaximum = 4 * 1024 * 1024
         tcp.slowStartLimitSegments = nil
+        tcp.hyStart = true
         return tcp
     }
 }

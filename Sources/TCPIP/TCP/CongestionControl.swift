@@ -1,4 +1,5 @@
 import NIOCore
+import TCPIPWire
 
 /// The algorithm that sizes cwnd: NewReno here, CUBIC and later BBR behind the same protocol.
 ///
@@ -49,6 +50,18 @@ public protocol CongestionControl: Sendable {
     mutating func undo(now: Instant)
     /// The connection sat idle for longer than an RTO (RFC 5681 §4.1: restart from the initial window).
     mutating func restartAfterIdle(now: Instant)
+    /// An ACK advanced SND.UNA (in or out of recovery), with its RTT sample if it gave one: HyStart++'s
+    /// rounds and samples (RFC 9406 §4.2). An algorithm without HyStart++ has nothing to do.
+    /// - Returns: the change of slow-start phase this ACK made, for the connection's trace.
+    mutating func roundTripSampled(
+        acknowledged: SequenceNumber, highestSent: SequenceNumber, rtt: TimeAmount?
+    ) -> HyStart.Transition?
+}
+
+extension CongestionControl {
+    public mutating func roundTripSampled(
+        acknowledged: SequenceNumber, highestSent: SequenceNumber, rtt: TimeAmount?
+    ) -> HyStart.Transition? { nil }
 }
 
 /// What one ACK outside recovery tells the algorithm.
@@ -142,14 +155,16 @@ public enum CongestionControlAlgorithm: String, Sendable, CaseIterable {
     case newReno = "reno"
     case cubic = "cubic"
 
-    func make(maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1) -> any CongestionControl {
+    func make(
+        maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1, hyStart: Bool = false
+    ) -> any CongestionControl {
         switch self {
         case .newReno:
             NewReno(maximumSegmentSize: maximumSegmentSize, initialWindowSegments: initialWindowSegments,
-                    slowStartLimitSegments: slowStartLimitSegments)
+                    slowStartLimitSegments: slowStartLimitSegments, hyStart: hyStart)
         case .cubic:
             Cubic(maximumSegmentSize: maximumSegmentSize, initialWindowSegments: initialWindowSegments,
-                  slowStartLimitSegments: slowStartLimitSegments)
+                  slowStartLimitSegments: slowStartLimitSegments, hyStart: hyStart)
         }
     }
 
@@ -187,27 +202,31 @@ public struct NewReno: CongestionControl {
     private let initialWindow: Int
     /// Bytes acknowledged since cwnd last grew in congestion avoidance (RFC 5681 §3.1, byte counting).
     private var bytesAckedInAvoidance = 0
-    /// cwnd and ssthresh before the episode's first congestion event, for `undo`.
-    private var saved: (congestionWindow: Int, slowStartThreshold: Int)?
+    /// cwnd, ssthresh and HyStart++ before the episode's first congestion event, for `undo`.
+    private var saved: (congestionWindow: Int, slowStartThreshold: Int, hyStart: HyStart?)?
 
     /// RFC 3465's L in segments (nil: no limit); see `CongestionControlAlgorithm.slowStartIncrease`.
     private let slowStartLimitSegments: Int?
+    /// HyStart++ (RFC 9406) while the first slow start lasts; nil without it, and after.
+    public private(set) var hyStart: HyStart?
 
-    public init(maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1) {
+    public init(maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1, hyStart: Bool = false) {
         mss = max(1, maximumSegmentSize)
         initialWindow = CongestionControlAlgorithm.initialWindow(
             maximumSegmentSize: mss, segments: initialWindowSegments)
         congestionWindow = initialWindow
         self.slowStartLimitSegments = slowStartLimitSegments
+        self.hyStart = hyStart ? HyStart() : nil
     }
 
     public mutating func acknowledged(_ sample: AcknowledgmentSample) {
         if congestionWindow < slowStartThreshold {
             // RFC 5681 §3.1 (equation 2): cwnd += min(N, L) per ACK during slow start, L = SMSS by
-            // default (RFC 3465 §2).
-            congestionWindow += CongestionControlAlgorithm.slowStartIncrease(
+            // default (RFC 3465 §2); RFC 9406 §4.2: a quarter of that in Conservative Slow Start.
+            let increase = CongestionControlAlgorithm.slowStartIncrease(
                 acknowledged: sample.bytesAcknowledged, delivered: sample.deliveredData, mss: mss,
                 limitSegments: slowStartLimitSegments)
+            congestionWindow += hyStart?.slowStartIncrease(increase) ?? increase
         } else {
             // RFC 5681 §3.1: in congestion avoidance, one SMSS per RTT, counted in bytes acknowledged.
             bytesAckedInAvoidance += sample.bytesAcknowledged
@@ -220,8 +239,11 @@ public struct NewReno: CongestionControl {
 
     public mutating func congestionEvent(_ event: CongestionEvent) {
         if event.startsEpisode || saved == nil {
-            saved = (congestionWindow, slowStartThreshold)
+            saved = (congestionWindow, slowStartThreshold, hyStart)
         }
+        // RFC 9406 §4.2: loss or ECN during slow start or CSS ends HyStart++; the response is the
+        // algorithm's own. §4.3: later slow starts are standard ones, up to the ssthresh set here.
+        hyStart = nil
         // RFC 5681 §3.1 (equation 4) and §3.2 step 2: ssthresh = max(FlightSize / 2, 2*SMSS).
         slowStartThreshold = max(event.flightSize / 2, 2 * mss)
         bytesAckedInAvoidance = 0
@@ -249,11 +271,26 @@ public struct NewReno: CongestionControl {
         guard let saved else { return }
         congestionWindow = max(congestionWindow, saved.congestionWindow)
         slowStartThreshold = max(slowStartThreshold, saved.slowStartThreshold)
+        // A spurious loss did not end the first slow start: HyStart++ watches it again.
+        hyStart = saved.hyStart
         self.saved = nil
     }
 
     public mutating func restartAfterIdle(now: Instant) {
         // RFC 5681 §4.1: restart window = min(IW, cwnd).
         congestionWindow = min(initialWindow, congestionWindow)
+    }
+
+    public mutating func roundTripSampled(
+        acknowledged: SequenceNumber, highestSent: SequenceNumber, rtt: TimeAmount?
+    ) -> HyStart.Transition? {
+        guard hyStart != nil else { return nil }
+        let transition = hyStart?.acknowledgment(acknowledged: acknowledged, highestSent: highestSent, rtt: rtt)
+        if transition == .leftSlowStart {
+            // RFC 9406 §4.2: congestion avoidance, ssthresh = cwnd.
+            slowStartThreshold = congestionWindow
+            hyStart = nil
+        }
+        return transition
     }
 }

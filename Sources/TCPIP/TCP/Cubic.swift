@@ -1,4 +1,5 @@
 import NIOCore
+import TCPIPWire
 
 /// CUBIC congestion control (RFC 9438).
 ///
@@ -26,7 +27,9 @@ public struct Cubic: Sendable {
     private let initialWindow: Int
     /// The state a congestion event changes: kept whole so a spurious event can be undone (§4.9).
     private(set) var epoch = Epoch()
-    private var undo: (epoch: Epoch, cwnd: Int, ssthresh: Int)?
+    private var undo: (epoch: Epoch, cwnd: Int, ssthresh: Int, hyStart: HyStart?)?
+    /// HyStart++ (RFC 9406) while the first slow start lasts; nil without it, and after.
+    public private(set) var hyStart: HyStart?
 
     struct Epoch: Sendable {
         /// W_max: the window, in segments, just before the last reduction (after fast convergence).
@@ -48,12 +51,13 @@ public struct Cubic: Sendable {
     /// RFC 3465's L in segments (nil: no limit); see `CongestionControlAlgorithm.slowStartIncrease`.
     private let slowStartLimitSegments: Int?
 
-    public init(maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1) {
+    public init(maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1, hyStart: Bool = false) {
         mss = max(1, maximumSegmentSize)
         initialWindow = CongestionControlAlgorithm.initialWindow(
             maximumSegmentSize: mss, segments: initialWindowSegments)
         congestionWindow = initialWindow
         self.slowStartLimitSegments = slowStartLimitSegments
+        self.hyStart = hyStart ? HyStart() : nil
     }
 
     private var windowSegments: Double { Double(congestionWindow) / Double(mss) }
@@ -88,10 +92,10 @@ public struct Cubic: Sendable {
         }
         if inSlowStart {
             // RFC 9438 §4.10: slow start as RFC 5681 §3.1 (cwnd += min(N, L) per ACK, L = SMSS by
-            // default, RFC 3465 §2), up to ssthresh.
+            // default, RFC 3465 §2), up to ssthresh; RFC 9406 §4.2: a quarter of that in CSS.
             let increase = CongestionControlAlgorithm.slowStartIncrease(
                 acknowledged: bytes, delivered: delivered, mss: mss, limitSegments: slowStartLimitSegments)
-            congestionWindow = min(congestionWindow + increase, slowStartThreshold)
+            congestionWindow = min(congestionWindow + (hyStart?.slowStartIncrease(increase) ?? increase), slowStartThreshold)
             return
         }
         avoid(bytes: bytes, now: now, rtt: smoothedRTT)
@@ -143,7 +147,10 @@ public struct Cubic: Sendable {
     /// A congestion event (fast retransmit or a RACK-detected loss) at `now`: RFC 9438 §4.6/§4.7.
     /// An event inside an episode still open (`startsEpisode` false) keeps the state `undo` restores.
     public mutating func congestionEvent(flightSize: Int, now: Instant, startsEpisode: Bool = true) {
-        if startsEpisode || undo == nil { undo = (epoch, congestionWindow, slowStartThreshold) }
+        if startsEpisode || undo == nil { undo = (epoch, congestionWindow, slowStartThreshold, hyStart) }
+        // RFC 9406 §4.2: loss or ECN during slow start or CSS ends HyStart++, with CUBIC's response;
+        // §4.3: later slow starts are standard ones, up to the ssthresh set here.
+        hyStart = nil
         let cwnd = windowSegments
         // §4.7 fast convergence: a flow whose W_max keeps shrinking releases bandwidth.
         if cwnd < epoch.lastWindowMax {
@@ -176,6 +183,8 @@ public struct Cubic: Sendable {
         epoch = saved.epoch
         congestionWindow = max(congestionWindow, saved.cwnd)
         slowStartThreshold = saved.ssthresh
+        // A spurious loss did not end the first slow start: HyStart++ watches it again.
+        hyStart = saved.hyStart
         undo = nil
     }
 
@@ -232,5 +241,19 @@ extension Cubic: CongestionControl {
 
     public mutating func restartAfterIdle(now: Instant) {
         idleRestart()
+    }
+
+    public mutating func roundTripSampled(
+        acknowledged: SequenceNumber, highestSent: SequenceNumber, rtt: TimeAmount?
+    ) -> HyStart.Transition? {
+        guard hyStart != nil else { return nil }
+        let transition = hyStart?.acknowledgment(acknowledged: acknowledged, highestSent: highestSent, rtt: rtt)
+        if transition == .leftSlowStart {
+            // RFC 9406 §4.2: congestion avoidance, ssthresh = cwnd (RFC 9438 §4.10: CUBIC's curve
+            // starts from there, with W_max = cwnd).
+            slowStartThreshold = congestionWindow
+            hyStart = nil
+        }
+        return transition
     }
 }

@@ -158,16 +158,22 @@ extension TCPConnection {
         self.rack = rack
 
         // RTT: RFC 7323 §4.1 with timestamps (every ACK), else RFC 6298 §3 with Karn's rule.
+        var rttSample: TimeAmount?
         if timestampsEnabled, let echo = segment.header.options.timestamps?.echoReply, echo != 0 {
             let milliseconds = Int64(Int32(bitPattern: timestampClock(now) &- echo))
             if milliseconds >= 0 {
-                rtt.addSample(.milliseconds(max(1, milliseconds)))
-                lossProbe.rttSampledSinceProbe = true
+                rttSample = .milliseconds(max(1, milliseconds))
             }
         } else if let timed = rttTimedSequence, timed.isAtOrBefore(segment.ack) {
-            rtt.addSample(now - rttTimedAt)
+            rttSample = now - rttTimedAt
             rttTimedSequence = nil
+        }
+        if let rttSample {
+            rtt.addSample(rttSample)
             lossProbe.rttSampledSinceProbe = true
+        }
+        if configuration.pointee.hyStart && congestionControlStarted {
+            watchSlowStart(rttSample: rttSample, now: now, io: &io)
         }
         // Karn (RFC 6298 §3, §5): the backed-off RTO stays until a new measurement (which clears
         // the backoff in `addSample`); the ACK of a retransmission alone must not collapse it.
@@ -181,6 +187,30 @@ extension TCPConnection {
             post(.writable, io: &io)
         }
         return previouslySacked
+    }
+
+    /// HyStart++ (RFC 9406 §4.2): the algorithm counts the rounds and samples; the connection traces
+    /// what it decided.
+    private mutating func watchSlowStart(rttSample: TimeAmount?, now: Instant, io: inout StackIO) {
+        guard let transition = congestion.roundTripSampled(acknowledged: sndUna, highestSent: sndMax, rtt: rttSample)
+        else { return }
+        switch transition {
+        case .enteredConservativeSlowStart(let lastRound, let currentRound, let threshold):
+            io.decision(
+                "RFC 9406 §4.2",
+                "round's minimum RTT \(currentRound.nanoseconds / 1000) µs ≥ last round's \(lastRound.nanoseconds / 1000) µs + \(threshold.nanoseconds / 1000) µs: Conservative Slow Start, cwnd \(congestion.congestionWindow)",
+                connection: tuple, now: now)
+        case .resumedSlowStart(let currentRound, let baseline):
+            io.decision(
+                "RFC 9406 §4.2",
+                "round's minimum RTT \(currentRound.nanoseconds / 1000) µs < CSS baseline \(baseline.nanoseconds / 1000) µs: spurious exit, slow start again",
+                connection: tuple, now: now)
+        case .leftSlowStart:
+            io.decision(
+                "RFC 9406 §4.2",
+                "\(HyStart.conservativeRounds) rounds of Conservative Slow Start: congestion avoidance, ssthresh = cwnd \(congestion.congestionWindow)",
+                connection: tuple, now: now)
+        }
     }
 
     /// RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT": outstanding data, no payload, no SYN/FIN,

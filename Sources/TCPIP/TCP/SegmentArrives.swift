@@ -166,7 +166,8 @@ extension TCPConnection {
         congestionControlStarted = true
         congestion = congestionAlgorithm.make(
             maximumSegmentSize: sendMSS, initialWindowSegments: configuration.pointee.initialWindowSegments,
-            slowStartLimitSegments: configuration.pointee.slowStartLimitSegments)
+            slowStartLimitSegments: configuration.pointee.slowStartLimitSegments,
+            hyStart: configuration.pointee.hyStart)
     }
 
     /// What the peer's SYN offered, as far as it shapes our SYN-ACK — rebuilt from what was agreed,
