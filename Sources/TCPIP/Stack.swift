@@ -14,7 +14,8 @@ import TCPIPWire
 ///
 /// A stack has a single owner (one thread, one event loop); it takes no locks.
 public final class Stack {
-    public let configuration: StackConfiguration
+    /// What the stack was made with; `reconfigure` changes the TCP values that may change later.
+    @exclusivity(unchecked) public internal(set) var configuration: StackConfiguration
     // The state every packet touches is exempt from dynamic exclusivity checks: the stack has one
     // owner, and a class property's check (a thread-local access set, per access) cost 15% of a
     // cookie SYN's time under perf. The accesses that do overlap are to different properties (a

@@ -42,6 +42,17 @@ extension ScriptRunner {
         // URG is injected as written: the stack delivers urgent data inline, in sequence (RFC 6093 §5),
         // and has no out-of-band API, so a script reading urgent data with MSG_OOB is skipped there.
         let live = sockets.compactMap { fd, socket in socket.connection.flatMap { stack.state($0) }.map { (fd, socket, $0) } }
+        if case .new(let fd, _) = underTest {
+            if packet.flags.contains(.syn) && !packet.flags.contains(.ack), sockets[fd]?.listener != nil {
+                // packetdrill's handle_listen_for_script_packet: a SYN to the listener under test
+                // makes a child, the new socket under test, each from a remote port of its own.
+                if childrenMade > 0 { remotePort &+= 1 }
+                childrenMade += 1
+                underTest = .connection(.init(local: localPort, remote: remotePort))
+            } else {
+                underTest = .new(fd: fd, injected: .init(local: localPort, remote: remotePort))
+            }
+        }
         if packet.flags.contains(.syn) {
             // A SYN-ACK to our SYN, or a SYN when no connection is open, starts the peer's numbering.
             let opening = packet.flags.contains(.ack)
@@ -239,13 +250,19 @@ extension ScriptRunner {
         }
     }
 
+    /// The next segment of the socket under test (`SocketUnderTest`); segments of other
+    /// connections are passed over, as packetdrill's sniffer passes them over.
     private func takeOutbound(until giveUp: Instant) throws -> (Instant, ByteBuffer)? {
         collect()
-        while outbound.isEmpty {
-            guard let deadline = stackStorage?.nextDeadline, deadline <= giveUp else { return nil }
-            try advance(to: deadline)
+        while true {
+            while outbound.isEmpty {
+                guard let deadline = stackStorage?.nextDeadline, deadline <= giveUp else { return nil }
+                try advance(to: deadline)
+            }
+            let next = outbound.removeFirst()
+            if let (header, _) = decode(next.datagram), !underTest.owns(header) { continue }
+            return next
         }
-        return outbound.removeFirst()
     }
 
     private func checkPayloadIsZero(_ payload: ByteBuffer) throws {

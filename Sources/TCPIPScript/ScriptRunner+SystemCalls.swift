@@ -140,6 +140,7 @@ extension ScriptRunner {
             var socket = ScriptSocket()
             socket.nonBlocking = type & ScriptSymbols.value("SOCK_NONBLOCK")! != 0
             sockets[fd] = socket
+            underTest = .new(fd: fd, injected: nil)
             return .value(Int64(fd))
         case "bind":
             _ = try socket(arguments)
@@ -355,6 +356,12 @@ extension ScriptRunner {
             // sendto(MSG_FASTOPEN), or the first write after connect() with TCP_FASTOPEN_CONNECT:
             // OPEN with the data in the SYN (RFC 7413 §4.2.2). Without a cookie the SYN carries
             // none: a non-blocking call says EINPROGRESS, a blocking one sends after the handshake.
+            // Linux's tcp_sendmsg_fastopen refuses first, with EOPNOTSUPP, when net.ipv4.tcp_fastopen's
+            // client bit is off or the address is AF_UNSPEC (the stack's own OPEN would fall back to
+            // a plain SYN).
+            if !stack.configuration.tcp.fastOpen.client || call.arguments[safe: 4] == .symbol("AF_UNSPEC") {
+                return .error("EOPNOTSUPP")
+            }
             let taken = try openWithFastOpen(fd, data: Int(count))
             state.written = Int64(taken)
             state.openedWithFastOpen = true

@@ -128,4 +128,10 @@ struct FastOpenCookieCache {
         entries[key] = Entry(cookie: cookie, maximumSegmentSize: maximumSegmentSize)
         order.append(key)
     }
+
+    /// Forgets every server (`Stack.flushFastOpenCookies`).
+    mutating func removeAll() {
+        entries.removeAll()
+        order.removeAll()
+    }
 }
