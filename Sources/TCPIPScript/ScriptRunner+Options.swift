@@ -245,7 +245,9 @@ extension ScriptRunner {
         guard let connection = socket.connection else { return 0x10 }
         guard let status = stack.status(connection) else { return 0x10 | 0x1 }
         var events: Int64 = 0
-        if status.error != nil { events |= 0x8 | 0x10 | 0x1 }
+        // Linux's tcp_poll after tcp_reset (state CLOSE, SHUTDOWN_MASK): POLLHUP, POLLIN (RCV_SHUTDOWN),
+        // POLLOUT (SEND_SHUTDOWN: a write fails at once) and POLLERR (sk_err).
+        if status.error != nil { events |= 0x8 | 0x10 | 0x1 | 0x4 }
         if status.receiveQueue > 0 { events |= 0x1 }
         if case .closeWait = status.state { events |= 0x1 | 0x2000 }
         if case .lastAck = status.state { events |= 0x1 | 0x2000 }

@@ -269,7 +269,9 @@ extension ScriptRunner {
         if socket.fastOpenConnect {
             // TCP_FASTOPEN_CONNECT: with a cookie, connect() returns at once and the SYN goes with
             // the first write's data; without one, the SYN asks for a cookie (RFC 7413 §4.2.1).
-            if socket.deferredConnect { return .error("EALREADY") }
+            // A second connect() while the SYN waits for the first write: __inet_stream_connect
+            // finds SS_CONNECTING with DEFER_CONNECT, and says EISCONN to connect() (inet_stream_connect).
+            if socket.deferredConnect { return .error("EISCONN") }
             if stack.hasFastOpenCookie(for: remoteAddress) {
                 sockets[fd]!.deferredConnect = true
                 return .value(0)
@@ -365,7 +367,10 @@ extension ScriptRunner {
             let taken = try openWithFastOpen(fd, data: Int(count))
             state.written = Int64(taken)
             state.openedWithFastOpen = true
-            if sockets[fd]!.nonBlocking && state.end == nil { return taken > 0 ? .value(Int64(taken)) : .error("EINPROGRESS") }
+            // MSG_DONTWAIT (0x40) makes this one call non-blocking.
+            if (sockets[fd]!.nonBlocking || flags & 0x40 != 0) && state.end == nil {
+                return taken > 0 ? .value(Int64(taken)) : .error("EINPROGRESS")
+            }
             // Without a cookie, a blocking call's data waits in the send buffer (RFC 9293 §3.10.2
             // queues a SEND in SYN-SENT), so it leaves with the handshake's ACK, as Linux's waiting
             // writer's does. (With one, the rest follows the SYN's data once it is acknowledged.)
@@ -380,8 +385,21 @@ extension ScriptRunner {
         guard let connection = socket.connection else { return .error("ENOTCONN") }
         if socket.writeShut { return .error("EPIPE") }
         // A Fast Open server's connection is accepted in SYN-RECEIVED and may send (RFC 7413 §4.2.2).
+        let nonBlocking = socket.nonBlocking || flags & 0x40 != 0
+        // MSG_FASTOPEN on a connection another call is opening: tcp_sendmsg_fastopen's
+        // __inet_stream_connect finds SS_CONNECTING, says EALREADY without waiting, waits with.
+        if flags & 0x2000_0000 != 0, !state.openedWithFastOpen, nonBlocking, state.end == nil,
+           stack.status(connection)?.state == .synSent {
+            return .error("EALREADY")
+        }
+        // MSG_FASTOPEN on a connection another call is opening: tcp_sendmsg_fastopen's
+        // __inet_stream_connect finds SS_CONNECTING, says EALREADY without waiting, waits with.
+        if flags & 0x2000_0000 != 0, !state.openedWithFastOpen, nonBlocking, state.end == nil,
+           stack.status(connection)?.state == .synSent {
+            return .error("EALREADY")
+        }
         if let status = stack.status(connection), status.state == .synSent || (status.state == .synReceived && !socket.accepted) {
-            return socket.nonBlocking && state.end == nil ? .error("EAGAIN") : .wouldBlock
+            return nonBlocking && state.end == nil ? .error("EAGAIN") : .wouldBlock
         }
         var bytes = ByteBufferAllocator().buffer(capacity: Int(count - state.written))
         bytes.writeRepeatingByte(0, count: Int(count - state.written))
@@ -394,7 +412,7 @@ extension ScriptRunner {
             return try connectionError(fd, error)
         }
         if state.written == count { return .value(count) }
-        if socket.nonBlocking && state.end == nil {
+        if nonBlocking && state.end == nil {
             return state.written > 0 ? .value(state.written) : .error("EAGAIN")
         }
         return .wouldBlock
