@@ -349,8 +349,12 @@ extension ScriptRunner {
         let call = state.call
         try checkSendable(call)
         let fd = try descriptor(call.arguments)
-        let count = try integer(call.arguments, 2, default: 0)
-        let flags = call.name == "sendto" || call.name == "send" ? ScriptSymbols.evaluate(call.arguments[safe: 3] ?? .integer(0)) ?? 0 : 0
+        let count = try writeCount(call)
+        let flags: Int64 = switch call.name {
+        case "sendto", "send": ScriptSymbols.evaluate(call.arguments[safe: 3] ?? .integer(0)) ?? 0
+        case "sendmsg": ScriptSymbols.evaluate(call.arguments[safe: 2] ?? .integer(0)) ?? 0
+        default: 0
+        }
         // FreeBSD: sendto() on an unconnected socket with TCP_FASTOPEN set is the Fast Open connect.
         let freeBSDFastOpen = profile.name == .freebsd && call.name == "sendto" && sockets[fd]!.listener == nil
             && (sockets[fd]!.fastOpenQueueLimit ?? 0) > 0
@@ -384,7 +388,6 @@ extension ScriptRunner {
         let socket = sockets[fd]!
         guard let connection = socket.connection else { return .error("ENOTCONN") }
         if socket.writeShut { return .error("EPIPE") }
-        // A Fast Open server's connection is accepted in SYN-RECEIVED and may send (RFC 7413 §4.2.2).
         let nonBlocking = socket.nonBlocking || flags & 0x40 != 0
         // MSG_FASTOPEN on a connection another call is opening: tcp_sendmsg_fastopen's
         // __inet_stream_connect finds SS_CONNECTING, says EALREADY without waiting, waits with.
@@ -398,6 +401,7 @@ extension ScriptRunner {
            stack.status(connection)?.state == .synSent {
             return .error("EALREADY")
         }
+        // A Fast Open server's connection is accepted in SYN-RECEIVED and may send (RFC 7413 §4.2.2).
         if let status = stack.status(connection), status.state == .synSent || (status.state == .synReceived && !socket.accepted) {
             return nonBlocking && state.end == nil ? .error("EAGAIN") : .wouldBlock
         }
@@ -416,6 +420,32 @@ extension ScriptRunner {
             return state.written > 0 ? .value(state.written) : .error("EAGAIN")
         }
         return .wouldBlock
+    }
+
+    /// The octets a write call hands over: write/send/sendto's count, the total of writev's iovec
+    /// array, or of sendmsg's `msg_iov` (`{..., msg_iov(3)=[{..., 500}, {..., 1000}], ...}`).
+    private func writeCount(_ call: ScriptSystemCall) throws -> Int64 {
+        func total(_ iovec: ScriptExpression?) throws -> Int64 {
+            guard case .list(let entries)? = iovec else { throw ScriptSkip(reason: "\(call.name) without an iovec array") }
+            return try entries.reduce(0) { sum, entry in
+                guard case .structure(let fields) = entry, let length = fields.last.flatMap({ ScriptSymbols.evaluate($0.value) }) else {
+                    throw ScriptSkip(reason: "iovec entry `\(entry)` has no length")
+                }
+                return sum + length
+            }
+        }
+        switch call.name {
+        case "writev":
+            return try total(call.arguments[safe: 1])
+        case "sendmsg":
+            guard case .structure(let fields)? = call.arguments[safe: 1],
+                let iovec = fields.first(where: { if case .call("msg_iov", _)? = $0.name { true } else { false } }) else {
+                throw ScriptSkip(reason: "sendmsg without msg_iov")
+            }
+            return try total(iovec.value)
+        default:
+            return try integer(call.arguments, 2, default: 0)
+        }
     }
 
     /// `Stack.connectWithFastOpen` for socket `fd` with `data` zeros; returns what the SYN carries.
