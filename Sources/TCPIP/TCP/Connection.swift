@@ -153,6 +153,8 @@ struct TCPConnection {
     /// Our SYN carried a Fast Open option (a cookie request or a cookie with data): the SYN-ACK's
     /// cookie is cached (RFC 7413 §4.1.3).
     var fastOpenRequested = false
+    /// That option was the experimental form (kind 254, 0xF989), for the SYN-ACK's fallback rule.
+    var fastOpenExperimental = false
 
     // MARK: Keep-alive (RFC 1122 §4.2.3.6) and user timeout (RFC 5482)
 

@@ -15,9 +15,13 @@ extension TCPConnection {
         let cached = io.fastOpenCookies[FastOpenCookieCache.Key(local: tuple.local.address, remote: tuple.remote.address)]
         let cookie = cached?.cookie
         fastOpenRequested = true
+        // The form of a request: the experimental one once a standard request got no cookie from
+        // this server (`FastOpenCookieCache.Entry.tryExperimental`).
+        let requestForm: TCPFastOpenCookie.Form = cached?.tryExperimental == 1 ? .experimental : .standard
+        fastOpenExperimental = (cookie?.form ?? requestForm) == .experimental
         guard cookie != nil || !settings.clientRequiresCookie, data.readableBytes > 0 else {
             io.decision("RFC 7413 §4.2.1", "Fast Open: no cookie cached; SYN requests one", connection: tuple, now: now)
-            sendSYN(acknowledging: false, peerOffered: nil, fastOpen: cookie ?? .request(), now: now, io: &io)
+            sendSYN(acknowledging: false, peerOffered: nil, fastOpen: cookie ?? .request(requestForm), now: now, io: &io)
             return 0
         }
         // §4.1.3: "Without a cached server MSS, the amount of data in the SYN packet is limited to the
@@ -40,11 +44,18 @@ extension TCPConnection {
     @discardableResult
     mutating func fastOpenSYNACKArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) -> Bool {
         let offered = segment.header.options.fastOpen
+        let cookie = offered?.isRequest == false ? offered : nil
+        let synData = Int((iss + 1).octets(to: sndMax))
+        // A request (a SYN without data, never retransmitted) that got no cookie: a server that
+        // knows only the other form of the option may have ignored it, so the next request to it
+        // uses the experimental form; when that gets none either, the standard form for good —
+        // Linux's fallback (tcp_rcv_fastopen_synack's try_exp, tcp_fastopen_cache_set/_get).
+        let tryExperimental: UInt8 = cookie == nil && synData == 0 && retransmittedSegments == 0
+            ? (fastOpenExperimental ? 2 : 1) : 0
         io.fastOpenCookies.update(
             FastOpenCookieCache.Key(local: tuple.local.address, remote: tuple.remote.address),
-            cookie: offered?.isRequest == false ? offered : nil,
-            maximumSegmentSize: segment.header.options.maximumSegmentSize.map(Int.init))
-        let synData = Int((iss + 1).octets(to: sndMax))
+            cookie: cookie, maximumSegmentSize: segment.header.options.maximumSegmentSize.map(Int.init),
+            tryExperimental: tryExperimental)
         guard synData > 0 else { return false }
         let acknowledged = min(synData, Int((iss + 1).octets(to: sndUna)))
         if acknowledged > 0 { sendBuffer.removeFirst(acknowledged, pool: &io.packedChunks) }

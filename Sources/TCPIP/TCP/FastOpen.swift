@@ -103,6 +103,9 @@ struct FastOpenCookieCache {
     struct Entry {
         var cookie: TCPFastOpenCookie?
         var maximumSegmentSize: Int?
+        /// Without a cookie: 1 asks with the experimental form next, 2 went back to the standard
+        /// form after both went unanswered (Linux's tcp_fastopen_metrics.try_exp); 0 not tried.
+        var tryExperimental: UInt8 = 0
     }
 
     private(set) var entries: [Key: Entry] = [:]
@@ -113,9 +116,13 @@ struct FastOpenCookieCache {
 
     /// RFC 7413 §4.2.1 step 3: a SYN-ACK's cookie replaces the cached one; one without a cookie
     /// leaves it (Linux's tcp_fastopen_cache_set); the MSS is always the latest.
-    mutating func update(_ key: Key, cookie: TCPFastOpenCookie?, maximumSegmentSize: Int?) {
+    mutating func update(_ key: Key, cookie: TCPFastOpenCookie?, maximumSegmentSize: Int?, tryExperimental: UInt8 = 0) {
         if var entry = entries[key] {
-            if let cookie { entry.cookie = cookie }
+            if let cookie {
+                entry.cookie = cookie
+            } else if tryExperimental > entry.tryExperimental && entry.cookie == nil {
+                entry.tryExperimental = tryExperimental
+            }
             if let maximumSegmentSize { entry.maximumSegmentSize = maximumSegmentSize }
             entries[key] = entry
             return
@@ -125,7 +132,7 @@ struct FastOpenCookieCache {
             order.removeFirst()
             entries[oldest] = nil
         }
-        entries[key] = Entry(cookie: cookie, maximumSegmentSize: maximumSegmentSize)
+        entries[key] = Entry(cookie: cookie, maximumSegmentSize: maximumSegmentSize, tryExperimental: cookie == nil ? tryExperimental : 0)
         order.append(key)
     }
 
