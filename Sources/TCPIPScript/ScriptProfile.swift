@@ -119,6 +119,8 @@ public struct ScriptProfile: Sendable, Hashable {
         var profile = self
         ScriptRunner.applyFastOpenFlags(0x70403, to: &profile.fastOpen)
         profile.fastOpen.key = FastOpenKey(linuxNotation: "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4")
+        // tcp_send_syn_data: with no server MSS cached, a SYN's data is bounded by our own MSS.
+        profile.fastOpen.uncachedSYNDataLimit = .ownMSS
         profile.nagleMinshall = true
         return profile
     }

@@ -63,6 +63,8 @@ public final class ScriptRunner {
     var childrenMade = 0
     /// The ports of the last `< udp` line, which an outbound ICMP error must quote (ScriptRunner+UDP.swift).
     var lastInboundUDPPorts: (source: UInt16, destination: UInt16)?
+    /// The sequence number and payload length of the stack's latest TCP segment, for ICMP quotes.
+    var lastOutboundSegment: (sequence: UInt32, payload: Int)?
     /// The connection most recently opened or accepted, for state queries after its fd is closed.
     var lastConnection: ConnectionID?
     var lastConnectionTuple: FourTuple?
@@ -364,6 +366,7 @@ public final class ScriptRunner {
             outbound.append((now, datagram))
             capture.append((now, datagram))
             if let (header, payload) = decode(datagram) {
+                lastOutboundSegment = (header.sequenceNumber.rawValue, payload.readableBytes)
                 if header.flags.contains(.syn) {
                     iss = header.sequenceNumber.rawValue
                     localPort = header.sourcePort

@@ -28,7 +28,9 @@ extension TCPConnection {
         // default MSS of 536 bytes for IPv4 … and 1220 bytes for IPv6"; as Linux (tcp_send_syn_data),
         // less the 40 octets options may take, and never more than our own MSS allows.
         let defaultMSS = if case .v6 = tuple.remote.address { 1220 } else { 536 }
-        let serverMSS = cached?.maximumSegmentSize ?? defaultMSS
+        // DEVIATION(RFC 7413 §4.1.3) with `uncachedSYNDataLimit = .ownMSS`: Linux's bound, for its tests.
+        let uncached = settings.uncachedSYNDataLimit == .ownMSS ? receiveMSS : defaultMSS
+        let serverMSS = cached?.maximumSegmentSize ?? uncached
         let room = max(0, min(serverMSS, receiveMSS) - TCPOptions.maximumLength)
         let taken = sendBuffer.append(data.getSlice(at: data.readerIndex, length: min(room, data.readableBytes)) ?? ByteBuffer(),
                                       pool: &io.packedChunks)

@@ -31,6 +31,16 @@ public struct FastOpen: Sendable, Hashable {
     public var key: FastOpenKey? = nil
     /// Most servers whose cookies a client remembers (Linux's tcp_fastopen cache is per route).
     public var clientCacheLimit: Int = 1024
+    /// What bounds the data of a SYN when no MSS of the server is cached (a cookie-less Fast Open,
+    /// `clientRequiresCookie` off).
+    public var uncachedSYNDataLimit: SYNDataLimit = .defaultMSS
+
+    public enum SYNDataLimit: Sendable, Hashable {
+        /// RFC 7413 §4.1.3: "the default MSS of 536 bytes for IPv4 … and 1220 bytes for IPv6".
+        case defaultMSS
+        /// Our own MSS, as Linux's tcp_send_syn_data (mss_clamp = advmss when nothing is cached).
+        case ownMSS
+    }
 
     public init() {}
 }

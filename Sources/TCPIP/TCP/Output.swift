@@ -148,7 +148,10 @@ extension TCPConnection {
         acknowledging: Bool, peerOffered: TCPOptions?, fastOpen: TCPFastOpenCookie? = nil, dataLength: Int = 0,
         now: Instant, io: inout StackIO
     ) {
-        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: receiveMSS))
+        // An active open's SYN announces no more than the path MTU ICMP reported allows (Linux's
+        // tcp_advertise_mss takes the route's lowered advmss; RFC 1191 §3: the MSS follows the PMTU).
+        let announced = !acknowledging && path.mtu > 0 ? min(receiveMSS, segmentSize(forMTU: Int(path.mtu))) : receiveMSS
+        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: announced))
         options.fastOpen = fastOpen
         options.layout = configuration.pointee.synOptionLayout
         let offerAll = peerOffered == nil
