@@ -338,7 +338,6 @@ extension ScriptRunner {
             let flags = ScriptSymbols.evaluate(argument) else { return }
         let unsupported: [(Int64, String)] = [
             (0x8000, "MSG_MORE: Linux's corking of a write with the next"),
-            (0x80, "MSG_EOR: Linux's record boundaries that keep TSO from coalescing writes"),
             (0x400_0000, "MSG_ZEROCOPY: Linux's zero-copy send"),
             (0x1, "MSG_OOB: the stack has no out-of-band send"),
         ]
@@ -408,7 +407,8 @@ extension ScriptRunner {
         var bytes = ByteBufferAllocator().buffer(capacity: Int(count - state.written))
         bytes.writeRepeatingByte(0, count: Int(count - state.written))
         do {
-            let taken = try stack.send(connection, bytes, now: now)
+            // MSG_EOR (0x80): the end of this write ends a record (Stack.send(_:_:endOfRecord:now:)).
+            let taken = try stack.send(connection, bytes, endOfRecord: flags & 0x80 != 0, now: now)
             collect()
             state.written += Int64(taken)
         } catch {

@@ -147,6 +147,9 @@ struct TCPConnection {
     /// The end of the last segment shorter than the MSS we sent (Linux's snd_sml), for Minshall's
     /// Nagle (`TCPConfiguration.nagleMinshall`).
     var lastShortSegmentEnd = SequenceNumber(0)
+    /// Ends of records the application marked (`Stack.send(_:_:endOfRecord:now:)`, Linux's MSG_EOR)
+    /// not yet acknowledged, in order: no segment crosses one. Empty unless records are used.
+    var recordEnds: [SequenceNumber] = []
     /// RFC 7413 §4.2's FastOpened flag: a server connection opened by a SYN with a valid cookie,
     /// which may send data while still in SYN-RECEIVED (§4.2.2 step 6).
     var fastOpened = false

@@ -255,8 +255,20 @@ extension TCPConnection {
             let offset = sendBufferNextOffset
             let unsent = sendBuffer.count - offset
             var length = min(unsent, usable, payloadRoom)
+            // A record's end (MSG_EOR) ends the segment; the record's short tail is not held back.
+            var endsRecord = false
+            if !recordEnds.isEmpty {
+                while let first = recordEnds.first, first.isAtOrBefore(sndUna) { recordEnds.removeFirst() }
+                if let end = recordEnds.first(where: { $0.isAfter(sndNxt) }) {
+                    let toEnd = Int(sndNxt.octets(to: end))
+                    if toEnd <= length {
+                        length = toEnd
+                        endsRecord = true
+                    }
+                }
+            }
             var isMTUProbe = false
-            if path.search != nil, !probe, let probePayload = mtuProbePayload(
+            if path.search != nil, !probe, !endsRecord, let probePayload = mtuProbePayload(
                 unsent: unsent, room: room, windowRoom: windowRoom,
                 optionsLength: maximumSegmentSize - payloadRoom, now: now)
             {
@@ -286,7 +298,7 @@ extension TCPConnection {
             // ACK if data is outstanding, else for the override timeout (`updatePersistTimer`),
             // on whose expiry the window's worth goes (4).
             let sendNow =
-                length == sendMSS || length >= payloadRoom
+                length == sendMSS || length >= payloadRoom || endsRecord
                 || (length == unsent && (!nagle || flightSize == 0 || synIsAllInFlight || minshallAllowsShortSegment))
                 || (maxSndWnd > 0 && length >= Int(maxSndWnd / 2))
                 || overrideSWS
