@@ -57,7 +57,7 @@ extension ScriptRunner {
             // A SYN-ACK to our SYN, or a SYN when no connection is open, starts the peer's numbering.
             let opening = packet.flags.contains(.ack)
                 ? live.contains { $0.2 == .synSent }
-                : !live.contains { $0.2.isSynchronized || $0.2 == .synSent }
+                : !live.contains { $0.2.isSynchronized }
             if opening { remoteBase = packet.start }
         }
         var header = TCPHeader(
