@@ -144,13 +144,15 @@ let package = Package(
             name: "InProcessPairExample", dependencies: ["TCPIPStack"], path: "Examples/InProcessPair",
             swiftSettings: strict),
         .executableTarget(name: "ClientExample", dependencies: ["TCPIPStack"], path: "Examples/Client", swiftSettings: strict),
+        // The README's in-process snippets as top-level code (ExamplesTests keeps the two the same).
+        .executableTarget(name: "ReadmeExample", dependencies: ["TCPIPStack"], path: "Examples/Readme", swiftSettings: strict),
         .executableTarget(
             name: "HTTPServerExample",
             dependencies: ["TCPIPStack", .product(name: "NIOHTTP1", package: "swift-nio")],
             path: "Examples/HTTPServer", swiftSettings: strict),
         .testTarget(
             name: "ExamplesTests",
-            dependencies: ["EchoServerExample", "InProcessPairExample", "ClientExample", "HTTPServerExample"],
+            dependencies: ["EchoServerExample", "InProcessPairExample", "ClientExample", "HTTPServerExample", "ReadmeExample"],
             swiftSettings: strict),
         .testTarget(name: "TCPIPWireTests", dependencies: ["TCPIPWire"], swiftSettings: strict),
         .testTarget(

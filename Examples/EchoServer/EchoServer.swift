@@ -25,7 +25,7 @@ import TCPIPStack
 
     /// Echoes every connection on port 7 until the runtime stops.
     static func serve(on runtime: StackRuntime) async throws {
-        try await serve(try await TCPIPServerBootstrap(runtime: runtime).bind(port: 7))
+        try await serve(try await TCPIPServerBootstrap(runtime: runtime).bind(port: 7, childChannelConfiguration: .init()))
     }
 
     /// Echoes every connection `server` accepts until it closes.
@@ -50,7 +50,7 @@ import TCPIPStack
             StackConfiguration(addresses: [IPAddress("198.18.0.2")!]),
             group: MultiThreadedEventLoopGroup.singleton)
         // Bound before the client connects: a SYN that arrived first would find no listener (RST).
-        let listener = try await TCPIPServerBootstrap(runtime: server).bind(port: 7)
+        let listener = try await TCPIPServerBootstrap(runtime: server).bind(port: 7, childChannelConfiguration: .init())
         async let serving: Void = serve(listener)
         let connection = try await TCPIPClientBootstrap(runtime: client)
             .connect(to: Endpoint("198.18.0.2:7")!, configuration: .init())

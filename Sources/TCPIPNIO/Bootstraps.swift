@@ -7,7 +7,7 @@ import TCPIPWire
 /// With async/await, each connection an `NIOAsyncChannel`:
 ///
 /// ```swift
-/// let server = try await TCPIPServerBootstrap(runtime: runtime).bind(port: 7)
+/// let server = try await TCPIPServerBootstrap(runtime: runtime).bind(port: 7, childChannelConfiguration: .init())
 /// try await withThrowingDiscardingTaskGroup { group in
 ///     try await server.executeThenClose { connections in
 ///         for try await connection in connections {
@@ -90,7 +90,7 @@ public struct TCPIPServerBootstrap: Sendable {
     /// `NIOAsyncChannel<ByteBuffer, ByteBuffer>`, wrapped before its first read.
     public func bind(
         port: UInt16, address: IPAddress? = nil, backlog: Int = 1024,
-        childChannelConfiguration: NIOAsyncChannel<ByteBuffer, ByteBuffer>.Configuration = .init()
+        childChannelConfiguration: NIOAsyncChannel<ByteBuffer, ByteBuffer>.Configuration
     ) async throws -> NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never> {
         try await bind(port: port, address: address, backlog: backlog) { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -235,7 +235,7 @@ public struct TCPIPClientBootstrap: Sendable {
 /// With async/await, the channel an `NIOAsyncChannel`, wrapped before its first read:
 ///
 /// ```swift
-/// let server = try await TCPIPDatagramBootstrap(runtime: runtime).bind(port: 7)
+/// let server = try await TCPIPDatagramBootstrap(runtime: runtime).bind(port: 7, configuration: .init())
 /// try await server.executeThenClose { inbound, outbound in
 ///     for try await datagram in inbound {
 ///         try await outbound.write(AddressedEnvelope(remoteAddress: datagram.remoteAddress, data: datagram.data))
@@ -314,7 +314,7 @@ public struct TCPIPDatagramBootstrap: Sendable {
     ///   - address: one of the stack's addresses, or nil for all of them.
     ///   - configuration: the `NIOAsyncChannel`'s back-pressure and half-closure settings.
     public func bind(
-        port: UInt16, address: IPAddress? = nil, configuration: AsyncChannel.Configuration = .init()
+        port: UInt16, address: IPAddress? = nil, configuration: AsyncChannel.Configuration
     ) async throws -> AsyncChannel {
         try await bind(port: port, address: address, channelInitializer: Self.wrap(configuration))
     }

@@ -121,7 +121,11 @@ public final class StackRuntime: Sendable {
     /// checksum offloads come from the source (`derive`), whatever `configuration` says of them.
     ///
     /// The source is handed over: from now on only the loop may use it.
-    public static func start(
+    ///
+    /// Not public: beside the `async` variant of the same name, top-level code (a `main.swift`, where
+    /// Swift does not prefer `async` overloads) would get this one from `try await` and a future
+    /// where it expected the runtime. Handler code outside the package uses `start(stack:source:on:logger:)`.
+    package static func start(
         _ configuration: StackConfiguration, source: some PacketSource, on eventLoop: EventLoop, logger: Logger? = nil
     ) -> EventLoopFuture<StackRuntime> {
         let derived = derive(configuration, from: source)
@@ -162,7 +166,11 @@ public final class StackRuntime: Sendable {
         }
     }
 
-    /// `start(_:source:on:logger:)`, awaited.
+    /// Starts a stack built from `configuration` on `eventLoop`, over `source`, and returns it
+    /// running. The MTU and the checksum offloads come from the source, whatever `configuration`
+    /// says of them; a stack configured for what the source cannot do throws a `ConfigurationError`.
+    ///
+    /// The source is handed over: from now on only the loop may use it.
     public static func start(
         _ configuration: StackConfiguration, source: some PacketSource, on eventLoop: EventLoop, logger: Logger? = nil
     ) async throws -> StackRuntime {
@@ -172,8 +180,11 @@ public final class StackRuntime: Sendable {
     // MARK: Stopping
 
     /// Stops the runtime: aborts nothing, closes the source, completes `closeFuture`. Any thread.
-    public func stop() {
+    /// `promise`, if given, succeeds once it has stopped (or fails with the source's error if that
+    /// had stopped it before), as NIO's `close(promise:)` does.
+    public func stop(promise: EventLoopPromise<Void>?) {
         requestStop()
+        if let promise { closeFuture.cascade(to: promise) }
     }
 
     /// Stops the runtime and waits until it has: channels closed, source closed. Throws the
@@ -202,7 +213,8 @@ public final class StackRuntime: Sendable {
     }
 
     /// `shutdownGracefully(deadline:)`, as a future that succeeds once the runtime has stopped.
-    public func shutdownGracefully(deadline: NIODeadline) -> EventLoopFuture<ShutdownOutcome> {
+    /// Package-only, as `stop()` is: top-level code would get it from `try await`.
+    package func shutdownGracefully(deadline: NIODeadline) -> EventLoopFuture<ShutdownOutcome> {
         let core = self.core
         return eventLoop.flatSubmit { core.value.drain(deadline: deadline) }
     }

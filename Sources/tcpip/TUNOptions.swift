@@ -138,7 +138,7 @@ struct RunningStack: Sendable {
         if let listing = try? runtime.eventLoop.submit({ [runtime] in runtime.stack.filterListing() }).wait() ?? nil {
             announce(listing.hasSuffix("\n") ? String(listing.dropLast()) : listing)
         }
-        runtime.stop()
+        runtime.stop(promise: nil)
         _ = try? runtime.closeFuture.wait()
         try? runtime.eventLoop.submit { [recorder] in recorder.value?.flush() }.wait()
         if let plotPath, let drawn = try? runtime.eventLoop.submit({ [plot] in plot.value?.plot }).wait() {

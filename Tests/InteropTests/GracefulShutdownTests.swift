@@ -12,6 +12,7 @@ extension KernelInteropTests {
         import socket, sys, time
         host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
         s = socket.create_connection((host, port))
+        print("connected", flush=True)
         sent, chunk, end = 0, b"x" * 1024, time.time() + seconds
         try:
             while time.time() < end:
@@ -38,7 +39,7 @@ extension KernelInteropTests {
         let serveLog = scratch.appendingPathComponent("serve.log")
         let server = try namespace.startStack(
             Self.stackArguments("serve", [
-                "--discard", "9", "--status-interval", "0", "--pcap", capture.path, "--shutdown-timeout", "4",
+                "--discard", "9", "--status-interval", "0", "--pcap", capture.path, "--shutdown-timeout", "6",
             ]),
             log: serveLog)
         let script = scratch.appendingPathComponent("sender.py")
@@ -47,7 +48,11 @@ extension KernelInteropTests {
         let endlessLog = scratch.appendingPathComponent("endless.log")
         let finishing = try namespace.spawn(["python3", script.path, Self.stack4, "9", "2"], log: finishingLog)
         let endless = try namespace.spawn(["python3", script.path, Self.stack4, "9", "60"], log: endlessLog)
-        usleep(700_000)
+        // Both connected before SIGTERM: a fixed wait was too short for Python's start under the
+        // full suite's load, and the "finishing" sender then found the listener closed.
+        try waitForText(finishingLog, "connected")
+        try waitForText(endlessLog, "connected")
+        usleep(200_000)
         server.terminate()  // SIGTERM
         Namespace.wait(server, timeout: 20)
         #expect(!server.isRunning, "tcpip did not stop within 20 s of SIGTERM")

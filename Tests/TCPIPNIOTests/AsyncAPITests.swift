@@ -114,7 +114,7 @@ import Testing
     /// 0 to 30,000 octets (the large ones fragmented and reassembled) back byte for byte, in order.
     @Test func asyncUDPEchoOverTheInProcessPair() async throws {
         let (client, server) = try await Self.makePair()
-        let echo = try await TCPIPDatagramBootstrap(runtime: server).bind(port: 7)
+        let echo = try await TCPIPDatagramBootstrap(runtime: server).bind(port: 7, configuration: .init())
         let serving = Task {
             try await echo.executeThenClose { inbound, outbound in
                 for try await datagram in inbound {
