@@ -85,7 +85,12 @@ extension ScriptRunner {
         if packet.ip.typeOfService != nil || packet.ip.flowLabel != nil { Self.write(packet.ip, into: &datagram) }
         exchanged.append("\(format(now)) < \(Self.ecnText(ecn))\(describe(header, payloadLength: packet.length, outbound: false))")
         capture.append((now, datagram))
+        // A blocking write waiting for the handshake (Linux's sk_write_pending) wakes before the
+        // stack's ACK of the SYN-ACK is built, so its data carries that ACK.
+        let writerWaitsForHandshake = pending.map { ["write", "writev", "send", "sendto", "sendmsg"].contains($0.call.name) } == true
+            && live.contains { $0.2 == .synSent }
         stack.receive(datagram, now: now)
+        if writerWaitsForHandshake && packet.flags.contains(.syn) && packet.flags.contains(.ack) { try completePending() }
         if packet.flags.contains(.rst) || packet.flags.contains(.syn) {
             // A reset connection whose handle the stack freed at once takes its error with it;
             // the socket keeps it, as a kernel socket does (SO_ERROR, then the next call). An RST

@@ -374,9 +374,11 @@ extension ScriptRunner {
             if (sockets[fd]!.nonBlocking || flags & 0x40 != 0) && state.end == nil {
                 return taken > 0 ? .value(Int64(taken)) : .error("EINPROGRESS")
             }
-            // Without a cookie, a blocking call's data waits in the send buffer (RFC 9293 §3.10.2
-            // queues a SEND in SYN-SENT), so it leaves with the handshake's ACK, as Linux's waiting
-            // writer's does. (With one, the rest follows the SYN's data once it is acknowledged.)
+            // What the SYN does not carry of a blocking call's data waits in the send buffer
+            // (RFC 9293 §3.10.2 queues a SEND in SYN-SENT), so it leaves with the handshake's ACK,
+            // as Linux's waiting writer's does. With a cookie the SYN carried some: the rest is
+            // written when the SYN-ACK wakes the call (`inject`), after the stack has dealt with
+            // the SYN's data, as Linux's tcp_sendmsg goes on once connected.
             if taken == 0, let connection = sockets[fd]!.connection, count > 0 {
                 var rest = ByteBufferAllocator().buffer(capacity: Int(count - state.written))
                 rest.writeRepeatingByte(0, count: Int(count - state.written))

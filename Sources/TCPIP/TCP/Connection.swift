@@ -186,6 +186,10 @@ struct TCPConnection {
     var bytesSinceAck = 0
     /// An ACK is owed and waits for the end of the batch (`sendAckAtEndOfBatch`); any segment we send first carries it.
     var ackDeferred = false
+    /// When the SYN-ACK arrived whose ACK waits for the end of the batch; and whether the
+    /// connection is taken as interactive (`TCPConfiguration.interactiveDelayedAcks`).
+    var handshakeAckAwaitsWriter: Instant?
+    var interactive = false
     /// Segments still to be acknowledged at once at the start of the connection (quick-ACK).
     var quickAcksLeft = 0
     /// The delayed-ACK timeout, nil with delayed ACKs off. Read from the configuration rather than

@@ -136,6 +136,8 @@ extension TCPConnection {
     mutating func sendDeferredAck(now: Instant, io: inout StackIO) {
         guard ackDeferred else { return }
         ackDeferred = false
+        // No writer sent data with the handshake's ACK.
+        handshakeAckAwaitsWriter = nil
         if state.isSynchronized { sendAck(now: now, io: &io) }
     }
 
@@ -326,6 +328,14 @@ extension TCPConnection {
             }
             sndNxt = sndNxt + (length + (carriesFIN ? 1 : 0))
             if length < sendMSS && !isRetransmission { lastShortSegmentEnd = sndNxt }
+            if let arrival = handshakeAckAwaitsWriter {
+                // Data written as the handshake completed carries its ACK: a writer was waiting, and
+                // Linux, which delayed that ACK for it (tcp_rcv_synsent_state_process: quick-ACK
+                // mode, ATO armed), takes the data sent within ATO as a reply and the connection as
+                // interactive (tcp_event_data_sent; `interactiveDelayedAcks`).
+                handshakeAckAwaitsWriter = nil
+                if !isRetransmission, let timeout = delayedAckTimeout, now - arrival < timeout { interactive = true }
+            }
             armRetransmissionTimer(now: now)
             sentNewData = true
             if probe || overrideSWS { break }
