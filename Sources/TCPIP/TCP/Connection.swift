@@ -158,6 +158,8 @@ struct TCPConnection {
     var fastOpenRequested = false
     /// That option was the experimental form (kind 254, 0xF989), for the SYN-ACK's fallback rule.
     var fastOpenExperimental = false
+    /// It carried data and no option (`FastOpen.clientRequiresCookie` off): a cookie back is unsolicited.
+    var fastOpenUnsolicited = false
 
     // MARK: Keep-alive (RFC 1122 §4.2.3.6) and user timeout (RFC 5482)
 

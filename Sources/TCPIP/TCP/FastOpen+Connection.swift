@@ -13,7 +13,9 @@ extension TCPConnection {
             return 0
         }
         let cached = io.fastOpenCookies[FastOpenCookieCache.Key(local: tuple.local.address, remote: tuple.remote.address)]
-        let cookie = cached?.cookie
+        // Without the cookie requirement (TFO_CLIENT_NO_COOKIE) the SYN carries data and no cookie
+        // at all, a cached one included (Linux's tcp_fastopen_cookie_check).
+        let cookie = settings.clientRequiresCookie ? cached?.cookie : nil
         fastOpenRequested = true
         // The form of a request: the experimental one once a standard request got no cookie from
         // this server (`FastOpenCookieCache.Entry.tryExperimental`).
@@ -36,6 +38,8 @@ extension TCPConnection {
                                       pool: &io.packedChunks)
         io.counters.fastOpenActive &+= 1
         io.decision("RFC 7413 §4.2.2", "Fast Open: SYN carries the cached cookie and \(taken) octets", connection: tuple, now: now)
+        // Without a cookie the SYN asks for none: a cookie in the SYN-ACK is unsolicited.
+        fastOpenUnsolicited = cookie == nil
         sendSYN(acknowledging: false, peerOffered: nil, fastOpen: cookie, dataLength: taken, now: now, io: &io)
         return taken
     }
@@ -46,7 +50,9 @@ extension TCPConnection {
     @discardableResult
     mutating func fastOpenSYNACKArrives(_ segment: IncomingSegment, now: Instant, io: inout StackIO) -> Bool {
         let offered = segment.header.options.fastOpen
-        let cookie = offered?.isRequest == false ? offered : nil
+        // A cookie our SYN did not ask for is ignored (Linux's tcp_rcv_fastopen_synack: "Ignore an
+        // unsolicited cookie"; RFC 7413 §4.1.3 caches what a request brought).
+        let cookie = offered?.isRequest == false && !fastOpenUnsolicited ? offered : nil
         let synData = Int((iss + 1).octets(to: sndMax))
         // A request (a SYN without data, never retransmitted) that got no cookie: a server that
         // knows only the other form of the option may have ignored it, so the next request to it
