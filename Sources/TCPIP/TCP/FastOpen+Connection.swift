@@ -67,6 +67,9 @@ extension TCPConnection {
         guard synData > 0 else { return false }
         let acknowledged = min(synData, Int((iss + 1).octets(to: sndUna)))
         if acknowledged > 0 { sendBuffer.removeFirst(acknowledged, pool: &io.packedChunks) }
+        // A timeout sent the SYN again without its data and took SND.NXT back to ISS+1; a SYN-ACK
+        // that acknowledges the data of the first SYN moves it on (nothing below SND.UNA is sent again).
+        if sndNxt.isBefore(sndUna) { sndNxt = sndUna }
         if acknowledged < synData {
             io.counters.fastOpenActiveFailures &+= 1
             io.decision("RFC 7413 §4.2.2", "SYN-ACK acknowledges \(acknowledged) of \(synData) octets of the SYN: the rest goes again",
