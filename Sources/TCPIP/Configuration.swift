@@ -288,6 +288,10 @@ public struct TCPConfiguration: Sendable {
     /// does and by default: RFC 9293 gives the combination no meaning (a SYN's FIN would close a
     /// connection before it exists), and scanners use it to fingerprint stacks.
     public var acceptsSYNWithFIN: Bool = false
+    /// Whether a SYN-ACK with FIN in SYN-SENT is processed — ESTABLISHED, then the FIN (RFC 9293
+    /// §3.10.7.3; Linux's tcp_rcv_synsent_state_process) — when `acceptsSYNWithFIN` is off. Off, it is
+    /// dropped like any SYN with FIN, as FreeBSD's net.inet.tcp.drop_synfin=1 drops it in every state.
+    public var acceptsSYNACKWithFIN: Bool = true
     /// Which segments for no connection draw RFC 9293 §3.10.7.1's RST: all of them (the RFC's rule,
     /// the default), all but SYNs, or none — FreeBSD's net.inet.tcp.blackhole 0, 1 and 2, which hide
     /// closed ports from scans (tcp_input.c, dropwithreset).

@@ -106,7 +106,8 @@ extension Stack {
         // pair alive to the end of this function (a retain and a release through the runtime's
         // generic tuple witnesses, 3% of bulk time at MTU 1500 under perf).
         if header.flags.isSuperset(of: [.syn, .fin]) && !configuration.tcp.acceptsSYNWithFIN
-            && connectionHandle(for: tuple).flatMap({ handle in connections.withElement(handle) { $0.state } }) != .synSent {
+            && !(configuration.tcp.acceptsSYNACKWithFIN
+                 && connectionHandle(for: tuple).flatMap({ handle in connections.withElement(handle) { $0.state } }) == .synSent) {
             // SYN with FIN: dropped (`acceptsSYNWithFIN`), as Linux's tcp_rcv_state_process drops it
             // in LISTEN — except a SYN-ACK that also closes, in SYN-SENT, which RFC 9293 §3.10.7.3
             // processes (ESTABLISHED, then the FIN: CLOSE-WAIT) and Linux accepts

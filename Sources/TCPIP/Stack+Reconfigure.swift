@@ -17,6 +17,10 @@ extension TCPConfiguration {
     ///   new `key` is the key of every cookie given or checked from then on (tcp_fastopen_reset_cipher),
     ///   and `clientCacheLimit` bounds the cookie cache from then on.
     ///
+    /// - `acceptsAnyResetInWindow`, `resetsOnSYNInWindow`, `acceptsSYNWithFIN`, `acceptsSYNACKWithFIN`,
+    ///   `closedPortResets`: read for each segment that arrives, as FreeBSD reads insecure_rst,
+    ///   insecure_syn, drop_synfin and blackhole in tcp_input — open connections included.
+    ///
     /// Everything else (buffer sizes, timers' bounds, the option layout) sizes or shapes state when a
     /// connection is made and is not changed under it: make a new stack for those.
     public struct Reconfigurable: Sendable, Hashable {
@@ -26,6 +30,11 @@ extension TCPConfiguration {
         public var explicitCongestionNotification: ExplicitCongestionNotification
         public var maximumSYNRetransmissions: Int
         public var fastOpen: FastOpen
+        public var acceptsAnyResetInWindow: Bool
+        public var resetsOnSYNInWindow: Bool
+        public var acceptsSYNWithFIN: Bool
+        public var acceptsSYNACKWithFIN: Bool
+        public var closedPortResets: ClosedPortResets
     }
 
     /// This configuration's values that may change while a stack runs.
@@ -34,7 +43,10 @@ extension TCPConfiguration {
             Reconfigurable(
                 timestamps: timestamps, windowScaling: windowScaling, selectiveAcknowledgments: selectiveAcknowledgments,
                 explicitCongestionNotification: explicitCongestionNotification,
-                maximumSYNRetransmissions: maximumSYNRetransmissions, fastOpen: fastOpen)
+                maximumSYNRetransmissions: maximumSYNRetransmissions, fastOpen: fastOpen,
+                acceptsAnyResetInWindow: acceptsAnyResetInWindow, resetsOnSYNInWindow: resetsOnSYNInWindow,
+                acceptsSYNWithFIN: acceptsSYNWithFIN, acceptsSYNACKWithFIN: acceptsSYNACKWithFIN,
+                closedPortResets: closedPortResets)
         }
         set {
             timestamps = newValue.timestamps
@@ -43,6 +55,11 @@ extension TCPConfiguration {
             explicitCongestionNotification = newValue.explicitCongestionNotification
             maximumSYNRetransmissions = newValue.maximumSYNRetransmissions
             fastOpen = newValue.fastOpen
+            acceptsAnyResetInWindow = newValue.acceptsAnyResetInWindow
+            resetsOnSYNInWindow = newValue.resetsOnSYNInWindow
+            acceptsSYNWithFIN = newValue.acceptsSYNWithFIN
+            acceptsSYNACKWithFIN = newValue.acceptsSYNACKWithFIN
+            closedPortResets = newValue.closedPortResets
         }
     }
 }

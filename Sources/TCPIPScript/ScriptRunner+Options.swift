@@ -278,7 +278,12 @@ extension ScriptRunner {
         var tcp = stack.configuration.tcp
         let applied = Self.applySysctls(command, to: &tcp, segmentSize: segmentSize)
         if let fixed = applied.first(where: { !Self.reconfigurableSysctls.contains($0) }) {
-            throw ScriptSkip(reason: "sysctl \(fixed) after the stack is made: the value shapes a stack when it is made")
+            // One that only says again what the stack was made with (a script restoring defaults) is fine.
+            var unchanged = tcp
+            unchanged.reconfigurable = stack.configuration.tcp.reconfigurable
+            if String(describing: unchanged) != String(describing: stack.configuration.tcp) {
+                throw ScriptSkip(reason: "sysctl \(fixed) after the stack is made: the value shapes a stack when it is made")
+            }
         }
         if !applied.isEmpty {
             stack.reconfigure { $0 = tcp.reconfigurable }

@@ -175,6 +175,7 @@ public final class ScriptRunner {
                 tcp.closedPortResets = value == 0 ? .all : value == 1 ? .exceptSYN : .none
             case "net.inet.tcp.drop_synfin":
                 tcp.acceptsSYNWithFIN = value == 0
+                tcp.acceptsSYNACKWithFIN = value == 0
             case "net.inet.tcp.insecure_syn":
                 tcp.resetsOnSYNInWindow = value != 0
             case "net.inet.tcp.recvspace" where value > 0:
@@ -205,7 +206,8 @@ public final class ScriptRunner {
         "net.ipv4.tcp_fastopen", "net.ipv4.tcp_fastopen_key", "net.inet.tcp.fastopen.client_enable",
         "net.inet.tcp.fastopen.server_enable", "net.ipv4.tcp_ecn", "net.inet.tcp.ecn.enable", "net.ipv4.tcp_syn_retries",
         "net.inet.tcp.rfc1323", "net.ipv4.tcp_timestamps", "net.ipv4.tcp_window_scaling", "net.inet.tcp.sack.enable",
-        "net.ipv4.tcp_sack",
+        "net.ipv4.tcp_sack", "net.inet.tcp.insecure_rst", "net.inet.tcp.insecure_syn", "net.inet.tcp.drop_synfin",
+        "net.inet.tcp.blackhole",
     ]
 
     /// The stack, made on first use so that options set before `listen`/`connect` (SO_RCVBUF,
