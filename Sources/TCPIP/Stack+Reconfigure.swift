@@ -79,7 +79,7 @@ extension Stack {
         var values = configuration.tcp.reconfigurable
         change(&values)
         let oldKey = configuration.tcp.fastOpen.key
-        configuration.tcp.reconfigurable = values
+        storedConfiguration.tcp.reconfigurable = values
         // Every TCB points at this one copy (SharedTCPConfiguration); they read it when they build
         // a SYN or SYN-ACK, so open connections keep what they negotiated.
         sharedTCPConfiguration.pointer.pointee.reconfigurable = values
