@@ -173,6 +173,14 @@ public struct TCPConfiguration: Sendable {
     /// mode). Off (the default), the FIN is acknowledged at once, as RFC 9293 §3.10.7.4 (eighth)
     /// reads and FreeBSD does ("no more input can be expected, send ACK now").
     public var delaysFINAcknowledgment: Bool = false
+    /// Take an active open as interactive when the application's data carries the handshake's ACK
+    /// (it was waiting to write as the SYN-ACK arrived): from then on the ACK of data it receives
+    /// is delayed instead of quick-ACKed, so it can ride on the next reply (RFC 1122 §4.2.3.2's
+    /// purpose for delayed ACKs); a delayed ACK that has to go on its own ends the mode. Linux's
+    /// "pingpong" mode as its waiting writer enters it (tcp_rcv_synsent_state_process arms ATO for
+    /// sk_write_pending, tcp_event_data_sent, tcp_in_quickack_mode, tcp_delack_timer_handler).
+    /// Off (the default): the quick ACKs of `quickAcks` go whatever the application sends.
+    public var interactiveDelayedAcks: Bool = false
     /// In a simultaneous close (a FIN arrives in FIN-WAIT-1 that does not acknowledge ours), send our
     /// FIN again on the ACK of the peer's, as FreeBSD does: if ours was lost the peer has it without
     /// waiting for our RTO (RFC 9293 §3.8.1 lets a segment be retransmitted at any time); if the two
@@ -285,6 +293,10 @@ public struct TCPConfiguration: Sendable {
     /// does and by default: RFC 9293 gives the combination no meaning (a SYN's FIN would close a
     /// connection before it exists), and scanners use it to fingerprint stacks.
     public var acceptsSYNWithFIN: Bool = false
+    /// Whether a SYN-ACK with FIN in SYN-SENT is processed — ESTABLISHED, then the FIN (RFC 9293
+    /// §3.10.7.3; Linux's tcp_rcv_synsent_state_process) — when `acceptsSYNWithFIN` is off. Off, it is
+    /// dropped like any SYN with FIN, as FreeBSD's net.inet.tcp.drop_synfin=1 drops it in every state.
+    public var acceptsSYNACKWithFIN: Bool = true
     /// Which segments for no connection draw RFC 9293 §3.10.7.1's RST: all of them (the RFC's rule,
     /// the default), all but SYNs, or none — FreeBSD's net.inet.tcp.blackhole 0, 1 and 2, which hide
     /// closed ports from scans (tcp_input.c, dropwithreset).

@@ -125,6 +125,14 @@ extension Stack {
 
     /// §3.10.2 SEND. Returns how many bytes the send buffer took (0 when it is full).
     public func send(_ id: ConnectionID, _ bytes: ByteBuffer, now: Instant) throws(TCPError) -> Int {
+        try send(id, bytes, endOfRecord: false, now: now)
+    }
+
+    /// SEND, with the end of what is taken marked as the end of a record when `endOfRecord`
+    /// (Linux's MSG_EOR): no segment carries octets of two records, so a record's last segment may
+    /// be short while more data waits — and that short segment goes at once, as Linux pushes every
+    /// skb but the last past Nagle. RFC 9293 §3.7 leaves segment boundaries to the sender.
+    public func send(_ id: ConnectionID, _ bytes: ByteBuffer, endOfRecord: Bool, now: Instant) throws(TCPError) -> Int {
         noteFilterTime(now)
         var bytes = bytes
         if configuration.memoryBudget != nil, bytes.readableBytes > 0,
@@ -134,7 +142,7 @@ extension Stack {
         }
         let result = withConnection(id.handle) { connection -> Result<Int, TCPError> in
             do throws(TCPError) {
-                return .success(try connection.send(bytes, now: now, io: &io))
+                return .success(try connection.send(bytes, endOfRecord: endOfRecord, now: now, io: &io))
             } catch {
                 return .failure(error)
             }

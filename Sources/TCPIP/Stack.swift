@@ -14,7 +14,9 @@ import TCPIPWire
 ///
 /// A stack has a single owner (one thread, one event loop); it takes no locks.
 public final class Stack {
-    public let configuration: StackConfiguration
+    /// What the stack was made with; `reconfigure` changes the TCP values that may change later.
+    public var configuration: StackConfiguration { _read { yield storedConfiguration } }
+    @exclusivity(unchecked) var storedConfiguration: StackConfiguration
     // The state every packet touches is exempt from dynamic exclusivity checks: the stack has one
     // owner, and a class property's check (a thread-local access set, per access) cost 15% of a
     // cookie SYN's time under perf. The accesses that do overlap are to different properties (a
@@ -107,7 +109,7 @@ public final class Stack {
     }
 
     public init(_ configuration: StackConfiguration) {
-        self.configuration = configuration
+        self.storedConfiguration = configuration
         self.localAddresses = LocalAddresses(configuration.addresses)
         self.sharedTCPConfiguration = SharedTCPConfiguration(configuration.tcp)
         self.pathMTUCache = PathMTUCache(configuration.tcp.pathMTU)

@@ -47,6 +47,9 @@ public struct ScriptProfile: Sendable, Hashable {
     /// Whether the ACK of a FIN after data waits for the delayed-ACK timeout (Linux's pingpong
     /// mode: `TCPConfiguration.delaysFINAcknowledgment`) or leaves at once (FreeBSD).
     public var delaysFINAcknowledgment: Bool = false
+    /// Whether a connection that replies within the delayed-ACK timeout stops quick-ACKing data
+    /// (Linux's pingpong mode: `TCPConfiguration.interactiveDelayedAcks`).
+    public var interactiveDelayedAcks: Bool = false
     /// Whether the ACK of a simultaneous-close FIN repeats our unacknowledged FIN
     /// (`TCPConfiguration.repeatsFINInSimultaneousClose`): FreeBSD yes, Linux no.
     public var repeatsFINInSimultaneousClose: Bool = false
@@ -119,7 +122,12 @@ public struct ScriptProfile: Sendable, Hashable {
         var profile = self
         ScriptRunner.applyFastOpenFlags(0x70403, to: &profile.fastOpen)
         profile.fastOpen.key = FastOpenKey(linuxNotation: "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4")
+        // tcp_send_syn_data: with no server MSS cached, a SYN's data is bounded by our own MSS.
+        profile.fastOpen.uncachedSYNDataLimit = .ownMSS
         profile.nagleMinshall = true
+        // tcp_event_data_sent / tcp_in_quickack_mode: a reply within ATO makes the connection
+        // interactive (TCP_PINGPONG_THRESH 1) and its data is ACKed after the delayed-ACK timeout.
+        profile.interactiveDelayedAcks = true
         return profile
     }
 
@@ -166,6 +174,7 @@ public struct ScriptProfile: Sendable, Hashable {
         tcp.receiveBufferSize = receiveBufferSize
         tcp.windowScaleShift = windowScale
         tcp.delaysFINAcknowledgment = delaysFINAcknowledgment
+        tcp.interactiveDelayedAcks = interactiveDelayedAcks
         tcp.slowStartLimitSegments = slowStartLimitSegments
         tcp.repeatsFINInSimultaneousClose = repeatsFINInSimultaneousClose
         tcp.receiverSWSAvoidance = receiverSWSAvoidance

@@ -17,6 +17,8 @@ struct ScriptICMP: Equatable {
     var mtu: UInt32
     var quotedStart: UInt32
     var quotedLength: Int
+    /// The line wrote `[start:end(length)]`.
+    var quotedRangeWritten = false
 
     /// Parses the words of a non-TCP packet line; nil when it is no ICMP line this runner plays.
     init?(_ text: String) {
@@ -57,6 +59,7 @@ struct ScriptICMP: Equatable {
                 else { return nil }
                 start = s
                 length = l
+                quotedRangeWritten = true
             default:
                 guard let value = Self.codes[token] else { return nil }
                 code = value
@@ -110,6 +113,11 @@ extension ScriptRunner {
     /// header and first 8 TCP octets, RFC 792) at `quotedStart` from our ISS.
     func injectICMP(_ icmp: ScriptICMP, line: String) throws {
         let sequence = (iss ?? 0) &+ icmp.quotedStart
+        // Without a written range, the quote says the length of our segment at that sequence number,
+        // as a router quotes the datagram it could not forward (the stack checks a too-big error's
+        // MTU against it, RFC 1191 §5).
+        var quotedLength = icmp.quotedLength
+        if !icmp.quotedRangeWritten, let last = lastOutboundSegment, last.sequence == sequence { quotedLength = last.payload }
         var quote = ByteBufferAllocator().buffer(capacity: 64)
         quote.writeBytes([UInt8](repeating: 0, count: 40))
         quote.moveReaderIndex(forwardBy: 40)
@@ -126,7 +134,7 @@ extension ScriptRunner {
                 to: &quote, source: localAddress, destination: remoteAddress, protocolNumber: IPProtocolNumber.tcp,
                 dontFragment: true)
             // The quoted header's length is the original datagram's, as routers quote it.
-            quote.setInteger(UInt16(clamping: 40 + icmp.quotedLength), at: quote.readerIndex + 2)
+            quote.setInteger(UInt16(clamping: 40 + quotedLength), at: quote.readerIndex + 2)
             datagram = PacketBuffer.icmpv4Datagram(
                 message: ICMPv4Message(type: type, code: code, restOfHeader: icmp.mtu & 0xFFFF),
                 body: quote, source: remote, destination: local)
@@ -136,7 +144,7 @@ extension ScriptRunner {
             }
             PacketBuffer.prependIPHeader(
                 to: &quote, source: localAddress, destination: remoteAddress, protocolNumber: IPProtocolNumber.tcp)
-            quote.setInteger(UInt16(clamping: 20 + icmp.quotedLength), at: quote.readerIndex + 4)
+            quote.setInteger(UInt16(clamping: 20 + quotedLength), at: quote.readerIndex + 4)
             datagram = PacketBuffer.icmpv6Datagram(
                 message: ICMPv6Message(type: type, code: code, restOfHeader: icmp.mtu),
                 body: quote, source: remote, destination: local)

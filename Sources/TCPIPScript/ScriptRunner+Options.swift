@@ -81,6 +81,8 @@ extension ScriptRunner {
             if let listener = sockets[fd]!.listener { try? stack.setFastOpen(listener, queueLimit: limit) }
             return .value(0)
         case "TCP_FASTOPEN_CONNECT":
+            // do_tcp_setsockopt: EOPNOTSUPP unless net.ipv4.tcp_fastopen has the client bit.
+            guard (stackStorage?.configuration.tcp ?? configuration.tcp).fastOpen.client else { return .error("EOPNOTSUPP") }
             sockets[fd]!.fastOpenConnect = try pointee(arguments, 3) != 0
             return .value(0)
         case "TCP_FASTOPEN_NO_COOKIE":
@@ -243,7 +245,9 @@ extension ScriptRunner {
         guard let connection = socket.connection else { return 0x10 }
         guard let status = stack.status(connection) else { return 0x10 | 0x1 }
         var events: Int64 = 0
-        if status.error != nil { events |= 0x8 | 0x10 | 0x1 }
+        // Linux's tcp_poll after tcp_reset (state CLOSE, SHUTDOWN_MASK): POLLHUP, POLLIN (RCV_SHUTDOWN),
+        // POLLOUT (SEND_SHUTDOWN: a write fails at once) and POLLERR (sk_err).
+        if status.error != nil { events |= 0x8 | 0x10 | 0x1 | 0x4 }
         if status.receiveQueue > 0 { events |= 0x1 }
         if case .closeWait = status.state { events |= 0x1 | 0x2000 }
         if case .lastAck = status.state { events |= 0x1 | 0x2000 }
@@ -260,13 +264,33 @@ extension ScriptRunner {
 
     // MARK: Shell and Python
 
-    /// Shell commands are skipped (sysctls, tc, ethtool); a FreeBSD `sockstat` state check would
-    /// need the socket's state, which the runner has, but its output format is not modelled.
-    /// Shell lines are skipped, except sysctls that map onto the configuration (`applySysctls`) while
-    /// the stack is not yet made (FreeBSD's suite sets them at the start of each script).
+    /// Shell commands are skipped (tc, ethtool), except sysctls that map onto the configuration
+    /// (`applySysctls`): before the stack is made, any of them; after, those `Stack.reconfigure`
+    /// may change. A FreeBSD `sockstat` state check would need the socket's state, which the runner
+    /// has, but its output format is not modelled.
     func shell(_ command: String) throws {
-        guard stackStorage == nil else { return }
-        Self.applySysctls(command, to: &configuration.tcp, segmentSize: segmentSize)
+        guard let stack = stackStorage else {
+            Self.applySysctls(command, to: &configuration.tcp, segmentSize: segmentSize)
+            return
+        }
+        // Once the stack exists, a sysctl changes the running stack as it changes a running Linux
+        // (`Stack.reconfigure`); one that sizes state at creation cannot be played.
+        var tcp = stack.configuration.tcp
+        let applied = Self.applySysctls(command, to: &tcp, segmentSize: segmentSize)
+        if let fixed = applied.first(where: { !Self.reconfigurableSysctls.contains($0) }) {
+            // One that only says again what the stack was made with (a script restoring defaults) is fine.
+            var unchanged = tcp
+            unchanged.reconfigurable = stack.configuration.tcp.reconfigurable
+            if String(describing: unchanged) != String(describing: stack.configuration.tcp) {
+                throw ScriptSkip(reason: "sysctl \(fixed) after the stack is made: the value shapes a stack when it is made")
+            }
+        }
+        if !applied.isEmpty {
+            stack.reconfigure { $0 = tcp.reconfigurable }
+            configuration.tcp.reconfigurable = tcp.reconfigurable
+        }
+        // `ip tcp_metrics flush all` empties Linux's per-destination metrics, the Fast Open cookies with them.
+        if command.contains("tcp_metrics flush") { stack.flushFastOpenCookies() }
     }
 
     /// `assert tcpi_state == TCPI_X` becomes a query of the connection's state; any other Python is skipped.

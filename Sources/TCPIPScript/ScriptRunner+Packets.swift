@@ -42,11 +42,22 @@ extension ScriptRunner {
         // URG is injected as written: the stack delivers urgent data inline, in sequence (RFC 6093 §5),
         // and has no out-of-band API, so a script reading urgent data with MSG_OOB is skipped there.
         let live = sockets.compactMap { fd, socket in socket.connection.flatMap { stack.state($0) }.map { (fd, socket, $0) } }
+        if case .new(let fd, _) = underTest {
+            if packet.flags.contains(.syn) && !packet.flags.contains(.ack), sockets[fd]?.listener != nil {
+                // packetdrill's handle_listen_for_script_packet: a SYN to the listener under test
+                // makes a child, the new socket under test, each from a remote port of its own.
+                if childrenMade > 0 { remotePort &+= 1 }
+                childrenMade += 1
+                underTest = .connection(.init(local: localPort, remote: remotePort))
+            } else {
+                underTest = .new(fd: fd, injected: .init(local: localPort, remote: remotePort))
+            }
+        }
         if packet.flags.contains(.syn) {
             // A SYN-ACK to our SYN, or a SYN when no connection is open, starts the peer's numbering.
             let opening = packet.flags.contains(.ack)
                 ? live.contains { $0.2 == .synSent }
-                : !live.contains { $0.2.isSynchronized || $0.2 == .synSent }
+                : !live.contains { $0.2.isSynchronized }
             if opening { remoteBase = packet.start }
         }
         var header = TCPHeader(
@@ -74,7 +85,12 @@ extension ScriptRunner {
         if packet.ip.typeOfService != nil || packet.ip.flowLabel != nil { Self.write(packet.ip, into: &datagram) }
         exchanged.append("\(format(now)) < \(Self.ecnText(ecn))\(describe(header, payloadLength: packet.length, outbound: false))")
         capture.append((now, datagram))
+        // A blocking write waiting for the handshake (Linux's sk_write_pending) wakes before the
+        // stack's ACK of the SYN-ACK is built, so its data carries that ACK.
+        let writerWaitsForHandshake = pending.map { ["write", "writev", "send", "sendto", "sendmsg"].contains($0.call.name) } == true
+            && live.contains { $0.2 == .synSent }
         stack.receive(datagram, now: now)
+        if writerWaitsForHandshake && packet.flags.contains(.syn) && packet.flags.contains(.ack) { try completePending() }
         if packet.flags.contains(.rst) || packet.flags.contains(.syn) {
             // A reset connection whose handle the stack freed at once takes its error with it;
             // the socket keeps it, as a kernel socket does (SO_ERROR, then the next call). An RST
@@ -239,13 +255,19 @@ extension ScriptRunner {
         }
     }
 
+    /// The next segment of the socket under test (`SocketUnderTest`); segments of other
+    /// connections are passed over, as packetdrill's sniffer passes them over.
     private func takeOutbound(until giveUp: Instant) throws -> (Instant, ByteBuffer)? {
         collect()
-        while outbound.isEmpty {
-            guard let deadline = stackStorage?.nextDeadline, deadline <= giveUp else { return nil }
-            try advance(to: deadline)
+        while true {
+            while outbound.isEmpty {
+                guard let deadline = stackStorage?.nextDeadline, deadline <= giveUp else { return nil }
+                try advance(to: deadline)
+            }
+            let next = outbound.removeFirst()
+            if let (header, _) = decode(next.datagram), !underTest.owns(header) { continue }
+            return next
         }
-        return outbound.removeFirst()
     }
 
     private func checkPayloadIsZero(_ payload: ByteBuffer) throws {

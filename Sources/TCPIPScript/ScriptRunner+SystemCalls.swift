@@ -140,6 +140,7 @@ extension ScriptRunner {
             var socket = ScriptSocket()
             socket.nonBlocking = type & ScriptSymbols.value("SOCK_NONBLOCK")! != 0
             sockets[fd] = socket
+            underTest = .new(fd: fd, injected: nil)
             return .value(Int64(fd))
         case "bind":
             _ = try socket(arguments)
@@ -268,7 +269,9 @@ extension ScriptRunner {
         if socket.fastOpenConnect {
             // TCP_FASTOPEN_CONNECT: with a cookie, connect() returns at once and the SYN goes with
             // the first write's data; without one, the SYN asks for a cookie (RFC 7413 §4.2.1).
-            if socket.deferredConnect { return .error("EALREADY") }
+            // A second connect() while the SYN waits for the first write: __inet_stream_connect
+            // finds SS_CONNECTING with DEFER_CONNECT, and says EISCONN to connect() (inet_stream_connect).
+            if socket.deferredConnect { return .error("EISCONN") }
             if stack.hasFastOpenCookie(for: remoteAddress) {
                 sockets[fd]!.deferredConnect = true
                 return .value(0)
@@ -335,7 +338,6 @@ extension ScriptRunner {
             let flags = ScriptSymbols.evaluate(argument) else { return }
         let unsupported: [(Int64, String)] = [
             (0x8000, "MSG_MORE: Linux's corking of a write with the next"),
-            (0x80, "MSG_EOR: Linux's record boundaries that keep TSO from coalescing writes"),
             (0x400_0000, "MSG_ZEROCOPY: Linux's zero-copy send"),
             (0x1, "MSG_OOB: the stack has no out-of-band send"),
         ]
@@ -346,8 +348,12 @@ extension ScriptRunner {
         let call = state.call
         try checkSendable(call)
         let fd = try descriptor(call.arguments)
-        let count = try integer(call.arguments, 2, default: 0)
-        let flags = call.name == "sendto" || call.name == "send" ? ScriptSymbols.evaluate(call.arguments[safe: 3] ?? .integer(0)) ?? 0 : 0
+        let count = try writeCount(call)
+        let flags: Int64 = switch call.name {
+        case "sendto", "send": ScriptSymbols.evaluate(call.arguments[safe: 3] ?? .integer(0)) ?? 0
+        case "sendmsg": ScriptSymbols.evaluate(call.arguments[safe: 2] ?? .integer(0)) ?? 0
+        default: 0
+        }
         // FreeBSD: sendto() on an unconnected socket with TCP_FASTOPEN set is the Fast Open connect.
         let freeBSDFastOpen = profile.name == .freebsd && call.name == "sendto" && sockets[fd]!.listener == nil
             && (sockets[fd]!.fastOpenQueueLimit ?? 0) > 0
@@ -355,13 +361,24 @@ extension ScriptRunner {
             // sendto(MSG_FASTOPEN), or the first write after connect() with TCP_FASTOPEN_CONNECT:
             // OPEN with the data in the SYN (RFC 7413 §4.2.2). Without a cookie the SYN carries
             // none: a non-blocking call says EINPROGRESS, a blocking one sends after the handshake.
+            // Linux's tcp_sendmsg_fastopen refuses first, with EOPNOTSUPP, when net.ipv4.tcp_fastopen's
+            // client bit is off or the address is AF_UNSPEC (the stack's own OPEN would fall back to
+            // a plain SYN).
+            if !stack.configuration.tcp.fastOpen.client || call.arguments[safe: 4] == .symbol("AF_UNSPEC") {
+                return .error("EOPNOTSUPP")
+            }
             let taken = try openWithFastOpen(fd, data: Int(count))
             state.written = Int64(taken)
             state.openedWithFastOpen = true
-            if sockets[fd]!.nonBlocking && state.end == nil { return taken > 0 ? .value(Int64(taken)) : .error("EINPROGRESS") }
-            // Without a cookie, a blocking call's data waits in the send buffer (RFC 9293 §3.10.2
-            // queues a SEND in SYN-SENT), so it leaves with the handshake's ACK, as Linux's waiting
-            // writer's does. (With one, the rest follows the SYN's data once it is acknowledged.)
+            // MSG_DONTWAIT (0x40) makes this one call non-blocking.
+            if (sockets[fd]!.nonBlocking || flags & 0x40 != 0) && state.end == nil {
+                return taken > 0 ? .value(Int64(taken)) : .error("EINPROGRESS")
+            }
+            // What the SYN does not carry of a blocking call's data waits in the send buffer
+            // (RFC 9293 §3.10.2 queues a SEND in SYN-SENT), so it leaves with the handshake's ACK,
+            // as Linux's waiting writer's does. With a cookie the SYN carried some: the rest is
+            // written when the SYN-ACK wakes the call (`inject`), after the stack has dealt with
+            // the SYN's data, as Linux's tcp_sendmsg goes on once connected.
             if taken == 0, let connection = sockets[fd]!.connection, count > 0 {
                 var rest = ByteBufferAllocator().buffer(capacity: Int(count - state.written))
                 rest.writeRepeatingByte(0, count: Int(count - state.written))
@@ -372,14 +389,28 @@ extension ScriptRunner {
         let socket = sockets[fd]!
         guard let connection = socket.connection else { return .error("ENOTCONN") }
         if socket.writeShut { return .error("EPIPE") }
+        let nonBlocking = socket.nonBlocking || flags & 0x40 != 0
+        // MSG_FASTOPEN on a connection another call is opening: tcp_sendmsg_fastopen's
+        // __inet_stream_connect finds SS_CONNECTING, says EALREADY without waiting, waits with.
+        if flags & 0x2000_0000 != 0, !state.openedWithFastOpen, nonBlocking, state.end == nil,
+           stack.status(connection)?.state == .synSent {
+            return .error("EALREADY")
+        }
+        // MSG_FASTOPEN on a connection another call is opening: tcp_sendmsg_fastopen's
+        // __inet_stream_connect finds SS_CONNECTING, says EALREADY without waiting, waits with.
+        if flags & 0x2000_0000 != 0, !state.openedWithFastOpen, nonBlocking, state.end == nil,
+           stack.status(connection)?.state == .synSent {
+            return .error("EALREADY")
+        }
         // A Fast Open server's connection is accepted in SYN-RECEIVED and may send (RFC 7413 §4.2.2).
         if let status = stack.status(connection), status.state == .synSent || (status.state == .synReceived && !socket.accepted) {
-            return socket.nonBlocking && state.end == nil ? .error("EAGAIN") : .wouldBlock
+            return nonBlocking && state.end == nil ? .error("EAGAIN") : .wouldBlock
         }
         var bytes = ByteBufferAllocator().buffer(capacity: Int(count - state.written))
         bytes.writeRepeatingByte(0, count: Int(count - state.written))
         do {
-            let taken = try stack.send(connection, bytes, now: now)
+            // MSG_EOR (0x80): the end of this write ends a record (Stack.send(_:_:endOfRecord:now:)).
+            let taken = try stack.send(connection, bytes, endOfRecord: flags & 0x80 != 0, now: now)
             collect()
             state.written += Int64(taken)
         } catch {
@@ -387,10 +418,36 @@ extension ScriptRunner {
             return try connectionError(fd, error)
         }
         if state.written == count { return .value(count) }
-        if socket.nonBlocking && state.end == nil {
+        if nonBlocking && state.end == nil {
             return state.written > 0 ? .value(state.written) : .error("EAGAIN")
         }
         return .wouldBlock
+    }
+
+    /// The octets a write call hands over: write/send/sendto's count, the total of writev's iovec
+    /// array, or of sendmsg's `msg_iov` (`{..., msg_iov(3)=[{..., 500}, {..., 1000}], ...}`).
+    private func writeCount(_ call: ScriptSystemCall) throws -> Int64 {
+        func total(_ iovec: ScriptExpression?) throws -> Int64 {
+            guard case .list(let entries)? = iovec else { throw ScriptSkip(reason: "\(call.name) without an iovec array") }
+            return try entries.reduce(0) { sum, entry in
+                guard case .structure(let fields) = entry, let length = fields.last.flatMap({ ScriptSymbols.evaluate($0.value) }) else {
+                    throw ScriptSkip(reason: "iovec entry `\(entry)` has no length")
+                }
+                return sum + length
+            }
+        }
+        switch call.name {
+        case "writev":
+            return try total(call.arguments[safe: 1])
+        case "sendmsg":
+            guard case .structure(let fields)? = call.arguments[safe: 1],
+                let iovec = fields.first(where: { if case .call("msg_iov", _)? = $0.name { true } else { false } }) else {
+                throw ScriptSkip(reason: "sendmsg without msg_iov")
+            }
+            return try total(iovec.value)
+        default:
+            return try integer(call.arguments, 2, default: 0)
+        }
     }
 
     /// `Stack.connectWithFastOpen` for socket `fd` with `data` zeros; returns what the SYN carries.

@@ -56,8 +56,15 @@ public final class ScriptRunner {
     var currentLine = 0
 
     var sockets: [Int: ScriptSocket] = [:]
+    /// packetdrill's socket under test, whose segments alone `>` lines are compared with.
+    var underTest = SocketUnderTest.any
+    /// Connections a listener under test has made from inbound SYNs: each after the first comes
+    /// from a new remote port, as packetdrill gives each child its own (next_ephemeral_port).
+    var childrenMade = 0
     /// The ports of the last `< udp` line, which an outbound ICMP error must quote (ScriptRunner+UDP.swift).
     var lastInboundUDPPorts: (source: UInt16, destination: UInt16)?
+    /// The sequence number and payload length of the stack's latest TCP segment, for ICMP quotes.
+    var lastOutboundSegment: (sequence: UInt32, payload: Int)?
     /// The connection most recently opened or accepted, for state queries after its fd is closed.
     var lastConnection: ConnectionID?
     var lastConnectionTuple: FourTuple?
@@ -115,15 +122,22 @@ public final class ScriptRunner {
         return (size + segment - 1) / segment * segment
     }
 
-    static func applySysctls(_ command: String, to tcp: inout TCPConfiguration, segmentSize: Int) {
-        for word in command.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "`" || $0 == "\"" || $0 == "'" }) {
+    /// - Returns: the names of the sysctls that changed the configuration.
+    @discardableResult
+    static func applySysctls(_ command: String, to tcp: inout TCPConfiguration, segmentSize: Int) -> [String] {
+        var applied: [String] = []
+        // A backslash ends a line that goes on (`set_sysctls.py /proc/sys/…=0\`).
+        for word in command.split(whereSeparator: { " \n\t`\"'\\".contains($0) }) {
             let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { continue }
             var name = parts[0]
             if name.hasPrefix("/proc/sys/") { name = String(name.dropFirst("/proc/sys/".count)).replacingSlashes }
             if name == "net.ipv4.tcp_fastopen_key" {
                 // The primary key; a backup key after a comma is not kept (the stack has one key).
-                if let key = FastOpenKey(linuxNotation: parts[1].split(separator: ",").first ?? "") { tcp.fastOpen.key = key }
+                if let key = FastOpenKey(linuxNotation: parts[1].split(separator: ",").first ?? "") {
+                    tcp.fastOpen.key = key
+                    applied.append(name)
+                }
                 continue
             }
             let hex = parts[1].hasPrefix("0x") ? Int(parts[1].dropFirst(2), radix: 16) : nil
@@ -161,6 +175,7 @@ public final class ScriptRunner {
                 tcp.closedPortResets = value == 0 ? .all : value == 1 ? .exceptSYN : .none
             case "net.inet.tcp.drop_synfin":
                 tcp.acceptsSYNWithFIN = value == 0
+                tcp.acceptsSYNACKWithFIN = value == 0
             case "net.inet.tcp.insecure_syn":
                 tcp.resetsOnSYNInWindow = value != 0
             case "net.inet.tcp.recvspace" where value > 0:
@@ -180,8 +195,20 @@ public final class ScriptRunner {
             default:
                 continue
             }
+            applied.append(name)
         }
+        return applied
     }
+
+    /// The sysctls a script may set once the stack is made: those of `TCPConfiguration.Reconfigurable`
+    /// (`Stack.reconfigure` says from when each applies).
+    static let reconfigurableSysctls: Set<String> = [
+        "net.ipv4.tcp_fastopen", "net.ipv4.tcp_fastopen_key", "net.inet.tcp.fastopen.client_enable",
+        "net.inet.tcp.fastopen.server_enable", "net.ipv4.tcp_ecn", "net.inet.tcp.ecn.enable", "net.ipv4.tcp_syn_retries",
+        "net.inet.tcp.rfc1323", "net.ipv4.tcp_timestamps", "net.ipv4.tcp_window_scaling", "net.inet.tcp.sack.enable",
+        "net.ipv4.tcp_sack", "net.inet.tcp.insecure_rst", "net.inet.tcp.insecure_syn", "net.inet.tcp.drop_synfin",
+        "net.inet.tcp.blackhole",
+    ]
 
     /// The stack, made on first use so that options set before `listen`/`connect` (SO_RCVBUF,
     /// TCP_NODELAY) can still shape its configuration.
@@ -341,6 +368,7 @@ public final class ScriptRunner {
             outbound.append((now, datagram))
             capture.append((now, datagram))
             if let (header, payload) = decode(datagram) {
+                lastOutboundSegment = (header.sequenceNumber.rawValue, payload.readableBytes)
                 if header.flags.contains(.syn) {
                     iss = header.sequenceNumber.rawValue
                     localPort = header.sourcePort
@@ -425,6 +453,43 @@ public struct ScriptFailure: Error, Sendable, CustomStringConvertible {
 extension Instant {
     static func - (lhs: Instant, rhs: TimeAmount) -> Instant {
         Instant(nanoseconds: lhs.nanoseconds - rhs.nanoseconds)
+    }
+}
+
+/// The socket packetdrill compares outbound segments for (run_packet.c: `socket_under_test`, set by
+/// socket() and by an inbound SYN to a listener; sniff_outbound_live_packet drops every live packet
+/// that is not from it, find_socket_for_live_packet and find_connect_for_live_packet): segments of
+/// other connections — the FIN of a socket closed before the next socket() — are not the script's.
+enum SocketUnderTest: Equatable {
+    /// No socket() yet: every segment is compared.
+    case any
+    /// A socket that has no connection yet: a SYN (without ACK) it sends on connect(), and answers
+    /// to segments the script sent it — which packetdrill maps onto the socket's own ports — on
+    /// `injected`, the ports of the last of them.
+    case new(fd: Int, injected: Ports?)
+    /// A connection: its ports.
+    case connection(Ports)
+
+    struct Ports: Equatable {
+        var local: UInt16
+        var remote: UInt16
+    }
+
+    /// Whether the stack's segment `header` is the socket's; a SYN of a new socket makes it its.
+    mutating func owns(_ header: TCPHeader) -> Bool {
+        let ports = Ports(local: header.sourcePort, remote: header.destinationPort)
+        switch self {
+        case .any:
+            return true
+        case .new(_, let injected):
+            if header.flags.contains(.syn) && !header.flags.contains(.ack) {
+                self = .connection(ports)
+                return true
+            }
+            return ports == injected
+        case .connection(let own):
+            return ports == own
+        }
     }
 }
 

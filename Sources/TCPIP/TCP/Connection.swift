@@ -147,12 +147,19 @@ struct TCPConnection {
     /// The end of the last segment shorter than the MSS we sent (Linux's snd_sml), for Minshall's
     /// Nagle (`TCPConfiguration.nagleMinshall`).
     var lastShortSegmentEnd = SequenceNumber(0)
+    /// Ends of records the application marked (`Stack.send(_:_:endOfRecord:now:)`, Linux's MSG_EOR)
+    /// not yet acknowledged, in order: no segment crosses one. Empty unless records are used.
+    var recordEnds: [SequenceNumber] = []
     /// RFC 7413 §4.2's FastOpened flag: a server connection opened by a SYN with a valid cookie,
     /// which may send data while still in SYN-RECEIVED (§4.2.2 step 6).
     var fastOpened = false
     /// Our SYN carried a Fast Open option (a cookie request or a cookie with data): the SYN-ACK's
     /// cookie is cached (RFC 7413 §4.1.3).
     var fastOpenRequested = false
+    /// That option was the experimental form (kind 254, 0xF989), for the SYN-ACK's fallback rule.
+    var fastOpenExperimental = false
+    /// It carried data and no option (`FastOpen.clientRequiresCookie` off): a cookie back is unsolicited.
+    var fastOpenUnsolicited = false
 
     // MARK: Keep-alive (RFC 1122 §4.2.3.6) and user timeout (RFC 5482)
 
@@ -181,6 +188,10 @@ struct TCPConnection {
     var bytesSinceAck = 0
     /// An ACK is owed and waits for the end of the batch (`sendAckAtEndOfBatch`); any segment we send first carries it.
     var ackDeferred = false
+    /// When the SYN-ACK arrived whose ACK waits for the end of the batch; and whether the
+    /// connection is taken as interactive (`TCPConfiguration.interactiveDelayedAcks`).
+    var handshakeAckAwaitsWriter: Instant?
+    var interactive = false
     /// Segments still to be acknowledged at once at the start of the connection (quick-ACK).
     var quickAcksLeft = 0
     /// The delayed-ACK timeout, nil with delayed ACKs off. Read from the configuration rather than

@@ -31,6 +31,16 @@ public struct FastOpen: Sendable, Hashable {
     public var key: FastOpenKey? = nil
     /// Most servers whose cookies a client remembers (Linux's tcp_fastopen cache is per route).
     public var clientCacheLimit: Int = 1024
+    /// What bounds the data of a SYN when no MSS of the server is cached (a cookie-less Fast Open,
+    /// `clientRequiresCookie` off).
+    public var uncachedSYNDataLimit: SYNDataLimit = .defaultMSS
+
+    public enum SYNDataLimit: Sendable, Hashable {
+        /// RFC 7413 §4.1.3: "the default MSS of 536 bytes for IPv4 … and 1220 bytes for IPv6".
+        case defaultMSS
+        /// Our own MSS, as Linux's tcp_send_syn_data (mss_clamp = advmss when nothing is cached).
+        case ownMSS
+    }
 
     public init() {}
 }
@@ -103,6 +113,9 @@ struct FastOpenCookieCache {
     struct Entry {
         var cookie: TCPFastOpenCookie?
         var maximumSegmentSize: Int?
+        /// Without a cookie: 1 asks with the experimental form next, 2 went back to the standard
+        /// form after both went unanswered (Linux's tcp_fastopen_metrics.try_exp); 0 not tried.
+        var tryExperimental: UInt8 = 0
     }
 
     private(set) var entries: [Key: Entry] = [:]
@@ -113,9 +126,13 @@ struct FastOpenCookieCache {
 
     /// RFC 7413 §4.2.1 step 3: a SYN-ACK's cookie replaces the cached one; one without a cookie
     /// leaves it (Linux's tcp_fastopen_cache_set); the MSS is always the latest.
-    mutating func update(_ key: Key, cookie: TCPFastOpenCookie?, maximumSegmentSize: Int?) {
+    mutating func update(_ key: Key, cookie: TCPFastOpenCookie?, maximumSegmentSize: Int?, tryExperimental: UInt8 = 0) {
         if var entry = entries[key] {
-            if let cookie { entry.cookie = cookie }
+            if let cookie {
+                entry.cookie = cookie
+            } else if tryExperimental > entry.tryExperimental && entry.cookie == nil {
+                entry.tryExperimental = tryExperimental
+            }
             if let maximumSegmentSize { entry.maximumSegmentSize = maximumSegmentSize }
             entries[key] = entry
             return
@@ -125,7 +142,13 @@ struct FastOpenCookieCache {
             order.removeFirst()
             entries[oldest] = nil
         }
-        entries[key] = Entry(cookie: cookie, maximumSegmentSize: maximumSegmentSize)
+        entries[key] = Entry(cookie: cookie, maximumSegmentSize: maximumSegmentSize, tryExperimental: cookie == nil ? tryExperimental : 0)
         order.append(key)
+    }
+
+    /// Forgets every server (`Stack.flushFastOpenCookies`).
+    mutating func removeAll() {
+        entries.removeAll()
+        order.removeAll()
     }
 }

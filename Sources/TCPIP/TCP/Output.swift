@@ -136,6 +136,8 @@ extension TCPConnection {
     mutating func sendDeferredAck(now: Instant, io: inout StackIO) {
         guard ackDeferred else { return }
         ackDeferred = false
+        // No writer sent data with the handshake's ACK.
+        handshakeAckAwaitsWriter = nil
         if state.isSynchronized { sendAck(now: now, io: &io) }
     }
 
@@ -148,7 +150,10 @@ extension TCPConnection {
         acknowledging: Bool, peerOffered: TCPOptions?, fastOpen: TCPFastOpenCookie? = nil, dataLength: Int = 0,
         now: Instant, io: inout StackIO
     ) {
-        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: receiveMSS))
+        // An active open's SYN announces no more than the path MTU ICMP reported allows (Linux's
+        // tcp_advertise_mss takes the route's lowered advmss; RFC 1191 §3: the MSS follows the PMTU).
+        let announced = !acknowledging && path.mtu > 0 ? min(receiveMSS, segmentSize(forMTU: Int(path.mtu))) : receiveMSS
+        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: announced))
         options.fastOpen = fastOpen
         options.layout = configuration.pointee.synOptionLayout
         let offerAll = peerOffered == nil
@@ -252,8 +257,20 @@ extension TCPConnection {
             let offset = sendBufferNextOffset
             let unsent = sendBuffer.count - offset
             var length = min(unsent, usable, payloadRoom)
+            // A record's end (MSG_EOR) ends the segment; the record's short tail is not held back.
+            var endsRecord = false
+            if !recordEnds.isEmpty {
+                while let first = recordEnds.first, first.isAtOrBefore(sndUna) { recordEnds.removeFirst() }
+                if let end = recordEnds.first(where: { $0.isAfter(sndNxt) }) {
+                    let toEnd = Int(sndNxt.octets(to: end))
+                    if toEnd <= length {
+                        length = toEnd
+                        endsRecord = true
+                    }
+                }
+            }
             var isMTUProbe = false
-            if path.search != nil, !probe, let probePayload = mtuProbePayload(
+            if path.search != nil, !probe, !endsRecord, let probePayload = mtuProbePayload(
                 unsent: unsent, room: room, windowRoom: windowRoom,
                 optionsLength: maximumSegmentSize - payloadRoom, now: now)
             {
@@ -283,7 +300,7 @@ extension TCPConnection {
             // ACK if data is outstanding, else for the override timeout (`updatePersistTimer`),
             // on whose expiry the window's worth goes (4).
             let sendNow =
-                length == sendMSS || length >= payloadRoom
+                length == sendMSS || length >= payloadRoom || endsRecord
                 || (length == unsent && (!nagle || flightSize == 0 || synIsAllInFlight || minshallAllowsShortSegment))
                 || (maxSndWnd > 0 && length >= Int(maxSndWnd / 2))
                 || overrideSWS
@@ -311,6 +328,14 @@ extension TCPConnection {
             }
             sndNxt = sndNxt + (length + (carriesFIN ? 1 : 0))
             if length < sendMSS && !isRetransmission { lastShortSegmentEnd = sndNxt }
+            if let arrival = handshakeAckAwaitsWriter {
+                // Data written as the handshake completed carries its ACK: a writer was waiting, and
+                // Linux, which delayed that ACK for it (tcp_rcv_synsent_state_process: quick-ACK
+                // mode, ATO armed), takes the data sent within ATO as a reply and the connection as
+                // interactive (tcp_event_data_sent; `interactiveDelayedAcks`).
+                handshakeAckAwaitsWriter = nil
+                if !isRetransmission, let timeout = delayedAckTimeout, now - arrival < timeout { interactive = true }
+            }
             armRetransmissionTimer(now: now)
             sentNewData = true
             if probe || overrideSWS { break }

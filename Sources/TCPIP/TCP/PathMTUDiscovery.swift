@@ -96,6 +96,18 @@ extension TCPConnection {
     /// the path dropped it, congestion did not — and goes again, cut to the new size, at once. cwnd
     /// and ssthresh are left as they were: no loss episode begins, so nothing is undone later either.
     mutating func retransmitTooBig(now: Instant, io: inout StackIO) {
+        if state == .synSent && Int((iss + 1).octets(to: sndMax)) > 0 {
+            // A Fast Open SYN with data was too big: the SYN goes again at once, without the data
+            // (which waits for the handshake, RFC 7413 §4.2.2), announcing the path's MSS — Linux's
+            // tcp_v4_mtu_reduced, whose tcp_simple_retransmit resends the bare SYN it queued apart
+            // from the data (tcp_send_syn_data).
+            retransmittedSegments &+= 1
+            io.counters.segmentsRetransmitted &+= 1
+            io.decision(tuple.remote.address.isIPv6 ? "RFC 8201 §5.4" : "RFC 1191 §6.4",
+                        "SYN with data too big for the path: SYN sent again without it", connection: tuple, now: now)
+            sendSYN(acknowledging: false, peerOffered: nil, now: now, io: &io)
+            return
+        }
         guard state.isSynchronized, flightSize > 0 else { return }
         let marked = scoreboard.markLost(longerThan: sendMSS)
         guard marked > 0 else { return }

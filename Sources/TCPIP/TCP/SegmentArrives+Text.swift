@@ -75,7 +75,7 @@ extension TCPConnection {
             bytesSinceAck += length
             // A full-sized segment from this peer: min(its MSS, ours) less the options we both send.
             let fullSized = max(sendMSS, 1)
-            let quick = quickAcksLeft > 0 && length > 0
+            let quick = quickAcksLeft > 0 && length > 0 && !interactive
             if quick { quickAcksLeft -= 1 }
             if filledHole || delayedAckTimeout == nil || quick || pendingDuplicateSACK != nil {
                 sendAck(now: now, io: &io)

@@ -98,9 +98,16 @@ extension TCPConnection {
             // included" in the ACK. Data queued in SYN-SENT (§3.10.2), or a Fast Open SYN's data the
             // SYN-ACK did not acknowledge, goes at once and carries it: no bare ACK before it (as
             // Linux saves the ACK when a write is pending, and tcp_rcv_fastopen_synack).
+            // The ACK waits for the end of the batch (`sendAckAtEndOfBatch`, the same instant): an
+            // application woken by ESTABLISHED that writes before the stack's caller next asks for a
+            // packet sends its data with it — as Linux delays this ACK while a writer waits
+            // (tcp_rcv_synsent_state_process, sk_write_pending).
             let sentBefore = io.counters.segmentsSent
             output(now: now, io: &io)
-            if !acknowledged && io.counters.segmentsSent == sentBefore { sendAck(now: now, io: &io) }
+            if !acknowledged && io.counters.segmentsSent == sentBefore {
+                if configuration.pointee.interactiveDelayedAcks { handshakeAckAwaitsWriter = now }
+                sendAckAtEndOfBatch(now: now, io: &io)
+            }
         } else {
             // Simultaneous open: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, enter SYN-RECEIVED.
             state = .synReceived

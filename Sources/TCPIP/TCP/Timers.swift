@@ -38,6 +38,8 @@ extension TCPConnection {
         if let deadline = delayedAckDeadline, deadline <= now {
             delayedAckDeadline = nil
             io.counters.delayedAcksSent &+= 1
+            // No reply carried it: the connection is not interactive after all (tcp_delack_timer_handler).
+            interactive = false
             sendAck(now: now, io: &io)
         }
         if let deadline = keepaliveDeadline, deadline <= now {

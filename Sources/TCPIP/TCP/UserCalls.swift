@@ -14,12 +14,13 @@ public enum ReceiveResult: Hashable, Sendable {
 /// (it chooses ports and ISNs), see `Stack.connect` and `Stack.listen`.
 extension TCPConnection {
     /// §3.10.2 SEND: queues as much as the send buffer takes, then sends what the windows allow.
-    mutating func send(_ bytes: ByteBuffer, now: Instant, io: inout StackIO) throws(TCPError) -> Int {
+    mutating func send(_ bytes: ByteBuffer, endOfRecord: Bool = false, now: Instant, io: inout StackIO) throws(TCPError) -> Int {
         guard state.acceptsUserData else {
             if let error { throw error }
             throw state == .closed ? .connectionDoesNotExist : .connectionClosing
         }
         let taken = sendBuffer.append(bytes, pool: &io.packedChunks)
+        if endOfRecord && taken > 0 { recordEnds.append(sendBufferStart + sendBuffer.count) }
         if taken > 0 { output(now: now, io: &io) }
         return taken
     }
