@@ -66,6 +66,8 @@ struct GatewayCommand: ParsableCommand {
     var idleTimeout: Int = 7200
     @Option(help: "Write every datagram crossing the device to this pcap file (raw IP).")
     var pcap: String?
+    @Option(help: "Draw the first relayed TCP connection's time–sequence graph (queue 0's) to this SVG file when the gateway stops.")
+    var plot: String?
     @Flag(help: "Print every segment in tcpdump's notation, and each decision with the RFC rule behind it.")
     var trace = false
     @Option(help: "Impair both directions at the device, as netem would: loss=5%,delay=10ms")
@@ -149,7 +151,12 @@ struct GatewayCommand: ParsableCommand {
         let recorder = NIOLoopBoundBox.makeEmptyBox(valueType: PcapRecorder.self, eventLoop: loop)
         let plot = NIOLoopBoundBox.makeEmptyBox(valueType: ConnectionPlot.self, eventLoop: loop)
         let running = RunningStack(
-            group: group, runtime: runtime, recorder: recorder, plot: plot, plotPath: nil, device: tun, logger: logger)
+            group: group, runtime: runtime, recorder: recorder, plot: plot, plotPath: self.plot, device: tun, logger: logger)
+        if self.plot != nil {
+            let title = "tcpip gateway on \(tun)"
+            try loop.submit { plot.value = ConnectionPlot(title: title) }.wait()
+        }
+        let plotting = self.plot != nil
         let trace = self.trace
         if let pcap {
             try loop.submit { recorder.value = PcapRecorder(sink: try PcapFileSink(path: pcap)) }.wait()
@@ -159,13 +166,17 @@ struct GatewayCommand: ParsableCommand {
             if let impairment = impair.flatMap(Impairment.init(parsing:)) {
                 try queue.eventLoop.submit { queue.impair(impairment) }.wait()
             }
-            guard pcap != nil || trace else { continue }
-            // --pcap goes with one queue only (validate): the recorder is queue 0's, on its loop.
+            guard pcap != nil || trace || (plotting && index == 0) else { continue }
+            // --pcap goes with one queue only (validate): the recorder is queue 0's, on its loop; so
+            // is the plot, of queue 0's first connection.
             let records = index == 0
             try queue.eventLoop.submit {
                 var formatter = SegmentFormatter()
                 queue.packetObserver = { packet, now, _ in
-                    if records { recorder.value?.record(packet, at: now) }
+                    if records {
+                        recorder.value?.record(packet, at: now)
+                        plot.value?.record(packet, at: now, stack: queue.stack)
+                    }
                     if trace { announce(formatter.format(packet, at: now)) }
                 }
                 if trace {

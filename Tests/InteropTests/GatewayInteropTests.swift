@@ -50,6 +50,8 @@ struct GatewayInteropTests {
             // CONNECTed by name; dante resolved it with dnsmasq.
             #expect(output.contains("resolved 198.19.128."), "\(output.suffix(3000))")
             #expect(output.contains("byname \(expected)"), "\(output.suffix(3000))")
+            // `--plot`: a complete SVG, written at the graceful stop.
+            #expect(output.contains("plot "), "no time–sequence graph: \(output.suffix(3000))")
             return
         }
         for family in ["v4", "v6"] {
@@ -151,7 +153,9 @@ struct GatewayInteropTests {
             case "$l" in *:1080*) case "$l" in *:8080*) case "$l" in *:9001*) case "$l" in *198.19.0.1:53*) break;; esac;; esac;; esac;; esac
             sleep 0.2
         done
-        ip netns exec $C $TCPIP gateway --tun tun0 $UPSTREAM --status-interval 1 > $W/gateway.log 2>&1 &
+        # The fake-DNS run also draws its first connection (--plot), written when SIGTERM stops it.
+        PLOT=""; [ "$MODE" = fakedns ] && PLOT="--plot $W/gateway.svg"
+        ip netns exec $C $TCPIP gateway --tun tun0 $UPSTREAM $PLOT --status-interval 1 > $W/gateway.log 2>&1 &
         GW=$!  # `ip netns exec` execs the command: this is the gateway's pid
         for i in $(seq 150); do grep -q READY $W/gateway.log && break; sleep 0.2; done
         grep -q READY $W/gateway.log || fail "no READY"
@@ -167,6 +171,9 @@ struct GatewayInteropTests {
             timeout 120 ip netns exec $C curl -sS -4 -o $W/got.bin http://target.test:8080/download.bin || fail "download by name"
             echo "byname $(sha256sum $W/got.bin | cut -d' ' -f1)"
             tail -6 $W/gateway.log
+            kill -TERM $GW
+            for i in $(seq 100); do kill -0 $GW 2>/dev/null || break; sleep 0.2; done
+            grep -q "</svg>" $W/gateway.svg 2>/dev/null && echo "plot $(grep -c -e '<polyline' -e '<line' -e '<rect' $W/gateway.svg) shapes"
             exit 0
         fi
         for target in v4:198.19.0.1 v6:[2001:db8:19::1]; do
