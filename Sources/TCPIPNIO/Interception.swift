@@ -98,6 +98,13 @@ extension RuntimeCore {
         _ request: ConnectionRequest, initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<Channel> {
         guard !stopped else { return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+        // A graceful stop accepts no new connection, as it closes its listeners: a request the
+        // application answers while the runtime drains is refused (RST) instead.
+        if isDraining {
+            stack.refuse(request.id, with: .reset, now: StackRuntime.now())
+            pump()
+            return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
         let promise = eventLoop.makePromise(of: Channel.self)
         do {
             let connection = try stack.accept(request.id, now: StackRuntime.now())
@@ -112,7 +119,10 @@ extension RuntimeCore {
     /// A connection request from the stack: to the application's handler, or refused.
     func connectionRequested(_ id: ConnectionRequestID, now: Instant) {
         guard let request = stack.connectionRequest(id) else { return }
-        if let connectionRequestHandler {
+        if isDraining {
+            // Draining: the SYN meets what a closed listener answers.
+            stack.refuse(id, with: .reset, now: now)
+        } else if let connectionRequestHandler {
             connectionRequestHandler(request)
         } else {
             stack.refuse(id, with: .reset, now: now)

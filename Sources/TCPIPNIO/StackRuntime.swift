@@ -206,6 +206,8 @@ public final class StackRuntime: Sendable {
     /// connections' channels are told `ChannelShouldQuiesceEvent` (NIO's HTTP server then closes
     /// idle keep-alive connections), and the runtime waits for them to finish. Those still open at
     /// `deadline` are reset (RFC 9293 §3.10.5 ABORT). Then it stops as `stop()` does. Any thread.
+    /// In intercept mode, connection requests are refused with RST meanwhile, as by a closed
+    /// listener, whether they arrive or are accepted during the drain.
     public func shutdownGracefully(deadline: NIODeadline) async throws -> ShutdownOutcome {
         let result = try await shutdownGracefully(deadline: deadline).get()
         try await closeFuture.get()
@@ -473,6 +475,9 @@ final class RuntimeCore {
     }
 
     /// `StackRuntime.shutdownGracefully(deadline:)`, on the loop.
+    /// A graceful stop is under way: listeners are closed and no connection is accepted.
+    var isDraining: Bool { draining != nil }
+
     func drain(deadline: NIODeadline) -> EventLoopFuture<StackRuntime.ShutdownOutcome> {
         if let draining { return draining.promise.futureResult }
         let promise = eventLoop.makePromise(of: StackRuntime.ShutdownOutcome.self)

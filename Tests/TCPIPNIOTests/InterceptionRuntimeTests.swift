@@ -121,6 +121,34 @@ import Testing
         try await Self.shutdown(runtimes)
     }
 
+    /// A graceful stop accepts no new connection in intercept mode either: while it waits for an
+    /// open connection to finish, a new client's connect is refused (RST), and the outcome counts
+    /// the one open connection as finished (a stop once printed "-1000 finished" for accepts made
+    /// while draining).
+    @Test func drainingRefusesNewRequests() async throws {
+        let runtimes = try await Self.pair()
+        let gateway = runtimes.gateway
+        gateway.setConnectionRequestHandler { request in
+            _ = gateway.accept(request) { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(TestEchoHandler()) }
+            }
+        }
+        let open = try await TCPIPClientBootstrap(runtime: runtimes.client).connect(to: Self.target).get()
+        // The future variant submits the drain to the gateway's loop now, before the SYN below
+        // can reach it (the loop runs its tasks in order). Were the second connection accepted,
+        // the drain would wait for it until the deadline, and the outcome would count it reset.
+        let outcome: EventLoopFuture<StackRuntime.ShutdownOutcome> = gateway.shutdownGracefully(deadline: .now() + .seconds(300))
+        await #expect(throws: TCPError.connectionRefused) {
+            _ = try await TCPIPClientBootstrap(runtime: runtimes.client)
+                .connect(to: Endpoint(IPAddress.v4(IPv4Address(198, 19, 5, 6)), 80)).get()
+        }
+        try await open.close()
+        let ended = try await outcome.get()
+        #expect(ended.finished == 1 && ended.reset == 0)
+        try await runtimes.client.stop()
+        try await runtimes.group.shutdownGracefully()
+    }
+
     /// Half-close carried: the client's FIN is the accepted channel's `inputClosed`; it still answers,
     /// and the client reads the answer before the end of the stream.
     @Test func halfCloseIsCarried() async throws {
