@@ -31,8 +31,8 @@ extension StackRuntime {
     /// client's SYN. `initializer` runs on the child channel before its first read; the future
     /// succeeds with the channel once ESTABLISHED, and fails if the client went away first (or the
     /// request had already been answered or had expired: `TCPError.connectionDoesNotExist`; or the
-    /// runtime is stopping, gracefully or not: `ChannelError.ioOnClosedChannel`, the request then
-    /// refused with RST).
+    /// runtime has stopped or is stopping gracefully: `ChannelError.ioOnClosedChannel`, and during
+    /// a graceful stop the request is refused with RST).
     ///
     /// The channel is the kind a `TCPIPServerBootstrap` accepts: back-pressure through `isWritable`,
     /// `autoRead` and `read()`, half-closure with `ChannelOptions.allowRemoteHalfClosure`
