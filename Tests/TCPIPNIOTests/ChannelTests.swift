@@ -18,33 +18,8 @@ import Testing
             .bind(port: 7).get()
         let channel = try await TCPIPClientBootstrap(runtime: pair.client)
             .connect(to: Endpoint(RuntimePair.serverAddress, 7)).get()
-        let asyncChannel = try await channel.eventLoop.submit {
-            try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
-                wrappingChannelSynchronously: channel,
-                configuration: .init(isOutboundHalfClosureEnabled: true))
-        }.get()
         let sent = pattern(1 << 20)
-        let received = try await asyncChannel.executeThenClose { inbound, outbound in
-            try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
-                group.addTask {
-                    var rest = sent
-                    while let chunk = rest.readSlice(length: min(rest.readableBytes, 100_000)) {
-                        try await outbound.write(chunk)
-                        if rest.readableBytes == 0 { break }
-                    }
-                    outbound.finish()
-                    return nil
-                }
-                group.addTask {
-                    var all = ByteBuffer()
-                    for try await chunk in inbound { all.writeImmutableBuffer(chunk) }
-                    return all
-                }
-                var result = ByteBuffer()
-                for try await value in group { if let value { result = value } }
-                return result
-            }
-        }
+        let received = try await sendAndReadBack(sent, over: channel)
         #expect(received == sent)
         try await pair.shutdown()
     }

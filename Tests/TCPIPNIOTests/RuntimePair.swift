@@ -93,3 +93,34 @@ func eventually(
         try await Task.sleep(nanoseconds: 20_000_000)
     }
 }
+
+/// Wraps `channel` in an `NIOAsyncChannel` (outbound half-closure on), writes `sent` in 100,000-byte
+/// pieces and then its FIN while reading at the same time, and returns everything read until the
+/// peer's FIN: what an echoing peer sent back.
+func sendAndReadBack(_ sent: ByteBuffer, over channel: Channel) async throws -> ByteBuffer {
+    let asyncChannel = try await channel.eventLoop.submit {
+        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+    }.get()
+    return try await asyncChannel.executeThenClose { inbound, outbound in
+        try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask {
+                var rest = sent
+                while let chunk = rest.readSlice(length: min(rest.readableBytes, 100_000)) {
+                    try await outbound.write(chunk)
+                    if rest.readableBytes == 0 { break }
+                }
+                outbound.finish()
+                return nil
+            }
+            group.addTask {
+                var all = ByteBuffer()
+                for try await chunk in inbound { all.writeImmutableBuffer(chunk) }
+                return all
+            }
+            var result = ByteBuffer()
+            for try await value in group { if let value { result = value } }
+            return result
+        }
+    }
+}
