@@ -122,13 +122,7 @@ final class DatagramCollector: ChannelInboundHandler {
                 }
             }
             .connect(to: Endpoint(IPAddress("198.19.0.1")!, port)).get()
-        var offset = 0
-        while offset < size {
-            let chunk = min(128 * 1024, size - offset)
-            try await channel.writeAndFlush(Pattern.bytes(chunk, offset: offset))
-            offset += chunk
-        }
-        try await channel.close(mode: .output)
+        try await Pattern.send(size, over: channel)
         let atServer = try await serverReceived.futureResult.get()
         #expect(atServer.count == size)
         #expect(atServer.value == Pattern.digest(size))

@@ -33,6 +33,18 @@ struct Pattern {
         }
         return digest.value
     }
+
+    /// Writes the first `count` bytes of the stream to `channel` in 128 KiB pieces, each flushed,
+    /// then closes its output (our FIN).
+    static func send(_ count: Int, over channel: Channel) async throws {
+        var offset = 0
+        while offset < count {
+            let chunk = min(128 * 1024, count - offset)
+            try await channel.writeAndFlush(bytes(chunk, offset: offset))
+            offset += chunk
+        }
+        try await channel.close(mode: .output)
+    }
 }
 
 struct Digest: Sendable {
@@ -196,13 +208,7 @@ final class LoopbackRelay: Sendable {
                 }
             }
             .connect(to: relay.listener.localAddress!).get()
-        var offset = 0
-        while offset < size {
-            let chunk = min(128 * 1024, size - offset)
-            try await client.writeAndFlush(Pattern.bytes(chunk, offset: offset))
-            offset += chunk
-        }
-        try await client.close(mode: .output)
+        try await Pattern.send(size, over: client)
         let atServer = try await serverReceived.futureResult.get()
         #expect(atServer.count == size)
         #expect(atServer.value == Pattern.digest(size))
