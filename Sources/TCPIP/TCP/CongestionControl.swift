@@ -284,13 +284,8 @@ public struct NewReno: CongestionControl {
     public mutating func roundTripSampled(
         acknowledged: SequenceNumber, highestSent: SequenceNumber, rtt: TimeAmount?
     ) -> HyStart.Transition? {
-        guard hyStart != nil else { return nil }
-        let transition = hyStart?.acknowledgment(acknowledged: acknowledged, highestSent: highestSent, rtt: rtt)
-        if transition == .leftSlowStart {
-            // RFC 9406 §4.2: congestion avoidance, ssthresh = cwnd.
-            slowStartThreshold = congestionWindow
-            hyStart = nil
-        }
-        return transition
+        HyStart.sample(
+            &hyStart, acknowledged: acknowledged, highestSent: highestSent, rtt: rtt,
+            congestionWindow: congestionWindow, slowStartThreshold: &slowStartThreshold)
     }
 }

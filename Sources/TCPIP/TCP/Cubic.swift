@@ -246,14 +246,9 @@ extension Cubic: CongestionControl {
     public mutating func roundTripSampled(
         acknowledged: SequenceNumber, highestSent: SequenceNumber, rtt: TimeAmount?
     ) -> HyStart.Transition? {
-        guard hyStart != nil else { return nil }
-        let transition = hyStart?.acknowledgment(acknowledged: acknowledged, highestSent: highestSent, rtt: rtt)
-        if transition == .leftSlowStart {
-            // RFC 9406 §4.2: congestion avoidance, ssthresh = cwnd (RFC 9438 §4.10: CUBIC's curve
-            // starts from there, with W_max = cwnd).
-            slowStartThreshold = congestionWindow
-            hyStart = nil
-        }
-        return transition
+        // RFC 9438 §4.10: after HyStart++, CUBIC's curve starts from ssthresh = cwnd, with W_max = cwnd.
+        HyStart.sample(
+            &hyStart, acknowledged: acknowledged, highestSent: highestSent, rtt: rtt,
+            congestionWindow: congestionWindow, slowStartThreshold: &slowStartThreshold)
     }
 }

@@ -74,6 +74,22 @@ public struct HyStart: Sendable, Hashable {
         }
     }
 
+    /// One ACK's RTT sample for a congestion controller's HyStart++ (`nil` once it has ended). On
+    /// leaving slow start, RFC 9406 §4.2: congestion avoidance begins with ssthresh = cwnd, and
+    /// HyStart++ ends for the connection.
+    static func sample(
+        _ hyStart: inout HyStart?, acknowledged: SequenceNumber, highestSent: SequenceNumber, rtt: TimeAmount?,
+        congestionWindow: Int, slowStartThreshold: inout Int
+    ) -> Transition? {
+        guard hyStart != nil else { return nil }
+        let transition = hyStart?.acknowledgment(acknowledged: acknowledged, highestSent: highestSent, rtt: rtt)
+        if transition == .leftSlowStart {
+            slowStartThreshold = congestionWindow
+            hyStart = nil
+        }
+        return transition
+    }
+
     /// An ACK that advanced SND.UNA during the first slow start (RFC 9406 §4.2).
     ///
     /// - Parameters:
