@@ -216,6 +216,11 @@ public struct TCPConfiguration: Sendable {
     /// milliseconds: 1 ms. Linux bounds that term by its minimum RTO instead (tcp_rto_min bounds
     /// rttvar), so its RTO is never under SRTT + 200 ms: the same formula with G = 200 ms.
     public var clockGranularity: TimeAmount = .milliseconds(1)
+    /// Added to RFC 8985 §7.2's PTO (2·SRTT) when more than one segment is in flight (with one,
+    /// TLP.max_ack_delay is added). Zero is the RFC's PTO. Linux adds TCP_TIMEOUT_MIN, two jiffies
+    /// (net/ipv4/tcp_output.c, tcp_schedule_loss_probe), so that with an SRTT of zero a probe does
+    /// not fire in the instant the data left.
+    public var lossProbeSlack: TimeAmount = .zero
     /// Retransmissions of one segment before the connection is aborted (RFC 9293 §3.8.3 R2; Linux tcp_retries2 = 15).
     public var maximumRetransmissions: Int = 15
     /// Retransmissions of a SYN or SYN-ACK before giving up (RFC 9293 §3.8.3 R2 for SYNs; Linux

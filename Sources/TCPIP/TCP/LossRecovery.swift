@@ -384,7 +384,7 @@ extension TCPConnection {
         var timeout: TimeAmount
         if let srtt = rtt.smoothedRTT {
             timeout = .nanoseconds(2 * srtt.nanoseconds)
-            if flightSize <= sendMSS { timeout = timeout + TailLossProbe.maximumAckDelay }
+            timeout = timeout + (flightSize <= sendMSS ? TailLossProbe.maximumAckDelay : configuration.pointee.lossProbeSlack)
         } else {
             timeout = .seconds(1)
         }
