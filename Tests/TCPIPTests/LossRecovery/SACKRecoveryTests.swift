@@ -165,6 +165,25 @@ private func newReno(_ configuration: inout StackConfiguration) { configuration.
         #expect(t.status?.inRecovery == false)
     }
 
+    /// `TCPConfiguration.lossProbeSlack` (Linux's TCP_TIMEOUT_MIN, tcp_schedule_loss_probe): with more
+    /// than one segment in flight the PTO is 2·SRTT plus the slack, so it goes 2 ms later than
+    /// RFC 8985 §7.2's 2·SRTT; the default adds nothing (`tailLossProbeAfterTwoSmoothedRTTs`).
+    @Test func tailLossProbeWaitsForTheSlack() throws {
+        var t = try TCPTester(.established, peer: sackPeer) { configuration in
+            newReno(&configuration)
+            configuration.tcp.lossProbeSlack = .milliseconds(2)
+        }
+        try t.app.send(1460)
+        try t.expect("+0 > P. 1:1461(1460) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 1461 win 65535")
+        try t.app.send(2920)
+        try t.expect("+0 > . 1461:2921(1460) ack 1")
+        try t.expect("+0 > P. 2921:4381(1460) ack 1")
+        try t.expectNothing(for: .milliseconds(201))
+        try t.expect("+.001 > P. 2921:4381(1460) ack 1")
+        #expect(t.status?.tailLossProbes == 1)
+    }
+
     /// RFC 2883 §4: a segment received twice is reported in a D-SACK block, first, then the usual
     /// SACK blocks (RFC 2883 §5's examples); reported once.
     @Test func duplicateSegmentsAreReportedInDSACKBlocks() throws {
