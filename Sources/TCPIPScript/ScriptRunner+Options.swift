@@ -9,6 +9,9 @@ extension ScriptRunner {
         switch option {
         case "SO_REUSEADDR", "SO_REUSEPORT":
             return .value(0)
+        case "TCP_INQ":
+            sockets[fd]!.inq = try pointee(arguments, 3) != 0
+            return .value(0)
         case "SO_MARK":
             // A mark for policy routing: the runner has no routes, and the stack sends every
             // segment the same way whatever the mark.

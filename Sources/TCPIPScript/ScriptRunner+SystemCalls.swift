@@ -43,6 +43,8 @@ struct ScriptSocket {
     var octetsWritten: Int64 = 0
     /// SO_ZEROCOPY and the completion notifications of MSG_ZEROCOPY sends.
     var zeroCopy = ZeroCopyNotifications()
+    /// TCP_INQ: recvmsg reports the octets left to read in a TCP_CM_INQ control message.
+    var inq = false
 }
 
 /// A blocking system call still waiting for the stack (packetdrill runs them on a second thread).
@@ -315,7 +317,8 @@ extension ScriptRunner {
     private func read(_ call: ScriptSystemCall, blocking: Bool) throws -> CallResult {
         let fd = try descriptor(call.arguments)
         let socket = sockets[fd]!
-        let count = Int(try integer(call.arguments, 2, default: 65536))
+        // recvmsg's buffer is its msg_iov, its flags the third argument.
+        let count = call.name == "recvmsg" ? Int(try writeCount(call)) : Int(try integer(call.arguments, 2, default: 65536))
         guard let connection = socket.connection else {
             // A Fast Open connect() deferred to the first write is in SYN-SENT for Linux
             // (tcp_v4_connect, defer_connect): a read waits for data — EAGAIN without blocking.
@@ -327,7 +330,8 @@ extension ScriptRunner {
         if Self.isBadBuffer(call.arguments[safe: 1]), count > 0, (stack.status(connection)?.receiveQueue ?? 0) > 0 {
             return .error("EFAULT")
         }
-        let flags = call.name == "recv" || call.name == "recvfrom" ? try integer(call.arguments, 3, default: 0) : 0
+        let flags = call.name == "recv" || call.name == "recvfrom" ? try integer(call.arguments, 3, default: 0)
+            : call.name == "recvmsg" ? try integer(call.arguments, 2, default: 0) : 0
         let nonBlocking = socket.nonBlocking || flags & 0x40 != 0
         if flags & 1 != 0 { throw ScriptSkip(reason: "MSG_OOB: the stack delivers urgent data inline (RFC 6093 §5) and has no out-of-band read") }
         // After shutdown(SHUT_RD) Linux's recvmsg still hands over what is queued — data that arrives
@@ -341,17 +345,39 @@ extension ScriptRunner {
                 switch try stack.read(connection, upTo: count, now: now) {
                 case .data(let bytes):
                     collect()
+                    if socket.inq, call.name == "recvmsg" { try checkInq(call, connection) }
                     return .value(Int64(bytes.readableBytes))
                 case .endOfStream: return .value(0)
                 case .wouldBlock: break
                 }
-            } catch {
+            } catch let error as TCPError {
                 return try connectionError(fd, error, reading: true)
             }
         }
         if let error = stack.status(connection)?.error { return try connectionError(fd, error, reading: true) }
         if stack.state(connection) == nil { return .error("ENOTCONN") }
         return nonBlocking && !blocking ? .error("EAGAIN") : .wouldBlock
+    }
+
+    /// TCP_INQ (tcp_recvmsg → tcp_inq_hint): after a recvmsg the TCP_CM_INQ control message holds
+    /// the octets still queued, and 1 when none is left but the peer's FIN has arrived (SOCK_DONE),
+    /// so that the application knows the next read returns end of stream. Compared with the
+    /// `cmsg_data` of the script's TCP_CM_INQ message.
+    private func checkInq(_ call: ScriptSystemCall, _ connection: ConnectionID) throws {
+        guard case .structure(let message)? = call.arguments[safe: 1],
+            case .list(let messages)? = message.first(where: { $0.name == .symbol("msg_control") })?.value else { return }
+        for case .structure(let header) in messages where header.contains(where: { $0.value == .symbol("TCP_CM_INQ") }) {
+            guard let expected = header.first(where: { $0.name == .symbol("cmsg_data") }).flatMap({ ScriptSymbols.evaluate($0.value) }) else { continue }
+            let status = stack.status(connection)
+            var inq = Int64(status?.receiveQueue ?? 0)
+            switch status?.state {
+            case .closeWait?, .lastAck?, .closing?, .timeWait?, nil: if inq == 0 { inq = 1 }
+            default: break
+            }
+            if inq != expected {
+                throw failure("recvmsg: TCP_CM_INQ is \(inq)", expected: "cmsg_data=\(expected)", actual: "cmsg_data=\(inq)")
+            }
+        }
     }
 
     /// Send flags and buffers the stack has no equivalent for: the script is skipped, naming the feature.
@@ -486,7 +512,7 @@ extension ScriptRunner {
         switch call.name {
         case "writev":
             return try lengths(call.arguments[safe: 1])
-        case "sendmsg":
+        case "sendmsg", "recvmsg":
             guard case .structure(let fields)? = call.arguments[safe: 1],
                 let iovec = fields.first(where: { if case .call("msg_iov", _)? = $0.name { true } else { false } }) else {
                 throw ScriptSkip(reason: "sendmsg without msg_iov")
