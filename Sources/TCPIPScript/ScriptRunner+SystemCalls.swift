@@ -498,7 +498,7 @@ extension ScriptRunner {
     }
 
     /// The lengths of a write call's buffers: write/send/sendto's count, writev's iovec array, or
-    /// sendmsg's `msg_iov` (`{..., msg_iov(3)=[{..., 500}, {..., 1000}], ...}`).
+    /// sendmsg's (and recvmsg's) `msg_iov` (`{..., msg_iov(3)=[{..., 500}, {..., 1000}], ...}`).
     func iovecLengths(_ call: ScriptSystemCall) throws -> [Int64] {
         func lengths(_ iovec: ScriptExpression?) throws -> [Int64] {
             guard case .list(let entries)? = iovec else { throw ScriptSkip(reason: "\(call.name) without an iovec array") }
