@@ -133,9 +133,9 @@ public final class Stack {
             self.fastOpenState = FastOpenState(configuration.tcp.fastOpen, generator: &fastOpenKeys)
         } else {
             // Secure by default: every stream keyed from the OS's cryptographic generator, 256 bits
-            // each. The ISN key has a stream of its own, because `random`'s outputs are seen on the
-            // wire (timestamp offsets) and xoshiro is not a cryptographic generator: nothing an
-            // attacker observes comes from a stream that also made a secret.
+            // each. The ISN key (which also keys the timestamp offsets) has a stream of its own,
+            // because `random`'s outputs may be seen on the wire and xoshiro is not a cryptographic
+            // generator: nothing an attacker observes comes from a stream that also made a secret.
             var system = SystemRandomNumberGenerator()
             self.synCookies = SYNCookies(generator: SeededGenerator(entropyFrom: &system))
             self.io.challengeAcks = ChallengeAckLimiter(
