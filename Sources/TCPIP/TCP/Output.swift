@@ -133,6 +133,11 @@ extension TCPConnection {
 
     /// The deferred ACK, if no segment has carried it since (`sendAckAtEndOfBatch`) and the
     /// connection was not reset or aborted meanwhile.
+    ///
+    /// Not inlined: inlined into `Stack.sendDeferredAcks`' closure over the slab's slot, the segment
+    /// it builds made the compiler copy the whole TCB (1.3 KB) and its send buffer around the calls
+    /// that take `io` — 600 instructions a connection in `bench connrate` (docs/PERFORMANCE.md).
+    @inline(never)
     mutating func sendDeferredAck(now: Instant, io: inout StackIO) {
         guard ackDeferred else { return }
         ackDeferred = false
