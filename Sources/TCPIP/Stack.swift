@@ -186,7 +186,10 @@ public final class Stack {
         while index < io.deferredAcks.count {
             let handle = io.deferredAcks[index]
             index += 1
-            guard withConnection(handle, { $0.sendDeferredAck(now: now, io: &io) }) != nil else { continue }
+            // The wakeup is looked at again only if a deadline moved (once a connection in `bench
+            // connrate` — its handshake's ACK — this was a second `connectionActivity` that found
+            // nothing to do).
+            guard withConnection(handle, { $0.sendDeferredAck(now: now, io: &io) }) == true else { continue }
             connectionActivity(handle, now: now)
         }
         io.deferredAcks.removeAll(keepingCapacity: true)
