@@ -68,8 +68,15 @@ struct PathMTUCache {
     var count: Int { entries.count }
 
     /// The path MTU to `destination`, if it is known to be smaller than the link's and has not aged out.
+    /// Inlined up to the empty test: every open asks, and the cache is nearly always empty.
+    @inline(__always)
     mutating func mtu(to destination: IPAddress, now: Instant) -> Int? {
-        guard !entries.isEmpty, let entry = entries[destination] else { return nil }
+        entries.isEmpty ? nil : storedMTU(to: destination, now: now)
+    }
+
+    @inline(never)
+    private mutating func storedMTU(to destination: IPAddress, now: Instant) -> Int? {
+        guard let entry = entries[destination] else { return nil }
         guard now < entry.expires else {
             // RFC 1191 §6.3: the estimate is stale; the link MTU is tried again.
             entries[destination] = nil
