@@ -3,8 +3,11 @@ import TCPIPWire
 
 /// A mistake in a ruleset's text, where it is (1-based line and column).
 public struct FilterParseError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The line, from 1.
     public var line: Int
+    /// The column, from 1.
     public var column: Int
+    /// What is wrong, in words.
     public var message: String
 
     public var description: String { "\(line):\(column): \(message)" }

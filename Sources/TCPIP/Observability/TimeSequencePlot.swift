@@ -58,17 +58,20 @@ public struct TimeSequencePlot: Sendable {
     /// At most this many segments and samples are kept, so a long-running command cannot grow without
     /// bound (about 10 MB at the limit).
     public let maximumEvents: Int
+    /// Events not kept because `maximumEvents` were.
     public private(set) var droppedEvents = 0
     private var forward: Direction?
     private var reverse: Direction?
     private var samples: [CongestionSample] = []
     private var events = 0
+    /// The graph's title.
     public var title: String
     /// Drawn by an observer in the path, not an end (`ObservedFlowPlot`): the second panel shows the
     /// bytes in flight as seen on the wire (highest sequence seen − highest ACK seen), computed from
     /// the segments; cwnd and ssthresh, which only the sender knows, are left out.
     public var observed = false
 
+    /// An empty graph titled `title`, keeping at most `maximumEvents` segments and samples.
     public init(title: String = "TCP time–sequence graph", maximumEvents: Int = 200_000) {
         self.title = title
         self.maximumEvents = maximumEvents
