@@ -40,6 +40,7 @@ public struct SequenceNumber: Hashable, Sendable {
     @inlinable
     public static func += (lhs: inout SequenceNumber, rhs: UInt32) { lhs = lhs + rhs }
 
+    /// Advances `lhs` by `rhs` octets (negative: moves it back), modulo 2^32.
     @inlinable
     public static func += (lhs: inout SequenceNumber, rhs: Int) { lhs = lhs + rhs }
 
