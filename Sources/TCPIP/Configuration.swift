@@ -32,6 +32,7 @@ public struct StackConfiguration: Sendable {
     /// tests, the simulator and benchmarks want, and what a server on a network must not use: the
     /// secrets are then as public as the seed.
     public var seed: UInt64?
+    /// TCP's knobs, for every connection the stack makes.
     public var tcp: TCPConfiguration
     /// ICMP and ICMPv6: echo replies and the errors we send.
     public var icmp: ICMPConfiguration = ICMPConfiguration()
@@ -78,6 +79,8 @@ public struct StackConfiguration: Sendable {
     /// The name of the stack's link, as `iifname` and `oifname` match it; nil matches no name.
     public var linkName: String? = nil
 
+    /// A configuration owning `addresses`, the rest as the properties of the same name; everything else at its
+    /// default.
     public init(
         addresses: [IPAddress],
         mtu: Int = 1500,
@@ -251,6 +254,7 @@ public struct TCPConfiguration: Sendable {
     public var hyStart: Bool = false
     /// Persist timer bounds for zero-window probes (RFC 9293 §3.8.6.1; backoff per RFC 1122 §4.2.2.17).
     public var minimumPersistTimeout: TimeAmount = .milliseconds(200)
+    /// The longest the persist timer backs off to.
     public var maximumPersistTimeout: TimeAmount = .seconds(60)
     /// What a zero-window probe carries (RFC 9293 §3.8.6.1): an octet of new data by default.
     public var zeroWindowProbe: ZeroWindowProbe = .newData
@@ -315,6 +319,7 @@ public struct TCPConfiguration: Sendable {
     /// (FastOpen.swift). Client on, server off by default, as Linux's tcp_fastopen = 1.
     public var fastOpen = FastOpen()
 
+    /// RFC 9293's and Linux's defaults (see each property).
     public init() {}
 
     /// Segments for no connection that are answered with an RST (`closedPortResets`).
@@ -402,6 +407,7 @@ public struct Keepalive: Sendable, Hashable {
     /// Unanswered probes before the connection is aborted (TCP_KEEPCNT; Linux 9).
     public var probes: Int
 
+    /// Keep-alive with these timings: by default RFC 1122's two hours idle, then Linux's 75 s and 9 probes.
     public init(idle: TimeAmount = .seconds(7200), interval: TimeAmount = .seconds(75), probes: Int = 9) {
         self.idle = idle
         self.interval = interval
@@ -478,6 +484,7 @@ public struct ICMPConfiguration: Sendable, Hashable {
     /// The bucket's depth: errors that may go out at once after a quiet spell (`icmp_msgs_burst`).
     public var errorBurst: Int = 50
 
+    /// Linux's defaults: echo answered, 1,000 errors per second in bursts of 50.
     public init() {}
 }
 
@@ -490,5 +497,6 @@ public struct UDPConfiguration: Sendable, Hashable {
     /// Most UDP endpoints the stack holds at once.
     public var maximumEndpoints: Int = 65_536
 
+    /// Linux's defaults.
     public init() {}
 }

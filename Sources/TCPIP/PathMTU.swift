@@ -22,6 +22,7 @@ public struct PathMTUConfiguration: Sendable {
     /// link MTU" (1280, RFC 8200 §5). Not configurable.
     public static let minimumIPv6 = 1280
 
+    /// The defaults of each property (Linux's ageing, the minimums above).
     public init() {}
 }
 
@@ -41,6 +42,7 @@ public struct MTUProbing: Sendable, Hashable {
     /// A search ends when the bounds are this close (Linux's `tcp_probe_threshold`, 8).
     public var threshold: Int = 8
 
+    /// Linux's defaults (`tcp_mtu_probing` = 1, `tcp_base_mss` = 1024).
     public init() {}
 }
 

@@ -108,6 +108,8 @@ public final class Stack {
         var port: UInt16
     }
 
+    /// A stack made of `configuration`: its addresses, limits and knobs, and its secrets from
+    /// `configuration.seed` or the system's generator.
     public init(_ configuration: StackConfiguration) {
         self.storedConfiguration = configuration
         self.localAddresses = LocalAddresses(configuration.addresses)
@@ -258,6 +260,7 @@ public final class Stack {
         return nil
     }
 
+    /// The running totals, as `netstat -s` shows them.
     public var counters: StackCounters { io.counters }
 
     /// Record decisions with the RFC rule behind each (see `drainTrace`). Off by default: it costs.
@@ -272,7 +275,9 @@ public final class Stack {
         return Array(io.trace)
     }
 
+    /// Connections the stack holds (TIME-WAIT records kept apart, after their connection was released, not counted).
     public var connectionCount: Int { connections.count }
+    /// Passive opens still in a listener's SYN queue.
     public var halfOpenCount: Int { halfOpen.count }
 
     // MARK: Bookkeeping after a connection ran

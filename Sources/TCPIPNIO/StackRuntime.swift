@@ -27,6 +27,7 @@ public final class StackRuntime: Sendable {
     /// Datagrams read from a device per turn of the loop before other work gets a chance.
     public static let readBatch = 256
 
+    /// The loop the stack runs on: every call into the stack and every channel of it is on this loop.
     public let eventLoop: EventLoop
     let core: NIOLoopBound<RuntimeCore>
     private let closePromise: EventLoopPromise<Void>
@@ -49,7 +50,13 @@ public final class StackRuntime: Sendable {
     /// Succeeds when the runtime stops; fails with the error of the source that stopped it.
     public var closeFuture: EventLoopFuture<Void> { closePromise.futureResult }
 
-    public enum Direction: Sendable { case inbound, outbound }
+    /// Which way a datagram crossed the source (`packetObserver`).
+    public enum Direction: Sendable {
+        /// Read from the source, into the stack.
+        case inbound
+        /// Written by the stack to the source.
+        case outbound
+    }
 
     /// Called on the loop with every datagram that crosses the source, for `--trace` and captures.
     /// Only on `eventLoop`.

@@ -129,20 +129,24 @@ struct TUNOptions: ParsableArguments {
 struct RunningStack: Sendable {
     let group: MultiThreadedEventLoopGroup
     let runtime: StackRuntime
+    /// The other queues' runtimes (`gateway --queues N`): they stop and drain with `runtime`.
+    var queues: [StackRuntime] = []
     let recorder: NIOLoopBoundBox<PcapRecorder?>
     let plot: NIOLoopBoundBox<ConnectionPlot?>
     let plotPath: String?
     let device: String
     let logger: Logger
 
-    /// Stops the runtime, flushes the capture, prints the rules' listing with their counters (when
-    /// rules are installed) and shuts the loop down.
+    /// Stops the runtimes, flushes the capture, prints the rules' listing with their counters (when
+    /// rules are installed) and shuts the loops down.
     func finish() {
         if let listing = try? runtime.eventLoop.submit({ [runtime] in runtime.stack.filterListing() }).wait() ?? nil {
             announce(listing.hasSuffix("\n") ? String(listing.dropLast()) : listing)
         }
-        runtime.stop(promise: nil)
-        _ = try? runtime.closeFuture.wait()
+        for queue in [runtime] + queues {
+            queue.stop(promise: nil)
+            _ = try? queue.closeFuture.wait()
+        }
         try? runtime.eventLoop.submit { [recorder] in recorder.value?.flush() }.wait()
         if let plotPath, let drawn = try? runtime.eventLoop.submit({ [plot] in plot.value?.plot }).wait() {
             do {
