@@ -281,9 +281,10 @@ extension TCPConnection {
             episode = RecoveryEpisode(lowWater: sndUna, highWater: sndMax, kind: kind)
         }
         startCongestionControl()
-        // DEVIATION(RFC 5681 §3.1 eq. (4), RFC 9438 §4.6): a loss found by ACKs takes ssthresh
-        // from min(FlightSize, cwnd), not FlightSize alone, because SND.NXT − SND.UNA also counts
-        // what the receiver holds out of order behind a hole. A loss found inside an episode
+        // RFC 5681 §3.2 step 2: ssthresh "no more than" equation (4), data sent by limited
+        // transmit not counted. DEVIATION(RFC 9438 §4.6): a loss found by ACKs takes ssthresh
+        // from min(FlightSize, cwnd), not flight_size alone, because SND.NXT − SND.UNA also counts
+        // limited transmit's segments and what the receiver holds out of order behind a hole. A loss found inside an episode
         // (a lost retransmission) comes while SND.UNA still waits at the hole and SND.NXT has
         // moved on by up to the peer's out-of-order queue: with a 16 MiB queue, FlightSize reached
         // 2 MiB on a path that holds 250 kB, ssthresh then 1.4 MiB, and the cwnd recovery ended
