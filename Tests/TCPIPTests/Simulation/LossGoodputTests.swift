@@ -48,8 +48,8 @@ import Testing
 
     /// 0.1 %: a receiver whose out-of-order queue may pin twice its 8 MiB buffer keeps every in-window
     /// segment behind a hole, so each loss costs one retransmission (9, for 9 losses). With the
-    /// `server` preset's 512 KiB bound it drops a window's tail behind each hole: 370 retransmissions
-    /// in 4 recoveries. The preset keeps 512 KiB for now (see `TCPConfiguration.server`).
+    /// 512 KiB bound (the `server` preset's until now) it drops a window's tail behind each hole: 370 retransmissions
+    /// in 4 recoveries. The `server` preset now holds 16 MiB as well.
     @Test func pointOnePercentLossRetransmitsOnlyWhatWasLost() throws {
         let result = try Self.run(
             delayMilliseconds: 5, lossPercent: "0.1", bytes: 10_000_000, reassemblyLimit: 2 * 8 * 1024 * 1024)
