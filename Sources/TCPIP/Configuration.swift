@@ -366,13 +366,13 @@ extension TCPConfiguration {
         var tcp = TCPConfiguration()
         tcp.receiveBufferSize = 128 * 1024
         tcp.receiveBufferMaximum = 8 * 1024 * 1024
-        // The out-of-order queue keeps the default 512 KiB bound, though behind one hole a sender
-        // with a full window sends up to the whole 8 MiB buffer and the queue then drops in-window
-        // segments (a 0.1 % loss simulation retransmitted 370 segments for 9 lost). Raising it to
-        // twice the buffer (as Linux's rcvbuf is twice its window) fixed that run, but together with
-        // HyStart++ it made the bandwidth-delay sweep's 100 Mbit/s cells collapse (10 ms: 2,155 →
-        // 32,506 retransmissions, 0.886 → 0.786 of the link; 50 ms: 0.869 → 0.445) while the 10 Mbit/s
-        // cells gained (50 ms: 0.637 → 0.930). Not understood yet; `LossGoodputTests` sets it itself.
+        // The out-of-order queue may hold twice the largest buffer (as Linux's rcvbuf is twice its
+        // window): behind one hole a sender with a full window sends up to the whole 8 MiB, and a
+        // 512 KiB bound then dropped in-window segments (a 0.1 % loss simulation retransmitted 370
+        // segments for 9 lost). That bound once collapsed the bandwidth-delay sweep's 100 Mbit/s
+        // cells (10 ms: 2,155 → 32,506 retransmissions): ssthresh came from a FlightSize that
+        // counted the queue's bytes; the sender now takes min(FlightSize, cwnd) (`beginEpisode`).
+        tcp.reassemblyLimit = 16 * 1024 * 1024
         tcp.sendBufferSize = 256 * 1024
         tcp.sendBufferMaximum = 16 * 1024 * 1024
         tcp.slowStartLimitSegments = nil

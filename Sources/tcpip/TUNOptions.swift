@@ -41,7 +41,7 @@ struct TUNOptions: ParsableArguments {
             """))
     var impair: String?
     @Option(help: ArgumentHelp(
-        "Buffer sizing: server (grow to 8 MiB to receive, 16 MiB to send; the default of TCPConfiguration()), tunnel (start at 64 KiB, grow to 4 MiB, 32 MiB for the whole stack) or fixed (256 KiB each).",
+        "Buffer sizing: server (grow to 8 MiB to receive, 16 MiB to send; TCPConfiguration.server), tunnel (start at 64 KiB, grow to 4 MiB, 32 MiB for the whole stack) or fixed (256 KiB each).",
         discussion: "server and tunnel autotune: each connection's buffers follow what its path and reader need."))
     var buffers: BufferPreset = .server
     @Option(help: ArgumentHelp(
