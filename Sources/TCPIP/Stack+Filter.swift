@@ -28,6 +28,7 @@ extension Stack {
         filterHeld.removeAll()
         filterReady.removeAll()
         filterForwardReady.removeAll()
+        filterTransitReady.removeAll()
         guard let ruleset, !ruleset.tables.isEmpty else {
             filter = nil
             filterHooks = 0
@@ -73,7 +74,8 @@ extension Stack {
     /// then the protocol table. A datagram an `impair` rule held comes back here with `done` (the
     /// hook that held it) and its `FilterPacket` (with the state connection tracking gave it).
     func filteredDatagramArrives(
-        _ arriving: consuming IPDatagram, verify: Bool, now: Instant, done: FilterHook? = nil, known: FilterPacket? = nil
+        _ arriving: consuming IPDatagram, verify: Bool, now: Instant, done: FilterHook? = nil, known: FilterPacket? = nil,
+        inputLink: String? = nil
     ) {
         noteFilterTime(now)
         var ip = arriving
@@ -83,7 +85,7 @@ extension Stack {
             guard let whole = reassemble(consume ip, now: now) else { return }
             ip = whole
         }
-        var packet = known ?? FilterPacket(ip, inputLink: configuration.linkName)
+        var packet = known ?? FilterPacket(ip, inputLink: inputLink ?? configuration.linkName)
         if done == nil, filterHooks & FilterHook.prerouting.bit != 0 {
             guard passInbound(&ip, &packet, hook: .prerouting, verify: &verify, now: now) else { return }
         }
@@ -122,7 +124,7 @@ extension Stack {
             if let bit = decision.corruptBit {
                 io.counters.filterImpairCorrupted &+= 1
                 var bytes = copied(originalBytes(of: ip))
-                Self.flip(bit, in: &bytes)
+                ImpairmentProcess.flip(bit, in: &bytes)
                 // A corrupted datagram is checked whatever the link vouched for: its checksums
                 // are what should catch it.
                 verify = true
@@ -135,7 +137,7 @@ extension Stack {
             }
             if decision.duplicate {
                 io.counters.filterImpairDuplicated &+= 1
-                hold(.inbound(ip, verify: verify), packet: packet, after: hook, release: now)
+                hold(.inbound(ip, verify: verify), packet: packet, after: hook, release: now + decision.duplicateDelay)
             }
             guard decision.delay > .zero else { return true }
             io.counters.filterImpairDelayed &+= 1
@@ -217,10 +219,10 @@ extension Stack {
             return false
         case .reject(let reply):
             io.counters.filterRejected &+= 1
-            if hook == .forward {
-                rejectArrival(reply, ip, packet, now: now)
-            } else {
+            if held == .outbound {
                 rejectDeparture(reply, datagram, packet, now: now)
+            } else {
+                rejectArrival(reply, ip, packet, now: now)
             }
             return false
         case .impair(let decision):
@@ -231,12 +233,17 @@ extension Stack {
             if let bit = decision.corruptBit {
                 io.counters.filterImpairCorrupted &+= 1
                 datagram = copied(datagram)
-                Self.flip(bit, in: &datagram)
+                ImpairmentProcess.flip(bit, in: &datagram)
             }
-            let kind: HeldDatagram.Kind = held == .outbound ? .outbound(datagram) : .forwarded(datagram)
+            let kind: HeldDatagram.Kind
+            switch held {
+            case .outbound: kind = .outbound(datagram)
+            case .forwarded: kind = .forwarded(datagram)
+            case .transit: kind = .transit(datagram)
+            }
             if decision.duplicate {
                 io.counters.filterImpairDuplicated &+= 1
-                hold(kind, packet: packet, after: hook, release: now)
+                hold(kind, packet: packet, after: hook, release: now + decision.duplicateDelay)
             }
             guard decision.delay > .zero else { return true }
             io.counters.filterImpairDelayed &+= 1
@@ -290,6 +297,48 @@ extension Stack {
         datagramArrives(ip, verify: false, now: now)
     }
 
+    // MARK: Prerouting (for a router)
+
+    /// Whether `filterPrerouting` has anything to do: a router skips the call otherwise.
+    public var filtersPrerouting: Bool { filterHooks & FilterHook.prerouting.bit != 0 }
+
+    /// A datagram in transit past prerouting: its bytes (a copy with a flipped bit when `corrupted`,
+    /// to be checked again) and the fields the hooks read, with the state connection tracking gave
+    /// it, for `filterForward(_:inputLink:outputLink:now:known:)`.
+    public struct Prerouted {
+        public var datagram: ByteBuffer
+        public var packet: FilterPacket?
+        public var corrupted: Bool
+    }
+
+    /// Netfilter's NF_INET_PRE_ROUTING for a datagram a router received that is not addressed to
+    /// its own stack (those go to `receive(_:inputLink:now:checksumVerified:)`, whose prerouting is
+    /// this hook too). Call it after the header checks and before the routing decision, as Linux's
+    /// `ip_rcv` does, so that a rule dropping it also keeps the router from answering with ICMP.
+    ///
+    /// - Returns: the datagram to route now, or nil when a rule dropped, rejected (the answer is
+    ///   queued for `nextPacketToSend`), lost or held it. A held datagram comes out of
+    ///   `nextPreroutedPacket()` once `advanceTime` passes its release time.
+    public func filterPrerouting(_ datagram: ByteBuffer, inputLink: String?, now: Instant) -> Prerouted? {
+        guard filtersPrerouting else { return Prerouted(datagram: datagram, packet: nil, corrupted: false) }
+        noteFilterTime(now)
+        guard let ip = try? IPDatagram.parse(datagram, verifyChecksum: false, keepingFragments: true) else {
+            return Prerouted(datagram: datagram, packet: nil, corrupted: false)
+        }
+        var packet = FilterPacket(ip, inputLink: inputLink)
+        var passed = datagram
+        let corruptedBefore = io.counters.filterImpairCorrupted
+        guard passOutboundHook(&passed, ip, &packet, hook: .prerouting, held: .transit, now: now) else { return nil }
+        return Prerouted(datagram: passed, packet: packet, corrupted: io.counters.filterImpairCorrupted != corruptedBefore)
+    }
+
+    /// A transit datagram prerouting held or duplicated, due now: back to the router's routing
+    /// decision (its bytes are checked again: they may have been corrupted when held).
+    public func nextPreroutedPacket() -> Prerouted? {
+        guard let ready = filterTransitReady.popFirst() else { return nil }
+        return Prerouted(datagram: ready.datagram, packet: ready.packet, corrupted: true)
+    }
+
     // MARK: Forward (for a router)
 
     /// A datagram a router forwards, not addressed to this stack, through the forward hook and then
@@ -308,11 +357,20 @@ extension Stack {
     ///   nil when a rule dropped, rejected (the answer is queued for `nextPacketToSend`), lost or
     ///   held it. A held or duplicated datagram comes out of `nextForwardedPacket()` once
     ///   `advanceTime` passes its release time (`nextDeadline` includes it).
-    public func filterForward(_ datagram: ByteBuffer, inputLink: String?, outputLink: String?, now: Instant) -> ByteBuffer? {
+    ///   - known: what `filterPrerouting` returned for it (its conntrack state goes on with it), if it ran.
+    public func filterForward(
+        _ datagram: ByteBuffer, inputLink: String?, outputLink: String?, now: Instant, known: FilterPacket? = nil
+    ) -> ByteBuffer? {
         guard filterHooks & (FilterHook.forward.bit | FilterHook.postrouting.bit) != 0 else { return datagram }
         noteFilterTime(now)
         guard let ip = try? IPDatagram.parse(datagram, verifyChecksum: false, keepingFragments: true) else { return datagram }
-        var packet = FilterPacket(ip, inputLink: inputLink, outputLink: outputLink)
+        var packet: FilterPacket
+        if let known {
+            packet = known
+            packet.outputLink = outputLink
+        } else {
+            packet = FilterPacket(ip, inputLink: inputLink, outputLink: outputLink)
+        }
         return passForward(datagram, ip, &packet, done: nil, now: now)
     }
 
@@ -365,6 +423,8 @@ extension Stack {
                 filterReady.append(ReadyDatagram(datagram: datagram, packet: held.packet, done: held.done))
             case .forwarded(let datagram):
                 filterForwardReady.append(ReadyDatagram(datagram: datagram, packet: held.packet, done: held.done))
+            case .transit(let datagram):
+                filterTransitReady.append(ReadyDatagram(datagram: datagram, packet: held.packet, done: held.done))
             }
         }
     }
@@ -387,13 +447,6 @@ extension Stack {
         copy.writeImmutableBuffer(bytes)
         return copy
     }
-
-    /// Flips bit `bit` of `bytes`, counted from the first readable octet, most significant first.
-    static func flip(_ bit: Int, in bytes: inout ByteBuffer) {
-        let index = bytes.readerIndex + bit / 8
-        guard bit >= 0, bit / 8 < bytes.readableBytes, let octet: UInt8 = bytes.getInteger(at: index) else { return }
-        bytes.setInteger(octet ^ (0x80 >> UInt8(bit % 8)), at: index)
-    }
 }
 
 extension FilterHook {
@@ -411,12 +464,15 @@ extension FilterHook {
 
 /// A datagram an `impair` rule held back, and where it goes on when released.
 struct HeldDatagram {
-    enum Direction { case outbound, forwarded }
+    /// Which way a datagram held as bytes goes: ours leaving, forwarded past the routing decision,
+    /// or in transit before it (a router's prerouting).
+    enum Direction { case outbound, forwarded, transit }
 
     enum Kind {
         case inbound(IPDatagram, verify: Bool)
         case outbound(ByteBuffer)
         case forwarded(ByteBuffer)
+        case transit(ByteBuffer)
     }
 
     var release: Instant

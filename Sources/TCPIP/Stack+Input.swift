@@ -14,6 +14,12 @@ extension Stack {
     /// `consuming`: the datagram's buffer becomes the segment's payload by moving its indices
     /// (`IPDatagram.parse`, `TCPHeader.parse`), never sliced.
     public func receive(_ datagram: consuming ByteBuffer, now: Instant, checksumVerified: Bool = false) {
+        receive(datagram, inputLink: nil, now: now, checksumVerified: checksumVerified)
+    }
+
+    /// `receive(_:now:checksumVerified:)` from a named link, for a stack with several (a `Router`'s
+    /// own): the hooks see it as `iifname` instead of `StackConfiguration.linkName`.
+    public func receive(_ datagram: consuming ByteBuffer, inputLink: String?, now: Instant, checksumVerified: Bool = false) {
         io.counters.ipPacketsReceived &+= 1
         let verify = !configuration.checksumOffload && !checksumVerified
         let ip: IPDatagram
@@ -29,7 +35,7 @@ extension Stack {
         }
         // Netfilter's hooks (Stack+Filter.swift), only while rules on them are installed.
         if filterHooks & Self.inputHookBits != 0 {
-            filteredDatagramArrives(consume ip, verify: verify, now: now)
+            filteredDatagramArrives(consume ip, verify: verify, now: now, inputLink: inputLink ?? configuration.linkName)
             return
         }
         ipDatagramArrives(consume ip, verify: verify, now: now)

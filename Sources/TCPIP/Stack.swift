@@ -98,6 +98,8 @@ public final class Stack {
     var filterHeldOrder: UInt64 = 0
     var filterReady = CircularBuffer<ReadyDatagram>()
     var filterForwardReady = CircularBuffer<ReadyDatagram>()
+    /// Transit datagrams a router's prerouting held, due: they go back to its routing decision.
+    var filterTransitReady = CircularBuffer<ReadyDatagram>()
     static var outputHookBits: UInt8 { FilterHook.output.bit | FilterHook.postrouting.bit }
     static var inputHookBits: UInt8 { FilterHook.prerouting.bit | FilterHook.input.bit }
     /// TCP Fast Open: the server's cookie key (Stack+FastOpen.swift).

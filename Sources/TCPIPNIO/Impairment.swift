@@ -1,9 +1,10 @@
 import NIOCore
 import TCPIP
 
-/// netem's model of a bad path — loss, duplication, corruption, delay, and reordering by letting a
-/// fraction of datagrams skip the delay — applied by the runtime to every datagram that crosses the
-/// TUN device, in both directions.
+/// netem's model of a bad path — loss, duplication, corruption, delay with jitter, reordering by
+/// letting a fraction of datagrams skip the delay, a rate with a drop-tail queue — applied by the
+/// runtime to every datagram that crosses the TUN device, in both directions. The parameters of an
+/// `ImpairmentModel` and a seed: the decisions are `ImpairmentProcess`'s, as an `impair` rule's.
 ///
 /// For kernels built without `sch_netem` (`tc qdisc add … netem` fails with "unknown qdisc"), so the
 /// kernel's TCP still meets loss and reordering: the datagrams it receives from us and the ones we
@@ -19,6 +20,12 @@ public struct Impairment: Hashable, Sendable, CustomStringConvertible {
     public var corrupt: Double = 0
     /// How long each datagram is held before it goes on (all but the `reorder` fraction).
     public var delay: TimeAmount = .zero
+    /// The delay varies uniformly within ±jitter.
+    public var jitter: TimeAmount = .zero
+    /// Bits per second; 0: no rate limit.
+    public var rate = 0
+    /// Datagrams waiting for the rate before the tail is dropped.
+    public var queue = 1000
     /// The seed of the generator that draws the losses, duplicates, reorderings and corruptions: the same seed,
     /// the same impairment.
     public var seed: UInt64 = 1
@@ -26,7 +33,15 @@ public struct Impairment: Hashable, Sendable, CustomStringConvertible {
     /// No impairment: every datagram passes at once, intact.
     public init() {}
 
-    /// Parses netem's words: `loss=5%,reorder=10%,duplicate=1%,corrupt=0.1%,delay=10ms[,seed=N]`.
+    /// The model these parameters are.
+    public var model: ImpairmentModel {
+        ImpairmentModel(
+            loss: loss, duplicate: duplicate, reorder: reorder, corrupt: corrupt, delay: delay, jitter: jitter,
+            rate: rate, queue: queue)
+    }
+
+    /// Parses netem's words: `loss=5%,reorder=10%,duplicate=1%,corrupt=0.1%,delay=10ms,jitter=2ms,
+    /// rate=10mbit,queue=100[,seed=N]` (rate in bit, kbit, mbit or gbit per second).
     public init?(parsing text: String) {
         for item in text.split(separator: ",") {
             let parts = item.split(separator: "=", maxSplits: 1).map { String($0).trimmingSpaces }
@@ -42,11 +57,20 @@ public struct Impairment: Hashable, Sendable, CustomStringConvertible {
                 case "reorder": reorder = fraction
                 default: corrupt = fraction
                 }
-            case "delay":
+            case "delay", "jitter":
                 // Up to an hour: beyond, a delay is a loss (and the nanoseconds would not fit).
                 guard value.hasSuffix("ms"), let milliseconds = Int64(value.dropLast(2)), (0...3_600_000).contains(milliseconds)
                 else { return nil }
-                delay = .milliseconds(milliseconds)
+                if parts[0] == "delay" { delay = .milliseconds(milliseconds) } else { jitter = .milliseconds(milliseconds) }
+            case "rate":
+                let units: [(String, Int)] = [("gbit", 1_000_000_000), ("mbit", 1_000_000), ("kbit", 1000), ("bit", 1)]
+                guard let (unit, scale) = units.first(where: { value.hasSuffix($0.0) }),
+                      let number = Int(value.dropLast(unit.count)), (1...(Int(Int32.max) / 8)).contains(number)
+                else { return nil }
+                rate = number * scale
+            case "queue":
+                guard let count = Int(value), (1...1_000_000).contains(count) else { return nil }
+                queue = count
             case "seed":
                 guard let seed = UInt64(value) else { return nil }
                 self.seed = seed
@@ -58,16 +82,19 @@ public struct Impairment: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         "loss=\(loss * 100)%,duplicate=\(duplicate * 100)%,reorder=\(reorder * 100)%,corrupt=\(corrupt * 100)%,delay=\(delay.nanoseconds / 1_000_000)ms"
+            + (jitter > .zero ? ",jitter=\(jitter.nanoseconds / 1_000_000)ms" : "") + (rate > 0 ? ",rate=\(rate)bit,queue=\(queue)" : "")
     }
 }
 
-/// The state of an `Impairment` in a runtime: its generator and the datagrams held for `delay`.
-/// Public for drivers of their own (`tcpip route` impairs each link's directions with one each).
+/// The state of an `Impairment` in a runtime: its `ImpairmentProcess`, generator and the datagrams
+/// held for their delay. Public for drivers of their own (`tcpip route` impairs each link's
+/// directions with one each).
 public struct Impairer {
     /// What it impairs by.
     public let model: Impairment
+    var process: ImpairmentProcess
     var generator: SeededGenerator
-    /// Held datagrams in release order (one fixed delay keeps them sorted).
+    /// Held datagrams in release order (ties in the order they were held).
     var held = CircularBuffer<(release: Instant, packet: ByteBuffer, inbound: Bool)>(initialCapacity: 64)
     /// Datagrams lost so far (`loss`).
     public private(set) var dropped: UInt64 = 0
@@ -77,32 +104,37 @@ public struct Impairer {
     /// - Parameter model: the impairment to apply.
     public init(_ model: Impairment) {
         self.model = model
+        self.process = ImpairmentProcess(model.model)
         self.generator = SeededGenerator(seed: model.seed)
-    }
-
-    private mutating func chance(_ probability: Double) -> Bool {
-        probability > 0 && Double(generator.next() >> 11) / Double(1 << 53) < probability
     }
 
     /// Decides one datagram's fate: the copies to deliver now; delayed ones go to `held`.
     public mutating func admit(_ packet: ByteBuffer, inbound: Bool, now: Instant) -> [ByteBuffer] {
-        if chance(model.loss) {
+        let decision = process.decide(length: packet.readableBytes, now: now, using: &generator)
+        if decision.lost {
             dropped &+= 1
             return []
         }
         var packet = packet
-        if chance(model.corrupt), packet.readableBytes > 0 {
-            let bit = Int(generator.next() % UInt64(packet.readableBytes * 8))
-            let index = packet.readerIndex + bit / 8
-            let byte = packet.getInteger(at: index, as: UInt8.self)!
-            packet.setInteger(byte ^ (1 << UInt8(bit % 8)), at: index)
+        if let bit = decision.corruptBit { ImpairmentProcess.flip(bit, in: &packet) }
+        var deliver: [ByteBuffer] = []
+        if decision.duplicate {
+            if decision.duplicateDelay == .zero { deliver.append(packet) } else { hold(packet, inbound: inbound, release: now + decision.duplicateDelay) }
         }
-        let copies = chance(model.duplicate) ? 2 : 1
-        if model.delay == .zero || chance(model.reorder) {
-            return Array(repeating: packet, count: copies)
+        if decision.delay == .zero { deliver.append(packet) } else { hold(packet, inbound: inbound, release: now + decision.delay) }
+        return deliver
+    }
+
+    /// Inserts keeping `held` sorted by release; equal releases keep their order (with one fixed
+    /// delay every insertion is at the end).
+    private mutating func hold(_ packet: ByteBuffer, inbound: Bool, release: Instant) {
+        var index = held.endIndex
+        while index > held.startIndex {
+            let before = held.index(before: index)
+            if held[before].release <= release { break }
+            index = before
         }
-        for _ in 0..<copies { held.append((now + model.delay, packet, inbound)) }
-        return []
+        held.insert((release: release, packet: packet, inbound: inbound), at: index)
     }
 
     /// When the first held datagram's delay is over.

@@ -2,14 +2,15 @@ import NIOCore
 import TCPIP
 import TCPIPWire
 
-/// Loss, duplication, reordering and single-bit corruption, seeded, applied to what an end receives.
+/// Loss, duplication, reordering and single-bit corruption (and, through `ImpairmentModel`, delay with
+/// jitter and a rate with a drop-tail queue), seeded, applied to what an end receives.
 ///
 /// Wrapping both ends of a pair faults both directions, each from its own seed. Sending passes straight
 /// through. A given seed and the same sequence of calls reproduce the same faults bit for bit.
 ///
-/// Each datagram that arrives from the wrapped link is decided in this order: lost (and nothing else);
-/// corrupted (one random bit flipped); duplicated (a copy is delivered at once); held back (delivered after
-/// `reorderDelay`, jittered ±50%, so datagrams arriving meanwhile overtake it).
+/// The decisions are `ImpairmentProcess`'s, the model `impair` rules and `--impair` use too: lost (and
+/// nothing else); corrupted (one random bit flipped); duplicated (a copy is delivered at once); held
+/// back (delivered after `reorderDelay`, jittered ±50%, so datagrams arriving meanwhile overtake it).
 public final class FaultInjector: PacketLink {
     /// Probabilities, each in 0...1, and the reordering hold time.
     public struct Configuration: Sendable {
@@ -26,6 +27,13 @@ public final class FaultInjector: PacketLink {
         /// Act as an ECN router (RFC 3168 §5): a datagram chosen for loss that is ECN-capable (ECT(0)
         /// or ECT(1)) is delivered marked CE instead of dropped; Not-ECT datagrams are still dropped.
         public var markInsteadOfDrop: Bool
+
+        /// The model these values are, for `ImpairmentProcess`.
+        public var model: ImpairmentModel {
+            ImpairmentModel(
+                loss: loss, duplicate: duplicate, reorder: reorder, corrupt: corrupt, reorderDelay: reorderDelay,
+                markInsteadOfDrop: markInsteadOfDrop)
+        }
 
         /// Faults with these probabilities (each in 0...1) and delays; the defaults harm nothing.
         public init(
@@ -52,6 +60,7 @@ public final class FaultInjector: PacketLink {
     /// What was done so far.
     public private(set) var statistics = FaultStatistics()
 
+    private var impairment: ImpairmentProcess
     private var generator: SeededGenerator
     /// Duplicates waiting to be handed out; ready since `readySince`.
     private var ready = CircularBuffer<ByteBuffer>(initialCapacity: 4)
@@ -61,13 +70,19 @@ public final class FaultInjector: PacketLink {
 
     /// Impairs what `inner` delivers by `configuration`, drawing from a generator seeded with `seed` (the same
     /// seed, the same run).
-    public init(wrapping inner: PacketLink, configuration: Configuration, seed: UInt64) {
-        for probability in [configuration.loss, configuration.duplicate, configuration.reorder, configuration.corrupt] {
-            precondition((0...1).contains(probability), "FaultInjector: probabilities must be in 0...1")
-        }
-        precondition(configuration.reorderDelay >= .zero, "FaultInjector: reorderDelay must not be negative")
+    public convenience init(wrapping inner: PacketLink, configuration: Configuration, seed: UInt64) {
+        self.init(wrapping: inner, model: configuration.model, seed: seed)
+    }
+
+    /// The whole model: delay, jitter and a rate queue as well (`configuration` then holds the
+    /// probabilities, `reorderDelay` and `markInsteadOfDrop` only).
+    public init(wrapping inner: PacketLink, model: ImpairmentModel, seed: UInt64) {
+        precondition(model.isValid, "FaultInjector: probabilities must be in 0...1, times not negative")
         self.inner = inner
-        self.configuration = configuration
+        self.configuration = Configuration(
+            loss: model.loss, duplicate: model.duplicate, reorder: model.reorder, reorderDelay: model.reorderDelay,
+            corrupt: model.corrupt, markInsteadOfDrop: model.markInsteadOfDrop)
+        self.impairment = ImpairmentProcess(model)
         self.generator = SeededGenerator(seed: seed)
     }
 
@@ -126,76 +141,42 @@ public final class FaultInjector: PacketLink {
         }
     }
 
-    /// Decides the fate of one datagram; returns it if it is to be delivered now.
+    /// Decides the fate of one datagram (`ImpairmentProcess`); returns it if it is to be delivered now.
     private func applyFaults(to packet: ByteBuffer, arrival: Instant, now: Instant) -> ByteBuffer? {
         statistics.received &+= 1
         var packet = packet
-        if chance(configuration.loss) {
-            guard configuration.markInsteadOfDrop, Self.markCongestionExperienced(&packet) else {
-                statistics.dropped &+= 1
-                return nil
-            }
+        let decision = impairment.decide(
+            length: packet.readableBytes, now: arrival, markable: ImpairmentProcess.isMarkable(packet), using: &generator)
+        if decision.lost {
+            statistics.dropped &+= 1
+            return nil
+        }
+        if decision.marked {
+            ImpairmentProcess.markCongestionExperienced(&packet)
             statistics.marked &+= 1
         }
-        if chance(configuration.corrupt), packet.readableBytes > 0 {
-            flipRandomBit(in: &packet)
+        if let bit = decision.corruptBit {
+            // ByteBuffer is copy-on-write: the sender's datagram (or a queue's) is never changed under it.
+            ImpairmentProcess.flip(bit, in: &packet)
             statistics.corrupted &+= 1
         }
-        if chance(configuration.duplicate) {
+        if decision.duplicate {
             statistics.duplicated &+= 1
-            ready.append(packet)
-            readySince = now
+            if decision.duplicateDelay > .zero {
+                hold(packet, release: arrival + decision.duplicateDelay)
+            } else {
+                ready.append(packet)
+                readySince = now
+            }
         }
-        if chance(configuration.reorder) {
-            statistics.reordered &+= 1
-            hold(packet, release: arrival + jittered(configuration.reorderDelay))
+        if decision.reordered { statistics.reordered &+= 1 }
+        // Held back without a delay of the model's too: even a zero `reorderDelay` lets the datagrams
+        // already arrived go first.
+        if decision.delay > .zero || (decision.reordered && impairment.model.delay == .zero) {
+            hold(packet, release: arrival + decision.delay)
             return ready.popFirst()
         }
         return packet
-    }
-
-    /// Sets the ECN field of an ECT datagram to CE (RFC 3168 §5), updating the IPv4 header checksum
-    /// incrementally (RFC 1624 eqn. 3) so a checksumming receiver still accepts it. Returns false,
-    /// changing nothing, for a Not-ECT (or already CE, or unparseable) datagram.
-    static func markCongestionExperienced(_ packet: inout ByteBuffer) -> Bool {
-        guard let version = packet.getInteger(at: packet.readerIndex, as: UInt8.self) else { return false }
-        switch version >> 4 {
-        case 4:
-            guard packet.readableBytes >= IPv4Header.minimumLength,
-                  let word = packet.getInteger(at: packet.readerIndex, as: UInt16.self),
-                  let checksum = packet.getInteger(at: packet.readerIndex + 10, as: UInt16.self)
-            else { return false }
-            let tos = UInt8(truncatingIfNeeded: word)
-            guard ECNCodepoint(trafficClass: tos).isECNCapable else { return false }
-            let marked = (word & 0xFF00) | UInt16(ECNCodepoint.congestionExperienced.applied(to: tos))
-            // HC' = ~(~HC + ~m + m'), in ones' complement arithmetic.
-            var sum = UInt32(~checksum) + UInt32(~word) + UInt32(marked)
-            sum = (sum & 0xFFFF) + (sum >> 16)
-            sum = (sum & 0xFFFF) + (sum >> 16)
-            packet.setInteger(marked, at: packet.readerIndex)
-            packet.setInteger(~UInt16(truncatingIfNeeded: sum), at: packet.readerIndex + 10)
-            return true
-        case 6:
-            guard let first = packet.getInteger(at: packet.readerIndex, as: UInt32.self) else { return false }
-            let trafficClass = UInt8(truncatingIfNeeded: first >> 20)
-            guard ECNCodepoint(trafficClass: trafficClass).isECNCapable else { return false }
-            let marked = ECNCodepoint.congestionExperienced.applied(to: trafficClass)
-            packet.setInteger((first & 0xF00F_FFFF) | UInt32(marked) << 20, at: packet.readerIndex)
-            return true
-        default:
-            return false
-        }
-    }
-
-    /// Flips one bit chosen uniformly from the datagram.
-    ///
-    /// ByteBuffer is copy-on-write, so when the sender (or a queue) still holds this storage the write
-    /// below copies it first: the sender's datagram is never changed under it.
-    private func flipRandomBit(in packet: inout ByteBuffer) {
-        let bit = Int.random(in: 0..<(packet.readableBytes * 8), using: &generator)
-        let index = packet.readerIndex + bit / 8
-        let byte = packet.getInteger(at: index, as: UInt8.self)!
-        packet.setInteger(byte ^ (1 << UInt8(bit % 8)), at: index)
     }
 
     /// Inserts keeping `held` sorted by release; equal releases keep their order.
@@ -207,21 +188,6 @@ public final class FaultInjector: PacketLink {
             index = before
         }
         held.insert((packet: packet, release: release), at: index)
-    }
-
-    /// Uniformly between half and one and a half times `base`.
-    private func jittered(_ base: TimeAmount) -> TimeAmount {
-        guard base > .zero else { return .zero }
-        return .nanoseconds(base.nanoseconds / 2 + Int64.random(in: 0...base.nanoseconds, using: &generator))
-    }
-
-    /// True with the given probability. Draws nothing when the probability is zero, so a fault that is
-    /// off costs nothing.
-    private func chance(_ probability: Double) -> Bool {
-        guard probability > 0 else { return false }
-        // 53 random bits give every representable probability step in [0, 1).
-        let uniform = Double(generator.next() >> 11) * 0x1p-53
-        return uniform < probability
     }
 }
 

@@ -33,11 +33,12 @@ struct TUNOptions: ParsableArguments {
                 """))
     var offload = true
     @Option(help: ArgumentHelp(
-        "Impair both directions at the device, as netem would: loss=5%,reorder=10%,duplicate=1%,corrupt=0.1%,delay=10ms",
+        "Impair both directions at the device, as netem would: loss=5%,reorder=10%,duplicate=1%,corrupt=0.1%,delay=10ms,jitter=2ms,rate=10mbit,queue=100",
         discussion: """
             For kernels without sch_netem; with netem, prefer `tc qdisc add dev tun0 root netem …` on the kernel \
             side. With offload a TSO super-packet is one datagram here (as for netem on a TSO device); add \
-            --no-offload to impair wire-sized segments.
+            --no-offload to impair wire-sized segments. The model is an `impair` rule's (the same decisions \
+            for the same seed).
             """))
     var impair: String?
     @Option(help: ArgumentHelp(
@@ -177,6 +178,7 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 extension Impairment {
     /// What `--impair` takes, for its error message.
     static let syntax = "expected netem's words separated by commas: loss=5%,reorder=10%,duplicate=1%,corrupt=0.1% "
-        + "(percentages, 0% to 100%), delay=10ms (0ms to 3600000ms), seed=N"
+        + "(percentages, 0% to 100%), delay=10ms, jitter=2ms (0ms to 3600000ms), rate=10mbit (bit, kbit, mbit, gbit), "
+        + "queue=100 (datagrams), seed=N"
 }
 #endif

@@ -21,21 +21,6 @@ public enum RejectReply: Equatable, Sendable {
     case icmpUnreachable(code: UInt8)
 }
 
-/// One datagram's fate under an `impair` statement, decided when it passed the rule.
-public struct ImpairmentDecision: Equatable, Sendable {
-    /// Lost: deliver nothing.
-    public var lost = false
-    /// Deliver a second copy at the same time.
-    public var duplicate = false
-    /// Flip this bit (counted from the first octet of the datagram, most significant bit first).
-    public var corruptBit: Int?
-    /// Hold it this long before delivery (delay, jitter and the rate's queue; zero for a reordered one).
-    public var delay: TimeAmount = .zero
-
-    /// Delivered at once, intact.
-    public init() {}
-}
-
 /// A line of `log`: when, where and which rule.
 public struct FilterLogRecord: Sendable, CustomStringConvertible {
     /// When the datagram passed the rule.
@@ -93,7 +78,8 @@ public struct PacketFilter: Sendable {
         case reject(RejectKind)
         case jump(Int), goto(Int)
         case log(String?)
-        case impair(ImpairmentSpec, queue: Int)
+        /// `impairments[index]`.
+        case impair(Int)
     }
 
     struct CompiledChain: Sendable {
@@ -107,12 +93,6 @@ public struct PacketFilter: Sendable {
     struct Bucket: Sendable {
         var tokens: Int64
         var last: Instant
-    }
-
-    /// Departure times of the datagrams in an `impair rate` queue, oldest first.
-    struct RateQueue: Sendable {
-        var departures: CircularBuffer<Instant>
-        var busyUntil = Instant.zero
     }
 
     /// Why a ruleset cannot run, with the name concerned.
@@ -136,7 +116,8 @@ public struct PacketFilter: Sendable {
     private var bytes: [UInt64] = []
     private var buckets: [Bucket] = []
     private var meters: [(size: Int, buckets: [AddressKey: Bucket])] = []
-    private var queues: [RateQueue] = []
+    /// Each `impair` statement's model at work (its rate queue); draws from `generator`.
+    private var impairments: [ImpairmentProcess] = []
     private var jumpStack: [(chain: Int, rule: Int)] = []
     private var generator: SeededGenerator
     private var usesConnectionTracking = false
@@ -245,8 +226,8 @@ public struct PacketFilter: Sendable {
                             guard let target = chainNumbers["\(table.name)\u{0}\(name)"] else { throw .unknownChain(name) }
                             if case .jump = statement { statements.append(.jump(target)) } else { statements.append(.goto(target)) }
                         case .impair(let spec):
-                            statements.append(.impair(spec, queue: queues.count))
-                            queues.append(RateQueue(departures: CircularBuffer(initialCapacity: max(1, min(spec.queue, 4096)))))
+                            statements.append(.impair(impairments.count))
+                            impairments.append(ImpairmentProcess(ImpairmentModel(spec)))
                         }
                     }
                     compiled.append(CompiledRule(matches: matches, statements: statements, text: FilterListing.rule(rule, counters: false)))
@@ -386,8 +367,8 @@ public struct PacketFilter: Sendable {
                         return chains[base].base?.policyAccepts == false ? .drop : .accept
                     }
                     break statements
-                case .impair(let spec, let queue):
-                    return .impair(impairment(spec, queue: queue, length: packet.length, now: now))
+                case .impair(let index):
+                    return .impair(impairments[index].decide(length: packet.length, now: now, using: &generator))
                 }
             }
         }
@@ -535,47 +516,6 @@ public struct PacketFilter: Sendable {
         guard bucket.tokens >= cost else { return false }
         bucket.tokens -= cost
         return true
-    }
-
-    /// netem's order, as `FaultInjector` decides it: lost; else corrupted, duplicated; delayed (with
-    /// jitter) unless reordered — a reordered datagram is sent at once, overtaking the delayed ones;
-    /// then the rate's queue, whose tail is dropped when full.
-    private mutating func impairment(_ spec: ImpairmentSpec, queue: Int, length: Int, now: Instant) -> ImpairmentDecision {
-        var decision = ImpairmentDecision()
-        if spec.lossPPM > 0, Int.random(in: 0..<1_000_000, using: &generator) < spec.lossPPM {
-            decision.lost = true
-            return decision
-        }
-        if spec.corruptPPM > 0, Int.random(in: 0..<1_000_000, using: &generator) < spec.corruptPPM, length > 0 {
-            decision.corruptBit = Int.random(in: 0..<(length * 8), using: &generator)
-        }
-        if spec.duplicatePPM > 0, Int.random(in: 0..<1_000_000, using: &generator) < spec.duplicatePPM {
-            decision.duplicate = true
-        }
-        var delay = spec.delay
-        if spec.jitter > .zero {
-            let jitter = Int64.random(in: -spec.jitter.nanoseconds...spec.jitter.nanoseconds, using: &generator)
-            delay = .nanoseconds(max(0, delay.nanoseconds &+ jitter))
-        }
-        if spec.reorderPPM > 0, Int.random(in: 0..<1_000_000, using: &generator) < spec.reorderPPM {
-            delay = .zero
-        }
-        if spec.rate > 0 {
-            // Modified in place: a copy of the queue would copy its storage.
-            while let first = queues[queue].departures.first, first <= now { queues[queue].departures.removeFirst() }
-            if queues[queue].departures.count >= spec.queue {
-                decision.lost = true
-                return decision
-            }
-            let transmit = Int64(length) * 8 * 1_000_000_000 / Int64(spec.rate)
-            let start = max(now, queues[queue].busyUntil)
-            let departure = start + .nanoseconds(transmit)
-            queues[queue].busyUntil = departure
-            queues[queue].departures.append(departure)
-            delay = delay + (departure - now)
-        }
-        decision.delay = delay
-        return decision
     }
 
     // MARK: - Listing

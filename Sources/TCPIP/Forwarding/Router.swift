@@ -149,8 +149,17 @@ public final class Router {
         drainForwardHook()
     }
 
-    /// Datagrams the forward hook held (an `impair` delay) or duplicated, now due: on their way.
+    /// Datagrams the hooks held (an `impair` delay) or duplicated, now due: those prerouting held
+    /// back to the routing decision, those forward or postrouting held on their way.
     private func drainForwardHook() {
+        while let prerouted = stack.nextPreroutedPacket() {
+            guard let name = prerouted.packet?.inputLink,
+                  let link = configuration.links.firstIndex(where: { $0.name == name }) else {
+                counters.malformed &+= 1
+                continue
+            }
+            route(prerouted, from: link, now: stack.filterNow)
+        }
         while let (datagram, name) = stack.nextForwardedPacket() {
             guard let out = configuration.links.firstIndex(where: { $0.name == name }) else {
                 counters.noRoute &+= 1
@@ -184,9 +193,44 @@ public final class Router {
         }
     }
 
+    /// A datagram past prerouting, again to the routing decision. A corrupted one (an `impair`
+    /// rule) is checked from scratch: its header may no longer be what was parsed.
+    private func route(_ prerouted: Stack.Prerouted, from link: Int, now: Instant) {
+        switch prerouted.datagram.getInteger(at: prerouted.datagram.readerIndex, as: UInt8.self).map({ $0 >> 4 }) {
+        case 4?:
+            forward4(prerouted.datagram, from: link, now: now, verify: prerouted.corrupted, prerouted: true, known: prerouted.packet)
+        case 6?:
+            forward6(prerouted.datagram, from: link, now: now, prerouted: true, known: prerouted.packet)
+        default:
+            counters.malformed &+= 1
+        }
+    }
+
+    /// Netfilter's prerouting for a datagram in transit, before the routing decision (as Linux's
+    /// `ip_rcv` runs NF_INET_PRE_ROUTING before `ip_route_input`): false when a rule ended it, or
+    /// it was corrupted and went round again through `route`. Without rules there: one test.
+    @inline(__always)
+    private func prerouting(_ datagram: inout ByteBuffer, _ known: inout FilterPacket?, from link: Int, now: Instant) -> Bool {
+        guard stack.filtersPrerouting else { return true }
+        guard let passed = stack.filterPrerouting(datagram, inputLink: configuration.links[link].name, now: now) else {
+            counters.filtered &+= 1
+            return false
+        }
+        if passed.corrupted {
+            route(passed, from: link, now: now)
+            return false
+        }
+        datagram = passed.datagram
+        known = passed.packet
+        return true
+    }
+
     // MARK: IPv4 (RFC 1812 §5.2, §5.3)
 
-    private func forward4(_ datagram: consuming ByteBuffer, from link: Int, now: Instant, verify: Bool) {
+    private func forward4(
+        _ datagram: consuming ByteBuffer, from link: Int, now: Instant, verify: Bool, prerouted: Bool = false,
+        known: FilterPacket? = nil
+    ) {
         let header: IPv4Header
         do {
             // RFC 1812 §5.2.2: version, header length, total length and the header checksum.
@@ -201,9 +245,11 @@ public final class Router {
         }
         let destination = IPAddress.v4(header.destination)
         if stack.isLocal(destination) {
-            deliverLocally(datagram, now: now)
+            deliverLocally(datagram, from: link, now: now)
             return
         }
+        var known = known
+        guard prerouted || prerouting(&datagram, &known, from: link, now: now) else { return }
         // RFC 1812 §5.3.7: never forward from a source that names no single host, nor to a
         // destination that names none (broadcast, multicast, loopback, class E: §4.2.2.11, §5.3.5).
         guard IPAddress.v4(header.source).namesSingleHost, destination.namesSingleHost else {
@@ -233,12 +279,12 @@ public final class Router {
                            about: datagram, header: header, from: link, now: now)
                 return
             }
-            guard forwardHook(&datagram, from: link, to: out, now: now) else { return }
+            guard forwardHook(&datagram, from: link, to: out, now: now, known: known) else { return }
             decrementTimeToLive(&datagram, header: header)
             fragment(datagram, identification: header.identification, to: out, mtu: mtu)
             return
         }
-        guard forwardHook(&datagram, from: link, to: out, now: now) else { return }
+        guard forwardHook(&datagram, from: link, to: out, now: now, known: known) else { return }
         decrementTimeToLive(&datagram, header: header)
         transmit(datagram, on: out)
     }
@@ -266,7 +312,9 @@ public final class Router {
 
     // MARK: IPv6 (RFC 8200 §3, RFC 4443)
 
-    private func forward6(_ datagram: consuming ByteBuffer, from link: Int, now: Instant) {
+    private func forward6(
+        _ datagram: consuming ByteBuffer, from link: Int, now: Instant, prerouted: Bool = false, known: FilterPacket? = nil
+    ) {
         let header: IPv6Header
         do {
             header = try IPv6Header.parse(datagram)
@@ -278,9 +326,11 @@ public final class Router {
         if datagram.readableBytes > length { datagram.moveWriterIndex(to: datagram.readerIndex + length) }
         let destination = IPAddress.v6(header.destination)
         if stack.isLocal(destination) {
-            deliverLocally(datagram, now: now)
+            deliverLocally(datagram, from: link, now: now)
             return
         }
+        var known = known
+        guard prerouted || prerouting(&datagram, &known, from: link, now: now) else { return }
         // RFC 4291 §2.5.6: "Routers must not forward any packets with Link-Local source or destination
         // addresses"; multicast routing is not ours to do, nor an unspecified source (§2.5.2).
         guard IPAddress.v6(header.source).namesSingleHost, destination.namesSingleHost,
@@ -309,7 +359,7 @@ public final class Router {
             sendError6(.packetTooBig(mtu: UInt32(clamping: mtu)), about: datagram, header: header, from: link, now: now)
             return
         }
-        guard forwardHook(&datagram, from: link, to: out, now: now) else { return }
+        guard forwardHook(&datagram, from: link, to: out, now: now, known: known) else { return }
         datagram.setInteger(header.hopLimit - 1, at: datagram.readerIndex + 7)
         transmit(datagram, on: out)
     }
@@ -322,9 +372,10 @@ public final class Router {
     /// rejected (its answer goes out through the own stack), lost or held the datagram; a held one
     /// comes back through `drainForwardHook`. The datagram may come back as a copy (a corrupted bit).
     @inline(__always)
-    private func forwardHook(_ datagram: inout ByteBuffer, from link: Int, to out: Int, now: Instant) -> Bool {
+    private func forwardHook(_ datagram: inout ByteBuffer, from link: Int, to out: Int, now: Instant, known: FilterPacket?) -> Bool {
         guard let passed = stack.filterForward(
-            datagram, inputLink: configuration.links[link].name, outputLink: configuration.links[out].name, now: now)
+            datagram, inputLink: configuration.links[link].name, outputLink: configuration.links[out].name, now: now,
+            known: known)
         else {
             counters.filtered &+= 1
             return false
@@ -345,9 +396,10 @@ public final class Router {
         outgoing[link].append(error)
     }
 
-    private func deliverLocally(_ datagram: consuming ByteBuffer, now: Instant) {
+    /// To the own stack, whose prerouting and input hooks see it with the link it came by.
+    private func deliverLocally(_ datagram: consuming ByteBuffer, from link: Int, now: Instant) {
         counters.deliveredLocally &+= 1
-        stack.receive(datagram, now: now)
+        stack.receive(datagram, inputLink: configuration.links[link].name, now: now)
         drainStack()
     }
 

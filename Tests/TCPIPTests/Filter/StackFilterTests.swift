@@ -221,7 +221,7 @@ import Testing
                 table ip b {
                     chain pre {
                         type filter hook prerouting priority 0;
-                        tcp dport 5002 impair delay 5ms jitter 2ms duplicate 1% reorder 2% corrupt 1%
+                        tcp dport 5002 impair delay 5ms jitter 2ms duplicate 1% reorder 2% corrupt 3%
                     }
                 }
                 """)

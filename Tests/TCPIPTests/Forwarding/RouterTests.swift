@@ -152,6 +152,78 @@ import Testing
         #expect(try IPv4Header.parse(late[0], verifyChecksum: true).timeToLive == 63)
     }
 
+    /// Every hook where netfilter has it: a forwarded datagram walks prerouting → forward →
+    /// postrouting, one for the router itself prerouting → input, what it sends output →
+    /// postrouting; IPv4 and IPv6 alike, with the link names it came and left by.
+    @Test func everyHookCountsForwardedLocalInAndLocalOut() throws {
+        var configuration = Self.router().configuration
+        configuration.rules = try FilterRuleset(parsing: """
+            table inet t {
+                chain pre { type filter hook prerouting priority 0; iifname "a" counter; counter }
+                chain in { type filter hook input priority 0; iifname "a" counter; counter }
+                chain fwd { type filter hook forward priority 0; iifname "a" oifname "b" counter; counter }
+                chain out { type filter hook output priority 0; counter }
+                chain post { type filter hook postrouting priority 0; counter }
+            }
+            """)
+        let router = Router(configuration)
+        // Forwarded: three IPv4 and two IPv6 datagrams from a to b.
+        for _ in 0..<3 { router.receive(Self.udp4(size: 200), from: 0, now: .zero) }
+        for _ in 0..<2 { router.receive(Self.udp6(size: 200), from: 0, now: .zero) }
+        #expect(Self.drain(router, link: 1).count == 5)
+        // Local in and out: a ping of each family to the router's address on a, answered.
+        router.receive(PacketBuffer.icmpv4Datagram(
+            message: .echoRequest(identifier: 7, sequenceNumber: 1), body: ByteBuffer(bytes: [1, 2, 3]),
+            source: Self.hostA4, destination: Self.routerA4), from: 0, now: .zero)
+        router.receive(PacketBuffer.icmpv6Datagram(
+            message: .echoRequest(identifier: 7, sequenceNumber: 1), body: ByteBuffer(bytes: [1, 2, 3]),
+            source: Self.hostA6, destination: Self.routerA6), from: 0, now: .zero)
+        #expect(Self.drain(router, link: 0).count == 2)
+        let stack = router.stack
+        #expect(stack.ruleCounter("pre", 0) == 7)    // 5 forwarded + 2 local, all by a
+        #expect(stack.ruleCounter("pre", 1) == 7)
+        #expect(stack.ruleCounter("in", 0) == 2)
+        #expect(stack.ruleCounter("fwd", 0) == 5)
+        #expect(stack.ruleCounter("out", 0) == 2)
+        #expect(stack.ruleCounter("post", 0) == 7)   // 5 forwarded + 2 replies
+        #expect(router.counters.forwarded == 5)
+    }
+
+    /// Prerouting comes before the routing decision: a datagram it drops gets no ICMP time exceeded
+    /// and no network unreachable, and one it delays is routed, TTL decremented, when released.
+    @Test func preroutingRunsBeforeTheRoutingDecision() throws {
+        var configuration = Self.router().configuration
+        configuration.rules = try FilterRuleset(parsing: """
+            table ip t {
+                chain pre {
+                    type filter hook prerouting priority 0;
+                    ip daddr 198.19.9.9 drop
+                    udp dport 9 drop
+                    udp dport 7 impair delay 30ms
+                }
+            }
+            """)
+        let router = Router(configuration)
+        router.receive(Self.udp4(size: 100, ttl: 1), from: 0, now: .zero)
+        router.receive(Self.udp4(size: 100, to: IPv4Address(198, 19, 9, 9)), from: 0, now: .zero)
+        #expect(Self.drain(router, link: 0).isEmpty)
+        #expect(router.counters.timeExceeded == 0)
+        #expect(router.counters.noRoute == 0)
+        #expect(router.counters.filtered == 2)
+        var delayed = Self.udp4(size: 100)
+        delayed.setInteger(UInt16(7), at: delayed.readerIndex + 22)
+        delayed.setInteger(UInt16(0), at: delayed.readerIndex + 26)  // no UDP checksum (RFC 768)
+        router.receive(delayed, from: 0, now: .zero)
+        #expect(Self.drain(router, link: 1).isEmpty)
+        let release = try #require(router.nextDeadline)
+        #expect(release == .zero + .milliseconds(30))
+        router.advanceTime(to: release)
+        let late = Self.drain(router, link: 1)
+        try #require(late.count == 1)
+        #expect(try IPv4Header.parse(late[0], verifyChecksum: true).timeToLive == 63)
+        #expect(router.counters.forwarded == 1)
+    }
+
     // MARK: TTL expiry (RFC 792, RFC 4443 §3.3)
 
     @Test func ttlOfOneGetsTimeExceededFromTheIncomingLinksAddress() throws {
