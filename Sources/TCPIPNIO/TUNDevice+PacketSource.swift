@@ -43,9 +43,11 @@ extension TUNDevice: PacketSource {
             DeviceWriter(transmitter: try TUNTransmitter(self), device: self, inbound: receiver)
         }
         handOff = { batch in DeviceWriter.handOff(batch, to: writers) }
-        whenClosed = {
+        whenClosed = { [weak self] in
             reader.stop()
             for writer in writers { writer.stop() }
+            // The writers hold the device (to count what they drop): let go of them.
+            self?.handOff = nil
         }
         reader.start()
         for writer in writers { writer.start() }
