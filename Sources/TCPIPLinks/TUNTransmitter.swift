@@ -24,6 +24,7 @@ public final class TUNTransmitter: @unchecked Sendable {
         /// The device is gone: nothing more can be written.
         public var failure: TUNError?
 
+        /// An outcome with these counts (none by default).
         public init(droppedQueueFull: Int = 0, writeErrors: Int = 0, failure: TUNError? = nil) {
             self.droppedQueueFull = droppedQueueFull
             self.writeErrors = writeErrors
@@ -31,6 +32,7 @@ public final class TUNTransmitter: @unchecked Sendable {
         }
     }
 
+    /// A writing half for `device`, on a duplicate of its descriptor.
     public init(_ device: TUNDevice) throws(TUNError) {
         descriptor = try device.duplicateDescriptor()
     }
