@@ -32,6 +32,7 @@ public struct StackConfiguration: Sendable {
     /// tests, the simulator and benchmarks want, and what a server on a network must not use: the
     /// secrets are then as public as the seed.
     public var seed: UInt64?
+    /// TCP's knobs, for every connection the stack makes.
     public var tcp: TCPConfiguration
     /// ICMP and ICMPv6: echo replies and the errors we send.
     public var icmp: ICMPConfiguration = ICMPConfiguration()
@@ -78,6 +79,8 @@ public struct StackConfiguration: Sendable {
     /// The name of the stack's link, as `iifname` and `oifname` match it; nil matches no name.
     public var linkName: String? = nil
 
+    /// A configuration owning `addresses`, the rest as the properties of the same name; everything else at its
+    /// default.
     public init(
         addresses: [IPAddress],
         mtu: Int = 1500,
@@ -216,6 +219,11 @@ public struct TCPConfiguration: Sendable {
     /// milliseconds: 1 ms. Linux bounds that term by its minimum RTO instead (tcp_rto_min bounds
     /// rttvar), so its RTO is never under SRTT + 200 ms: the same formula with G = 200 ms.
     public var clockGranularity: TimeAmount = .milliseconds(1)
+    /// Added to RFC 8985 §7.2's PTO (2·SRTT) when more than one segment is in flight (with one,
+    /// TLP.max_ack_delay is added). Zero is the RFC's PTO. Linux adds TCP_TIMEOUT_MIN, two jiffies
+    /// (net/ipv4/tcp_output.c, tcp_schedule_loss_probe), so that with an SRTT of zero a probe does
+    /// not fire in the instant the data left.
+    public var lossProbeSlack: TimeAmount = .zero
     /// Retransmissions of one segment before the connection is aborted (RFC 9293 §3.8.3 R2; Linux tcp_retries2 = 15).
     public var maximumRetransmissions: Int = 15
     /// Retransmissions of a SYN or SYN-ACK before giving up (RFC 9293 §3.8.3 R2 for SYNs; Linux
@@ -246,6 +254,7 @@ public struct TCPConfiguration: Sendable {
     public var hyStart: Bool = false
     /// Persist timer bounds for zero-window probes (RFC 9293 §3.8.6.1; backoff per RFC 1122 §4.2.2.17).
     public var minimumPersistTimeout: TimeAmount = .milliseconds(200)
+    /// The longest the persist timer backs off to.
     public var maximumPersistTimeout: TimeAmount = .seconds(60)
     /// What a zero-window probe carries (RFC 9293 §3.8.6.1): an octet of new data by default.
     public var zeroWindowProbe: ZeroWindowProbe = .newData
@@ -310,6 +319,7 @@ public struct TCPConfiguration: Sendable {
     /// (FastOpen.swift). Client on, server off by default, as Linux's tcp_fastopen = 1.
     public var fastOpen = FastOpen()
 
+    /// RFC 9293's and Linux's defaults (see each property).
     public init() {}
 
     /// Segments for no connection that are answered with an RST (`closedPortResets`).
@@ -356,13 +366,13 @@ extension TCPConfiguration {
         var tcp = TCPConfiguration()
         tcp.receiveBufferSize = 128 * 1024
         tcp.receiveBufferMaximum = 8 * 1024 * 1024
-        // The out-of-order queue keeps the default 512 KiB bound, though behind one hole a sender
-        // with a full window sends up to the whole 8 MiB buffer and the queue then drops in-window
-        // segments (a 0.1 % loss simulation retransmitted 370 segments for 9 lost). Raising it to
-        // twice the buffer (as Linux's rcvbuf is twice its window) fixed that run, but together with
-        // HyStart++ it made the bandwidth-delay sweep's 100 Mbit/s cells collapse (10 ms: 2,155 →
-        // 32,506 retransmissions, 0.886 → 0.786 of the link; 50 ms: 0.869 → 0.445) while the 10 Mbit/s
-        // cells gained (50 ms: 0.637 → 0.930). Not understood yet; `LossGoodputTests` sets it itself.
+        // The out-of-order queue may hold twice the largest buffer (as Linux's rcvbuf is twice its
+        // window): behind one hole a sender with a full window sends up to the whole 8 MiB, and a
+        // 512 KiB bound then dropped in-window segments (a 0.1 % loss simulation retransmitted 370
+        // segments for 9 lost). That bound once collapsed the bandwidth-delay sweep's 100 Mbit/s
+        // cells (10 ms: 2,155 → 32,506 retransmissions): ssthresh came from a FlightSize that
+        // counted the queue's bytes; the sender now takes min(FlightSize, cwnd) (`beginEpisode`).
+        tcp.reassemblyLimit = 16 * 1024 * 1024
         tcp.sendBufferSize = 256 * 1024
         tcp.sendBufferMaximum = 16 * 1024 * 1024
         tcp.slowStartLimitSegments = nil
@@ -397,6 +407,7 @@ public struct Keepalive: Sendable, Hashable {
     /// Unanswered probes before the connection is aborted (TCP_KEEPCNT; Linux 9).
     public var probes: Int
 
+    /// Keep-alive with these timings: by default RFC 1122's two hours idle, then Linux's 75 s and 9 probes.
     public init(idle: TimeAmount = .seconds(7200), interval: TimeAmount = .seconds(75), probes: Int = 9) {
         self.idle = idle
         self.interval = interval
@@ -473,6 +484,7 @@ public struct ICMPConfiguration: Sendable, Hashable {
     /// The bucket's depth: errors that may go out at once after a quiet spell (`icmp_msgs_burst`).
     public var errorBurst: Int = 50
 
+    /// Linux's defaults: echo answered, 1,000 errors per second in bursts of 50.
     public init() {}
 }
 
@@ -485,5 +497,6 @@ public struct UDPConfiguration: Sendable, Hashable {
     /// Most UDP endpoints the stack holds at once.
     public var maximumEndpoints: Int = 65_536
 
+    /// Linux's defaults.
     public init() {}
 }

@@ -2,9 +2,12 @@ import TCPIPWire
 
 /// One end of a TCP connection: an IP address and a port (RFC 9293 §3.1's "socket").
 public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
+    /// The IP address.
     public var address: IPAddress
+    /// The port.
     public var port: UInt16
 
+    /// The endpoint `address`:`port`.
     @inlinable
     public init(_ address: IPAddress, _ port: UInt16) {
         self.address = address
@@ -29,9 +32,12 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
 
 /// The four numbers that name a connection: local and remote endpoints (RFC 9293 §3.4's "socket pair").
 public struct FourTuple: Hashable, Sendable, CustomStringConvertible {
+    /// Our end.
     public var local: Endpoint
+    /// The peer's end.
     public var remote: Endpoint
 
+    /// The pair of `local` and `remote`.
     @inlinable
     public init(local: Endpoint, remote: Endpoint) {
         self.local = local

@@ -6,13 +6,16 @@ import NIOCore
 /// at zero and advance virtually; a runtime passes its monotonic clock.
 /// Durations are NIOCore's `TimeAmount` (nanoseconds in an `Int64`).
 public struct Instant: Hashable, Comparable, Sendable {
+    /// Nanoseconds since the clock's zero.
     public var nanoseconds: Int64
 
+    /// The instant `nanoseconds` after zero.
     @inlinable
     public init(nanoseconds: Int64) {
         self.nanoseconds = nanoseconds
     }
 
+    /// The clock's zero: the start of a simulation, or whatever the driver's clock counts from.
     public static let zero = Instant(nanoseconds: 0)
 
     /// Later than any deadline the stack sets; used as "never".
@@ -28,12 +31,14 @@ public struct Instant: Hashable, Comparable, Sendable {
         return Instant(nanoseconds: overflow ? (rhs.nanoseconds > 0 ? .max : .min) : sum)
     }
 
+    /// The time from `rhs` to `lhs` (negative when `lhs` is earlier).
     @inlinable
     public static func - (lhs: Instant, rhs: Instant) -> TimeAmount {
         let (difference, overflow) = lhs.nanoseconds.subtractingReportingOverflow(rhs.nanoseconds)
         return .nanoseconds(overflow ? (lhs.nanoseconds > rhs.nanoseconds ? .max : .min) : difference)
     }
 
+    /// Moves `lhs` on by `rhs`.
     @inlinable
     public static func += (lhs: inout Instant, rhs: TimeAmount) { lhs = lhs + rhs }
 

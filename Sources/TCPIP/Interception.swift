@@ -32,6 +32,7 @@ public struct InterceptionConfiguration: Sendable, Hashable {
     /// What an ICMP or ICMPv6 echo request to any address meets. `.answer` by default.
     public var icmpEcho: InterceptedEcho = .answer
 
+    /// A configuration with these values (see each property); the defaults are the ones stated there.
     public init(
         requestDeadline: Duration = .seconds(10), maxPendingRequests: Int = 1024, maxConnections: Int = 8192,
         udpFlowTimeout: Duration = .seconds(120), dnsFlowTimeout: Duration = .seconds(10), maxUDPFlows: Int = 4096,
@@ -102,8 +103,11 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
 public struct EchoRequest: Hashable, Sendable {
     /// Who asked, and which address it asked.
     public let source: IPAddress
+    /// The address the request was sent to.
     public let destination: IPAddress
+    /// The echo identifier (RFC 792, RFC 4443 §4.1), to send back.
     public let identifier: UInt16
+    /// The echo sequence number, to send back.
     public let sequenceNumber: UInt16
     /// The data to echo back.
     public let payload: ByteBuffer

@@ -22,6 +22,7 @@ public struct PathMTUConfiguration: Sendable {
     /// link MTU" (1280, RFC 8200 §5). Not configurable.
     public static let minimumIPv6 = 1280
 
+    /// The defaults of each property (Linux's ageing, the minimums above).
     public init() {}
 }
 
@@ -41,6 +42,7 @@ public struct MTUProbing: Sendable, Hashable {
     /// A search ends when the bounds are this close (Linux's `tcp_probe_threshold`, 8).
     public var threshold: Int = 8
 
+    /// Linux's defaults (`tcp_mtu_probing` = 1, `tcp_base_mss` = 1024).
     public init() {}
 }
 
@@ -68,8 +70,15 @@ struct PathMTUCache {
     var count: Int { entries.count }
 
     /// The path MTU to `destination`, if it is known to be smaller than the link's and has not aged out.
+    /// Inlined up to the empty test: every open asks, and the cache is nearly always empty.
+    @inline(__always)
     mutating func mtu(to destination: IPAddress, now: Instant) -> Int? {
-        guard !entries.isEmpty, let entry = entries[destination] else { return nil }
+        entries.isEmpty ? nil : storedMTU(to: destination, now: now)
+    }
+
+    @inline(never)
+    private mutating func storedMTU(to destination: IPAddress, now: Instant) -> Int? {
+        guard let entry = entries[destination] else { return nil }
         guard now < entry.expires else {
             // RFC 1191 §6.3: the estimate is stale; the link MTU is tried again.
             entries[destination] = nil

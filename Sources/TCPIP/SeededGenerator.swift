@@ -13,6 +13,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         if state == (0, 0, 0, 0) { state.0 = 0x9E37_79B9_7F4A_7C15 }
     }
 
+    /// A generator whose whole sequence follows from `seed` (SplitMix64 fills the state).
     public init(seed: UInt64) {
         var splitMix = seed
         func next() -> UInt64 {

@@ -3,7 +3,9 @@
 /// When a slot is freed its generation moves on, so an old handle stops matching: a connection closed and
 /// its slot reused by a new one is never reached through the old connection's handle.
 public struct SlabHandle: Hashable, Sendable, CustomStringConvertible {
+    /// The slot.
     public let index: UInt32
+    /// The slot's generation when it was filled.
     public let generation: UInt32
 
     @inlinable

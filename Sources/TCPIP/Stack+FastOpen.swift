@@ -104,10 +104,13 @@ extension Stack {
     /// RFC 7413 §4.2.2 steps 4–6: a full TCB in SYN-RECEIVED at once, the SYN's data delivered to
     /// the application (the connection is in the accept queue from now on), and a SYN-ACK that
     /// acknowledges the SYN and the data.
-    func openFastOpenConnection(listener handle: SlabHandle, tuple: FourTuple, _ segment: IncomingSegment, iss: SequenceNumber, now: Instant) {
+    func openFastOpenConnection(
+        listener handle: SlabHandle, tuple: FourTuple, _ segment: IncomingSegment, iss: SequenceNumber,
+        timestampOffset: UInt32, now: Instant
+    ) {
         let entry = HalfOpenConnection(
             tuple: tuple, listener: handle, iss: iss, irs: segment.seq, peerOptions: segment.header.options,
-            timestampOffset: synCookies.timestampOffset(for: tuple),
+            timestampOffset: timestampOffset,
             advertisedWindow: UInt16(clamping: configuration.tcp.receiveBufferSize),
             retransmitAt: now + configuration.tcp.initialRTO, synAckSentAt: now,
             explicitCongestion: configuration.tcp.explicitCongestionNotification != .off && ECNState.isSetupSYN(segment.flags))

@@ -292,20 +292,20 @@ extension Stack {
             io.decision("RFC 4987 §3", "SYN queue full (\(synQueue.count)); SYN dropped", connection: tuple, now: now)
             return
         }
-        let iss = initialSequenceNumber(for: tuple, now: now, previousSndNxt: previousSndNxt)
+        // RFC 7323 §5.4: the timestamp offset per 4-tuple (a keyed hash, as RFC 6528 §3), so a new
+        // incarnation's TSvals follow the old one's (RFC 6191 at the peer), and a cookie
+        // connection's agree with a queued one's.
+        let (iss, timestampOffset) = initialNumbers(for: tuple, now: now, previousSndNxt: previousSndNxt)
         // RFC 7413 §4.2: a Fast Open SYN opens the connection at once, or asks for a cookie (Stack+FastOpen.swift).
         let fastOpen = fastOpenSYNArrives(listener: handle, tuple: tuple, segment, now: now)
         if case .open = fastOpen {
-            openFastOpenConnection(listener: handle, tuple: tuple, segment, iss: iss, now: now)
+            openFastOpenConnection(listener: handle, tuple: tuple, segment, iss: iss, timestampOffset: timestampOffset, now: now)
             return
         }
         let receiveSpace = configuration.tcp.receiveBufferSize
         let entry = HalfOpenConnection(
             tuple: tuple, listener: handle, iss: iss, irs: segment.seq, peerOptions: segment.header.options,
-            // RFC 7323 §5.4: an offset per 4-tuple (a keyed hash, as RFC 6528 §3), so a new
-            // incarnation's TSvals follow the old one's (RFC 6191 at the peer), and a cookie
-            // connection's agree with a queued one's.
-            timestampOffset: synCookies.timestampOffset(for: tuple),
+            timestampOffset: timestampOffset,
             advertisedWindow: UInt16(clamping: receiveSpace),
             retransmitAt: now + configuration.tcp.initialRTO, synAckSentAt: now,
             // RFC 3168 §6.1.1: "If a host has received an ECN-setup SYN packet, then it MAY send an

@@ -128,13 +128,13 @@ extension Stack {
         let tcp = configuration
         let tuple = record.tuple
         let shared = tcp.map(SharedTCPConfiguration.init) ?? sharedTCPConfiguration
-        let iss = initialSequenceNumber(for: tuple, now: now, previousSndNxt: record.previousSndNxt)
+        // RFC 7323 §5.4: a timestamp offset per 4-tuple, as for every other open.
+        let (iss, timestampOffset) = initialNumbers(for: tuple, now: now, previousSndNxt: record.previousSndNxt)
         let peerOptions = record.peerOptions
         var connection = TCPConnection(
             tuple: tuple, iss: iss, state: .synReceived,
             receiveMSS: announcedMSS(for: tuple.local.address),
-            // RFC 7323 §5.4: an offset per 4-tuple, as for every other open.
-            timestampOffset: synCookies.timestampOffset(for: tuple), configuration: shared)
+            timestampOffset: timestampOffset, configuration: shared)
         if let mtu = pathMTUCache.mtu(to: tuple.remote.address, now: now) { connection.path.mtu = Int32(clamping: mtu) }
         connection.adoptPeerOptions(peerOptions, now: now)
         connection.irs = record.irs

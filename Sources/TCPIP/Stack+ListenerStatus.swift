@@ -4,12 +4,15 @@ import TCPIPWire
 /// A listener's queues, as `ss -lt` shows them (Recv-Q is the accept queue, Send-Q the backlog),
 /// with the SYN queue beside them.
 public struct ListenerStatus: Hashable, Sendable {
+    /// The port listened on.
     public var port: UInt16
     /// Half-open connections (SYN received, SYN-ACK sent) and the most the listener keeps.
     public var synQueue: Int
+    /// The most half-open connections it keeps (beyond, SYN cookies or drops).
     public var synQueueLimit: Int
     /// Established connections not yet accepted, and the most it holds.
     public var acceptQueue: Int
+    /// The most established connections waiting to be accepted.
     public var backlog: Int
 }
 

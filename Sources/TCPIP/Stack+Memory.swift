@@ -21,6 +21,7 @@ public struct StackMemory: Hashable, Sendable {
     /// (`TCPConfiguration.idleBufferReclaim`).
     public var queueRings: Int = 0
 
+    /// Everything above, in bytes.
     public var total: Int { connectionSlots + lookupTables + timers + buffers + queueRings }
 }
 

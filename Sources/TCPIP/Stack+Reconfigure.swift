@@ -24,16 +24,27 @@ extension TCPConfiguration {
     /// Everything else (buffer sizes, timers' bounds, the option layout) sizes or shapes state when a
     /// connection is made and is not changed under it: make a new stack for those.
     public struct Reconfigurable: Sendable, Hashable {
+        /// `TCPConfiguration.timestamps`.
         public var timestamps: Bool
+        /// `TCPConfiguration.windowScaling`.
         public var windowScaling: Bool
+        /// `TCPConfiguration.selectiveAcknowledgments`.
         public var selectiveAcknowledgments: Bool
+        /// `TCPConfiguration.explicitCongestionNotification`.
         public var explicitCongestionNotification: ExplicitCongestionNotification
+        /// `TCPConfiguration.maximumSYNRetransmissions`.
         public var maximumSYNRetransmissions: Int
+        /// `TCPConfiguration.fastOpen`.
         public var fastOpen: FastOpen
+        /// `TCPConfiguration.acceptsAnyResetInWindow`.
         public var acceptsAnyResetInWindow: Bool
+        /// `TCPConfiguration.resetsOnSYNInWindow`.
         public var resetsOnSYNInWindow: Bool
+        /// `TCPConfiguration.acceptsSYNWithFIN`.
         public var acceptsSYNWithFIN: Bool
+        /// `TCPConfiguration.acceptsSYNACKWithFIN`.
         public var acceptsSYNACKWithFIN: Bool
+        /// `TCPConfiguration.closedPortResets`.
         public var closedPortResets: ClosedPortResets
     }
 

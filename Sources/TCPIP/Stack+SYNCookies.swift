@@ -22,7 +22,9 @@ extension Stack {
             // RFC 3168 §6.1.1: an ECN-setup SYN may get an ECN-setup SYN-ACK.
             let ecn = tcp.explicitCongestionNotification != .off && ECNState.isSetupSYN(segment.flags)
             if ecn { flags.insert(.ece) }
-            let clock = UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ synCookies.timestampOffset(for: tuple)
+            // RFC 7323 §5.4: the 4-tuple's offset, which the connection the ACK creates recomputes.
+            let offset = initialSequenceNumbers.timestampOffset(for: tuple)
+            let clock = UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ offset
             options.timestamps = TCPTimestamps(
                 value: SYNCookies.timestampValue(clock: clock, peerWindowScale: peerShift, sackPermitted: sack, ecn: ecn),
                 echoReply: timestamps.value)
@@ -83,7 +85,7 @@ extension Stack {
         }
         let entry = HalfOpenConnection(
             tuple: tuple, listener: listenerHandle, iss: decoded.iss, irs: decoded.irs,
-            peerOptions: decoded.options, timestampOffset: synCookies.timestampOffset(for: tuple),
+            peerOptions: decoded.options, timestampOffset: initialSequenceNumbers.timestampOffset(for: tuple),
             advertisedWindow: UInt16(clamping: configuration.tcp.receiveBufferSize), retransmitAt: now,
             synAckSentAt: nil, explicitCongestion: decoded.ecn)
         io.decision("RFC 4987 §3.6", "valid SYN cookie: connection created, MSS \(decoded.options.maximumSegmentSize ?? 0)"

@@ -130,7 +130,8 @@ extension Stack {
         connectionSegmentArrives(handle, segment, now: now)
     }
 
-    /// The ISS of a new incarnation of a 4-tuple whose last one sent up to `previousSndNxt`.
+    /// The ISS of a new incarnation of a 4-tuple whose last one sent up to `previousSndNxt`, and its
+    /// timestamp offset (RFC 7323 §5.4), both from one keyed hash (`InitialSequenceNumberGenerator`).
     ///
     /// RFC 1122 §4.2.2.13 (1): reopening from TIME-WAIT, the ISS must be "larger than the largest
     /// sequence number it used on the previous connection incarnation". The RFC 6528 clock makes it
@@ -138,10 +139,12 @@ extension Stack {
     /// as Linux, SND.NXT + 65537: past anything the old connection could have had acknowledged, so no
     /// old duplicate ACK is acceptable in the new one. With timestamps RFC 6191 does not need it, but
     /// it costs nothing, and the peer may not check PAWS on every segment.
-    func initialSequenceNumber(for tuple: FourTuple, now: Instant, previousSndNxt: SequenceNumber?) -> SequenceNumber {
-        let iss = initialSequenceNumbers.initialSequenceNumber(for: tuple, now: now)
-        guard let previousSndNxt, !iss.isAfter(previousSndNxt) else { return iss }
-        return previousSndNxt + UInt32(65537)
+    func initialNumbers(
+        for tuple: FourTuple, now: Instant, previousSndNxt: SequenceNumber?
+    ) -> (iss: SequenceNumber, timestampOffset: UInt32) {
+        let numbers = initialSequenceNumbers.numbers(for: tuple, now: now)
+        guard let previousSndNxt, !numbers.iss.isAfter(previousSndNxt) else { return numbers }
+        return (previousSndNxt + UInt32(65537), numbers.timestampOffset)
     }
 
     /// A TIME-WAIT record that `connect` may take over for `tuple`, under Linux's `tcp_tw_reuse`

@@ -74,12 +74,12 @@ extension Stack {
             throw .resourcesExhausted
         }
         let (tuple, reused) = try ephemeralTuple(from: local, to: remote, now: now)
-        let iss = initialSequenceNumber(for: tuple, now: now, previousSndNxt: reused?.sndNxt)
+        // RFC 7323 §5.4: a timestamp offset per 4-tuple (as for passive opens), so a new
+        // incarnation's TSvals follow the old one's and the peer's PAWS and RFC 6191 can tell them apart.
+        let (iss, timestampOffset) = initialNumbers(for: tuple, now: now, previousSndNxt: reused?.sndNxt)
         let connection = TCPConnection(
             tuple: tuple, iss: iss, state: .synSent, receiveMSS: announcedMSS(for: local, clampedTo: maximumSegmentSize),
-            // RFC 7323 §5.4: an offset per 4-tuple (as for passive opens), so a new incarnation's
-            // TSvals follow the old one's and the peer's PAWS and RFC 6191 can tell them apart.
-            timestampOffset: synCookies.timestampOffset(for: tuple), configuration: sharedTCPConfiguration)
+            timestampOffset: timestampOffset, configuration: sharedTCPConfiguration)
         let handle = connections.insert(consume connection)
         connectionTable[tuple] = handle
         io.counters.activeOpens &+= 1

@@ -108,6 +108,8 @@ public final class Stack {
         var port: UInt16
     }
 
+    /// A stack made of `configuration`: its addresses, limits and knobs, and its secrets from
+    /// `configuration.seed` or the system's generator.
     public init(_ configuration: StackConfiguration) {
         self.storedConfiguration = configuration
         self.localAddresses = LocalAddresses(configuration.addresses)
@@ -133,9 +135,9 @@ public final class Stack {
             self.fastOpenState = FastOpenState(configuration.tcp.fastOpen, generator: &fastOpenKeys)
         } else {
             // Secure by default: every stream keyed from the OS's cryptographic generator, 256 bits
-            // each. The ISN key has a stream of its own, because `random`'s outputs are seen on the
-            // wire (timestamp offsets) and xoshiro is not a cryptographic generator: nothing an
-            // attacker observes comes from a stream that also made a secret.
+            // each. The ISN key (which also keys the timestamp offsets) has a stream of its own,
+            // because `random`'s outputs may be seen on the wire and xoshiro is not a cryptographic
+            // generator: nothing an attacker observes comes from a stream that also made a secret.
             var system = SystemRandomNumberGenerator()
             self.synCookies = SYNCookies(generator: SeededGenerator(entropyFrom: &system))
             self.io.challengeAcks = ChallengeAckLimiter(
@@ -186,7 +188,10 @@ public final class Stack {
         while index < io.deferredAcks.count {
             let handle = io.deferredAcks[index]
             index += 1
-            guard withConnection(handle, { $0.sendDeferredAck(now: now, io: &io) }) != nil else { continue }
+            // The wakeup is looked at again only if a deadline moved (once a connection in `bench
+            // connrate` — its handshake's ACK — this was a second `connectionActivity` that found
+            // nothing to do).
+            guard withConnection(handle, { $0.sendDeferredAck(now: now, io: &io) }) == true else { continue }
             connectionActivity(handle, now: now)
         }
         io.deferredAcks.removeAll(keepingCapacity: true)
@@ -255,6 +260,7 @@ public final class Stack {
         return nil
     }
 
+    /// The running totals, as `netstat -s` shows them.
     public var counters: StackCounters { io.counters }
 
     /// Record decisions with the RFC rule behind each (see `drainTrace`). Off by default: it costs.
@@ -269,7 +275,9 @@ public final class Stack {
         return Array(io.trace)
     }
 
+    /// Connections the stack holds (TIME-WAIT records kept apart, after their connection was released, not counted).
     public var connectionCount: Int { connections.count }
+    /// Passive opens still in a listener's SYN queue.
     public var halfOpenCount: Int { halfOpen.count }
 
     // MARK: Bookkeeping after a connection ran

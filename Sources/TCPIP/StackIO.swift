@@ -94,10 +94,13 @@ struct StackIO {
 
 /// One line of the decision trace: what the stack decided, when, and which rule made it decide so.
 public struct TraceRecord: Hashable, Sendable, CustomStringConvertible {
+    /// When it was decided.
     public var time: Instant
+    /// The connection it concerns, if one.
     public var connection: FourTuple?
     /// The rule, cited as `RFC 9293 §3.8.6.1`.
     public var rule: String
+    /// What was decided, in words.
     public var message: String
 
     public var description: String { "\(rule): \(message)" }
@@ -120,6 +123,7 @@ public struct ConnectionEvents: OptionSet, Hashable, Sendable {
 
 /// An event for the application or runtime.
 public enum StackEvent: Hashable, Sendable {
+    /// Something happened to a connection (`ConnectionEvents`).
     case connection(ConnectionID, ConnectionEvents)
     /// A listener has a connection waiting in its accept queue.
     case acceptable(ListenerID)

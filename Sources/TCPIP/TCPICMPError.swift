@@ -8,6 +8,7 @@ import TCPIPWire
 /// Parsing the ICMP message is the IP layer's business; `Stack.icmpErrorArrived(_:now:)` takes
 /// this and does the TCP side (RFC 5927, RFC 1122 §4.2.3.9, RFC 1191, RFC 8201).
 public struct TCPICMPError: Hashable, Sendable {
+    /// What the error means for TCP.
     public enum Kind: Hashable, Sendable {
         /// RFC 792 type 3 code 4 with RFC 1191 §4's next-hop MTU (0 from a router that predates it).
         case fragmentationNeeded(nextHopMTU: Int)
@@ -19,6 +20,7 @@ public struct TCPICMPError: Hashable, Sendable {
         case soft(TCPError)
     }
 
+    /// What it means for TCP.
     public var kind: Kind
     /// The quoted datagram's source: our address and port.
     public var local: Endpoint
@@ -32,6 +34,7 @@ public struct TCPICMPError: Hashable, Sendable {
     /// Who sent the error (a router, or the peer), for traces.
     public var reporter: IPAddress?
 
+    /// An error with these fields (see each property).
     public init(
         kind: Kind, local: Endpoint, remote: Endpoint, sequenceNumber: SequenceNumber,
         quotedLength: Int? = nil, reporter: IPAddress? = nil

@@ -16,6 +16,7 @@ public final class PcapFileSink: PcapSink {
     /// Bytes gathered before a write(2).
     public static let bufferSize = 64 * 1024
 
+    /// The file the capture is written to.
     public let path: String
     /// The first write failure, if any; once set, nothing more is written.
     public private(set) var error: Errno?

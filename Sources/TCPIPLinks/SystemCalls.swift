@@ -8,17 +8,25 @@ import Darwin
 
 /// An error number from a failed system call.
 public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The C library's `errno` value.
     public var rawValue: Int32
 
+    /// The error numbered `rawValue` (`EINTR`, …).
     public init(rawValue: Int32) {
         self.rawValue = rawValue
     }
 
+    /// `EINTR`: a signal interrupted the call; it is retried.
     public static let interrupted = Errno(rawValue: EINTR)
+    /// `EAGAIN`: nothing to read, or no room to write, on a non-blocking descriptor.
     public static let wouldBlock = Errno(rawValue: EAGAIN)
+    /// `ENODEV`: the interface is gone.
     public static let noDevice = Errno(rawValue: ENODEV)
+    /// `EBADFD`: the TUN interface is down (the kernel refuses reads and writes).
     public static let badFileDescriptorState = Errno(rawValue: EBADFD)
+    /// `EMSGSIZE`: the datagram is larger than the device takes.
     public static let messageTooLong = Errno(rawValue: EMSGSIZE)
+    /// `ENOBUFS`: the device's queue is full; the datagram is dropped, as a full wire drops it.
     public static let noBufferSpace = Errno(rawValue: ENOBUFS)
 
     public var description: String {

@@ -19,6 +19,7 @@ public struct TUNDatagram: Sendable {
 
     /// The IP datagram, from its first header byte.
     public var packet: ByteBuffer
+    /// What the kernel said of the transport checksum (with a virtio-net header), or `.unverified`.
     public var checksum: Checksum
     /// A TSO/GSO super-packet (`gso_type` TCPV4 or TCPV6): one TCP segment of several MSS, larger
     /// than the MTU, that the kernel did not cut into wire-sized segments because the device
@@ -26,6 +27,12 @@ public struct TUNDatagram: Sendable {
     /// received segment's length; only the window does).
     public var segmentSize: Int?
 
+    /// A datagram as read from the device.
+    ///
+    /// - Parameters:
+    ///   - packet: the IP datagram, from its first header byte.
+    ///   - checksum: what the virtio-net header said of its checksum.
+    ///   - segmentSize: the MSS of a TSO/GSO super-packet; nil for one wire-sized datagram.
     public init(packet: ByteBuffer, checksum: Checksum = .unverified, segmentSize: Int? = nil) {
         self.packet = packet
         self.checksum = checksum

@@ -58,6 +58,12 @@ public final class TUNDevice: PacketLink {
         /// Set the interface MTU to this before use; nil keeps the interface's own.
         public var mtu: Int?
 
+        /// Options for `TUNDevice.init(name:options:)`; the defaults open a plain single-queue device.
+        ///
+        /// - Parameters:
+        ///   - multiQueue: attach one queue of a multi-queue device (`IFF_MULTI_QUEUE`).
+        ///   - virtioNetHeader: exchange datagrams with a virtio-net header (`IFF_VNET_HDR`), for offloads.
+        ///   - mtu: the interface MTU to set; nil keeps the interface's own.
         public init(multiQueue: Bool = false, virtioNetHeader: Bool = false, mtu: Int? = nil) {
             self.multiQueue = multiQueue
             self.virtioNetHeader = virtioNetHeader
@@ -76,6 +82,7 @@ public final class TUNDevice: PacketLink {
         /// Datagrams whose virtio-net header was short, asked for a segmentation we did not offer,
         /// or placed the checksum outside the datagram.
         public var badVirtioNetHeader: UInt64 = 0
+        /// No drops yet.
         public init() {}
     }
 
@@ -100,6 +107,7 @@ public final class TUNDevice: PacketLink {
 
     /// The interface name the kernel gave (the one asked for, or `tunN` for a pattern).
     public let name: String
+    /// The interface's MTU, read from the kernel when the device was opened (or set from `Options.mtu`).
     public let mtu: Int
     /// Whether each datagram read or written carries a virtio-net header (`Options.virtioNetHeader`).
     public let virtioNetHeader: Bool
@@ -107,9 +115,13 @@ public final class TUNDevice: PacketLink {
     /// datagrams the kernel holds for our reads before it drops the next (TX dropped). nil for an
     /// adopted descriptor, or when the kernel would not say.
     public let queueLength: Int?
+    /// A TUN device checks nothing for us: checksums are computed and verified by the stack (unless
+    /// `virtioNetHeader` hands them to the kernel).
     public let capabilities = LinkCapabilities(checksumOffload: false)
     public var nextArrival: Instant? { nil }
+    /// Datagrams and bytes read and written.
     public private(set) var statistics = LinkStatistics()
+    /// What was read but not handed on, by reason.
     public private(set) var drops = DropCounters()
     /// The first error that made the device unusable; once set, `send` drops and `receive` returns nil.
     public private(set) var failure: TUNError?

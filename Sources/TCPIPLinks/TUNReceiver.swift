@@ -20,11 +20,16 @@ public final class TUNReceiver: @unchecked Sendable {
 
     /// What one batch brought.
     public struct Batch: Sendable {
+        /// The datagrams read, in order.
         public var datagrams: [TUNDatagram] = []
         /// Datagrams dropped for a virtio-net header we could not honour (see `TUNDevice.DropCounters`).
         public var badVirtioNetHeaders = 0
     }
 
+    /// A receiver reading `device` on a descriptor of its own (a duplicate), so that it can block in poll(2) on
+    /// a thread while the device is written elsewhere.
+    ///
+    /// - Parameter device: the device to read.
     public init(_ device: TUNDevice) throws(TUNError) {
         let duplicate = try device.duplicateDescriptor()
         do {

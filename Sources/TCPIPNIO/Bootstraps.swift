@@ -34,10 +34,14 @@ import TCPIPWire
 ///     .bind(port: 80).get()
 /// ```
 public struct TCPIPServerBootstrap: Sendable {
+    /// The runtime whose stack listens.
     public let runtime: StackRuntime
     private var childOptions = ChannelOptions.Storage()
     private var initializer: @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
 
+    /// A bootstrap for listeners on `runtime`'s stack.
+    ///
+    /// - Parameter runtime: the runtime whose stack the listeners are opened on.
     public init(runtime: StackRuntime) {
         self.runtime = runtime
     }
@@ -138,6 +142,7 @@ public struct TCPIPServerBootstrap: Sendable {
 /// try await connection.executeThenClose { inbound, outbound in … }
 /// ```
 public struct TCPIPClientBootstrap: Sendable {
+    /// The runtime whose stack connects.
     public let runtime: StackRuntime
     private var setup = ChannelSetup()
 
@@ -256,6 +261,7 @@ public struct TCPIPDatagramBootstrap: Sendable {
     /// What an async datagram channel carries both ways.
     public typealias AsyncChannel = NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>
 
+    /// The runtime whose stack holds the UDP endpoints.
     public let runtime: StackRuntime
     private var setup = ChannelSetup()
 

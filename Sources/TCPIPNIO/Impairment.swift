@@ -11,14 +11,19 @@ import TCPIP
 public struct Impairment: Hashable, Sendable, CustomStringConvertible {
     /// Fractions in 0...1.
     public var loss: Double = 0
+    /// The fraction sent twice (in 0...1).
     public var duplicate: Double = 0
     /// The fraction sent at once rather than after `delay`, as netem's `reorder`.
     public var reorder: Double = 0
     /// One random bit flipped.
     public var corrupt: Double = 0
+    /// How long each datagram is held before it goes on (all but the `reorder` fraction).
     public var delay: TimeAmount = .zero
+    /// The seed of the generator that draws the losses, duplicates, reorderings and corruptions: the same seed,
+    /// the same impairment.
     public var seed: UInt64 = 1
 
+    /// No impairment: every datagram passes at once, intact.
     public init() {}
 
     /// Parses netem's words: `loss=5%,reorder=10%,duplicate=1%,corrupt=0.1%,delay=10ms[,seed=N]`.
@@ -59,12 +64,17 @@ public struct Impairment: Hashable, Sendable, CustomStringConvertible {
 /// The state of an `Impairment` in a runtime: its generator and the datagrams held for `delay`.
 /// Public for drivers of their own (`tcpip route` impairs each link's directions with one each).
 public struct Impairer {
+    /// What it impairs by.
     public let model: Impairment
     var generator: SeededGenerator
     /// Held datagrams in release order (one fixed delay keeps them sorted).
     var held = CircularBuffer<(release: Instant, packet: ByteBuffer, inbound: Bool)>(initialCapacity: 64)
+    /// Datagrams lost so far (`loss`).
     public private(set) var dropped: UInt64 = 0
 
+    /// An impairer with `model`'s generator, seeded from `model.seed`.
+    ///
+    /// - Parameter model: the impairment to apply.
     public init(_ model: Impairment) {
         self.model = model
         self.generator = SeededGenerator(seed: model.seed)

@@ -13,7 +13,9 @@ import TCPIP
 public final class InProcessPacketSource: PacketSource {
     /// What crossed this end.
     public struct Statistics: Hashable, Sendable {
+        /// Datagrams written to this end.
         public var packetsSent: UInt64 = 0
+        /// Datagrams handed to the other end.
         public var packetsDelivered: UInt64 = 0
         /// Larger than the MTU.
         public var droppedTooBig: UInt64 = 0

@@ -85,6 +85,12 @@ public struct PacketSourceOffloads: Hashable, Sendable {
     /// nor verifies checksums (`StackConfiguration.checksumOffload`).
     public var lossless: Bool
 
+    /// What the source offers; the defaults are a wire's: nothing.
+    ///
+    /// - Parameters:
+    ///   - transmitChecksum: the source completes the checksums of what the stack sends, so the stack
+    ///     leaves them (implied by `lossless`).
+    ///   - lossless: nothing can damage a datagram in either direction.
     public init(transmitChecksum: Bool = false, lossless: Bool = false) {
         self.transmitChecksum = transmitChecksum || lossless
         self.lossless = lossless
@@ -107,8 +113,14 @@ public struct InboundDatagram: Sendable {
 
     /// The IP datagram, from its first header byte.
     public var packet: ByteBuffer
+    /// How far the transport checksum can be trusted.
     public var checksum: Checksum
 
+    /// A datagram the source read.
+    ///
+    /// - Parameters:
+    ///   - packet: the IP datagram, from its first header byte.
+    ///   - checksum: what the source knows of its checksum.
     public init(_ packet: ByteBuffer, checksum: Checksum = .unverified) {
         self.packet = packet
         self.checksum = checksum

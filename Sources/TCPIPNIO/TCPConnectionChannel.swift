@@ -515,20 +515,23 @@ final class TCPConnectionChannel: LoopBoundOptionsChannel, ChannelCore, @uncheck
     }
 }
 
-/// Options of TCP channels beyond NIO's own.
 /// An outbound user event (`channel.triggerUserOutboundEvent(TCPChannelAbort())`): the connection
 /// is aborted — an RST to the peer, what is queued dropped (RFC 9293 §3.10.4) — and the channel closes.
 public struct TCPChannelAbort: Sendable {
+    /// The event.
     public init() {}
 }
 
+/// Options of TCP channels beyond NIO's own.
 public enum TCPChannelOptions {
     /// The most bytes one `channelRead` carries (RECEIVE's length, RFC 9293 §3.10.3); unlimited by default.
     public struct MaximumReadSize: ChannelOption, Sendable {
         public typealias Value = Int
+        /// The option (`TCPChannelOptions.maximumReadSize` spells it).
         public init() {}
     }
 
+    /// The most bytes one `channelRead` carries: `channel.setOption(TCPChannelOptions.maximumReadSize, value: 16384)`.
     public static let maximumReadSize = MaximumReadSize()
 }
 

@@ -13,7 +13,9 @@ import TCPIPWire
 /// backlog (`bind(… backlog:)`) is what bounds them, as the kernel's accept queue does.
 public final class TCPListener: Channel, ChannelCore, @unchecked Sendable {
     // @unchecked: the mutable state (`open`) is touched only on `eventLoop`, as in NIO's own channels.
+    /// The runtime whose stack listens.
     public let runtime: StackRuntime
+    /// The port it listens on.
     public let port: UInt16
     public let eventLoop: EventLoop
     public let allocator = ByteBufferAllocator()

@@ -98,8 +98,14 @@ public struct ScriptProfile: Sendable, Hashable {
     public var connectionTimeout: TimeAmount? = nil
     /// Minshall's Nagle (`TCPConfiguration.nagleMinshall`): Linux's tcp_nagle_check.
     public var nagleMinshall = false
+    /// What the PTO adds to 2·SRTT with more than one segment in flight (`TCPConfiguration.lossProbeSlack`):
+    /// Linux's TCP_TIMEOUT_MIN, 2 ms at HZ=1000 (tcp_schedule_loss_probe); FreeBSD's RACK stack is not its default.
+    public var lossProbeSlack: TimeAmount = .zero
     /// TCP Fast Open (`TCPConfiguration.fastOpen`); the RFC's defaults unless the platform's differ.
     public var fastOpen = FastOpen()
+    /// The errno of a write on a TCP socket that was never connected: Linux's EPIPE (tcp_sendmsg_locked
+    /// → sk_stream_wait_connect in state CLOSE), FreeBSD's ENOTCONN (sosend_generic, PR_CONNREQUIRED).
+    public var unconnectedWriteErrno = "ENOTCONN"
 
     public static func == (lhs: ScriptProfile, rhs: ScriptProfile) -> Bool { lhs.name == rhs.name }
     public func hash(into hasher: inout Hasher) { hasher.combine(name) }
@@ -128,6 +134,8 @@ public struct ScriptProfile: Sendable, Hashable {
         // tcp_event_data_sent / tcp_in_quickack_mode: a reply within ATO makes the connection
         // interactive (TCP_PINGPONG_THRESH 1) and its data is ACKed after the delayed-ACK timeout.
         profile.interactiveDelayedAcks = true
+        profile.unconnectedWriteErrno = "EPIPE"
+        profile.lossProbeSlack = .milliseconds(2)
         return profile
     }
 
@@ -189,6 +197,7 @@ public struct ScriptProfile: Sendable, Hashable {
         tcp.acceptsSYNWithFIN = acceptsSYNWithFIN
         tcp.fastOpen = fastOpen
         tcp.nagleMinshall = nagleMinshall
+        tcp.lossProbeSlack = lossProbeSlack
         return tcp
     }
 }

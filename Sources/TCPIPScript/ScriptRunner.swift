@@ -56,6 +56,8 @@ public final class ScriptRunner {
     var currentLine = 0
 
     var sockets: [Int: ScriptSocket] = [:]
+    /// epoll instances by file descriptor (`ScriptRunner+Epoll.swift`).
+    var epolls: [Int: EpollSet] = [:]
     /// packetdrill's socket under test, whose segments alone `>` lines are compared with.
     var underTest = SocketUnderTest.any
     /// Connections a listener under test has made from inbound SYNs: each after the first comes

@@ -27,6 +27,7 @@ public final class FaultInjector: PacketLink {
         /// or ECT(1)) is delivered marked CE instead of dropped; Not-ECT datagrams are still dropped.
         public var markInsteadOfDrop: Bool
 
+        /// Faults with these probabilities (each in 0...1) and delays; the defaults harm nothing.
         public init(
             loss: Double = 0,
             duplicate: Double = 0,
@@ -44,8 +45,11 @@ public final class FaultInjector: PacketLink {
         }
     }
 
+    /// The link whose arrivals are impaired.
     public let inner: PacketLink
+    /// The faults applied.
     public let configuration: Configuration
+    /// What was done so far.
     public private(set) var statistics = FaultStatistics()
 
     private var generator: SeededGenerator
@@ -55,6 +59,8 @@ public final class FaultInjector: PacketLink {
     /// Held-back datagrams, sorted by release time (ties in the order they were held).
     private var held = CircularBuffer<(packet: ByteBuffer, release: Instant)>(initialCapacity: 16)
 
+    /// Impairs what `inner` delivers by `configuration`, drawing from a generator seeded with `seed` (the same
+    /// seed, the same run).
     public init(wrapping inner: PacketLink, configuration: Configuration, seed: UInt64) {
         for probability in [configuration.loss, configuration.duplicate, configuration.reorder, configuration.corrupt] {
             precondition((0...1).contains(probability), "FaultInjector: probabilities must be in 0...1")
@@ -223,14 +229,17 @@ public final class FaultInjector: PacketLink {
 public struct FaultStatistics: Hashable, Sendable {
     /// Datagrams received from the wrapped link.
     public var received: UInt64 = 0
+    /// Datagrams dropped.
     public var dropped: UInt64 = 0
     /// Extra copies delivered.
     public var duplicated: UInt64 = 0
     /// Datagrams held back.
     public var reordered: UInt64 = 0
+    /// Datagrams with one bit flipped.
     public var corrupted: UInt64 = 0
     /// ECN-capable datagrams chosen for loss and delivered marked CE instead (`markInsteadOfDrop`).
     public var marked: UInt64 = 0
 
+    /// All zero.
     public init() {}
 }

@@ -26,6 +26,8 @@ public final class MemoryLink {
         /// Whether the ends advertise checksum offload. A memory link cannot damage a packet, like loopback.
         public var checksumOffload: Bool
 
+        /// A link with these properties; the defaults are loopback's: no delay, no rate limit, checksum
+        /// offload.
         public init(
             mtu: Int = 1500,
             delay: TimeAmount = .zero,
@@ -43,10 +45,13 @@ public final class MemoryLink {
 
     /// Which end of the pair.
     public enum Side: Hashable, Sendable {
+        /// The first end `pair(_:)` returns.
         case a
+        /// The second end `pair(_:)` returns.
         case b
     }
 
+    /// The link's delay, rate, queue and MTU.
     public let configuration: Configuration
     // Exempt from dynamic exclusivity checks: a link has one owner (its ends are not Sendable),
     // and `withLane` is the only access, one lane at a time, calling out to nothing. The checks
@@ -72,7 +77,9 @@ public final class MemoryLink {
 
     /// One end of a `MemoryLink`.
     public final class End: PacketLink {
+        /// The link this is an end of.
         public let link: MemoryLink
+        /// Which end.
         public let side: Side
 
         fileprivate init(link: MemoryLink, side: Side) {
@@ -82,6 +89,7 @@ public final class MemoryLink {
 
         public var mtu: Int { link.configuration.mtu }
 
+        /// Checksum offload when the link's configuration says so (a memory link cannot damage a datagram).
         public var capabilities: LinkCapabilities {
             LinkCapabilities(checksumOffload: link.configuration.checksumOffload)
         }

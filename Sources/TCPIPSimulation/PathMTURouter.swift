@@ -12,11 +12,13 @@ import TCPIPWire
 /// datagram without DF is dropped and counted too: this router does not fragment, and TCP never
 /// asks it to.
 public final class PathMTURouter: PacketLink {
+    /// What the router did.
     public struct Statistics: Hashable, Sendable {
         /// Datagrams forwarded.
         public var forwarded: UInt64 = 0
         /// Datagrams too big for the next hop, of which those answered with an ICMP error.
         public var tooBig: UInt64 = 0
+        /// ICMP errors sent back for them (none as a black hole).
         public var errorsSent: UInt64 = 0
         /// The largest datagram forwarded.
         public var largestForwarded = 0
@@ -25,16 +27,24 @@ public final class PathMTURouter: PacketLink {
     /// The router's own addresses: in the benchmarking ranges (RFC 2544's 198.18.0.0/15, RFC 3849's
     /// 2001:db8::/32), like everything in the simulation.
     public static let routerAddress4 = IPv4Address(198, 18, 255, 254)
+    /// The router's IPv6 address, the source of its packet-too-big messages.
     public static let routerAddress6 = IPv6Address("2001:db8:ffff::1")!
 
+    /// The link the router sits in front of.
     public let inner: PacketLink
+    /// The next link's MTU: the largest datagram forwarded.
     public let pathMTU: Int
+    /// Drop too-big datagrams without an ICMP error.
     public let blackHole: Bool
+    /// How long an ICMP error takes to come back.
     public let delay: TimeAmount
+    /// What it did so far.
     public private(set) var statistics = Statistics()
     /// ICMP errors on their way back to this end.
     private var errors = CircularBuffer<(packet: ByteBuffer, arrival: Instant)>()
 
+    /// A router in front of `inner` whose next link carries at most `pathMTU` octets (68 at least); `blackHole`
+    /// drops what is too big silently, and errors come back after `delay`.
     public init(wrapping inner: PacketLink, pathMTU: Int, blackHole: Bool = false, delay: TimeAmount = .zero) {
         precondition(pathMTU >= 68, "PathMTURouter: a path MTU below 68 octets")
         self.inner = inner
@@ -44,6 +54,7 @@ public final class PathMTURouter: PacketLink {
     }
 
     public var mtu: Int { inner.mtu }
+    /// The wrapped link's.
     public var capabilities: LinkCapabilities { inner.capabilities }
 
     public var nextArrival: Instant? { Instant.earliest(inner.nextArrival, errors.first?.arrival) }

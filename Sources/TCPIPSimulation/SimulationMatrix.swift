@@ -8,15 +8,21 @@ import TCPIP
 /// Same code, same table: the committed table is compared with a fresh run by a test, so a change
 /// in behaviour is reviewed as a diff of numbers.
 public struct SimulationMatrix: Sendable {
+    /// Round-trip times, one row group each.
     public var roundTripTimes: [TimeAmount] = [.milliseconds(10), .milliseconds(50), .milliseconds(200)]
     /// Probability that a datagram is lost, each way.
     public var lossRates: [Double] = [0, 0.001, 0.01, 0.05]
+    /// Competing flows per cell.
     public var flowCounts: [Int] = [1, 4]
+    /// The bottleneck's rate.
     public var bottleneckBitsPerSecond: UInt64 = 10_000_000
     /// The bottleneck's drop-tail queue: one bandwidth-delay product at 50 ms.
     public var queueBytes: Int = 62_500
+    /// Virtual time each cell runs.
     public var duration: TimeAmount = .seconds(20)
+    /// The links' MTU.
     public var mtu: Int = 1500
+    /// The flows' TCP configuration: buffers large enough for the longest path.
     public var tcp: TCPConfiguration = {
         var tcp = TCPConfiguration()
         // Windows large enough for the longest path (10 Mbit/s · 200 ms = 250 kB, plus the queue):
@@ -29,15 +35,22 @@ public struct SimulationMatrix: Sendable {
         return tcp
     }()
 
+    /// The committed table's grid.
     public init() {}
 
+    /// One row of the table.
     public struct Cell: Sendable, Equatable {
+        /// The path's round-trip time.
         public var roundTripMilliseconds: Int
+        /// The random loss each way, in percent.
         public var lossPercent: Double
+        /// Competing flows.
         public var flows: Int
         /// Goodput of all flows together, Mbit/s: bytes delivered in order to the receiving application.
         public var goodputMegabits: Double
+        /// Segments retransmitted, all flows.
         public var retransmissions: UInt64
+        /// Retransmission timeouts, all flows.
         public var timeouts: UInt64
         /// Jain's fairness index over the flows' goodputs: 1 is perfectly fair, 1/n is one flow taking all.
         public var fairness: Double
@@ -45,9 +58,11 @@ public struct SimulationMatrix: Sendable {
         public var stalledFlows: Int
         /// The Mathis et al. bound for one flow, MSS/RTT · √(3/2)/√p, Mbit/s; nil without loss.
         public var mathisMegabits: Double?
+        /// Whether every byte delivered matched what was sent.
         public var verified: Bool
     }
 
+    /// Cells in the table.
     public var cellCount: Int { roundTripTimes.count * lossRates.count * flowCounts.count }
 
     /// The configuration of cell `index`, in table order (RTT, then loss, then flows).
@@ -97,6 +112,7 @@ public struct SimulationMatrix: Sendable {
             + "rtt_ms  loss_%  flows  goodput_mbit  mathis_mbit  retrans  timeouts  fairness  stalled  verified"
     }
 
+    /// One row of the table, as `parse(_:)` reads it back.
     public static func render(_ cell: Cell) -> String {
         // A column is at least one space wider than its text, so the line always splits back.
         func column(_ text: String, _ width: Int) -> String { TextFormat.left(text, width - 1) + " " }
@@ -129,27 +145,41 @@ public struct SimulationMatrix: Sendable {
 /// state), and how far the receive buffer grew. Fixed 256 KiB buffers would carry at most
 /// 256 KiB per round trip: 21 Mbit/s at 100 ms.
 public struct BandwidthDelaySweep: Sendable {
+    /// Bottleneck rates, in bit/s.
     public var rates: [UInt64] = [10_000_000, 100_000_000, 500_000_000]
+    /// Round-trip times, per rate.
     public var roundTripTimes: [TimeAmount] = [.milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(200)]
+    /// Virtual time each cell runs.
     public var duration: TimeAmount = .seconds(5)
+    /// The links' MTU.
     public var mtu: Int = 1500
+    /// The flow's TCP configuration (autotuned buffers).
     public var tcp: TCPConfiguration = .server
 
+    /// The committed table's grid.
     public init() {}
 
+    /// One row of the sweep.
     public struct Cell: Sendable, Equatable {
+        /// The bottleneck's rate, in Mbit/s.
         public var rateMegabits: Int
+        /// The path's round-trip time.
         public var roundTripMilliseconds: Int
+        /// Goodput over the whole run, in Mbit/s.
         public var goodputMegabits: Double
         /// Goodput over the link rate, whole run and last quarter.
         public var fraction: Double
+        /// Goodput in the last quarter of the run, over the link rate.
         public var lastQuarterFraction: Double
         /// The receiver's buffer at the end (it started at `tcp.receiveBufferSize`).
         public var receiveBuffer: Int
+        /// Segments retransmitted.
         public var retransmissions: UInt64
+        /// Whether every byte delivered matched what was sent.
         public var verified: Bool
     }
 
+    /// Cells in the sweep.
     public var cellCount: Int { rates.count * roundTripTimes.count }
 
     /// Cell `index`, in table order (rate, then RTT).
@@ -162,6 +192,7 @@ public struct BandwidthDelaySweep: Sendable {
         max(Int(rate / 8 * UInt64(rtt.nanoseconds) / 1_000_000_000), 32 * mtu)
     }
 
+    /// Runs cell `index` of the sweep (`cellParameters(_:)`).
     public func run(cell index: Int) -> Cell {
         let (rate, rtt) = cellParameters(index)
         var configuration = TransferSimulation.Configuration()
@@ -184,6 +215,7 @@ public struct BandwidthDelaySweep: Sendable {
             verified: result.verified)
     }
 
+    /// The sweep's heading: what was run, then the column names.
     public var header: String {
         "bandwidth-delay sweep: \(cellCount) cells, 1 flow, no loss, drop-tail queue of one BDP, "
             + "\(duration.nanoseconds / 1_000_000_000) virtual s per cell, buffers autotuned from "
@@ -192,6 +224,7 @@ public struct BandwidthDelaySweep: Sendable {
             + "link_mbit  rtt_ms  goodput_mbit  of_link  last_quarter  rcvbuf  retrans  verified"
     }
 
+    /// One row of the sweep's table.
     public static func render(_ cell: Cell) -> String {
         func column(_ text: String, _ width: Int) -> String { TextFormat.left(text, width - 1) + " " }
         func fixed(_ value: Double, _ digits: Int) -> String { TextFormat.fixed(value, digits: digits) }

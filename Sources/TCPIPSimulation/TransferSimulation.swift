@@ -11,24 +11,36 @@ import TCPIPWire
 /// reads until the other's FIN. Every byte is compared with the deterministic pattern it was
 /// written from.
 public struct TransferSimulation {
+    /// What to simulate: the transfer, the path and the stacks.
     public struct Configuration {
         /// Bytes the client writes in all (and, with `bidirectional`, the server), split evenly over the connections.
         public var bytes: Int = 1 << 20
+        /// Connections, each carrying its share of `bytes`.
         public var connections: Int = 1
+        /// The servers write back as much as they read.
         public var bidirectional = false
+        /// Faults applied to each direction of the link.
         public var faults = FaultInjector.Configuration()
+        /// One-way propagation delay.
         public var delay: TimeAmount = .milliseconds(5)
+        /// The link's rate; nil for infinitely fast.
         public var bandwidthBitsPerSecond: UInt64? = nil
+        /// The link's drop-tail queue, in bytes.
         public var queueLimitBytes: Int = 1 << 20
+        /// The link's MTU.
         public var mtu: Int = 1500
+        /// 4 or 6: the addresses the stacks use.
         public var ipVersion: Int = 4
+        /// Seeds the faults and the stacks' generators: the same seed, the same run.
         public var seed: UInt64 = 1
+        /// The client's TCP configuration (and the server's, without `serverTCP`).
         public var tcp = TCPConfiguration()
         /// A run that has not finished by then has stalled: it fails instead of running forever.
         public var timeLimit: TimeAmount = .seconds(3600)
         /// Timed mode: the clients write without end and the run stops after this much virtual
         /// time; `bytes` is ignored and the result reports what each connection delivered.
         public var duration: TimeAmount? = nil
+        /// Records every datagram on the client's link.
         public var pcap: PcapSink? = nil
         /// The server stack's `StackConfiguration.memoryBudget`. With one, the server's memory is
         /// checked after every datagram: never above the budget, and its running total equal to a
@@ -47,22 +59,34 @@ public struct TransferSimulation {
         public var plotTitle: String? = nil
         /// Netfilter rules installed in the client's and the server's stack (`StackConfiguration.rules`).
         public var clientRules: FilterRuleset? = nil
+        /// Netfilter rules of the server's stack.
         public var serverRules: FilterRuleset? = nil
 
+        /// A 1 MiB upload over one connection, 5 ms each way, no faults.
         public init() {}
     }
 
+    /// What a run did.
     public struct Result: Sendable {
+        /// Whether every byte arrived intact and every connection closed cleanly.
         public var verified: Bool
         /// Bytes that arrived and matched, both directions, all connections.
         public var bytesVerified: Int
+        /// Bytes that should have arrived, both directions.
         public var bytesExpected: Int
+        /// Connections the run made.
         public var connections: Int
+        /// Virtual time the run took.
         public var virtualDuration: TimeAmount
+        /// Segments retransmitted, both stacks.
         public var retransmits: UInt64
+        /// The client stack's counters at the end.
         public var clientCounters: StackCounters
+        /// The server stack's counters at the end.
         public var serverCounters: StackCounters
+        /// What the fault injectors did, both directions.
         public var faults: FaultStatistics
+        /// What went wrong, one line each; empty when verified.
         public var failures: [String]
         /// Per connection, client to server: bytes verified at the end, and at three quarters of the
         /// run (timed mode), so a flow that stopped moving late in the run shows.
@@ -70,24 +94,32 @@ public struct TransferSimulation {
         /// With `serverMemoryBudget`: the most the server had in use after any datagram, and how
         /// many times its running total disagreed with a recount or exceeded the budget.
         public var serverPeakMemory: Int = 0
+        /// Times the server's memory exceeded the budget or disagreed with a recount.
         public var serverMemoryViolations: Int = 0
         /// Each server connection's status at the end (receive and send buffers, autotuning).
         public var serverStatuses: [ConnectionStatus] = []
         /// `nft list ruleset` of each stack's rules with their counters at the end; nil without rules.
         public var clientRuleListing: String? = nil
+        /// The server's rules with their counters.
         public var serverRuleListing: String? = nil
         /// With a `pathMTU` router: the path MTU the connections settled on (the largest datagram the
         /// router forwarded in the last segments each side sent), and the router's counts.
         public var settledPathMTU: Int? = nil
+        /// What the path MTU router did.
         public var router: PathMTURouter.Statistics? = nil
         /// The graph asked for with `Configuration.plotTitle`.
         public var plot: TimeSequencePlot? = nil
     }
 
+    /// The client's IPv4 address.
     public static let clientAddress4 = IPAddress.v4(IPv4Address(198, 18, 0, 1))
+    /// The server's IPv4 address.
     public static let serverAddress4 = IPAddress.v4(IPv4Address(198, 18, 0, 2))
+    /// The client's IPv6 address.
     public static let clientAddress6 = IPAddress("2001:db8::1")!
+    /// The server's IPv6 address.
     public static let serverAddress6 = IPAddress("2001:db8::2")!
+    /// The port the server listens on.
     public static let serverPort: UInt16 = 5001
 
     /// The byte at `offset` of the stream a connection's side writes: period 251 (prime), so it
@@ -97,6 +129,7 @@ public struct TransferSimulation {
         UInt8(truncatingIfNeeded: (offset &+ stream &* 37) % 251)
     }
 
+    /// Runs the simulation to its end on virtual time (deterministic: the same configuration, the same result).
     public static func run(_ configuration: Configuration) -> Result {
         Run(configuration).run()
     }

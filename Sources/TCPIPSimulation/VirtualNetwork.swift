@@ -9,12 +9,17 @@ import TCPIP
 /// Then the clock jumps to the next scheduled event. No wall clock is read, so a seed
 /// reproduces a run exactly.
 public final class VirtualNetwork {
+    /// A stack and the link it sends and receives on.
     public struct Host {
+        /// The stack.
         public let stack: Stack
+        /// Its end of the link.
         public let link: PacketLink
     }
 
+    /// The virtual time.
     public private(set) var now: Instant
+    /// The hosts, in the order added.
     public private(set) var hosts: [Host] = []
     /// Datagrams moved from stacks to links and back, for progress reports.
     public private(set) var datagramsMoved: UInt64 = 0
@@ -22,10 +27,12 @@ public final class VirtualNetwork {
     /// every step (a memory budget never exceeded, running totals equal to a recount).
     public var afterDatagram: ((Stack) -> Void)?
 
+    /// A network with no host yet, its clock at `start`.
     public init(start: Instant = .zero) {
         self.now = start
     }
 
+    /// Adds a host: `stack`, sending and receiving on `link`.
     public func addHost(_ stack: Stack, link: PacketLink) {
         hosts.append(Host(stack: stack, link: link))
     }

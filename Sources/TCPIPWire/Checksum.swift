@@ -21,6 +21,7 @@ public struct InternetChecksum: Sendable {
     @usableFromInline
     var odd = false
 
+    /// An empty sum: nothing added yet.
     @inlinable
     public init() {}
 

@@ -17,7 +17,9 @@ public struct ICMPQuotedDatagram: Hashable, Sendable {
 
     /// The quoted IP header. For IPv4, `totalLength` and `headerChecksum` are the original's.
     public var header: IPDatagram.Header
+    /// The quoted datagram's source: normally one of our addresses.
     public var source: IPAddress
+    /// The quoted datagram's destination: the peer it was sent to.
     public var destination: IPAddress
     /// For IPv6, the next header after the extension headers in the quote have been walked.
     public var upperLayerProtocol: UInt8
@@ -27,6 +29,7 @@ public struct ICMPQuotedDatagram: Hashable, Sendable {
     /// with a transport header.
     public var isNonFirstFragment: Bool
 
+    /// A quote with these fields (each as the property of the same name).
     public init(
         header: IPDatagram.Header, source: IPAddress, destination: IPAddress, upperLayerProtocol: UInt8,
         upperLayerBytes: ByteBuffer, isNonFirstFragment: Bool = false

@@ -26,8 +26,10 @@ public enum ICMPv4Message: Hashable, Sendable {
     /// checksum as they came.
     case other(type: UInt8, code: UInt8, restOfHeader: UInt32)
 
+    /// Octets of the ICMP header: type, code, checksum and the four octets that depend on the type.
     public static let headerLength = 8
 
+    /// The type field (RFC 792): 0 echo reply, 3 destination unreachable, 8 echo request, 11 time exceeded, ….
     public var type: UInt8 {
         switch self {
         case .echoReply: 0
@@ -39,6 +41,7 @@ public enum ICMPv4Message: Hashable, Sendable {
         }
     }
 
+    /// The code field: what kind of unreachable, of time exceeded, …; 0 for the types that have none.
     public var code: UInt8 {
         switch self {
         case .echoReply, .echoRequest: 0
@@ -72,6 +75,8 @@ public enum ICMPv4Message: Hashable, Sendable {
         }
     }
 
+    /// Whether the message reports an error about a datagram (and quotes it): an ICMP error is never answered
+    /// with one (RFC 1122 §3.2.2).
     public var isError: Bool { ICMPv4Message.isError(type: type) }
 
     /// The message for a type, code and rest of header as they came off the wire.
@@ -122,28 +127,43 @@ public struct ICMPv4UnreachableCode: RawRepresentable, Hashable, Sendable {
         self.rawValue = rawValue
     }
 
+    /// Code 0 (RFC 792): no route to the destination's network.
     public static let networkUnreachable = ICMPv4UnreachableCode(rawValue: 0)
+    /// Code 1 (RFC 792): the network was reached, the host was not.
     public static let hostUnreachable = ICMPv4UnreachableCode(rawValue: 1)
+    /// Code 2 (RFC 792): the host does not speak the datagram's protocol.
     public static let protocolUnreachable = ICMPv4UnreachableCode(rawValue: 2)
+    /// Code 3 (RFC 792): nothing listens on the destination port (UDP's answer; TCP answers RST).
     public static let portUnreachable = ICMPv4UnreachableCode(rawValue: 3)
     /// RFC 1191 §4: the datagram needed fragmenting and had DF set; the next-hop MTU says how far.
     public static let fragmentationNeeded = ICMPv4UnreachableCode(rawValue: 4)
+    /// Code 5 (RFC 792): a source route could not be followed.
     public static let sourceRouteFailed = ICMPv4UnreachableCode(rawValue: 5)
+    /// Code 6 (RFC 1122 §3.2.2.1): the destination network is unknown.
     public static let destinationNetworkUnknown = ICMPv4UnreachableCode(rawValue: 6)
+    /// Code 7 (RFC 1122 §3.2.2.1): the destination host is unknown.
     public static let destinationHostUnknown = ICMPv4UnreachableCode(rawValue: 7)
+    /// Code 8 (RFC 1122 §3.2.2.1): the source host is isolated (obsolete).
     public static let sourceHostIsolated = ICMPv4UnreachableCode(rawValue: 8)
+    /// Code 9 (RFC 1122 §3.2.2.1): communication with the destination network is prohibited.
     public static let networkAdministrativelyProhibited = ICMPv4UnreachableCode(rawValue: 9)
+    /// Code 10 (RFC 1122 §3.2.2.1): communication with the destination host is prohibited.
     public static let hostAdministrativelyProhibited = ICMPv4UnreachableCode(rawValue: 10)
+    /// Code 11 (RFC 1122 §3.2.2.1): the network is unreachable for this type of service.
     public static let networkUnreachableForTOS = ICMPv4UnreachableCode(rawValue: 11)
+    /// Code 12 (RFC 1122 §3.2.2.1): the host is unreachable for this type of service.
     public static let hostUnreachableForTOS = ICMPv4UnreachableCode(rawValue: 12)
     /// RFC 1812 §5.2.7.1.
     public static let communicationAdministrativelyProhibited = ICMPv4UnreachableCode(rawValue: 13)
+    /// Code 14 (RFC 1812 §5.2.7.1): the precedence is not permitted for this host.
     public static let hostPrecedenceViolation = ICMPv4UnreachableCode(rawValue: 14)
+    /// Code 15 (RFC 1812 §5.2.7.1): the precedence is below the network's cutoff.
     public static let precedenceCutoffInEffect = ICMPv4UnreachableCode(rawValue: 15)
 }
 
 /// An ICMP message with its body, parsed and validated: the value a receiver acts on.
 public struct ICMPv4Packet: Hashable, Sendable {
+    /// The type, code and type-dependent header fields.
     public var message: ICMPv4Message
     /// As parsed.
     public var checksum: UInt16
@@ -154,6 +174,7 @@ public struct ICMPv4Packet: Hashable, Sendable {
     /// redirect), the datagram they quote; nil for every other type.
     public var quoted: ICMPQuotedDatagram?
 
+    /// A packet with these fields (each as the property of the same name).
     public init(message: ICMPv4Message, body: ByteBuffer, quoted: ICMPQuotedDatagram? = nil, checksum: UInt16 = 0) {
         self.message = message
         self.body = body

@@ -28,11 +28,14 @@ public enum ICMPv6Message: Hashable, Sendable {
     /// Any other type (Neighbor Discovery, MLD, …): type, code and the four octets after the checksum.
     case other(type: UInt8, code: UInt8, restOfHeader: UInt32)
 
+    /// Octets of the ICMPv6 header: type, code, checksum and the four octets that depend on the type.
     public static let headerLength = 8
 
     /// RFC 4443 §3.4 code 1: "unrecognized Next Header type encountered".
     public static let unrecognizedNextHeader: UInt8 = 1
 
+    /// The type field (RFC 4443 §2.1): 1 destination unreachable, 2 packet too big, 3 time exceeded, 4
+    /// parameter problem, 128/129 echo, ….
     public var type: UInt8 {
         switch self {
         case .destinationUnreachable: 1
@@ -45,6 +48,7 @@ public enum ICMPv6Message: Hashable, Sendable {
         }
     }
 
+    /// The code field: what kind of unreachable, of time exceeded, …; 0 for the types that have none.
     public var code: UInt8 {
         switch self {
         case .destinationUnreachable(let code): code.rawValue
@@ -70,6 +74,8 @@ public enum ICMPv6Message: Hashable, Sendable {
     /// RFC 4443 §2.1: types 0–127 are error messages, 128–255 informational.
     public static func isError(type: UInt8) -> Bool { type < 128 }
 
+    /// Whether the message is an error message (types 0 to 127, RFC 4443 §2.1), which quotes a datagram and is
+    /// never answered with one (§2.4(e)).
     public var isError: Bool { ICMPv6Message.isError(type: type) }
 
     /// The message for a type, code and rest of header as they came off the wire.
@@ -119,17 +125,25 @@ public struct ICMPv6UnreachableCode: RawRepresentable, Hashable, Sendable {
         self.rawValue = rawValue
     }
 
+    /// Code 0 (RFC 4443 §3.1): no route to the destination.
     public static let noRoute = ICMPv6UnreachableCode(rawValue: 0)
+    /// Code 1 (RFC 4443 §3.1): communication with the destination is administratively prohibited.
     public static let administrativelyProhibited = ICMPv6UnreachableCode(rawValue: 1)
+    /// Code 2 (RFC 4443 §3.1): the destination is beyond the scope of the source address.
     public static let beyondScope = ICMPv6UnreachableCode(rawValue: 2)
+    /// Code 3 (RFC 4443 §3.1): the address is unreachable (no neighbour answered, for one).
     public static let addressUnreachable = ICMPv6UnreachableCode(rawValue: 3)
+    /// Code 4 (RFC 4443 §3.1): nothing listens on the destination port.
     public static let portUnreachable = ICMPv6UnreachableCode(rawValue: 4)
+    /// Code 5 (RFC 4443 §3.1): the source address failed an ingress/egress policy.
     public static let sourcePolicyFailed = ICMPv6UnreachableCode(rawValue: 5)
+    /// Code 6 (RFC 4443 §3.1): the route to the destination is a reject route.
     public static let rejectRoute = ICMPv6UnreachableCode(rawValue: 6)
 }
 
 /// An ICMPv6 message with its body, parsed and validated: the value a receiver acts on.
 public struct ICMPv6Packet: Hashable, Sendable {
+    /// The type, code and type-dependent header fields.
     public var message: ICMPv6Message
     /// As parsed.
     public var checksum: UInt16
@@ -138,6 +152,7 @@ public struct ICMPv6Packet: Hashable, Sendable {
     /// For error messages (types 0–127), the packet they quote; nil for informational messages.
     public var quoted: ICMPQuotedDatagram?
 
+    /// A packet with these fields (each as the property of the same name).
     public init(message: ICMPv6Message, body: ByteBuffer, quoted: ICMPQuotedDatagram? = nil, checksum: UInt16 = 0) {
         self.message = message
         self.body = body

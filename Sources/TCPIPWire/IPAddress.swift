@@ -2,13 +2,16 @@
 ///
 /// `198.18.0.1` has `rawValue == 0xC612_0001`.
 public struct IPv4Address: Hashable, Sendable, CustomStringConvertible {
+    /// The address's 32 bits, the first octet in the most significant byte.
     public var rawValue: UInt32
 
+    /// The address whose 32 bits are `rawValue` (`0xC612_0001` is 198.18.0.1).
     @inlinable
     public init(rawValue: UInt32) {
         self.rawValue = rawValue
     }
 
+    /// The address `a.b.c.d`: `IPv4Address(198, 18, 0, 1)`.
     @inlinable
     public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) {
         rawValue = UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)
@@ -52,9 +55,12 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible {
 
 /// An IPv6 address, stored as two big-endian halves: `high` holds bytes 0..<8, `low` bytes 8..<16.
 public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
+    /// Bytes 0..<8 of the address, the first in the most significant byte.
     public var high: UInt64
+    /// Bytes 8..<16 of the address, the eighth in the most significant byte.
     public var low: UInt64
 
+    /// The address whose halves are `high` (bytes 0..<8) and `low` (bytes 8..<16).
     @inlinable
     public init(high: UInt64, low: UInt64) {
         self.high = high
@@ -187,7 +193,9 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
 
 /// An IPv4 or IPv6 address.
 public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
+    /// An IPv4 address.
     case v4(IPv4Address)
+    /// An IPv6 address.
     case v6(IPv6Address)
 
     /// Parses a dotted quad or an RFC 4291 text form.

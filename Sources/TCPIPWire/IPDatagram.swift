@@ -5,8 +5,11 @@ import NIOCore
 /// `payload` is the input buffer itself (no copy), its indices moved to the upper-layer bytes and
 /// trimmed to the length the IP header gives, so link padding never reaches TCP.
 public struct IPDatagram: Hashable, Sendable {
+    /// The datagram's IP header, of either version.
     public enum Header: Hashable, Sendable {
+        /// An IPv4 header (RFC 791).
         case v4(IPv4Header)
+        /// An IPv6 header (RFC 8200); its extension headers are walked, not kept.
         case v6(IPv6Header)
 
         /// Whether this is an IPv4 header.
@@ -16,8 +19,11 @@ public struct IPDatagram: Hashable, Sendable {
         }
     }
 
+    /// The IP header as parsed.
     public var header: Header
+    /// The source address, of either version.
     public var source: IPAddress
+    /// The destination address, of either version.
     public var destination: IPAddress
     /// The protocol of `payload`: for IPv6, the next header after the hop-by-hop, routing and destination-options
     /// headers have been walked.
@@ -38,6 +44,7 @@ public struct IPDatagram: Hashable, Sendable {
     /// The most IPv6 extension headers walked before giving up; real traffic has one or two.
     public static let maximumExtensionHeaders = 8
 
+    /// A datagram with these fields (each as the property of the same name).
     public init(
         header: Header, source: IPAddress, destination: IPAddress, upperLayerProtocol: UInt8, payload: ByteBuffer,
         fragment: IPFragmentInfo? = nil

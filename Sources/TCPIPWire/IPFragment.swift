@@ -53,14 +53,20 @@ public struct IPFragmentInfo: Hashable, Sendable {
 ///     |  Next Header  |   Reserved    |      Fragment Offset    |Res|M|
 ///     |                         Identification                        |
 public struct IPv6FragmentHeader: Hashable, Sendable {
+    /// Octets of the fragment header.
     public static let length = 8
 
+    /// The header that follows in the reassembled datagram (`IPProtocolNumber`).
     public var nextHeader: UInt8
     /// In octets (the header carries it in 8-octet units): a multiple of 8, at most 65,528.
     public var offset: Int
+    /// The M flag: more fragments follow this one.
     public var moreFragments: Bool
+    /// The same for every fragment of one datagram (RFC 8200 §4.5).
     public var identification: UInt32
 
+    /// A fragment header with these fields (each as the property of the same name); `offset` must be a multiple
+    /// of 8, at most 65,528.
     public init(nextHeader: UInt8, offset: Int, moreFragments: Bool, identification: UInt32) {
         precondition(offset >= 0 && offset <= 0xFFF8 && offset % 8 == 0, "fragment offset \(offset)")
         self.nextHeader = nextHeader

@@ -14,25 +14,36 @@ import NIOCore
 ///
 /// Options are skipped on parse and never written: we send 20-octet headers only.
 public struct IPv4Header: Hashable, Sendable {
+    /// Octets of a header without options: the only length we send.
     public static let minimumLength = 20
 
     /// DSCP (high six bits) and ECN (low two bits), RFC 2474 / RFC 3168.
     public var typeOfService: UInt8
+    /// Header and data, in octets.
     public var totalLength: UInt16
+    /// Names the datagram its fragments belong to (RFC 791, RFC 6864).
     public var identification: UInt16
+    /// The DF flag: routers must not fragment it (path MTU discovery, RFC 1191).
     public var dontFragment: Bool
+    /// The MF flag: more fragments of the datagram follow this one.
     public var moreFragments: Bool
     /// In units of eight octets.
     public var fragmentOffset: UInt16
+    /// Hops left: each router decrements it and drops the datagram at zero.
     public var timeToLive: UInt8
+    /// The upper-layer protocol (`IPProtocolNumber`).
     public var protocolNumber: UInt8
     /// As parsed; `prepend(to:)` computes its own.
     public var headerChecksum: UInt16
+    /// The source address.
     public var source: IPv4Address
+    /// The destination address.
     public var destination: IPv4Address
     /// As parsed (20...60, options skipped); `prepend(to:)` always writes 20.
     public var headerLength: Int
 
+    /// A header for a datagram of `payloadLength` octets after it, the other fields as the properties of the
+    /// same name.
     public init(
         source: IPv4Address, destination: IPv4Address, protocolNumber: UInt8, payloadLength: Int,
         timeToLive: UInt8 = 64, identification: UInt16 = 0, dontFragment: Bool = true, typeOfService: UInt8 = 0

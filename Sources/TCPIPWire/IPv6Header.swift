@@ -10,18 +10,26 @@ import NIOCore
 ///     |                Source Address (128 bits)                      |
 ///     |             Destination Address (128 bits)                    |
 public struct IPv6Header: Hashable, Sendable {
+    /// Octets of the fixed header.
     public static let length = 40
 
+    /// DSCP (high six bits) and ECN (low two bits), RFC 2474 / RFC 3168.
     public var trafficClass: UInt8
     /// The low 20 bits are the flow label.
     public var flowLabel: UInt32
     /// Octets after this header, extension headers included.
     public var payloadLength: UInt16
+    /// The header that follows: an extension header or the upper-layer protocol (`IPProtocolNumber`).
     public var nextHeader: UInt8
+    /// Hops left: each router decrements it and drops the datagram at zero.
     public var hopLimit: UInt8
+    /// The source address.
     public var source: IPv6Address
+    /// The destination address.
     public var destination: IPv6Address
 
+    /// A header for `payloadLength` octets after it (extension headers included), the other fields as the
+    /// properties of the same name; no traffic class, no flow label.
     public init(
         source: IPv6Address, destination: IPv6Address, nextHeader: UInt8, payloadLength: Int, hopLimit: UInt8 = 64
     ) {

@@ -105,8 +105,10 @@ public struct PacketRecycler {
     /// At most this much storage is kept for reuse (beyond it, the oldest buffers are left to
     /// whoever still reads them): enough for a 256 KiB receive window and more of MTU-sized datagrams.
     public let limitBytes: Int
+    /// Where new buffers come from when none can be reused.
     public let allocator: ByteBufferAllocator
 
+    /// A recycler keeping at most `limitBytes` of storage for reuse, allocating from `allocator`.
     public init(limitBytes: Int = 1 << 20, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.limitBytes = limitBytes
         self.allocator = allocator

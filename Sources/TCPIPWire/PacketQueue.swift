@@ -28,7 +28,9 @@ public struct PacketQueue<Element> {
         slots = ContiguousArray(repeating: nil, count: capacity)
     }
 
+    /// Elements in the queue.
     @inlinable public var count: Int { storedCount }
+    /// Whether the queue holds nothing.
     @inlinable public var isEmpty: Bool { storedCount == 0 }
     /// Slots allocated (the queue grows by doubling and never shrinks).
     @inlinable public var capacity: Int { slots.count }
@@ -99,6 +101,7 @@ public struct PacketQueue<Element> {
         return try body(&slots[head]!)
     }
 
+    /// Empties the queue; with `keepingCapacity`, its slots stay allocated for reuse.
     @inlinable
     public mutating func removeAll(keepingCapacity: Bool = false) {
         if keepingCapacity {

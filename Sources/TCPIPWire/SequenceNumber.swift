@@ -9,8 +9,10 @@
 ///
 /// All arithmetic wraps; none of it can trap, whatever a peer puts in a header.
 public struct SequenceNumber: Hashable, Sendable {
+    /// The 32 bits as they appear in the header.
     public var rawValue: UInt32
 
+    /// The sequence number `rawValue`.
     @inlinable
     public init(_ rawValue: UInt32) {
         self.rawValue = rawValue
@@ -34,9 +36,11 @@ public struct SequenceNumber: Hashable, Sendable {
         SequenceNumber(lhs.rawValue &- rhs)
     }
 
+    /// Advances `lhs` by `rhs` octets, modulo 2^32.
     @inlinable
     public static func += (lhs: inout SequenceNumber, rhs: UInt32) { lhs = lhs + rhs }
 
+    /// Advances `lhs` by `rhs` octets (negative: moves it back), modulo 2^32.
     @inlinable
     public static func += (lhs: inout SequenceNumber, rhs: Int) { lhs = lhs + rhs }
 

@@ -14,20 +14,30 @@ import NIOCore
 ///
 /// Parsing normalises: SYN+FIN is rejected, the window scale is clamped to 14, unknown options are dropped.
 public struct TCPHeader: Hashable, Sendable {
+    /// Octets of a header without options.
     public static let minimumLength = 20
 
+    /// The sender's port.
     public var sourcePort: UInt16
+    /// The receiver's port.
     public var destinationPort: UInt16
+    /// The sequence number of the segment's first octet (of the SYN, on a SYN).
     public var sequenceNumber: SequenceNumber
+    /// The next sequence number the sender expects from the receiver, when `flags` has ACK.
     public var acknowledgmentNumber: SequenceNumber
+    /// The control bits.
     public var flags: TCPFlags
     /// The window field as sent: not yet shifted by the window scale.
     public var window: UInt16
     /// As parsed; `prepend(to:source:destination:computeChecksum:)` computes its own.
     public var checksum: UInt16
+    /// The urgent pointer (RFC 9293 §3.8.5), meaningful with URG; we send 0.
     public var urgentPointer: UInt16
+    /// The options the header carries.
     public var options: TCPOptions
 
+    /// A header with these fields (each as the property of the same name); the checksum is computed when it is
+    /// written.
     public init(
         sourcePort: UInt16, destinationPort: UInt16, sequenceNumber: SequenceNumber,
         acknowledgmentNumber: SequenceNumber, flags: TCPFlags, window: UInt16, options: TCPOptions = TCPOptions()

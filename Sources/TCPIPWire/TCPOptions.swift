@@ -2,9 +2,12 @@ import NIOCore
 
 /// One SACK block of RFC 2018 §3: the received octets `start ..< end`.
 public struct SACKBlock: Hashable, Sendable, CustomStringConvertible {
+    /// The first octet of the block.
     public var start: SequenceNumber
+    /// The octet after the block's last.
     public var end: SequenceNumber
 
+    /// The block `start ..< end`.
     @inlinable
     public init(start: SequenceNumber, end: SequenceNumber) {
         self.start = start
@@ -18,6 +21,7 @@ public struct SACKBlock: Hashable, Sendable, CustomStringConvertible {
 ///
 /// Four is the most that fit in the 40 octets of TCP options (RFC 2018 §3).
 public struct SACKBlocks: Hashable, Sendable, RandomAccessCollection, ExpressibleByArrayLiteral {
+    /// The most blocks a segment can carry.
     public static let capacity = 4
 
     @usableFromInline
@@ -25,6 +29,7 @@ public struct SACKBlocks: Hashable, Sendable, RandomAccessCollection, Expressibl
     @usableFromInline
     var _count: UInt8
 
+    /// No blocks.
     @inlinable
     public init() {
         let empty = SACKBlock(start: SequenceNumber(0), end: SequenceNumber(0))
@@ -46,6 +51,7 @@ public struct SACKBlocks: Hashable, Sendable, RandomAccessCollection, Expressibl
     @inlinable
     public var endIndex: Int { Int(_count) }
 
+    /// Whether `capacity` blocks are held.
     @inlinable
     public var isFull: Bool { _count == SACKBlocks.capacity }
 
@@ -79,6 +85,7 @@ public struct SACKBlocks: Hashable, Sendable, RandomAccessCollection, Expressibl
         self[Int(_count) - 1] = block
     }
 
+    /// Removes every block.
     @inlinable
     public mutating func removeAll() {
         self = SACKBlocks()
@@ -107,9 +114,12 @@ public struct SACKBlocks: Hashable, Sendable, RandomAccessCollection, Expressibl
 
 /// The RFC 7323 §3 timestamps option: TSval and TSecr.
 public struct TCPTimestamps: Hashable, Sendable {
+    /// TSval: the sender's timestamp clock when it sent the segment.
     public var value: UInt32
+    /// TSecr: the most recent TSval received from the peer (RFC 7323 §4.3).
     public var echoReply: UInt32
 
+    /// The option with TSval `value` and TSecr `echoReply`.
     @inlinable
     public init(value: UInt32, echoReply: UInt32) {
         self.value = value
@@ -121,6 +131,7 @@ public struct TCPTimestamps: Hashable, Sendable {
 /// option had before kind 34 was assigned (kind 254 with the magic 0xF989, RFC 6994), which Linux
 /// still speaks. An empty cookie is a cookie request. Stored inline: no allocation per segment.
 public struct TCPFastOpenCookie: Hashable, Sendable, CustomStringConvertible {
+    /// Which of the two option kinds carries the cookie.
     public enum Form: UInt8, Hashable, Sendable {
         /// Kind 34, length 2 + cookie (RFC 7413 §4.1.1).
         case standard
@@ -128,6 +139,7 @@ public struct TCPFastOpenCookie: Hashable, Sendable, CustomStringConvertible {
         case experimental
     }
 
+    /// The kind of option the cookie came in, and goes out in.
     public var form: Form
     /// Octets of cookie: 0 (a request), or 4 to 16 (RFC 7413 §4.1.1: "between 4 and 16 bytes").
     public var length: UInt8 { storedLength }
@@ -141,7 +153,9 @@ public struct TCPFastOpenCookie: Hashable, Sendable, CustomStringConvertible {
     @usableFromInline var word2: UInt32
     @usableFromInline var word3: UInt32
 
+    /// The fewest octets a cookie has (RFC 7413 §4.1.1).
     public static let minimumLength = 4
+    /// The most octets a cookie has (RFC 7413 §4.1.1).
     public static let maximumLength = 16
 
     /// A cookie request: the option without a cookie (RFC 7413 §4.1.2).
@@ -181,6 +195,7 @@ public struct TCPFastOpenCookie: Hashable, Sendable, CustomStringConvertible {
         count == 0 || (count >= minimumLength && count <= maximumLength && count % 2 == 0)
     }
 
+    /// Whether this is a cookie request: an empty cookie (RFC 7413 §4.1.1).
     public var isRequest: Bool { length == 0 }
 
     /// The cookie's octets.
@@ -254,11 +269,15 @@ public struct TCPOptions: Hashable, Sendable {
         case bsd
     }
 
+    /// MSS (RFC 9293 §3.7.1), on a SYN only: the most octets of data the sender can receive in one segment.
     public var maximumSegmentSize: UInt16?
     /// The shift count; parsing clamps it to 14 (RFC 7323 §2.3).
     public var windowScale: UInt8?
+    /// SACK-permitted (RFC 2018 §2), on a SYN only.
     public var sackPermitted: Bool
+    /// Timestamps (RFC 7323 §3).
     public var timestamps: TCPTimestamps?
+    /// SACK blocks (RFC 2018 §3): what was received above the cumulative ACK.
     public var sackBlocks: SACKBlocks
     /// The arrangement of a SYN's options; parsing always yields `.linux` (order is not kept).
     public var layout: Layout = .linux
@@ -270,6 +289,7 @@ public struct TCPOptions: Hashable, Sendable {
     /// RFC 7323 §2.3: a larger shift count is treated as 14.
     public static let maximumWindowScale: UInt8 = 14
 
+    /// Options with these values (each as the property of the same name); the layout is Linux's.
     @inlinable
     public init(
         maximumSegmentSize: UInt16? = nil, windowScale: UInt8? = nil, sackPermitted: Bool = false,

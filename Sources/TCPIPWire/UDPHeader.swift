@@ -13,15 +13,19 @@ import NIOCore
 ///
 /// `length` and `checksum` are as parsed; `prepend(to:source:destination:)` computes both.
 public struct UDPHeader: Hashable, Sendable {
+    /// Octets of the header.
     public static let length = 8
 
+    /// The sender's port (0: none, no reply expected).
     public var sourcePort: UInt16
+    /// The receiver's port.
     public var destinationPort: UInt16
     /// Header and data, in octets (RFC 768): as parsed.
     public var length: UInt16
     /// As parsed; 0 means the sender computed none (IPv4 only).
     public var checksum: UInt16
 
+    /// A header with these ports; `length` and `checksum` are computed when it is written.
     public init(sourcePort: UInt16, destinationPort: UInt16) {
         self.sourcePort = sourcePort
         self.destinationPort = destinationPort

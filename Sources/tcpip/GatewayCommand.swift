@@ -130,8 +130,8 @@ struct GatewayCommand: ParsableCommand {
             logger.logLevel = logLevel
             return logger
         }()
-        // One stack per queue, each on a loop (a thread) of its own; queue 0's runtime is the one the
-        // signals stop, and the others stop with it.
+        // One stack per queue, each on a loop (a thread) of its own. A signal drains them all at
+        // once, under the one --shutdown-timeout (`RuntimeService`).
         let group = MultiThreadedEventLoopGroup(numberOfThreads: queues)
         let loops = Array(group.makeIterator())
         var runtimes: [StackRuntime] = []
@@ -143,15 +143,11 @@ struct GatewayCommand: ParsableCommand {
         }
         let runtime = runtimes[0]
         let loop = runtime.eventLoop
-        // (Only queue 0 drains its connections gracefully; the others close when it has.)
-        let others = runtimes.dropFirst()
-        runtime.closeFuture.whenComplete { _ in
-            for other in others { other.stop(promise: nil) }
-        }
         let recorder = NIOLoopBoundBox.makeEmptyBox(valueType: PcapRecorder.self, eventLoop: loop)
         let plot = NIOLoopBoundBox.makeEmptyBox(valueType: ConnectionPlot.self, eventLoop: loop)
         let running = RunningStack(
-            group: group, runtime: runtime, recorder: recorder, plot: plot, plotPath: self.plot, device: tun, logger: logger)
+            group: group, runtime: runtime, queues: Array(runtimes.dropFirst()), recorder: recorder, plot: plot, plotPath: self.plot,
+            device: tun, logger: logger)
         if self.plot != nil {
             let title = "tcpip gateway on \(tun)"
             try loop.submit { plot.value = ConnectionPlot(title: title) }.wait()

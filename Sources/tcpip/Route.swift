@@ -36,6 +36,12 @@ struct Route: ParsableCommand {
     var impair: [String] = []
     @Option(help: "Install this ruleset (nftables' syntax, plus impair) in the router: its forward hook and its own input and output; see `tcpip rules`.")
     var rules: String?
+    @Option(help: ArgumentHelp(
+        "Draw the time–sequence graph of the TCP flow forwarded with the most payload to this SVG file when the router stops.",
+        discussion: "From the segments and the returning ACKs as they arrive at the router (before its impairments), as tcptrace draws a capture; the second panel shows the bytes in flight as seen (cwnd and ssthresh are the sender's, unknown here)."))
+    var plot: String?
+    @Option(help: "With --plot: draw the flow between these two endpoints instead (198.18.0.1:40000,198.18.2.1:8080; either order).")
+    var plotFlow: String?
     @Option(help: "Most datagrams read from one device before the others get a turn.")
     var batch: Int = 64
     @Option(help: "What to log to standard error, from trace to critical.")
@@ -56,7 +62,19 @@ struct Route: ParsableCommand {
         guard Set(tun).count == tun.count else { throw ValidationError("a --tun given twice") }
         if let rules { _ = try RulesFile.load(rules) }
         try OptionChecks.within(batch, 1...65_536, option: "batch", because: "datagrams read from one device per turn")
+        if plotFlow != nil, plot == nil { throw ValidationError("--plot-flow goes with --plot FILE.svg") }
+        _ = try plottedFlow()
         _ = try plan(mtus: tun.map { _ in 1500 })
+    }
+
+    /// The two endpoints of `--plot-flow`, if given.
+    func plottedFlow() throws -> (Endpoint, Endpoint)? {
+        guard let plotFlow else { return nil }
+        let parts = plotFlow.split(separator: ",", maxSplits: 1).map { Endpoint(String($0)) }
+        guard parts.count == 2, let a = parts[0], let b = parts[1] else {
+            throw ValidationError("--plot-flow \(plotFlow): expected ADDRESS:PORT,ADDRESS:PORT (IPv6 in brackets: [2001:db8::1]:80)")
+        }
+        return (a, b)
     }
 
     /// The router's configuration from the options; `mtus` are the devices'.
@@ -112,6 +130,9 @@ struct Route: ParsableCommand {
         let control = RouteControl()
         var forwarder = Forwarder(router: router, devices: devices, inbound: plan.inbound.map { $0.map(Impairer.init) },
                                   outbound: plan.outbound.map { $0.map(Impairer.init) }, batch: batch, control: control)
+        if plot != nil {
+            forwarder.plot = ObservedFlowPlot(title: "tcpip route between \(tun.joined(separator: " and "))", flow: try plottedFlow())
+        }
         // The metrics endpoint has a loop of its own: the forwarding loop polls its devices.
         let group = metrics.metricsPort == nil ? nil : MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group?.syncShutdownGracefully() }
@@ -134,6 +155,14 @@ struct Route: ParsableCommand {
                 + "malformed=\(c.malformed) bad_checksum=\(c.badChecksum) icmp_errors=\(c.icmpErrorsSent) "
                 + "filtered=\(c.filtered) impaired_dropped=\(forwarder.impairmentDrops)")
             if let listing = router.stack.filterListing() { print(listing, terminator: "") }
+            if let path = plot, let observed = forwarder.plot {
+                do {
+                    try PlotFile.write(observed.plot ?? TimeSequencePlot(title: observed.title), to: path)
+                    logger.info("plot written to \(path)")
+                } catch {
+                    logger.error("cannot write \(path): \(error)")
+                }
+            }
         }
         try SignalledServices.run(service, logger: logger) {
             do {
@@ -159,6 +188,8 @@ struct Forwarder {
     let control: RouteControl
     /// Per link, what was read from its device and written to it.
     private(set) var links: [LinkCounters]
+    /// `--plot`: what arrives is shown to it; nil without (then the loop pays one test per datagram).
+    var plot: ObservedFlowPlot?
     /// Where the counters go for `--metrics-port`, every `publishInterval`; nil without.
     var metrics: RouteMetrics?
     private var nextPublish = Instant.zero
@@ -229,6 +260,7 @@ struct Forwarder {
                     count += 1
                     links[index].packetsReceived &+= 1
                     links[index].bytesReceived &+= UInt64(packet.readableBytes)
+                    if plot != nil { plot!.record(packet, at: after) }
                     if inbound[index] == nil {
                         router.receive(packet, from: index, now: after)
                     } else {

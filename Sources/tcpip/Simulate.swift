@@ -56,6 +56,8 @@ struct Simulate: ParsableCommand {
     var timeLimit: Int = 3600
     @Option(name: .customLong("buffer-bytes"), help: "Send and receive buffer of every connection (fixed; default: autotuned per --buffers).")
     var bufferBytes: Int?
+    @Option(name: .customLong("reassembly-limit"), help: "Out-of-order bytes each connection's receiver may hold (default: the preset's, or twice --buffer-bytes).")
+    var reassemblyLimit: Int?
     @Option(help: "Buffer sizing when --buffer-bytes is not given: server (autotuned, grows to 8 MiB to receive and 16 MiB to send), tunnel (64 KiB growing to 4 MiB) or fixed (256 KiB).")
     var buffers: BufferPreset = .server
     @Flag(help: "ECN (RFC 3168): the connections negotiate it, and the link marks ECN-capable datagrams CE where --loss would drop them.")
@@ -91,6 +93,10 @@ struct Simulate: ParsableCommand {
             try OptionChecks.within(
                 bufferBytes, 1...(1 << 30), option: "buffer-bytes", because: "each connection's send and receive buffer, up to 1 GiB")
         }
+        if let reassemblyLimit {
+            try OptionChecks.within(
+                reassemblyLimit, 1...(1 << 30), option: "reassembly-limit", because: "each connection's out-of-order bytes, up to 1 GiB")
+        }
         if let pathMTU {
             try OptionChecks.pathMTU(pathMTU, linkMTU: mtu, ip: ip)
         } else if icmpBlackHole {
@@ -119,6 +125,7 @@ struct Simulate: ParsableCommand {
             configuration.tcp.receiveBufferSize = bufferBytes
             configuration.tcp.reassemblyLimit = 2 * bufferBytes
         }
+        if let reassemblyLimit { configuration.tcp.reassemblyLimit = reassemblyLimit }
         configuration.bytes = bytes
         configuration.connections = connections
         configuration.bidirectional = bidirectional

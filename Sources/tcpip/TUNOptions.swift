@@ -41,7 +41,7 @@ struct TUNOptions: ParsableArguments {
             """))
     var impair: String?
     @Option(help: ArgumentHelp(
-        "Buffer sizing: server (grow to 8 MiB to receive, 16 MiB to send; the default of TCPConfiguration()), tunnel (start at 64 KiB, grow to 4 MiB, 32 MiB for the whole stack) or fixed (256 KiB each).",
+        "Buffer sizing: server (grow to 8 MiB to receive, 16 MiB to send; TCPConfiguration.server), tunnel (start at 64 KiB, grow to 4 MiB, 32 MiB for the whole stack) or fixed (256 KiB each).",
         discussion: "server and tunnel autotune: each connection's buffers follow what its path and reader need."))
     var buffers: BufferPreset = .server
     @Option(help: ArgumentHelp(
@@ -129,20 +129,24 @@ struct TUNOptions: ParsableArguments {
 struct RunningStack: Sendable {
     let group: MultiThreadedEventLoopGroup
     let runtime: StackRuntime
+    /// The other queues' runtimes (`gateway --queues N`): they stop and drain with `runtime`.
+    var queues: [StackRuntime] = []
     let recorder: NIOLoopBoundBox<PcapRecorder?>
     let plot: NIOLoopBoundBox<ConnectionPlot?>
     let plotPath: String?
     let device: String
     let logger: Logger
 
-    /// Stops the runtime, flushes the capture, prints the rules' listing with their counters (when
-    /// rules are installed) and shuts the loop down.
+    /// Stops the runtimes, flushes the capture, prints the rules' listing with their counters (when
+    /// rules are installed) and shuts the loops down.
     func finish() {
         if let listing = try? runtime.eventLoop.submit({ [runtime] in runtime.stack.filterListing() }).wait() ?? nil {
             announce(listing.hasSuffix("\n") ? String(listing.dropLast()) : listing)
         }
-        runtime.stop(promise: nil)
-        _ = try? runtime.closeFuture.wait()
+        for queue in [runtime] + queues {
+            queue.stop(promise: nil)
+            _ = try? queue.closeFuture.wait()
+        }
         try? runtime.eventLoop.submit { [recorder] in recorder.value?.flush() }.wait()
         if let plotPath, let drawn = try? runtime.eventLoop.submit({ [plot] in plot.value?.plot }).wait() {
             do {

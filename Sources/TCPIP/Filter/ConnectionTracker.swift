@@ -3,7 +3,16 @@ import TCPIPWire
 
 /// What connection tracking concluded about one datagram, as `ct state` matches it.
 public enum ConnectionState: Hashable, Sendable {
-    case new, established, related, invalid, untracked
+    /// The first datagram of a flow.
+    case new
+    /// A datagram of a flow that has seen traffic both ways.
+    case established
+    /// An ICMP error about a tracked flow.
+    case related
+    /// A datagram that fits no tracked flow it claims to belong to (a TCP segment outside the windows, say).
+    case invalid
+    /// A datagram the tracker does not follow.
+    case untracked
 
     var bit: ConnectionStateSet {
         switch self {
@@ -19,8 +28,22 @@ public enum ConnectionState: Hashable, Sendable {
 /// A TCP connection's state as the tracker sees it from the middle, in the spirit of Linux's
 /// `nf_conntrack_proto_tcp` (its `tcp_conntracks` states).
 public enum TrackedTCPState: String, Hashable, Sendable {
-    case synSent = "SYN_SENT", synReceived = "SYN_RECV", established = "ESTABLISHED"
-    case finWait = "FIN_WAIT", closeWait = "CLOSE_WAIT", lastAck = "LAST_ACK", timeWait = "TIME_WAIT", close = "CLOSE"
+    /// A SYN seen, nothing back yet (120 s).
+    case synSent = "SYN_SENT"
+    /// SYN and SYN-ACK seen (60 s).
+    case synReceived = "SYN_RECV"
+    /// The handshake completed (five days).
+    case established = "ESTABLISHED"
+    /// A FIN seen from one side, not yet acknowledged (120 s).
+    case finWait = "FIN_WAIT"
+    /// One side's FIN acknowledged, the other side still sending (60 s).
+    case closeWait = "CLOSE_WAIT"
+    /// FINs seen from both sides, the last not yet acknowledged (30 s).
+    case lastAck = "LAST_ACK"
+    /// Both FINs acknowledged (120 s).
+    case timeWait = "TIME_WAIT"
+    /// Reset (10 s).
+    case close = "CLOSE"
 
     /// Linux's defaults (`nf_conntrack_tcp_timeout_*`).
     var timeout: TimeAmount {
@@ -56,49 +79,67 @@ public struct ConnectionTracker: Sendable {
         var finAcknowledged = false
     }
 
+    /// What a flow carries, with TCP's tracked state.
     public enum Kind: Sendable {
+        /// A TCP connection in this state.
         case tcp(TrackedTCPState)
+        /// A UDP flow.
         case udp
+        /// An ICMP echo exchange.
         case icmp
     }
 
+    /// One tracked flow.
     public struct Entry: Sendable {
         /// The tuple of the flow's first datagram.
         public var original: FlowTuple
+        /// What it carries.
         public var kind: Kind
         /// Whether a datagram has been seen in the reply direction.
         public var replied = false
+        /// When it expires unless more of it is seen.
         public var deadline: Instant
         var sides = (Side(), Side())
     }
 
+    /// What the tracker did.
     public struct Counters: Sendable, Equatable {
+        /// Flows created.
         public var created = 0
         /// New flows refused because the table was full of live ones (Linux: "table full, dropping packet").
         public var tableFull = 0
+        /// Flows removed when their deadline passed.
         public var expired = 0
+        /// Datagrams found `ConnectionState.invalid`.
         public var invalid = 0
     }
 
+    /// The most flows tracked at once (`nf_conntrack_max`).
     public let capacity: Int
+    /// What the tracker did so far.
     public private(set) var counters = Counters()
     private var index: [FlowTuple: Int] = [:]
     private var entries: [Entry?] = []
     private var free: [Int] = []
     private var lastSweep = Instant(nanoseconds: .min)
 
+    /// How long a UDP flow seen one way lives (Linux's `nf_conntrack_udp_timeout`).
     public static let udpTimeout = TimeAmount.seconds(30)
+    /// How long a UDP flow seen both ways lives (`nf_conntrack_udp_timeout_stream`).
     public static let udpStreamTimeout = TimeAmount.seconds(120)
+    /// How long an ICMP echo exchange lives (`nf_conntrack_icmp_timeout`).
     public static let icmpTimeout = TimeAmount.seconds(30)
     /// Linux's `MAXACKWINDOW`: acknowledgments this far below the other side's `td_end` are accepted.
     static let minimumAckWindow: UInt32 = 66_000
 
+    /// An empty table of at most `capacity` flows.
     public init(capacity: Int = 65_536) {
         precondition(capacity > 0, "ConnectionTracker: capacity must be positive")
         self.capacity = capacity
         index.reserveCapacity(min(capacity, 4096))
     }
 
+    /// Flows tracked now.
     public var count: Int { index.count }
 
     /// The entry for a flow in either direction, if live.

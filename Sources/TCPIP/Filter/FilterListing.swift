@@ -4,6 +4,7 @@ import TCPIPWire
 /// A ruleset printed as `nft list ruleset` prints one: tabs, one rule a line, counters in place.
 /// What it prints parses back to the same ruleset.
 public enum FilterListing {
+    /// `ruleset` in nft's notation, as `nft list ruleset` prints it.
     public static func ruleset(_ ruleset: FilterRuleset) -> String {
         var out = ""
         for (number, table) in ruleset.tables.enumerated() {

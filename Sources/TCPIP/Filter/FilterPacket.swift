@@ -8,23 +8,33 @@ import TCPIPWire
 /// and window; ICMP type, code and echo identifier); a header too short for them leaves them zero
 /// and `transportComplete` false, so rules on ports never match a truncated segment.
 public struct FilterPacket: Sendable {
+    /// The source address.
     public var source: IPAddress
+    /// The destination address.
     public var destination: IPAddress
     /// The upper-layer protocol (`IPProtocolNumber`).
     public var protocolNumber: UInt8
     /// The whole datagram's length in octets, as `meta length` sees it.
     public var length: Int
+    /// The TCP or UDP source port; 0 for other protocols.
     public var sourcePort: UInt16 = 0
+    /// The TCP or UDP destination port; 0 for other protocols.
     public var destinationPort: UInt16 = 0
+    /// The TCP control bits.
     public var tcpFlags: TCPFlags = []
+    /// The TCP sequence number.
     public var sequenceNumber: UInt32 = 0
+    /// The TCP acknowledgment number.
     public var acknowledgmentNumber: UInt32 = 0
+    /// The TCP window field, unscaled.
     public var window: UInt16 = 0
     /// TCP payload octets (segment length without SYN and FIN).
     public var payloadLength: Int = 0
     /// The window scale a SYN offers (RFC 7323 §2.2), nil when it offers none.
     public var windowScale: UInt8?
+    /// The ICMP or ICMPv6 type.
     public var icmpType: UInt8 = 0
+    /// The ICMP or ICMPv6 code.
     public var icmpCode: UInt8 = 0
     /// The echo identifier of an ICMP(v6) echo request or reply.
     public var icmpIdentifier: UInt16 = 0
@@ -33,11 +43,14 @@ public struct FilterPacket: Sendable {
     public var quoted: FlowTuple?
     /// Whether the transport header was long enough for the fields above.
     public var transportComplete = false
+    /// The name of the link it came in by, as `iifname` matches it; nil when it has none.
     public var inputLink: String?
+    /// The name of the link it leaves by, as `oifname` matches it; nil when it has none.
     public var outputLink: String?
     /// Set by connection tracking, once per datagram (the first hook that tracks it).
     public var connectionState: ConnectionState?
 
+    /// Whether it is an IPv4 datagram.
     public var isIPv4: Bool {
         if case .v4 = source { return true }
         return false
@@ -190,12 +203,18 @@ public struct FilterPacket: Sendable {
 
 /// A flow's addresses, protocol and ports, in one direction.
 public struct FlowTuple: Hashable, Sendable {
+    /// The source address.
     public var source: IPAddress
+    /// The destination address.
     public var destination: IPAddress
+    /// The upper-layer protocol (`IPProtocolNumber`).
     public var protocolNumber: UInt8
+    /// The source port (the echo identifier for ICMP).
     public var sourcePort: UInt16
+    /// The destination port (the echo identifier for ICMP).
     public var destinationPort: UInt16
 
+    /// A tuple with these fields.
     public init(source: IPAddress, destination: IPAddress, protocolNumber: UInt8, sourcePort: UInt16, destinationPort: UInt16) {
         self.source = source
         self.destination = destination
@@ -204,6 +223,7 @@ public struct FlowTuple: Hashable, Sendable {
         self.destinationPort = destinationPort
     }
 
+    /// The same flow in the other direction.
     public var reversed: FlowTuple {
         FlowTuple(source: destination, destination: source, protocolNumber: protocolNumber,
                   sourcePort: destinationPort, destinationPort: sourcePort)

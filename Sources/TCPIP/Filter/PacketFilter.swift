@@ -3,7 +3,9 @@ import TCPIPWire
 
 /// What the rules decided for one datagram, for the caller to carry out.
 public enum FilterVerdict: Equatable, Sendable {
+    /// Let it pass.
     case accept
+    /// Drop it, silently.
     case drop
     /// Drop it and answer: a TCP reset, or an ICMP (IPv4) / ICMPv6 destination unreachable with this code.
     case reject(RejectReply)
@@ -11,8 +13,11 @@ public enum FilterVerdict: Equatable, Sendable {
     case impair(ImpairmentDecision)
 }
 
+/// The answer a rejected datagram gets.
 public enum RejectReply: Equatable, Sendable {
+    /// A TCP RST.
     case tcpReset
+    /// An ICMP (IPv4) or ICMPv6 destination unreachable with this code.
     case icmpUnreachable(code: UInt8)
 }
 
@@ -27,21 +32,33 @@ public struct ImpairmentDecision: Equatable, Sendable {
     /// Hold it this long before delivery (delay, jitter and the rate's queue; zero for a reordered one).
     public var delay: TimeAmount = .zero
 
+    /// Delivered at once, intact.
     public init() {}
 }
 
 /// A line of `log`: when, where and which rule.
 public struct FilterLogRecord: Sendable, CustomStringConvertible {
+    /// When the datagram passed the rule.
     public var now: Instant
+    /// The hook it was at.
     public var hook: FilterHook
+    /// The chain of the rule.
     public var chain: String
+    /// The rule, as listed.
     public var rule: String
+    /// The `log prefix`, if the rule gave one.
     public var prefix: String?
+    /// The datagram's source address.
     public var source: IPAddress
+    /// Its destination address.
     public var destination: IPAddress
+    /// Its upper-layer protocol.
     public var protocolNumber: UInt8
+    /// Its source port (0 when it has none).
     public var sourcePort: UInt16
+    /// Its destination port (0 when it has none).
     public var destinationPort: UInt16
+    /// Its length in octets.
     public var length: Int
 
     public var description: String {
@@ -98,13 +115,19 @@ public struct PacketFilter: Sendable {
         var busyUntil = Instant.zero
     }
 
+    /// Why a ruleset cannot run, with the name concerned.
     public enum CompileError: Error, Equatable, Sendable {
+        /// A rule refers to a set its table does not have.
         case unknownSet(String)
+        /// A rule uses a set of the wrong type (addresses where ports are matched, or the other way).
         case setTypeMismatch(String)
+        /// A `jump` or `goto` to a chain its table does not have.
         case unknownChain(String)
+        /// Jumps that come back to where they started, or nest deeper than `maximumJumpDepth`.
         case jumpLoop(String)
     }
 
+    /// The ruleset running, its counters as they are now.
     public private(set) var ruleset: FilterRuleset
     private var chains: [CompiledChain] = []
     /// Base chains per hook, in priority order.
@@ -117,10 +140,13 @@ public struct PacketFilter: Sendable {
     private var jumpStack: [(chain: Int, rule: Int)] = []
     private var generator: SeededGenerator
     private var usesConnectionTracking = false
+    /// The connection-tracking table `ct state` reads.
     public var tracker: ConnectionTracker
     /// The most log records kept before the oldest are dropped.
     public let logCapacity: Int
+    /// The lines `log` statements wrote, oldest first.
     public private(set) var log: [FilterLogRecord] = []
+    /// Log lines dropped because `logCapacity` were kept.
     public private(set) var logDropped = 0
     /// Datagrams dropped because the connection table was full.
     public private(set) var droppedTableFull = 0
@@ -128,6 +154,8 @@ public struct PacketFilter: Sendable {
     /// nft's limit on nested jumps.
     public static let maximumJumpDepth = 16
 
+    /// Compiles `ruleset`; `seed` seeds the generator of `numgen` and `impair`. Throws what makes it
+    /// unable to run.
     public init(_ ruleset: FilterRuleset, seed: UInt64 = 1, tracker: ConnectionTracker = ConnectionTracker(), logCapacity: Int = 256)
         throws(CompileError)
     {

@@ -2,9 +2,12 @@ import TCPIPWire
 
 /// An address prefix, `198.18.0.0/15` or `2001:db8::/32`, host bits cleared.
 public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
+    /// The prefix's first address (host bits cleared).
     public private(set) var address: IPAddress
+    /// Its length in bits.
     public private(set) var length: Int
 
+    /// The prefix of `length` bits of `address` (host bits cleared); nil when `length` is out of range.
     public init?(_ address: IPAddress, length: Int) {
         let bits = address.isV4 ? 32 : 128
         guard (0...bits).contains(length) else { return nil }
@@ -25,6 +28,7 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
         self.init(address, length: length)
     }
 
+    /// Whether `other` is in the prefix (never for the other family).
     public func contains(_ other: IPAddress) -> Bool {
         guard other.isV4 == address.isV4 else { return false }
         let (low, high) = AddressKey.bounds(address, length: length)
@@ -39,7 +43,9 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
 
 /// One element of an address set: a prefix (a single address is a full-length prefix) or a range.
 public enum AddressElement: Hashable, Sendable, CustomStringConvertible {
+    /// A prefix, or one address.
     case prefix(IPPrefix)
+    /// Every address from the first to the second, both included (`198.18.0.10-198.18.0.20`).
     case range(IPAddress, IPAddress)
 
     var bounds: (AddressKey, AddressKey) {
@@ -117,6 +123,7 @@ public struct PrefixSet: Sendable, Equatable {
     private var v4: [(low: AddressKey, high: AddressKey)] = []
     private var v6: [(low: AddressKey, high: AddressKey)] = []
 
+    /// The set of `elements`; an empty range (its end below its start) adds nothing.
     public init<S: Sequence>(_ elements: S) where S.Element == AddressElement {
         var four: [(low: AddressKey, high: AddressKey)] = []
         var six: [(low: AddressKey, high: AddressKey)] = []
@@ -150,6 +157,7 @@ public struct PrefixSet: Sendable, Equatable {
         return result
     }
 
+    /// Whether `address` is in the set.
     public func contains(_ address: IPAddress) -> Bool {
         let key = AddressKey(address)
         return address.isV4 ? Self.search(v4, key) : Self.search(v6, key)

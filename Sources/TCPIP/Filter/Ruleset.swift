@@ -6,12 +6,26 @@ import TCPIPWire
 ///     in ─▶ prerouting ─▶ (routing) ─▶ input ─▶ stack        stack ─▶ output ─▶ postrouting ─▶ out
 ///                              └─────▶ forward ─────────────────────────────────┘
 public enum FilterHook: String, CaseIterable, Sendable {
-    case prerouting, input, forward, output, postrouting
+    /// Every datagram that arrives, before routing.
+    case prerouting
+    /// Datagrams for the stack itself.
+    case input
+    /// Datagrams routed through (a `Router`).
+    case forward
+    /// Datagrams the stack sends.
+    case output
+    /// Every datagram that leaves, after routing.
+    case postrouting
 }
 
 /// A table's family: `ip` sees IPv4, `ip6` IPv6, `inet` both.
 public enum TableFamily: String, CaseIterable, Sendable {
-    case ip, ip6, inet
+    /// IPv4 only.
+    case ip
+    /// IPv6 only.
+    case ip6
+    /// Both.
+    case inet
 
     func admits(v4: Bool) -> Bool {
         switch self {
@@ -25,19 +39,27 @@ public enum TableFamily: String, CaseIterable, Sendable {
 /// A ruleset as written: tables of sets and chains of rules. Parsed from nftables' syntax
 /// (`FilterRuleset(parsing:)`), listed back in it (`listing()`), run by a `PacketFilter`.
 public struct FilterRuleset: Equatable, Sendable {
+    /// The tables, in the order written.
     public var tables: [FilterTable]
 
+    /// A ruleset of `tables` (none by default: every datagram accepted).
     public init(tables: [FilterTable] = []) {
         self.tables = tables
     }
 }
 
+/// A table: a family, a name, and its sets and chains (`table inet filter { … }`).
 public struct FilterTable: Equatable, Sendable {
+    /// Which datagrams its chains see.
     public var family: TableFamily
+    /// Its name.
     public var name: String
+    /// Its named sets.
     public var sets: [FilterSet] = []
+    /// Its chains.
     public var chains: [FilterChain] = []
 
+    /// An empty table.
     public init(family: TableFamily, name: String) {
         self.family = family
         self.name = name
@@ -46,31 +68,48 @@ public struct FilterTable: Equatable, Sendable {
 
 /// A named set (`set blocked { type ipv4_addr; flags interval; elements = { … } }`).
 public struct FilterSet: Equatable, Sendable {
+    /// What the set holds, as nft names it.
     public enum ElementType: String, Sendable {
-        case ipv4 = "ipv4_addr", ipv6 = "ipv6_addr", service = "inet_service"
+        /// IPv4 addresses (`ipv4_addr`).
+        case ipv4 = "ipv4_addr"
+        /// IPv6 addresses (`ipv6_addr`).
+        case ipv6 = "ipv6_addr"
+        /// Ports (`inet_service`).
+        case service = "inet_service"
     }
 
+    /// Its name, as rules refer to it (`@blocked`).
     public var name: String
+    /// What it holds.
     public var type: ElementType
+    /// Its flags as written (`interval`).
     public var flags: [String] = []
+    /// Its addresses, for an address set.
     public var addresses: [AddressElement] = []
+    /// Its port ranges, for a service set.
     public var ports: [ClosedRange<UInt16>] = []
 
+    /// An empty set.
     public init(name: String, type: ElementType) {
         self.name = name
         self.type = type
     }
 }
 
+/// A chain of rules: a base chain attached to a hook, or a user chain reached by `jump` and `goto`.
 public struct FilterChain: Equatable, Sendable {
     /// What makes a chain a base chain: the hook it is attached to, where, and its policy.
     public struct Base: Equatable, Sendable {
+        /// The chain type as written (`filter`).
         public var type: String = "filter"
+        /// The hook it is attached to.
         public var hook: FilterHook
+        /// Its place among the chains of the same hook: lower runs first.
         public var priority: Int
         /// `accept` or `drop`.
         public var policyAccepts: Bool = true
 
+        /// A base chain on `hook` at `priority`, whose policy accepts or drops.
         public init(hook: FilterHook, priority: Int, policyAccepts: Bool = true) {
             self.hook = hook
             self.priority = priority
@@ -78,11 +117,14 @@ public struct FilterChain: Equatable, Sendable {
         }
     }
 
+    /// Its name.
     public var name: String
     /// nil for a user chain, reached only by `jump` and `goto`.
     public var base: Base?
+    /// Its rules, in order.
     public var rules: [FilterRule] = []
 
+    /// An empty chain; a base chain with `base`.
     public init(name: String, base: Base? = nil) {
         self.name = name
         self.base = base
@@ -91,11 +133,16 @@ public struct FilterChain: Equatable, Sendable {
 
 /// One rule: every match must hold, then the statements run in order. Its counter is always kept.
 public struct FilterRule: Equatable, Sendable {
+    /// What a datagram must match, all of it.
     public var matches: [FilterMatch]
+    /// What then happens, in order.
     public var statements: [FilterStatement]
+    /// Datagrams the rule matched.
     public var packets: UInt64 = 0
+    /// Octets of those datagrams.
     public var bytes: UInt64 = 0
 
+    /// A rule with these matches and statements, its counter at `packets` and `bytes`.
     public init(matches: [FilterMatch], statements: [FilterStatement], packets: UInt64 = 0, bytes: UInt64 = 0) {
         self.matches = matches
         self.statements = statements
@@ -106,7 +153,18 @@ public struct FilterRule: Equatable, Sendable {
 
 /// `==`, `!=`, `<`, `>`, `<=`, `>=`.
 public enum Comparison: String, Sendable {
-    case equal = "==", notEqual = "!=", less = "<", greater = ">", lessOrEqual = "<=", greaterOrEqual = ">="
+    /// `==` (also what no operator means): within the range.
+    case equal = "=="
+    /// `!=`: outside the range.
+    case notEqual = "!="
+    /// `<`.
+    case less = "<"
+    /// `>`.
+    case greater = ">"
+    /// `<=`.
+    case lessOrEqual = "<="
+    /// `>=`.
+    case greaterOrEqual = ">="
 
     func holds(_ value: Int, _ range: ClosedRange<Int>) -> Bool {
         switch self {
@@ -122,13 +180,19 @@ public enum Comparison: String, Sendable {
 
 /// Where an address comes from: a prefix, a named set, or an anonymous set in braces.
 public enum AddressOperand: Equatable, Sendable {
+    /// An address or prefix (`198.18.0.0/15`).
     case prefix(IPPrefix)
+    /// A named set (`@blocked`).
     case named(String)
+    /// An anonymous set (`{ 198.18.0.1, 198.18.2.0/24 }`).
     case anonymous([AddressElement])
 }
 
+/// Where ports come from: ports and ranges written out, or a named set.
 public enum PortOperand: Equatable, Sendable {
+    /// Ports and ranges (`80`, `{ 22, 8000-8080 }`).
     case ranges([ClosedRange<UInt16>])
+    /// A named set (`@web`).
     case named(String)
 }
 
@@ -136,10 +200,15 @@ public enum PortOperand: Equatable, Sendable {
 public struct ConnectionStateSet: OptionSet, Hashable, Sendable {
     public let rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// A datagram that fits no tracked flow it claims to belong to.
     public static let invalid = ConnectionStateSet(rawValue: 1)
+    /// A datagram of a flow that has seen traffic both ways.
     public static let established = ConnectionStateSet(rawValue: 2)
+    /// An ICMP error about a tracked flow.
     public static let related = ConnectionStateSet(rawValue: 4)
+    /// The first datagram of a flow.
     public static let new = ConnectionStateSet(rawValue: 8)
+    /// A datagram the tracker does not follow.
     public static let untracked = ConnectionStateSet(rawValue: 64)
 
     static let names: [(String, ConnectionStateSet)] = [
@@ -149,8 +218,16 @@ public struct ConnectionStateSet: OptionSet, Hashable, Sendable {
 
 /// A token bucket's parameters: `rate` per `unit`, `burst` packets beyond it.
 public struct RateLimit: Equatable, Sendable {
+    /// The period the rate is counted over.
     public enum Unit: String, CaseIterable, Sendable {
-        case second, minute, hour, day
+        /// Per second.
+        case second
+        /// Per minute.
+        case minute
+        /// Per hour.
+        case hour
+        /// Per day.
+        case day
         var nanoseconds: Int64 {
             switch self {
             case .second: 1_000_000_000
@@ -161,13 +238,16 @@ public struct RateLimit: Equatable, Sendable {
         }
     }
 
+    /// Packets per `unit`.
     public var rate: Int
+    /// The period `rate` counts over.
     public var unit: Unit
     /// Packets allowed at once on top of the rate; nft's default is 5.
     public var burst: Int
     /// `limit rate over`: the rule matches what exceeds the rate.
     public var over: Bool
 
+    /// A limit of `rate` per `unit` with `burst` beyond it; with `over`, the rule matches the excess.
     public init(rate: Int, unit: Unit, burst: Int = 5, over: Bool = false) {
         self.rate = rate
         self.unit = unit
@@ -210,14 +290,25 @@ public enum FilterMatch: Equatable, Sendable {
 public enum RejectKind: Equatable, Sendable {
     /// Port unreachable in the packet's family.
     case `default`
+    /// A TCP RST (`reject with tcp reset`), for TCP datagrams.
     case tcpReset
+    /// ICMP destination unreachable with this code (`reject with icmp port-unreachable`), IPv4 only.
     case icmp(UInt8)
+    /// ICMPv6 destination unreachable with this code, IPv6 only.
     case icmpv6(UInt8)
+    /// A code of either family (`reject with icmpx admin-prohibited`).
     case icmpx(ICMPXCode)
 
+    /// nft's `icmpx` codes, which mean one code in ICMP and its counterpart in ICMPv6.
     public enum ICMPXCode: String, CaseIterable, Sendable {
-        case portUnreachable = "port-unreachable", adminProhibited = "admin-prohibited"
-        case noRoute = "no-route", hostUnreachable = "host-unreachable"
+        /// Port unreachable (ICMP 3, ICMPv6 4).
+        case portUnreachable = "port-unreachable"
+        /// Administratively prohibited (ICMP 13, ICMPv6 1).
+        case adminProhibited = "admin-prohibited"
+        /// No route (ICMP 0, ICMPv6 0).
+        case noRoute = "no-route"
+        /// Host unreachable (ICMP 1, ICMPv6 3).
+        case hostUnreachable = "host-unreachable"
 
         var v4: UInt8 {
             switch self {
@@ -254,9 +345,13 @@ public enum RejectKind: Equatable, Sendable {
 public struct ImpairmentSpec: Equatable, Sendable {
     /// Probabilities in parts per million (`loss 0.1%` is 1000), so a listing parses back exactly.
     public var lossPPM = 0
+    /// Duplicated, in parts per million.
     public var duplicatePPM = 0
+    /// Sent at once rather than after the delay, in parts per million.
     public var reorderPPM = 0
+    /// With one bit flipped, in parts per million.
     public var corruptPPM = 0
+    /// How long each datagram is held.
     public var delay: TimeAmount = .zero
     /// The delay varies uniformly within ±jitter.
     public var jitter: TimeAmount = .zero
@@ -265,20 +360,37 @@ public struct ImpairmentSpec: Equatable, Sendable {
     /// Datagrams waiting for the rate before the tail is dropped.
     public var queue = 1000
 
+    /// No impairment.
     public init() {}
 
+    /// `lossPPM` as a probability.
     public var loss: Double { Double(lossPPM) / 1e6 }
+    /// `duplicatePPM` as a probability.
     public var duplicate: Double { Double(duplicatePPM) / 1e6 }
+    /// `reorderPPM` as a probability.
     public var reorder: Double { Double(reorderPPM) / 1e6 }
+    /// `corruptPPM` as a probability.
     public var corrupt: Double { Double(corruptPPM) / 1e6 }
 }
 
+/// What a rule does once it matches.
 public enum FilterStatement: Equatable, Sendable {
-    case accept, drop
+    /// `accept`: the datagram passes this chain (and its hook's base chains decide on).
+    case accept
+    /// `drop`: the datagram is dropped, silently.
+    case drop
+    /// `reject …`: dropped and answered.
     case reject(RejectKind)
-    case jump(String), goto(String)
-    case `return`, `continue`
+    /// `jump CHAIN`: run that chain, then come back.
+    case jump(String)
+    /// `goto CHAIN`: run that chain and do not come back.
+    case goto(String)
+    /// `return`: back to the chain that jumped here (or the policy of a base chain).
+    case `return`
+    /// `continue`: go on with the next rule.
+    case `continue`
     /// `log [prefix "…"]`: a trace line with the rule.
     case log(prefix: String?)
+    /// `impair …`: the datagram meets a bad path (netem's model).
     case impair(ImpairmentSpec)
 }

@@ -5,6 +5,7 @@ public struct ForwardingCounters: Hashable, Sendable {
     public var received: UInt64 = 0
     /// Datagrams queued on an outgoing link (fragments each count), and their bytes (`ForwDatagrams`).
     public var forwarded: UInt64 = 0
+    /// Bytes of the datagrams forwarded.
     public var bytesForwarded: UInt64 = 0
     /// Datagrams to one of the router's own addresses, handed to its stack.
     public var deliveredLocally: UInt64 = 0
@@ -30,8 +31,12 @@ public struct ForwardingCounters: Hashable, Sendable {
     /// ICMP errors sent, suppressed by RFC 1812 §4.3.2.7 / RFC 4443 §2.4(e), and held back by the
     /// token bucket.
     public var icmpErrorsSent: UInt64 = 0
+    /// ICMP errors not sent because the rules forbid one (about an ICMP error, a non-first
+    /// fragment, a datagram from or to no single host).
     public var icmpErrorsSuppressed: UInt64 = 0
+    /// ICMP errors not sent because the token bucket was empty.
     public var icmpErrorsRateLimited: UInt64 = 0
 
+    /// All zero.
     public init() {}
 }

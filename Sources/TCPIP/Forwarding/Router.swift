@@ -4,10 +4,14 @@ import TCPIPWire
 /// One link of a router: its name (`tun0`), the largest datagram it carries, and the router's own
 /// addresses on it (the source of the ICMP errors it sends about datagrams that came in by it).
 public struct RouterLink: Hashable, Sendable {
+    /// The link's name, as rules' `iifname` and `oifname` match it (`tun0`).
     public var name: String
+    /// The largest datagram the link carries: larger ones are fragmented or answered with ICMP.
     public var mtu: Int
+    /// The router's own addresses on the link.
     public var addresses: [IPAddress]
 
+    /// A link named `name` carrying datagrams of up to `mtu` octets, with the router's `addresses` on it.
     public init(name: String, mtu: Int = 1500, addresses: [IPAddress] = []) {
         self.name = name
         self.mtu = mtu
@@ -17,6 +21,7 @@ public struct RouterLink: Hashable, Sendable {
 
 /// What a `Router` is made of: its links, its routes, and the stack that answers for its own addresses.
 public struct RouterConfiguration: Sendable {
+    /// The links, by index.
     public var links: [RouterLink]
     /// Routes to link indexes (`links[route.link]`).
     public var routes: [RoutingTable.Route]
@@ -29,6 +34,7 @@ public struct RouterConfiguration: Sendable {
     /// compile: check a ruleset read from a user with `PacketFilter(_:)` first.
     public var rules: FilterRuleset?
 
+    /// A router on `links` with `routes`; `seed` seeds its own stack (nil: from the system's generator).
     public init(links: [RouterLink], routes: [RoutingTable.Route], seed: UInt64? = nil) {
         self.links = links
         self.routes = routes
@@ -38,7 +44,9 @@ public struct RouterConfiguration: Sendable {
 
 /// A datagram leaving the router, and the link it leaves by.
 public struct RoutedDatagram {
+    /// The datagram.
     public var packet: ByteBuffer
+    /// The index of the link it leaves by.
     public var link: Int
 }
 
@@ -58,16 +66,20 @@ public struct RoutedDatagram {
 /// payload, no allocation in steady state. Datagrams to the router's own addresses go to `stack`,
 /// a `Stack` like any other, so the router answers ping and is seen by traceroute.
 public final class Router {
+    /// What the router was made with.
     public let configuration: RouterConfiguration
     /// The router's own stack: what is addressed to it (`RouterLink.addresses`).
     public let stack: Stack
+    /// The routes, for longest prefix match.
     public private(set) var table: RoutingTable
+    /// What the router did with the datagrams it was given.
     public internal(set) var counters = ForwardingCounters()
     @exclusivity(unchecked) var outgoing: [PacketQueue<ByteBuffer>]
     @exclusivity(unchecked) var icmpErrors: ICMPRateLimiter
     /// Where `nextPacketToSend()` looks first, so that no link starves the others.
     private var nextLink = 0
 
+    /// A router made of `configuration`; it must have a link, and every route must lead to one.
     public init(_ configuration: RouterConfiguration) {
         precondition(!configuration.links.isEmpty, "Router: no links")
         for route in configuration.routes {

@@ -18,9 +18,12 @@ import TCPIPWire
 public struct RoutingTable: Sendable {
     /// One route: datagrams to `prefix` leave by `link` (an index the owner gives meaning to).
     public struct Route: Hashable, Sendable, CustomStringConvertible {
+        /// The destinations the route covers.
         public var prefix: IPPrefix
+        /// The index of the link they leave by.
         public var link: Int
 
+        /// A route sending `prefix` out of link `link`.
         public init(_ prefix: IPPrefix, link: Int) {
             self.prefix = prefix
             self.link = link

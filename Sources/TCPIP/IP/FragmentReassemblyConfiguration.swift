@@ -16,5 +16,6 @@ public struct FragmentReassemblyConfiguration: Sendable, Hashable {
     /// FreeBSD's `maxfragsperpacket` default (Linux bounds the count only indirectly, by memory).
     public var maximumFragmentsPerDatagram: Int = 64
 
+    /// The defaults of each property.
     public init() {}
 }

@@ -6,6 +6,7 @@ public struct LinkCapabilities: Hashable, Sendable {
     /// checksums. A wrapper that can damage packets, such as `FaultInjector` with corruption, must clear it.
     public var checksumOffload: Bool
 
+    /// Capabilities; by default none.
     public init(checksumOffload: Bool = false) {
         self.checksumOffload = checksumOffload
     }
@@ -20,6 +21,7 @@ public protocol PacketLink: AnyObject {
     /// The largest datagram, in bytes, the link carries; larger ones are dropped.
     var mtu: Int { get }
 
+    /// What the link can do for the stack (checksum offload).
     var capabilities: LinkCapabilities { get }
 
     /// Hands one datagram to the link at `now`.
@@ -49,5 +51,6 @@ public struct LinkStatistics: Hashable, Sendable {
     /// Datagrams dropped because they were larger than the MTU.
     public var droppedTooBig: UInt64 = 0
 
+    /// All zero.
     public init() {}
 }

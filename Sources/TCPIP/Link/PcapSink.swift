@@ -10,8 +10,10 @@ public protocol PcapSink: AnyObject {
 
 /// Keeps a capture in memory, for tests.
 public final class PcapMemorySink: PcapSink {
+    /// The capture so far: the global header and every record.
     public private(set) var bytes: [UInt8] = []
 
+    /// An empty capture.
     public init() {}
 
     public func write(_ bytes: ByteBuffer) {

@@ -14,11 +14,14 @@ import NIOCore
 ///     snaplen      65535                  original len   UInt32
 ///     linktype     101 (LINKTYPE_RAW)
 public final class PcapRecorder {
+    /// The global header's magic number (microsecond timestamps), written little-endian.
     public static let magic: UInt32 = 0xA1B2_C3D4
+    /// The most octets of a datagram recorded; longer ones are cut.
     public static let snapshotLength: UInt32 = 65_535
     /// LINKTYPE_RAW: the record starts with the IP header; the version nibble says which IP.
     public static let linkTypeRaw: UInt32 = 101
 
+    /// Where the capture goes.
     public let sink: PcapSink
     /// Reused for every record header, so recording allocates nothing per datagram.
     private var header: ByteBuffer
@@ -55,6 +58,7 @@ public final class PcapRecorder {
         sink.write(packet.getSlice(at: packet.readerIndex, length: Int(capturedLength))!)
     }
 
+    /// Hands what the sink buffers to its storage.
     public func flush() {
         sink.flush()
     }
@@ -64,7 +68,9 @@ public final class PcapRecorder {
 ///
 /// Sent datagrams are stamped with the `now` of `send`, received ones with the `now` of `receive`.
 public final class PcapWriter: PacketLink {
+    /// The link recorded.
     public let inner: PacketLink
+    /// What records the datagrams.
     public let recorder: PcapRecorder
 
     /// Writes the pcap global header to `sink` at once.
@@ -74,6 +80,7 @@ public final class PcapWriter: PacketLink {
     }
 
     public var mtu: Int { inner.mtu }
+    /// The wrapped link's.
     public var capabilities: LinkCapabilities { inner.capabilities }
     public var nextArrival: Instant? { inner.nextArrival }
 
@@ -88,6 +95,7 @@ public final class PcapWriter: PacketLink {
         return packet
     }
 
+    /// Hands what the capture's sink buffers to its storage.
     public func flush() {
         recorder.flush()
     }

@@ -12,13 +12,20 @@ import TCPIPWire
 public struct NetstatTable: Hashable, Sendable {
     /// One line of the table.
     public struct Row: Hashable, Sendable {
+        /// `tcp` or `tcp6`.
         public var proto: String
+        /// Recv-Q: bytes received and not read.
         public var receiveQueue: Int
+        /// Send-Q: bytes written and not acknowledged.
         public var sendQueue: Int
+        /// Our address and port.
         public var local: String
+        /// The peer's address and port.
         public var foreign: String
+        /// The state, as RFC 9293 §3.3.2 spells it.
         public var state: String
 
+        /// A row with these columns.
         public init(proto: String, receiveQueue: Int, sendQueue: Int, local: String, foreign: String, state: String) {
             self.proto = proto
             self.receiveQueue = receiveQueue
@@ -29,12 +36,15 @@ public struct NetstatTable: Hashable, Sendable {
         }
     }
 
+    /// The heading line.
     public static let header = line(
         proto: "Proto", receiveQueue: "Recv-Q", sendQueue: "Send-Q",
         local: "Local Address", foreign: "Foreign Address", state: "State")
 
+    /// The rows, in the order added.
     public var rows: [Row] = []
 
+    /// An empty table.
     public init() {}
 
     /// Adds a row for a connection.

@@ -3,11 +3,16 @@ import TCPIPWire
 
 /// One TCP segment as a capture sees it: who sent it to whom, its header, how much it carried.
 public struct CapturedSegment: Hashable, Sendable {
+    /// Who sent it.
     public var source: Endpoint
+    /// To whom.
     public var destination: Endpoint
+    /// Its TCP header.
     public var header: TCPHeader
+    /// Octets of data it carried.
     public var payloadLength: Int
 
+    /// A segment with these fields.
     public init(source: Endpoint, destination: Endpoint, header: TCPHeader, payloadLength: Int) {
         self.source = source
         self.destination = destination
@@ -74,10 +79,14 @@ public struct SegmentFormatter: Sendable {
         var reverseWindowScale: UInt8?
     }
 
+    /// How each line's time is written.
     public var timeStyle: TimeStyle
+    /// How much of the options is written.
     public var optionsStyle: OptionsStyle
     private var conversations: [FourTuple: Conversation] = [:]
 
+    /// A formatter writing times and options as asked; sequence numbers are relative from each conversation's
+    /// first segment, as tcpdump's.
     public init(timeStyle: TimeStyle = .seconds, optionsStyle: OptionsStyle = .all) {
         self.timeStyle = timeStyle
         self.optionsStyle = optionsStyle

@@ -9,8 +9,10 @@
 /// Units are ss's: times in milliseconds, cwnd and ssthresh in segments, the rest in bytes.
 /// `wscale` is the send shift (the peer's) then the receive shift (ours), as in ss.
 public struct SocketStatistics: Hashable, Sendable {
+    /// The connection's status, shown.
     public var status: ConnectionStatus
 
+    /// The statistics line of `status`.
     public init(_ status: ConnectionStatus) {
         self.status = status
     }

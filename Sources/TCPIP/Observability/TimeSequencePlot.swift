@@ -58,13 +58,20 @@ public struct TimeSequencePlot: Sendable {
     /// At most this many segments and samples are kept, so a long-running command cannot grow without
     /// bound (about 10 MB at the limit).
     public let maximumEvents: Int
+    /// Events not kept because `maximumEvents` were.
     public private(set) var droppedEvents = 0
     private var forward: Direction?
     private var reverse: Direction?
     private var samples: [CongestionSample] = []
     private var events = 0
+    /// The graph's title.
     public var title: String
+    /// Drawn by an observer in the path, not an end (`ObservedFlowPlot`): the second panel shows the
+    /// bytes in flight as seen on the wire (highest sequence seen − highest ACK seen), computed from
+    /// the segments; cwnd and ssthresh, which only the sender knows, are left out.
+    public var observed = false
 
+    /// An empty graph titled `title`, keeping at most `maximumEvents` segments and samples.
     public init(title: String = "TCP time–sequence graph", maximumEvents: Int = 200_000) {
         self.title = title
         self.maximumEvents = maximumEvents
@@ -258,6 +265,7 @@ public struct TimeSequencePlot: Sendable {
 
         // Panel 2: congestion state.
         let bottom = SVGCanvas.Frame(x: 90, y: 510, width: 840, height: 160)
+        let samples = observed ? Self.inFlight(sender: sender, receiver: receiver) : self.samples
         var largest = 1
         for sample in samples {
             largest = max(largest, sample.congestionWindow, sample.bytesInFlight, sample.slowStartThreshold ?? 0)
@@ -276,16 +284,52 @@ public struct TimeSequencePlot: Sendable {
             if let value = sample.slowStartThreshold { threshold.step(to: px, by(value)) }
         }
         canvas.polyline(inFlight, cssClass: "inflight")
-        canvas.polyline(threshold, cssClass: "ssthresh")
-        canvas.polyline(congestionWindow, cssClass: "cwnd")
-        if samples.isEmpty {
-            canvas.text(x: bottom.x + bottom.width / 2, y: bottom.y + bottom.height / 2, "no congestion samples", anchor: "middle")
+        if observed {
+            canvas.legend(
+                x: bottom.x + 8, y: bottom.y + 14,
+                [("inflight", "bytes in flight as seen (highest sequence − highest ACK); cwnd and ssthresh: unknown to an observer")])
+        } else {
+            canvas.polyline(threshold, cssClass: "ssthresh")
+            canvas.polyline(congestionWindow, cssClass: "cwnd")
+            if samples.isEmpty {
+                canvas.text(x: bottom.x + bottom.width / 2, y: bottom.y + bottom.height / 2, "no congestion samples", anchor: "middle")
+            }
+            canvas.legend(x: bottom.x + 8, y: bottom.y + 14, [("cwnd", "cwnd"), ("ssthresh", "ssthresh"), ("inflight", "bytes in flight")])
         }
-        canvas.legend(x: bottom.x + 8, y: bottom.y + 14, [("cwnd", "cwnd"), ("ssthresh", "ssthresh"), ("inflight", "bytes in flight")])
         if droppedEvents > 0 {
             canvas.text(x: 930, y: 700, "\(droppedEvents) later events not drawn", anchor: "end")
         }
         return canvas.document()
+    }
+}
+
+extension TimeSequencePlot {
+    /// What an observer sees in flight after each segment and each ACK, in the order they crossed:
+    /// the highest sequence offset the sender has sent minus the highest the receiver acknowledged.
+    fileprivate static func inFlight(sender: Direction, receiver: Direction) -> [CongestionSample] {
+        var samples: [CongestionSample] = []
+        samples.reserveCapacity(sender.sent.count + receiver.acknowledgments.count)
+        var highest: Int64 = 0
+        var acknowledged: Int64 = 0
+        var segment = 0
+        var ack = 0
+        while segment < sender.sent.count || ack < receiver.acknowledgments.count {
+            let time: Instant
+            if ack == receiver.acknowledgments.count
+                || (segment < sender.sent.count && sender.sent[segment].time <= receiver.acknowledgments[ack].time)
+            {
+                highest = max(highest, sender.sent[segment].end)
+                time = sender.sent[segment].time
+                segment += 1
+            } else {
+                acknowledged = max(acknowledged, receiver.acknowledgments[ack].acknowledged)
+                time = receiver.acknowledgments[ack].time
+                ack += 1
+            }
+            samples.append(CongestionSample(
+                time: time, congestionWindow: 0, slowStartThreshold: nil, bytesInFlight: Int(max(0, highest - acknowledged))))
+        }
+        return samples
     }
 }
 

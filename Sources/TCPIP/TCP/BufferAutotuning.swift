@@ -144,8 +144,18 @@ extension TCPConnection {
     /// least an RTO (the idle period after which Linux's tcp_cwnd_restart, like RFC 5681 §4.1,
     /// no longer trusts what it learnt of the path). nil while the buffers are at their starting
     /// sizes, or anything is queued: a connection with fixed buffers never gets this wakeup.
+    ///
+    /// Asked each time the connection's next deadline is (several times a segment): inlined up to the
+    /// test that fails for nearly every connection, whose buffers are at their starting sizes.
+    @inline(__always)
     var bufferReclaimDeadline: Instant? {
-        guard let idle = configuration.pointee.idleBufferReclaim, buffersGrown,
+        guard buffersGrown else { return nil }
+        return grownBufferReclaimDeadline
+    }
+
+    @inline(never)
+    private var grownBufferReclaimDeadline: Instant? {
+        guard let idle = configuration.pointee.idleBufferReclaim,
               state == .established || state == .closeWait,
               sendBuffer.isEmpty, receiveBuffer.isEmpty, reassembly.isEmpty
         else { return nil }
@@ -154,6 +164,7 @@ extension TCPConnection {
     }
 
     /// Whether either buffer is above its starting size.
+    @inline(__always)
     private var buffersGrown: Bool {
         receiveBufferCapacity > configuration.pointee.receiveBufferSize
             || (!sendBufferLocked && sendBuffer.capacity > configuration.pointee.sendBufferSize)

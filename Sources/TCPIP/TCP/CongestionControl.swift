@@ -74,12 +74,14 @@ public struct AcknowledgmentSample: Sendable {
     public var deliveredData: Int?
     /// FlightSize before the ACK (RFC 5681 §2).
     public var flightSize: Int
+    /// When the ACK arrived.
     public var now: Instant
     /// SRTT (RFC 6298), nil before the first measurement.
     public var smoothedRTT: TimeAmount?
     /// The smallest RTT seen (RFC 8985 §6.2 step 1), nil before the first measurement.
     public var minimumRTT: TimeAmount?
 
+    /// A sample with these values; `deliveredData` is left nil (all of `bytesAcknowledged`).
     public init(
         bytesAcknowledged: Int, flightSize: Int, now: Instant, smoothedRTT: TimeAmount?, minimumRTT: TimeAmount?
     ) {
@@ -93,6 +95,7 @@ public struct AcknowledgmentSample: Sendable {
 
 /// A congestion signal the connection has decided on.
 public struct CongestionEvent: Sendable {
+    /// What signalled congestion.
     public enum Kind: Sendable, Hashable {
         /// Loss detected by duplicate ACKs, SACK (RFC 6675), RACK or a tail loss probe (RFC 8985):
         /// fast recovery follows.
@@ -105,13 +108,16 @@ public struct CongestionEvent: Sendable {
         case explicitCongestionNotification
     }
 
+    /// What signalled it.
     public var kind: Kind
     /// FlightSize when the event was detected (RFC 5681 §3.1 equation 4).
     public var flightSize: Int
+    /// When it was detected.
     public var now: Instant
     /// This event opens a new episode: save the state `undo(now:)` will restore.
     public var startsEpisode: Bool
 
+    /// An event with these values.
     public init(kind: Kind, flightSize: Int, now: Instant, startsEpisode: Bool) {
         self.kind = kind
         self.flightSize = flightSize
@@ -152,7 +158,9 @@ struct HandshakeWindow: CongestionControl {
 
 /// Which algorithm a connection uses.
 public enum CongestionControlAlgorithm: String, Sendable, CaseIterable {
+    /// NewReno (RFC 5681, RFC 6582), spelled `reno` as Linux spells it.
     case newReno = "reno"
+    /// CUBIC (RFC 9438), Linux's default.
     case cubic = "cubic"
 
     func make(
@@ -210,6 +218,8 @@ public struct NewReno: CongestionControl {
     /// HyStart++ (RFC 9406) while the first slow start lasts; nil without it, and after.
     public private(set) var hyStart: HyStart?
 
+    /// NewReno for segments of `maximumSegmentSize`, starting at `initialWindowSegments` segments (RFC 6928's
+    /// 10 by default), with RFC 3465's L and HyStart++ (RFC 9406) as asked.
     public init(maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1, hyStart: Bool = false) {
         mss = max(1, maximumSegmentSize)
         initialWindow = CongestionControlAlgorithm.initialWindow(

@@ -51,6 +51,8 @@ public struct Cubic: Sendable {
     /// RFC 3465's L in segments (nil: no limit); see `CongestionControlAlgorithm.slowStartIncrease`.
     private let slowStartLimitSegments: Int?
 
+    /// CUBIC for segments of `maximumSegmentSize`, starting at `initialWindowSegments` segments, with RFC
+    /// 3465's L and HyStart++ (RFC 9406) as asked.
     public init(maximumSegmentSize: Int, initialWindowSegments: Int, slowStartLimitSegments: Int? = 1, hyStart: Bool = false) {
         mss = max(1, maximumSegmentSize)
         initialWindow = CongestionControlAlgorithm.initialWindow(

@@ -39,12 +39,24 @@ struct EphemeralPorts {
     mutating func search(from local: IPAddress, to remote: Endpoint) -> Search {
         // F and G from one keyed hash: its low 32 bits are the offset, its high bits the index —
         // as independent as two hashes with two keys, for one SipHash instead of two.
+        let hash = Self.hash(from: local, to: remote, key0: key0, key1: key1)
+        return Search(offset: UInt32(truncatingIfNeeded: hash), index: Int(hash >> 32) % Self.tableLength)
+    }
+
+    /// SipHash-2-4 of (local address, remote address, remote port). Between IPv4 addresses that is
+    /// 12 message bytes, (4, local, 4, remote, port), put into their two words directly.
+    @inline(__always)
+    static func hash(from local: IPAddress, to remote: Endpoint, key0: UInt64, key1: UInt64) -> UInt64 {
+        if case .v4(let from) = local, case .v4(let to) = remote.address {
+            let first = 4 | UInt64(from.rawValue) << 8 | 4 << 40 | UInt64(truncatingIfNeeded: to.rawValue) << 48
+            let rest = UInt64(to.rawValue >> 16) | UInt64(remote.port) << 16
+            return SipHash24.hash(key0: key0, key1: key1, first: first, rest: rest, length: 12)
+        }
         var hasher = SipHash24(key0: key0, key1: key1)
         hasher.combine(local)
         hasher.combine(remote.address)
         hasher.combine(remote.port)
-        let hash = hasher.finalize()
-        return Search(offset: UInt32(truncatingIfNeeded: hash), index: Int(hash >> 32) % Self.tableLength)
+        return hasher.finalize()
     }
 
     /// "port = min_ephemeral + (offset + table[index]) % num_ephemeral; table[index]++"

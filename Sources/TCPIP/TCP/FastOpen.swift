@@ -35,6 +35,7 @@ public struct FastOpen: Sendable, Hashable {
     /// `clientRequiresCookie` off).
     public var uncachedSYNDataLimit: SYNDataLimit = .defaultMSS
 
+    /// What bounds the data of a SYN to a server whose MSS is not cached.
     public enum SYNDataLimit: Sendable, Hashable {
         /// RFC 7413 §4.1.3: "the default MSS of 536 bytes for IPv4 … and 1220 bytes for IPv6".
         case defaultMSS
@@ -42,14 +43,18 @@ public struct FastOpen: Sendable, Hashable {
         case ownMSS
     }
 
+    /// Linux's defaults: client on, server off.
     public init() {}
 }
 
 /// A Fast Open server key: two 64-bit halves of a SipHash-2-4 key.
 public struct FastOpenKey: Sendable, Hashable {
+    /// The key's first half.
     public var key0: UInt64
+    /// The key's second half.
     public var key1: UInt64
 
+    /// The key whose halves are `key0` and `key1`.
     public init(key0: UInt64, key1: UInt64) {
         self.key0 = key0
         self.key1 = key1

@@ -53,6 +53,7 @@ public struct HyStart: Sendable, Hashable {
         case leftSlowStart
     }
 
+    /// Where the first slow start is: standard slow start, or conservative slow start (RFC 9406 §4.2).
     public private(set) var phase = Phase.slowStart
     /// windowEnd: the round ends when an ACK covers it (SND.NXT when the round began); nil before
     /// the first ACK.
@@ -63,6 +64,7 @@ public struct HyStart: Sendable, Hashable {
     /// rttSampleCount: samples taken in the current round.
     private var samples = 0
 
+    /// HyStart++ at the start of slow start.
     public init() {}
 
     /// RFC 9406 §4.2: cwnd grows by `increase` (min(N, L·SMSS)) in slow start, by a

@@ -281,7 +281,19 @@ extension TCPConnection {
             episode = RecoveryEpisode(lowWater: sndUna, highWater: sndMax, kind: kind)
         }
         startCongestionControl()
-        congestion.congestionEvent(CongestionEvent(kind: kind, flightSize: flightSize, now: now, startsEpisode: starts))
+        // RFC 5681 §3.2 step 2: ssthresh "no more than" equation (4), data sent by limited
+        // transmit not counted. DEVIATION(RFC 9438 §4.6): a loss found by ACKs takes ssthresh
+        // from min(FlightSize, cwnd), not flight_size alone, because SND.NXT − SND.UNA also counts
+        // limited transmit's segments and what the receiver holds out of order behind a hole. A loss found inside an episode
+        // (a lost retransmission) comes while SND.UNA still waits at the hole and SND.NXT has
+        // moved on by up to the peer's out-of-order queue: with a 16 MiB queue, FlightSize reached
+        // 2 MiB on a path that holds 250 kB, ssthresh then 1.4 MiB, and the cwnd recovery ended
+        // with overflowed the queue again (`tcpip simulate` 100 Mbit/s × 10 ms: 32,013
+        // retransmissions for 34,530 segments). Linux's CUBIC takes cwnd (RFC 9438 §4.6 allows it,
+        // with cwnd kept from growing past what is sent); the minimum is never more than either.
+        // A timeout keeps FlightSize: cwnd is already one segment in a repeated one.
+        let outstanding = kind == .retransmissionTimeout ? flightSize : min(flightSize, congestion.congestionWindow)
+        congestion.congestionEvent(CongestionEvent(kind: kind, flightSize: outstanding, now: now, startsEpisode: starts))
     }
 
     // MARK: Retransmitting
@@ -384,7 +396,7 @@ extension TCPConnection {
         var timeout: TimeAmount
         if let srtt = rtt.smoothedRTT {
             timeout = .nanoseconds(2 * srtt.nanoseconds)
-            if flightSize <= sendMSS { timeout = timeout + TailLossProbe.maximumAckDelay }
+            timeout = timeout + (flightSize <= sendMSS ? TailLossProbe.maximumAckDelay : configuration.pointee.lossProbeSlack)
         } else {
             timeout = .seconds(1)
         }

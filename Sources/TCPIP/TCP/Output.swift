@@ -133,12 +133,23 @@ extension TCPConnection {
 
     /// The deferred ACK, if no segment has carried it since (`sendAckAtEndOfBatch`) and the
     /// connection was not reset or aborted meanwhile.
-    mutating func sendDeferredAck(now: Instant, io: inout StackIO) {
-        guard ackDeferred else { return }
+    ///
+    /// Not inlined: inlined into `Stack.sendDeferredAcks`' closure over the slab's slot, the segment
+    /// it builds made the compiler copy the whole TCB (1.3 KB) and its send buffer around the calls
+    /// that take `io` — 600 instructions a connection in `bench connrate` (docs/PERFORMANCE.md).
+    ///
+    /// Returns whether a deadline of the connection moved: only when the ACK cancelled a delayed-ACK
+    /// timer, since a bare ACK changes nothing else that `nextDeadline` reads.
+    @inline(never)
+    mutating func sendDeferredAck(now: Instant, io: inout StackIO) -> Bool {
+        guard ackDeferred else { return false }
         ackDeferred = false
         // No writer sent data with the handshake's ACK.
         handshakeAckAwaitsWriter = nil
-        if state.isSynchronized { sendAck(now: now, io: &io) }
+        guard state.isSynchronized else { return false }
+        let cancelsTimer = delayedAckDeadline != nil
+        sendAck(now: now, io: &io)
+        return cancelsTimer
     }
 
     /// The SYN (active open) or SYN-ACK (simultaneous open) with our options (RFC 9293 §3.10.1; RFC 7323; RFC 2018).

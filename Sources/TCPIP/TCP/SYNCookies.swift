@@ -69,18 +69,12 @@ struct SYNCookies {
     private var generator: SeededGenerator
     /// One secret per counter value modulo 4; a slot is re-keyed when a new tick needs it.
     private var secrets = [Secret](repeating: Secret(), count: 4)
-    /// Keys the per-connection timestamp offset, which must be the same in the SYN-ACK and the
-    /// connection the ACK creates, with nothing stored in between.
-    private let timestampKey0: UInt64
-    private let timestampKey1: UInt64
     /// When a cookie was last sent, for `.whenSYNQueueFull`: ACKs are checked as cookies only while
     /// a cookie could still be valid (Linux's `tcp_synq_no_recent_overflow`).
     private(set) var lastSent: Instant?
 
     init(generator: SeededGenerator) {
         self.generator = generator
-        timestampKey0 = self.generator.next()
-        timestampKey1 = self.generator.next()
     }
 
     /// What a cookie brings back: the peer's SYN as far as it matters after the handshake.
@@ -146,14 +140,6 @@ struct SYNCookies {
         let bits = shift | (sackPermitted ? 1 << 4 : 0) | (ecn ? 1 << 5 : 0)
         let value = (clock & ~mask) | bits
         return bits > clock & mask ? value &- (mask + 1) : value
-    }
-
-    /// The offset of a cookie connection's timestamp clock: a keyed hash of the 4-tuple, so the
-    /// SYN-ACK and the connection that the ACK creates agree without remembering anything.
-    func timestampOffset(for tuple: FourTuple) -> UInt32 {
-        var hasher = SipHash24(key0: timestampKey0, key1: timestampKey1)
-        hasher.combine(tuple)
-        return UInt32(truncatingIfNeeded: hasher.finalize())
     }
 
     // MARK: Checking a cookie

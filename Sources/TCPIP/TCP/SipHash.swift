@@ -75,6 +75,20 @@ struct SipHash24 {
         return v0 ^ v1 ^ v2 ^ v3
     }
 
+    /// The hash of a message of 9 to 15 bytes given as its first 8 bytes and the rest, each a
+    /// little-endian word (`rest` holds `length - 8` bytes): what combining those bytes one value at
+    /// a time and `finalize()` give, without the bookkeeping of partial words. For the 4-tuples of
+    /// the connection path (`combineIPv4`), hashed once or twice a connection.
+    @inline(__always)
+    static func hash(key0: UInt64, key1: UInt64, first: UInt64, rest: UInt64, length: Int) -> UInt64 {
+        var hasher = SipHash24(key0: key0, key1: key1)
+        hasher.compress(first)
+        hasher.pending = rest
+        hasher.pendingCount = length - 8
+        hasher.length = UInt64(length)
+        return hasher.finalize()
+    }
+
     /// Appends the low `count` bytes of `value` (least significant first) to the message.
     @inline(__always)
     private mutating func combine(littleEndianBytes value: UInt64, count: Int) {

@@ -18,11 +18,13 @@ public enum TCPError: Error, Hashable, Sendable, CustomStringConvertible {
     case addressUnavailable
     /// A memory or table limit of the stack was reached.
     case resourcesExhausted
+    /// A call's argument was out of range, or the call is not valid in the connection's state: EINVAL.
     case invalidArgument
     /// An ICMP error said the peer's network (RFC 792 type 3 code 0; RFC 4443 §3.1 code 0) or
     /// host (the other unreachable codes, time exceeded) cannot be reached: ENETUNREACH,
     /// EHOSTUNREACH. Soft (RFC 1122 §4.2.3.9): reported only if the connection then fails.
     case networkUnreachable
+    /// The host cannot be reached: EHOSTUNREACH (see `networkUnreachable`).
     case hostUnreachable
     /// ICMP protocol unreachable (RFC 792 type 3 code 2; RFC 4443 §3.4 code 1): ENOPROTOOPT.
     case protocolUnreachable

@@ -50,15 +50,25 @@
 /// passive open waits in a listener's SYN queue as a small half-open entry until its
 /// handshake completes, so a connection is never in `.listen` except as a status.
 public enum TCPState: Hashable, Sendable {
+    /// No connection (RFC 9293 §3.3.2: "no connection state at all").
     case closed
+    /// Waiting for a connection request (listeners only).
     case listen
+    /// Our SYN sent, waiting for the peer's.
     case synSent
+    /// SYN received and SYN-ACK sent, waiting for its acknowledgment.
     case synReceived
+    /// Open: data flows both ways.
     case established
+    /// We closed; our FIN not yet acknowledged.
     case finWait1
+    /// Our FIN acknowledged; waiting for the peer's.
     case finWait2
+    /// The peer closed; waiting for the application to close.
     case closeWait
+    /// Both closed at once; waiting for the acknowledgment of our FIN.
     case closing
+    /// The peer closed, then we did; waiting for the acknowledgment of our FIN.
     case lastAck
     /// TIME-WAIT carries its own deadline: 2·MSL after the last FIN was acknowledged (RFC 9293 §3.10.7.4, eighth).
     case timeWait(until: Instant)

@@ -3,6 +3,7 @@ import TCPIPWire
 
 /// What `read` found.
 public enum ReceiveResult: Hashable, Sendable {
+    /// Bytes read, in order.
     case data(ByteBuffer)
     /// Nothing buffered yet; the connection is still open for reading.
     case wouldBlock

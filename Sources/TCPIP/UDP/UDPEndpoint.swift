@@ -13,8 +13,10 @@ public struct UDPDatagram: Hashable, Sendable {
     public var source: Endpoint
     /// Our address and port the datagram was sent to (IP_PKTINFO's answer).
     public var destination: Endpoint
+    /// The data.
     public var payload: ByteBuffer
 
+    /// A datagram with these fields.
     public init(source: Endpoint, destination: Endpoint, payload: ByteBuffer) {
         self.source = source
         self.destination = destination
@@ -40,6 +42,7 @@ public enum UDPError: Error, Hashable, Sendable, CustomStringConvertible {
     case endpointDoesNotExist
     /// `UDPConfiguration.maximumEndpoints` endpoints exist.
     case resourcesExhausted
+    /// A call's argument was out of range: EINVAL.
     case invalidArgument
 
     public var description: String {
@@ -60,12 +63,15 @@ public enum UDPError: Error, Hashable, Sendable, CustomStringConvertible {
 public struct UDPEndpointStatus: Hashable, Sendable {
     /// The bound address (nil: every address of the stack) and port.
     public var localAddress: IPAddress?
+    /// The bound port.
     public var localPort: UInt16
     /// The peer of a connected endpoint.
     public var remote: Endpoint?
     /// Datagrams waiting to be received, the bytes of their payloads, and the storage they pin.
     public var queuedDatagrams: Int
+    /// The bytes of their payloads.
     public var queuedBytes: Int
+    /// The storage they pin (the buffers they arrived in).
     public var queuedPinnedBytes: Int
     /// Datagrams dropped because the queue was full.
     public var drops: UInt64

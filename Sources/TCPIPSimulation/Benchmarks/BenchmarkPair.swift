@@ -6,11 +6,16 @@ import TCPIPWire
 /// offload (like Linux loopback): the setting of every `tcpip bench` figure, mirroring the peers'
 /// gVisor `pipe` test. One thread drives both.
 public final class BenchmarkPair {
+    /// The stack that connects.
     public let client: Stack
+    /// The stack that listens.
     public let server: Stack
     let clientLink: MemoryLink.End
     let serverLink: MemoryLink.End
+    /// The server stack's address.
     public let serverAddress: IPAddress
+    /// The client stack's addresses (several, so that a connection-rate run has more 4-tuples than one
+    /// address's ports).
     public let clientAddresses: [IPAddress]
 
     /// - Parameters:

@@ -9,16 +9,24 @@ import TCPIPWire
 ///
 /// Both stacks, both applications and the link run on the calling thread (threads = 1).
 public enum BulkBenchmark {
+    /// What one run measured.
     public struct Result: Sendable {
+        /// Bytes the receiver read, every one checked.
         public var bytes: Int
+        /// Wall-clock seconds from the first write until the receiver's close reached the sender.
         public var seconds: Double
+        /// Segments both stacks sent.
         public var segmentsSent: UInt64
+        /// Segments both stacks retransmitted.
         public var retransmits: UInt64
+        /// Goodput: `bytes` × 8 / `seconds`, in Gbit/s.
         public var gigabitsPerSecond: Double { seconds > 0 ? Double(bytes) * 8 / seconds / 1e9 : 0 }
     }
 
+    /// Bytes the sender writes at a time (the peers' 128 KiB).
     public static let writeSize = 128 * 1024
 
+    /// Runs the transfer for `seconds` of wall-clock time and measures it.
     public static func run(
         mtu: Int, seconds: Double, ipVersion: Int = 4, tcp: TCPConfiguration = TCPConfiguration(),
         clock: WallClock = WallClock()

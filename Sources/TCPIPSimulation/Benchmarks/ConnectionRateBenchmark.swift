@@ -14,8 +14,11 @@ import TCPIPWire
 /// single address every 4-tuple comes back while the server holds it in TIME-WAIT, and the server
 /// reopens it on the new SYN (RFC 6191: the client's per-4-tuple timestamps have moved on).
 public enum ConnectionRateBenchmark {
+    /// What one run measured.
     public struct Result: Sendable {
+        /// Connections opened, used and closed.
         public var connections: Int
+        /// Wall-clock seconds they took.
         public var seconds: Double
         /// Connections the server still held at the end (TIME-WAIT).
         public var serverConnectionsLeft: Int
@@ -31,9 +34,11 @@ public enum ConnectionRateBenchmark {
         public var retransmissions: UInt64
         /// Segments both sides sent, for the segments a cycle takes.
         public var segmentsSent: UInt64
+        /// `connections` / `seconds`.
         public var connectionsPerSecond: Double { seconds > 0 ? Double(connections) / seconds : 0 }
     }
 
+    /// Opens, uses and closes connections for `seconds` of wall-clock time and counts them.
     public static func run(
         seconds: Double, clientAddresses: Int = 256, tcp: TCPConfiguration = TCPConfiguration(),
         clock: WallClock = WallClock()

@@ -11,13 +11,19 @@ import TCPIPWire
 /// update the checksum, queue and dequeue. A TUN device's read and write (a system call each) are
 /// not in it; `scripts/vs-kernel-under-loss.sh` and the interop tests measure those paths.
 public enum ForwardBenchmark {
+    /// What one run measured.
     public struct Result: Sendable {
+        /// Datagrams forwarded.
         public var packets: Int
+        /// Octets of those datagrams.
         public var bytes: Int
+        /// Wall-clock seconds the forwarding took.
         public var seconds: Double
         /// Datagrams that left in other storage than they came in: a copy somewhere on the path.
         public var copies: Int
+        /// `packets` / `seconds`.
         public var packetsPerSecond: Double { Double(packets) / seconds }
+        /// `bytes` × 8 / `seconds`, in Gbit/s.
         public var gigabitsPerSecond: Double { Double(bytes) * 8 / seconds / 1e9 }
     }
 

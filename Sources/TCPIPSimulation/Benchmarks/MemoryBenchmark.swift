@@ -8,10 +8,15 @@ import TCPIPWire
 ///
 /// Every connection exists twice (a client end and a server end); figures are per end.
 public enum MemoryBenchmark {
+    /// What one run measured.
     public struct Result: Sendable {
+        /// Connections opened (each has an end in both stacks).
         public var connections: Int
+        /// Wall-clock seconds it took to open them.
         public var openSeconds: Double
+        /// The client stack's own accounting with the connections idle.
         public var client: StackMemory
+        /// The server stack's own accounting with the connections idle.
         public var server: StackMemory
         /// Resident set growth over the run, or nil where the resident set cannot be read.
         public var residentGrowth: Int?

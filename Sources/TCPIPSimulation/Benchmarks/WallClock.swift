@@ -7,6 +7,7 @@ import TCPIP
 public struct WallClock: Sendable {
     private let origin = ContinuousClock.now
 
+    /// A clock whose zero is now.
     public init() {}
 
     /// Now, in nanoseconds since this clock was made (plus one second, so that zero never looks like "unset").

@@ -42,28 +42,32 @@ private func newReno(_ configuration: inout StackConfiguration) { configuration.
         try t.expect("+0 > . 1461:2921(1460) ack 1")
         try t.expectNothing()
         #expect(t.status?.inRecovery == true)
-        // ssthresh = FlightSize / 2 = (20441 − 1461) / 2.
-        #expect(t.status?.slowStartThreshold == 9490)
+        // ssthresh = cwnd / 2 = 16060 / 2: FlightSize (20441 − 1461) also holds the two segments
+        // limited transmit sent, which RFC 5681 §3.2 step 2 says MUST NOT be counted.
+        #expect(t.status?.slowStartThreshold == 8030)
         #expect(t.status?.lostBytes == 2920)
         #expect(t.status?.sackedBytes == 4380)
         #expect(t.counters.fastRetransmits == 1)
-        // pipe 11680 > ssthresh, prr_delivered 2920: CEIL(2920 · 9490 / 18980) − 1460 = 0; then 730.
+        // pipe 11680 > ssthresh, prr_delivered 2920: CEIL(2920 · 8030 / 18980) − 1460 < 0; then 394.
         try t.inject("+.01 < . 1:1(0) ack 1461 win 65535 <sack 2921:4381 5841:10221>")
         try t.expectNothing()
         try t.inject("+.01 < . 1:1(0) ack 1461 win 65535 <sack 2921:4381 5841:11681>")
         try t.expectNothing()
-        // pipe 8760 is now below ssthresh: PRR-SSRB, sndcnt = min(9490 − 8760, …) = 730: still nothing.
+        // pipe 8760, still above ssthresh: CEIL(5840 · 8030 / 18980) − 1460 = 1011: still nothing.
         try t.inject("+.01 < . 1:1(0) ack 1461 win 65535 <sack 2921:4381 5841:13141>")
         try t.expectNothing()
-        // pipe 7300: min(9490 − 7300, max(7300 − 1460, 1460) + 1460) = 2190: one segment, the second hole.
+        // pipe 7300 is below ssthresh: PRR-SSRB, sndcnt = min(8030 − 7300, …) = 730: nothing.
         try t.inject("+.01 < . 1:1(0) ack 1461 win 65535 <sack 2921:4381 5841:14601>")
+        try t.expectNothing()
+        // pipe 5840: min(8030 − 5840, max(8760 − 1460, 1460) + 1460) = 2190: one segment, the second hole.
+        try t.inject("+.01 < . 1:1(0) ack 1461 win 65535 <sack 2921:4381 5841:16061>")
         try t.expect("+0 > . 4381:5841(1460) ack 1")
         try t.expectNothing()
         // The retransmissions arrive: the ACK beyond RecoveryPoint ends recovery, cwnd = ssthresh.
         try t.inject("+.07 < . 1:1(0) ack 4381 win 65535 <sack 5841:20441>")
         try t.inject("+.01 < . 1:1(0) ack 20441 win 65535")
         #expect(t.status?.inRecovery == false)
-        #expect(t.status?.congestionWindow == 9490)
+        #expect(t.status?.congestionWindow == 8030)
         #expect(t.status?.retransmits == 2)
         #expect(t.status?.lostBytes == 0)
     }
@@ -82,7 +86,7 @@ private func newReno(_ configuration: inout StackConfiguration) { configuration.
         try t.inject("+0 < . 1:1(0) ack 1461 win 65535 <sack 2921:7301>")
         try t.expect("+0 > . 1461:2921(1460) ack 1")
         #expect(t.status?.inRecovery == true)
-        #expect(t.status?.slowStartThreshold == 9490)
+        #expect(t.status?.slowStartThreshold == 8030)
         for end in stride(from: 8761, through: 16061, by: 1460) {
             try t.inject("+.001 < . 1:1(0) ack 1461 win 65535 <sack 2921:\(end)>")
         }
@@ -95,25 +99,26 @@ private func newReno(_ configuration: inout StackConfiguration) { configuration.
         sent += t.takeOutput()
         #expect(sent.contains { $0.contains("16061:17521(1460)") })
         #expect(t.counters.fastRetransmits == 1)
-        #expect(t.status?.slowStartThreshold == 9490)
+        #expect(t.status?.slowStartThreshold == 8030)
         #expect(t.status?.retransmits == 2)
         // The full ACK ends the episode: cwnd = ssthresh.
         try t.inject("+.1 < . 1:1(0) ack 20441 win 65535")
         #expect(t.status?.inRecovery == false)
-        #expect(t.status?.congestionWindow == 9490)
-        // New data, its first segment lost: a new loss event, a new reduction from the new flight. cwnd
-        // lets six segments go (20441–29201); two SACKs send the last two (limited transmit).
+        #expect(t.status?.congestionWindow == 8030)
+        // New data, its first segment lost: a new loss event, a new reduction. cwnd lets five
+        // segments go (20441–27741); two SACKs send two more (limited transmit).
         try t.app.send(8 * 1460)
-        #expect(t.takeOutput().filter { $0.contains("(1460)") }.count == 6)
+        #expect(t.takeOutput().filter { $0.contains("(1460)") }.count == 5)
         try t.inject("+.1 < . 1:1(0) ack 20441 win 65535 <sack 21901:23361>")
-        #expect(t.takeOutput().contains { $0.contains("29201:30661(1460)") })
+        #expect(t.takeOutput().contains { $0.contains("27741:29201(1460)") })
         try t.inject("+0 < . 1:1(0) ack 20441 win 65535 <sack 21901:24821>")
-        #expect(t.takeOutput().contains { $0.contains("30661:32121(1460)") })
+        #expect(t.takeOutput().contains { $0.contains("29201:30661(1460)") })
         try t.inject("+0 < . 1:1(0) ack 20441 win 65535 <sack 21901:26281>")
         #expect(t.takeOutput().contains { $0.contains("20441:21901(1460)") })
         #expect(t.counters.fastRetransmits == 2)
         #expect(t.status?.inRecovery == true)
-        #expect(t.status?.slowStartThreshold == (32121 - 20441) / 2)
+        // From cwnd, not FlightSize (30661 − 20441): limited transmit's segments are not counted.
+        #expect(t.status?.slowStartThreshold == 8030 / 2)
     }
 
     /// RFC 8985 §6.2 step 5 and its reordering timer: one SACKed segment is not enough to call the ones
@@ -163,6 +168,25 @@ private func newReno(_ configuration: inout StackConfiguration) { configuration.
         try t.expect("+0 > . 1461:2921(1460) ack 1")
         try t.inject("+.1 < . 1:1(0) ack 4381 win 65535")
         #expect(t.status?.inRecovery == false)
+    }
+
+    /// `TCPConfiguration.lossProbeSlack` (Linux's TCP_TIMEOUT_MIN, tcp_schedule_loss_probe): with more
+    /// than one segment in flight the PTO is 2·SRTT plus the slack, so it goes 2 ms later than
+    /// RFC 8985 §7.2's 2·SRTT; the default adds nothing (`tailLossProbeAfterTwoSmoothedRTTs`).
+    @Test func tailLossProbeWaitsForTheSlack() throws {
+        var t = try TCPTester(.established, peer: sackPeer) { configuration in
+            newReno(&configuration)
+            configuration.tcp.lossProbeSlack = .milliseconds(2)
+        }
+        try t.app.send(1460)
+        try t.expect("+0 > P. 1:1461(1460) ack 1")
+        try t.inject("+.1 < . 1:1(0) ack 1461 win 65535")
+        try t.app.send(2920)
+        try t.expect("+0 > . 1461:2921(1460) ack 1")
+        try t.expect("+0 > P. 2921:4381(1460) ack 1")
+        try t.expectNothing(for: .milliseconds(201))
+        try t.expect("+.001 > P. 2921:4381(1460) ack 1")
+        #expect(t.status?.tailLossProbes == 1)
     }
 
     /// RFC 2883 §4: a segment received twice is reported in a D-SACK block, first, then the usual

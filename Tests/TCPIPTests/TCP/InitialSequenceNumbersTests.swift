@@ -48,6 +48,25 @@ import TCPIPWire
         #expect(isns.initialSequenceNumber(for: tuple, now: now + wrapPeriod) == first)
     }
 
+    /// One keyed hash gives a connection both numbers: RFC 6528's F in its low half, the RFC 7323
+    /// §5.4 timestamp offset in its high half. Each is what its own question gets, the offset moves
+    /// with the 4-tuple but not with the clock, and it is not the ISN's half.
+    @Test func oneHashGivesTheISNAndTheTimestampOffset() {
+        let isns = makeGenerator()
+        let tuple = FourTuple(local: server, remote: client)
+        let numbers = isns.numbers(for: tuple, now: now)
+        #expect(numbers.iss == isns.initialSequenceNumber(for: tuple, now: now))
+        #expect(numbers.timestampOffset == isns.timestampOffset(for: tuple))
+        #expect(isns.numbers(for: tuple, now: now + .seconds(7)).timestampOffset == numbers.timestampOffset)
+        let m = UInt32(truncatingIfNeeded: now.nanoseconds / 4_000)
+        #expect(numbers.iss.rawValue &- m != numbers.timestampOffset)
+        var otherPort = client
+        otherPort.port += 1
+        let offsets = Set([client, otherPort].map { isns.timestampOffset(for: FourTuple(local: server, remote: $0)) })
+        #expect(offsets.count == 2)
+        #expect(makeGenerator(seed: 2).timestampOffset(for: tuple) != numbers.timestampOffset)
+    }
+
     @Test func theSecretComesFromTheGenerator() {
         let tuple = FourTuple(local: server, remote: client)
         #expect(

@@ -1,5 +1,6 @@
 import Testing
 @testable import TCPIP
+import TCPIPWire
 
 /// The 64 SipHash-2-4 test vectors of the reference implementation (Aumasson and Bernstein): key
 /// 00 01 .. 0f, message i bytes 00 01 .. (i-1), for i in 0..<64; the output read as a little-endian integer.
@@ -72,5 +73,28 @@ private func hash(_ message: [UInt8]) -> UInt64 {
         a.combine(UInt32(42))
         b.combine(UInt32(42))
         #expect(a.finalize() != b.finalize())
+    }
+
+    /// The connection path's word-packed hashes give what combining one value at a time gives.
+    @Test func wordPackedTuplesHashAsCombined() {
+        let key0: UInt64 = 0x0123_4567_89AB_CDEF, key1: UInt64 = 0xFEDC_BA98_7654_3210
+        #expect(SipHash24.hash(key0: referenceKey0, key1: referenceKey1, first: 0x0706_0504_0302_0100,
+                               rest: 0x000E_0D0C_0B0A_0908, length: 15) == referenceVectors[15])
+        let v4a = IPAddress.v4(IPv4Address(198, 18, 0, 1)), v4b = IPAddress.v4(IPv4Address(198, 18, 200, 7))
+        let v6 = IPAddress.v6(IPv6Address(high: 0x2001_0DB8_0000_0000, low: 2))
+        for (local, remote) in [(v4a, v4b), (v4b, v4a), (v4a, v6), (v6, v4a)] {
+            for (localPort, remotePort) in [(UInt16(49152), UInt16(80)), (65535, 1), (0, 65535)] {
+                let tuple = FourTuple(local: Endpoint(local, localPort), remote: Endpoint(remote, remotePort))
+                var hasher = SipHash24(key0: key0, key1: key1)
+                hasher.combine(tuple)
+                #expect(SipHash24.hash(tuple, key0: key0, key1: key1) == hasher.finalize(), "\(tuple)")
+                var portHasher = SipHash24(key0: key0, key1: key1)
+                portHasher.combine(local)
+                portHasher.combine(remote)
+                portHasher.combine(remotePort)
+                #expect(EphemeralPorts.hash(from: local, to: Endpoint(remote, remotePort), key0: key0, key1: key1)
+                        == portHasher.finalize(), "\(tuple)")
+            }
+        }
     }
 }
