@@ -101,6 +101,7 @@ public final class TUNDevice: PacketLink {
     static let largestDatagram = 65535 + 40
     static let getMTU: UInt = 0x8921  // SIOCGIFMTU
     static let setMTU: UInt = 0x8922  // SIOCSIFMTU
+    static let getTransmitQueueLength: UInt = 0x8942  // SIOCGIFTXQLEN
     static let interfaceRequestSize = 40  // sizeof(struct ifreq)
     static let interfaceNameSize = 16  // IFNAMSIZ
 
@@ -110,6 +111,10 @@ public final class TUNDevice: PacketLink {
     public let mtu: Int
     /// Whether each datagram read or written carries a virtio-net header (`Options.virtioNetHeader`).
     public let virtioNetHeader: Bool
+    /// The interface's transmit queue (`ip link … txqueuelen`, 500 for TUN by default): how many
+    /// datagrams the kernel holds for our reads before it drops the next (TX dropped). nil for an
+    /// adopted descriptor, or when the kernel would not say.
+    public let queueLength: Int?
     /// A TUN device checks nothing for us: checksums are computed and verified by the stack (unless
     /// `virtioNetHeader` hands them to the kernel).
     public let capabilities = LinkCapabilities(checksumOffload: false)
@@ -158,6 +163,12 @@ public final class TUNDevice: PacketLink {
                 throw .attach(name: name, error)
             }
         }
+        if !options.virtioNetHeader {
+            // A persistent device keeps the offloads its last user turned on (TUNSETOFFLOAD): without
+            // a virtio-net header to describe them, the kernel would still hand over TSO
+            // super-packets, each larger than the MTU and dropped here. Off, as a new device has them.
+            try? SystemCall.ioControl(descriptor, Self.tunSetOffload, value: 0)
+        }
         let attached = request.withUnsafeBytes { bytes in
             String(decoding: bytes.prefix(Self.interfaceNameSize).prefix { $0 != 0 }, as: UTF8.self)
         }
@@ -171,6 +182,7 @@ public final class TUNDevice: PacketLink {
         self.name = attached
         self.descriptor = descriptor
         self.virtioNetHeader = options.virtioNetHeader
+        self.queueLength = try? Self.transmitQueueLength(of: attached)
     }
 
     /// Adopts a descriptor that already carries one IP datagram per read(2) and write(2): a TUN
@@ -188,6 +200,7 @@ public final class TUNDevice: PacketLink {
         self.name = name
         self.mtu = mtu
         self.virtioNetHeader = virtioNetHeader
+        self.queueLength = nil
     }
 
     deinit {
@@ -291,6 +304,19 @@ public final class TUNDevice: PacketLink {
         return true
     }
 
+    /// Where `flush` hands each batch of datagrams (counted, checksums complete) to be written
+    /// elsewhere: a thread with a `TUNTransmitter`. Only without a virtio-net header; nil (the
+    /// default): `enqueue` writes each at once. Set it before the first `enqueue`.
+    public var handOff: (([ByteBuffer]) -> Void)?
+    private var outbound: [ByteBuffer] = []
+
+    /// Counts what a `TUNTransmitter` could not write, as `write` counts its own.
+    public func countDropped(_ outcome: TUNTransmitter.Outcome) {
+        statistics.droppedQueueFull &+= UInt64(outcome.droppedQueueFull)
+        drops.writeErrors &+= UInt64(outcome.writeErrors)
+        if let failure = outcome.failure, self.failure == nil { self.failure = failure }
+    }
+
     /// Counts datagrams a `TUNReceiver` dropped for their virtio-net header.
     public func countDropped(badVirtioNetHeaders count: Int) {
         drops.badVirtioNetHeader &+= UInt64(count)
@@ -307,14 +333,26 @@ public final class TUNDevice: PacketLink {
     /// full-sized segments of one flow leave as one TSO super-packet (`SegmentCoalescer`), which the
     /// kernel's TCP takes in one pass as if GRO had joined them; without, it is written at once.
     /// Counted and dropped as `write` does, per datagram.
+    /// With `handOff` set (and no virtio-net header), the datagram waits for `flush`, which hands
+    /// the batch over instead of writing it.
     public func enqueue(_ packet: ByteBuffer) throws(TUNError) {
+        if handOff != nil, !virtioNetHeader {
+            guard admitOutgoing(packet) else { return }
+            outbound.append(packet)
+            return
+        }
         guard virtioNetHeader else { return try write(packet) }
         guard admitOutgoing(packet) else { return }
         try coalescer.add(packet) { frame throws(TUNError) in try transmit(frame.packet, header: frame.header) }
     }
 
-    /// Writes what `enqueue` holds back.
+    /// Writes what `enqueue` holds back, or hands it to `handOff`.
     public func flush() throws(TUNError) {
+        if !outbound.isEmpty, let handOff {
+            handOff(outbound)
+            outbound.removeAll(keepingCapacity: true)
+            return
+        }
         try coalescer.flush { frame throws(TUNError) in try transmit(frame.packet, header: frame.header) }
     }
 
@@ -415,6 +453,15 @@ public final class TUNDevice: PacketLink {
         defer { try? SystemCall.closeFile(socket) }
         var request = interfaceRequest(name: name)
         try SystemCall.ioControl(socket, getMTU, &request)
+        return Int(request.withUnsafeBytes { $0.load(fromByteOffset: interfaceNameSize, as: Int32.self) })
+    }
+
+    /// SIOCGIFTXQLEN (ifr_qlen, an int where ifr_mtu is), on a throwaway datagram socket.
+    static func transmitQueueLength(of name: String) throws(Errno) -> Int {
+        let socket = try SystemCall.openSocket(domain: AF_INET, type: Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+        defer { try? SystemCall.closeFile(socket) }
+        var request = interfaceRequest(name: name)
+        try SystemCall.ioControl(socket, getTransmitQueueLength, &request)
         return Int(request.withUnsafeBytes { $0.load(fromByteOffset: interfaceNameSize, as: Int32.self) })
     }
 

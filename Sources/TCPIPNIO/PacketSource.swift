@@ -41,6 +41,11 @@ public protocol PacketSource: AnyObject {
     var mtu: Int { get }
     /// What the source does for the stack, as a NIC's offload features.
     var offloads: PacketSourceOffloads { get }
+    /// Octets of datagrams the queue in front of the source's reader holds before it drops: a TUN
+    /// device's transmit queue, `txqueuelen` datagrams of at most an MTU each without segmentation
+    /// offload. nil (the default): unknown, or no queue that drops. The runtime keeps autotuned
+    /// receive windows within it (`StackRuntime.derive`).
+    var inboundQueueOctets: Int? { get }
     /// Begins reading: every batch read from now on goes to `receiver` (on `receiver.eventLoop`),
     /// and a failure that ends reading to `receiver.fail(_:)`, once.
     func startReading(into receiver: PacketReceiver) throws
@@ -63,6 +68,7 @@ public protocol PacketSource: AnyObject {
 }
 
 extension PacketSource {
+    public var inboundQueueOctets: Int? { nil }
     public func completingChecksum(_ packet: ByteBuffer) -> ByteBuffer { packet }
     public func writeAsIs(_ packet: ByteBuffer) throws { try enqueue(packet) }
 }

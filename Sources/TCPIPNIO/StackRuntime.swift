@@ -114,15 +114,35 @@ public final class StackRuntime: Sendable {
         if configuration.transmitChecksumOffload && !offloads.transmitChecksum { throw .checksumOffloadUnavailable }
     }
 
-    /// `configuration` with what the source already knows: its MTU, and the checksum offloads
-    /// it offers — so that a stack never asks for what its source cannot do.
+    /// `configuration` with what the source already knows: its MTU, the checksum offloads it
+    /// offers, and the queue in front of its reader — so that a stack never asks for what its
+    /// source cannot do.
+    ///
+    /// An autotuned receive window grows to at most half the source's inbound queue
+    /// (`inboundQueueOctets`). Every octet a window admits may sit in that queue while the reader is
+    /// held up (a descheduled thread, a long batch), so a larger window lets a fast sender overflow
+    /// it: the kernel drops, the sender retransmits and halves. A TUN device without offload queues
+    /// 500 datagrams (730 KB at MTU 1500): a `tcpip gateway --no-offload` upload autotuned to 4 MiB
+    /// lost 1,000–2,000 segments in 4 s and ran at half the speed of a fixed 256 KiB window. Half,
+    /// so that the segments of other flows and the ACKs of downloads find room too. A window the
+    /// configuration fixed (no `receiveBufferMaximum`) is the application's choice and kept.
     public static func derive(_ configuration: StackConfiguration, from source: any PacketSource) -> StackConfiguration {
         var configuration = configuration
         configuration.mtu = source.mtu
         configuration.transmitChecksumOffload = source.offloads.transmitChecksum
         configuration.checksumOffload = source.offloads.lossless
+        if let queue = source.inboundQueueOctets, let maximum = configuration.tcp.receiveBufferMaximum {
+            let limit = max(queue / 2, minimumAutotunedWindow)
+            if maximum > limit {
+                configuration.tcp.receiveBufferSize = min(configuration.tcp.receiveBufferSize, limit)
+                configuration.tcp.receiveBufferMaximum = limit
+            }
+        }
         return configuration
     }
+
+    /// The least `derive` leaves an autotuned receive window, however short the source's queue.
+    static let minimumAutotunedWindow = 64 * 1024
 
     /// Starts a stack built from `configuration` on `eventLoop`, over `source`. The MTU and the
     /// checksum offloads come from the source (`derive`), whatever `configuration` says of them.

@@ -24,11 +24,33 @@ extension TUNDevice: PacketSource {
         PacketSourceOffloads(transmitChecksum: virtioNetHeader)
     }
 
-    /// Starts a thread of its own that reads the device; `close()` stops it.
+    /// The transmit queue in octets: `queueLength` datagrams, each a segment of at most an MTU, or a
+    /// super-packet of up to 64 KiB when the device has segmentation offload (a virtio-net header).
+    public var inboundQueueOctets: Int? {
+        queueLength.map { $0 * (virtioNetHeader ? 65535 : mtu) }
+    }
+
+    /// Starts a thread of its own that reads the device, and without a virtio-net header another
+    /// that writes it (`DeviceWriter`); `close()` stops them.
     public func startReading(into receiver: PacketReceiver) throws {
         let reader = DeviceReader(receiver: try TUNReceiver(self), device: self, inbound: receiver)
-        whenClosed = { reader.stop() }
+        guard !virtioNetHeader else {
+            whenClosed = { reader.stop() }
+            reader.start()
+            return
+        }
+        let writers = try (0..<DeviceWriter.threads).map { _ in
+            DeviceWriter(transmitter: try TUNTransmitter(self), device: self, inbound: receiver)
+        }
+        handOff = { batch in DeviceWriter.handOff(batch, to: writers) }
+        whenClosed = { [weak self] in
+            reader.stop()
+            for writer in writers { writer.stop() }
+            // The writers hold the device (to count what they drop): let go of them.
+            self?.handOff = nil
+        }
         reader.start()
+        for writer in writers { writer.start() }
     }
 
     public func completingChecksum(_ packet: ByteBuffer) -> ByteBuffer {
@@ -38,6 +60,12 @@ extension TUNDevice: PacketSource {
     /// One write(2), behind a virtio-net header saying "checksum complete, no segmentation" when
     /// the device has them; what `enqueue` still holds goes first, so the order is kept.
     public func writeAsIs(_ packet: ByteBuffer) throws {
+        if handOff != nil {
+            // Behind what the writing thread holds; without a virtio-net header nothing joins it.
+            try enqueue(packet)
+            try flush()
+            return
+        }
         try flush()
         try write(packet)
     }
@@ -127,6 +155,131 @@ private final class DeviceReader: @unchecked Sendable {
             } catch {
                 loop.execute { [inbound] in inbound.fail(error) }
                 return
+            }
+        }
+    }
+}
+
+/// The runtime's writing thread for a device without offload: the loop hands it each flushed
+/// batch (`TUNDevice.handOff`) and goes on; the thread writes them in order (`TUNTransmitter`), one
+/// write(2) per datagram, in which the kernel does the receiving host's work.
+///
+/// A batch of at most `inline` datagrams that finds the thread idle is written on the loop at once:
+/// a handshake's SYN-ACK or a lone ACK does not wait for a thread to wake. At most `limit` datagrams
+/// wait for the thread; beyond, they are dropped and counted, as a full NIC ring drops.
+///
+/// There are `threads` of them, and each flow's datagrams always go to the same one (`flowHash`), so
+/// a flow's segments leave in order while several flows are written at once: the kernel's work
+/// for 4 downloads then runs on two cores instead of one.
+private final class DeviceWriter: @unchecked Sendable {
+    static let threads = 2
+    static let inline = 2
+    static let limit = 4096
+
+    /// On the loop: `batch` shared out among `writers` by flow.
+    static func handOff(_ batch: [ByteBuffer], to writers: [DeviceWriter]) {
+        guard writers.count > 1 else {
+            writers[0].handOff(batch)
+            return
+        }
+        var parts = [[ByteBuffer]](repeating: [], count: writers.count)
+        for packet in batch { parts[flowHash(packet) % writers.count].append(packet) }
+        for (index, part) in parts.enumerated() where !part.isEmpty { writers[index].handOff(part) }
+    }
+
+    /// The same for every datagram of a TCP or UDP flow: its addresses' last octets and its ports
+    /// (the four octets after the IP header). ICMP messages may go to either writer.
+    static func flowHash(_ packet: ByteBuffer) -> Int {
+        let base = packet.readerIndex
+        guard let first = packet.getInteger(at: base, as: UInt8.self) else { return 0 }
+        // The last octet of the source and of the destination address, and the header's length.
+        let (source, destination, headerLength) = first >> 4 == 6 ? (23, 39, 40) : (15, 19, Int(first & 0x0f) * 4)
+        var hash = UInt32(packet.getInteger(at: base + source, as: UInt8.self) ?? 0)
+        hash = hash &* 31 &+ UInt32(packet.getInteger(at: base + destination, as: UInt8.self) ?? 0)
+        hash = hash &* 31 &+ (packet.getInteger(at: base + headerLength, as: UInt32.self) ?? 0)
+        hash ^= hash >> 16
+        return Int(hash & 0xffff)
+    }
+
+    private struct State {
+        var queue: [ByteBuffer] = []
+        /// The thread has datagrams to write, or is writing them: what comes next must queue behind.
+        var busy = false
+        var stopping = false
+    }
+
+    private let transmitter: TUNTransmitter
+    /// Touched only on the loop.
+    private let device: TUNDevice
+    private let inbound: PacketReceiver
+    private let pool = NIOThreadPool(numberOfThreads: 1)
+    private let work = DispatchSemaphore(value: 0)
+    private let state = NIOLockedValueBox(State())
+
+    init(transmitter: TUNTransmitter, device: TUNDevice, inbound: PacketReceiver) {
+        self.transmitter = transmitter
+        self.device = device
+        self.inbound = inbound
+    }
+
+    func start() {
+        pool.start()
+        pool.submit { [self] _ in
+            run()
+            transmitter.close()
+            pool.shutdownGracefully { _ in }
+        }
+    }
+
+    /// Any thread: the thread writes what it holds, then exits.
+    func stop() {
+        state.withLockedValue { $0.stopping = true }
+        work.signal()
+    }
+
+    /// On the loop.
+    func handOff(_ batch: [ByteBuffer]) {
+        let (inline, wake, dropped) = state.withLockedValue { state -> (Bool, Bool, Int) in
+            if state.stopping { return (false, false, batch.count) }
+            if !state.busy && batch.count <= Self.inline { return (true, false, 0) }
+            let room = min(batch.count, max(0, Self.limit - state.queue.count))
+            state.queue.append(contentsOf: batch.prefix(room))
+            let wake = !state.busy
+            state.busy = true
+            return (false, wake, batch.count - room)
+        }
+        if inline { report(transmitter.write(batch)) }
+        if dropped > 0 { device.countDropped(TUNTransmitter.Outcome(droppedQueueFull: dropped)) }
+        if wake { work.signal() }
+    }
+
+    /// On the loop: counts what could not be written; a device that is gone stops the runtime.
+    private func report(_ outcome: TUNTransmitter.Outcome) {
+        guard outcome.droppedQueueFull > 0 || outcome.writeErrors > 0 || outcome.failure != nil else { return }
+        device.countDropped(outcome)
+        if let failure = outcome.failure { inbound.fail(failure) }
+    }
+
+    private func run() {
+        let loop = inbound.eventLoop
+        while true {
+            work.wait()
+            while true {
+                let (batch, stopping) = state.withLockedValue { state -> ([ByteBuffer], Bool) in
+                    let batch = state.queue
+                    state.queue = []
+                    if batch.isEmpty { state.busy = false }
+                    return (batch, state.stopping)
+                }
+                if batch.isEmpty {
+                    if stopping { return }
+                    break
+                }
+                let outcome = transmitter.write(batch)
+                if outcome.droppedQueueFull > 0 || outcome.writeErrors > 0 || outcome.failure != nil {
+                    loop.execute { [self] in report(outcome) }
+                }
+                if outcome.failure != nil { return }
             }
         }
     }

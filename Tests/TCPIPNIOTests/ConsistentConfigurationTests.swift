@@ -88,6 +88,30 @@ import Testing
         closePeers()
     }
 
+    /// A source with a short queue in front of its reader (a TUN device without offload: 500
+    /// datagrams): an autotuned receive window stops at half of it, so a sender cannot have more in
+    /// flight than the queue holds while the reader is held up. A fixed window is left alone.
+    @Test func anAutotunedWindowStaysWithinHalfTheSourcesQueue() {
+        let source = QueuedSource(inboundQueueOctets: 500 * 1500)
+        var autotuned = StackConfiguration(addresses: [Self.address], tcp: .packetTunnel)
+        autotuned.tcp.receiveBufferSize = 256 * 1024
+        autotuned.tcp.receiveBufferMaximum = 4 * 1024 * 1024
+        let derived = StackRuntime.derive(autotuned, from: source)
+        #expect(derived.tcp.receiveBufferMaximum == 375_000)
+        #expect(derived.tcp.receiveBufferSize == 256 * 1024)
+
+        var fixed = StackConfiguration(addresses: [Self.address])
+        fixed.tcp.receiveBufferSize = 1024 * 1024
+        let kept = StackRuntime.derive(fixed, from: source)
+        #expect(kept.tcp.receiveBufferSize == 1024 * 1024 && kept.tcp.receiveBufferMaximum == nil)
+
+        // However short the queue, a window of 64 KiB is left; the start never exceeds the maximum.
+        let tiny = StackRuntime.derive(autotuned, from: QueuedSource(inboundQueueOctets: 10 * 1500))
+        #expect(tiny.tcp.receiveBufferMaximum == 64 * 1024 && tiny.tcp.receiveBufferSize == 64 * 1024)
+        // A source that does not say keeps the configured growth.
+        #expect(StackRuntime.derive(autotuned, from: QueuedSource(inboundQueueOctets: nil)).tcp.receiveBufferMaximum == 4 * 1024 * 1024)
+    }
+
     /// The in-process pair is lossless: checksums are neither computed nor verified.
     @Test func theInProcessPairOffersEveryOffload() async throws {
         let (a, b) = try await StackRuntime.makePair(
@@ -99,5 +123,17 @@ import Testing
         try await a.stop()
         try await b.stop()
     }
+}
+
+/// A packet source that only describes itself, for `derive`.
+private final class QueuedSource: PacketSource {
+    let inboundQueueOctets: Int?
+    init(inboundQueueOctets: Int?) { self.inboundQueueOctets = inboundQueueOctets }
+    var mtu: Int { 1500 }
+    var offloads: PacketSourceOffloads { PacketSourceOffloads() }
+    func startReading(into receiver: PacketReceiver) throws {}
+    func enqueue(_ packet: ByteBuffer) throws {}
+    func flush() throws {}
+    func close() {}
 }
 #endif
