@@ -158,7 +158,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "TCPIPWireTests", dependencies: ["TCPIPWire"], swiftSettings: strict),
         .testTarget(
-            name: "TCPIPTests", dependencies: ["TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPSimulation", "TCPIPFuzzing", "TCPIPScript"],
+            name: "TCPIPTests", dependencies: ["TCPIP", "TCPIPWire", "TCPIPLinks", "TCPIPSimulation", "TCPIPFuzzing", "TCPIPScript", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "TCPIPLinksTests", dependencies: ["TCPIPLinks", "TCPIPSimulation", "TCPIP", "TCPIPWire", "TestSupport"],
@@ -168,7 +168,7 @@ let package = Package(
             swiftSettings: strict),
         // Hand-built datagrams shared by the link and simulation tests (not a product).
         .target(
-            name: "TestSupport", dependencies: ["TCPIP", .product(name: "NIOCore", package: "swift-nio")],
+            name: "TestSupport", dependencies: ["TCPIP", "TCPIPWire", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TCPIPScriptTests", dependencies: ["TCPIPScript", "TCPIP", "TCPIPWire"], swiftSettings: strict),
         .testTarget(
@@ -178,7 +178,7 @@ let package = Package(
         .testTarget(
             name: "TCPIPNIOTests",
             dependencies: [
-                "TCPIPNIO", "TCPIP", "TCPIPWire", "TCPIPLinks",
+                "TCPIPNIO", "TCPIP", "TCPIPWire", "TCPIPLinks", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -2,6 +2,7 @@ import NIOCore
 import TCPIP
 import TCPIPNIO
 import TCPIPWire
+import TestSupport
 import Testing
 
 @Suite struct ImpairmentTests {
@@ -24,45 +25,9 @@ import Testing
 /// seed, an `Impairer` and the rule deliver the same datagrams, with the same bits flipped, at the
 /// same times.
 @Suite struct ImpairmentModelAgreementTests {
-    static let count = 300
-
-    static func datagram(_ index: Int) -> ByteBuffer {
-        var bytes = ByteBuffer()
-        bytes.writeInteger(UInt16(index))
-        bytes.writeBytes((2..<200).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ index) })
-        return bytes
-    }
-
-    struct Delivery: Hashable, Comparable {
-        var time: Int64
-        var index: Int
-        var bytes: [UInt8]
-
-        static func < (a: Delivery, b: Delivery) -> Bool {
-            if a.time != b.time { return a.time < b.time }
-            if a.index != b.index { return a.index < b.index }
-            return a.bytes.lexicographicallyPrecedes(b.bytes)
-        }
-    }
-
-    static func throughRule(_ statement: String, seed: UInt64) throws -> [Delivery] {
-        var filter = try PacketFilter(FilterRuleset(parsing: """
-            table ip t { chain c { type filter hook prerouting priority 0; \(statement) } }
-            """), seed: seed)
-        var deliveries: [Delivery] = []
-        for index in 0..<count {
-            var packet = FilterPacket(
-                source: .v4(IPv4Address(198, 18, 0, 1)), destination: .v4(IPv4Address(198, 18, 2, 1)), protocolNumber: 17, length: 200)
-            guard case .impair(let decision) = filter.evaluate(&packet, hook: .prerouting, now: .zero) else { return [] }
-            if decision.lost { continue }
-            var bytes = datagram(index)
-            if let bit = decision.corruptBit { ImpairmentProcess.flip(bit, in: &bytes) }
-            let delivered = Array(bytes.readableBytesView)
-            if decision.duplicate { deliveries.append(Delivery(time: decision.duplicateDelay.nanoseconds, index: index, bytes: delivered)) }
-            deliveries.append(Delivery(time: decision.delay.nanoseconds, index: index, bytes: delivered))
-        }
-        return deliveries.sorted()
-    }
+    typealias Delivery = ImpairmentDeliveries.Delivery
+    static var count: Int { ImpairmentDeliveries.count }
+    static func datagram(_ index: Int) -> ByteBuffer { ImpairmentDeliveries.datagram(index) }
 
     static func throughImpairer(_ text: String) throws -> [Delivery] {
         var impairer = Impairer(try #require(Impairment(parsing: text)))
@@ -87,8 +52,8 @@ import Testing
          "loss=5%,duplicate=5%,corrupt=5%,delay=3ms,jitter=1ms,rate=10mbit,queue=100"),
     ])
     func ruleAndImpairDecideAlike(_ rule: String, _ option: String) throws {
-        let byRule = try Self.throughRule(rule, seed: 5)
+        let byRule = try #require(try ImpairmentDeliveries.throughRule(rule, seed: 5), "not an impair verdict")
         #expect(byRule == (try Self.throughImpairer(option + ",seed=5")))
-        #expect(byRule != (0..<Self.count).map { Delivery(time: 0, index: $0, bytes: Array(Self.datagram($0).readableBytesView)) })
+        #expect(byRule != ImpairmentDeliveries.unimpaired)
     }
 }

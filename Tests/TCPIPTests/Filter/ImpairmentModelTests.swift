@@ -2,57 +2,16 @@ import NIOCore
 import TCPIP
 import TCPIPSimulation
 import TCPIPWire
+import TestSupport
 import Testing
 
 /// One impairment model (`ImpairmentProcess`) behind both entry points: an `impair` rule and a
 /// `FaultInjector` with the same parameters and the same seed deliver the same datagrams, with the
 /// same bits flipped, at the same times. (`TCPIPNIOTests.ImpairmentTests` checks `--impair` the same way.)
 @Suite struct ImpairmentModelTests {
-    /// 300 datagrams of 200 octets, each numbered in its first two octets.
-    static let count = 300
-
-    static func datagram(_ index: Int) -> ByteBuffer {
-        var bytes = ByteBuffer()
-        bytes.writeInteger(UInt16(index))
-        bytes.writeBytes((2..<200).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ index) })
-        return bytes
-    }
-
-    /// A delivered datagram: its number, its bytes, and when.
-    struct Delivery: Hashable, Comparable {
-        var time: Int64
-        var index: Int
-        var bytes: [UInt8]
-
-        static func < (a: Delivery, b: Delivery) -> Bool {
-            if a.time != b.time { return a.time < b.time }
-            if a.index != b.index { return a.index < b.index }
-            return a.bytes.lexicographicallyPrecedes(b.bytes)
-        }
-    }
-
-    /// What an `impair` rule decides for the datagrams, all arriving at time zero, as deliveries.
-    static func throughRule(_ statement: String, seed: UInt64) throws -> [Delivery] {
-        var filter = try PacketFilter(FilterRuleset(parsing: """
-            table ip t { chain c { type filter hook prerouting priority 0; \(statement) } }
-            """), seed: seed)
-        var deliveries: [Delivery] = []
-        for index in 0..<count {
-            var packet = FilterPacket(
-                source: .v4(IPv4Address(198, 18, 0, 1)), destination: .v4(IPv4Address(198, 18, 2, 1)), protocolNumber: 17, length: 200)
-            guard case .impair(let decision) = filter.evaluate(&packet, hook: .prerouting, now: .zero) else {
-                Issue.record("not an impair verdict")
-                return []
-            }
-            if decision.lost { continue }
-            var bytes = datagram(index)
-            if let bit = decision.corruptBit { ImpairmentProcess.flip(bit, in: &bytes) }
-            let delivered = Array(bytes.readableBytesView)
-            if decision.duplicate { deliveries.append(Delivery(time: decision.duplicateDelay.nanoseconds, index: index, bytes: delivered)) }
-            deliveries.append(Delivery(time: decision.delay.nanoseconds, index: index, bytes: delivered))
-        }
-        return deliveries.sorted()
-    }
+    typealias Delivery = ImpairmentDeliveries.Delivery
+    static var count: Int { ImpairmentDeliveries.count }
+    static func datagram(_ index: Int) -> ByteBuffer { ImpairmentDeliveries.datagram(index) }
 
     /// A link that hands over what it was given, all at time zero.
     final class QueueLink: PacketLink {
@@ -88,11 +47,11 @@ import Testing
     @Test(arguments: statements)
     func ruleAndFaultInjectorDecideAlike(_ statement: String) throws {
         let spec = try #require(Self.spec(statement))
-        let byRule = try Self.throughRule(statement, seed: 5)
+        let byRule = try #require(try ImpairmentDeliveries.throughRule(statement, seed: 5), "not an impair verdict")
         let byInjector = Self.throughFaultInjector(ImpairmentModel(spec), seed: 5)
         #expect(byRule == byInjector)
         // And the impairment did something: not every datagram once, unchanged, at time zero.
-        #expect(byRule != (0..<Self.count).map { Delivery(time: 0, index: $0, bytes: Array(Self.datagram($0).readableBytesView)) })
+        #expect(byRule != ImpairmentDeliveries.unimpaired)
     }
 
     static func spec(_ statement: String) -> ImpairmentSpec? {
