@@ -353,11 +353,11 @@ extension Stack {
     ///   - inputLink: the name of the link it came in on (`iifname`), if known.
     ///   - outputLink: the name of the link it will leave on (`oifname`), if known.
     ///   - now: the time it is forwarded at.
+    ///   - known: what `filterPrerouting` returned for it (its conntrack state goes on with it), if it ran.
     /// - Returns: the datagram to forward now (possibly with a bit flipped by `impair corrupt`), or
     ///   nil when a rule dropped, rejected (the answer is queued for `nextPacketToSend`), lost or
     ///   held it. A held or duplicated datagram comes out of `nextForwardedPacket()` once
     ///   `advanceTime` passes its release time (`nextDeadline` includes it).
-    ///   - known: what `filterPrerouting` returned for it (its conntrack state goes on with it), if it ran.
     public func filterForward(
         _ datagram: ByteBuffer, inputLink: String?, outputLink: String?, now: Instant, known: FilterPacket? = nil
     ) -> ByteBuffer? {
