@@ -306,8 +306,12 @@ extension Stack {
     /// to be checked again) and the fields the hooks read, with the state connection tracking gave
     /// it, for `filterForward(_:inputLink:outputLink:now:known:)`.
     public struct Prerouted {
+        /// The datagram to route, header first.
         public var datagram: ByteBuffer
+        /// The fields the hooks read, with its conntrack state; nil when prerouting has no rules or
+        /// could not parse the datagram.
         public var packet: FilterPacket?
+        /// An `impair corrupt` rule flipped a bit: check the datagram again before routing it.
         public var corrupted: Bool
     }
 

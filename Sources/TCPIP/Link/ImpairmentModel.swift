@@ -8,9 +8,11 @@ import TCPIPWire
 ///
 /// `ImpairmentProcess` decides; the caller carries the decision out (drops, flips, holds, copies).
 public struct ImpairmentModel: Equatable, Sendable {
-    /// Probabilities, each in 0...1.
+    /// Probability (in 0...1) a datagram is lost.
     public var loss: Double
+    /// Probability (in 0...1) a datagram is delivered twice.
     public var duplicate: Double
+    /// Probability (in 0...1) a datagram is delivered out of turn (`reorderDelay`).
     public var reorder: Double
     /// One bit, chosen uniformly, flipped.
     public var corrupt: Double
@@ -30,6 +32,7 @@ public struct ImpairmentModel: Equatable, Sendable {
     /// delivered marked CE instead (`ImpairmentDecision.marked`).
     public var markInsteadOfDrop: Bool
 
+    /// A model with these values; the defaults harm nothing (`isValid` says whether they can be used).
     public init(
         loss: Double = 0, duplicate: Double = 0, reorder: Double = 0, corrupt: Double = 0,
         delay: TimeAmount = .zero, jitter: TimeAmount = .zero, reorderDelay: TimeAmount = .milliseconds(5),
@@ -79,6 +82,7 @@ public struct ImpairmentDecision: Equatable, Sendable {
     /// The duplicate's: the path's delay with its jitter, neither reordered nor queued.
     public var duplicateDelay: TimeAmount = .zero
 
+    /// Delivered at once, intact.
     public init() {}
 }
 
@@ -86,11 +90,13 @@ public struct ImpairmentDecision: Equatable, Sendable {
 /// (a rule's from its filter's, `FaultInjector`'s and `--impair`'s from their own seed), always in
 /// the same order, a probability of zero drawing nothing — so a seed reproduces every decision.
 public struct ImpairmentProcess: Sendable {
+    /// The parameters it decides by.
     public let model: ImpairmentModel
     /// Departure times of the datagrams in the rate's queue, oldest first.
     private var departures: CircularBuffer<Instant>
     private var busyUntil = Instant.zero
 
+    /// A process deciding by `model`, its rate queue empty; `model` must be valid (`isValid`).
     public init(_ model: ImpairmentModel) {
         precondition(model.isValid, "ImpairmentModel: probabilities in 0...1, times and sizes not negative")
         self.model = model
