@@ -6,19 +6,27 @@ import NIOCore
 /// is removed, so nothing is lost between the handshake and the splice. So is the end of the
 /// server's input (its FIN, `ChannelEvent.inputClosed`), which a target that answers and closes at
 /// once sends in the same read as the reply: without it the flow would wait for a FIN that came.
+///
+/// Opened ahead (`init(credentials:eventLoop:)`, for `SOCKS5Pool`) it stops after the method
+/// exchange (and authentication): `ready` succeeds, and the handler keeps one read outstanding so
+/// that a server closing the idle connection is seen at once; `send(_:_:)` later makes the request.
 final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private enum Phase { case method, authentication, reply, done, failed }
+    private enum Phase { case method, authentication, ready, reply, done, failed }
 
-    private let command: SOCKS5.Command
-    private let target: SOCKS5.Address
+    /// The request: nil until `send` for a connection opened ahead.
+    private var request: (command: SOCKS5.Command, target: SOCKS5.Address)?
     private let credentials: Credentials?
     /// The request went out with the greeting (no credentials: only method 0 is offered).
     private let pipelined: Bool
     private let promise: EventLoopPromise<SOCKS5.Address>
+    /// Opened ahead: succeeds when the server has accepted the method (and the credentials).
+    private let readyPromise: EventLoopPromise<Void>?
+    /// Set while the handler is in a pipeline, for `send`.
+    private var context: ChannelHandlerContext?
     private var phase = Phase.method
     private var buffered = ByteBuffer()
     /// The server's FIN arrived after its reply, before the splice took over.
@@ -27,32 +35,58 @@ final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
     private static let maximumHandshakeBytes = 1024
 
     var result: EventLoopFuture<SOCKS5.Address> { promise.futureResult }
+    /// Opened ahead: the connection is greeted and waits for `send`. nil for a handshake with its request.
+    var ready: EventLoopFuture<Void>? { readyPromise?.futureResult }
 
     /// - Parameter pipelining: without credentials, send the request with the greeting instead of
     ///   after the method reply, saving a round trip per flow (see `SOCKS5Upstream.pipelining`).
     init(command: SOCKS5.Command, target: SOCKS5.Address, credentials: Credentials?, pipelining: Bool = false, eventLoop: EventLoop) {
-        self.command = command
-        self.target = target
+        self.request = (command, target)
         self.credentials = credentials
         self.pipelined = pipelining && credentials == nil
         self.promise = eventLoop.makePromise()
+        self.readyPromise = nil
+    }
+
+    /// A handshake opened ahead: greeting (and authentication) only, the request to come with `send`.
+    init(credentials: Credentials?, eventLoop: EventLoop) {
+        self.request = nil
+        self.credentials = credentials
+        self.pipelined = false
+        self.promise = eventLoop.makePromise()
+        self.readyPromise = eventLoop.makePromise()
+    }
+
+    /// Opened ahead and `ready`: sends the request; `result` completes with the server's reply. On
+    /// the channel's loop. A connection that is no longer ready (the server closed it) fails `result`.
+    func send(_ command: SOCKS5.Command, _ target: SOCKS5.Address) {
+        guard phase == .ready, let context else {
+            fail(SOCKS5Error.closedDuringHandshake, context: context)
+            return
+        }
+        request = (command, target)
+        sendRequest(context: context)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         var greeting = ByteBuffer(bytes: SOCKS5.greeting(withCredentials: credentials != nil))
         if pipelined {
             // DEVIATION(RFC 1928 §3–§4): the request follows the method reply there. With one method
             // offered (0, no authentication) the reply can only be 0 or X'FF' (and a close), and a
             // server reads its request from the stream whenever it comes; sent at once, it saves
             // a round trip per flow (hev-socks5-tunnel's `pipeline` option does the same).
-            var request = SOCKS5.request(command, target)
-            greeting.writeBuffer(&request)
+            if let (command, target) = request {
+                var bytes = SOCKS5.request(command, target)
+                greeting.writeBuffer(&bytes)
+            }
         }
         context.writeAndFlush(wrapOutboundOut(greeting), promise: nil)
         context.read()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
         if phase != .done { fail(SOCKS5Error.closedDuringHandshake, context: nil) }
     }
 
@@ -69,7 +103,8 @@ final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         // Still waiting for the server: ask for more (autoRead is off until the splice takes over).
-        if phase == .method || phase == .authentication || phase == .reply { context.read() }
+        // Opened ahead and idle: a read stays outstanding so that the server's close is seen.
+        if phase == .method || phase == .authentication || phase == .ready || phase == .reply { context.read() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -93,6 +128,7 @@ final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
         if phase == .done {
             context.fireErrorCaught(error)
         } else {
+            if phase == .method || phase == .authentication { readyPromise?.fail(error) }
             promise.fail(error)
             phase = .failed
             context.close(promise: nil)
@@ -125,7 +161,7 @@ final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
                 guard version == 0x05 else { throw .malformed("version \(version)") }
                 switch method {
                 case 0x00:
-                    if pipelined { phase = .reply } else { sendRequest(context: context) }
+                    if pipelined { phase = .reply } else { requestOrWait(context: context) }
                 case 0x02:
                     guard let credentials else { throw .malformed("method 2 not offered") }
                     context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: SOCKS5.authentication(credentials))), promise: nil)
@@ -142,7 +178,11 @@ final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
                 }
                 buffered.moveReaderIndex(forwardBy: 2)
                 guard status == 0 else { throw .authenticationFailed }
-                sendRequest(context: context)
+                requestOrWait(context: context)
+            case .ready:
+                // The server speaks only in answer to a request: anything now is not SOCKS.
+                if buffered.readableBytes > 0 { throw .malformed("data before the request") }
+                return
             case .reply:
                 // RFC 1928 §6: VER, REP, RSV, then BND.ADDR and BND.PORT.
                 var view = buffered
@@ -165,7 +205,17 @@ final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    private func requestOrWait(context: ChannelHandlerContext) {
+        guard request != nil else {
+            phase = .ready
+            readyPromise?.succeed()
+            return
+        }
+        sendRequest(context: context)
+    }
+
     private func sendRequest(context: ChannelHandlerContext) {
+        guard let (command, target) = request else { return }
         context.writeAndFlush(wrapOutboundOut(SOCKS5.request(command, target)), promise: nil)
         phase = .reply
     }
@@ -176,6 +226,7 @@ final class SOCKS5Handshake: ChannelInboundHandler, RemovableChannelHandler {
 
     private func fail(_ error: Error, context: ChannelHandlerContext?) {
         guard phase != .done, phase != .failed else { return }
+        if phase == .method || phase == .authentication { readyPromise?.fail(error) }
         phase = .failed
         promise.fail(error)
         context?.close(promise: nil)

@@ -295,6 +295,14 @@ public struct SOCKS5Upstream: Upstream {
     /// method reply: one round trip to the server per flow instead of two (it halves the dial when
     /// the server is near). Off for a server that insists on the strict order.
     public var pipelining: Bool
+    /// How many connections to the server each loop keeps opened ahead, greeted (and
+    /// authenticated), for the next flows (see `SOCKS5Pool`): a flow then costs the CONNECT's round
+    /// trip only. 0: none, every flow dials. Fixed at `init`.
+    public let preconnect: Int
+    /// How long a connection opened ahead waits for a flow before it is closed.
+    public static let preconnectIdleTimeout = TimeAmount.seconds(10)
+    /// The connections opened ahead, shared by copies of this upstream.
+    private let pool: SOCKS5Pool?
 
     /// A SOCKS5 upstream through `server`.
     ///
@@ -303,14 +311,81 @@ public struct SOCKS5Upstream: Upstream {
     ///   - credentials: the username and password to offer (RFC 1929); nil for no authentication.
     ///   - options: the options of every socket to the server.
     ///   - pipelining: whether the request goes out with the greeting (see ``pipelining``).
+    ///   - preconnect: connections per loop opened ahead for the next flows (see ``preconnect``).
     public init(
         server: SocketAddress, credentials: Credentials? = nil, options: UpstreamSocketOptions = UpstreamSocketOptions(),
-        pipelining: Bool = true
+        pipelining: Bool = true, preconnect: Int = 0
     ) {
         self.server = server
         self.credentials = credentials
         self.options = options
         self.pipelining = pipelining
+        self.preconnect = max(0, preconnect)
+        pool = preconnect > 0
+            ? SOCKS5Pool(size: preconnect, idleTimeout: Self.preconnectIdleTimeout) { loop in
+                Self.prepare(server: server, credentials: credentials, options: options, on: loop)
+            } : nil
+    }
+
+    /// A connection to `server` opened ahead: greeted (and authenticated), waiting for its request.
+    private static func prepare(
+        server: SocketAddress, credentials: Credentials?, options: UpstreamSocketOptions, on loop: EventLoop
+    ) -> EventLoopFuture<SOCKS5Pool.Prepared> {
+        ClientBootstrap(group: loop)
+            .connectTimeout(options.connectTimeout)
+            .channelInitializer { channel in options.apply(to: channel, tcp: true) }
+            .connect(to: server)
+            .flatMap { channel in
+                let handshake = SOCKS5Handshake(credentials: credentials, eventLoop: loop)
+                do {
+                    try channel.pipeline.syncOperations.addHandler(handshake, name: "socks5")
+                } catch {
+                    channel.close(promise: nil)
+                    return loop.makeFailedFuture(error)
+                }
+                let timeout = loop.scheduleTask(in: options.connectTimeout) { channel.close(promise: nil) }
+                let bound = NIOLoopBound(handshake, eventLoop: loop)
+                return (handshake.ready ?? loop.makeSucceededVoidFuture()).map {
+                    timeout.cancel()
+                    return SOCKS5Pool.Prepared(channel: channel, handshake: bound)
+                }.flatMapErrorThrowing { error in
+                    timeout.cancel()
+                    channel.close(promise: nil)
+                    throw error
+                }
+            }
+    }
+
+    /// Connections opened ahead and idle on `loop` (0 without `preconnect`). On `loop`.
+    func idleConnectionsAhead(on loop: EventLoop) -> Int { pool?.idleCount(on: loop) ?? 0 }
+
+    /// CONNECT on a connection opened ahead; a server that closed it first (before any reply) is
+    /// answered with a fresh dial, so a pool's stale connection never fails a flow.
+    private func connect(
+        _ prepared: SOCKS5Pool.Prepared, to target: SOCKS5.Address, on loop: EventLoop
+    ) -> EventLoopFuture<UpstreamConnection> {
+        let channel = prepared.channel
+        let handshake = prepared.handshake.value
+        let expired = NIOLoopBoundBox(false, eventLoop: loop)
+        let timeout = loop.scheduleTask(in: options.connectTimeout) {
+            expired.value = true
+            channel.close(promise: nil)
+        }
+        handshake.send(.connect, target)
+        return handshake.result.map { _ in
+            timeout.cancel()
+            return UpstreamConnection(channel: channel, handshake: prepared.handshake)
+        }.flatMapError { error in
+            timeout.cancel()
+            channel.close(promise: nil)
+            if expired.value { return loop.makeFailedFuture(UpstreamFailure.timedOut) }
+            if case SOCKS5Error.closedDuringHandshake = error {
+                return self.handshake(.connect, target, on: loop).map { channel, handshake, _ in
+                    UpstreamConnection(channel: channel, handshake: handshake)
+                }
+            }
+            return loop.makeFailedFuture(UpstreamFailure(error))
+        }
     }
 
     /// `socks5` and the server's address.
@@ -359,7 +434,10 @@ public struct SOCKS5Upstream: Upstream {
     ///   - target: the flow's destination.
     ///   - loop: the gateway's loop.
     public func connect(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UpstreamConnection> {
-        handshake(.connect, target, on: loop).map { channel, handshake, _ in
+        if let pool, let prepared = pool.take(on: loop) {
+            return connect(prepared, to: target, on: loop)
+        }
+        return handshake(.connect, target, on: loop).map { channel, handshake, _ in
             UpstreamConnection(channel: channel, handshake: handshake)
         }
     }

@@ -38,6 +38,8 @@ struct GatewayCommand: ParsableCommand {
     var socks5Password: String?
     @Flag(inversion: .prefixedNo, help: "Send the SOCKS5 request with the greeting (no credentials): one round trip per dial instead of two.")
     var socks5Pipelining = true
+    @Option(help: "SOCKS5 connections per queue opened ahead, greeted, for the next flows (closed after 10 s unused; 0: none).")
+    var socks5Preconnect = 4
     @Flag(help: "Relay through kernel sockets of this host.")
     var direct = false
     @Option(help: "Relayed sockets leave by this interface (SO_BINDTODEVICE), so they cannot loop into the tunnel.")
@@ -103,6 +105,7 @@ struct GatewayCommand: ParsableCommand {
         guard udpTimeout > 0, idleTimeout > 0, connectTimeout > 0, connectTimeout <= 600 else {
             throw ValidationError("timeouts must be positive")
         }
+        guard (0...64).contains(socks5Preconnect) else { throw ValidationError("--socks5-preconnect is 0 to 64") }
         if let impair, Impairment(parsing: impair) == nil { throw ValidationError("cannot parse --impair \(impair)") }
     }
 
@@ -119,7 +122,8 @@ struct GatewayCommand: ParsableCommand {
         if let socks5 {
             let credentials = socks5User.flatMap { user in socks5Password.flatMap { Credentials(username: user, password: $0) } }
             return SOCKS5Upstream(
-                server: try Self.serverAddress(socks5), credentials: credentials, options: options, pipelining: socks5Pipelining)
+                server: try Self.serverAddress(socks5), credentials: credentials, options: options, pipelining: socks5Pipelining,
+                preconnect: socks5Preconnect)
         }
         return DirectUpstream(options: options)
     }
