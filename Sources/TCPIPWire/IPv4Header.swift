@@ -161,13 +161,9 @@ public struct IPv4Header: Hashable, Sendable {
         sum.addWords(UInt64(words.0) &+ UInt64(words.1) &+ UInt64(words.2) &+ UInt64(words.3)
             &+ UInt64(words.4) &+ UInt64(source.rawValue) &+ UInt64(destination.rawValue))
 
-        header.store(words.0, at: 0)
-        header.store(words.1, at: 2)
-        header.store(words.2, at: 4)
-        header.store(words.3, at: 6)
-        header.store(words.4, at: 8)
-        header.store(sum.checksum, at: 10)
-        header.store(source.rawValue, at: 12)
-        header.store(destination.rawValue, at: 16)
+        // Five words behind one bounds check.
+        header.store(
+            UInt32(words.0) << 16 | UInt32(words.1), UInt32(words.2) << 16 | UInt32(words.3),
+            UInt32(words.4) << 16 | UInt32(sum.checksum), source.rawValue, destination.rawValue, at: 0)
     }
 }

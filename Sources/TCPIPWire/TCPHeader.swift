@@ -204,14 +204,10 @@ public struct TCPHeader: Hashable, Sendable {
     /// The header's octets, checksum zero, into `header` (`length` is `encodedLength`).
     @inline(__always)
     func write(to header: WireWriter, length: Int) {
-        header.store(sourcePort, at: 0)
-        header.store(destinationPort, at: 2)
-        header.store(sequenceNumber.rawValue, at: 4)
-        header.store(acknowledgmentNumber.rawValue, at: 8)
-        header.store(UInt16(length / 4) << 12 | UInt16(flags.rawValue), at: 12)
-        header.store(window, at: 14)
-        header.store(UInt16(0), at: 16)
-        header.store(urgentPointer, at: 18)
+        // Five words behind one bounds check, the checksum (zero) in the high half of the last.
+        header.store(
+            UInt32(sourcePort) << 16 | UInt32(destinationPort), sequenceNumber.rawValue, acknowledgmentNumber.rawValue,
+            UInt32(length / 4) << 28 | UInt32(flags.rawValue) << 16 | UInt32(window), UInt32(urgentPointer), at: 0)
         let written = options.write(to: header, at: TCPHeader.minimumLength)
         assert(written == length - TCPHeader.minimumLength)
     }
