@@ -66,6 +66,28 @@ struct WireWriter {
         precondition(offset >= 0 && offset + MemoryLayout<Value>.size <= bytes.count, "store outside the header")
         bytes.baseAddress!.storeBytes(of: value.bigEndian, toByteOffset: offset, as: Value.self)
     }
+
+    /// Three big-endian words from `offset` on, behind one bounds check for all of them.
+    @inlinable
+    func store(_ word0: UInt32, _ word1: UInt32, _ word2: UInt32, at offset: Int) {
+        precondition(offset >= 0 && offset + 12 <= bytes.count, "store outside the header")
+        let base = bytes.baseAddress! + offset
+        base.storeBytes(of: word0.bigEndian, as: UInt32.self)
+        base.storeBytes(of: word1.bigEndian, toByteOffset: 4, as: UInt32.self)
+        base.storeBytes(of: word2.bigEndian, toByteOffset: 8, as: UInt32.self)
+    }
+
+    /// Five big-endian words from `offset` on, behind one bounds check for all of them.
+    @inlinable
+    func store(_ word0: UInt32, _ word1: UInt32, _ word2: UInt32, _ word3: UInt32, _ word4: UInt32, at offset: Int) {
+        precondition(offset >= 0 && offset + 20 <= bytes.count, "store outside the header")
+        let base = bytes.baseAddress! + offset
+        base.storeBytes(of: word0.bigEndian, as: UInt32.self)
+        base.storeBytes(of: word1.bigEndian, toByteOffset: 4, as: UInt32.self)
+        base.storeBytes(of: word2.bigEndian, toByteOffset: 8, as: UInt32.self)
+        base.storeBytes(of: word3.bigEndian, toByteOffset: 12, as: UInt32.self)
+        base.storeBytes(of: word4.bigEndian, toByteOffset: 16, as: UInt32.self)
+    }
 }
 
 /// Big-endian reads from a packet's readable octets through one raw pointer, with the same never-trapping

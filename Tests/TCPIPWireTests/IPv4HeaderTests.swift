@@ -87,6 +87,24 @@ import TCPIPWire
         #expect(try IPv4Header.parse(datagram, verifyChecksum: false).timeToLive == 63)
     }
 
+    /// The header checksum of a 20-octet header is summed from the fields already read, of a longer
+    /// one from the buffer: a change to any octet of either is caught, and the unchanged ones parse.
+    @Test(arguments: [[], [1, 1, 1, 0], [7, 7, 4, 0, 0, 0, 0, 1]] as [[UInt8]])
+    func badChecksumAtEveryOctet(_ options: [UInt8]) throws {
+        let datagram = rawIPv4(options: options, payload: [1, 2, 3])
+        #expect(try IPv4Header.parse(datagram).headerLength == 20 + options.count)
+        for offset in 0..<(20 + options.count) {
+            // The version, IHL and total length octets have checks of their own before the checksum.
+            guard offset != 0, offset != 2, offset != 3 else { continue }
+            for bit in 0..<8 {
+                var corrupt = datagram
+                corrupt.setInteger(datagram.getInteger(at: offset, as: UInt8.self)! ^ UInt8(1 << bit), at: offset)
+                #expect(throws: WireError.badChecksum) { try IPv4Header.parse(corrupt) }
+                #expect(throws: WireError.badChecksum) { try IPDatagram.parse(corrupt) }
+            }
+        }
+    }
+
     @Test func fragments() throws {
         // More Fragments set.
         #expect(throws: WireError.fragment) { try IPDatagram.parse(rawIPv4(flagsAndOffset: 0x2000, payload: [1])) }

@@ -72,6 +72,29 @@ import TCPIPWire
         #expect(parsed.payload.bytes == [1, 2, 3])
     }
 
+    /// The checksum is summed through the same opening of the buffer as the fields: a flipped bit
+    /// anywhere in header, options or payload is caught, over both families; with verification
+    /// off the same segment parses.
+    @Test(arguments: [(v4Source, v4Destination), (v6Source, v6Destination)])
+    func flippedBitAnywhere(_ source: IPAddress, _ destination: IPAddress) throws {
+        let good = emit(synAck, payload: Array(0..<13), source: source, destination: destination)
+        for offset in 0..<good.readableBytes {
+            var flipped = good
+            let octet = good.getInteger(at: good.readerIndex + offset, as: UInt8.self)!
+            flipped.setInteger(octet ^ 0x10, at: good.readerIndex + offset)
+            #expect(throws: WireError.self) {
+                try TCPHeader.parse(flipped, source: source, destination: destination)
+            }
+            if offset < 12 || (offset > 12 && offset < TCPHeader.minimumLength) || offset >= synAck.encodedLength {
+                // (Not the data offset's octet, nor the options': they change what parses, not only
+                // the sum.)
+                #expect(throws: Never.self) {
+                    try TCPHeader.parse(flipped, source: source, destination: destination, verifyChecksum: false)
+                }
+            }
+        }
+    }
+
     @Test func badChecksum() {
         let segment = rawTCPSegment(payload: [1, 2, 3], correctChecksum: false)
         #expect(throws: WireError.badChecksum) {

@@ -71,7 +71,17 @@ extension TCPConnection {
     /// When the next keep-alive probe is due: idle time after the peer was last heard from, then
     /// the probe interval — only in ESTABLISHED or CLOSE-WAIT with nothing outstanding (otherwise the
     /// retransmission and persist timers are already asking the peer).
+    ///
+    /// Asked each time the connection's next deadline is: inlined up to the test that fails for a
+    /// connection without keep-alives, the default.
+    @inline(__always)
     var keepaliveDeadline: Instant? {
+        guard keepalive != nil else { return nil }
+        return enabledKeepaliveDeadline
+    }
+
+    @inline(never)
+    private var enabledKeepaliveDeadline: Instant? {
         guard let keepalive, state == .established || state == .closeWait, flightSize == 0, sendBuffer.count == 0
         else { return nil }
         return keepaliveProbesSent == 0 ? lastHeardFrom + keepalive.idle : lastKeepaliveProbe + keepalive.interval
