@@ -6,6 +6,7 @@ import TCPIPWire
 ///     receive ─▶ parse ─▶ (reassemble) ─▶ prerouting ─▶ ours? ─▶ input ─▶ TCP / UDP / ICMP
 ///                                                         └─no─▶ (router) filterForward: forward, postrouting
 ///     TCP / UDP / ICMP ─▶ outgoing queue ─▶ output ─▶ postrouting ─▶ nextPacketToSend
+///                             └─(router) nextPacketToRoute ─▶ routing decision ─▶ filterOutput: output, postrouting
 ///
 /// The hooks run only while a ruleset with chains on them is installed (`filterHooks`, one bit per
 /// hook): without one, `receive` and `nextPacketToSend` pay one test of a zero word each.
@@ -192,11 +193,15 @@ extension Stack {
         }
     }
 
-    private func passOutbound(_ leaving: ByteBuffer, known: FilterPacket?, done: FilterHook?, now: Instant) -> ByteBuffer? {
+    /// Output then postrouting for one of our datagrams; `outputLink` (`oifname`) is the link a
+    /// router chose for it, else the stack's own.
+    private func passOutbound(
+        _ leaving: ByteBuffer, known: FilterPacket?, outputLink: String? = nil, done: FilterHook?, now: Instant
+    ) -> ByteBuffer? {
         var datagram = leaving
         // Our own datagram: it parses (checksums are not checked, they may be left to offload).
         guard let ip = try? IPDatagram.parse(datagram, verifyChecksum: false, keepingFragments: true) else { return datagram }
-        var packet = known ?? FilterPacket(ip, outputLink: configuration.linkName)
+        var packet = known ?? FilterPacket(ip, outputLink: outputLink ?? configuration.linkName)
         if done == nil, filterHooks & FilterHook.output.bit != 0 {
             guard passOutboundHook(&datagram, ip, &packet, hook: .output, held: .outbound, now: now) else { return nil }
         }
@@ -295,6 +300,56 @@ extension Stack {
         guard let ip = try? IPDatagram.parse(answer, verifyChecksum: false, keepingFragments: true) else { return }
         io.counters.ipPacketsReceived &+= 1
         datagramArrives(ip, verify: false, now: now)
+    }
+
+    // MARK: Output after the routing decision (for a router)
+
+    /// Whether output or postrouting has rules (connection tracking counts: it sees every datagram
+    /// out). A router routes its own datagrams first and passes them through
+    /// `filterOutput(_:outputLink:now:)` when this is true; otherwise it takes them from
+    /// `nextPacketToSend()`, at the cost of this one test.
+    public var filtersOutput: Bool { filterHooks & Self.outputHookBits != 0 }
+
+    /// The next datagram this stack sends, before output and postrouting, for a router that makes
+    /// its routing decision first and then calls `filterOutput(_:outputLink:now:)` with the link it
+    /// chose — as Linux routes a datagram of its own (`ip_route_output`, `ip_queue_xmit`) before
+    /// NF_INET_LOCAL_OUT, so that `oifname` matches it at output and postrouting.
+    ///
+    /// Like `nextPacketToSend()` it ends a batch (deferred ACKs are built first). Datagrams the
+    /// output hooks held come back from `nextOutputPacket()`, not from here.
+    public func nextPacketToRoute() -> ByteBuffer? {
+        if !io.deferredAcks.isEmpty { sendDeferredAcks() }
+        return io.outgoing.popFirst()
+    }
+
+    /// Netfilter's NF_INET_LOCAL_OUT then NF_INET_POST_ROUTING for a datagram a router sends
+    /// itself — one of this stack's (`nextPacketToRoute()`) or an ICMP error the router built —
+    /// after its routing decision, with the link it leaves by. With no rules on either hook it
+    /// returns `datagram` untouched, at the cost of one test.
+    ///
+    /// - Parameters:
+    ///   - datagram: the whole IP datagram, header first.
+    ///   - outputLink: the name of the link it leaves on (`oifname`), if known.
+    ///   - now: the time it is sent at.
+    /// - Returns: the datagram to send now (possibly with a bit flipped by `impair corrupt`), or
+    ///   nil when a rule dropped, rejected (the answer comes back to this stack, as for any of its
+    ///   datagrams), lost or held it. A held or duplicated datagram comes out of
+    ///   `nextOutputPacket()` once `advanceTime` passes its release time.
+    public func filterOutput(_ datagram: ByteBuffer, outputLink: String?, now: Instant) -> ByteBuffer? {
+        guard filtersOutput else { return datagram }
+        noteFilterTime(now)
+        return passOutbound(datagram, known: nil, outputLink: outputLink, done: nil, now: now)
+    }
+
+    /// A datagram `filterOutput(_:outputLink:now:)` held or duplicated, due now, through the hooks
+    /// after the one that held it: its bytes and the output link it was given.
+    public func nextOutputPacket() -> (datagram: ByteBuffer, outputLink: String?)? {
+        while let ready = filterReady.popFirst() {
+            if let datagram = passOutbound(ready.datagram, known: ready.packet, done: ready.done, now: filterNow) {
+                return (datagram, ready.packet.outputLink)
+            }
+        }
+        return nil
     }
 
     // MARK: Prerouting (for a router)

@@ -184,7 +184,7 @@ public final class Stack {
 
     /// Builds the ACKs deferred since the last call, one per connection, each acknowledging all
     /// that arrived meanwhile and carrying the window the application has left.
-    private func sendDeferredAcks() {
+    func sendDeferredAcks() {
         let now = io.deferredAcksOwedAt
         var index = 0
         while index < io.deferredAcks.count {

@@ -25,8 +25,10 @@ public struct ForwardingCounters: Hashable, Sendable {
     public var tooBig: UInt64 = 0
     /// IPv4 datagrams without DF cut into fragments for a narrower next link (`FragOKs`).
     public var fragmented: UInt64 = 0
-    /// Stopped at the forward hook: dropped, rejected or lost by a rule, or held by an `impair` delay
-    /// (a held datagram is counted again as forwarded when it leaves).
+    /// Stopped by a rule — at prerouting, forward or postrouting for a datagram in transit, at
+    /// output or postrouting for one of the router's own: dropped, rejected or lost, or held by an
+    /// `impair` delay (a held datagram is counted again as forwarded when it leaves; one of the
+    /// router's own is counted as sent once, before the hooks).
     public var filtered: UInt64 = 0
     /// ICMP errors sent, suppressed by RFC 1812 §4.3.2.7 / RFC 4443 §2.4(e), and held back by the
     /// token bucket.

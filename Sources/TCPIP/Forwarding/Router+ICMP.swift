@@ -40,7 +40,7 @@ extension Router {
         let quote = datagram.getSlice(at: datagram.readerIndex, length: min(datagram.readableBytes, room))!
         let error = PacketBuffer.icmpv4Datagram(message: message, body: quote, source: source, destination: header.source)
         counters.icmpErrorsSent &+= 1
-        enqueueError(error, on: back)
+        enqueueError(error, on: back, now: now)
     }
 
     func sendError6(_ message: ICMPv6Message, about datagram: ByteBuffer, header: IPv6Header, from link: Int, now: Instant) {
@@ -71,7 +71,7 @@ extension Router {
         let quote = datagram.getSlice(at: datagram.readerIndex, length: min(datagram.readableBytes, room))!
         let error = PacketBuffer.icmpv6Datagram(message: message, body: quote, source: source, destination: header.source)
         counters.icmpErrorsSent &+= 1
-        enqueueError(error, on: back)
+        enqueueError(error, on: back, now: now)
     }
 
     /// The router's address of the family on `link`, else on any link (RFC 1812 §4.3.2.4 lets the

@@ -391,9 +391,15 @@ public final class Router {
         outgoing[link].append(datagram)
     }
 
-    /// Queues an ICMP error the router built (not counted as forwarded).
-    func enqueueError(_ error: consuming ByteBuffer, on link: Int) {
-        outgoing[link].append(error)
+    /// Queues an ICMP error the router built (not counted as forwarded), routed to `link`: through
+    /// output and postrouting first when they have rules, as Linux's `icmp_send` routes its error
+    /// and then passes NF_INET_LOCAL_OUT.
+    func enqueueError(_ error: consuming ByteBuffer, on link: Int, now: Instant) {
+        guard stack.filtersOutput else {
+            outgoing[link].append(error)
+            return
+        }
+        sendOwn(error, on: link, now: now)
     }
 
     /// To the own stack, whose prerouting and input hooks see it with the link it came by.
@@ -404,16 +410,50 @@ public final class Router {
     }
 
     /// Routes what the own stack sent (echo replies, port unreachables for traceroute's probes).
+    /// With rules on output or postrouting the routing decision comes first and the hooks see the
+    /// link chosen (`oifname`), as Linux's `ip_route_output` comes before NF_INET_LOCAL_OUT; those
+    /// the hooks held and released go first, as they were sent first.
     private func drainStack() {
         guard stack.pendingPacketCount > 0 else { return }
-        while let packet = stack.nextPacketToSend() {
-            guard let destination = Self.destination(of: packet), let out = table.link(for: destination) else {
+        guard stack.filtersOutput else {
+            while let packet = stack.nextPacketToSend() {
+                guard let out = routeOwn(packet) else { continue }
+                outgoing[out].append(packet)
+            }
+            return
+        }
+        while let (packet, name) = stack.nextOutputPacket() {
+            guard let out = configuration.links.firstIndex(where: { $0.name == name }) else {
                 counters.noRoute &+= 1
                 continue
             }
-            counters.sentLocally &+= 1
             outgoing[out].append(packet)
         }
+        while let packet = stack.nextPacketToRoute() {
+            guard let out = routeOwn(packet) else { continue }
+            sendOwn(packet, on: out, now: stack.filterNow)
+        }
+    }
+
+    /// The routing decision for a datagram of the own stack, counted as sent locally; nil (and
+    /// counted) when no route leads to its destination.
+    private func routeOwn(_ packet: ByteBuffer) -> Int? {
+        guard let destination = Self.destination(of: packet), let out = table.link(for: destination) else {
+            counters.noRoute &+= 1
+            return nil
+        }
+        counters.sentLocally &+= 1
+        return out
+    }
+
+    /// Output and postrouting for a datagram of the router's own, routed to `link`; what a rule
+    /// stops is counted as filtered (a held one comes back through `stack.nextOutputPacket()`).
+    private func sendOwn(_ packet: ByteBuffer, on link: Int, now: Instant) {
+        guard let passed = stack.filterOutput(packet, outputLink: configuration.links[link].name, now: now) else {
+            counters.filtered &+= 1
+            return
+        }
+        outgoing[link].append(passed)
     }
 
     private static func destination(of packet: ByteBuffer) -> IPAddress? {
