@@ -222,7 +222,16 @@ extension Cubic: CongestionControl {
         switch event.kind {
         case .loss:
             // §4.6: ssthresh and W_max at once; PRR (RFC 6937) in the connection paces recovery.
-            congestionEvent(flightSize: event.flightSize, now: event.now, startsEpisode: event.startsEpisode)
+            // §4.6 allows cwnd in place of flight_size where cwnd does not grow while less is in
+            // flight (`acknowledged`: §5.8's check); Linux's CUBIC takes cwnd (bictcp_recalc_ssthresh).
+            // DEVIATION(RFC 9438 §4.6): that check lets slow start grow cwnd while half of it is in
+            // flight (as Linux's tcp_is_cwnd_limited), so ssthresh may come out above β·FlightSize,
+            // because a sender held in slow start by the receiver's window otherwise leaves recovery
+            // at β times that window when the receiver opens it: behind a Linux receiver's 79 KB
+            // (which stayed so until the first loss, for Linux's sender and ours alike), at 200 ms
+            // and 0.1 % loss, 29 segments where Linux's CUBIC, from the same slow start with cwnd at
+            // 136, left at 95 (docs/vs-kernel-under-loss.md, fifth pass).
+            congestionEvent(flightSize: congestionWindow, now: event.now, startsEpisode: event.startsEpisode)
         case .retransmissionTimeout:
             timeout(flightSize: event.flightSize, now: event.now, startsEpisode: event.startsEpisode)
         case .explicitCongestionNotification:

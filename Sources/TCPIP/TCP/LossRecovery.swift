@@ -282,16 +282,16 @@ extension TCPConnection {
         }
         startCongestionControl()
         // RFC 5681 §3.2 step 2: ssthresh "no more than" equation (4), data sent by limited
-        // transmit not counted. DEVIATION(RFC 9438 §4.6): a loss found by ACKs takes ssthresh
-        // from min(FlightSize, cwnd), not flight_size alone, because SND.NXT − SND.UNA also counts
-        // limited transmit's segments and what the receiver holds out of order behind a hole. A loss found inside an episode
-        // (a lost retransmission) comes while SND.UNA still waits at the hole and SND.NXT has
-        // moved on by up to the peer's out-of-order queue: with a 16 MiB queue, FlightSize reached
-        // 2 MiB on a path that holds 250 kB, ssthresh then 1.4 MiB, and the cwnd recovery ended
-        // with overflowed the queue again (`tcpip simulate` 100 Mbit/s × 10 ms: 32,013
-        // retransmissions for 34,530 segments). Linux's CUBIC takes cwnd (RFC 9438 §4.6 allows it,
-        // with cwnd kept from growing past what is sent); the minimum is never more than either.
-        // A timeout keeps FlightSize: cwnd is already one segment in a repeated one.
+        // transmit not counted. DEVIATION(RFC 5681 §3.1 eq. (4)): a loss found by ACKs passes
+        // min(FlightSize, cwnd), not FlightSize alone, because SND.NXT − SND.UNA also counts
+        // limited transmit's segments and what the receiver holds out of order behind a hole. A
+        // loss found inside an episode (a lost retransmission) comes while SND.UNA still waits at
+        // the hole and SND.NXT has moved on by up to the peer's out-of-order queue: with a 16 MiB
+        // queue, FlightSize reached 2 MiB on a path that holds 250 kB, ssthresh then 1.4 MiB, and
+        // each recovery ended in a window that overflowed the queue again (`tcpip simulate`
+        // 100 Mbit/s × 10 ms: 32,013 retransmissions for 34,530 segments). NewReno halves this;
+        // CUBIC takes its own cwnd for a loss, as Linux's (RFC 9438 §4.6, see `Cubic`), never more
+        // than cwnd either. A timeout keeps FlightSize: cwnd is already one segment in a repeated one.
         let outstanding = kind == .retransmissionTimeout ? flightSize : min(flightSize, congestion.congestionWindow)
         congestion.congestionEvent(CongestionEvent(kind: kind, flightSize: outstanding, now: now, startsEpisode: starts))
     }

@@ -143,6 +143,22 @@ import Testing
         #expect(cubic.congestionWindow == 70_000)
     }
 
+    @Test func lossTakesCwndForFlightSizeAsLinuxDoes() {
+        // RFC 9438 §4.6 allows cwnd in place of flight_size (Linux's bictcp_recalc_ssthresh): a
+        // loss while the receiver's window held 10 segments in flight, cwnd at 20, reduces from 20.
+        var cubic = Cubic(maximumSegmentSize: Self.mss, initialWindowSegments: 20)
+        cubic.congestionEvent(CongestionEvent(kind: .loss, flightSize: 10 * Self.mss, now: .zero, startsEpisode: true))
+        #expect(cubic.slowStartThreshold == 14_000)
+        cubic.recoveryEnded(now: .milliseconds(100))
+        #expect(cubic.congestionWindow == 14_000)
+        // A timeout still takes FlightSize (cwnd is one segment in a repeated one).
+        var timedOut = Cubic(maximumSegmentSize: Self.mss, initialWindowSegments: 20)
+        timedOut.congestionEvent(
+            CongestionEvent(kind: .retransmissionTimeout, flightSize: 10 * Self.mss, now: .zero, startsEpisode: true))
+        #expect(timedOut.slowStartThreshold == 7_000)
+        #expect(timedOut.congestionWindow == Self.mss)
+    }
+
     @Test func slowStartAddsOneSegmentPerAckUpToSSThresh() {
         var cubic = Cubic(maximumSegmentSize: Self.mss, initialWindowSegments: 10)
         for step in 1...10 {
