@@ -141,6 +141,7 @@ extension RuntimeCore {
             let error = stack.status(id)?.error ?? TCPError.connectionDoesNotExist
             stack.abort(id, now: now)
             pending.promise.fail(error)
+            finishDrainIfIdle()
             return
         }
         guard events.contains(.established) else { return }
@@ -153,6 +154,11 @@ extension RuntimeCore {
             case .success:
                 channel.becomeActive()
                 pending.promise.succeed(channel)
+                // Accepted before a graceful stop began, established after: it is asked to
+                // finish as the channels open at the stop were.
+                if channel.runtime.isDraining {
+                    channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                }
             case .failure(let error):
                 channel.close(promise: nil)
                 pending.promise.fail(error)

@@ -507,7 +507,17 @@ final class RuntimeCore {
 
     func unregister(_ channel: TCPConnectionChannel) {
         if channels[channel.connection] === channel { channels[channel.connection] = nil }
-        if let draining, channels.isEmpty {
+        finishDrainIfIdle()
+    }
+
+    /// Connections a graceful stop waits for: those with a channel, and those the application
+    /// accepted in intercept mode whose handshake has not completed yet (their client already
+    /// counts itself connected once our SYN-ACK reached it).
+    var openConnections: Int { channels.count + pendingAccepts.count }
+
+    /// Ends a graceful stop once the last connection it waited for is gone.
+    func finishDrainIfIdle() {
+        if let draining, openConnections == 0 {
             draining.deadline.cancel()
             self.draining = nil
             let outcome = StackRuntime.ShutdownOutcome(finished: draining.open, reset: 0)
@@ -533,7 +543,7 @@ final class RuntimeCore {
             return promise.futureResult
         }
         for listener in Array(listeners.values) { listener.close(promise: nil) }
-        let open = channels.count
+        let open = openConnections
         logger?.info("shutting down: listeners closed", metadata: ["connections": "\(open)"])
         guard open > 0 else {
             stop(error: nil)
@@ -554,15 +564,18 @@ final class RuntimeCore {
         self.draining = nil
         let now = StackRuntime.now()
         let remaining = Array(channels.values)
-        logger?.warning("shutdown deadline passed: resetting connections", metadata: ["connections": "\(remaining.count)"])
+        let handshaking = Array(pendingAccepts.keys)
+        let reset = remaining.count + handshaking.count
+        logger?.warning("shutdown deadline passed: resetting connections", metadata: ["connections": "\(reset)"])
         // RFC 9293 §3.10.5 ABORT: each still-open connection gets its RST before the source closes.
         for channel in remaining {
             logger?.debug("connection reset at shutdown", metadata: channel.logMetadata())
             stack.abort(channel.connection, now: now)
         }
+        for connection in handshaking { stack.abort(connection, now: now) }
         transmit(now: now)
         stop(error: nil)
-        draining.promise.succeed(.init(finished: draining.open - remaining.count, reset: remaining.count))
+        draining.promise.succeed(.init(finished: draining.open - reset, reset: reset))
     }
 
     func register(_ channel: UDPChannel) {
@@ -579,8 +592,7 @@ final class RuntimeCore {
         if let draining {
             self.draining = nil
             draining.deadline.cancel()
-            let open = channels.count
-            draining.promise.succeed(.init(finished: draining.open - open, reset: 0))
+            draining.promise.succeed(.init(finished: draining.open - openConnections, reset: 0))
         }
         timer?.cancel()
         timer = nil
