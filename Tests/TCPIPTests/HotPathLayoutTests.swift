@@ -19,6 +19,15 @@ import Testing
         #expect(MemoryLayout<TCPOptions>.alignment == 4)
     }
 
+    /// An idle connection's memory is mostly its TCB, stored inline in a slab slot (docs/PERFORMANCE.md,
+    /// "Memory per idle connection"). Swift lays fields out in declaration order: the TCB was 1,312
+    /// bytes with 169 of padding; with small fields placed in the padding of the 9-byte optionals and
+    /// 32-bit event counts, 1,184. A new field goes where it fills a hole, or this fails.
+    @Test func theTCBStaysSmall() {
+        #expect(MemoryLayout<TCPConnection>.stride <= 1184)
+        #expect(MemoryLayout<ECNState>.size <= 28)
+    }
+
     /// The stack's event stays small: the rare echo request is boxed, not carried inline by every event.
     @Test func eventsStaySmall() {
         #expect(MemoryLayout<StackEvent>.size <= 16)

@@ -9,12 +9,27 @@ import TCPIPWire
 /// RFC's sections: `SegmentArrives*.swift` (§3.10.7), `UserCalls.swift` (§3.10.1–6),
 /// `Timers.swift` (§3.10.8), `Output.swift` (§3.8.6, §3.7.4).
 struct TCPConnection {
+    // Swift lays stored properties out in the order they are declared, each at its alignment, and
+    // a TCB sits in every connection's slab slot: an idle connection's memory is mostly this struct.
+    // So one-byte and four-byte fields follow the 9-byte optionals (`Instant?`, a tag after eight
+    // bytes) and the odd-sized structs, in the padding that would otherwise follow them, and the
+    // sections below are ordered by that as much as by topic. HotPathLayoutTests pins the size.
+
     let tuple: FourTuple
     /// This connection's own slot, for posting events.
     var handle: SlabHandle
-    var state: TCPState
     /// The listener whose accept queue this connection was born into, if it came from a passive OPEN.
     var listener: SlabHandle?
+    /// The user has called CLOSE or ABORT: once the state is CLOSED the slot is freed.
+    var userClosed = false
+    /// The application closed its end in both directions (`Stack.release`): it reads no more.
+    var released = false
+    var pendingEvents: ConnectionEvents = []
+    var state: TCPState
+    var error: TCPError?
+    /// The last soft ICMP error (RFC 1122 §4.2.3.9; Linux's `sk_err_soft`): what a timeout reports
+    /// instead of `.timedOut`. Forgotten when data is acknowledged again.
+    var softError: TCPError?
 
     // MARK: Send sequence variables (RFC 9293 §3.3.1)
 
@@ -54,6 +69,9 @@ struct TCPConnection {
 
     // MARK: What the handshake negotiated
 
+    /// TS.Recent and when it was set (RFC 7323 §4.3, §5.5).
+    var tsRecent: UInt32 = 0
+    var tsRecentTime = Instant.zero
     /// Largest segment the peer accepts, options excluded (min of its MSS option and our MTU's).
     var maximumSegmentSize: Int
     /// Our announced MSS (RFC 9293 §3.7.1).
@@ -63,15 +81,12 @@ struct TCPConnection {
     /// RFC 7323 §2.3: shift applied to the peer's window field, and to ours.
     var sndWindowShift: UInt8 = 0
     var rcvWindowShift: UInt8 = 0
-    /// RFC 7323 §3: both sides sent TSopt in their SYNs.
-    var timestampsEnabled = false
-    /// TS.Recent and when it was set (RFC 7323 §4.3, §5.5).
-    var tsRecent: UInt32 = 0
-    var tsRecentTime = Instant.zero
     /// Per-connection offset added to our timestamp clock, so it says nothing about uptime.
     var timestampOffset: UInt32
     /// Last.ACK.sent (RFC 7323 §4.3).
     var lastAckSent = SequenceNumber(0)
+    /// RFC 7323 §3: both sides sent TSopt in their SYNs.
+    var timestampsEnabled = false
     /// RFC 2018: both sides sent SACK-permitted.
     var sackEnabled = false
     /// RFC 3168: ECN negotiation and the echo state of both directions (ExplicitCongestion.swift).
@@ -79,48 +94,59 @@ struct TCPConnection {
 
     // MARK: Buffers
 
+    /// The sequence number of our FIN, once CLOSE has queued it behind all data.
+    var finSequence: SequenceNumber?
+    /// The last window we advertised was zero (for counting and tracing transitions).
+    var zeroWindowAnnounced = false
+    /// SO_SNDBUF was set on this connection: send autotuning leaves it alone (as Linux's SOCK_SNDBUF_LOCK).
+    var sendBufferLocked = false
+    /// What receive autotuning has measured.
+    var receiveTuning = ReceiveAutotuning()
     var sendBuffer: SendBuffer
     var receiveBuffer = ReceiveBuffer()
     var reassembly = ReassemblyQueue()
-    /// What receive autotuning has measured.
-    var receiveTuning = ReceiveAutotuning()
     /// Upper bound on the storage the out-of-order queue may pin. Read from the configuration, not
     /// kept in the TCB: the eight bytes pay for part of `receiveTuning`.
     var reassemblyLimit: Int { configuration.pointee.reassemblyLimit }
-    /// The sequence number of our FIN, once CLOSE has queued it behind all data.
-    var finSequence: SequenceNumber?
 
     // MARK: Timers (RFC 9293 §3.10.8) — each is a deadline; the stack wakes us at the earliest.
 
     var retransmissionDeadline: Instant?
+    /// Expirations of the retransmission timer (statistics, as the others below: `ss -ti`).
+    var timeouts = ConnectionCount()
     var persistDeadline: Instant?
-    var persistBackoff = 0
+    var zeroWindowProbes = ConnectionCount()
     var delayedAckDeadline: Instant?
+    /// An ACK is owed and waits for the end of the batch (`sendAckAtEndOfBatch`); any segment we send first carries it.
+    var ackDeferred = false
     /// When the stack last scheduled a wakeup for this connection (maintained by the stack).
     var scheduledWakeup: Instant?
+    var persistBackoff = 0
 
     // MARK: Retransmission and congestion
 
     var rtt: RTTEstimator
-    /// The segment being timed without timestamps (RFC 6298 §3 with Karn's rule): its end and send time.
-    var rttTimedSequence: SequenceNumber?
     var rttTimedAt = Instant.zero
     /// Consecutive expirations of the retransmission timer without progress (RFC 9293 §3.8.3 R1/R2).
     var consecutiveTimeouts = 0
+    /// When the current run of retransmission timeouts began: when the head segment was last sent.
+    var timeoutsStartedAt: Instant?
+    /// The segment being timed without timestamps (RFC 6298 §3 with Karn's rule): its end; `rttTimedAt` is its send time.
+    var rttTimedSequence: SequenceNumber?
+    var congestion: any CongestionControl
+    var duplicateAcks = 0
     /// Which algorithm sizes cwnd: the stack's (`TCPConfiguration.congestionControl`) unless the
     /// connection was given its own.
     let congestionAlgorithm: CongestionControlAlgorithm
-    var congestion: any CongestionControl
     /// Whether `congestion` is the algorithm yet, not the `HandshakeWindow` standing in for it.
     /// Every call that changes the algorithm's state goes through `startCongestionControl` first.
     var congestionControlStarted = false
-    var duplicateAcks = 0
-    /// RFC 6582 §3.2 `recover` (RFC 6675 RecoveryPoint): the highest sequence number sent when loss
-    /// recovery began.
-    var recover: SequenceNumber
     var inFastRecovery = false
     /// A retransmission timeout fired and SND.UNA has not yet passed `recover` (RFC 6675 §5.1).
     var inTimeoutRecovery = false
+    /// RFC 6582 §3.2 `recover` (RFC 6675 RecoveryPoint): the highest sequence number sent when loss
+    /// recovery began.
+    var recover: SequenceNumber
 
     // MARK: Loss detection and recovery (LossRecovery.swift)
 
@@ -128,28 +154,51 @@ struct TCPConnection {
     var scoreboard = Scoreboard()
     /// RFC 8985 RACK state.
     var rack = RecentAcknowledgment()
+    var fastRecoveries = ConnectionCount()
     /// RFC 8985 §7 TLP state, with the PTO deadline.
     var lossProbe = TailLossProbe()
+    var tailLossProbes = ConnectionCount()
     /// The RACK reordering timer (RFC 8985 §6.2 step 5).
     var reorderingDeadline: Instant?
+    /// ACKs (or timer expirations) on which RACK marked segments lost.
+    var lostSegmentsDetected = ConnectionCount()
     /// RFC 6937 state while in fast recovery.
     var prr: ProportionalRateReduction?
     /// The loss episode under way or just ended, for undoing it if it proves spurious.
     var episode: RecoveryEpisode?
     /// RFC 2883: the D-SACK block the next ACK reports first.
     var pendingDuplicateSACK: SACKBlock?
+    var spuriousEpisodesUndone = ConnectionCount()
+    var dsacksReceived = ConnectionCount()
     /// RFC 9293 §3.10.7.3: text in the SYN of a simultaneous open, "queue[d] for processing after
     /// the ESTABLISHED state has been reached". A FIN with the SYN (only let through by
     /// `acceptsSYNWithFIN`) is ignored, as FreeBSD ignores it.
     var textInSYN: ByteBuffer?
+    var retransmittedSegments = ConnectionCount()
     var lastSendTime = Instant.zero
-    var nagle: Bool
-    /// The end of the last segment shorter than the MSS we sent (Linux's snd_sml), for Minshall's
-    /// Nagle (`TCPConfiguration.nagleMinshall`).
-    var lastShortSegmentEnd = SequenceNumber(0)
     /// Ends of records the application marked (`Stack.send(_:_:endOfRecord:now:)`, Linux's MSG_EOR)
     /// not yet acknowledged, in order: no segment crosses one. Empty unless records are used.
     var recordEnds: [SequenceNumber] = []
+    /// The end of the last segment shorter than the MSS we sent (Linux's snd_sml), for Minshall's
+    /// Nagle (`TCPConfiguration.nagleMinshall`).
+    var lastShortSegmentEnd = SequenceNumber(0)
+    var nagle: Bool
+
+    // MARK: Keep-alive (RFC 1122 §4.2.3.6) and user timeout (RFC 5482)
+
+    var keepalive: Keepalive?
+    var keepaliveProbesSent = 0
+    /// When a segment last arrived from the peer, or the last keep-alive probe left.
+    var lastHeardFrom = Instant.zero
+    var lastKeepaliveProbe = Instant.zero
+    var userTimeout: TimeAmount?
+
+    // MARK: Connection establishment (RFC 9293 §3.8.3 R2 for SYNs)
+
+    /// SYN retransmissions before an active OPEN gives up (TCP_SYNCNT).
+    var synRetransmissionLimit: Int
+    /// The time an active OPEN may take (TCP_KEEPINIT), counted from `openedAt`.
+    var connectionTimeout: TimeAmount?
     /// RFC 7413 §4.2's FastOpened flag: a server connection opened by a SYN with a valid cookie,
     /// which may send data while still in SYN-RECEIVED (§4.2.2 step 6).
     var fastOpened = false
@@ -160,24 +209,6 @@ struct TCPConnection {
     var fastOpenExperimental = false
     /// It carried data and no option (`FastOpen.clientRequiresCookie` off): a cookie back is unsolicited.
     var fastOpenUnsolicited = false
-
-    // MARK: Keep-alive (RFC 1122 §4.2.3.6) and user timeout (RFC 5482)
-
-    var keepalive: Keepalive?
-    var keepaliveProbesSent = 0
-    /// When a segment last arrived from the peer, or the last keep-alive probe left.
-    var lastHeardFrom = Instant.zero
-    var lastKeepaliveProbe = Instant.zero
-    var userTimeout: TimeAmount?
-    /// When the current run of retransmission timeouts began: when the head segment was last sent.
-    var timeoutsStartedAt: Instant?
-
-    // MARK: Connection establishment (RFC 9293 §3.8.3 R2 for SYNs)
-
-    /// SYN retransmissions before an active OPEN gives up (TCP_SYNCNT).
-    var synRetransmissionLimit: Int
-    /// The time an active OPEN may take (TCP_KEEPINIT), counted from `openedAt`.
-    var connectionTimeout: TimeAmount?
     /// When the first SYN left.
     var openedAt = Instant.zero
 
@@ -186,12 +217,11 @@ struct TCPConnection {
     var segmentsSinceAck = 0
     /// Octets taken in order since the last ACK we sent.
     var bytesSinceAck = 0
-    /// An ACK is owed and waits for the end of the batch (`sendAckAtEndOfBatch`); any segment we send first carries it.
-    var ackDeferred = false
     /// When the SYN-ACK arrived whose ACK waits for the end of the batch; and whether the
     /// connection is taken as interactive (`TCPConfiguration.interactiveDelayedAcks`).
     var handshakeAckAwaitsWriter: Instant?
     var interactive = false
+    var zeroWindowAdvertisementsSent = ConnectionCount()
     /// Segments still to be acknowledged at once at the start of the connection (quick-ACK).
     var quickAcksLeft = 0
     /// The delayed-ACK timeout, nil with delayed ACKs off. Read from the configuration rather than
@@ -200,36 +230,11 @@ struct TCPConnection {
         configuration.pointee.delayedAcks ? configuration.pointee.delayedAckTimeout : nil
     }
 
-    // MARK: User interface
+    // MARK: Statistics (what `ss -ti` shows; the event counts sit beside the state they count)
 
-    var error: TCPError?
-    /// The last soft ICMP error (RFC 1122 §4.2.3.9; Linux's `sk_err_soft`): what a timeout reports
-    /// instead of `.timedOut`. Forgotten when data is acknowledged again.
-    var softError: TCPError?
-    /// The user has called CLOSE or ABORT: once the state is CLOSED the slot is freed.
-    var userClosed = false
-    /// The application closed its end in both directions (`Stack.release`): it reads no more.
-    var released = false
-    var pendingEvents: ConnectionEvents = []
-
-    // MARK: Statistics (what `ss -ti` shows)
-
-    var retransmittedSegments: UInt64 = 0
-    var zeroWindowProbes: UInt64 = 0
-    var timeouts: UInt64 = 0
+    /// 64 bits, as Linux's `tcpi_bytes_acked` and `tcpi_bytes_received`: a long transfer passes 4 GiB.
     var bytesAcked: UInt64 = 0
     var bytesReceived: UInt64 = 0
-    var zeroWindowAdvertisementsSent: UInt64 = 0
-    var fastRecoveries: UInt64 = 0
-    var tailLossProbes: UInt64 = 0
-    var spuriousEpisodesUndone: UInt64 = 0
-    var dsacksReceived: UInt64 = 0
-    /// ACKs (or timer expirations) on which RACK marked segments lost.
-    var lostSegmentsDetected: UInt64 = 0
-    /// The last window we advertised was zero (for counting and tracing transitions).
-    var zeroWindowAnnounced = false
-    /// SO_SNDBUF was set on this connection: send autotuning leaves it alone (as Linux's SOCK_SNDBUF_LOCK).
-    var sendBufferLocked = false
 
     /// The stack's `TCPConfiguration`, one instance for all its connections (`SharedTCPConfiguration`):
     /// a pointer here instead of a 240-byte copy in every TCB, a seventh of an idle connection's
@@ -396,3 +401,9 @@ final class SharedTCPConfiguration {
         pointer.deallocate()
     }
 }
+
+/// A per-connection event count for `ss -ti` (retransmissions, timeouts, probes, ECN marks): 32 bits,
+/// as Linux's `tcp_info` has them (`tcpi_total_retrans`, `tcpi_delivered_ce`), where 64 would add
+/// four bytes of padding each to every TCB. Counted with `&+=`: a count that passes 2^32 wraps, it
+/// never traps. Byte counts stay 64-bit.
+typealias ConnectionCount = UInt32

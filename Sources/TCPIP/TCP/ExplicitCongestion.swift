@@ -18,10 +18,11 @@ struct ECNState: Hashable, Sendable {
     /// single window of data").
     var recover: SequenceNumber?
 
-    var congestionExperiencedReceived: UInt64 = 0
-    var echoesReceived: UInt64 = 0
-    var windowReductions: UInt64 = 0
-    var congestionWindowReducedSent: UInt64 = 0
+    /// Statistics, 32 bits each as in Linux's `tcp_info` (`ConnectionCount`).
+    var congestionExperiencedReceived = ConnectionCount()
+    var echoesReceived = ConnectionCount()
+    var windowReductions = ConnectionCount()
+    var congestionWindowReducedSent = ConnectionCount()
 
     /// §6.1.1: "a SYN packet with the ECE and CWR flags set".
     static func isSetupSYN(_ flags: TCPFlags) -> Bool { flags.isSuperset(of: [.ece, .cwr]) }

@@ -128,20 +128,20 @@ extension TCPConnection {
             congestionControl: congestion.name, inRecovery: inFastRecovery,
             sackedBytes: scoreboard.sackedBytes, sackedSegments: scoreboard.sackedSegments,
             lostBytes: scoreboard.lostBytes, retransmittedBytes: scoreboard.retransmittedBytes, pipe: pipe,
-            reorderingSeen: rack.reorderingSeen, rack: rackEnabled, fastRecoveries: fastRecoveries,
-            tailLossProbes: tailLossProbes, spuriousRetransmissionsUndone: spuriousEpisodesUndone,
-            dsacksReceived: dsacksReceived,
-            retransmits: retransmittedSegments, timeouts: timeouts, zeroWindowProbes: zeroWindowProbes,
-            zeroWindowAdvertisements: zeroWindowAdvertisementsSent,
+            reorderingSeen: rack.reorderingSeen, rack: rackEnabled, fastRecoveries: UInt64(fastRecoveries),
+            tailLossProbes: UInt64(tailLossProbes), spuriousRetransmissionsUndone: UInt64(spuriousEpisodesUndone),
+            dsacksReceived: UInt64(dsacksReceived),
+            retransmits: UInt64(retransmittedSegments), timeouts: UInt64(timeouts), zeroWindowProbes: UInt64(zeroWindowProbes),
+            zeroWindowAdvertisements: UInt64(zeroWindowAdvertisementsSent),
             outOfOrderBytes: reassembly.byteCount, timestamps: timestampsEnabled, sack: sackEnabled,
             bytesAcked: bytesAcked, bytesReceived: bytesReceived, error: error)
         status.ecn = ecn.enabled
         status.softError = softError
         if path.mtu > 0 || path.search != nil { status.pathMTU = mtu(forSegmentSize: maximumSegmentSize) }
-        status.congestionExperiencedReceived = ecn.congestionExperiencedReceived
-        status.ecnEchoesReceived = ecn.echoesReceived
-        status.ecnWindowReductions = ecn.windowReductions
-        status.congestionWindowReducedSent = ecn.congestionWindowReducedSent
+        status.congestionExperiencedReceived = UInt64(ecn.congestionExperiencedReceived)
+        status.ecnEchoesReceived = UInt64(ecn.echoesReceived)
+        status.ecnWindowReductions = UInt64(ecn.windowReductions)
+        status.congestionWindowReducedSent = UInt64(ecn.congestionWindowReducedSent)
         let tcp = configuration.pointee
         status.receiveSpace = Int(receiveTuning.space)
         status.receiveRTT = receiveTuning.rtt > 0 ? .microseconds(Int64(receiveTuning.rtt)) : nil
