@@ -299,7 +299,7 @@ public struct SOCKS5Upstream: Upstream {
     /// authenticated), for the next flows (see `SOCKS5Pool`): a flow then costs the CONNECT's round
     /// trip only. 0: none, every flow dials. Fixed at `init`.
     public let preconnect: Int
-    /// How long a connection opened ahead waits for a flow before it is closed.
+    /// How long a connection opened ahead waits for a flow before it is closed, by default.
     public static let preconnectIdleTimeout = TimeAmount.seconds(10)
     /// The connections opened ahead, shared by copies of this upstream.
     private let pool: SOCKS5Pool?
@@ -312,9 +312,10 @@ public struct SOCKS5Upstream: Upstream {
     ///   - options: the options of every socket to the server.
     ///   - pipelining: whether the request goes out with the greeting (see ``pipelining``).
     ///   - preconnect: connections per loop opened ahead for the next flows (see ``preconnect``).
+    ///   - preconnectIdleTimeout: how long one of those waits for a flow before it is closed.
     public init(
         server: SocketAddress, credentials: Credentials? = nil, options: UpstreamSocketOptions = UpstreamSocketOptions(),
-        pipelining: Bool = true, preconnect: Int = 0
+        pipelining: Bool = true, preconnect: Int = 0, preconnectIdleTimeout: TimeAmount = SOCKS5Upstream.preconnectIdleTimeout
     ) {
         self.server = server
         self.credentials = credentials
@@ -322,7 +323,7 @@ public struct SOCKS5Upstream: Upstream {
         self.pipelining = pipelining
         self.preconnect = max(0, preconnect)
         pool = preconnect > 0
-            ? SOCKS5Pool(size: preconnect, idleTimeout: Self.preconnectIdleTimeout) { loop in
+            ? SOCKS5Pool(size: preconnect, idleTimeout: preconnectIdleTimeout) { loop in
                 Self.prepare(server: server, credentials: credentials, options: options, on: loop)
             } : nil
     }

@@ -74,7 +74,10 @@ import Testing
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let server = try await MiniSOCKS5Server.start(on: loop)
-        let upstream = SOCKS5Upstream(server: server.address, preconnect: 2)
+        // Idle connections kept for an hour: under the whole suite this task can wait for the
+        // cooperative pool longer than the default 10 s, and the pool, emptied by its timeout,
+        // refills only when a flow takes one.
+        let upstream = SOCKS5Upstream(server: server.address, preconnect: 2, preconnectIdleTimeout: .hours(1))
         let target = SOCKS5.Address.ip(.v4(IPv4Address(198, 19, 0, 1)), port: 7)
 
         func relay(_ text: String) async throws {

@@ -104,7 +104,11 @@ extension TCPConnection {
         receiveTuning.measuredAt = max(1, nowMicros)
         if let ceiling = io.bufferCeiling {
             shrinkReceiveBuffer(toCeiling: ceiling, now: now, io: &io)
-            receiveTuning.space = UInt32(clamping: min(copied, receiveBufferCapacity))
+            // The most read in one round trip is not forgotten (Linux's rcvq_space.space only
+            // grows): only capped by the smaller buffer. Set to a round trip of little reading
+            // instead, it made the next measurement after the pressure look like a thousandfold
+            // speed-up, and the growth term jumped the buffer to its maximum.
+            receiveTuning.space = UInt32(clamping: min(max(copied, space), receiveBufferCapacity))
             return
         }
         guard copied > space else { return }
