@@ -332,12 +332,30 @@ public struct SOCKS5Upstream: Upstream {
     private static func prepare(
         server: SocketAddress, credentials: Credentials?, options: UpstreamSocketOptions, on loop: EventLoop
     ) -> EventLoopFuture<SOCKS5Pool.Prepared> {
+        open(server: server, options: options, on: loop) {
+            SOCKS5Handshake(credentials: credentials, eventLoop: loop)
+        } until: { handshake in
+            handshake.ready ?? loop.makeSucceededVoidFuture()
+        }.map { channel, handshake, _ in
+            SOCKS5Pool.Prepared(channel: channel, handshake: handshake)
+        }
+    }
+
+    /// A TCP connection to `server` with `makeHandshake`'s handler installed, once `until` (a
+    /// future of that handshake) has succeeded. The handshake is bounded by the same deadline as
+    /// the connect; on failure or at the deadline the channel is closed and the error passed on.
+    private static func open<Value: Sendable>(
+        server: SocketAddress, options: UpstreamSocketOptions, on loop: EventLoop,
+        _ makeHandshake: @escaping @Sendable () -> SOCKS5Handshake,
+        until: @escaping @Sendable (SOCKS5Handshake) -> EventLoopFuture<Value>
+    ) -> EventLoopFuture<(Channel, NIOLoopBound<SOCKS5Handshake>, Value)> {
         ClientBootstrap(group: loop)
             .connectTimeout(options.connectTimeout)
             .channelInitializer { channel in options.apply(to: channel, tcp: true) }
             .connect(to: server)
             .flatMap { channel in
-                let handshake = SOCKS5Handshake(credentials: credentials, eventLoop: loop)
+                let handshake = makeHandshake()
+                let bound = NIOLoopBound(handshake, eventLoop: loop)
                 do {
                     try channel.pipeline.syncOperations.addHandler(handshake, name: "socks5")
                 } catch {
@@ -345,10 +363,9 @@ public struct SOCKS5Upstream: Upstream {
                     return loop.makeFailedFuture(error)
                 }
                 let timeout = loop.scheduleTask(in: options.connectTimeout) { channel.close(promise: nil) }
-                let bound = NIOLoopBound(handshake, eventLoop: loop)
-                return (handshake.ready ?? loop.makeSucceededVoidFuture()).map {
+                return until(handshake).map { value in
                     timeout.cancel()
-                    return SOCKS5Pool.Prepared(channel: channel, handshake: bound)
+                    return (channel, bound, value)
                 }.flatMapErrorThrowing { error in
                     timeout.cancel()
                     channel.close(promise: nil)
@@ -396,33 +413,13 @@ public struct SOCKS5Upstream: Upstream {
     private func handshake(
         _ command: SOCKS5.Command, _ target: SOCKS5.Address, on loop: EventLoop
     ) -> EventLoopFuture<(Channel, NIOLoopBound<SOCKS5Handshake>, SOCKS5.Address)> {
-        let options = self.options
         let credentials = self.credentials
         let pipelining = self.pipelining
-        let connected = ClientBootstrap(group: loop)
-            .connectTimeout(options.connectTimeout)
-            .channelInitializer { channel in options.apply(to: channel, tcp: true) }
-            .connect(to: server)
-        return connected.flatMap { channel in
-            let handshake = SOCKS5Handshake(
-                command: command, target: target, credentials: credentials, pipelining: pipelining, eventLoop: loop)
-            let bound = NIOLoopBound(handshake, eventLoop: loop)
-            do {
-                try channel.pipeline.syncOperations.addHandler(handshake, name: "socks5")
-            } catch {
-                channel.close(promise: nil)
-                return loop.makeFailedFuture(error)
-            }
-            // The handshake is bounded by the same deadline as the connect.
-            let timeout = loop.scheduleTask(in: options.connectTimeout) {
-                channel.close(promise: nil)
-            }
-            return handshake.result.map { address in
-                timeout.cancel()
-                return (channel, bound, address)
-            }.flatMapErrorThrowing { error in
-                timeout.cancel()
-                channel.close(promise: nil)
+        return Self.open(server: server, options: options, on: loop) {
+            SOCKS5Handshake(command: command, target: target, credentials: credentials, pipelining: pipelining, eventLoop: loop)
+        } until: { handshake in
+            handshake.result.flatMapErrorThrowing { error in
+                // Closed by the deadline (or by the server) before the reply.
                 if case SOCKS5Error.closedDuringHandshake = error { throw UpstreamFailure.timedOut }
                 throw error
             }
