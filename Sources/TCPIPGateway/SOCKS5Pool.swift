@@ -35,18 +35,27 @@ final class SOCKS5Pool: Sendable {
         self.dial = dial
     }
 
-    /// On `loop`: an idle connection if there is one (nil otherwise); either way the pool then opens
-    /// more, up to its size.
+    /// On `loop`: an idle connection if there is one (nil otherwise). The caller then calls
+    /// `refill(on:)`, after it has sent its request: the dials that refill the pool (a socket,
+    /// its options, a connect, each a system call) must not hold up the flow that took one.
     func take(on loop: EventLoop) -> Prepared? {
+        pool(on: loop).value.take()
+    }
+
+    /// On `loop`: opens connections until `size` are idle or opening (see the type's comment).
+    func refill(on loop: EventLoop) {
+        pool(on: loop).value.refill()
+    }
+
+    private func pool(on loop: EventLoop) -> NIOLoopBound<LoopPool> {
         loop.preconditionInEventLoop()
         let key = ObjectIdentifier(loop)
-        let pool = loops.withLockedValue { loops in
+        return loops.withLockedValue { loops in
             if let pool = loops[key] { return pool }
             let pool = NIOLoopBound(LoopPool(loop: loop, size: size, idleTimeout: idleTimeout, dial: dial), eventLoop: loop)
             loops[key] = pool
             return pool
         }
-        return pool.value.take()
     }
 
     /// Idle connections on `loop`. On `loop`.
@@ -86,11 +95,10 @@ private final class LoopPool {
             last.expiry.cancel()
             if last.prepared.channel.isActive { taken = last.prepared }
         }
-        refill()
         return taken
     }
 
-    private func refill() {
+    func refill() {
         guard NIODeadline.now() >= quietUntil else { return }
         while idle.count + opening < size {
             opening += 1

@@ -432,10 +432,17 @@ public struct SOCKS5Upstream: Upstream {
     ///   - target: the flow's destination.
     ///   - loop: the gateway's loop.
     public func connect(to target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UpstreamConnection> {
-        if let pool, let prepared = pool.take(on: loop) {
+        guard let pool else { return dial(target, on: loop) }
+        // The request goes out first; the pool's dials after it, while the server works on it.
+        defer { pool.refill(on: loop) }
+        if let prepared = pool.take(on: loop) {
             return connect(prepared, to: target, on: loop)
         }
-        return handshake(.connect, target, on: loop).map { channel, handshake, _ in
+        return dial(target, on: loop)
+    }
+
+    private func dial(_ target: SOCKS5.Address, on loop: EventLoop) -> EventLoopFuture<UpstreamConnection> {
+        handshake(.connect, target, on: loop).map { channel, handshake, _ in
             UpstreamConnection(channel: channel, handshake: handshake)
         }
     }
