@@ -259,10 +259,6 @@ final class RuntimeCore {
     /// Datagrams between two pumps while draining the source. Measured with the peers kit's sender
     /// at MTU 1500: pumping only after 256 gave 1.2–1.4 Gbit/s, every 32 gave 1.6–2.2, every 4 gave 1.3.
     static let pumpEvery = 32
-    /// Reads of what the source can hand over at once (`PacketSource.readWithoutWaiting`) per pump,
-    /// each after a round that wrote: enough for a handshake's ACK and what it releases, few enough
-    /// that a busy source cannot keep the loop from its other work.
-    static let readsAfterWriting = 2
 
     let eventLoop: EventLoop
     let stack: Stack
@@ -282,6 +278,8 @@ final class RuntimeCore {
     private var dirty: [TCPConnectionChannel] = []
     private var pumping = false
     private var pumpAgain = false
+    /// A read of what the source can hand over at once is queued on the loop (`readAfterWriting`).
+    private var readAfterWritingQueued = false
     var timer: Scheduled<Void>?
     var timerDeadline: Instant?
     private(set) var stopped = false
@@ -400,7 +398,6 @@ final class RuntimeCore {
             return
         }
         pumping = true
-        var readsAfterWriting = 0
         repeat {
             pumpAgain = false
             let now = StackRuntime.now()
@@ -418,13 +415,7 @@ final class RuntimeCore {
                     channel.service(now: now)
                 }
             }
-            if transmit(now: now), readsAfterWriting < Self.readsAfterWriting {
-                // What the other side answered within our writes, with no thread woken for it.
-                readsAfterWriting += 1
-                let answers = source.readWithoutWaiting()
-                for datagram in answers { deliver(datagram) }
-                if !answers.isEmpty { pumpAgain = true }
-            }
+            if transmit(now: now) { readAfterWriting() }
         } while pumpAgain && !stopped
         pumping = false
         if stack.tracing, let traceObserver {
@@ -432,6 +423,25 @@ final class RuntimeCore {
             if !records.isEmpty { traceObserver(records) }
         }
         armTimer()
+    }
+
+    /// After a write: what the other side answered within it (`PacketSource.readWithoutWaiting`),
+    /// taken in by a task of its own on the loop, as a batch from the source's reader is, but with
+    /// no thread woken for it. A task rather than at once: an answer taken in inside the pump that
+    /// wrote would complete a handshake inside the application's call that caused the write (an
+    /// `accept` from a read handler), where the application does not expect its channel active yet.
+    /// One queued at a time.
+    private func readAfterWriting() {
+        guard !readAfterWritingQueued else { return }
+        readAfterWritingQueued = true
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        eventLoop.execute {
+            let core = bound.value
+            core.readAfterWritingQueued = false
+            guard !core.stopped else { return }
+            let answers = core.source.readWithoutWaiting()
+            if !answers.isEmpty { core.received(answers) }
+        }
     }
 
     /// Whether anything was written.
