@@ -27,10 +27,13 @@ import Testing
         #expect(shortcut == built)
         #expect(built == (peer.timestampValue != nil ? 12 : 0))
 
-        // Out-of-order data: with SACK, a block to report.
+        // Out-of-order data: with SACK, a block to report; the duplicate ACK it draws carries
+        // the options measured.
         try t.inject("+.01 < . 1001:2001(1000) ack 1 win 65535")
+        let duplicateAck = try #require(t.takeSegments().last)
         (shortcut, built) = try Self.lengths(t)
         #expect(shortcut == built)
+        #expect(duplicateAck.options.encodedLength == shortcut)
         if peer.sackPermitted { #expect(built > (peer.timestampValue != nil ? 12 : 0)) }
 
         // A D-SACK block waiting for the next ACK (RFC 2883), with and without the out-of-order block.
@@ -40,6 +43,7 @@ import Testing
         (shortcut, built) = try Self.lengths(t)
         #expect(shortcut == built)
         try t.inject("+.01 < . 1:1001(1000) ack 1 win 65535")
+        _ = t.takeSegments()
         t.stack.connections.withElement(t.connection!.handle) { connection in
             connection.pendingDuplicateSACK = SACKBlock(start: connection.rcvNxt - 100, end: connection.rcvNxt)
         }
