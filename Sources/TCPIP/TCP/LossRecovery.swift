@@ -23,6 +23,10 @@ extension TCPConnection {
     /// Without SACK nothing tells which segments left the network, only that some did: each duplicate
     /// ACK stands for one (as Linux's Reno "SACK emulation"), which is what gives limited transmit
     /// (RFC 3042) its two segments and PRR its DeliveredData (RFC 6937 §3).
+    ///
+    /// Not inlined: inlined into `output`'s loop, it made the compiler copy the whole TCB (1.2 KB,
+    /// with a retain of each reference in it) at the top of every iteration to read it.
+    @inline(never)
     var pipe: Int {
         let base = scoreboard.pipe(flightSize: flightSize)
         guard !sackEnabled, duplicateAcks > 0, inFastRecovery || scoreboard.lostBytes == 0 else { return base }
@@ -302,7 +306,7 @@ extension TCPConnection {
     /// - Returns: whether a segment went out.
     @discardableResult
     mutating func retransmitNextLost(now: Instant, io: inout StackIO) -> Bool {
-        let payloadRoom = maximumSegmentSize - segmentOptions(now: now).encodedLength
+        let payloadRoom = maximumSegmentSize - segmentOptionsLength(now: now)
         guard let next = scoreboard.nextLostSegment(maximumLength: max(1, payloadRoom)) else { return false }
         return sendRange(from: next.start, to: next.end, now: now, io: &io)
     }
@@ -324,7 +328,7 @@ extension TCPConnection {
         // At most a segment at a time (RFC 9293 §3.7.1): past `Scoreboard.maximumSegments` entries
         // (a window of more than ~2,000 segments, as autotuned buffers reach) an entry spans several
         // segments, and one datagram the size of it would not fit the path.
-        let room = max(1, maximumSegmentSize - segmentOptions(now: now).encodedLength)
+        let room = max(1, maximumSegmentSize - segmentOptionsLength(now: now))
         var sent = 0
         repeat {
             let piece = min(length - sent, room)
@@ -416,7 +420,7 @@ extension TCPConnection {
             }
             if sndMax == before, let last = scoreboard.last {
                 // No new data could go: retransmit the highest-sequence segment sent.
-                let payloadRoom = maximumSegmentSize - segmentOptions(now: now).encodedLength
+                let payloadRoom = maximumSegmentSize - segmentOptionsLength(now: now)
                 let start = last.length > payloadRoom ? last.end - UInt32(max(1, payloadRoom)) : last.start
                 if sendRange(from: start, to: last.end, now: now, io: &io) {
                     lossProbe.isRetransmission = true

@@ -35,17 +35,7 @@ extension TCPConnection {
                 sendSYN(acknowledging: true, peerOffered: segment.header.options, now: now, io: &io)
                 return
             }
-            if configuration.pointee.resetsOnSYNInWindow {
-                // DEVIATION(RFC 5961 §4): configured for RFC 793 §3.9 (FreeBSD's insecure_syn): "If
-                // the SYN is in the window it is an error, send a reset, … enter the CLOSED state."
-                // The segment passed the acceptability test above, so it is in the window.
-                io.decision("RFC 793 §3.9", "SYN in the window: connection reset", connection: tuple, now: now)
-                let sequence = sndMax
-                enterClosed(error: .connectionReset, io: &io, now: now)
-                sendReset(sequence: sequence, acknowledging: rcvNxt, now: now, io: &io)
-                return
-            }
-            sendChallengeAck(reason: "SYN in \(state.rfcName)", now: now, io: &io)
+            synInWindowArrives(now: now, io: &io)
             return
         }
 
@@ -54,28 +44,12 @@ extension TCPConnection {
             io.counters.droppedNoAckFlag &+= 1
             return
         }
-        if case .timeWait = state, configuration.pointee.acknowledgesSegmentsInTimeWait {
-            // FreeBSD's tcp_twcheck: "Acknowledge the segment if it has data or is not a duplicate
-            // ACK" — RFC 9293 §3.8.6.3 allows an ACK at any time; the text itself is ignored (§3.10.7.4,
-            // seventh), and only a FIN's retransmission restarts the 2·MSL timeout (eighth).
-            let duplicate = segment.payload.readableBytes == 0 && !segment.fin && segment.seq == rcvNxt && segment.ack == sndNxt
-            if !duplicate {
-                io.decision("RFC 9293 §3.8.6.3", "segment in TIME-WAIT acknowledged (as FreeBSD's tcp_twcheck)", connection: tuple, now: now)
-                sendAck(now: now, io: &io)
-                return
-            }
+        if case .timeWait = state, configuration.pointee.acknowledgesSegmentsInTimeWait,
+           acknowledgedInTimeWait(segment, now: now, io: &io) {
+            return
         }
         guard acknowledgmentArrives(segment, now: now, io: &io) else { return }
-        if let text = textInSYN, state.isSynchronized {
-            // RFC 9293 §3.10.7.3: the text a simultaneous open's SYN carried, now that the
-            // connection is ESTABLISHED, in sequence before this segment's.
-            var queued = IncomingSegment(header: segment.header, payload: text, ecn: segment.ecn)
-            queued.header.sequenceNumber = irs + 1
-            queued.syn = false
-            queued.fin = false
-            textInSYN = nil
-            processText(queued, now: now, io: &io)
-        }
+        if textInSYN != nil, state.isSynchronized { processTextInSYN(segment, now: now, io: &io) }
 
         // Sixth, check the URG bit: urgent data is delivered inline (RFC 6093 §5); nothing to do.
 
@@ -88,6 +62,52 @@ extension TCPConnection {
 
         // Anything the ACK or window opened up can now go out.
         output(now: now, io: &io)
+    }
+
+    // The rare branches of `otherwiseSegmentArrives`, out of line: inlined, their segment copies and
+    // calls made the function that every segment runs twice its size.
+
+    /// FreeBSD's tcp_twcheck: "Acknowledge the segment if it has data or is not a duplicate ACK" —
+    /// RFC 9293 §3.8.6.3 allows an ACK at any time; the text itself is ignored (§3.10.7.4, seventh),
+    /// and only a FIN's retransmission restarts the 2·MSL timeout (eighth). Returns whether it was
+    /// (and the segment's processing is over).
+    @inline(never)
+    private mutating func acknowledgedInTimeWait(_ segment: IncomingSegment, now: Instant, io: inout StackIO) -> Bool {
+        let duplicate = segment.payload.readableBytes == 0 && !segment.fin && segment.seq == rcvNxt && segment.ack == sndNxt
+        guard !duplicate else { return false }
+        io.decision("RFC 9293 §3.8.6.3", "segment in TIME-WAIT acknowledged (as FreeBSD's tcp_twcheck)", connection: tuple, now: now)
+        sendAck(now: now, io: &io)
+        return true
+    }
+
+    /// RFC 9293 §3.10.7.3: the text a simultaneous open's SYN carried, now that the connection is
+    /// ESTABLISHED, in sequence before `segment`'s.
+    @inline(never)
+    private mutating func processTextInSYN(_ segment: IncomingSegment, now: Instant, io: inout StackIO) {
+        guard let text = textInSYN else { return }
+        var queued = IncomingSegment(header: segment.header, payload: text, ecn: segment.ecn)
+        queued.header.sequenceNumber = irs + 1
+        queued.syn = false
+        queued.fin = false
+        textInSYN = nil
+        processText(queued, now: now, io: &io)
+    }
+
+    /// The fourth check's SYN in a synchronized state: RFC 5961 §4's challenge ACK, or (configured)
+    /// RFC 793's reset.
+    @inline(never)
+    private mutating func synInWindowArrives(now: Instant, io: inout StackIO) {
+        if configuration.pointee.resetsOnSYNInWindow {
+            // DEVIATION(RFC 5961 §4): configured for RFC 793 §3.9 (FreeBSD's insecure_syn): "If
+            // the SYN is in the window it is an error, send a reset, … enter the CLOSED state."
+            // The segment passed the acceptability test, so it is in the window.
+            io.decision("RFC 793 §3.9", "SYN in the window: connection reset", connection: tuple, now: now)
+            let sequence = sndMax
+            enterClosed(error: .connectionReset, io: &io, now: now)
+            sendReset(sequence: sequence, acknowledging: rcvNxt, now: now, io: &io)
+            return
+        }
+        sendChallengeAck(reason: "SYN in \(state.rfcName)", now: now, io: &io)
     }
 
     // MARK: RFC 7323 §5.3 — PAWS
