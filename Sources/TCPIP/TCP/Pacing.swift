@@ -14,7 +14,7 @@ struct PacingRate {
 /// Pacing: a window's segments spread over the round trip instead of leaving in one burst.
 ///
 /// RFC 5681 §3: a sender "MUST NOT be more aggressive" than cwnd allows and may be "more
-/// conservative"; pacing only delays what cwnd and the peer's window already allow. RFC 6582 §4
+/// conservative"; pacing only delays what cwnd and the peer's window already allow. RFC 6582 §6
 /// names "rate-based pacing" among the ways to avoid bursts and leaves the mechanism open; this
 /// one is Linux's (net/ipv4/tcp_output.c), which every Linux sender uses with or without the fq
 /// qdisc since 4.20.
@@ -52,9 +52,16 @@ extension TCPConnection {
     }
 
     /// Accounts `length` octets just sent at the pacing rate. Time the connection did not use is
-    /// not saved up: after a pause the rate starts again from now (tcp_wstamp_ns).
+    /// not saved up beyond half a burst: a timer that fired late (a busy machine, the driver's
+    /// loop) is made up for by up to half a burst, as Linux's tcp_update_skb_after_send does
+    /// ("take into account OS jitter": up to half of the skb's time, an skb being a burst); after
+    /// a pause the rate starts again from about now (tcp_wstamp_ns).
     mutating func paced(_ length: Int, at pacing: PacingRate, now: Instant) {
-        let start = Swift.max(pacingReleaseTime, now)
+        var start = pacingReleaseTime
+        if start < now {
+            let late = (now - start).nanoseconds
+            start = now + .nanoseconds(-Swift.min(late, pacing.burst.nanoseconds / 2))
+        }
         pacingReleaseTime = start + .nanoseconds(Int64(Double(length) * pacing.nanosecondsPerOctet))
     }
 }
