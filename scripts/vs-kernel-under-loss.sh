@@ -17,6 +17,12 @@
 # TCPIP=path picks the binary (default: .build/release/tcpip, built if missing). KERNEL_CC picks the
 # kernel sender's congestion control (default cubic, set on its socket with TCP_CONGESTION: a new
 # namespace inherits the host's default, which may be bbr, and BBR does not answer loss as CUBIC does).
+# TRACE_DIR=dir keeps, per cell and sender (files SENDER-RTT-LOSS.*): `ss -tmi` of the receiving socket
+# in A and of the sending socket in B every 0.2 s (.ss-a, .ss-b: rcv_space, rcv_rtt, rcv_ssthresh,
+# cwnd, pacing_rate), a header-only capture on A's ra for the first TRACE_SECONDS (default 5) s
+# (.pcap), `nstat -a` of A and B at the end (.nstat-a, .nstat-b) and, for ours, `tcpip send --trace`
+# (.trace). Tracing costs CPU on the shared cores: leave it off for the table. For tracing only,
+# SENDERS="ours" (or "kernel") runs one sender per cell and MIN_RTTS=n shortens the 150 round trips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -99,6 +105,18 @@ run_cell() {  # RTT LOSS SENDER SECONDS
     : >"$work/sink.log"
     ip netns exec "$ns_a" python3 "$work/sink.py" >"$work/sink.log" 2>&1 &
     wait_for "$work/sink.log" READY
+    local tracers=() prefix=""
+    if [[ -n ${TRACE_DIR:-} ]]; then
+        mkdir -p "$TRACE_DIR"; prefix="$TRACE_DIR/$sender-$1-$2"
+        ip netns exec "$ns_a" timeout "${TRACE_SECONDS:-5}" tcpdump -i ra -s 96 -w "$prefix.pcap" -U tcp >/dev/null 2>&1 &
+        tracers+=($!)
+        for side in a b; do
+            local ns=$ns_a filter="sport = :5001"
+            [[ $side == b ]] && ns=$ns_b filter="dport = :5001"
+            ( while true; do echo "T $(date +%s.%N)"; ip netns exec "$ns" ss -tmi "$filter"; sleep 0.2; done ) >"$prefix.ss-$side" 2>&1 &
+            tracers+=($!)
+        done
+    fi
     if [[ $sender == kernel ]]; then
         ip netns exec "$ns_b" python3 "$work/send.py" "$seconds" "$kernel_cc" >/dev/null
     else
@@ -106,7 +124,12 @@ run_cell() {  # RTT LOSS SENDER SECONDS
         ip -n "$ns_b" tuntap add dev tb mode tun
         ip -n "$ns_b" addr add 198.18.3.1/24 dev tb; ip -n "$ns_b" link set tb up
         ip netns exec "$ns_b" "$tcpip" send --tun tb --address 198.18.3.2 --to 198.18.0.1:5001 \
-            --seconds "$seconds" --log-level error >/dev/null 2>&1 || true
+            --seconds "$seconds" --log-level error ${prefix:+--trace} >"${prefix:-/dev/null}${prefix:+.trace}" 2>&1 || true
+    fi
+    if [[ -n $prefix ]]; then
+        for pid in "${tracers[@]}"; do kill "$pid" 2>/dev/null || true; done
+        ip netns exec "$ns_a" nstat -a >"$prefix.nstat-a" 2>&1 || true
+        ip netns exec "$ns_b" nstat -a >"$prefix.nstat-b" 2>&1 || true
     fi
     local goodput=0
     if wait_for "$work/sink.log" mbit_per_s; then
@@ -127,13 +150,15 @@ echo "# vs-kernel-under-loss: ${seconds} s per run or 150 RTTs if longer, $(npro
 echo "# kernel sender: $kernel_cc ($(uname -r)); goodput into the receiving application (kernel A), Mbit/s;"
 echo "# ratio = ours / kernel; k_/o_loss: % of data datagrams the router dropped; k_/o_size: their mean bytes"
 printf '%-7s %-7s %10s %10s %7s %8s %8s %7s %7s\n' "rtt_ms" "loss_%" "kernel" "ours" "ratio" "k_loss" "o_loss" "k_size" "o_size"
-min_rtts=150
+min_rtts=${MIN_RTTS:-150}
+senders=" ${SENDERS:-kernel ours} "
 for rtt in "${rtts[@]}"; do
     cell_seconds=$(( (rtt * min_rtts + 999) / 1000 ))
     (( cell_seconds > seconds )) || cell_seconds=$seconds
     for loss in "${losses[@]}"; do
-        read -r kernel k_loss k_size < <(run_cell "$rtt" "$loss" kernel "$cell_seconds")
-        read -r ours o_loss o_size < <(run_cell "$rtt" "$loss" ours "$cell_seconds")
+        kernel=0 k_loss=- k_size=- ours=0 o_loss=- o_size=-
+        [[ $senders != *" kernel "* ]] || read -r kernel k_loss k_size < <(run_cell "$rtt" "$loss" kernel "$cell_seconds")
+        [[ $senders != *" ours "* ]] || read -r ours o_loss o_size < <(run_cell "$rtt" "$loss" ours "$cell_seconds")
         ratio=$(python3 -c "k=float('$kernel' or 0); o=float('$ours' or 0); print(f'{o/k:.2f}' if k > 0 else 'n/a')")
         printf '%-7s %-7s %10s %10s %7s %8s %8s %7s %7s\n' "$rtt" "$loss" "$kernel" "$ours" "$ratio" "$k_loss" "$o_loss" "$k_size" "$o_size"
     done

@@ -205,6 +205,12 @@ public struct TCPConfiguration: Sendable {
     /// sees every ACK where it was; quick ACKs, ACKs that fill a hole or report a duplicate, and
     /// duplicate ACKs are never batched. Off: each owed ACK is built at once.
     public var batchesAcknowledgments: Bool = true
+    /// Pace what is sent: spread each window over the round trip at Linux's pacing rate (2 · cwnd /
+    /// SRTT in slow start, 1.2 · cwnd / SRTT after), in bursts of 1 ms or two segments, instead of
+    /// sending all that cwnd allows the moment an ACK arrives. A Linux receiver grows its buffer only
+    /// for a sender whose window does not arrive in one burst (`Pacing.swift`). Off: ACK-clocked
+    /// bursts, as before (the simulator's figures were measured so).
+    public var pacing: Bool = false
     /// Data segments acknowledged at once at the start of a connection, before delayed ACKs begin
     /// (Linux's quick-ACK mode, TCP_MAX_QUICKACKS = 16); 0 delays from the first segment.
     public var quickAcks: Int = 16

@@ -49,6 +49,10 @@ struct TUNOptions: ParsableArguments {
         "Install this ruleset (nftables' syntax, plus impair) in the stack; see `tcpip rules`.",
         discussion: "The listing with its counters is printed when the command stops."))
     var rules: String?
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Pace TCP's sending at Linux's rate (TCPConfiguration.pacing) rather than in ACK-clocked bursts.")
+    var pacing = true
     @Option(help: "What to log to standard error, from trace to critical.")
     var logLevel: Logger.Level = .info
 
@@ -84,6 +88,7 @@ struct TUNOptions: ParsableArguments {
         // would make ISNs and SYN cookies guessable from the boot time).
         var configuration = StackConfiguration(addresses: try parsedAddresses())
         buffers.apply(to: &configuration)
+        configuration.tcp.pacing = pacing
         configuration.rules = try RulesFile.load(rules)
         configuration.linkName = tun
         configure(&configuration)

@@ -22,9 +22,10 @@ import Testing
     /// An idle connection's memory is mostly its TCB, stored inline in a slab slot (docs/PERFORMANCE.md,
     /// "Memory per idle connection"). Swift lays fields out in declaration order: the TCB was 1,312
     /// bytes with 169 of padding; with small fields placed in the padding of the 9-byte optionals and
-    /// 32-bit event counts, 1,184. A new field goes where it fills a hole, or this fails.
+    /// 32-bit event counts, 1,184. A new field goes where it fills a hole, or this fails. Pacing's
+    /// release time (issue 20) took it to 1,192: no 8-byte hole was left (its flag fills one).
     @Test func theTCBStaysSmall() {
-        #expect(MemoryLayout<TCPConnection>.stride <= 1184)
+        #expect(MemoryLayout<TCPConnection>.stride <= 1192)
         #expect(MemoryLayout<ECNState>.size <= 28)
     }
 

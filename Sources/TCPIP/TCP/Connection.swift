@@ -168,6 +168,10 @@ struct TCPConnection {
     var episode: RecoveryEpisode?
     /// RFC 2883: the D-SACK block the next ACK reports first.
     var pendingDuplicateSACK: SACKBlock?
+    /// Pacing (`TCPConfiguration.pacing`, Pacing.swift): when the data sent so far has been sent at
+    /// the pacing rate (time zero: nothing paced yet); `pacingTimerArmed` (below) sends the next
+    /// burst then.
+    var pacingReleaseTime = Instant.zero
     var spuriousEpisodesUndone = ConnectionCount()
     var dsacksReceived = ConnectionCount()
     /// RFC 9293 §3.10.7.3: text in the SYN of a simultaneous open, "queue[d] for processing after
@@ -221,6 +225,8 @@ struct TCPConnection {
     /// connection is taken as interactive (`TCPConfiguration.interactiveDelayedAcks`).
     var handshakeAckAwaitsWriter: Instant?
     var interactive = false
+    /// A burst waits for `pacingReleaseTime` (Pacing.swift); in the padding after `interactive`.
+    var pacingTimerArmed = false
     var zeroWindowAdvertisementsSent = ConnectionCount()
     /// Segments still to be acknowledged at once at the start of the connection (quick-ACK).
     var quickAcksLeft = 0
@@ -350,6 +356,7 @@ struct TCPConnection {
         scoreboard.removeAll()
         reorderingDeadline = nil
         lossProbe.deadline = nil
+        pacingTimerArmed = false
         post([.closed, .readable, .writable], io: &io)
     }
 
@@ -370,6 +377,7 @@ struct TCPConnection {
         earliest = Instant.earliest(earliest, bufferReclaimDeadline)
         earliest = Instant.earliest(earliest, reorderingDeadline)
         earliest = Instant.earliest(earliest, lossProbe.deadline)
+        if pacingTimerArmed { earliest = Instant.earliest(earliest, pacingReleaseTime) }
         earliest = Instant.earliest(earliest, establishmentDeadline)
         if case .timeWait(let until) = state { earliest = Instant.earliest(earliest, until) }
         return earliest

@@ -259,7 +259,9 @@ extension TCPConnection {
             congestion.restartAfterIdle(now: now)
         }
         var sentNewData = false
+        let pacing = pacingRate(paced: !probe && !overrideSWS)
         while true {
+            if let pacing, pacingHolds(pacing, now: now) { break }
             let inFlight = pipe
             var room = inFastRecovery
                 ? prr?.sendQuota ?? 0
@@ -274,6 +276,7 @@ extension TCPConnection {
                     // nothing in flight one segment always goes, so recovery cannot stall.
                     guard length <= room || (inFlight == 0 && (room > 0 || !inFastRecovery)) else { break }
                     guard sendRange(from: next.start, to: next.end, now: now, io: &io) else { break }
+                    if let pacing { paced(length, at: pacing, now: now) }
                     continue
                 }
             }
@@ -345,6 +348,7 @@ extension TCPConnection {
             sendSegment(
                 flags: flags, sequence: sndNxt, payloadOffset: offset, payloadLength: length,
                 newData: !isRetransmission, now: now, io: &io)
+            if let pacing { paced(length, at: pacing, now: now) }
             if isMTUProbe { mtuProbeSent(from: sndNxt, to: sndNxt + length, now: now, io: &io) }
             if isRetransmission {
                 retransmittedSegments &+= 1

@@ -35,6 +35,11 @@ extension TCPConnection {
             persistDeadline = nil
             persistTimerFired(now: now, io: &io)
         }
+        if pacingTimerArmed, pacingReleaseTime <= now {
+            // The pacing rate allows the next burst (Pacing.swift); it carries any ACK owed.
+            pacingTimerArmed = false
+            output(now: now, io: &io)
+        }
         if let deadline = delayedAckDeadline, deadline <= now {
             delayedAckDeadline = nil
             io.counters.delayedAcksSent &+= 1

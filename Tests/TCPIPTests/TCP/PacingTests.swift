@@ -1,0 +1,84 @@
+import NIOCore
+import Testing
+@testable import TCPIP
+
+/// Pacing (`TCPConfiguration.pacing`, Pacing.swift): a window spread over the round trip at Linux's
+/// rate, 2 · cwnd / SRTT in slow start, in bursts of 1 ms or two segments, never beyond cwnd.
+@Suite struct PacingTests {
+    /// No RTT sample from the handshake (the SYN comes twice), so the first window goes unpaced
+    /// and its ACK, 100 ms later, is the first sample: SRTT = 100 ms.
+    private static let peer = TCPTester.Peer(repeatsSYN: true)
+
+    /// The initial window out and acknowledged after 100 ms; returns the segments sent at the
+    /// instant of that ACK.
+    private func firstRoundTrip(pacing: Bool) throws -> (TCPTester, [String]) {
+        var t = try TCPTester(.established, peer: Self.peer) { $0.tcp.pacing = pacing }
+        try t.app.send(40 * 1460)
+        // No SRTT yet: nothing to pace at, the initial window goes at once (as Linux's).
+        for segment in 0..<10 {
+            let start = 1 + 1460 * segment
+            try t.expect("+0 > . \(start):\(start + 1460)(1460) ack 1")
+        }
+        try t.inject("+.1 < . 1:1(0) ack \(1 + 10 * 1460) win 65535")
+        #expect(t.status?.smoothedRTT == .milliseconds(100))
+        let atOnce = t.takeOutput()
+        return (t, atOnce)
+    }
+
+    @Test func aPacedWindowLeavesOverHalfTheRoundTripInSlowStart() throws {
+        var (t, atOnce) = try firstRoundTrip(pacing: true)
+        let window = (t.status?.congestionWindow ?? 0) / 1460
+        #expect(window == 11)
+        // 2 · cwnd / SRTT: a segment every 100 ms / 22 ≈ 4.5 ms, in bursts of two segments' time
+        // (9.1 ms, more than 1 ms), half a burst of credit after the pause: the ACK lets out a
+        // burst, not the window.
+        #expect(atOnce.count >= 2 && atOnce.count <= 4)
+        var sent = atOnce.count
+        var bursts = 1
+        var elapsed = 0
+        while sent < window && elapsed < 100 {
+            t.advance(by: .milliseconds(1))
+            elapsed += 1
+            let burst = t.takeOutput()
+            if !burst.isEmpty { bursts += 1 }
+            #expect(burst.count <= 3)
+            sent += burst.count
+        }
+        // The window is out in about half the round trip (the ratio of 2), in several bursts, and
+        // nothing more goes: cwnd, not the pacing rate, bounds what is in flight.
+        #expect(sent == window)
+        #expect(elapsed >= 40 && elapsed <= 50)
+        #expect(bursts >= 4)
+        try t.expectNothing(for: .milliseconds(40))
+        #expect(t.status.map { Int($0.sendNext &- $0.sendUnacknowledged) } == window * 1460)
+    }
+
+    @Test func unpacedTheWindowLeavesAsTheACKArrives() throws {
+        let (t, atOnce) = try firstRoundTrip(pacing: false)
+        #expect(atOnce.count == 11)
+        #expect(atOnce.count == (t.status?.congestionWindow ?? 0) / 1460)
+    }
+
+    /// Paced, every octet still goes, once and in order (`expect` checks each payload), and the
+    /// transfer completes.
+    @Test func aPacedTransferSendsEveryOctetInOrder() throws {
+        var t = try TCPTester(.established, peer: Self.peer) { $0.tcp.pacing = true }
+        try t.app.send(60 * 1460)
+        for segment in 0..<10 {
+            let start = 1 + 1460 * segment
+            try t.expect("+0 > . \(start):\(start + 1460)(1460) ack 1")
+        }
+        try t.inject("+.1 < . 1:1(0) ack \(1 + 10 * 1460) win 65535")
+        for segment in 10..<60 {
+            let start = 1 + 1460 * segment
+            try t.expect("* > \(segment == 59 ? "P." : ".") \(start):\(start + 1460)(1460) ack 1")
+            if segment % 4 == 3 || segment == 59 {
+                // At once, whatever else the burst holds (the next `expect` lines take it).
+                t.inject(datagram: try t.datagram("+0 < . 1:1(0) ack \(start + 1460) win 65535"))
+            }
+        }
+        try t.expectNothing(for: .seconds(1))
+        #expect(t.status?.sendQueue == 0)
+        #expect(t.counters.segmentsRetransmitted == 0)
+    }
+}
