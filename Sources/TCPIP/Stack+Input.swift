@@ -380,52 +380,14 @@ extension Stack {
 
     func halfOpenSegmentArrives(_ handle: SlabHandle, _ segment: consuming IncomingSegment, now: Instant) {
         guard let entry = halfOpen[handle] else { return }
-        let rcvNxt = entry.irs + 1
+        // The RST and SYN cases are functions of their own, so that the handshake's final ACK —
+        // once a connection in `bench connrate` — runs through dense code (I1 misses).
         if segment.flags.contains(.rst) {
-            io.counters.resetsReceived &+= 1
-            // RFC 5961 §3.2: exactly RCV.NXT resets; "return this connection to the LISTEN state".
-            // (RFC 793's rule, when configured: anywhere in the window.) Elsewhere in the window it
-            // draws a challenge ACK; outside, it is dropped (RFC 9293 §3.10.7.4, first check).
-            let inWindow = segment.seq.isInWindow(start: rcvNxt, length: UInt32(entry.advertisedWindow))
-            if segment.seq == rcvNxt || (inWindow && configuration.tcp.acceptsAnyResetInWindow) {
-                removeHalfOpen(handle)
-            } else if inWindow {
-                if io.challengeAcks.allow(now: now) {
-                    io.counters.challengeAcksSent &+= 1
-                    io.decision("RFC 5961 §3.2", "challenge ACK: RST in the window but not RCV.NXT", connection: entry.tuple, now: now)
-                    var options = TCPOptions()
-                    if configuration.tcp.timestamps, let peer = entry.peerOptions.timestamps {
-                        let clock = UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ entry.timestampOffset
-                        options.timestamps = TCPTimestamps(value: clock, echoReply: peer.value)
-                    }
-                    let header = TCPHeader(
-                        sourcePort: entry.tuple.local.port, destinationPort: entry.tuple.remote.port,
-                        sequenceNumber: entry.iss + 1, acknowledgmentNumber: rcvNxt, flags: .ack,
-                        window: entry.advertisedWindow, options: options)
-                    io.transmit(header, from: entry.tuple.local.address, to: entry.tuple.remote.address)
-                } else {
-                    io.counters.challengeAcksSuppressed &+= 1
-                }
-            } else {
-                io.counters.droppedResetOutOfWindow &+= 1
-            }
+            halfOpenResetArrives(handle, entry, sequence: segment.seq, now: now)
             return
         }
         if segment.syn {
-            if segment.seq == entry.irs && !segment.flags.contains(.ack) {
-                // The peer did not hear our SYN-ACK: say it again.
-                var entry = entry
-                if entry.explicitCongestion && !ECNState.isSetupSYN(segment.flags) {
-                    // RFC 3168 §6.1.1: "If a host has received at least one non-ECN-setup SYN ...
-                    // then it SHOULD NOT set ECT on data packets."
-                    entry.withdrawExplicitCongestion()
-                    halfOpen.withElement(handle) { $0.withdrawExplicitCongestion() }
-                }
-                halfOpen.withElement(handle) { $0.synAckRetransmitted() }
-                sendSYNACK(for: entry, now: now)
-            } else {
-                io.counters.badSegments &+= 1
-            }
+            halfOpenSYNArrives(handle, entry, sequence: segment.seq, flags: segment.flags, now: now)
             return
         }
         guard segment.flags.contains(.ack) else {
@@ -494,38 +456,95 @@ extension Stack {
         connectionActivity(connectionHandle, now: now)
     }
 
+    /// An RST for a half-open entry (`halfOpenSegmentArrives`).
+    @inline(never)
+    private func halfOpenResetArrives(_ handle: SlabHandle, _ entry: HalfOpenConnection, sequence: SequenceNumber, now: Instant) {
+        let rcvNxt = entry.irs + 1
+        io.counters.resetsReceived &+= 1
+        // RFC 5961 §3.2: exactly RCV.NXT resets; "return this connection to the LISTEN state".
+        // (RFC 793's rule, when configured: anywhere in the window.) Elsewhere in the window it
+        // draws a challenge ACK; outside, it is dropped (RFC 9293 §3.10.7.4, first check).
+        let inWindow = sequence.isInWindow(start: rcvNxt, length: UInt32(entry.advertisedWindow))
+        if sequence == rcvNxt || (inWindow && configuration.tcp.acceptsAnyResetInWindow) {
+            removeHalfOpen(handle)
+        } else if inWindow {
+            if io.challengeAcks.allow(now: now) {
+                io.counters.challengeAcksSent &+= 1
+                io.decision("RFC 5961 §3.2", "challenge ACK: RST in the window but not RCV.NXT", connection: entry.tuple, now: now)
+                var options = TCPOptions()
+                if configuration.tcp.timestamps, let peer = entry.peerOptions.timestamps {
+                    let clock = UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ entry.timestampOffset
+                    options.timestamps = TCPTimestamps(value: clock, echoReply: peer.value)
+                }
+                let header = TCPHeader(
+                    sourcePort: entry.tuple.local.port, destinationPort: entry.tuple.remote.port,
+                    sequenceNumber: entry.iss + 1, acknowledgmentNumber: rcvNxt, flags: .ack,
+                    window: entry.advertisedWindow, options: options)
+                io.transmit(header, from: entry.tuple.local.address, to: entry.tuple.remote.address)
+            } else {
+                io.counters.challengeAcksSuppressed &+= 1
+            }
+        } else {
+            io.counters.droppedResetOutOfWindow &+= 1
+        }
+    }
+
+    /// A SYN for a half-open entry (`halfOpenSegmentArrives`): the peer's SYN again, or a bad segment.
+    @inline(never)
+    private func halfOpenSYNArrives(
+        _ handle: SlabHandle, _ entry: HalfOpenConnection, sequence: SequenceNumber, flags: TCPFlags, now: Instant
+    ) {
+        if sequence == entry.irs && !flags.contains(.ack) {
+            // The peer did not hear our SYN-ACK: say it again.
+            var entry = entry
+            if entry.explicitCongestion && !ECNState.isSetupSYN(flags) {
+                // RFC 3168 §6.1.1: "If a host has received at least one non-ECN-setup SYN ...
+                // then it SHOULD NOT set ECT on data packets."
+                entry.withdrawExplicitCongestion()
+                halfOpen.withElement(handle) { $0.withdrawExplicitCongestion() }
+            }
+            halfOpen.withElement(handle) { $0.synAckRetransmitted() }
+            sendSYNACK(for: entry, now: now)
+        } else {
+            io.counters.badSegments &+= 1
+        }
+    }
+
     /// Turns a half-open entry into a full TCB in SYN-RECEIVED, as if it had been one all along.
     func promote(_ entry: HalfOpenConnection, now: Instant) -> SlabHandle {
-        var connection = TCPConnection(
-            tuple: entry.tuple, iss: entry.iss, state: .synReceived,
-            receiveMSS: announcedMSS(for: entry.tuple.local.address, listener: entry.listener),
-            timestampOffset: entry.timestampOffset, configuration: sharedTCPConfiguration)
-        connection.listener = entry.listener
-        if let mtu = pathMTUCache.mtu(to: entry.tuple.remote.address, now: now) { connection.path.mtu = Int32(clamping: mtu) }
-        connection.adoptPeerOptions(entry.peerOptions, now: now)
-        if entry.explicitCongestion {
-            // RFC 3168 §6.1.1: an ECN-setup SYN met our ECN-setup SYN-ACK.
-            connection.ecn.setupSent = true
-            connection.negotiateECN(peerAgreed: true, now: now, io: &io)
+        let receiveMSS = announcedMSS(for: entry.tuple.local.address, listener: entry.listener)
+        // Built in its slot and set up there (`Slab.insert(making:)`), not in this frame and copied.
+        let handle = connections.insert {
+            TCPConnection(
+                tuple: entry.tuple, iss: entry.iss, state: .synReceived, receiveMSS: receiveMSS,
+                timestampOffset: entry.timestampOffset, configuration: sharedTCPConfiguration)
         }
-        connection.irs = entry.irs
-        connection.rcvNxt = entry.irs + 1
-        connection.rcvAdvertisedEdge = connection.rcvNxt + UInt32(entry.advertisedWindow)
-        connection.lastAckSent = connection.rcvNxt
-        connection.sndNxt = entry.iss + 1
-        connection.sndMax = entry.iss + 1
-        if let timestamps = entry.peerOptions.timestamps, connection.timestampsEnabled {
-            connection.tsRecent = timestamps.value
-            connection.tsRecentTime = now
-        } else if let sentAt = entry.timedSYNACK {
-            // RFC 6298 §3: without timestamps the SYN-ACK is the segment being timed; its ACK gives
-            // the connection's first RTT sample (§2 (2.2)) unless it was retransmitted (Karn).
-            connection.rttTimedSequence = entry.iss + 1
-            connection.rttTimedAt = sentAt
-        }
-        let handle = connections.insert(consume connection)
+        let mtu = pathMTUCache.mtu(to: entry.tuple.remote.address, now: now)
         connections.withElement(handle) { connection in
             connection.handle = handle
+            connection.listener = entry.listener
+            if let mtu { connection.path.mtu = Int32(clamping: mtu) }
+            connection.adoptPeerOptions(entry.peerOptions, now: now)
+            if entry.explicitCongestion {
+                // RFC 3168 §6.1.1: an ECN-setup SYN met our ECN-setup SYN-ACK.
+                connection.ecn.setupSent = true
+                connection.negotiateECN(peerAgreed: true, now: now, io: &io)
+            }
+            connection.irs = entry.irs
+            connection.rcvNxt = entry.irs + 1
+            connection.rcvAdvertisedEdge = connection.rcvNxt + UInt32(entry.advertisedWindow)
+            connection.lastAckSent = connection.rcvNxt
+            connection.sndNxt = entry.iss + 1
+            connection.sndMax = entry.iss + 1
+            if let timestamps = entry.peerOptions.timestamps, connection.timestampsEnabled {
+                connection.tsRecent = timestamps.value
+                connection.tsRecentTime = now
+            } else if let sentAt = entry.timedSYNACK {
+                // RFC 6298 §3: without timestamps the SYN-ACK is the segment being timed; its ACK gives
+                // the connection's first RTT sample (§2 (2.2)) unless it was retransmitted (Karn).
+                connection.rttTimedSequence = entry.iss + 1
+                connection.rttTimedAt = sentAt
+            }
             if let storage = recycledScoreboards.popLast() { connection.scoreboard.adoptStorage(storage) }
         }
         connectionTable[entry.tuple] = handle

@@ -73,14 +73,16 @@ extension Stack {
             io.counters.memoryBudgetRefusals &+= 1
             throw .resourcesExhausted
         }
-        let (tuple, reused) = try ephemeralTuple(from: local, to: remote, now: now)
+        let (tuple, previousSndNxt) = try ephemeralTuple(from: local, to: remote, now: now)
         // RFC 7323 §5.4: a timestamp offset per 4-tuple (as for passive opens), so a new
         // incarnation's TSvals follow the old one's and the peer's PAWS and RFC 6191 can tell them apart.
-        let (iss, timestampOffset) = initialNumbers(for: tuple, now: now, previousSndNxt: reused?.sndNxt)
-        let connection = TCPConnection(
-            tuple: tuple, iss: iss, state: .synSent, receiveMSS: announcedMSS(for: local, clampedTo: maximumSegmentSize),
-            timestampOffset: timestampOffset, configuration: sharedTCPConfiguration)
-        let handle = connections.insert(consume connection)
+        let (iss, timestampOffset) = initialNumbers(for: tuple, now: now, previousSndNxt: previousSndNxt)
+        let receiveMSS = announcedMSS(for: local, clampedTo: maximumSegmentSize)
+        let handle = connections.insert {
+            TCPConnection(
+                tuple: tuple, iss: iss, state: .synSent, receiveMSS: receiveMSS,
+                timestampOffset: timestampOffset, configuration: sharedTCPConfiguration)
+        }
         connectionTable[tuple] = handle
         io.counters.activeOpens &+= 1
         var sentInSYN = 0
@@ -104,10 +106,11 @@ extension Stack {
     /// The 4-tuple of an active open from `local` to `remote`: the first free one in the order of
     /// RFC 6056's Algorithm 4; only when none is free, one held in TIME-WAIT that Linux's
     /// `tcp_tw_reuse` conditions let us take over (`StackConfiguration.timeWaitReuse`), whose record
-    /// is then returned and forgotten.
+    /// is then forgotten; with it, the SND.NXT that record kept (for the new ISS). Only that is
+    /// returned, not the record: a record in the result made every open's frame larger by its size.
     private func ephemeralTuple(
         from local: IPAddress, to remote: Endpoint, now: Instant
-    ) throws(TCPError) -> (FourTuple, reused: TimeWaitConnection?) {
+    ) throws(TCPError) -> (FourTuple, previousSndNxt: SequenceNumber?) {
         let search = ephemeralPorts.search(from: local, to: remote)
         var reusable: SlabHandle?
         for _ in 0..<ephemeralPorts.count {
@@ -116,11 +119,18 @@ extension Stack {
             if timeWait.isEmpty || timeWaitTable[candidate] == nil { return (candidate, nil) }
             if reusable == nil { reusable = reusableTimeWait(candidate, now: now) }
         }
+        return try reuseTimeWait(reusable, now: now)
+    }
+
+    /// No 4-tuple was free: the TIME-WAIT record `ephemeralTuple` found reusable, if any, taken over.
+    /// Out of line, so that the search's loop stays dense (this is reached only when every port is in use).
+    @inline(never)
+    private func reuseTimeWait(_ reusable: SlabHandle?, now: Instant) throws(TCPError) -> (FourTuple, previousSndNxt: SequenceNumber?) {
         guard let reusable, let record = removeTimeWait(reusable) else { throw .addressUnavailable }
         io.counters.timeWaitReusedByConnect &+= 1
         io.decision("RFC 6191 §2", "TIME-WAIT reused by connect (tcp_tw_reuse): timestamps on, last segment \(now - record.tsRecentTime) ago",
                     connection: record.tuple, now: now)
-        return (record.tuple, record)
+        return (record.tuple, record.sndNxt)
     }
 
     /// §3.10.2 SEND. Returns how many bytes the send buffer took (0 when it is full).

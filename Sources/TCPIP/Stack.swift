@@ -23,6 +23,13 @@ public final class Stack {
     // connection in `connections` runs with `io` inout), which Swift allows anyway.
     @exclusivity(unchecked) var io: StackIO
     @exclusivity(unchecked) var connections = Slab<TCPConnection>()
+    // The two event queues besides `io`'s that `nextEvent` asks on every call, next to the slab it
+    // reads: declared with the UDP and intercept state, they sat on lines of the object that nothing
+    // else touched in a TCP connection's life, and that call missed there once a connection.
+    /// UDP endpoints with something to read since the application last looked.
+    @exclusivity(unchecked) var udpEvents = CircularBuffer<SlabHandle>(initialCapacity: 4)
+    /// Requests, flows, expired flows and echo requests for the application, oldest first (intercept mode).
+    @exclusivity(unchecked) var interceptEvents = CircularBuffer<StackEvent>(initialCapacity: 4)
     @exclusivity(unchecked) var connectionTable: [FourTuple: SlabHandle] = [:] {
         // Any change may make the remembered answer wrong. (A didSet that does not read the old
         // value lets the dictionary be modified in place.)
@@ -69,8 +76,6 @@ public final class Stack {
     @exclusivity(unchecked) var udpEndpoints = Slab<UDPEndpoint>()
     @exclusivity(unchecked) var udpTable: [UDPKey: SlabHandle] = [:]
     @exclusivity(unchecked) var udpPortOwners: [UInt16: [IPAddress?]] = [:]
-    /// UDP endpoints with something to read since the application last looked.
-    @exclusivity(unchecked) var udpEvents = CircularBuffer<SlabHandle>(initialCapacity: 4)
     /// The token bucket of the ICMP errors we send (Stack+ICMP.swift).
     @exclusivity(unchecked) var icmpErrorLimiter: ICMPRateLimiter
     /// Datagrams being reassembled from fragments (Stack+Fragments.swift). Unchecked like the rest:
@@ -85,8 +90,6 @@ public final class Stack {
     /// Connection requests held without a SYN-ACK, found by 4-tuple.
     @exclusivity(unchecked) var requests = Slab<PendingConnectionRequest>()
     @exclusivity(unchecked) var requestTable: [FourTuple: SlabHandle] = [:]
-    /// Requests, flows, expired flows and echo requests for the application, oldest first.
-    @exclusivity(unchecked) var interceptEvents = CircularBuffer<StackEvent>(initialCapacity: 4)
     /// UDP endpoints that are intercepted flows.
     @exclusivity(unchecked) var udpFlows = 0
     /// The TCP configurations of connections accepted with one of their own (`accept(_:configuration:now:)`),

@@ -29,6 +29,20 @@ import Testing
         #expect(slab[new] == "new")
     }
 
+    @Test func elementsBuiltInTheirSlotTakeSlotsAsInsertedOnesDo() {
+        var slab = Slab<String>()
+        let handles = (0..<20).map { n in slab.insert(making: { "built \(n)" }) }  // past the first growth (16)
+        #expect(slab.count == 20)
+        #expect(handles.enumerated().allSatisfy { slab[$1] == "built \($0)" })
+        slab.remove(handles[7])
+        let reused = slab.insert(making: { "again" })
+        #expect(reused.index == handles[7].index)
+        #expect(reused.generation == handles[7].generation &+ 1)
+        #expect(slab[handles[7]] == nil)
+        #expect(slab[reused] == "again")
+        #expect(slab.insert("moved").index == 20)
+    }
+
     @Test func freedSlotsAreReusedLastFreedFirst() {
         var slab = Slab<Int>()
         let handles = (0..<4).map { slab.insert($0) }
