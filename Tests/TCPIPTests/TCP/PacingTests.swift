@@ -9,11 +9,11 @@ import Testing
     /// and its ACK, 100 ms later, is the first sample: SRTT = 100 ms.
     private static let peer = TCPTester.Peer(repeatsSYN: true)
 
-    /// The initial window out and acknowledged after 100 ms; returns the segments sent at the
-    /// instant of that ACK.
-    private func firstRoundTrip(pacing: Bool) throws -> (TCPTester, [String]) {
+    /// `segments` full segments queued, the initial window of them out and acknowledged after
+    /// 100 ms; what that ACK lets out is still to be read.
+    private func initialWindowAcknowledged(pacing: Bool, segments: Int) throws -> TCPTester {
         var t = try TCPTester(.established, peer: Self.peer) { $0.tcp.pacing = pacing }
-        try t.app.send(40 * 1460)
+        try t.app.send(segments * 1460)
         // No SRTT yet: nothing to pace at, the initial window goes at once (as Linux's).
         for segment in 0..<10 {
             let start = 1 + 1460 * segment
@@ -21,6 +21,13 @@ import Testing
         }
         try t.inject("+.1 < . 1:1(0) ack \(1 + 10 * 1460) win 65535")
         #expect(t.status?.smoothedRTT == .milliseconds(100))
+        return t
+    }
+
+    /// The initial window out and acknowledged after 100 ms; returns the segments sent at the
+    /// instant of that ACK.
+    private func firstRoundTrip(pacing: Bool) throws -> (TCPTester, [String]) {
+        var t = try initialWindowAcknowledged(pacing: pacing, segments: 40)
         let atOnce = t.takeOutput()
         return (t, atOnce)
     }
@@ -62,13 +69,7 @@ import Testing
     /// Paced, every octet still goes, once and in order (`expect` checks each payload), and the
     /// transfer completes.
     @Test func aPacedTransferSendsEveryOctetInOrder() throws {
-        var t = try TCPTester(.established, peer: Self.peer) { $0.tcp.pacing = true }
-        try t.app.send(60 * 1460)
-        for segment in 0..<10 {
-            let start = 1 + 1460 * segment
-            try t.expect("+0 > . \(start):\(start + 1460)(1460) ack 1")
-        }
-        try t.inject("+.1 < . 1:1(0) ack \(1 + 10 * 1460) win 65535")
+        var t = try initialWindowAcknowledged(pacing: true, segments: 60)
         for segment in 10..<60 {
             let start = 1 + 1460 * segment
             try t.expect("* > \(segment == 59 ? "P." : ".") \(start):\(start + 1460)(1460) ack 1")
