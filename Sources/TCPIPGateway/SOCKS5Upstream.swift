@@ -199,14 +199,7 @@ public struct SOCKS5Upstream: Upstream {
             }
             let session = UDPSession(loop: loop, encapsulation: target, relay: relay)
             let any = relay.protocol == .inet6 ? "::" : "0.0.0.0"
-            return DatagramBootstrap(group: loop)
-                .channelOption(.recvAllocator, value: UDPSession.receiveAllocator)
-                .channelInitializer { channel in
-                    options.apply(to: channel, tcp: false).flatMapThrowing {
-                        try channel.pipeline.syncOperations.addHandler(UDPSessionHandler(session))
-                    }
-                }
-                .bind(host: any, port: 0)
+            return session.bindSocket(host: any, options: options)
                 .map { channel in
                     session.attach(channel, control: control)
                     return session

@@ -267,18 +267,10 @@ public struct DirectUpstream: Upstream {
         let options = self.options
         let session = UDPSession(loop: loop, encapsulation: nil, relay: destination)
         let any = if case .v6 = address { "::" } else { "0.0.0.0" }
-        return DatagramBootstrap(group: loop)
-            .channelOption(.recvAllocator, value: UDPSession.receiveAllocator)
-            .channelInitializer { channel in
-                options.apply(to: channel, tcp: false).flatMapThrowing {
-                    try channel.pipeline.syncOperations.addHandler(UDPSessionHandler(session))
-                }
-            }
-            .bind(host: any, port: 0)
-            .map { channel in
-                session.attach(channel)
-                return session
-            }
+        return session.bindSocket(host: any, options: options).map { channel in
+            session.attach(channel)
+            return session
+        }
     }
 }
 
@@ -309,6 +301,19 @@ public final class UDPSession: @unchecked Sendable {
         self.loop = loop
         self.encapsulation = encapsulation
         self.relay = relay
+    }
+
+    /// The session's datagram socket: bound to any port of `host` (a wildcard address), with
+    /// `options` and the handler that hands its datagrams to the session. `attach` it once bound.
+    func bindSocket(host: String, options: UpstreamSocketOptions) -> EventLoopFuture<Channel> {
+        DatagramBootstrap(group: loop)
+            .channelOption(.recvAllocator, value: UDPSession.receiveAllocator)
+            .channelInitializer { [self] channel in
+                options.apply(to: channel, tcp: false).flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(UDPSessionHandler(self))
+                }
+            }
+            .bind(host: host, port: 0)
     }
 
     func attach(_ channel: Channel, control: Channel? = nil) {
