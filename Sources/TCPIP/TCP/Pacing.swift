@@ -29,8 +29,10 @@ struct PacingRate {
 extension TCPConnection {
     /// The rate for this call of `output`, or nil when it is not paced: pacing off, no RTT
     /// sample yet (Linux sends unpaced then too), or a segment that must go now (a loss probe, the
-    /// SWS override).
-    func pacingRate(paced: Bool) -> PacingRate? {
+    /// SWS override). `mutating` though it changes nothing: called from `output` (a mutating
+    /// method), a non-mutating method made the optimizer copy the whole TCB for `self` on every
+    /// call, pacing on or off (issue 18).
+    mutating func pacingRate(paced: Bool) -> PacingRate? {
         guard paced, configuration.pointee.pacing, let srtt = rtt.smoothedRTT, srtt.nanoseconds > 0 else { return nil }
         let cwnd = congestion.congestionWindow
         // tcp_update_pacing_rate: sk_pacing_ss_ratio (200) while cwnd < ssthresh / 2, else
