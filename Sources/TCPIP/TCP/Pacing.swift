@@ -31,7 +31,7 @@ extension TCPConnection {
     /// sample yet (Linux sends unpaced then too), or a segment that must go now (a loss probe, the
     /// SWS override). `mutating` though it changes nothing: called from `output` (a mutating
     /// method), a non-mutating method made the optimizer copy the whole TCB for `self` on every
-    /// call, pacing on or off (issue 18).
+    /// call, pacing on or off (issue 18; `scripts/tcb-copies.sh` looks for such copies).
     mutating func pacingRate(paced: Bool) -> PacingRate? {
         guard paced, configuration.pointee.pacing, let srtt = rtt.smoothedRTT, srtt.nanoseconds > 0 else { return nil }
         let cwnd = congestion.congestionWindow
