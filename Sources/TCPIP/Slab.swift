@@ -147,6 +147,16 @@ struct Slab<Element>: ~Copyable {
         return try body(&elements[index])
     }
 
+    /// `withElement` with a value handed to `body` by move: a closure can only borrow what it
+    /// captures, and moving a capture out (an optional's `take()`) cost a copy of the value and a
+    /// generic destroy of the emptied optional. Dropped with a stale handle.
+    mutating func withElement<Argument: ~Copyable, R>(
+        _ handle: SlabHandle, passing argument: consuming Argument, _ body: (inout Element, consuming Argument) throws -> R
+    ) rethrows -> R? {
+        guard let index = slotIndex(handle) else { return nil }
+        return try body(&elements[index], argument)
+    }
+
     /// Removes and returns the element, freeing its slot; nil (and no change) for a stale handle.
     @discardableResult
     mutating func remove(_ handle: SlabHandle) -> Element? {

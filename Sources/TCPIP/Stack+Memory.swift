@@ -113,6 +113,22 @@ extension Stack {
         }
     }
 
+    /// `withConnection` with a segment moved into `body` (`Slab.withElement(_:passing:_:)`).
+    @inline(__always)
+    func withConnection<R>(
+        _ handle: SlabHandle, passing segment: consuming IncomingSegment,
+        _ body: (inout TCPConnection, consuming IncomingSegment) -> R
+    ) -> R? {
+        connections.withElement(handle, passing: segment) { connection, segment in
+            let buffers = connection.pinnedBytes
+            let outOfOrder = connection.reassembly.pinnedBytes
+            let result = body(&connection, segment)
+            pinned.buffers += connection.pinnedBytes - buffers
+            pinned.outOfOrder += connection.reassembly.pinnedBytes - outOfOrder
+            return result
+        }
+    }
+
     /// Frees a connection's slot and table entry, and what its queues pinned.
     ///
     /// The TCB is destroyed in its slot (`Slab.delete`), not moved out first: the moves of 1.2 KB
