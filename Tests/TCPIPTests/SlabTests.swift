@@ -29,6 +29,31 @@ import Testing
         #expect(slab[new] == "new")
     }
 
+    /// A value moved in with the body (as a segment into its TCB) reaches a live element; with a
+    /// stale handle the body does not run and the value is dropped.
+    @Test func aValuePassedToTheBodyReachesOnlyALiveElement() {
+        var slab = Slab<String>()
+        let live = slab.insert("live")
+        let stale = slab.insert("stale")
+        slab.remove(stale)
+        let appended = slab.withElement(live, passing: Token(" + token")) { element, token in
+            element += token.text
+            return element.count
+        }
+        #expect(appended == "live + token".count)
+        #expect(slab[live] == "live + token")
+        let missed: Int? = slab.withElement(stale, passing: Token("lost")) { _, _ in
+            Issue.record("body ran for a stale handle")
+            return 0
+        }
+        #expect(missed == nil)
+    }
+
+    private struct Token: ~Copyable {
+        let text: String
+        init(_ text: String) { self.text = text }
+    }
+
     @Test func elementsBuiltInTheirSlotTakeSlotsAsInsertedOnesDo() {
         var slab = Slab<String>()
         let handles = (0..<20).map { n in slab.insert(making: { "built \(n)" }) }  // past the first growth (16)
