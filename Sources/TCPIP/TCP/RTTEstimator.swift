@@ -49,7 +49,6 @@ struct RTTEstimator: Hashable, Sendable {
 
     /// RTO before backoff: RFC 6298 §2 (2.1) until the first sample, then SRTT + max(G, K*RTTVAR),
     /// kept within the minimum (2.4) and the maximum (2.5).
-    @inline(__always)
     var baseRetransmissionTimeout: TimeAmount {
         let base: Int64
         if let smoothedRTT {
@@ -61,10 +60,6 @@ struct RTTEstimator: Hashable, Sendable {
     }
 
     /// RTO: the base doubled once per backoff (RFC 6298 §5 (5.5)), never above the maximum (2.5).
-    ///
-    /// Always inlined: called, it took the whole estimator by copy (80 octets), loaded from the
-    /// TCB just after `addSample` stored into it, and stalled on those loads (issue 18).
-    @inline(__always)
     var retransmissionTimeout: TimeAmount {
         let base = baseRetransmissionTimeout.nanoseconds
         // base << backoffCount, saturating at the maximum without overflowing.
