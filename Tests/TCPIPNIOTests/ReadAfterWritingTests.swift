@@ -7,8 +7,8 @@ import TCPIPWire
 import Testing
 
 /// `PacketSource.readWithoutWaiting`: what the other side answers within our writes (a TUN device's
-/// kernel answers a SYN-ACK with its ACK inside our write(2)) is taken in by the pump that wrote,
-/// with no batch pushed by a reading thread.
+/// kernel answers a SYN-ACK with its ACK inside our write(2)) is taken in right after the pump that
+/// wrote, in a task of the loop's own, with no batch pushed by a reading thread.
 @Suite struct ReadAfterWritingTests {
     static let server = IPAddress.v4(IPv4Address(198, 18, 0, 2))
     static let client = IPAddress.v4(IPv4Address(198, 18, 0, 1))
@@ -17,7 +17,7 @@ import Testing
     /// would; its ACK of our SYN-ACK comes back only through `readWithoutWaiting`, after the write of
     /// the SYN-ACK. The runtime's listener accepts, and the echo of 1,000 octets reaches the client
     /// whole.
-    @Test func answersWithinAWriteAreTakenInByThePumpThatWrote() async throws {
+    @Test func answersWithinAWriteAreTakenInWithoutAReadingThread() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let source = AnsweringSource(peer: Stack(StackConfiguration(addresses: [Self.client], seed: 7)))
