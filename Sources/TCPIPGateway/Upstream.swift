@@ -168,7 +168,9 @@ public struct UpstreamSocketOptions: Sendable {
     func apply(to channel: Channel, tcp: Bool) -> EventLoopFuture<Void> {
         var futures: [EventLoopFuture<Void>] = []
         if tcp {
-            futures.append(channel.setOption(.socketOption(.tcp_nodelay), value: 1))
+            // TCP_NODELAY: NIO's ClientBootstrap, which opens every TCP socket here, sets it already
+            // (at IPPROTO_TCP). A `.socketOption(.tcp_nodelay)` here was a second system call per
+            // dial, and at SOL_SOCKET it set option 1 there, SO_DEBUG, which needs CAP_NET_ADMIN.
             futures.append(channel.setOption(.allowRemoteHalfClosure, value: true))
             futures.append(channel.setOption(.autoRead, value: false))
             // Reads start at 512 octets rather than NIO's 2 KiB, and grow to 64 KiB within two full

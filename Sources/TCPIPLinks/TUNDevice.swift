@@ -250,6 +250,36 @@ public final class TUNDevice: PacketLink {
         }
     }
 
+    /// Reads up to `limit` datagrams that are queued now, without waiting, as `TUNReceiver.read`
+    /// does on its thread: for the device's owner between its writes (the kernel's TCP answers some
+    /// of what we write — a SYN-ACK's ACK — within the write(2) itself). The datagrams are not yet
+    /// admitted (`admit`), their checksums as the kernel left them.
+    /// - Throws: `TUNError.deviceGone` when the interface was deleted, `.io` for another error.
+    public func readQueued(upTo limit: Int) throws(TUNError) -> TUNReceiver.Batch {
+        var batch = TUNReceiver.Batch()
+        guard descriptor >= 0 else { return batch }
+        while batch.datagrams.count < limit {
+            do {
+                if let datagram = try Self.readDatagram(
+                    from: descriptor, mtu: mtu, virtioNetHeader: virtioNetHeader, scratch: &scratch, allocator: allocator)
+                {
+                    batch.datagrams.append(datagram)
+                } else {
+                    batch.badVirtioNetHeaders += 1
+                }
+            } catch {
+                if error == .wouldBlock { break }
+                throw Self.classify(error)
+            }
+        }
+        return batch
+    }
+
+    /// The state of the thread a runtime reads this device on (TCPIPNIO's `StackRuntime`), for the
+    /// runtime's reads between its writes to agree with that thread on who reads when. Nothing in
+    /// this module touches it; the runtime clears it when the device closes.
+    public var reader: AnyObject?
+
     /// One read(2) from `descriptor`: the datagram, or nil for one whose virtio-net header makes it
     /// one to drop. Throws EAGAIN (`.wouldBlock`) when nothing is queued, and EBADFD for a read of 0
     /// (a TUN descriptor never reads 0; a datagram socket does once its peer has gone — either way

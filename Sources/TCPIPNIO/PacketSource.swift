@@ -55,6 +55,13 @@ public protocol PacketSource: AnyObject {
     func enqueue(_ packet: ByteBuffer) throws
     /// Writes what `enqueue` queued: the end of a batch.
     func flush() throws
+    /// Datagrams that can be read at once, handed over on the loop right after the runtime wrote a
+    /// batch: a source whose other side answers within the write — a TUN device, where the kernel's
+    /// TCP sends a SYN-ACK's ACK inside our write(2) — saves the wake-up of its reader and of the
+    /// loop for each such answer (two of them per connection accepted). Must keep the order in
+    /// which the source would have delivered them, never block, and leave failures to the reader
+    /// (`PacketReceiver.fail`). The default: none.
+    func readWithoutWaiting() -> [InboundDatagram]
     /// Stops reading and releases the source. Called once, when the runtime stops.
     func close()
     /// `packet` as it must look on a path that checks it, when it was built for
@@ -69,6 +76,7 @@ public protocol PacketSource: AnyObject {
 
 extension PacketSource {
     public var inboundQueueOctets: Int? { nil }
+    public func readWithoutWaiting() -> [InboundDatagram] { [] }
     public func completingChecksum(_ packet: ByteBuffer) -> ByteBuffer { packet }
     public func writeAsIs(_ packet: ByteBuffer) throws { try enqueue(packet) }
 }

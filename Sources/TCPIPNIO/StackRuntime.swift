@@ -278,6 +278,8 @@ final class RuntimeCore {
     private var dirty: [TCPConnectionChannel] = []
     private var pumping = false
     private var pumpAgain = false
+    /// A read of what the source can hand over at once is queued on the loop (`readAfterWriting`).
+    private var readAfterWritingQueued = false
     var timer: Scheduled<Void>?
     var timerDeadline: Instant?
     private(set) var stopped = false
@@ -413,7 +415,7 @@ final class RuntimeCore {
                     channel.service(now: now)
                 }
             }
-            transmit(now: now)
+            if transmit(now: now) { readAfterWriting() }
         } while pumpAgain && !stopped
         pumping = false
         if stack.tracing, let traceObserver {
@@ -423,8 +425,31 @@ final class RuntimeCore {
         armTimer()
     }
 
-    private func transmit(now: Instant) {
+    /// After a write: what the other side answered within it (`PacketSource.readWithoutWaiting`),
+    /// taken in by a task of its own on the loop, as a batch from the source's reader is, but with
+    /// no thread woken for it. A task rather than at once: an answer taken in inside the pump that
+    /// wrote would complete a handshake inside the application's call that caused the write (an
+    /// `accept` from a read handler), where the application does not expect its channel active yet.
+    /// One queued at a time.
+    private func readAfterWriting() {
+        guard !readAfterWritingQueued else { return }
+        readAfterWritingQueued = true
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        eventLoop.execute {
+            let core = bound.value
+            core.readAfterWritingQueued = false
+            guard !core.stopped else { return }
+            let answers = core.source.readWithoutWaiting()
+            if !answers.isEmpty { core.received(answers) }
+        }
+    }
+
+    /// Whether anything was written.
+    @discardableResult
+    private func transmit(now: Instant) -> Bool {
+        var wrote = false
         while let packet = stack.nextPacketToSend() {
+            wrote = true
             packetObserver?(packet, now, .outbound)
             do {
                 if impairer == nil {
@@ -438,16 +463,17 @@ final class RuntimeCore {
                 }
             } catch {
                 stop(error: error)
-                return
+                return false
             }
         }
         do {
             try source.flush()
         } catch {
             stop(error: error)
-            return
+            return false
         }
         if impairer != nil { armImpairmentTimer() }
+        return wrote
     }
 
     private func dispatch(_ event: StackEvent, now: Instant) {

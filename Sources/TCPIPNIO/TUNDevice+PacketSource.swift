@@ -34,8 +34,13 @@ extension TUNDevice: PacketSource {
     /// that writes it (`DeviceWriter`); `close()` stops them.
     public func startReading(into receiver: PacketReceiver) throws {
         let reader = DeviceReader(receiver: try TUNReceiver(self), device: self, inbound: receiver)
+        // Held until the device closes (which lets go of it): `readWithoutWaiting` asks it.
+        self.reader = reader
         guard !virtioNetHeader else {
-            whenClosed = { reader.stop() }
+            whenClosed = { [weak self] in
+                reader.stop()
+                self?.reader = nil
+            }
             reader.start()
             return
         }
@@ -46,11 +51,35 @@ extension TUNDevice: PacketSource {
         whenClosed = { [weak self] in
             reader.stop()
             for writer in writers { writer.stop() }
-            // The writers hold the device (to count what they drop): let go of them.
+            // The writers and the reader hold the device (to count what they drop): let go of them.
             self?.handOff = nil
+            self?.reader = nil
         }
         reader.start()
         for writer in writers { writer.start() }
+    }
+
+    /// What the kernel answered within our writes, read here on the loop, when the reading thread
+    /// is not reading and has no batch on its way to the loop (so the order is kept: the thread's
+    /// next batch is read after these, and taken in after them). Up to `directReadLimit` datagrams:
+    /// a handshake's ACK, or a few of a flow's; a busy device is the thread's. A device that fails
+    /// here is left to the thread, whose wait then finds it gone and stops the runtime.
+    public func readWithoutWaiting() -> [InboundDatagram] {
+        guard let reader = reader as? DeviceReader, reader.beginLoopRead() else { return [] }
+        let batch: TUNReceiver.Batch
+        do {
+            batch = try readQueued(upTo: DeviceReader.directReadLimit)
+        } catch {
+            reader.endLoopRead(failed: true)
+            return []
+        }
+        reader.endLoopRead(failed: false)
+        if batch.badVirtioNetHeaders > 0 { countDropped(badVirtioNetHeaders: batch.badVirtioNetHeaders) }
+        var admitted: [InboundDatagram] = []
+        for datagram in batch.datagrams where admit(datagram) {
+            admitted.append(InboundDatagram(datagram))
+        }
+        return admitted
     }
 
     public func completingChecksum(_ packet: ByteBuffer) -> ByteBuffer {
@@ -89,8 +118,13 @@ extension StackRuntime {
 /// At most `permits` batches wait on the loop at once, so a loop that falls behind slows the
 /// reader rather than letting datagrams pile up in memory; the kernel's queue (500 datagrams by
 /// default) then fills and the kernel drops, as it would for a slow NIC.
+///
+/// The loop also reads between its writes (`readWithoutWaiting`), when the thread is not reading
+/// and has no batch on its way: `reading` and `inFlight` say so, under `state`'s lock.
 private final class DeviceReader: @unchecked Sendable {
     static let permits = 2
+    /// The most datagrams the loop reads at once between its writes.
+    static let directReadLimit = 8
 
     private let receiver: TUNReceiver
     /// Touched only on the loop.
@@ -98,8 +132,19 @@ private final class DeviceReader: @unchecked Sendable {
     private let inbound: PacketReceiver
     private let pool = NIOThreadPool(numberOfThreads: 1)
     private let credit = DispatchSemaphore(value: DeviceReader.permits)
-    /// `stopping` and whether the receiver is closed, so `stop` never wakes a closed receiver.
-    private let state = NIOLockedValueBox((stopping: false, closed: false))
+    private struct State {
+        var stopping = false
+        /// The receiver is closed: `stop` must not wake it.
+        var closed = false
+        /// The thread or the loop is reading the device.
+        var reading = false
+        /// Batches the thread read that the loop has not taken in yet.
+        var inFlight = 0
+        /// A read on the loop failed: the loop reads no more (the thread finds out and stops the runtime).
+        var loopReadFailed = false
+    }
+
+    private let state = NIOLockedValueBox(State())
 
     init(receiver: TUNReceiver, device: TUNDevice, inbound: PacketReceiver) {
         self.receiver = receiver
@@ -130,6 +175,38 @@ private final class DeviceReader: @unchecked Sendable {
 
     private var stopping: Bool { state.withLockedValue { $0.stopping } }
 
+    /// On the loop: whether it may read now; if so, `endLoopRead` after.
+    func beginLoopRead() -> Bool {
+        state.withLockedValue { state in
+            guard !state.reading, state.inFlight == 0, !state.loopReadFailed, !state.stopping else { return false }
+            state.reading = true
+            return true
+        }
+    }
+
+    func endLoopRead(failed: Bool) {
+        state.withLockedValue { state in
+            state.reading = false
+            if failed { state.loopReadFailed = true }
+        }
+    }
+
+    /// On the thread: whether it may read now (the loop is not reading); if so, `endThreadRead` after.
+    private func beginThreadRead() -> Bool {
+        state.withLockedValue { state in
+            guard !state.reading else { return false }
+            state.reading = true
+            return true
+        }
+    }
+
+    private func endThreadRead(handingOver: Bool) {
+        state.withLockedValue { state in
+            state.reading = false
+            if handingOver { state.inFlight += 1 }
+        }
+    }
+
     private func run() {
         let loop = inbound.eventLoop
         while true {
@@ -137,8 +214,21 @@ private final class DeviceReader: @unchecked Sendable {
             if stopping { return }
             do {
                 guard try receiver.wait(), !stopping else { return }
-                let batch = try receiver.read(upTo: StackRuntime.readBatch)
-                if batch.datagrams.isEmpty, batch.badVirtioNetHeaders == 0 {
+                // The loop is reading what woke us (for a few microseconds): wait again.
+                guard beginThreadRead() else {
+                    credit.signal()
+                    continue
+                }
+                let batch: TUNReceiver.Batch
+                do {
+                    batch = try receiver.read(upTo: StackRuntime.readBatch)
+                } catch {
+                    endThreadRead(handingOver: false)
+                    throw error
+                }
+                let empty = batch.datagrams.isEmpty && batch.badVirtioNetHeaders == 0
+                endThreadRead(handingOver: !empty)
+                if empty {
                     credit.signal()
                     continue
                 }
@@ -150,6 +240,7 @@ private final class DeviceReader: @unchecked Sendable {
                         admitted.append(InboundDatagram(datagram))
                     }
                     inbound.receive(admitted)
+                    state.withLockedValue { $0.inFlight -= 1 }
                     credit.signal()
                 }
             } catch {

@@ -128,6 +128,19 @@ extension GatewayInteropTests {
         #expect(opened[0] + opened[1] == 200, "flows per queue \(opened)")
     }
 
+    /// 1,000 flows opened one after another, as the peers kit's `rss` test opens them (`gwbench
+    /// open`): each connects, has one octet echoed end to end, and stays open; at the end every one
+    /// still echoes. With offload (the default) the loop writes the SYN-ACKs itself and reads the
+    /// kernel's ACK within those writes (`PacketSource.readWithoutWaiting`); a flow that never got
+    /// its first octet, or one lost afterwards, fails the test within seconds rather than hanging.
+    @Test(arguments: ["", " --no-offload"])
+    func aThousandFlowsOpenedOneAfterAnotherThroughSOCKS5(_ mode: String) throws {
+        try Interop.check()
+        let output = try Self.limits(
+            Self.socks5 + mode, label: mode.isEmpty ? "sq" : "sn", "timeout 200 ip netns exec $C python3 $W/limits.py sequential 1000")
+        #expect(output.contains("sequential opened 1000 greeted 1000 held 1000 of 1000"), "\(output.suffix(3000))")
+    }
+
     /// `nmap`-style: a connect to each of 100 ports nothing listens on, through SOCKS5; every one is
     /// refused (dial before SYN-ACK), none looks open.
     @Test func aHundredClosedPortsAllLookClosed() throws {
@@ -138,8 +151,8 @@ extension GatewayInteropTests {
 }
 
 extension GatewayInteropTests {
-    /// The clients of the limits tests, in the client namespace: `concurrent N`, `udpbig SIZE`,
-    /// `maxflows N`, `slowread PID SECONDS`, `flood COUNT`, `closedports N`.
+    /// The clients of the limits tests, in the client namespace: `concurrent N`, `sequential N`,
+    /// `udpbig SIZE`, `maxflows N`, `slowread PID SECONDS`, `flood COUNT`, `closedports N`.
     static let limitsScript = #"""
         import asyncio, os, random, resource, socket, struct, sys, time
         HOST = "198.19.0.1"
@@ -150,6 +163,29 @@ extension GatewayInteropTests {
 
         def pattern(seed, n):
             return bytes((seed * 7 + i * 31 + (i >> 8)) & 0xFF for i in range(n))
+
+        def sequential(n):
+            # One flow after another: connect, one octet echoed, kept open; then each must still echo.
+            flows, greeted, held = [], 0, 0
+            start = time.monotonic()
+            for i in range(n):
+                try:
+                    s = socket.create_connection((HOST, 9002), timeout=10)
+                    s.sendall(b"g")
+                    if s.recv(1) == b"g":
+                        greeted += 1
+                    flows.append(s)
+                except OSError as error:
+                    print("sequential flow %d: %s" % (i, error))
+            for s in flows:
+                try:
+                    s.sendall(b"h")
+                    if s.recv(1) == b"h":
+                        held += 1
+                except OSError:
+                    pass
+                s.close()
+            print("sequential opened %d greeted %d held %d of %d in %.1f s" % (len(flows), greeted, held, n, time.monotonic() - start))
 
         async def concurrent(n, size=4096):
             # Every flow connects, waits until all n are open at once, then echoes size bytes of its own.
@@ -297,6 +333,7 @@ extension GatewayInteropTests {
 
         command = sys.argv[1]
         if command == "concurrent": asyncio.run(concurrent(int(sys.argv[2])))
+        elif command == "sequential": sequential(int(sys.argv[2]))
         elif command == "udpbig": udpbig(int(sys.argv[2]))
         elif command == "maxflows": maxflows(int(sys.argv[2]))
         elif command == "slowread": slowread(int(sys.argv[2]), int(sys.argv[3]))

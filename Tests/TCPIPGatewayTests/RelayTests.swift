@@ -224,6 +224,23 @@ final class LoopbackRelay: Sendable {
         try await group.shutdownGracefully()
     }
 
+    /// An upstream socket has TCP_NODELAY (set by NIO's bootstrap, at IPPROTO_TCP) and keep-alive,
+    /// and not SO_DEBUG, which a TCP_NODELAY set at SOL_SOCKET used to turn on (both are option 1).
+    @Test func anUpstreamSocketHasNoDelayAndKeepAliveButNotDebug() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let target = try await Self.server(group) { $0.eventLoop.makeSucceededVoidFuture() }
+        let address = try #require(target.localAddress)
+        let loop = group.next()
+        let connection = try await DirectUpstream().connect(to: .ip(.v4(IPv4Address(127, 0, 0, 1)), port: UInt16(address.port!)), on: loop).get()
+        let channel = connection.channel
+        #expect(try await channel.getOption(.tcpOption(.tcp_nodelay)).get() != 0)
+        #expect(try await channel.getOption(.socketOption(.so_keepalive)).get() != 0)
+        #expect(try await channel.getOption(.socketOption(.init(rawValue: 1))).get() == 0)   // SO_DEBUG
+        try await channel.close()
+        try await target.close()
+        try await group.shutdownGracefully()
+    }
+
     /// Dial before accept: a closed port upstream is a RST to the client's SYN, never an accept.
     @Test func aClosedPortUpstreamIsRefusedWithReset() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
