@@ -14,6 +14,11 @@
 # one table: goodput into A's application in Mbit/s (bytes the sink read / seconds), and ours/kernel,
 # with what the router saw of the data direction for each sender: the fraction of datagrams it
 # dropped (the loss the sender really met) and their mean size (wire-sized: 1500 or less).
+# The router is the path's bottleneck (its CPU, on shared cores) and rb's ring is its queue: B writes
+# each datagram into rb, the router reads them, and a full ring drops in silence (rb's TX dropped, in
+# B). With the TUN default of 500 datagrams that queue was a fraction of a round trip's data and it
+# dropped only bursts: in cells "without loss" the kernel's sender met 0.1–2.7 % there, uncounted.
+# TXQUEUELEN (default 5000) sets the ring of ra and rb, and the loss columns count rb's drops too.
 # TCPIP=path picks the binary (default: .build/release/tcpip, built if missing). KERNEL_CC picks the
 # kernel sender's congestion control (default cubic, set on its socket with TCP_CONGESTION: a new
 # namespace inherits the host's default, which may be bbr, and BBR does not answer loss as CUBIC does).
@@ -23,6 +28,12 @@
 # (.pcap), `nstat -a` of A and B at the end (.nstat-a, .nstat-b) and, for ours, `tcpip send --trace`
 # (.trace). Tracing costs CPU on the shared cores: leave it off for the table. For tracing only,
 # SENDERS="ours" (or "kernel") runs one sender per cell and MIN_RTTS=n shortens the 150 round trips.
+# RUNS=n (default 1) runs each sender n times per cell, alternating which goes first (kernel, ours,
+# ours, kernel, kernel, ours …) so that a slow drift in the machine's load hits both alike, and
+# prints per cell the median goodput of each, the ratio of the medians, each sender's min-max and
+# the median loss each met (RUNS=1 prints the one-run table with the datagram sizes, as before).
+# With TRACE_DIR and RUNS > 1 the files get the run's number (SENDER-RTT-LOSS-RUN.*); the trace also
+# keeps B's counters of rb and its qdisc at the end (.link-b: `ip -s link`, `tc -s qdisc`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -79,12 +90,13 @@ wait_for() {  # FILE PATTERN
 }
 
 kernel_cc=${KERNEL_CC:-cubic}
+txqueuelen=${TXQUEUELEN:-5000}
 
 # One cell: fresh namespaces, the router with this cell's impairment, then SENDER (kernel|ours).
 # Prints "GOODPUT LOSS_SEEN_% MEAN_DATAGRAM_BYTES": the last two from the router's drops on ra.out
 # and the datagrams A's ra received.
-run_cell() {  # RTT LOSS SENDER SECONDS
-    local half=$(($1 / 2)) loss=$2 sender=$3 seconds=$4
+run_cell() {  # RTT LOSS SENDER SECONDS [RUN]
+    local half=$(($1 / 2)) loss=$2 sender=$3 seconds=$4 run=${5:-}
     teardown
     for ns in "$ns_r" "$ns_a" "$ns_b"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
     ip -n "$ns_r" tuntap add dev ra mode tun
@@ -101,13 +113,16 @@ run_cell() {  # RTT LOSS SENDER SECONDS
     ip -n "$ns_a" addr add 198.18.0.1/24 dev ra; ip -n "$ns_a" link set ra up
     ip -n "$ns_a" route add 198.18.2.0/23 dev ra
     ip -n "$ns_b" addr add 198.18.2.1/24 dev rb; ip -n "$ns_b" link set rb up
+    # The data direction's device queue: B's TCP (or B forwarding ours) writes into rb's ring, the
+    # router reads it. A full ring drops in silence (rb's TX dropped), before the router can count.
+    ip -n "$ns_a" link set ra txqueuelen "$txqueuelen"; ip -n "$ns_b" link set rb txqueuelen "$txqueuelen"
     ip -n "$ns_b" route add 198.18.0.0/24 dev rb
     : >"$work/sink.log"
     ip netns exec "$ns_a" python3 "$work/sink.py" >"$work/sink.log" 2>&1 &
     wait_for "$work/sink.log" READY
     local tracers=() prefix=""
     if [[ -n ${TRACE_DIR:-} ]]; then
-        mkdir -p "$TRACE_DIR"; prefix="$TRACE_DIR/$sender-$1-$2"
+        mkdir -p "$TRACE_DIR"; prefix="$TRACE_DIR/$sender-$1-$2${run:+-$run}"
         ip netns exec "$ns_a" timeout "${TRACE_SECONDS:-5}" tcpdump -i ra -s 96 -w "$prefix.pcap" -U tcp >/dev/null 2>&1 &
         tracers+=($!)
         for side in a b; do
@@ -130,6 +145,7 @@ run_cell() {  # RTT LOSS SENDER SECONDS
         for pid in "${tracers[@]}"; do kill "$pid" 2>/dev/null || true; done
         ip netns exec "$ns_a" nstat -a >"$prefix.nstat-a" 2>&1 || true
         ip netns exec "$ns_b" nstat -a >"$prefix.nstat-b" 2>&1 || true
+        { ip -n "$ns_b" -s -s link show rb; ip netns exec "$ns_b" tc -s qdisc show dev rb; } >"$prefix.link-b" 2>&1 || true
     fi
     local goodput=0
     if wait_for "$work/sink.log" mbit_per_s; then
@@ -137,30 +153,74 @@ run_cell() {  # RTT LOSS SENDER SECONDS
     fi
     # What reached A by ra, and what the router dropped (only ra.out has loss): the loss met per datagram.
     local rx; rx=$(ip -n "$ns_a" -s -j link show ra | python3 -c "import json,sys; s=json.load(sys.stdin)[0]['stats64']['rx']; print(s['packets'], s['bytes'])")
+    local ring; ring=$(ip -n "$ns_b" -s -j link show rb | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['stats64']['tx']['dropped'])")
     kill -TERM "$router" 2>/dev/null || true
     wait_for "$work/route.log" impaired_dropped >/dev/null 2>&1 || true
     local dropped; dropped=$(sed -n 's/.*impaired_dropped=\([0-9]*\).*/\1/p' "$work/route.log" | tail -n 1)
     python3 -c "
-p, b = map(int, '$rx'.split()); d = int('${dropped:-0}')
+p, b = map(int, '$rx'.split()); d = int('${dropped:-0}') + int('${ring:-0}')
 print('$goodput', f'{100 * d / max(1, d + p):.3f}', f'{b / max(1, p):.0f}')"
 }
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "# vs-kernel-under-loss: ${seconds} s per run or 150 RTTs if longer, $(nproc) cores, load average before: $load"
+runs=${RUNS:-1}
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "error: RUNS=$runs is not a positive count" >&2; exit 1; }
+if (( runs == 1 )); then
+    echo "# vs-kernel-under-loss: ${seconds} s per run or 150 RTTs if longer, $(nproc) cores, load average before: $load"
+else
+    echo "# vs-kernel-under-loss: ${seconds} s per run or 150 RTTs if longer, $runs runs per sender and cell, alternating"
+    echo "# (k o o k …), $(nproc) cores, load average before: $load"
+fi
 echo "# kernel sender: $kernel_cc ($(uname -r)); goodput into the receiving application (kernel A), Mbit/s;"
-echo "# ratio = ours / kernel; k_/o_loss: % of data datagrams the router dropped; k_/o_size: their mean bytes"
-printf '%-7s %-7s %10s %10s %7s %8s %8s %7s %7s\n' "rtt_ms" "loss_%" "kernel" "ours" "ratio" "k_loss" "o_loss" "k_size" "o_size"
+if (( runs == 1 )); then
+    echo "# ratio = ours / kernel; k_/o_loss: % of data datagrams the router or rb's ring ($txqueuelen) dropped;"
+    echo "# k_/o_size: their mean bytes"
+    printf '%-7s %-7s %10s %10s %7s %8s %8s %7s %7s\n' "rtt_ms" "loss_%" "kernel" "ours" "ratio" "k_loss" "o_loss" "k_size" "o_size"
+else
+    echo "# kernel, ours: medians of the runs; ratio = median ours / median kernel; k_/o_range: min-max of the"
+    echo "# runs; k_/o_loss: median % of data datagrams the router or rb's ring ($txqueuelen) dropped"
+    printf '%-6s %-6s %9s %9s %6s %15s %15s %7s %7s\n' "rtt_ms" "loss_%" "kernel" "ours" "ratio" "k_range" "o_range" "k_loss" "o_loss"
+fi
 min_rtts=${MIN_RTTS:-150}
 senders=" ${SENDERS:-kernel ours} "
 for rtt in "${rtts[@]}"; do
     cell_seconds=$(( (rtt * min_rtts + 999) / 1000 ))
     (( cell_seconds > seconds )) || cell_seconds=$seconds
     for loss in "${losses[@]}"; do
-        kernel=0 k_loss=- k_size=- ours=0 o_loss=- o_size=-
-        [[ $senders != *" kernel "* ]] || read -r kernel k_loss k_size < <(run_cell "$rtt" "$loss" kernel "$cell_seconds")
-        [[ $senders != *" ours "* ]] || read -r ours o_loss o_size < <(run_cell "$rtt" "$loss" ours "$cell_seconds")
-        ratio=$(python3 -c "k=float('$kernel' or 0); o=float('$ours' or 0); print(f'{o/k:.2f}' if k > 0 else 'n/a')")
-        printf '%-7s %-7s %10s %10s %7s %8s %8s %7s %7s\n' "$rtt" "$loss" "$kernel" "$ours" "$ratio" "$k_loss" "$o_loss" "$k_size" "$o_size"
+        k_goodputs=() k_losses=() k_sizes=() o_goodputs=() o_losses=() o_sizes=()
+        for (( run = 1; run <= runs; run++ )); do
+            order="kernel ours" tag=""
+            (( run % 2 == 1 )) || order="ours kernel"
+            (( runs == 1 )) || tag=$run
+            for sender in $order; do
+                [[ $senders == *" $sender "* ]] || continue
+                read -r goodput seen size < <(run_cell "$rtt" "$loss" "$sender" "$cell_seconds" "$tag")
+                if [[ $sender == kernel ]]; then
+                    k_goodputs+=("$goodput") k_losses+=("$seen") k_sizes+=("$size")
+                else
+                    o_goodputs+=("$goodput") o_losses+=("$seen") o_sizes+=("$size")
+                fi
+            done
+        done
+        if (( runs == 1 )); then
+            kernel=${k_goodputs[0]:-0} k_loss=${k_losses[0]:--} k_size=${k_sizes[0]:--}
+            ours=${o_goodputs[0]:-0} o_loss=${o_losses[0]:--} o_size=${o_sizes[0]:--}
+            ratio=$(python3 -c "k=float('$kernel' or 0); o=float('$ours' or 0); print(f'{o/k:.2f}' if k > 0 else 'n/a')")
+            printf '%-7s %-7s %10s %10s %7s %8s %8s %7s %7s\n' "$rtt" "$loss" "$kernel" "$ours" "$ratio" "$k_loss" "$o_loss" "$k_size" "$o_size"
+        else
+            python3 - "$rtt" "$loss" "${k_goodputs[*]:-}" "${o_goodputs[*]:-}" "${k_losses[*]:-}" "${o_losses[*]:-}" <<'PY'
+import statistics, sys
+rtt, loss, *columns = sys.argv[1:]
+kg, og, kl, ol = ([float(v) for v in c.split()] for c in columns)
+median = lambda v: statistics.median(v) if v else None
+fmt = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
+span = lambda v: f"{min(v):.2f}-{max(v):.2f}" if v else "-"
+k, o = median(kg), median(og)
+ratio = f"{o / k:.2f}" if k and o is not None else "n/a"
+print(f"{rtt:<6} {loss:<6} {fmt(k):>9} {fmt(o):>9} {ratio:>6} {span(kg):>15} {span(og):>15} "
+      f"{fmt(median(kl), 3):>7} {fmt(median(ol), 3):>7}")
+PY
+        fi
     done
 done
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -218,6 +218,14 @@ public struct TCPConfiguration: Sendable {
     public var initialRTO: TimeAmount = .seconds(1)
     /// DEVIATION(RFC 6298 §2.4): 200 ms like Linux rather than 1 s, so one loss does not cost a second.
     public var minimumRTO: TimeAmount = .milliseconds(200)
+    /// DEVIATION(RFC 6298 §2.4): apply `minimumRTO` to the variance term, RTO = SRTT + max(G,
+    /// K·RTTVAR, minimumRTO), as Linux does (tcp_set_rto), instead of to RTO. On a 200 ms path with
+    /// a steady RTT, RTO is then about 400 ms (Linux's 404–416 ms) rather than 201–205 ms, which a
+    /// fast retransmission's ACK, a round trip away, races: without it, issue 20's 200 ms traces show
+    /// spurious timeouts in fast recovery, each a go-back-N of what the receiver holds and a window
+    /// of 1. The same as `clockGranularity` = `minimumRTO`. Off by default (the simulator's figures);
+    /// on in the TUN commands (`--no-minimum-rto-adds-to-srtt` turns it off).
+    public var minimumRTOAddsToSRTT: Bool = false
     /// RFC 6298 §2.5: "a maximum value MAY be placed on RTO provided it is at least 60 seconds".
     public var maximumRTO: TimeAmount = .seconds(60)
     /// RFC 6298 §2's G, the clock granularity: the least the variance term adds to SRTT in

@@ -53,6 +53,10 @@ struct TUNOptions: ParsableArguments {
         inversion: .prefixedNo,
         help: "Pace TCP's sending at Linux's rate (TCPConfiguration.pacing) rather than in ACK-clocked bursts.")
     var pacing = true
+    @Flag(
+        name: .customLong("minimum-rto-adds-to-srtt"), inversion: .prefixedNo,
+        help: "Bound TCP's variance term, not the whole RTO, by the 200 ms minimum: RTO = SRTT + 200 ms at least, as Linux's (TCPConfiguration.minimumRTOAddsToSRTT).")
+    var minimumRTOAddsToSRTT = true
     @Option(help: "What to log to standard error, from trace to critical.")
     var logLevel: Logger.Level = .info
 
@@ -89,6 +93,7 @@ struct TUNOptions: ParsableArguments {
         var configuration = StackConfiguration(addresses: try parsedAddresses())
         buffers.apply(to: &configuration)
         configuration.tcp.pacing = pacing
+        configuration.tcp.minimumRTOAddsToSRTT = minimumRTOAddsToSRTT
         configuration.rules = try RulesFile.load(rules)
         configuration.linkName = tun
         configure(&configuration)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TCPIP
 import Testing
 @testable import tcpip
 
@@ -53,4 +54,17 @@ import Testing
             #expect(result.segmentsSent >= UInt64(result.connections) * 6)
         }
     }
+
+    #if os(Linux)
+    /// The TUN commands pace and take Linux's RTO floor (RTO = SRTT + 200 ms at least) unless told
+    /// not to; the library's defaults stay off (the simulator's figures).
+    @Test func tunCommandsPaceAndTakeLinuxsRTOFloorUnlessTold() throws {
+        let send = ["--tun", "tb", "--address", "198.18.3.2", "--to", "198.18.0.1:5001", "--seconds", "1"]
+        let defaults = try Send.parse(send)
+        #expect(defaults.device.pacing && defaults.device.minimumRTOAddsToSRTT)
+        let off = try Send.parse(send + ["--no-pacing", "--no-minimum-rto-adds-to-srtt"])
+        #expect(!off.device.pacing && !off.device.minimumRTOAddsToSRTT)
+        #expect(!TCPConfiguration().pacing && !TCPConfiguration().minimumRTOAddsToSRTT)
+    }
+    #endif
 }

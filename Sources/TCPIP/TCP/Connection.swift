@@ -282,7 +282,8 @@ struct TCPConnection {
         self.connectionTimeout = configuration.connectionTimeout
         self.rtt = RTTEstimator(
             initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
-            maximumRTO: configuration.maximumRTO, clockGranularity: configuration.clockGranularity
+            maximumRTO: configuration.maximumRTO, clockGranularity: configuration.clockGranularity,
+            minimumAddsToSRTT: configuration.minimumRTOAddsToSRTT
         )
         self.congestionAlgorithm = algorithm ?? configuration.congestionControl
         self.congestion = HandshakeWindow(

@@ -24,6 +24,9 @@ struct RTTEstimator: Hashable, Sendable {
 
     /// SRTT; nil until the first measurement.
     private(set) var smoothedRTT: TimeAmount?
+    /// The minimum bounds the variance term, RTO = SRTT + max(G, K·RTTVAR, minimum), not RTO itself
+    /// (`TCPConfiguration.minimumRTOAddsToSRTT`). In the padding after `smoothedRTT`.
+    let minimumAddsToSRTT: Bool
     /// RTTVAR; zero until the first measurement.
     private(set) var rttVariance: TimeAmount = .zero
     /// The smallest sample so far (RFC 8985 §6.2 step 1 RACK.min_RTT).
@@ -37,7 +40,8 @@ struct RTTEstimator: Hashable, Sendable {
         initialRTO: TimeAmount = .seconds(1),
         minimumRTO: TimeAmount = .milliseconds(200),
         maximumRTO: TimeAmount = .seconds(60),
-        clockGranularity: TimeAmount = .milliseconds(1)
+        clockGranularity: TimeAmount = .milliseconds(1),
+        minimumAddsToSRTT: Bool = false
     ) {
         precondition(minimumRTO.nanoseconds > 0 && minimumRTO <= maximumRTO, "RTO bounds out of order")
         precondition(initialRTO.nanoseconds > 0 && clockGranularity.nanoseconds >= 0, "RTO parameters must be positive")
@@ -45,6 +49,7 @@ struct RTTEstimator: Hashable, Sendable {
         self.minimumRTO = minimumRTO
         self.maximumRTO = maximumRTO
         self.clockGranularity = clockGranularity
+        self.minimumAddsToSRTT = minimumAddsToSRTT
     }
 
     /// RTO before backoff: RFC 6298 §2 (2.1) until the first sample, then SRTT + max(G, K*RTTVAR),
@@ -52,7 +57,13 @@ struct RTTEstimator: Hashable, Sendable {
     var baseRetransmissionTimeout: TimeAmount {
         let base: Int64
         if let smoothedRTT {
-            base = smoothedRTT.nanoseconds + max(clockGranularity.nanoseconds, Self.k * rttVariance.nanoseconds)
+            var variance = max(clockGranularity.nanoseconds, Self.k * rttVariance.nanoseconds)
+            // DEVIATION(RFC 6298 §2.4), with `minimumAddsToSRTT`: the minimum bounds the variance term,
+            // as Linux's (tcp_set_rto: RTO = SRTT + rttvar, rttvar at least tcp_rto_min), because
+            // bounding RTO itself gives about one round trip on a long, steady path (205 ms at
+            // 200 ms), and a retransmission's ACK, a round trip away, races the timer.
+            if minimumAddsToSRTT { variance = max(variance, minimumRTO.nanoseconds) }
+            base = smoothedRTT.nanoseconds + variance
         } else {
             base = initialRTO.nanoseconds
         }

@@ -49,6 +49,24 @@ import Testing
         #expect(rfc.retransmissionTimeout == .seconds(1))
     }
 
+    /// `minimumAddsToSRTT` (Linux's tcp_set_rto): the minimum bounds the variance term. A steady
+    /// 200 ms path: RTTVAR decays to nothing, RTO to 200 ms + G with the floor on RTO — one round
+    /// trip — and to SRTT + 200 ms with the floor on the variance term.
+    @Test func minimumOnTheVarianceTermKeepsRTOARoundTripAboveSRTT() {
+        var onRTO = RTTEstimator()
+        var onVariance = RTTEstimator(minimumAddsToSRTT: true)
+        for _ in 0..<50 {
+            onRTO.addSample(.milliseconds(200))
+            onVariance.addSample(.milliseconds(200))
+        }
+        #expect(onRTO.retransmissionTimeout == .milliseconds(201))
+        #expect(onVariance.retransmissionTimeout == .milliseconds(400))
+        // A short path keeps the same floor either way, to within SRTT: 10 ms + 200 ms.
+        var short = RTTEstimator(minimumAddsToSRTT: true)
+        short.addSample(.milliseconds(10))
+        #expect(short.retransmissionTimeout == .milliseconds(210))
+    }
+
     @Test func clockGranularityBoundsTheVarianceTerm() {
         // RFC 6298 §2 (2.2): max(G, K*RTTVAR); with G = 100 ms and K*RTTVAR = 8 ms, G wins.
         var estimator = RTTEstimator(minimumRTO: .milliseconds(1), clockGranularity: .milliseconds(100))
