@@ -256,20 +256,32 @@ public final class TUNDevice: PacketLink {
     /// admitted (`admit`), their checksums as the kernel left them.
     /// - Throws: `TUNError.deviceGone` when the interface was deleted, `.io` for another error.
     public func readQueued(upTo limit: Int) throws(TUNError) -> TUNReceiver.Batch {
+        guard descriptor >= 0 else { return TUNReceiver.Batch() }
+        return try Self.readBatch(
+            from: descriptor, upTo: limit, mtu: mtu, virtioNetHeader: virtioNetHeader, scratch: &scratch, allocator: allocator)
+    }
+
+    /// Up to `limit` datagrams queued on `descriptor`, stopping at the first read that would block:
+    /// the device's reads between writes and `TUNReceiver.read` on its thread.
+    static func readBatch(
+        from descriptor: Int32, upTo limit: Int, mtu: Int, virtioNetHeader: Bool, scratch: inout [UInt8],
+        allocator: ByteBufferAllocator
+    ) throws(TUNError) -> TUNReceiver.Batch {
         var batch = TUNReceiver.Batch()
-        guard descriptor >= 0 else { return batch }
         while batch.datagrams.count < limit {
             do {
-                if let datagram = try Self.readDatagram(
+                if let datagram = try readDatagram(
                     from: descriptor, mtu: mtu, virtioNetHeader: virtioNetHeader, scratch: &scratch, allocator: allocator)
                 {
+                    // Room for the batch once there is something in it: most reads between writes find nothing.
+                    if batch.datagrams.isEmpty { batch.datagrams.reserveCapacity(min(limit, 64)) }
                     batch.datagrams.append(datagram)
                 } else {
                     batch.badVirtioNetHeaders += 1
                 }
             } catch {
                 if error == .wouldBlock { break }
-                throw Self.classify(error)
+                throw classify(error)
             }
         }
         return batch

@@ -68,23 +68,8 @@ public final class TUNReceiver: @unchecked Sendable {
     /// - Throws: `TUNError.deviceGone` when the interface was deleted (EBADFD, EIO, ENODEV, or a
     ///   read of 0 from a socket standing in for a device).
     public func read(upTo limit: Int) throws(TUNError) -> Batch {
-        var batch = Batch()
-        batch.datagrams.reserveCapacity(min(limit, 64))
-        while batch.datagrams.count < limit {
-            do {
-                if let datagram = try TUNDevice.readDatagram(
-                    from: descriptor, mtu: mtu, virtioNetHeader: virtioNetHeader, scratch: &scratch, allocator: allocator)
-                {
-                    batch.datagrams.append(datagram)
-                } else {
-                    batch.badVirtioNetHeaders += 1
-                }
-            } catch {
-                if error == .wouldBlock { break }
-                throw TUNDevice.classify(error)
-            }
-        }
-        return batch
+        try TUNDevice.readBatch(
+            from: descriptor, upTo: limit, mtu: mtu, virtioNetHeader: virtioNetHeader, scratch: &scratch, allocator: allocator)
     }
 
     /// Makes a blocked or later `wait` return false. Any thread, while the receiver is open.
