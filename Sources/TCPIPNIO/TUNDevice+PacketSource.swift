@@ -74,8 +74,14 @@ extension TUNDevice: PacketSource {
             return []
         }
         reader.endLoopRead(failed: false)
+        return admitted(batch)
+    }
+
+    /// What of `batch` the stack takes in (`admit`), its bad virtio-net headers counted. On the loop.
+    fileprivate func admitted(_ batch: TUNReceiver.Batch) -> [InboundDatagram] {
         if batch.badVirtioNetHeaders > 0 { countDropped(badVirtioNetHeaders: batch.badVirtioNetHeaders) }
         var admitted: [InboundDatagram] = []
+        admitted.reserveCapacity(batch.datagrams.count)
         for datagram in batch.datagrams where admit(datagram) {
             admitted.append(InboundDatagram(datagram))
         }
@@ -233,13 +239,7 @@ private final class DeviceReader: @unchecked Sendable {
                     continue
                 }
                 loop.execute { [self] in
-                    if batch.badVirtioNetHeaders > 0 { device.countDropped(badVirtioNetHeaders: batch.badVirtioNetHeaders) }
-                    var admitted: [InboundDatagram] = []
-                    admitted.reserveCapacity(batch.datagrams.count)
-                    for datagram in batch.datagrams where device.admit(datagram) {
-                        admitted.append(InboundDatagram(datagram))
-                    }
-                    inbound.receive(admitted)
+                    inbound.receive(device.admitted(batch))
                     state.withLockedValue { $0.inFlight -= 1 }
                     credit.signal()
                 }
