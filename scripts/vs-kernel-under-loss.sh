@@ -4,8 +4,10 @@
 # 198.18.0.0/15 inside namespaces of its own, which it deletes afterwards.
 #
 #   kernel A (sink, 198.18.0.1) ─ ra ─ tcpip route ─ rb ─ kernel B (198.18.2.1)
-#                                 │ delay RTT/2 each way, loss on the data direction (ra.out)
+#                                 │ delay RTT/2 each way, loss on the data direction (ra.out),
+#                                 │ and with RATE its bottleneck: rate and drop-tail queue (ra.out)
 #   baseline:  kernel B sends (Python socket client, the kernel's default congestion control)
+#              KERNEL_HOP=1: from namespace C (198.18.4.2) behind a veth to B, B forwarding
 #   contender: `tcpip send` on TUN tb in namespace B (198.18.3.2 behind 198.18.3.1), B forwarding
 #
 # For each RTT 10/50/200 ms × loss 0/0.1/1/5 % it runs each sender for SECONDS (default 10), or for
@@ -33,7 +35,15 @@
 # prints per cell the median goodput of each, the ratio of the medians, each sender's min-max and
 # the median loss each met (RUNS=1 prints the one-run table with the datagram sizes, as before).
 # With TRACE_DIR and RUNS > 1 the files get the run's number (SENDER-RTT-LOSS-RUN.*); the trace also
-# keeps B's counters of rb and its qdisc at the end (.link-b: `ip -s link`, `tc -s qdisc`).
+# keeps B's counters of its links (rb, tb, vb) and rb's qdisc at the end (.link-b: `ip -s link`,
+# `tc -s qdisc`) and the router's log with its counters (.route).
+# RATE=Mbit/s gives the path a capacity: the router's ra.out sends at most RATE (the data direction's
+# bottleneck link) from a drop-tail queue of one bandwidth-delay product at RATE and the cell's RTT, in
+# 1500-byte datagrams (at least 100; QUEUE=n sets it for every cell). RATE=0 or unset: no rate, the
+# path's only limit is the router's and the TUN devices' CPU. With a rate the loss columns count the
+# queue's tail drops too (the router's drops: its random loss and its full queue).
+# KERNEL_HOP=1 puts the kernel's sender in a fourth namespace C behind a veth to B, B forwarding, so
+# that its data crosses one forwarding hop in B before rb, as ours does (tb, B, rb).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -44,10 +54,10 @@ tcpip=$(realpath "$tcpip")
 rtts=(${RTTS:-10 50 200})
 losses=(${LOSSES:-0 0.1 1 5})
 work=$(mktemp -d)
-ns_r=tcpip-vk-r-$$ ns_a=tcpip-vk-a-$$ ns_b=tcpip-vk-b-$$
+ns_r=tcpip-vk-r-$$ ns_a=tcpip-vk-a-$$ ns_b=tcpip-vk-b-$$ ns_c=tcpip-vk-c-$$
 
 teardown() {
-    for ns in "$ns_r" "$ns_a" "$ns_b"; do
+    for ns in "$ns_r" "$ns_a" "$ns_b" "$ns_c"; do
         if ip netns list | grep -qw "$ns"; then
             for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
             ip netns del "$ns" 2>/dev/null || true
@@ -91,32 +101,58 @@ wait_for() {  # FILE PATTERN
 
 kernel_cc=${KERNEL_CC:-cubic}
 txqueuelen=${TXQUEUELEN:-5000}
+rate=${RATE:-0}
+[[ $rate =~ ^[0-9]+$ ]] || { echo "error: RATE=$rate is not a whole number of Mbit/s" >&2; exit 1; }
+[[ -z ${QUEUE:-} || ${QUEUE:-} =~ ^[1-9][0-9]*$ ]] || { echo "error: QUEUE=$QUEUE is not a positive count" >&2; exit 1; }
+kernel_hop=${KERNEL_HOP:-0}
+[[ $kernel_hop == [01] ]] || { echo "error: KERNEL_HOP=$kernel_hop is neither 0 nor 1" >&2; exit 1; }
+
+# The rate's queue for a round trip of RTT ms: QUEUE, or one bandwidth-delay product in 1500-byte
+# datagrams, at least 100.
+queue_for() {  # RTT
+    if [[ -n ${QUEUE:-} ]]; then echo "$QUEUE"; return; fi
+    local bdp=$(( (rate * 1000000 / 1000 * $1 / 8 + 1499) / 1500 ))
+    (( bdp > 100 )) && echo "$bdp" || echo 100
+}
 
 # One cell: fresh namespaces, the router with this cell's impairment, then SENDER (kernel|ours).
 # Prints "GOODPUT LOSS_SEEN_% MEAN_DATAGRAM_BYTES": the last two from the router's drops on ra.out
 # and the datagrams A's ra received.
 run_cell() {  # RTT LOSS SENDER SECONDS [RUN]
     local half=$(($1 / 2)) loss=$2 sender=$3 seconds=$4 run=${5:-}
+    local bottleneck=""
+    (( rate == 0 )) || bottleneck=",rate=${rate}mbit,queue=$(queue_for "$1")"
     teardown
     for ns in "$ns_r" "$ns_a" "$ns_b"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
     ip -n "$ns_r" tuntap add dev ra mode tun
     ip -n "$ns_r" tuntap add dev rb mode tun
     : >"$work/route.log"
-    ip netns exec "$ns_r" "$tcpip" route --tun ra --tun rb --route 198.18.0.0/24=ra --route 198.18.2.0/23=rb \
+    ip netns exec "$ns_r" "$tcpip" route --tun ra --tun rb --route 198.18.0.0/24=ra --route 198.18.2.0/22=rb \
         --address ra=198.18.0.254 --address rb=198.18.2.254 \
-        --impair "ra.in:delay=${half}ms,seed=7" --impair "ra.out:delay=${half}ms,loss=${loss}%,seed=11" \
+        --impair "ra.in:delay=${half}ms,seed=7" --impair "ra.out:delay=${half}ms,loss=${loss}%${bottleneck},seed=11" \
         >"$work/route.log" 2>&1 &
     local router=$!
     wait_for "$work/route.log" READY
     ip -n "$ns_r" link set ra netns "$ns_a"
     ip -n "$ns_r" link set rb netns "$ns_b"
     ip -n "$ns_a" addr add 198.18.0.1/24 dev ra; ip -n "$ns_a" link set ra up
-    ip -n "$ns_a" route add 198.18.2.0/23 dev ra
+    ip -n "$ns_a" route add 198.18.2.0/22 dev ra
     ip -n "$ns_b" addr add 198.18.2.1/24 dev rb; ip -n "$ns_b" link set rb up
     # The data direction's device queue: B's TCP (or B forwarding ours) writes into rb's ring, the
     # router reads it. A full ring drops in silence (rb's TX dropped), before the router can count.
     ip -n "$ns_a" link set ra txqueuelen "$txqueuelen"; ip -n "$ns_b" link set rb txqueuelen "$txqueuelen"
     ip -n "$ns_b" route add 198.18.0.0/24 dev rb
+    # The kernel's sender: in B, or (KERNEL_HOP) in C behind a veth to B, B forwarding.
+    local ns_k=$ns_b
+    if [[ $sender == kernel && $kernel_hop == 1 ]]; then
+        ns_k=$ns_c
+        ip netns add "$ns_c"; ip -n "$ns_c" link set lo up
+        ip -n "$ns_b" link add vb type veth peer name vc netns "$ns_c"
+        ip -n "$ns_b" addr add 198.18.4.1/24 dev vb; ip -n "$ns_b" link set vb up
+        ip -n "$ns_c" addr add 198.18.4.2/24 dev vc; ip -n "$ns_c" link set vc up
+        ip -n "$ns_c" route add default via 198.18.4.1
+        ip netns exec "$ns_b" sysctl -q -w net.ipv4.ip_forward=1
+    fi
     : >"$work/sink.log"
     ip netns exec "$ns_a" python3 "$work/sink.py" >"$work/sink.log" 2>&1 &
     wait_for "$work/sink.log" READY
@@ -127,13 +163,13 @@ run_cell() {  # RTT LOSS SENDER SECONDS [RUN]
         tracers+=($!)
         for side in a b; do
             local ns=$ns_a filter="sport = :5001"
-            [[ $side == b ]] && ns=$ns_b filter="dport = :5001"
+            [[ $side == b ]] && ns=$ns_k filter="dport = :5001"
             ( while true; do echo "T $(date +%s.%N)"; ip netns exec "$ns" ss -tmi "$filter"; sleep 0.2; done ) >"$prefix.ss-$side" 2>&1 &
             tracers+=($!)
         done
     fi
     if [[ $sender == kernel ]]; then
-        ip netns exec "$ns_b" python3 "$work/send.py" "$seconds" "$kernel_cc" >/dev/null
+        ip netns exec "$ns_k" python3 "$work/send.py" "$seconds" "$kernel_cc" >/dev/null
     else
         ip netns exec "$ns_b" sysctl -q -w net.ipv4.ip_forward=1
         ip -n "$ns_b" tuntap add dev tb mode tun
@@ -144,8 +180,8 @@ run_cell() {  # RTT LOSS SENDER SECONDS [RUN]
     if [[ -n $prefix ]]; then
         for pid in "${tracers[@]}"; do kill "$pid" 2>/dev/null || true; done
         ip netns exec "$ns_a" nstat -a >"$prefix.nstat-a" 2>&1 || true
-        ip netns exec "$ns_b" nstat -a >"$prefix.nstat-b" 2>&1 || true
-        { ip -n "$ns_b" -s -s link show rb; ip netns exec "$ns_b" tc -s qdisc show dev rb; } >"$prefix.link-b" 2>&1 || true
+        ip netns exec "$ns_k" nstat -a >"$prefix.nstat-b" 2>&1 || true
+        { ip -n "$ns_b" -s -s link show; ip netns exec "$ns_b" tc -s qdisc show dev rb; } >"$prefix.link-b" 2>&1 || true
     fi
     local goodput=0
     if wait_for "$work/sink.log" mbit_per_s; then
@@ -156,6 +192,7 @@ run_cell() {  # RTT LOSS SENDER SECONDS [RUN]
     local ring; ring=$(ip -n "$ns_b" -s -j link show rb | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['stats64']['tx']['dropped'])")
     kill -TERM "$router" 2>/dev/null || true
     wait_for "$work/route.log" impaired_dropped >/dev/null 2>&1 || true
+    [[ -z $prefix ]] || cp "$work/route.log" "$prefix.route"
     local dropped; dropped=$(sed -n 's/.*impaired_dropped=\([0-9]*\).*/\1/p' "$work/route.log" | tail -n 1)
     python3 -c "
 p, b = map(int, '$rx'.split()); d = int('${dropped:-0}') + int('${ring:-0}')
@@ -171,14 +208,23 @@ else
     echo "# vs-kernel-under-loss: ${seconds} s per run or 150 RTTs if longer, $runs runs per sender and cell, alternating"
     echo "# (k o o k …), $(nproc) cores, load average before: $load"
 fi
-echo "# kernel sender: $kernel_cc ($(uname -r)); goodput into the receiving application (kernel A), Mbit/s;"
+if (( rate == 0 )); then
+    echo "# path: no rate (the router's and the TUN devices' CPU is the bottleneck)"
+else
+    queues=""; for rtt in "${rtts[@]}"; do queues+=" $(queue_for "$rtt") at $rtt ms,"; done
+    echo "# path: bottleneck ${rate} Mbit/s on the data direction (router's ra.out), drop-tail queue of"
+    echo "#${queues%,} datagrams ($( [[ -n ${QUEUE:-} ]] && echo "QUEUE=$QUEUE" || echo "one BDP at the rate and RTT, at least 100"))"
+fi
+echo "# kernel sender: $kernel_cc ($(uname -r))$( (( kernel_hop == 1 )) && echo ", in C behind a veth to B, B forwarding" );"
+echo "# goodput into the receiving application (kernel A), Mbit/s;"
 if (( runs == 1 )); then
-    echo "# ratio = ours / kernel; k_/o_loss: % of data datagrams the router or rb's ring ($txqueuelen) dropped;"
-    echo "# k_/o_size: their mean bytes"
+    echo "# ratio = ours / kernel; k_/o_loss: % of data datagrams the router (loss$( (( rate == 0 )) || echo " and queue tail drops"))"
+    echo "# or rb's ring ($txqueuelen) dropped; k_/o_size: their mean bytes"
     printf '%-7s %-7s %10s %10s %7s %8s %8s %7s %7s\n' "rtt_ms" "loss_%" "kernel" "ours" "ratio" "k_loss" "o_loss" "k_size" "o_size"
 else
     echo "# kernel, ours: medians of the runs; ratio = median ours / median kernel; k_/o_range: min-max of the"
-    echo "# runs; k_/o_loss: median % of data datagrams the router or rb's ring ($txqueuelen) dropped"
+    echo "# runs; k_/o_loss: median % of data datagrams the router (loss$( (( rate == 0 )) || echo " and queue tail drops")) or rb's"
+    echo "# ring ($txqueuelen) dropped"
     printf '%-6s %-6s %9s %9s %6s %15s %15s %7s %7s\n' "rtt_ms" "loss_%" "kernel" "ours" "ratio" "k_range" "o_range" "k_loss" "o_loss"
 fi
 min_rtts=${MIN_RTTS:-150}
