@@ -289,8 +289,9 @@ public final class TUNDevice: PacketLink {
 
     /// The state of the thread a runtime reads this device on (TCPIPNIO's `StackRuntime`), for the
     /// runtime's reads between its writes to agree with that thread on who reads when. Nothing in
-    /// this module touches it; the runtime clears it when the device closes.
-    public var reader: AnyObject?
+    /// this module touches it; the runtime clears it when the device closes. `package`: it is the
+    /// runtime's business, not an embedder's.
+    package var reader: AnyObject?
 
     /// One read(2) from `descriptor`: the datagram, or nil for one whose virtio-net header makes it
     /// one to drop. Throws EAGAIN (`.wouldBlock`) when nothing is queued, and EBADFD for a read of 0

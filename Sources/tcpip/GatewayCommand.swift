@@ -38,7 +38,7 @@ struct GatewayCommand: ParsableCommand {
     var socks5Password: String?
     @Flag(inversion: .prefixedNo, help: "Send the SOCKS5 request with the greeting (no credentials): one round trip per dial instead of two.")
     var socks5Pipelining = true
-    @Option(help: "SOCKS5 connections per queue opened ahead, greeted, for the next flows (closed after 10 s unused; 0: none).")
+    @Option(help: "SOCKS5 connections per queue opened ahead, greeted, for the next flows (closed after \(SOCKS5Upstream.preconnectIdleTimeout.nanoseconds / 1_000_000_000) s unused; 0: none).")
     var socks5Preconnect = 4
     @Flag(help: "Relay through kernel sockets of this host.")
     var direct = false
