@@ -37,13 +37,20 @@
 # With TRACE_DIR and RUNS > 1 the files get the run's number (SENDER-RTT-LOSS-RUN.*); the trace also
 # keeps B's counters of its links (rb, tb, vb) and rb's qdisc at the end (.link-b: `ip -s link`,
 # `tc -s qdisc`) and the router's log with its counters (.route).
-# RATE=Mbit/s gives the path a capacity: the router's ra.out sends at most RATE (the data direction's
-# bottleneck link) from a drop-tail queue of one bandwidth-delay product at RATE and the cell's RTT, in
-# 1500-byte datagrams (at least 100; QUEUE=n sets it for every cell). RATE=0 or unset: no rate, the
-# path's only limit is the router's and the TUN devices' CPU. With a rate the loss columns count the
+# RATE=Mbit/s (default 500) gives the path a capacity: the router's ra.out sends at most RATE (the data
+# direction's bottleneck link) from a drop-tail queue of one bandwidth-delay product at RATE and the
+# cell's RTT, in 1500-byte datagrams (at least 100; QUEUE=n sets it for every cell). Both senders
+# fill 500 Mbit/s at every RTT of the table on this machine (idle: 1.6-2 Gbit/s each at 10 ms without
+# a rate; kernel A's window reaches 21 MB, 1.7 BDP at 200 ms). RATE=0: no rate, the path's only
+# limit is the router's and the TUN devices' CPU (the table of the first seven passes). With a rate the loss columns count the
 # queue's tail drops too (the router's drops: its random loss and its full queue).
-# KERNEL_HOP=1 puts the kernel's sender in a fourth namespace C behind a veth to B, B forwarding, so
-# that its data crosses one forwarding hop in B before rb, as ours does (tb, B, rb).
+# KERNEL_WMEM (default 16777216, ours' send buffer maximum, `TCPConfiguration.server`) is the most
+# the kernel sender's send buffer may grow to (the maximum of net.ipv4.tcp_wmem in its namespace; 0
+# leaves the namespace's, which it copies from the host: 4 MiB here). At 4 MiB the kernel's sender
+# keeps about 2,000 segments (2.9 MB) in flight, 105 Mbit/s at 200 ms, whatever the path allows.
+# KERNEL_HOP=1 (the default; 0: the kernel's sender in B itself, as in the first seven passes) puts the
+# kernel's sender in a fourth namespace C behind a veth to B, B forwarding, so that its data crosses
+# one forwarding hop in B before rb, as ours does (tb, B, rb).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -101,10 +108,12 @@ wait_for() {  # FILE PATTERN
 
 kernel_cc=${KERNEL_CC:-cubic}
 txqueuelen=${TXQUEUELEN:-5000}
-rate=${RATE:-0}
+rate=${RATE:-500}
 [[ $rate =~ ^[0-9]+$ ]] || { echo "error: RATE=$rate is not a whole number of Mbit/s" >&2; exit 1; }
 [[ -z ${QUEUE:-} || ${QUEUE:-} =~ ^[1-9][0-9]*$ ]] || { echo "error: QUEUE=$QUEUE is not a positive count" >&2; exit 1; }
-kernel_hop=${KERNEL_HOP:-0}
+kernel_hop=${KERNEL_HOP:-1}
+kernel_wmem=${KERNEL_WMEM:-16777216}
+[[ $kernel_wmem =~ ^[0-9]+$ ]] || { echo "error: KERNEL_WMEM=$kernel_wmem is not a count of bytes" >&2; exit 1; }
 [[ $kernel_hop == [01] ]] || { echo "error: KERNEL_HOP=$kernel_hop is neither 0 nor 1" >&2; exit 1; }
 
 # The rate's queue for a round trip of RTT ms: QUEUE, or one bandwidth-delay product in 1500-byte
@@ -127,7 +136,8 @@ run_cell() {  # RTT LOSS SENDER SECONDS [RUN]
     ip -n "$ns_r" tuntap add dev ra mode tun
     ip -n "$ns_r" tuntap add dev rb mode tun
     : >"$work/route.log"
-    ip netns exec "$ns_r" "$tcpip" route --tun ra --tun rb --route 198.18.0.0/24=ra --route 198.18.2.0/22=rb \
+    ip netns exec "$ns_r" "$tcpip" route --tun ra --tun rb --route 198.18.0.0/24=ra --route 198.18.2.0/23=rb \
+        --route 198.18.4.0/24=rb \
         --address ra=198.18.0.254 --address rb=198.18.2.254 \
         --impair "ra.in:delay=${half}ms,seed=7" --impair "ra.out:delay=${half}ms,loss=${loss}%${bottleneck},seed=11" \
         >"$work/route.log" 2>&1 &
@@ -136,7 +146,7 @@ run_cell() {  # RTT LOSS SENDER SECONDS [RUN]
     ip -n "$ns_r" link set ra netns "$ns_a"
     ip -n "$ns_r" link set rb netns "$ns_b"
     ip -n "$ns_a" addr add 198.18.0.1/24 dev ra; ip -n "$ns_a" link set ra up
-    ip -n "$ns_a" route add 198.18.2.0/22 dev ra
+    ip -n "$ns_a" route add 198.18.2.0/23 dev ra; ip -n "$ns_a" route add 198.18.4.0/24 dev ra
     ip -n "$ns_b" addr add 198.18.2.1/24 dev rb; ip -n "$ns_b" link set rb up
     # The data direction's device queue: B's TCP (or B forwarding ours) writes into rb's ring, the
     # router reads it. A full ring drops in silence (rb's TX dropped), before the router can count.
@@ -169,6 +179,7 @@ run_cell() {  # RTT LOSS SENDER SECONDS [RUN]
         done
     fi
     if [[ $sender == kernel ]]; then
+        (( kernel_wmem == 0 )) || ip netns exec "$ns_k" sysctl -q -w net.ipv4.tcp_wmem="4096 16384 $kernel_wmem"
         ip netns exec "$ns_k" python3 "$work/send.py" "$seconds" "$kernel_cc" >/dev/null
     else
         ip netns exec "$ns_b" sysctl -q -w net.ipv4.ip_forward=1
@@ -215,7 +226,7 @@ else
     echo "# path: bottleneck ${rate} Mbit/s on the data direction (router's ra.out), drop-tail queue of"
     echo "#${queues%,} datagrams ($( [[ -n ${QUEUE:-} ]] && echo "QUEUE=$QUEUE" || echo "one BDP at the rate and RTT, at least 100"))"
 fi
-echo "# kernel sender: $kernel_cc ($(uname -r))$( (( kernel_hop == 1 )) && echo ", in C behind a veth to B, B forwarding" );"
+echo "# kernel sender: $kernel_cc ($(uname -r)), send buffer up to $( (( kernel_wmem == 0 )) && echo "the namespace's" || echo "$kernel_wmem B")$( (( kernel_hop == 1 )) && echo ", in C behind a veth to B, B forwarding" );"
 echo "# goodput into the receiving application (kernel A), Mbit/s;"
 if (( runs == 1 )); then
     echo "# ratio = ours / kernel; k_/o_loss: % of data datagrams the router (loss$( (( rate == 0 )) || echo " and queue tail drops"))"
