@@ -44,10 +44,11 @@
 # a rate; kernel A's window reaches 21 MB, 1.7 BDP at 200 ms). RATE=0: no rate, the path's only
 # limit is the router's and the TUN devices' CPU (the table of the first seven passes). With a rate the loss columns count the
 # queue's tail drops too (the router's drops: its random loss and its full queue).
-# KERNEL_WMEM (default 16777216, ours' send buffer maximum, `TCPConfiguration.server`) is the most
-# the kernel sender's send buffer may grow to (the maximum of net.ipv4.tcp_wmem in its namespace; 0
-# leaves the namespace's, which it copies from the host: 4 MiB here). At 4 MiB the kernel's sender
-# keeps about 2,000 segments (2.9 MB) in flight, 105 Mbit/s at 200 ms, whatever the path allows.
+# KERNEL_WMEM (default 33554432, kernel A's tcp_rmem maximum) is the most the kernel sender's send
+# buffer may grow to (the maximum of net.ipv4.tcp_wmem in its namespace; 0 leaves the namespace's,
+# which it copies from the host: 4 MiB here). At 4 MiB the kernel's sender keeps about 2,000
+# segments (2.9 MB) in flight, 105 Mbit/s at 200 ms, whatever the path allows; at 16 MiB (ours'
+# maximum, but the kernel counts each skb's overhead) about 8,000, one BDP at 500 Mbit/s and 200 ms.
 # KERNEL_HOP=1 (the default; 0: the kernel's sender in B itself, as in the first seven passes) puts the
 # kernel's sender in a fourth namespace C behind a veth to B, B forwarding, so that its data crosses
 # one forwarding hop in B before rb, as ours does (tb, B, rb).
@@ -112,7 +113,7 @@ rate=${RATE:-500}
 [[ $rate =~ ^[0-9]+$ ]] || { echo "error: RATE=$rate is not a whole number of Mbit/s" >&2; exit 1; }
 [[ -z ${QUEUE:-} || ${QUEUE:-} =~ ^[1-9][0-9]*$ ]] || { echo "error: QUEUE=$QUEUE is not a positive count" >&2; exit 1; }
 kernel_hop=${KERNEL_HOP:-1}
-kernel_wmem=${KERNEL_WMEM:-16777216}
+kernel_wmem=${KERNEL_WMEM:-33554432}
 [[ $kernel_wmem =~ ^[0-9]+$ ]] || { echo "error: KERNEL_WMEM=$kernel_wmem is not a count of bytes" >&2; exit 1; }
 [[ $kernel_hop == [01] ]] || { echo "error: KERNEL_HOP=$kernel_hop is neither 0 nor 1" >&2; exit 1; }
 
