@@ -325,9 +325,9 @@ extension TCPConnection {
         let offset = Int(bufferStart.octets(to: start))
         guard offset + length <= sendBuffer.count else { return false }
         if length > 0 && offset + length == sendBuffer.count { flags.insert(.psh) }
-        // At most a segment at a time (RFC 9293 §3.7.1): past `Scoreboard.maximumSegments` entries
-        // (a window of more than ~2,000 segments, as autotuned buffers reach) an entry spans several
-        // segments, and one datagram the size of it would not fit the path.
+        // At most a segment at a time (RFC 9293 §3.7.1): at the scoreboard's bound
+        // (`Scoreboard.isFull`: small segments in a large window) an entry spans several segments,
+        // and one datagram the size of it would not fit the path.
         let room = max(1, maximumSegmentSize - segmentOptionsLength(now: now))
         var sent = 0
         repeat {

@@ -147,6 +147,29 @@ private func block(_ first: Int, _ last: Int) -> SACKBlock {
         #expect(board.hasLostToRetransmit)
     }
 
+    /// A long fat path's window: 6,000 full-sized segments in flight (50 ms at 500 Mbit/s) each keep an
+    /// entry of their own, past `maximumSegments`, so a SACK block high in the window marks exactly what
+    /// it covers and the retransmissions that follow are the holes only, not SACKed octets the receiver
+    /// would D-SACK (which once undid a real recovery as spurious, RFC 2883 §4.1).
+    @Test func aWindowOfSixThousandSegmentsKeepsAnEntryEach() {
+        var board = Scoreboard()
+        let segments = 6_000
+        for segment in 0..<segments {
+            board.recordSent(from: base + segment * 1448, to: base + (segment + 1) * 1448, now: .zero)
+        }
+        #expect(board.count == segments)
+        #expect(board.refusedSplits == 0)
+        // Segments 5,000–5,009 SACKed; 3,000 (and all below it) have at least DupThresh SACKed above.
+        board.sack(SACKBlock(start: base + 5_000 * 1448, end: base + 5_010 * 1448)) { _ in }
+        #expect(board.sackedBytes == 10 * 1448)
+        #expect(board.refusedSplits == 0)
+        #expect(board.markLostByDuplicateThreshold(3, smss: 1448) == 5_000 * 1448)
+        #expect(board.pipe(flightSize: segments * 1448) == (segments - 5_010) * 1448)
+        // What goes again starts at the first hole, a segment at a time.
+        let next = board.nextLostSegment(maximumLength: 1448)
+        #expect(next?.start == base && next?.end == base + 1448)
+    }
+
     /// Peer-controlled SACK blocks cost precision, never memory: splits stop at the bound and are counted.
     @Test func hostileSACKBlocksAreBounded() {
         var board = Scoreboard()
