@@ -153,6 +153,8 @@ run_cell() {  # RTT LOSS SENDER SECONDS [RUN]
     # router reads it. A full ring drops in silence (rb's TX dropped), before the router can count.
     ip -n "$ns_a" link set ra txqueuelen "$txqueuelen"; ip -n "$ns_b" link set rb txqueuelen "$txqueuelen"
     ip -n "$ns_b" route add 198.18.0.0/24 dev rb
+    # B forwards: ours from tb, the kernel's from C (KERNEL_HOP); an endpoint's own TCP is the same either way.
+    ip netns exec "$ns_b" sysctl -q -w net.ipv4.ip_forward=1
     # The kernel's sender: in B, or (KERNEL_HOP) in C behind a veth to B, B forwarding.
     local ns_k=$ns_b
     if [[ $sender == kernel && $kernel_hop == 1 ]]; then
@@ -162,7 +164,6 @@ run_cell() {  # RTT LOSS SENDER SECONDS [RUN]
         ip -n "$ns_b" addr add 198.18.4.1/24 dev vb; ip -n "$ns_b" link set vb up
         ip -n "$ns_c" addr add 198.18.4.2/24 dev vc; ip -n "$ns_c" link set vc up
         ip -n "$ns_c" route add default via 198.18.4.1
-        ip netns exec "$ns_b" sysctl -q -w net.ipv4.ip_forward=1
     fi
     : >"$work/sink.log"
     ip netns exec "$ns_a" python3 "$work/sink.py" >"$work/sink.log" 2>&1 &
@@ -183,7 +184,6 @@ run_cell() {  # RTT LOSS SENDER SECONDS [RUN]
         (( kernel_wmem == 0 )) || ip netns exec "$ns_k" sysctl -q -w net.ipv4.tcp_wmem="4096 16384 $kernel_wmem"
         ip netns exec "$ns_k" python3 "$work/send.py" "$seconds" "$kernel_cc" >/dev/null
     else
-        ip netns exec "$ns_b" sysctl -q -w net.ipv4.ip_forward=1
         ip -n "$ns_b" tuntap add dev tb mode tun
         ip -n "$ns_b" addr add 198.18.3.1/24 dev tb; ip -n "$ns_b" link set tb up
         ip netns exec "$ns_b" "$tcpip" send --tun tb --address 198.18.3.2 --to 198.18.0.1:5001 \
@@ -229,13 +229,14 @@ else
 fi
 echo "# kernel sender: $kernel_cc ($(uname -r)), send buffer up to $( (( kernel_wmem == 0 )) && echo "the namespace's" || echo "$kernel_wmem B")$( (( kernel_hop == 1 )) && echo ", in C behind a veth to B, B forwarding" );"
 echo "# goodput into the receiving application (kernel A), Mbit/s;"
+dropped_by="the router (loss$( (( rate == 0 )) || echo " and queue tail drops"))"
 if (( runs == 1 )); then
-    echo "# ratio = ours / kernel; k_/o_loss: % of data datagrams the router (loss$( (( rate == 0 )) || echo " and queue tail drops"))"
+    echo "# ratio = ours / kernel; k_/o_loss: % of data datagrams $dropped_by"
     echo "# or rb's ring ($txqueuelen) dropped; k_/o_size: their mean bytes"
     printf '%-7s %-7s %10s %10s %7s %8s %8s %7s %7s\n' "rtt_ms" "loss_%" "kernel" "ours" "ratio" "k_loss" "o_loss" "k_size" "o_size"
 else
     echo "# kernel, ours: medians of the runs; ratio = median ours / median kernel; k_/o_range: min-max of the"
-    echo "# runs; k_/o_loss: median % of data datagrams the router (loss$( (( rate == 0 )) || echo " and queue tail drops")) or rb's"
+    echo "# runs; k_/o_loss: median % of data datagrams $dropped_by or rb's"
     echo "# ring ($txqueuelen) dropped"
     printf '%-6s %-6s %9s %9s %6s %15s %15s %7s %7s\n' "rtt_ms" "loss_%" "kernel" "ours" "ratio" "k_range" "o_range" "k_loss" "o_loss"
 fi
