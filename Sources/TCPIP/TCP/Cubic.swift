@@ -34,7 +34,9 @@ public struct Cubic: Sendable {
     struct Epoch: Sendable {
         /// W_max: the window, in segments, just before the last reduction (after fast convergence).
         var windowMax: Double = 0
-        /// W_max before the last reduction, for fast convergence (§4.7: W_lastmax).
+        /// W_max as the last congestion event set it (after fast convergence), for the next
+        /// event's comparison (§4.7: "if cwnd < W_max"); `avoid` may move `windowMax` up to cwnd at
+        /// an epoch's start (the plateau), this keeps the event's value, as Linux's last_max_cwnd.
         var lastWindowMax: Double = 0
         /// When the current congestion-avoidance stage began (t = 0); nil until its first ACK.
         var start: Instant?
@@ -154,13 +156,16 @@ public struct Cubic: Sendable {
         // §4.3: later slow starts are standard ones, up to the ssthresh set here.
         hyStart = nil
         let cwnd = windowSegments
-        // §4.7 fast convergence: a flow whose W_max keeps shrinking releases bandwidth.
+        // §4.7 fast convergence: an event below W_max (the one the last event set, reduced or not)
+        // means the flow's saturation point fell; W_max goes further down, to cwnd·(1 + β)/2.
+        // (Comparing with the last event's cwnd instead, as RFC 8312 §4.6's W_last_max did, reduces
+        // W_max again whenever cwnd has not climbed back past that cwnd, though it passed W_max.)
         if cwnd < epoch.lastWindowMax {
             epoch.windowMax = cwnd * (1 + Cubic.beta) / 2
         } else {
             epoch.windowMax = cwnd
         }
-        epoch.lastWindowMax = cwnd
+        epoch.lastWindowMax = epoch.windowMax
         epoch.windowPrior = cwnd
         epoch.start = nil
         // §4.6 (Figure 5): ssthresh = flight_size·β_cubic, at least 2 segments.

@@ -112,6 +112,29 @@ import Testing
         #expect(abs(cubic.epoch.k - Cubic.cubeRoot(10.5 / 0.4)) < 1e-9)
     }
 
+    @Test func fastConvergenceComparesWithWMaxNotTheLastEventsWindow() {
+        // RFC 9438 §4.7: "if cwnd < W_max", W_max being what the last event set, after its own
+        // fast convergence (Linux's last_max_cwnd). Events at 100 and 70 segments leave W_max at
+        // 59.5; a third at 65, past that W_max but below the 70 of the event before, is not a
+        // further fall of the saturation point: W_max = 65, not 65 · 0.85 = 55.25.
+        var cubic = Self.afterCongestionEvent(atSegments: 100)
+        cubic.congestionEvent(flightSize: cubic.congestionWindow, now: .seconds(1))
+        cubic.recoveryEnded()
+        #expect(abs(cubic.epoch.windowMax - 59.5) < 1e-9)
+        var now = Instant.seconds(1)
+        while cubic.congestionWindow < 65_000 {
+            now = Self.roundTrip(&cubic, start: now, rtt: .milliseconds(100))
+        }
+        let cwnd = Double(cubic.congestionWindow) / Double(Self.mss)
+        #expect(cwnd >= 65 && cwnd < 70)
+        cubic.congestionEvent(flightSize: cubic.congestionWindow, now: now)
+        cubic.recoveryEnded()
+        #expect(abs(cubic.epoch.windowMax - cwnd) < 1e-9)
+        // Below that W_max, the next event reduces it again.
+        cubic.congestionEvent(flightSize: cubic.congestionWindow, now: now + .seconds(1))
+        #expect(abs(cubic.epoch.windowMax - cwnd * 0.7 * 0.85) < 1e-3)
+    }
+
     @Test func timeoutReducesAndRestartsFromOneSegment() {
         // RFC 9438 §4.8: ssthresh by β_cubic, cwnd = 1 SMSS, then slow start.
         var cubic = Cubic(maximumSegmentSize: Self.mss, initialWindowSegments: 40)
