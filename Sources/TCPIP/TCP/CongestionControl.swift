@@ -74,6 +74,9 @@ public struct AcknowledgmentSample: Sendable {
     public var deliveredData: Int?
     /// FlightSize before the ACK (RFC 5681 §2).
     public var flightSize: Int
+    /// When the ACK arrived, data the peer's window had room for was waiting for the pacing rate
+    /// (Pacing.swift): the sender is not application-limited (RFC 9438 §5.8), whatever FlightSize says.
+    public var heldByPacing = false
     /// When the ACK arrived.
     public var now: Instant
     /// SRTT (RFC 6298), nil before the first measurement.

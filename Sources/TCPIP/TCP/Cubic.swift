@@ -80,14 +80,25 @@ public struct Cubic: Sendable {
     ///   - now: the time of the acknowledgment, for t in W_cubic(t).
     ///   - smoothedRTT: SRTT, for the target W_cubic(t + RTT); nil before the first sample.
     ///   - delivered: RFC 6937 §3 DeliveredData of the ACK (for slow start without a limit); nil: `bytes`.
-    public mutating func acknowledged(bytes: Int, delivered: Int? = nil, flightSize: Int, now: Instant, smoothedRTT: TimeAmount?) {
+    ///   - heldByPacing: data the peer's window had room for was waiting for the pacing rate.
+    public mutating func acknowledged(
+        bytes: Int, delivered: Int? = nil, flightSize: Int, heldByPacing: Bool = false, now: Instant, smoothedRTT: TimeAmount?
+    ) {
         guard bytes > 0 else { return }
         defer { epoch.lastAcknowledgment = now }
         // RFC 9438 §5.8: no growth while the application, not cwnd, limits the flow (as Linux's
         // tcp_is_cwnd_limited: in slow start, half the window in flight is enough); and the time
         // spent so does not count towards t, or the window would jump when the sender resumes.
+        // A sender whose pacing holds data back is not limited by its application, though less
+        // than cwnd is in flight: ACKs that come in bursts (a router's timer, a receiver's
+        // coalescing) find the flight a few segments short while the pacer spreads the burst out.
+        // (Linux's check is per window, not per ACK: tcp_cwnd_validate keeps is_cwnd_limited for
+        // the window in which cwnd was once full.) Counting those ACKs as application-limited kept
+        // cwnd below W_cubic (issue 20, 200 ms / 0.1 %: a third of the ACKs at a window of 260
+        // segments, 25 segments behind the curve after 1.7 s).
         let inSlowStart = congestionWindow < slowStartThreshold
-        let cwndLimited = inSlowStart ? flightSize * 2 >= congestionWindow : flightSize + 3 * mss >= congestionWindow
+        let cwndLimited = heldByPacing
+            || (inSlowStart ? flightSize * 2 >= congestionWindow : flightSize + 3 * mss >= congestionWindow)
         guard cwndLimited else {
             if let start = epoch.start, let last = epoch.lastAcknowledgment, now > last {
                 epoch.start = start + (now - last)
@@ -219,8 +230,8 @@ extension Cubic: CongestionControl {
 
     public mutating func acknowledged(_ sample: AcknowledgmentSample) {
         acknowledged(
-            bytes: sample.bytesAcknowledged, delivered: sample.deliveredData, flightSize: sample.flightSize, now: sample.now,
-            smoothedRTT: sample.smoothedRTT)
+            bytes: sample.bytesAcknowledged, delivered: sample.deliveredData, flightSize: sample.flightSize,
+            heldByPacing: sample.heldByPacing, now: sample.now, smoothedRTT: sample.smoothedRTT)
     }
 
     public mutating func congestionEvent(_ event: CongestionEvent) {

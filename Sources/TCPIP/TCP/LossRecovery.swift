@@ -227,6 +227,9 @@ extension TCPConnection {
                 bytesAcknowledged: acknowledged, flightSize: flightBefore, now: now,
                 smoothedRTT: rtt.smoothedRTT, minimumRTT: rtt.minimumRTT)
             sample.deliveredData = deliveredData
+            // The pacing timer is armed only while `output` holds something to send for it
+            // (Pacing.swift); the peer's window must have had room for it too.
+            sample.heldByPacing = pacingTimerArmed && unsentBytes > 0 && Int(sndWnd) > flightBefore
             // Once our FIN is acknowledged nothing more will be sent, and cwnd no longer matters:
             // an algorithm not started yet is not started for it.
             if congestionControlStarted || !(finSent && sndUna == sndMax) {

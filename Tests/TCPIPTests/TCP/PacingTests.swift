@@ -82,4 +82,65 @@ import Testing
         #expect(t.status?.sendQueue == 0)
         #expect(t.counters.segmentsRetransmitted == 0)
     }
+
+    /// CUBIC (the default) in congestion avoidance, paced or not, with the same ACKs: a window's
+    /// worth every 100 ms, one per segment, all at one instant (as a router's timer or a receiver's
+    /// coalescing delivers them). Slow start from 10 segments to 40, a loss, recovery to 28, then
+    /// `rounds` round trips. What the stack sends is not checked here (`aPacedTransferSendsEveryOctetInOrder`
+    /// does that). Returns cwnd and ssthresh at the end.
+    private func congestionAvoidanceWithBurstsOfACKs(pacing: Bool, rounds: Int) throws -> (cwnd: Int, ssthresh: Int) {
+        let peer = TCPTester.Peer(windowScale: 7, sackPermitted: true, repeatsSYN: true)
+        var t = try TCPTester(.established, peer: peer) {
+            $0.tcp.pacing = pacing
+            $0.tcp.sendBufferSize = 2 << 20
+        }
+        try t.app.send(1 << 20)
+        var sendUnacknowledged: UInt32 { t.status.map { $0.sendUnacknowledged &- t.iss!.rawValue } ?? 0 }
+        var sendNext: UInt32 { t.status.map { $0.sendNext &- t.iss!.rawValue } ?? 0 }
+        for round in 0..<(3 + rounds) {
+            // A round trip for the pacer to send what cwnd allows (at 120 % of cwnd per SRTT or more).
+            t.advance(by: .milliseconds(100))
+            _ = t.takeOutput()
+            let una = sendUnacknowledged
+            let end = sendNext
+            if round == 2 {
+                // The window's first segment is lost: the rest are SACKed, fast recovery begins.
+                var sacked = una + 1460
+                while sacked < end {
+                    sacked += 1460
+                    t.inject(datagram: try t.datagram("+0 < . 1:1(0) ack \(una) win 65535 <sack \(una + 1460):\(min(sacked, end))>"))
+                }
+                #expect(t.status?.inRecovery == true)
+            } else if round == 3 {
+                // The retransmission is acknowledged with everything after it: recovery ends.
+                t.inject(datagram: try t.datagram("+0 < . 1:1(0) ack \(end) win 65535"))
+                #expect(t.status?.inRecovery == false)
+            } else {
+                var acknowledged = una
+                while acknowledged < end {
+                    acknowledged = min(acknowledged + 1460, end)
+                    t.inject(datagram: try t.datagram("+0 < . 1:1(0) ack \(acknowledged) win 65535"))
+                }
+            }
+            _ = t.takeOutput()
+        }
+        return (t.status?.congestionWindow ?? 0, t.status?.slowStartThreshold ?? 0)
+    }
+
+    /// RFC 9438 §5.8 holds back growth while the application limits the flow; a pacer that spreads
+    /// a burst is not the application. With the ACKs of a window at one instant, the pacer lets a
+    /// few segments go and the next ACKs find less than cwnd in flight. Counted per ACK as
+    /// application-limited, they did not grow cwnd: the paced sender's slow start stopped at 24
+    /// segments where the unpaced one's reached 40, and it ended at 22 segments against 38.
+    @Test func pacingDoesNotHoldBackCubicsGrowth() throws {
+        let unpaced = try congestionAvoidanceWithBurstsOfACKs(pacing: false, rounds: 15)
+        let paced = try congestionAvoidanceWithBurstsOfACKs(pacing: true, rounds: 15)
+        // Both left recovery at 0.7 · 40 segments (RFC 9438 §4.6) …
+        #expect(unpaced.ssthresh == 28 * 1460)
+        #expect(paced.ssthresh == unpaced.ssthresh)
+        // … and grew along W_cubic towards W_max = 40 (K ≈ 3.1 s; W_cubic(1.6 s) ≈ 38.6): by the
+        // same ACKs, paced or not, to within a segment.
+        #expect(unpaced.cwnd >= 36 * 1460 && unpaced.cwnd <= 40 * 1460)
+        #expect(abs(paced.cwnd - unpaced.cwnd) <= 1460)
+    }
 }
