@@ -89,9 +89,10 @@ public enum FilterListing {
             }
             return "\(name) \(source ? "sport" : "dport") \(negation(negated))\(value)"
         case .tcpFlags(let mask, let value, let equal):
-            if !equal && value.isEmpty { return "tcp flags \(flags(mask).joined(separator: ","))" }
+            // An empty mask (`tcp flags 0`) has no names: it lists as the number it was written as.
+            if !equal && value.isEmpty { return "tcp flags \(mask.isEmpty ? "0x0" : flags(mask).joined(separator: ","))" }
             if equal && mask.rawValue == 0xFF { return "tcp flags == \(flagValue(value))" }
-            return "tcp flags & (\(flags(mask).joined(separator: " | "))) \(equal ? "==" : "!=") \(flagValue(value))"
+            return "tcp flags & (\(flagValue(mask))) \(equal ? "==" : "!=") \(flagValue(value))"
         case .icmpType(let ipv4, let types, let negated):
             return "\(ipv4 ? "icmp" : "icmpv6") type \(negation(negated))\(list(types.map { ICMPKind.name($0, v4: ipv4) }))"
         case .icmpCode(let ipv4, let codes, let negated):
@@ -153,6 +154,9 @@ public enum FilterListing {
         if spec.jitter > .zero { words.append("jitter \(duration(spec.jitter))") }
         if spec.rate > 0 { words.append("rate \(bitRate(spec.rate))") }
         if spec.queue != 1000 { words.append("queue \(spec.queue)") }
+        // `impair duplicate 0%` changes nothing, but it parsed: its listing must parse back too, and a
+        // bare `impair` does not (the parser asks for at least one parameter).
+        if words.count == 1 { words.append("loss 0%") }
         return words.joined(separator: " ")
     }
 

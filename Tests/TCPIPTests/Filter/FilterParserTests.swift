@@ -196,6 +196,28 @@ import Testing
             """)
     }
 
+    /// Found by the rules fuzz target in CI: `impair duplicate 0%` parsed, but its listing left out
+    /// every parameter at zero and printed a bare `impair`, which does not parse.
+    @Test func anImpairmentThatChangesNothingListsAndParsesBack() throws {
+        for impairment in ["duplicate 0%", "loss 0% delay 0ms", "jitter 0ms", "queue 1000"] {
+            let ruleset = try FilterRuleset(parsing: "table inet t { chain c { type filter hook input priority 0; policy drop impair \(impairment) } }")
+            #expect(ruleset.tables[0].chains[0].rules[0].statements == [.impair(ImpairmentSpec())])
+            let listed = ruleset.listing()
+            #expect(listed.contains("impair loss 0%"), "\(listed)")
+            #expect(try FilterRuleset(parsing: listed) == ruleset)
+        }
+    }
+
+    /// Found by the rules fuzz target: `tcp flags 0` parsed to an empty mask, listed as a bare
+    /// `tcp flags`, which does not parse.
+    @Test func anEmptyFlagMaskListsAsANumber() throws {
+        for (flags, listed) in [("0", "tcp flags 0x0"), ("& 0 == 0", "tcp flags & (0x0) == 0x0"), ("& (0) != syn", "tcp flags & (0x0) != syn")] {
+            let ruleset = try FilterRuleset(parsing: "table inet t { chain c { tcp flags \(flags) drop } }")
+            #expect(ruleset.listing().contains(listed), "\(ruleset.listing())")
+            #expect(try FilterRuleset(parsing: ruleset.listing()) == ruleset)
+        }
+    }
+
     @Test func nftSpellingsAreAccepted() throws {
         // Older nft: `reject with icmp type …`; statements over lines with '\'; priority names.
         let text = """

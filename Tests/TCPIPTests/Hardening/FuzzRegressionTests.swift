@@ -71,6 +71,15 @@ import Testing
         Self.replay("stack", Array(try Data(contentsOf: file)))
     }
 
+    /// Found by the rules target, the first in CI: rules that parsed but listed as text that does not
+    /// parse back — `impair duplicate 0%` as a bare `impair` (every parameter at zero left out), and
+    /// `tcp flags 0` as a bare `tcp flags` (an empty mask has no flag names).
+    @Test(arguments: ["regression-impair-all-zero", "regression-tcp-flags-0"])
+    func degenerateRulesListAsTextThatParses(seed: String) throws {
+        let file = Self.corpus.appendingPathComponent("rules").appendingPathComponent(seed)
+        Self.replay("rules", Array(try Data(contentsOf: file)))
+    }
+
     /// Found by the stack target on its first seed: the client's recorded segments replayed into the
     /// server leave the two disagreeing about both sequence spaces, and each answered the other's
     /// bare ACK (SEG.ACK beyond SND.NXT, or SEG.SEQ outside the window) with an ACK of its own — an
