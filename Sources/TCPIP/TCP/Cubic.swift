@@ -72,6 +72,19 @@ public struct Cubic: Sendable {
         return Cubic.c * offset * offset * offset + epoch.windowMax
     }
 
+    /// W_cubic(t) as a window that moves in whole segments: its distance from W_max, C·|t − K|³,
+    /// counted in whole segments (rounded towards W_max). RFC 9438 leaves the arithmetic to the
+    /// implementation; this is Linux's (`bictcp_update`: delta = ⌊C·|t − K|³⌋ segments), and it
+    /// makes the plateau flat: for |t − K| < ∛(1/C) ≈ 1.36 s the target is W_max itself, where the
+    /// exact curve stays a fraction of a segment under it until K — and an event there would
+    /// count as "cwnd < W_max" (§4.7) and cut W_max again, though the flow is at the same
+    /// saturation point as far as whole segments on the wire can tell (issue 20, 200 ms / 0.1 %).
+    func targetWindow(secondsSinceEpoch t: Double) -> Double {
+        let offset = t - epoch.k
+        let distance = (Cubic.c * abs(offset) * offset * offset).rounded(.down)
+        return offset < 0 ? epoch.windowMax - distance : epoch.windowMax + distance
+    }
+
     /// Bytes newly acknowledged outside of recovery.
     ///
     /// - Parameters:
@@ -149,9 +162,13 @@ public struct Cubic: Sendable {
             next = epoch.renoEstimate
         } else {
             // §4.4/§4.5: target = W_cubic(t + RTT), kept within [cwnd, 1.5·cwnd]; cwnd grows
-            // by (target − cwnd)/cwnd per segment acknowledged.
-            let target = min(max(cubicWindow(secondsSinceEpoch: t + rttSeconds), cwnd), 1.5 * cwnd)
-            next = cwnd + (target - cwnd) / cwnd * segmentsAcked
+            // by (target − cwnd)/cwnd per segment acknowledged. A gap of less than a segment
+            // closes at one segment per window acknowledged, as an integer window's would (Linux:
+            // cnt = cwnd/(target − cwnd), the difference at least 1), and cwnd stops at the
+            // target: on the plateau the window reaches W_max instead of creeping towards it.
+            let target = min(max(targetWindow(secondsSinceEpoch: t + rttSeconds), cwnd), 1.5 * cwnd)
+            let gap = target > cwnd ? max(target - cwnd, 1) : 0
+            next = min(cwnd + gap / cwnd * segmentsAcked, target)
         }
         // Whole bytes; never below what we had, never a jump of more than the bytes acknowledged (§4.4's
         // bound of 1.5·cwnd per RTT spread over the ACKs of that RTT).
@@ -171,7 +188,9 @@ public struct Cubic: Sendable {
         // means the flow's saturation point fell; W_max goes further down, to cwnd·(1 + β)/2.
         // (Comparing with the last event's cwnd instead, as RFC 8312 §4.6's W_last_max did, reduces
         // W_max again whenever cwnd has not climbed back past that cwnd, though it passed W_max.)
-        if cwnd < epoch.lastWindowMax {
+        // Compared in whole octets, as the window is kept: a window that reached W_max on the
+        // plateau (`targetWindow`) is not below it by the fraction of an octet W_max carries.
+        if congestionWindow < Int((epoch.lastWindowMax * Double(mss)).rounded(.down)) {
             epoch.windowMax = cwnd * (1 + Cubic.beta) / 2
         } else {
             epoch.windowMax = cwnd

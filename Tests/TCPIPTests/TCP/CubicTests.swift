@@ -72,6 +72,26 @@ import Testing
         #expect(windowAt[80]! - windowAt[76]! > plateau)
     }
 
+    @Test func theWindowReachesWMaxOnThePlateauAndAnEventThereDoesNotCutItAgain() {
+        // From W_max = 100 to 70 segments, K ≈ 4.22 s. Counted in whole segments (Linux's
+        // arithmetic), W_cubic is W_max for |t − K| < ∛(1/0.4) ≈ 1.36 s: by 3.5 s the window is
+        // 100 segments, not a fraction under, and an event there is at W_max, not below it
+        // (RFC 9438 §4.7): no fast convergence, W_max stays 100 (with the exact curve: about
+        // 99.9 segments at the event, and W_max cut to 84.9).
+        var cubic = Self.afterCongestionEvent(atSegments: 100)
+        var now = Instant.zero
+        while now < .milliseconds(3500) {
+            now = Self.roundTrip(&cubic, start: now, rtt: .milliseconds(100))
+        }
+        #expect(cubic.congestionWindow == 100_000)
+        #expect(cubic.targetWindow(secondsSinceEpoch: 3.0) == 100)
+        #expect(cubic.targetWindow(secondsSinceEpoch: 2.0) == 100 - 4)  // 0.4 · 2.22³ = 4.4
+        #expect(cubic.targetWindow(secondsSinceEpoch: 8.1) == 100 + 23)  // 0.4 · 3.88³ = 23.4
+        cubic.congestionEvent(flightSize: cubic.congestionWindow, now: now)
+        #expect(abs(cubic.epoch.windowMax - 100) < 1e-9)
+        #expect(cubic.slowStartThreshold == 70_000)
+    }
+
     @Test func growthPerRoundTripIsBoundedByHalfTheWindow() {
         // RFC 9438 §4.4: target ≤ 1.5·cwnd, so a round trip adds at most half the window.
         var cubic = Self.afterCongestionEvent(atSegments: 10)
